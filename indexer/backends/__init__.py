@@ -1,0 +1,1 @@
+"""Index backends: the numpy fallback (``local``) and Azure AI Search (``azure_search``)."""

@@ -1,0 +1,78 @@
+"""The protocol every index backend implements, and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from indexer.filters import Condition
+from indexer.schema import IndexSchema
+from indexer.types import Document, Embedding, Hit, IndexPin
+
+
+@dataclass
+class WriteResult:
+    """Per-document outcome of an upsert or delete batch.
+
+    ``succeeded`` holds keys; ``failed`` maps a key to the reason it failed for good (after
+    any retries of retriable statuses).
+    """
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@runtime_checkable
+class IndexBackend(Protocol):
+    """One vector index pinned to one model version.
+
+    Implementations check the pin on every write and query (``IndexPin.check``) before they
+    touch anything, so a mismatch leaves the index unchanged.
+    """
+
+    def ensure_index(self, schema: IndexSchema) -> IndexPin:
+        """Create the index from ``schema`` or verify an existing one has the same pin.
+
+        Raises ``ModelVersionMismatchError`` if an existing index is pinned to another
+        model version or dimension count.
+        """
+
+    def get_pin(self) -> IndexPin:
+        """The pin of the existing index; ``IndexNotFoundError`` if there is none."""
+
+    def upsert(self, documents: Sequence[Document]) -> WriteResult:
+        """Insert or replace documents by key (merge-or-upload semantics per whole doc)."""
+
+    def merge(self, key: str, fields: dict[str, Any]) -> None:
+        """Update metadata fields of an existing document without touching its vector."""
+
+    def delete(self, keys: Iterable[str]) -> WriteResult:
+        """Delete by key; deleting a key that does not exist is not an error."""
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """A document's fields (without the vector), or None."""
+
+    def count(self) -> int:
+        ...
+
+    def search(self, query: Embedding, *, k: int = 10, threshold: float | None = None,
+               filters: Sequence[Condition] = (), select: Sequence[str] | None = None) -> list[Hit]:
+        """Top-k by cosine similarity, best first, at or above ``threshold`` if given."""
+
+    def keys_with_hashes(self, conditions: Sequence[Condition] = ()) -> dict[str, str]:
+        """Key -> content_hash of every document (matching ``conditions``), for reconcile."""
+
+
+def normalize(vector: np.ndarray) -> np.ndarray:
+    """L2-normalise to float32 so that a dot product is the cosine similarity."""
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError("cannot index or search with a zero or non-finite vector")
+    return v / norm

@@ -1,0 +1,89 @@
+"""The Vision API's documented input limits, checked before any call (client) and on
+arrival (local vectorizer server), with errors that name the broken limit.
+
+Limits (Azure AI Vision multimodal embeddings): image file < 20 MB; width and height each
+> 10 and < 16,000 pixels; text 1 to 70 words inclusive.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from indexer.errors import InputLimitError, InvalidImageError
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # "< 20 MB": 20 MiB itself is refused
+MIN_SIDE_EXCLUSIVE = 10
+MAX_SIDE_EXCLUSIVE = 16_000
+MIN_WORDS = 1
+MAX_WORDS = 70
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str  # Pillow's format name, e.g. "JPEG"
+
+    @property
+    def content_type(self) -> str:
+        return Image.MIME.get(self.format, "application/octet-stream")
+
+
+def check_image_size(size: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    if size <= 0:
+        raise InvalidImageError("the image is empty (0 bytes)")
+    if size >= max_bytes:
+        raise InputLimitError(
+            f"the image is {size:,} bytes; the limit is under {max_bytes:,} bytes (20 MB)",
+            limit="image_bytes", value=size)
+
+
+def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
+    """Check size and dimensions from the header only (no full decode, so a decompression
+    bomb costs nothing here). Raises ``InvalidImageError`` or ``InputLimitError``."""
+    check_image_size(len(data), max_bytes=max_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                fmt = image.format or "unknown"
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, Image.DecompressionBombError):
+            raise InputLimitError(f"the image is too large to decode safely: {exc}",
+                                  limit="image_dimensions") from None
+        raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
+    check_dimensions(width, height)
+    return ImageInfo(width=width, height=height, format=fmt)
+
+
+def check_dimensions(width: int, height: int) -> None:
+    if width <= MIN_SIDE_EXCLUSIVE or height <= MIN_SIDE_EXCLUSIVE:
+        raise InputLimitError(
+            f"the image is {width}x{height} pixels; both sides must be larger than "
+            f"{MIN_SIDE_EXCLUSIVE} pixels", limit="image_min_dimensions", value=(width, height))
+    if width >= MAX_SIDE_EXCLUSIVE or height >= MAX_SIDE_EXCLUSIVE:
+        raise InputLimitError(
+            f"the image is {width}x{height} pixels; both sides must be smaller than "
+            f"{MAX_SIDE_EXCLUSIVE:,} pixels", limit="image_max_dimensions", value=(width, height))
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def check_text(text: str) -> str:
+    """Return the text unchanged if it has 1 to 70 words, else raise ``InputLimitError``."""
+    if not isinstance(text, str):
+        raise InputLimitError("the text must be a string", limit="text_type")
+    words = count_words(text)
+    if words < MIN_WORDS:
+        raise InputLimitError("the text is empty; give 1 to 70 words", limit="text_words", value=0)
+    if words > MAX_WORDS:
+        raise InputLimitError(f"the text has {words} words; the limit is {MAX_WORDS} words",
+                              limit="text_words", value=words)
+    return text

@@ -1,0 +1,79 @@
+"""One settings object, read from the environment once at the edge and passed down.
+
+The environment variable names are shared with the Bicep app settings
+(``infra/``) and ``functions/local.settings.json``; keep the three in step. The README's
+"Configuration" table documents each one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from indexer.models import DEFAULT_MODEL_VERSION
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # --- Azure AI Vision (or the local vectorizer server). Empty endpoint: the offline model in-process.
+    vision_endpoint: str = Field("", validation_alias="VISION_ENDPOINT")
+    vision_key: str = Field("", validation_alias="VISION_KEY", repr=False)
+    vision_api_version: str = Field("2024-02-01", validation_alias="VISION_API_VERSION")
+    vision_model_version: str = Field(DEFAULT_MODEL_VERSION, validation_alias="VISION_MODEL_VERSION")
+    vision_timeout_seconds: float = Field(30.0, validation_alias="VISION_TIMEOUT_SECONDS", gt=0)
+    vision_max_retries: int = Field(5, validation_alias="VISION_MAX_RETRIES", ge=0)
+    # The pace of bulk work (backfill). S1 allows 20 calls a second; the free tier F0 allows
+    # 20 a minute, so set 0.33 there.
+    vision_requests_per_second: float = Field(20.0, validation_alias="VISION_REQUESTS_PER_SECOND", gt=0)
+    vision_concurrency: int = Field(8, validation_alias="VISION_CONCURRENCY", ge=1)
+
+    # --- Azure AI Search. Empty endpoint: the local numpy index under IMGSEARCH_DATA_DIR.
+    search_endpoint: str = Field("", validation_alias="SEARCH_ENDPOINT")
+    search_key: str = Field("", validation_alias="SEARCH_KEY", repr=False)
+    search_index_name: str = Field("images", validation_alias="SEARCH_INDEX_NAME")
+
+    # --- Blob Storage. The names follow the Functions connection named IMAGES_STORAGE, so the
+    # blob trigger and our SDK client read the same settings: a connection string (Azurite),
+    # or IMAGES_STORAGE__blobServiceUri with a managed identity (AZURE_CLIENT_ID).
+    storage_connection_string: str = Field("", validation_alias="IMAGES_STORAGE", repr=False)
+    storage_blob_service_uri: str = Field(
+        "", validation_alias=AliasChoices("IMAGES_STORAGE__blobServiceUri", "IMAGES_STORAGE__BLOBSERVICEURI"))
+    images_container: str = Field("images", validation_alias="IMAGES_CONTAINER")
+    max_image_bytes: int = Field(20 * 1024 * 1024, validation_alias="MAX_IMAGE_BYTES", gt=0)
+
+    # --- Identity: the client id of a user-assigned managed identity (read by azure-identity too).
+    azure_client_id: str = Field("", validation_alias="AZURE_CLIENT_ID")
+
+    # --- Local state: the numpy index, backfill checkpoints, failure records.
+    data_dir: Path = Field(Path(".imgsearch"), validation_alias="IMGSEARCH_DATA_DIR")
+
+    @property
+    def uses_local_vectorizer(self) -> bool:
+        return not self.vision_endpoint
+
+    @property
+    def uses_local_index(self) -> bool:
+        return not self.search_endpoint
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment; ``overrides`` (field names) win, for tests and CLI flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def pinned_model_version(settings: Settings) -> str:
+    """The model version the index is pinned to under these settings.
+
+    With a Vision endpoint (Azure, or the local server) it is ``VISION_MODEL_VERSION`` as
+    configured: the service must report exactly that version or writes fail. Without one, the
+    embedded offline model stands in, and the pin is that model's own name, so an offline
+    index can never be mistaken for an Azure one.
+    """
+    from indexer.models import get_model_version, local_model_for
+
+    if settings.uses_local_vectorizer:
+        return local_model_for(settings.vision_model_version).name
+    return get_model_version(settings.vision_model_version).name

@@ -1,0 +1,1 @@
+"""Where images come from: a local folder (``folder``) or a blob container (``blob``)."""
