@@ -1,0 +1,37 @@
+// Log Analytics + Application Insights. Local (instrumentation-key) authentication is disabled,
+// so only telemetry signed with a Microsoft Entra token (the Function's identity, which holds
+// Monitoring Metrics Publisher) is ingested.
+
+param logAnalyticsName string
+param appInsightsName string
+param location string = resourceGroup().location
+param tags object = {}
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: logAnalyticsName
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: appInsightsName
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    DisableLocalAuth: true
+  }
+}
+
+// Names only: the connection string is read where it is used (function.bicep), never passed
+// through an output.
+output logAnalyticsName string = logAnalytics.name
+output appInsightsName string = appInsights.name
