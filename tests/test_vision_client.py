@@ -1,0 +1,506 @@
+"""``VisionClient`` against the local vectorizer server, over real HTTP.
+
+Every behaviour is driven by the real server (keys, limits, fault injection, rate limit);
+the only test double is the Entra ID credential, because no Entra ID stand-in exists.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
+
+import numpy as np
+import pytest
+import requests
+from azure.core.credentials import AccessToken, AzureKeyCredential
+
+from indexer.errors import (InputLimitError, InvalidImageError, ServiceError, VisionAuthenticationError,
+                            VisionRequestError, VisionServiceError, VisionThrottledError)
+from indexer.models import AZURE_ENGLISH, AZURE_MULTILINGUAL, local_model_for
+from indexer.ratelimit import RateLimiter
+from indexer.types import Embedding
+from indexer.vectorizers import Vectorizer
+from indexer.vision import VisionClient
+from indexer.vision.contract import COGNITIVE_SERVICES_SCOPE
+from indexer.vision.errors import error_from_response, parse_retry_after
+from indexer.vision.retry import RetryPolicy
+from tests.test_vision_server import GA, IMAGE_PATH, TEXT_PATH, png_header, tiny_png
+
+
+def client_for(server, **options) -> VisionClient:
+    options.setdefault("backoff_factor", 0.01)
+    return VisionClient(server.url, AzureKeyCredential(server.key or "any"), **options)
+
+
+# --- success paths ---------------------------------------------------------------------------
+
+def test_client_is_a_vectorizer(vision_server):
+    assert isinstance(client_for(vision_server), Vectorizer)
+
+
+@pytest.mark.parametrize("azure_version", [AZURE_MULTILINGUAL, AZURE_ENGLISH])
+def test_bytes_url_and_text_return_the_stand_ins_embedding(vision_server, image_url_server, vision_sample_images,
+                                                           azure_version):
+    stand_in = local_model_for(azure_version)
+    with client_for(vision_server, model_version=azure_version) as client:
+        by_bytes = client.vectorize_image(vision_sample_images["cat.jpg"])
+        by_url = client.vectorize_image_url(image_url_server(f"client-cat-{azure_version}.jpg", vision_sample_images["cat.jpg"]))
+        text = client.vectorize_text("a cat sitting on a sofa")
+    for embedding in (by_bytes, by_url, text):
+        assert isinstance(embedding, Embedding)
+        assert embedding.model_version == stand_in.name
+        assert embedding.vector.dtype == np.float32
+        assert embedding.dimensions == stand_in.dimensions
+    np.testing.assert_allclose(by_bytes.vector, by_url.vector, rtol=1e-5, atol=1e-6)
+
+
+def test_the_client_sends_the_seeds_query_parameters_and_headers(vision_server, vision_sample_images):
+    with client_for(vision_server) as client:
+        client.vectorize_image(vision_sample_images["dog.jpg"])
+        image_request = vision_server.requests.last()
+        client.vectorize_text("a dog")
+        text_request = vision_server.requests.last()
+    assert image_request.path == IMAGE_PATH
+    assert image_request.query == {"api-version": "2024-02-01", "model-version": "2023-04-15"}
+    assert image_request.headers["content-type"] == "application/octet-stream"
+    assert image_request.headers["ocp-apim-subscription-key"] == vision_server.key
+    assert text_request.path == TEXT_PATH
+    assert text_request.headers["content-type"] == "application/json"
+
+
+def test_preview_api_version_sends_model_version_the_older_way(vision_server):
+    with client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client:
+        embedding = client.vectorize_text("a red bus")
+    assert vision_server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
+    assert embedding.model_version == local_model_for(AZURE_ENGLISH).name
+
+
+def test_vectorize_many_keeps_input_order_and_reports_failures_in_place(vision_server, image_url_server,
+                                                                        vision_sample_images):
+    inputs = [vision_sample_images["cat.jpg"], image_url_server("many-dog.jpg", vision_sample_images["dog.jpg"]),
+              b"not an image at all", vision_sample_images["fire_truck.jpg"], vision_sample_images["coffee.jpg"]]
+    with client_for(vision_server) as client:
+        results = list(client.vectorize_many(iter(inputs), concurrency=3))
+        one_by_one = [client.vectorize_image(vision_sample_images[name])
+                      for name in ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")]
+    assert len(results) == len(inputs)
+    assert isinstance(results[2], InvalidImageError)
+    for got, expected in zip([results[0], results[1], results[3], results[4]], one_by_one):
+        assert isinstance(got, Embedding)
+        np.testing.assert_allclose(got.vector, expected.vector, rtol=1e-5, atol=1e-6)
+
+
+# --- typed errors for what the service refuses -------------------------------------------------
+
+def test_wrong_key_raises_authentication_error_without_leaking_the_key(vision_server, caplog):
+    secret = "wrong-key-0123456789abcdef"
+    caplog.set_level(logging.DEBUG)
+    before = len(vision_server.requests)
+    with VisionClient(vision_server.url, AzureKeyCredential(secret)) as client, \
+            pytest.raises(VisionAuthenticationError) as caught:
+        client.vectorize_text("cat")
+    assert caught.value.status_code == 401 and caught.value.code == "401"
+    assert not caught.value.retriable
+    assert len(vision_server.requests) == before + 1  # a 401 is not retried
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    assert secret not in caplog.text
+
+
+def test_unknown_api_version_raises_request_error_and_is_not_retried(vision_server):
+    before = len(vision_server.requests)
+    with client_for(vision_server, api_version="2024-02-01-preview") as client, \
+            pytest.raises(VisionRequestError) as caught:
+        client.vectorize_text("cat")
+    assert (caught.value.status_code, caught.value.code) == (404, "404")
+    assert len(vision_server.requests) == before + 1
+
+
+def test_unknown_model_version_raises_request_error_and_is_not_retried(vision_server):
+    before = len(vision_server.requests)
+    with client_for(vision_server, model_version="2021-01-01") as client, pytest.raises(VisionRequestError) as caught:
+        client.vectorize_text("cat")
+    assert (caught.value.status_code, caught.value.code) == (400, "InvalidModel")
+    assert "2021-01-01" in str(caught.value)
+    assert len(vision_server.requests) == before + 1
+
+
+@pytest.mark.parametrize("name,data,inner", [
+    ("url-corrupt.jpg", b"\x89PNG\r\n\x1a\n but truncated", "InvalidImageFormat"),
+    ("url-tiny.png", tiny_png(8), "InvalidImageDimension"),
+    ("url-wide.png", png_header(16000, 20), "InvalidImageDimension"),
+])
+def test_images_refused_by_the_service_raise_request_errors_never_retried(vision_server, image_url_server, name,
+                                                                          data, inner):
+    # By URL, the image is checked by the service, not by the client: this is the server's 400.
+    url = image_url_server(name, data)
+    before = len(vision_server.requests)
+    with client_for(vision_server) as client, pytest.raises(VisionRequestError) as caught:
+        client.vectorize_image_url(url)
+    assert (caught.value.status_code, caught.value.code) == (400, inner)
+    assert isinstance(caught.value, ServiceError)  # azure-core HttpResponseError underneath
+    assert len(vision_server.requests) == before + 1
+
+
+@pytest.mark.parametrize("make_request,expected_type,code", [
+    (lambda s: requests.post(f"{s.url}{TEXT_PATH}?{GA}", json={"text": "cat"}, timeout=10),
+     VisionAuthenticationError, "401"),
+    (lambda s: requests.post(f"{s.url}{IMAGE_PATH}?{GA}", data=b"\x00" * 40,
+                             headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "image/jpeg"}, timeout=10),
+     VisionRequestError, "UnsupportedMediaType"),
+    (lambda s: requests.post(f"{s.url}{TEXT_PATH}?{GA}", json={"text": " ".join(["w"] * 71)},
+                             headers={"Ocp-Apim-Subscription-Key": s.key}, timeout=10),
+     VisionRequestError, "InvalidParameter"),
+    (lambda s: requests.post(f"{s.url}{IMAGE_PATH}?{GA}", data=b"junk" * 100,
+                             headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "application/octet-stream"},
+                             timeout=10),
+     VisionRequestError, "InvalidImageFormat"),
+])
+def test_raw_error_answers_map_to_typed_errors(vision_server, make_request, expected_type, code):
+    response = make_request(vision_server)
+    error = error_from_response(response, operation="test")
+    assert type(error) is expected_type
+    assert error.code == code and error.status_code == response.status_code
+    assert response.json()["error"]["message"] in error.error_message
+
+
+# --- limits checked before anything is sent ----------------------------------------------------
+
+@pytest.mark.parametrize("call,expected,limit", [
+    (lambda c: c.vectorize_image(b"\x00\x01 corrupt"), InvalidImageError, None),
+    (lambda c: c.vectorize_image(b""), InvalidImageError, None),
+    (lambda c: c.vectorize_image(tiny_png(10)), InputLimitError, "image_min_dimensions"),
+    (lambda c: c.vectorize_image(png_header(16000, 64)), InputLimitError, "image_max_dimensions"),
+    (lambda c: c.vectorize_image(png_header(20000, 20000)), InputLimitError, "image_dimensions"),
+    (lambda c: c.vectorize_image(b"\xff\xd8\xff" + bytes(20 * 1024 * 1024)), InputLimitError, "image_bytes"),
+    (lambda c: c.vectorize_text(" ".join(["word"] * 71)), InputLimitError, "text_words"),
+    (lambda c: c.vectorize_text("  "), InputLimitError, "text_words"),
+    (lambda c: c.vectorize_image_url("file:///etc/passwd"), InvalidImageError, None),
+])
+def test_limits_are_checked_before_any_request(vision_server, call, expected, limit):
+    before = len(vision_server.requests)
+    with client_for(vision_server) as client, pytest.raises(expected) as caught:
+        call(client)
+    if limit is not None:
+        assert caught.value.limit == limit
+    assert len(vision_server.requests) == before
+
+
+# --- retries, driven by the server's fault injection ------------------------------------------
+
+def test_429_is_retried_after_the_advised_wait_and_then_succeeds(faulty_vision_server):
+    server = faulty_vision_server(fault_first=2, fault_statuses=(429,), fault_retry_after=1)
+    with client_for(server) as client:
+        started = time.monotonic()
+        embedding = client.vectorize_text("a cat")
+        waited = time.monotonic() - started
+    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+    assert [r.status for r in server.requests.all()] == [429, 429, 200]
+    # Behaviour, not speed: the client must not come back before the service said it may.
+    assert waited >= 2 * 1.0
+
+
+def test_5xx_is_retried_with_backoff_and_then_succeeds(faulty_vision_server, vision_sample_images):
+    server = faulty_vision_server(fault_first=3, fault_statuses=(500, 502, 503), fault_retry_after=None)
+    with client_for(server) as client:
+        embedding = client.vectorize_image(vision_sample_images["cat.jpg"])
+    assert embedding.dimensions == local_model_for(AZURE_MULTILINGUAL).dimensions
+    statuses = [r.status for r in server.requests.all()]
+    assert statuses[-1] == 200 and len(statuses) == 4 and all(s >= 500 for s in statuses[:3])
+
+
+def test_dropped_connections_are_retried(faulty_vision_server):
+    server = faulty_vision_server(fault_first=2, fault_statuses=(), drop_connection=True)
+    with client_for(server) as client:
+        embedding = client.vectorize_text("a cat")
+    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+    assert len(server.requests) == 3
+
+
+def test_timeouts_are_retried(faulty_vision_server):
+    server = faulty_vision_server(fault_first=1, fault_statuses=(), slow_seconds=1.0)
+    with client_for(server, timeout=0.3) as client:
+        embedding = client.vectorize_text("a cat")
+    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+
+
+def test_gives_up_after_max_retries_with_a_throttled_error(faulty_vision_server):
+    server = faulty_vision_server(fault_rate=1.0, fault_statuses=(429,), fault_retry_after=0)
+    with client_for(server, max_retries=3) as client, pytest.raises(VisionThrottledError) as caught:
+        client.vectorize_text("a cat")
+    assert (caught.value.status_code, caught.value.code) == (429, "429")
+    assert caught.value.retry_after == 0.0
+    assert caught.value.retriable
+    assert "4 attempts" in str(caught.value)
+    assert len(server.requests) == 4
+
+
+def test_gives_up_after_max_retries_with_a_service_error(faulty_vision_server):
+    server = faulty_vision_server(fault_rate=1.0, fault_statuses=(503,), fault_retry_after=None)
+    with client_for(server, max_retries=2) as client, pytest.raises(VisionServiceError) as caught:
+        client.vectorize_text("a cat")
+    assert type(caught.value) is VisionServiceError
+    assert (caught.value.status_code, caught.value.code) == (503, "ServiceUnavailable")
+    assert len(server.requests) == 3
+
+
+def test_unreachable_service_raises_service_error_without_status(faulty_vision_server):
+    server = faulty_vision_server(fault_rate=1.0, fault_statuses=(), slow_seconds=1.0)
+    with client_for(server, timeout=0.3, max_retries=1) as client, pytest.raises(VisionServiceError) as caught:
+        client.vectorize_text("a cat")
+    assert caught.value.status_code is None and caught.value.retriable
+    assert "2 attempt(s)" in str(caught.value)
+
+
+def test_a_retry_after_longer_than_the_cap_fails_at_once_with_the_hint(faulty_vision_server):
+    server = faulty_vision_server(fault_rate=1.0, fault_statuses=(429,), fault_retry_after=600)
+    with client_for(server, backoff_max=5) as client, pytest.raises(VisionThrottledError) as caught:
+        client.vectorize_text("a cat")
+    assert caught.value.retry_after == 600
+    assert len(server.requests) == 1
+
+
+def test_the_servers_rate_limit_is_absorbed_by_retries_in_vectorize_many(faulty_vision_server, vision_sample_images):
+    class RecordingLimiter(RateLimiter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.penalties: list[float] = []
+
+        def penalize(self, seconds: float) -> None:
+            self.penalties.append(seconds)
+            super().penalize(seconds)
+
+    server = faulty_vision_server(rate_limit_per_second=2, rate_limit_burst=1)
+    images = list(vision_sample_images.values())[:3]
+    limiter = RecordingLimiter(100, burst=3)
+    with client_for(server) as client:
+        results = list(client.vectorize_many(images, concurrency=3, rate_limiter=limiter))
+    assert all(isinstance(r, Embedding) for r in results), results
+    statuses = [r.status for r in server.requests.all()]
+    assert statuses.count(200) == 3 and 429 in statuses
+    # Each 429's Retry-After slowed the shared limiter down for every worker.
+    assert len(limiter.penalties) == statuses.count(429)
+    assert all(seconds >= 1 for seconds in limiter.penalties)
+
+
+# --- Microsoft Entra ID ----------------------------------------------------------------------
+
+def fake_token_credential(token: str, lifetime: float) -> mock.Mock:
+    # A mock is the only option here: there is no Microsoft Entra ID stand-in offline. It
+    # plays an azure-identity TokenCredential (``get_token(*scopes) -> AccessToken``).
+    credential = mock.Mock(spec=["get_token"])
+    credential.get_token.side_effect = lambda *scopes, **kw: AccessToken(token, int(time.time() + lifetime))
+    return credential
+
+
+def test_entra_id_token_is_sent_as_bearer_and_cached(faulty_vision_server):
+    server = faulty_vision_server(keys=["some-key"], bearer_tokens=["fake-entra-token"])
+    credential = fake_token_credential("fake-entra-token", lifetime=3600)
+    with VisionClient(server.url, credential) as client:
+        client.vectorize_text("a cat")
+        client.vectorize_text("a dog")
+    received = server.requests.last().headers
+    assert received["authorization"] == "Bearer fake-entra-token"
+    assert "ocp-apim-subscription-key" not in received
+    credential.get_token.assert_called_once_with(COGNITIVE_SERVICES_SCOPE)
+
+
+def test_entra_id_token_near_expiry_is_refreshed(faulty_vision_server):
+    server = faulty_vision_server(bearer_tokens=["fake-entra-token"])
+    credential = fake_token_credential("fake-entra-token", lifetime=60)  # inside the refresh margin
+    with VisionClient(server.url, credential) as client:
+        client.vectorize_text("a cat")
+        client.vectorize_text("a dog")
+    assert credential.get_token.call_count == 2
+
+
+def test_rejected_entra_id_token_raises_authentication_error_without_leaking_it(faulty_vision_server, caplog):
+    server = faulty_vision_server(bearer_tokens=["the-right-token"])
+    caplog.set_level(logging.DEBUG)
+    with VisionClient(server.url, fake_token_credential("a-wrong-token-xyz", 3600)) as client, \
+            pytest.raises(VisionAuthenticationError) as caught:
+        client.vectorize_text("a cat")
+    assert caught.value.status_code == 401 and caught.value.code == "PermissionDenied"
+    assert "a-wrong-token-xyz" not in str(caught.value) and "a-wrong-token-xyz" not in caplog.text
+
+
+def test_an_unusable_credential_is_refused_up_front():
+    with pytest.raises(TypeError, match="AzureKeyCredential"):
+        VisionClient("https://example.invalid", "a plain string key")
+
+
+# --- the answer's shape is checked -----------------------------------------------------------
+
+class _FixedAnswer(BaseHTTPRequestHandler):
+    """A broken service: answers every POST with the class's ``status`` and ``body``."""
+
+    status = 200
+    body = b"{}"
+    extra_headers: dict = {}
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(self.status)
+        for name, value in self.extra_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_service():
+    """A tiny HTTP server that answers what a test asks for (shapes no real server sends)."""
+    servers = []
+
+    def start(status: int, body: bytes, headers: dict | None = None) -> str:
+        handler = type("Answer", (_FixedAnswer,), {"status": status, "body": body, "extra_headers": headers or {}})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("body,problem", [
+    (b"<html>ok</html>", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (json.dumps({"vector": [0.1, 0.2]}).encode(), "'modelVersion'"),
+    (json.dumps({"modelVersion": "2023-04-15", "vector": []}).encode(), "'vector' is missing or empty"),
+    (json.dumps({"modelVersion": "2023-04-15"}).encode(), "'vector' is missing or empty"),
+    (json.dumps({"modelVersion": "2023-04-15", "vector": ["a", "b"]}).encode(), "not numbers"),
+    (json.dumps({"modelVersion": "2023-04-15", "vector": [[0.1], [0.2]]}).encode(), "not a flat list"),
+    (b'{"modelVersion": "2023-04-15", "vector": [0.1, NaN]}', "NaN"),
+])
+def test_malformed_success_answers_raise_service_errors_naming_the_problem(broken_service, body, problem):
+    with VisionClient(broken_service(200, body), AzureKeyCredential("k")) as client, \
+            pytest.raises(VisionServiceError) as caught:
+        client.vectorize_text("a cat")
+    assert problem in str(caught.value)
+    assert caught.value.code == "InvalidResponse"
+
+
+def test_redirects_are_not_followed_so_the_key_never_reaches_another_host(broken_service, faulty_vision_server):
+    elsewhere = faulty_vision_server()  # records every request it gets
+    redirecting = broken_service(307, b"", {"Location": f"{elsewhere.url}{TEXT_PATH}?{GA}"})
+    with VisionClient(redirecting, AzureKeyCredential("secret-key")) as client, \
+            pytest.raises(VisionServiceError) as caught:
+        client.vectorize_text("a cat")
+    assert caught.value.status_code == 307 and not caught.value.retriable
+    assert len(elsewhere.requests) == 0
+
+
+def test_a_non_azure_error_page_still_raises_a_typed_error(broken_service):
+    with VisionClient(broken_service(418, b"<html>I'm a teapot</html>"), AzureKeyCredential("k")) as client, \
+            pytest.raises(VisionRequestError) as caught:
+        client.vectorize_text("a cat")
+    assert caught.value.status_code == 418 and caught.value.code == "418"
+    assert "teapot" in str(caught.value)
+
+
+# --- the retry arithmetic --------------------------------------------------------------------
+
+def test_retry_after_reads_seconds_and_http_dates():
+    now = time.time()
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    for unreadable in (None, "", "soon", "nan", "inf"):
+        assert parse_retry_after(unreadable) is None
+
+
+def test_backoff_is_full_jitter_under_the_cap_and_bounded():
+    import random
+
+    policy = RetryPolicy(max_retries=6, backoff_factor=0.5, backoff_max=3.0, rng=random.Random(7))
+    for retry_number in range(6):
+        ceiling = min(3.0, 0.5 * 2 ** retry_number)
+        delays = [policy.delay(retry_number, None) for _ in range(200)]
+        assert all(0.0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8  # spread over the whole range, not fixed
+    assert policy.delay(6, None) is None
+    assert policy.delay(0, 2.5) == 2.5
+    assert policy.delay(0, 61.0) is None  # beyond retry_after_max: give the hint back instead
+
+
+# --- the shared rate limiter -----------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
+    clock = FakeClock()
+    limiter = RateLimiter(20, burst=3, clock=clock, sleep=clock.sleep)
+    start = clock.now
+    waits = [limiter.acquire() for _ in range(3 + 40)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    # 40 more calls at 20 a second take two seconds.
+    assert clock.now - start == pytest.approx(2.0, abs=1e-6)
+
+
+def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(2.0)
+    clock.now += 2.0
+    assert limiter.try_acquire() == 0.0
+
+
+def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(10, burst=5, clock=clock, sleep=clock.sleep)
+    limiter.penalize(3.0)
+    assert limiter.try_acquire() == pytest.approx(3.0)
+    clock.now += 3.0
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(0.1)  # back to the steady pace, no burst of 5
+
+
+def test_rate_limiter_is_thread_safe():
+    limiter = RateLimiter(1000, burst=1)
+    granted = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            limiter.acquire()
+            with lock:
+                granted.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 200
+    # 200 tokens at 1000 a second, starting with one: never faster than the rate allows.
+    assert max(granted) - started >= 199 / 1000 * 0.99
+
+
+@pytest.mark.parametrize("rate,burst", [(0, 1), (-1, 1), (float("inf"), 1), (1, 0)])
+def test_rate_limiter_refuses_nonsense(rate, burst):
+    with pytest.raises(ValueError):
+        RateLimiter(rate, burst=burst)
