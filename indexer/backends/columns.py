@@ -1,0 +1,194 @@
+"""Filterable metadata as numpy columns, so a filter costs a few vectorised comparisons
+instead of a Python loop over every document's dict.
+
+A column is built once per (immutable) segment of the local index and field, on first use:
+
+- numbers, booleans and dates become an ``int64``/``float64`` array plus a "present" mask
+  (dates as microseconds since the epoch, UTC, so different time zones compare correctly);
+- strings are dictionary-encoded: the sorted distinct values plus an ``int32`` code per row
+  (-1 for null). Because the dictionary is sorted, codes keep the order of the strings, so
+  ``eq`` and ranges turn into integer comparisons after one binary search;
+- a collection (``Collection(Edm.String)``, e.g. ``tags``) flattens its items into one such
+  column plus the row each item belongs to; a row matches when any of its items does, like
+  OData's ``tags/any(t: t eq 'cat')``.
+
+Semantics follow ``indexer.filters.Condition.matches`` (and OData): a null value fails every
+comparison except ``ne``; an empty collection matches nothing, and so does a null one (OData's
+``tags/any(...)`` is false for it; ``Condition.matches`` would let ``ne`` match). Unlike
+``Condition.matches``,
+comparisons are typed by the schema: ``"size_bytes>=1000"`` compares integers and
+``"last_modified>=2024-05-01"`` compares instants, not text. ``eq``/``ne`` with ``None`` test
+for null, as ``field eq null`` does in OData.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+
+from indexer.backends.schema_rules import element_type, parse_datetime_offset
+from indexer.filters import Condition, FilterError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def datetime_micros(value: Any) -> int:
+    delta = parse_datetime_offset(value) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One scalar per slot: numbers/dates/booleans as ``values``, strings as ``codes``."""
+
+    kind: str  # "string", "number", "boolean"
+    present: np.ndarray  # bool
+    values: np.ndarray | None = None  # number/boolean kinds
+    uniques: np.ndarray | None = None  # string kind: sorted distinct values (object array)
+    codes: np.ndarray | None = None  # string kind: index into uniques, -1 for null
+
+    def compare(self, op: str, value: Any) -> np.ndarray:
+        if value is None:
+            return ~self.present if op == "eq" else self.present.copy()
+        if self.kind == "string":
+            return self._compare_codes(op, value)
+        values = self.values
+        with np.errstate(invalid="ignore"):
+            if op == "eq":
+                return self.present & (values == value)
+            if op == "ne":
+                return ~self.present | (values != value)
+            if op == "gt":
+                return self.present & (values > value)
+            if op == "ge":
+                return self.present & (values >= value)
+            if op == "lt":
+                return self.present & (values < value)
+            return self.present & (values <= value)
+
+    def _compare_codes(self, op: str, value: str) -> np.ndarray:
+        codes, uniques = self.codes, self.uniques
+        left = int(np.searchsorted(uniques, value, side="left"))
+        found = left < len(uniques) and uniques[left] == value
+        if op in ("eq", "ne"):
+            hit = codes == left if found else np.zeros(len(codes), dtype=bool)
+            return hit if op == "eq" else ~hit  # null rows count as "not equal"
+        right = int(np.searchsorted(uniques, value, side="right"))
+        if op == "gt":
+            return codes >= right
+        if op == "ge":
+            return codes >= left
+        if op == "lt":
+            return self.present & (codes < left)
+        return self.present & (codes < right)
+
+
+def _encode(scalar_type: str, values: Sequence[Any]) -> _Encoded:
+    present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    if scalar_type == "Edm.String":
+        codes = np.full(len(values), -1, dtype=np.int32)
+        non_null = [v for v in values if v is not None]
+        if non_null:
+            uniques, inverse = np.unique(np.array(non_null, dtype=object), return_inverse=True)
+            codes[present] = inverse.astype(np.int32)
+        else:
+            uniques = np.array([], dtype=object)
+        return _Encoded("string", present, uniques=uniques, codes=codes)
+    if scalar_type == "Edm.Boolean":
+        array = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
+        return _Encoded("boolean", present, values=array)
+    if scalar_type == "Edm.Double":
+        array = np.fromiter((0.0 if v is None else float(v) for v in values), dtype=np.float64, count=len(values))
+        return _Encoded("number", present, values=array)
+    if scalar_type == "Edm.DateTimeOffset":
+        array = np.fromiter((0 if v is None else datetime_micros(v) for v in values), dtype=np.int64,
+                            count=len(values))
+        return _Encoded("number", present, values=array)
+    # Edm.Int32 / Edm.Int64
+    array = np.fromiter((0 if v is None else int(v) for v in values), dtype=np.int64, count=len(values))
+    return _Encoded("number", present, values=array)
+
+
+class Column:
+    """One field over the rows of one segment."""
+
+    def __init__(self, edm_type: str, values: Sequence[Any]) -> None:
+        self.edm_type = edm_type
+        self.scalar_type, self.is_collection = element_type(edm_type)
+        self.rows = len(values)
+        if self.is_collection:
+            items: list[Any] = []
+            owners: list[int] = []
+            for row, value in enumerate(values):
+                if value:
+                    items.extend(value)
+                    owners.extend([row] * len(value))
+            self.owners = np.asarray(owners, dtype=np.int64)
+            self.encoded = _encode(self.scalar_type, items)
+        else:
+            self.encoded = _encode(self.scalar_type, values)
+
+    def mask(self, op: str, value: Any) -> np.ndarray:
+        """Rows matching ``<field> <op> <value>``; ``value`` comes from ``coerce_filter_value``."""
+        if not self.is_collection:
+            return self.encoded.compare(op, value)
+        rows = np.zeros(self.rows, dtype=bool)
+        rows[self.owners[self.encoded.compare(op, value)]] = True
+        return rows
+
+
+def coerce_filter_value(condition: Condition, edm_type: str) -> Any:
+    """The condition's value in the column's representation, checked against the field type
+    (``FilterError`` names the field and what it needs)."""
+    scalar_type, is_collection = element_type(edm_type)
+    op, value, name = condition.op, condition.value, condition.field
+
+    def wrong(expected: str) -> FilterError:
+        return FilterError(f"filter on {name!r} ({edm_type}) needs {expected}, got {value!r}")
+
+    if value is None:
+        if is_collection or op not in ("eq", "ne"):
+            raise FilterError(f"filter on {name!r}: null can only be compared with = or != on a single-valued field")
+        return None
+    if scalar_type == "Edm.String":
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if scalar_type == "Edm.Boolean":
+        if op not in ("eq", "ne"):
+            raise FilterError(f"filter on {name!r} ({edm_type}): only = and != apply to true/false values")
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise wrong("true or false")
+    if scalar_type == "Edm.DateTimeOffset":
+        try:
+            return datetime_micros(value)
+        except ValueError as exc:
+            raise wrong(f"a date ({exc})") from None
+    # numbers
+    if isinstance(value, (bool, np.bool_)):
+        raise wrong("a number")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float | int = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise wrong("a number") from None
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        number = value.item() if isinstance(value, np.generic) else value
+    else:
+        raise wrong("a number")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise wrong("a finite number")
+    if isinstance(number, int) and scalar_type != "Edm.Double" and not -(2 ** 63) <= number < 2 ** 63:
+        number = float(number)  # beyond int64: compare as a float, which still orders correctly
+    return number

@@ -1,0 +1,127 @@
+"""Search the index with text, an example image, or a vector, over any backend.
+
+Each function checks its options first (before any paid Vision call), vectorizes, checks the
+embedding against the index's pin (model version AND dimension count), and only then
+searches. A query vector from another model lives in another space: its scores would look
+plausible and mean nothing, so a mismatch is a ``ModelVersionMismatchError``, never a result.
+
+Scores are cosine similarities. As the Vision docs warn, they rank the results of one query
+but are not comparable across queries, so a ``threshold`` is the application's choice.
+
+Filters are ``indexer.filters.Condition`` objects or strings such as ``"size_bytes>=1000"``
+or ``"tags=cat"`` (see ``indexer.filters.parse_condition``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from indexer.backends.base import IndexBackend
+from indexer.backends.schema_rules import InvalidQueryError, check_k, check_threshold
+from indexer.errors import ModelVersionMismatchError
+from indexer.filters import Condition, FilterError, parse_condition
+from indexer.limits import check_image_size
+from indexer.types import Embedding, Hit, IndexPin
+from indexer.vectorizers import Vectorizer
+
+FilterSpec = Condition | str
+
+
+def search_vector(vector: Embedding | np.ndarray | Sequence[float], *, backend: IndexBackend, k: int = 10,
+                  threshold: float | None = None, filters: Iterable[FilterSpec] = (),
+                  select: Sequence[str] | None = None, model_version: str | None = None) -> list[Hit]:
+    """Search with a vector you already have.
+
+    An ``Embedding`` carries its model version. A bare array does not, and nothing in its
+    numbers tells which model made it, so ``model_version`` is then required: name the
+    model that produced the vector (it must equal the index's pin). We do not silently
+    assume the index's own version, because a wrong guess gives meaningless results with
+    no error.
+    """
+    conditions = _conditions(filters)
+    k, threshold = check_k(k), check_threshold(threshold)
+    if isinstance(vector, Embedding):
+        if model_version is not None and model_version != vector.model_version:
+            raise ModelVersionMismatchError(
+                f"the embedding was made by model version {vector.model_version!r}, not {model_version!r}",
+                expected=model_version, actual=vector.model_version)
+        embedding = vector
+    else:
+        if model_version is None:
+            raise InvalidQueryError(
+                "a bare vector does not say which model made it; pass model_version=<the model version that "
+                "produced it> (it must match the index's pin), or pass an Embedding")
+        array = np.asarray(vector, dtype=np.float32)
+        if array.ndim != 1:
+            raise InvalidQueryError(f"the query vector must be one-dimensional, got shape {array.shape}")
+        embedding = Embedding(array, model_version)
+    return _search(embedding, backend.get_pin(), backend=backend, k=k, threshold=threshold,
+                   conditions=conditions, select=select)
+
+
+def search_text(text: str, *, vectorizer: Vectorizer, backend: IndexBackend, k: int = 10,
+                threshold: float | None = None, filters: Iterable[FilterSpec] = (),
+                select: Sequence[str] | None = None) -> list[Hit]:
+    """Search images by a description (1 to 70 words, in any language the model knows)."""
+    conditions = _conditions(filters)
+    k, threshold = check_k(k), check_threshold(threshold)
+    pin = backend.get_pin()  # a missing index fails here, before a paid Vision call
+    embedding = vectorizer.vectorize_text(text)
+    return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
+
+
+def search_image(image: bytes | str | os.PathLike, *, vectorizer: Vectorizer, backend: IndexBackend, k: int = 10,
+                 threshold: float | None = None, filters: Iterable[FilterSpec] = (),
+                 select: Sequence[str] | None = None) -> list[Hit]:
+    """Search images similar to an example: its bytes, an http(s) URL the Vision service
+    fetches, or the path of a local file.
+
+    A path is read from this machine's disk: an edge that takes queries from remote users
+    (an HTTP endpoint) must pass bytes or URLs, never a user-supplied path.
+    """
+    conditions = _conditions(filters)
+    k, threshold = check_k(k), check_threshold(threshold)
+    pin = backend.get_pin()
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        embedding = vectorizer.vectorize_image(bytes(image))
+    elif isinstance(image, str) and image.strip().lower().startswith(("http://", "https://")):
+        embedding = vectorizer.vectorize_image_url(image.strip())
+    elif isinstance(image, (str, os.PathLike)):
+        embedding = vectorizer.vectorize_image(_read_image_file(Path(image)))
+    else:
+        raise InvalidQueryError(f"the example image must be bytes, an http(s) URL or a file path, "
+                                f"not {type(image).__name__}")
+    return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
+
+
+def _search(embedding: Embedding, pin: IndexPin, *, backend: IndexBackend, k: int, threshold: float | None,
+            conditions: list[Condition], select: Sequence[str] | None) -> list[Hit]:
+    pin.check(embedding, action="search")
+    return backend.search(embedding, k=k, threshold=threshold, filters=conditions, select=select)
+
+
+def _conditions(filters: Iterable[FilterSpec] | FilterSpec | None) -> list[Condition]:
+    if filters is None:
+        return []
+    if isinstance(filters, (str, Condition)):  # one filter given on its own
+        filters = [filters]
+    conditions = []
+    for item in filters:
+        if isinstance(item, Condition):
+            conditions.append(item)
+        elif isinstance(item, str):
+            conditions.append(parse_condition(item))
+        else:
+            raise FilterError(f"a filter must be a Condition or a string like 'size_bytes>=1000', got {item!r}")
+    return conditions
+
+
+def _read_image_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise InvalidQueryError(f"the example image {str(path)!r} is neither an http(s) URL nor an existing file")
+    check_image_size(path.stat().st_size)  # refuse a huge file before reading it into memory
+    return path.read_bytes()
