@@ -37,6 +37,9 @@ class Outcome:
     source: str
     status: Status
     reason: str = ""
+    # For "failed": True when trying again later can help (throttled, service or network
+    # error), so the item is not recorded as done; False when the image itself is bad.
+    transient: bool = False
 
 
 def content_hash(data: bytes) -> str:
@@ -71,8 +74,10 @@ def prepare(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, *,
     pin.check(embedding, action=f"index {item.source}")
     fields = {
         "source": item.source,
-        "content_type": info.content_type,
         **item.fields,
+        # The type sniffed from the bytes wins over the one a file name or blob claims.
+        "content_type": info.content_type if info.content_type != "application/octet-stream"
+        else item.fields.get("content_type", info.content_type),
         "width": info.width,
         "height": info.height,
         "size_bytes": len(data),

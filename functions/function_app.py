@@ -1,0 +1,75 @@
+"""The Azure Functions app (Python v2 programming model): three thin functions.
+
+Every decision lives in ``indexer.handlers``; these functions only unpack what the host hands
+them. Settings, clients and the vectorizer are built once per worker, on first use.
+
+- ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
+  Consumption supports: seconds, not the polling trigger's minutes) on
+  ``%IMAGES_CONTAINER%/{name}`` (an app-setting expression, so the container is configured,
+  not hard-coded) through the connection ``IMAGES_STORAGE``. It passes only the blob's path to
+  the handler, which reads the blob through ``BlobSource``: properties first, the size guard,
+  then at most ``MAX_IMAGE_BYTES`` bytes. The ``InputStream`` binding itself still makes the
+  host read the blob once (the Python worker has no lazy stream); the handler does not use
+  those bytes, so that the Function, the local watch runner and backfill build identical
+  documents from the Storage SDK's view of the blob. The price is one more read of an image
+  under 20 MB. (The SDK-type binding ``azurefunctions.extensions.bindings.blob.BlobClient``
+  would avoid the host's read; it is kept out to keep the deployment lean.)
+  Retries: the Event Grid-based blob trigger queues the work inside the host, so a raised
+  exception is retried up to ``extensions.blobs.poisonBlobThreshold`` times (host.json) and
+  then lands in the ``webjobs-blobtrigger-poison`` queue. Permanent failures never raise: the
+  handler records them in the ``imgsearch-failures`` container.
+- ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); for
+  ``Microsoft.Storage.BlobDeleted`` it removes the document, other event types are logged
+  and ignored. A raised exception makes Event Grid
+  redeliver the event on its subscription's retry policy (infra sets it).
+- ``search``: ``GET|POST /api/search`` (function key): text, image URL or image bytes, ``k``,
+  ``threshold``, ``filter``; JSON with cosine scores; 400 with an Azure-style error body for
+  bad input, 503 (with ``Retry-After`` when known) when a service is throttling or down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import azure.functions as func
+
+try:
+    import indexer  # noqa: F401  - deployed: the azd prepackage hook copies indexer/ next to this file
+except ImportError:  # pragma: no cover - depends on how the app is launched
+    # In the repository (tests, `func start` from functions/) the package lives one level up
+    # and may not be installed in the interpreter the host uses; make it importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer import handlers  # noqa: E402
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name(name="index_image")
+@app.blob_trigger(arg_name="blob", path="%IMAGES_CONTAINER%/{name}", connection="IMAGES_STORAGE",
+                  source=func.BlobSource.EVENT_GRID)
+def index_image(blob: func.InputStream) -> None:
+    handlers.index_blob(blob.name)
+
+
+@app.function_name(name="remove_image")
+@app.event_grid_trigger(arg_name="event")
+def remove_image(event: func.EventGridEvent) -> None:
+    # The worker hands an EventGridEvent (Event Grid schema) or a CloudEvent (CloudEvents
+    # schema), depending on the subscription's delivery schema; both carry the same parts.
+    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
+    handlers.handle_blob_event(event_type, event.subject or "", event.get_json())
+
+
+@app.function_name(name="search")
+@app.route(route="search", methods=[func.HttpMethod.GET, func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+def search(req: func.HttpRequest) -> func.HttpResponse:
+    answer = handlers.search_http(method=req.method, params=req.params, body=req.get_body(),
+                                  content_type=req.headers.get("content-type"))
+    if answer.status >= 400:
+        logging.info("search: %d %s", answer.status, answer.body["error"]["message"])
+    return func.HttpResponse(json.dumps(answer.body, ensure_ascii=False), status_code=answer.status,
+                             headers=answer.headers, mimetype="application/json", charset="utf-8")

@@ -1,0 +1,551 @@
+"""The Azure Functions app: its declared bindings, its lean imports, and each function called
+the way the Functions host calls it (``azure.functions`` InputStream, EventGridEvent and
+HttpRequest objects), against Azurite, the local vectorizer server over HTTP and a numpy index.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+from azure.functions.blob import BlobConverter
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.meta import Datum
+from PIL import Image
+
+from indexer import handlers
+from indexer.failures import BlobFailureLog, JsonlFailureLog
+from indexer.keys import blob_identity, document_key
+from indexer.models import LOCAL_MULTILINGUAL
+from indexer.pipeline import Outcome
+from indexer.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
+
+PHOTO_NAMES = ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")
+
+
+@pytest.fixture(scope="module")
+def photos(samples_dir: Path) -> dict[str, bytes]:
+    """Four real photos from samples/ by file name."""
+    return {name: (samples_dir / name).read_bytes() for name in PHOTO_NAMES}
+
+
+def load_function_app():
+    spec = importlib.util.spec_from_file_location("function_app_under_test", FUNCTION_APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def function_app():
+    module = load_function_app()
+    # What the host's indexing does once per worker (get_functions() may run only once per app).
+    module.indexed_functions = {f.get_function_name(): f for f in module.app.get_functions()}
+    return module
+
+
+def functions_by_name(module) -> dict:
+    return module.indexed_functions
+
+
+def jpeg(color=(90, 90, 90), size=(64, 64)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- declarations
+
+def test_the_app_declares_exactly_the_three_functions(function_app):
+    assert sorted(functions_by_name(function_app)) == ["index_image", "remove_image", "search"]
+
+
+def test_index_image_is_an_event_grid_blob_trigger_on_the_configured_container(function_app):
+    fn = functions_by_name(function_app)["index_image"]
+    trigger = fn.get_trigger()
+    binding = json.loads(fn.get_function_json())["bindings"][0]
+    assert trigger.get_binding_name() == "blobTrigger"
+    assert binding["source"] == "EventGrid"
+    assert binding["path"] == "%IMAGES_CONTAINER%/{name}"  # app-setting expression, not a fixed name
+    assert binding["connection"] == "IMAGES_STORAGE"
+    assert binding["direction"] == "IN" and binding["name"] == "blob"
+    assert list(fn.get_user_function().__annotations__.values())[0] in (func.InputStream, "func.InputStream")
+    assert BlobConverter.check_input_type_annotation(func.InputStream)
+
+
+def test_remove_image_is_an_event_grid_trigger(function_app):
+    fn = functions_by_name(function_app)["remove_image"]
+    binding = json.loads(fn.get_function_json())["bindings"][0]
+    assert binding["type"] == "eventGridTrigger" and binding["name"] == "event"
+
+
+def test_search_is_an_http_route_with_function_keys(function_app):
+    fn = functions_by_name(function_app)["search"]
+    bindings = json.loads(fn.get_function_json())["bindings"]
+    trigger = next(b for b in bindings if b["type"] == "httpTrigger")
+    assert trigger["route"] == "search"
+    assert sorted(trigger["methods"]) == ["GET", "POST"]
+    assert trigger["authLevel"] == "FUNCTION"
+    assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings)
+
+
+def test_host_json_sets_bundle_retries_and_concurrency():
+    host = json.loads((REPO_ROOT / "functions" / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+    assert host["extensionBundle"]["version"].startswith("[4.")
+    blobs = host["extensions"]["blobs"]
+    assert blobs["poisonBlobThreshold"] >= 1 and blobs["maxDegreeOfParallelism"] >= 1
+
+
+def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
+    values = json.loads((REPO_ROOT / "functions" / "local.settings.json").read_text())["Values"]
+    for name in ("IMAGES_STORAGE", "IMAGES_CONTAINER", "VISION_ENDPOINT", "VISION_KEY", "VISION_MODEL_VERSION",
+                 "SEARCH_ENDPOINT", "SEARCH_KEY", "SEARCH_INDEX_NAME", "MAX_IMAGE_BYTES", "AZURE_CLIENT_ID",
+                 "VISION_REQUESTS_PER_SECOND", "VISION_CONCURRENCY", "FUNCTIONS_WORKER_RUNTIME"):
+        assert name in values, name
+    assert values["VISION_KEY"] == "" and values["SEARCH_KEY"] == ""
+    assert values["IMAGES_STORAGE"] == "UseDevelopmentStorage=true"
+    Settings(**{k: v for k, v in values.items() if v != ""})  # every value parses
+
+
+def test_requirements_stay_lean():
+    lines = [line.split(">")[0].split("=")[0].strip().lower()
+             for line in (REPO_ROOT / "functions" / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert "azure-functions" in lines and "azure-storage-blob" in lines
+    assert not {"torch", "fastapi", "uvicorn", "starlette"} & set(lines)
+
+
+HEAVY = ("torch", "fastapi", "uvicorn", "starlette")
+
+
+def heavy_modules(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in HEAVY or m == "indexer.local" or m.startswith("indexer.local.")]
+
+
+@pytest.mark.parametrize("build_services", [False, True], ids=["import", "first-invocation-setup"])
+def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
+    """Importing function_app, and building what the first invocation builds (settings,
+    Vision client, Search backend, Blob clients: no request is sent), loads no torch, no
+    FastAPI/uvicorn/Starlette and nothing of the offline model."""
+    code = ["import json, sys", "sys.path.insert(0, sys.argv[1])", "import function_app"]
+    if build_services:
+        code.append("function_app.handlers.get_services()")
+    code.append("print(json.dumps(sorted(sys.modules)))")
+    unreachable = "http://127.0.0.1:9"  # never contacted: building clients sends nothing
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "IMAGES_STORAGE": "UseDevelopmentStorage=true",
+           "VISION_ENDPOINT": unreachable, "VISION_KEY": "k", "SEARCH_ENDPOINT": unreachable, "SEARCH_KEY": "k"}
+    result = subprocess.run([sys.executable, "-c", "; ".join(code), str(FUNCTION_APP.parent)], capture_output=True,
+                            text=True, timeout=120, cwd=FUNCTION_APP.parent, env=env)
+    assert result.returncode == 0, result.stderr
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "function_app" in modules and "indexer.handlers" in modules
+    if build_services:
+        assert "indexer.vision.client" in modules and "indexer.backends.azure_search" in modules
+    assert heavy_modules(modules) == []
+
+
+# --------------------------------------------------------------------------- calling the functions
+
+@pytest.fixture
+def failures_container(blob_service):
+    container = blob_service.get_container_client(f"failures{uuid.uuid4().hex[:12]}")
+    yield container
+    try:
+        container.delete_container()
+    except Exception:  # noqa: BLE001 - never created when nothing failed
+        pass
+
+
+def make_services(azurite, container, vision, index, failures_container, tmp_path, **overrides):
+    settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=container.container_name,
+                        VISION_ENDPOINT=vision.url, VISION_KEY=vision.key or "", VISION_MODEL_VERSION=LOCAL_MULTILINGUAL,
+                        IMGSEARCH_DATA_DIR=str(tmp_path), **overrides)
+    return handlers.build_services(settings, backend=index, failures=BlobFailureLog(failures_container))
+
+
+@pytest.fixture
+def services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path):
+    built = make_services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path)
+    handlers.set_services(built)  # what get_services() hands every invocation in this worker
+    yield built
+    handlers.set_services(None)
+
+
+def input_stream(container, name: str, data: bytes | None = None) -> func.InputStream:
+    """The blob trigger's argument, decoded by the worker's own converter from what the host
+    sends: the content and the trigger metadata (``BlobTrigger`` is ``<container>/<blob>``)."""
+    blob = container.get_blob_client(name)
+    if data is None:
+        data = blob.download_blob().readall()
+    metadata = {
+        "BlobTrigger": Datum(f"{container.container_name}/{name}", "string"),
+        "Uri": Datum(blob.url, "string"),
+        "Properties": Datum(json.dumps({"Length": len(data), "ContentType": "application/octet-stream"}), "json"),
+        "Metadata": Datum(json.dumps({}), "json"),
+    }
+    return BlobConverter.decode(Datum(data, "bytes"), trigger_metadata=metadata)
+
+
+def blob_event(container, name: str, event_type: str = handlers.BLOB_DELETED, *, cloud_events: bool = False):
+    """An event as Blob Storage publishes it through Event Grid, decoded by the worker's own
+    converter (Event Grid schema, or CloudEvents 1.0 schema)."""
+    data = {"api": "DeleteBlob", "blobType": "BlockBlob", "url": container.get_blob_client(name).url}
+    subject = f"/blobServices/default/containers/{container.container_name}/blobs/{name}"
+    topic = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    if cloud_events:
+        body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": topic, "type": event_type,
+                "subject": subject, "time": now, "data": data}
+    else:
+        body = {"id": str(uuid.uuid4()), "topic": topic, "subject": subject, "eventType": event_type,
+                "eventTime": now, "data": data, "dataVersion": "", "metadataVersion": "1"}
+    return EventGridEventInConverter.decode(Datum(json.dumps(body), "json"), trigger_metadata={})
+
+
+def key_of(container, name: str) -> str:
+    return document_key(blob_identity(container.container_name, name))
+
+
+def call(function_app, name: str, *args):
+    return functions_by_name(function_app)[name].get_user_function()(*args)
+
+
+def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, blob_container, photos):
+    data = photos["cat.jpg"]
+    blob_container.upload_blob("pets/cat.jpg", data, metadata={"tags": "cat,pet"})
+
+    assert call(function_app, "index_image", input_stream(blob_container, "pets/cat.jpg", data)) is None
+
+    doc = services.backend.get(key_of(blob_container, "pets/cat.jpg"))
+    assert doc is not None
+    assert doc["container"] == blob_container.container_name
+    assert doc["blob_path"] == "pets/cat.jpg" and doc["file_name"] == "cat.jpg"
+    assert doc["tags"] == ["cat", "pet"]
+    assert doc["source"] == blob_container.get_blob_client("pets/cat.jpg").url
+    assert doc["content_type"] == "image/jpeg"
+    assert doc["model_version"] == LOCAL_MULTILINGUAL
+    assert services.backend.count() == 1
+
+
+def test_a_second_trigger_for_unchanged_bytes_makes_no_vision_call(function_app, services, blob_container,
+                                                                   vision_server):
+    blob_container.upload_blob("a.jpg", jpeg())
+    call(function_app, "index_image", input_stream(blob_container, "a.jpg"))
+    before = len(vision_server.requests.all())
+
+    outcome = handlers.index_blob(f"{blob_container.container_name}/a.jpg")
+
+    assert outcome.status == "unchanged"
+    assert len(vision_server.requests.all()) == before
+    assert services.backend.count() == 1
+
+
+def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(function_app, services, blob_container,
+                                                                       failures_container):
+    blob_container.upload_blob("broken.jpg", b"\xff\xd8\xff this is not a jpeg")
+
+    call(function_app, "index_image", input_stream(blob_container, "broken.jpg"))  # does not raise
+
+    key = key_of(blob_container, "broken.jpg")
+    assert services.backend.get(key) is None
+    record = services.failures.get(key)
+    assert record is not None and "InvalidImageError" in record.reason
+    assert record.source.endswith("/broken.jpg") and record.etag
+    # One JSON blob per failed key, readable with any storage tool.
+    assert [b.name for b in failures_container.list_blobs()] == [f"{key}.json"]
+
+    # Uploading a good image under the same name indexes it and clears the record.
+    blob_container.upload_blob("broken.jpg", jpeg(), overwrite=True)
+    call(function_app, "index_image", input_stream(blob_container, "broken.jpg"))
+    assert services.backend.get(key) is not None
+    assert services.failures.get(key) is None
+
+
+def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(azurite, blob_container, vision_server,
+                                                                      local_index, failures_container, tmp_path,
+                                                                      function_app):
+    small_limit = make_services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path,
+                                MAX_IMAGE_BYTES=2000)
+    handlers.set_services(small_limit)
+    try:
+        blob_container.upload_blob("huge.jpg", jpeg(size=(400, 400)))
+        before = len(vision_server.requests.all())
+        call(function_app, "index_image", input_stream(blob_container, "huge.jpg"))
+    finally:
+        handlers.set_services(None)
+    record = small_limit.failures.get(key_of(blob_container, "huge.jpg"))
+    assert record is not None and "InputLimitError" in record.reason and "2,000" in record.reason
+    assert len(vision_server.requests.all()) == before
+
+
+def test_a_transient_vision_failure_raises_so_the_host_retries(azurite, blob_container, faulty_vision_server,
+                                                               local_index, failures_container, tmp_path,
+                                                               function_app):
+    down = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(503,), fault_retry_after=None)
+    flaky = make_services(azurite, blob_container, down, local_index, failures_container, tmp_path,
+                          VISION_MAX_RETRIES=0)
+    handlers.set_services(flaky)
+    try:
+        blob_container.upload_blob("a.jpg", jpeg())
+        with pytest.raises(Exception) as caught:
+            call(function_app, "index_image", input_stream(blob_container, "a.jpg"))
+    finally:
+        handlers.set_services(None)
+    assert getattr(caught.value, "status_code", None) == 503
+    assert flaky.failures.get(key_of(blob_container, "a.jpg")) is None  # not a permanent failure
+    assert local_index.count() == 0
+
+
+def test_index_image_for_a_blob_already_gone_does_nothing(function_app, services, blob_container):
+    assert handlers.index_blob(f"{blob_container.container_name}/gone.jpg") is None
+    call(function_app, "index_image", input_stream(blob_container, "gone.jpg", b""))
+    assert services.backend.count() == 0
+
+
+def test_remove_image_removes_the_document_of_a_deleted_blob(function_app, services, blob_container):
+    blob_container.upload_blob("old.jpg", jpeg())
+    handlers.index_blob(f"{blob_container.container_name}/old.jpg")
+    assert services.backend.count() == 1
+    blob_container.delete_blob("old.jpg")
+
+    call(function_app, "remove_image", blob_event(blob_container, "old.jpg"))
+
+    assert services.backend.count() == 0
+    # At-least-once delivery: the same event again (here in the CloudEvents schema) is harmless.
+    call(function_app, "remove_image", blob_event(blob_container, "old.jpg", cloud_events=True))
+    assert services.backend.count() == 0
+
+
+def test_remove_image_accepts_the_cloud_events_schema(function_app, services, blob_container):
+    blob_container.upload_blob("ce.jpg", jpeg())
+    handlers.index_blob(f"{blob_container.container_name}/ce.jpg")
+    blob_container.delete_blob("ce.jpg")
+
+    call(function_app, "remove_image", blob_event(blob_container, "ce.jpg", cloud_events=True))
+
+    assert services.backend.count() == 0
+
+
+def test_remove_image_ignores_other_event_types(function_app, services, blob_container):
+    blob_container.upload_blob("keep.jpg", jpeg())
+    handlers.index_blob(f"{blob_container.container_name}/keep.jpg")
+    blob_container.delete_blob("keep.jpg")
+
+    call(function_app, "remove_image", blob_event(blob_container, "keep.jpg", handlers.BLOB_CREATED))
+
+    assert services.backend.count() == 1
+
+
+def test_a_late_delete_event_for_a_blob_uploaded_again_keeps_its_document(function_app, services,
+                                                                          blob_container):
+    blob_container.upload_blob("again.jpg", jpeg((10, 10, 200)))
+    handlers.index_blob(f"{blob_container.container_name}/again.jpg")
+    blob_container.delete_blob("again.jpg")
+    blob_container.upload_blob("again.jpg", jpeg((200, 10, 10)))  # re-uploaded before the event arrived
+
+    call(function_app, "remove_image", blob_event(blob_container, "again.jpg"))
+
+    doc = services.backend.get(key_of(blob_container, "again.jpg"))
+    assert doc is not None
+    assert doc["size_bytes"] == blob_container.get_blob_client("again.jpg").get_blob_properties().size
+
+
+def test_remove_image_ignores_events_of_other_containers(function_app, services, blob_container,
+                                                         failures_container):
+    blob_container.upload_blob("same-name.jpg", jpeg())
+    handlers.index_blob(f"{blob_container.container_name}/same-name.jpg")
+    blob_container.delete_blob("same-name.jpg")
+
+    # E.g. a failure record being cleared in the same account, or any other container.
+    call(function_app, "remove_image", blob_event(failures_container, "same-name.jpg"))
+
+    assert services.backend.count() == 1
+
+
+@pytest.mark.parametrize("subject, url, expected", [
+    ("/blobServices/default/containers/images/blobs/a/b c.jpg", "", ("images", "a/b c.jpg")),
+    ("", "https://acct.blob.core.windows.net/images/a/b%20c.jpg", ("images", "a/b c.jpg")),
+    ("", "http://127.0.0.1:10000/devstoreaccount1/images/x.jpg", ("images", "x.jpg")),
+    ("", "https://acct.blob.core.windows.net/devstoreaccount1/x.jpg", ("devstoreaccount1", "x.jpg")),
+])
+def test_blob_events_name_the_container_and_blob(subject, url, expected):
+    event = handlers.parse_blob_event(handlers.BLOB_DELETED, subject, {"url": url})
+    assert (event.container, event.blob_name) == expected
+
+
+def test_an_event_without_a_blob_is_refused_with_a_clear_error():
+    with pytest.raises(ValueError, match="names no blob"):
+        handlers.parse_blob_event(handlers.BLOB_DELETED, "/somewhere/else", {})
+
+
+# --------------------------------------------------------------------------- search
+
+@pytest.fixture
+def indexed_sample_blobs(services, blob_container, photos):
+    for name, data in photos.items():
+        blob_container.upload_blob(name, data, metadata={"tags": name.split(".")[0]})
+        assert handlers.index_blob(f"{blob_container.container_name}/{name}").status == "indexed"
+    return services
+
+
+def http(method: str = "GET", params: dict | None = None, body: bytes = b"", content_type: str | None = None):
+    headers = {"content-type": content_type} if content_type else {}
+    return func.HttpRequest(method=method, url="http://localhost/api/search", headers=headers, params=params or {},
+                            body=body)
+
+
+def search(function_app, request: func.HttpRequest) -> tuple[int, dict]:
+    response = call(function_app, "search", request)
+    assert response.mimetype == "application/json"
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_search_by_text_ranks_the_matching_image_first(function_app, indexed_sample_blobs):
+    status, body = search(function_app, http(params={"text": "a cat", "k": "3"}))
+    assert status == 200
+    assert body["count"] == 3 and len(body["results"]) == 3
+    assert body["results"][0]["fields"]["file_name"] == "cat.jpg"
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+
+
+def test_search_by_posted_image_bytes_finds_the_same_image(function_app, indexed_sample_blobs, photos):
+    status, body = search(function_app, http("POST", {"k": "1"}, photos["dog.jpg"], "image/jpeg"))
+    assert status == 200
+    assert body["results"][0]["fields"]["file_name"] == "dog.jpg"
+    assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_search_by_image_url_with_json_body_and_filters(function_app, indexed_sample_blobs, photos,
+                                                        image_url_server):
+    url = image_url_server(f"q-{uuid.uuid4().hex}.jpg", photos["coffee.jpg"], "image/jpeg")
+    payload = {"image_url": url, "k": 5, "filter": ["tags=coffee"]}
+    status, body = search(function_app, http("POST", body=json.dumps(payload).encode(),
+                                             content_type="application/json"))
+    assert status == 200
+    assert [r["fields"]["file_name"] for r in body["results"]] == ["coffee.jpg"]
+
+
+def test_search_threshold_drops_weaker_results(function_app, indexed_sample_blobs):
+    _, everything = search(function_app, http(params={"text": "a cat", "k": "10"}))
+    cut = everything["results"][1]["score"]
+    _, above = search(function_app, http(params={"text": "a cat", "k": "10", "threshold": str(cut)}))
+    assert all(r["score"] >= cut for r in above["results"])
+    assert len(above["results"]) < len(everything["results"])
+
+
+@pytest.mark.parametrize("request_args, code, words", [
+    (dict(params={}), "BadRequest", "give a query"),
+    (dict(params={"text": "cat", "image_url": "http://x/y.jpg"}), "BadRequest", "exactly one"),
+    (dict(params={"text": "cat", "k": "0"}), "BadRequest", "between 1 and 1000"),
+    (dict(params={"text": "cat", "k": "ten"}), "BadRequest", "whole number"),
+    (dict(params={"text": "cat", "threshold": "2"}), "BadRequest", "between -1 and 1"),
+    (dict(params={"text": "cat", "filter": "width >> 3"}), "InvalidFilter", "width"),
+    (dict(params={"text": "cat", "filter": "colour=red"}), "InvalidFilter", "colour"),
+    (dict(params={"text": " ".join(["word"] * 71)}), "InputLimitExceeded", "70 words"),
+    (dict(params={"image_url": "file:///etc/passwd"}), "BadRequest", "http(s) URL"),
+    (dict(method="POST", body=b"{not json", content_type="application/json"), "BadRequest", "not valid JSON"),
+    (dict(method="POST", body=b"\x00\x01garbage", content_type="image/png"), "InvalidImage", "not a readable image"),
+])
+def test_bad_search_input_gets_400_with_a_clear_json_error(function_app, indexed_sample_blobs, request_args, code,
+                                                           words):
+    status, body = search(function_app, http(**request_args))
+    assert status == 400
+    assert body["error"]["code"] == code
+    assert words in body["error"]["message"]
+
+
+def test_unsupported_media_type_gets_415_and_other_methods_405(function_app, indexed_sample_blobs):
+    status, body = search(function_app, http("POST", body=b"text=cat", content_type="text/plain"))
+    assert status == 415 and "Content-Type" in body["error"]["message"]
+    status, body = search(function_app, http("PUT", params={"text": "cat"}))
+    assert status == 405 and body["error"]["code"] == "MethodNotAllowed"
+
+
+def test_search_before_the_index_exists_answers_503(function_app, azurite, blob_container, vision_server,
+                                                    failures_container, tmp_path):
+    from indexer.backends.local import LocalIndex
+
+    missing = LocalIndex(tmp_path / "never-created", "images")
+    handlers.set_services(make_services(azurite, blob_container, vision_server, missing, failures_container,
+                                        tmp_path))
+    try:
+        status, body = search(function_app, http(params={"text": "a cat"}))
+    finally:
+        handlers.set_services(None)
+    assert status == 503 and body["error"]["code"] == "IndexNotFound"
+
+
+def test_search_against_an_index_of_another_model_version_answers_500_and_names_both(
+        function_app, azurite, blob_container, vision_server, failures_container, tmp_path, local_index_factory):
+    from indexer.models import LOCAL_ENGLISH
+
+    english = local_index_factory(LOCAL_ENGLISH, directory=tmp_path / "english")
+    handlers.set_services(make_services(azurite, blob_container, vision_server, english, failures_container,
+                                        tmp_path))
+    try:
+        status, body = search(function_app, http(params={"text": "a cat"}))
+    finally:
+        handlers.set_services(None)
+    assert status == 500 and body["error"]["code"] == "ModelVersionMismatch"
+    assert LOCAL_ENGLISH in body["error"]["message"] and LOCAL_MULTILINGUAL in body["error"]["message"]
+
+
+def test_search_while_vision_throttles_answers_503_with_retry_after(function_app, azurite, blob_container,
+                                                                    faulty_vision_server, local_index,
+                                                                    failures_container, tmp_path):
+    throttled = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(429,), fault_retry_after=7)
+    handlers.set_services(make_services(azurite, blob_container, throttled, local_index, failures_container,
+                                        tmp_path, VISION_MAX_RETRIES=0))
+    try:
+        response = call(function_app, "search", http(params={"text": "a cat"}))
+    finally:
+        handlers.set_services(None)
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["error"]["code"] == "ServiceUnavailable"
+    assert response.headers.get("Retry-After") == "7"
+
+
+# --------------------------------------------------------------------------- failure logs
+
+def test_blob_failure_log_records_replaces_lists_and_clears(failures_container):
+    log = BlobFailureLog(failures_container)
+    first = Outcome("k1", "http://x/a.jpg", "failed", reason="InvalidImageError: broken")
+    log.record(first, etag="0x1")
+    log.record(Outcome("k2", "http://x/b.jpg", "failed", reason="InputLimitError: too big"), etag="0x2")
+    log.record(Outcome("k1", "http://x/a.jpg", "failed", reason="InvalidImageError: still broken"), etag="0x3")
+
+    assert {r.key: (r.reason, r.etag) for r in log.records()} == {
+        "k1": ("InvalidImageError: still broken", "0x3"), "k2": ("InputLimitError: too big", "0x2")}
+    log.clear("k1")
+    log.clear("never-failed")
+    assert [r.key for r in log.records()] == ["k2"]
+    with pytest.raises(ValueError, match="only failed outcomes"):
+        log.record(Outcome("k3", "http://x/c.jpg", "indexed"))
+
+
+def test_jsonl_failure_log_survives_a_torn_line_and_reloads(tmp_path):
+    path = tmp_path / "failures.jsonl"
+    log = JsonlFailureLog(path)
+    log.record(Outcome("k1", "/a.jpg", "failed", reason="bad"), etag="e1")
+    log.record(Outcome("k2", "/b.jpg", "failed", reason="worse"))
+    log.clear("k1")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"event": "failed", "key": "k3", "sou')  # a crash in the middle of a write
+
+    reloaded = JsonlFailureLog(path)
+    assert [(r.key, r.reason) for r in reloaded.records()] == [("k2", "worse")]
+    assert reloaded.get("k1") is None
