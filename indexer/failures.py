@@ -84,23 +84,10 @@ class BlobFailureLog:
 
     def __init__(self, container_client: ContainerClient) -> None:
         self._container = container_client
-        self._ready = False
-        self._lock = threading.Lock()
 
     @property
     def container_name(self) -> str:
         return self._container.container_name
-
-    def _ensure_container(self) -> None:
-        if self._ready:
-            return
-        with self._lock:
-            if not self._ready:
-                try:
-                    self._container.create_container()
-                except ResourceExistsError:
-                    pass
-                self._ready = True
 
     @staticmethod
     def _blob_name(key: str) -> str:
@@ -108,11 +95,22 @@ class BlobFailureLog:
 
     def record(self, outcome: Outcome, *, etag: str = "") -> FailureRecord:
         record = _new_record(outcome, etag)
-        self._ensure_container()
         body = json.dumps(record.to_dict(), ensure_ascii=False, indent=1).encode("utf-8")
-        self._container.upload_blob(self._blob_name(record.key), body, overwrite=True,
-                                    content_settings=ContentSettings(content_type="application/json"))
+        try:
+            self._upload(record.key, body)
+        except ResourceNotFoundError:
+            # On Azure the container is provisioned by Bicep and the Function's role is scoped
+            # to it, so creating it is only tried when it is really missing (Azurite, tests).
+            try:
+                self._container.create_container()
+            except ResourceExistsError:
+                pass
+            self._upload(record.key, body)
         return record
+
+    def _upload(self, key: str, body: bytes) -> None:
+        self._container.upload_blob(self._blob_name(key), body, overwrite=True,
+                                    content_settings=ContentSettings(content_type="application/json"))
 
     def clear(self, key: str) -> None:
         try:
