@@ -1,0 +1,135 @@
+"""A local folder as an image source, for ``imgsearch index PATH``.
+
+Every document of one folder carries the same ``container`` label, ``file://`` plus the
+resolved folder path (``Path.as_uri()``), so a re-run can find that folder's documents again
+(to skip unchanged bytes and remove deleted files) without touching documents of other
+folders or of blob containers. ``blob_path`` is the file's path relative to the folder, in
+POSIX form, so the fields read the same as for a blob.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from indexer.errors import ImageSearchError, InputLimitError
+from indexer.filters import Condition
+from indexer.limits import MAX_IMAGE_BYTES, check_image_size
+from indexer.sources.base import ImageItem
+
+# What the Vision service reads (JPEG, PNG, GIF, BMP, WEBP, TIFF), by extension. The
+# extension only decides what is offered; the pipeline sniffs the real type from the bytes.
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".webp": "image/webp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+
+
+class FolderNotFoundError(ImageSearchError):
+    """The folder to index does not exist or is not a folder."""
+
+
+def is_image_name(name: str) -> bool:
+    """True for a visible file name with one of the image extensions (any case)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in CONTENT_TYPES
+
+
+def folder_label(root: Path) -> str:
+    """The ``container`` value of every document indexed from ``root``."""
+    return Path(root).resolve().as_uri()
+
+
+class FolderSource:
+    """Yields the images under ``root``, recursively, in a stable sorted order.
+
+    Hidden files and hidden folders (names starting with ``.``, e.g. ``.git`` or the
+    ``.imgsearch`` data folder) are skipped, and symlinked folders are not followed, so a
+    walk always ends. Folders that cannot be listed are recorded in ``listing_errors``
+    instead of being skipped silently: a caller that removes documents of vanished files
+    must not do so after an incomplete listing.
+    """
+
+    def __init__(self, root: Path | str, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+        path = Path(root).expanduser()
+        if not path.exists():
+            raise FolderNotFoundError(f"the folder {str(path)!r} does not exist")
+        if not path.is_dir():
+            raise FolderNotFoundError(f"{str(path)!r} is not a folder; give the folder that holds the images")
+        self.root = path.resolve()
+        self.max_bytes = max_bytes
+        self.label = self.root.as_uri()
+        self.listing_errors: list[str] = []
+
+    @property
+    def conditions(self) -> list[Condition]:
+        """Filter conditions that select the documents of this folder in an index."""
+        return [Condition("container", "eq", self.label)]
+
+    def list_items(self) -> Iterator[ImageItem]:
+        self.listing_errors = []
+
+        def record(error: OSError) -> None:
+            self.listing_errors.append(f"{error.filename}: {error.strerror or error}")
+
+        for directory, dirnames, filenames in os.walk(self.root, onerror=record):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(directory) / name
+                if is_image_name(name) and path.is_file():
+                    yield self._item(path)
+
+    def get_item(self, name: str) -> ImageItem:
+        """One image by its path relative to the folder (POSIX separators)."""
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise FolderNotFoundError(f"{name!r} is not a path inside {self.root}")
+        path = self.root.joinpath(*relative.parts)
+        if not path.is_file():
+            raise FolderNotFoundError(f"there is no file {name!r} in {self.root}")
+        if not is_image_name(path.name):
+            raise FolderNotFoundError(
+                f"{name!r} is not an image file name; expected one of {', '.join(sorted(CONTENT_TYPES))}")
+        return self._item(path)
+
+    def _item(self, path: Path) -> ImageItem:
+        # The path stays as listed under the resolved root (a symlinked file is not resolved),
+        # so each listed path is its own document, found again under the same key.
+        stat = path.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+        return ImageItem(
+            identity=str(path),
+            source=str(path),
+            read=lambda: read_file_guarded(path, max_bytes=self.max_bytes),
+            fields={
+                "container": self.label,
+                "blob_path": path.relative_to(self.root).as_posix(),
+                "file_name": path.name,
+                "content_type": CONTENT_TYPES[path.suffix.lower()],
+                "last_modified": modified.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "size_bytes": stat.st_size,
+            },
+        )
+
+
+def read_file_guarded(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The file's bytes, refusing files of ``max_bytes`` or more before reading them.
+
+    The size comes from ``stat`` first, so a huge file is never loaded; the read itself is
+    also bounded, in case the file grew in between.
+    """
+    check_image_size(path.stat().st_size, max_bytes=max_bytes)
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes)
+    if len(data) >= max_bytes:
+        raise InputLimitError(f"{path} grew to {max_bytes:,} bytes or more while being read; the limit is "
+                              f"under {max_bytes:,} bytes (20 MB)", limit="image_bytes", value=len(data))
+    check_image_size(len(data), max_bytes=max_bytes)
+    return data

@@ -1,0 +1,116 @@
+"""The composition root (``indexer.app``): which objects the settings build, and that
+importing it stays cheap for the Azure Function."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from azure.core.credentials import AzureKeyCredential
+
+from indexer.app import (LazyVectorizer, build_backend, build_credential, build_rate_limiter, build_vectorizer,
+                         describe_backend, describe_vectorizer, index_model_version)
+from indexer.backends.local import LocalIndex
+from indexer.errors import ConfigurationError
+from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
+from indexer.ratelimit import RateLimiter
+from indexer.settings import Settings
+from indexer.vision.client import VisionClient
+
+from tests.fixtures.cli import clean_env
+
+
+def settings(**values) -> Settings:
+    """Settings from ``values`` only (field names), never from the developer's environment."""
+    return Settings(**{"vision_endpoint": "", "search_endpoint": "", **values})
+
+
+def test_importing_the_app_the_cli_and_bulk_does_not_import_torch_or_the_servers(tmp_path) -> None:
+    code = (
+        "import sys, indexer.app, indexer.bulk, indexer.cli\n"
+        "from indexer.app import build_backend\n"
+        "from indexer.settings import load_settings\n"
+        "build_backend(load_settings(data_dir=sys.argv[1]))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fastapi', 'uvicorn', 'starlette'))\n"
+        "print(','.join(heavy))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in clean_env()}
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_without_endpoints_the_index_is_local_and_no_pacing_applies(tmp_path) -> None:
+    chosen = settings(data_dir=tmp_path, search_index_name="photos")
+
+    backend = build_backend(chosen)
+
+    assert isinstance(backend, LocalIndex) and backend.root == tmp_path / "photos"
+    assert build_rate_limiter(chosen) is None
+    assert "photos" in describe_backend(chosen) and str(tmp_path) in describe_backend(chosen)
+    assert LOCAL_MULTILINGUAL in describe_vectorizer(chosen)
+
+
+def test_the_offline_model_stands_in_for_the_configured_azure_version() -> None:
+    assert index_model_version(settings()) == LOCAL_MULTILINGUAL
+    assert index_model_version(settings(vision_model_version="2022-04-11")) == LOCAL_ENGLISH
+    assert index_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11")) \
+        == "2022-04-11"
+
+
+def test_an_unknown_model_version_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="VISION_MODEL_VERSION"):
+        build_vectorizer(settings(vision_model_version="1999-01-01"))
+
+
+def test_a_vision_endpoint_with_a_key_builds_the_rest_client(vision_server) -> None:
+    chosen = settings(vision_endpoint=vision_server.url, vision_key=vision_server.key,
+                      vision_model_version=LOCAL_MULTILINGUAL, vision_timeout_seconds=7, vision_requests_per_second=3)
+
+    client = build_vectorizer(chosen)
+    try:
+        embedding = client.vectorize_text("a red bus")
+    finally:
+        client.close()
+
+    assert isinstance(client, VisionClient) and client.timeout == 7
+    assert embedding.model_version == LOCAL_MULTILINGUAL
+    limiter = build_rate_limiter(chosen)
+    assert isinstance(limiter, RateLimiter) and limiter.rate_per_second == 3
+    assert vision_server.key not in describe_vectorizer(chosen)
+
+
+def test_a_bad_vision_endpoint_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="VISION_ENDPOINT"):
+        build_vectorizer(settings(vision_endpoint="ftp://nope", vision_model_version="2023-04-15"))
+
+
+def test_credentials_are_a_key_when_one_is_set_else_entra_id() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    key = build_credential("the-key", settings())
+    identity = build_credential("", settings(azure_client_id="00000000-0000-0000-0000-000000000001"))
+
+    assert isinstance(key, AzureKeyCredential) and key.key == "the-key"
+    assert isinstance(identity, DefaultAzureCredential)
+
+
+def test_lazy_vectorizer_builds_once_on_first_use_only(local_multilingual) -> None:
+    built = []
+
+    def factory():
+        built.append(1)
+        return local_multilingual
+
+    lazy = LazyVectorizer(factory)
+    assert not lazy.loaded and built == []
+
+    first = lazy.vectorize_text("a cat")
+    second = lazy.vectorize_text("a cat")
+
+    assert built == [1] and lazy.loaded
+    assert first.model_version == LOCAL_MULTILINGUAL and (first.vector == second.vector).all()

@@ -1,0 +1,416 @@
+"""``imgsearch``, run as a user runs it: in-process through typer's runner (sharing the offline
+model loaded once), and as a real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from indexer.backends.local import LocalIndex
+from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
+from indexer.pipeline import content_hash
+from indexer.sources.folder import FolderSource
+
+from tests.fixtures.cli import clean_env
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def hits_of(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def name_of(hit: dict) -> str:
+    return Path(hit["source"]).name
+
+
+def local_index(data_dir: Path, name: str = "images") -> LocalIndex:
+    return LocalIndex(data_dir, name)
+
+
+# --- index, search, info over the sample photos ---------------------------------------------
+
+def test_index_reports_every_sample_indexed(indexed_samples) -> None:
+    summary = indexed_samples.summary
+
+    assert summary["images"] == len(indexed_samples.images)
+    assert summary["indexed"] == len(indexed_samples.images)
+    assert summary["failed"] == [] and summary["removed"] == 0
+    assert summary["model_version"] == LOCAL_MULTILINGUAL
+    assert summary["container"] == FolderSource(indexed_samples.folder).label
+
+
+def test_search_a_cat_ranks_the_cat_photo_first(indexed_samples) -> None:
+    hits = hits_of(indexed_samples.run("search", "a cat", "--json"))
+
+    assert name_of(hits[0]) == "cat.jpg"
+    assert [hit["rank"] for hit in hits] == list(range(1, len(hits) + 1))
+    assert len(hits) == 10
+    scores = [hit["score"] for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("query", ["eine Katze", "un gato", "一只猫"])
+def test_search_in_another_language_finds_the_cat_too(indexed_samples, query) -> None:
+    hits = hits_of(indexed_samples.run("search", query, "-k", "3", "--json"))
+
+    assert name_of(hits[0]) == "cat.jpg"
+
+
+def test_search_text_output_lists_rank_score_and_source(indexed_samples) -> None:
+    result = indexed_samples.run("search", "a cat", "-k", "3")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    rank, score, source = lines[0].split(maxsplit=2)
+    assert rank == "1" and 0 < float(score) <= 1 and Path(source).name == "cat.jpg"
+
+
+def test_search_by_example_image_ranks_that_image_first(indexed_samples) -> None:
+    example = indexed_samples.folder / "zebra.jpg"
+
+    hits = hits_of(indexed_samples.run("search", "--image", example, "-k", "3", "--json"))
+
+    assert hits[0]["source"] == str(example.resolve())
+    assert hits[0]["score"] > hits[1]["score"]
+
+
+def test_search_by_example_image_url_ranks_that_image_first(indexed_samples, image_url_server) -> None:
+    example = indexed_samples.folder / "lighthouse.jpg"
+    url = image_url_server("cli-lighthouse.jpg", example.read_bytes(), "image/jpeg")
+
+    hits = hits_of(indexed_samples.run("search", "--image", url, "-k", "3", "--json"))
+
+    assert hits[0]["source"] == str(example.resolve())
+
+
+def test_search_threshold_and_filter_narrow_the_results(indexed_samples) -> None:
+    everything = hits_of(indexed_samples.run("search", "an animal", "-k", "100", "--json"))
+    cutoff = everything[2]["score"]
+
+    above = hits_of(indexed_samples.run("search", "an animal", "-k", "100", "--threshold", cutoff, "--json"))
+    only_png = hits_of(indexed_samples.run("search", "an animal", "--filter", "content_type=image/png", "--json"))
+
+    assert [h["key"] for h in above] == [h["key"] for h in everything if h["score"] >= cutoff]
+    pngs = sorted(name for name in indexed_samples.images if name.endswith(".png"))
+    assert sorted(name_of(h) for h in only_png) == pngs
+
+
+def test_a_filter_on_an_unknown_field_is_a_clear_error(indexed_samples) -> None:
+    result = indexed_samples.run("search", "a cat", "--filter", "colour=red")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "'colour'" in result.stderr and "content_type" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [[], ["a cat", "--image", "x.jpg"]])
+def test_search_needs_exactly_one_of_text_and_image(indexed_samples, args) -> None:
+    result = indexed_samples.run("search", *args)
+
+    assert result.exit_code == 2 and "either a TEXT" in result.stderr
+
+
+def test_search_with_a_missing_example_file_names_it(indexed_samples) -> None:
+    result = indexed_samples.run("search", "--image", "no/such/photo.jpg")
+
+    assert result.exit_code == 2 and "no/such/photo.jpg" in result.stderr
+
+
+def test_search_refuses_a_query_over_the_word_limit_before_any_work(indexed_samples) -> None:
+    result = indexed_samples.run("search", " ".join(["cat"] * 71))
+
+    assert result.exit_code == 2 and "71 words" in result.stderr and "70" in result.stderr
+
+
+def test_search_threshold_out_of_range_is_an_argument_error(indexed_samples) -> None:
+    result = indexed_samples.run("search", "a cat", "--threshold", "7")
+
+    assert result.exit_code == 2 and "threshold" in result.stderr
+
+
+def test_info_shows_the_pin_the_count_and_the_local_backend(indexed_samples) -> None:
+    info = json.loads(indexed_samples.run("info", "--json").stdout)
+    text = indexed_samples.run("info").stdout
+
+    assert info["model_version"] == LOCAL_MULTILINGUAL and info["dimensions"] == 512
+    assert info["documents"] == len(indexed_samples.images)
+    assert info["backend"] == "local" and info["location"] == str(indexed_samples.data_dir.resolve())
+    assert info["vision_endpoint"] is None
+    assert f"documents:      {len(indexed_samples.images)}" in text and LOCAL_MULTILINGUAL in text
+
+
+def test_info_names_the_vision_endpoint_but_never_a_key(run_cli) -> None:
+    secret = "k3y-that-must-not-be-printed"
+    env = {"VISION_ENDPOINT": "http://127.0.0.1:9", "VISION_KEY": secret, "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+
+    text = run_cli("info", env=env)
+    as_json = run_cli("info", "--json", env=env)
+
+    assert text.exit_code == 0 and as_json.exit_code == 0
+    assert "http://127.0.0.1:9" in text.stdout and json.loads(as_json.stdout)["vision_endpoint"] == "http://127.0.0.1:9"
+    assert secret not in text.output and secret not in as_json.output
+
+
+# --- re-indexing a folder that changed --------------------------------------------------------
+
+@pytest.fixture
+def small_folder(tmp_path, samples_dir) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "pets").mkdir(parents=True)
+    for name in ("cat.jpg", "coffee.jpg", "fire_truck.jpg"):
+        shutil.copy(samples_dir / name, folder / name)
+    shutil.copy(samples_dir / "dog.jpg", folder / "pets" / "dog.jpg")
+    return folder
+
+
+def index_json(run_cli, folder, *extra, env=None) -> dict:
+    result = run_cli("index", folder, "--json", *extra, env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_reindex_updates_changed_files_removes_deleted_ones_and_skips_the_rest(run_cli, small_folder, tmp_path,
+                                                                               samples_dir) -> None:
+    first = index_json(run_cli, small_folder)
+    source = FolderSource(small_folder)
+    coffee_key = source.get_item("coffee.jpg").key
+    shutil.copy(samples_dir / "tiger.jpg", small_folder / "coffee.jpg")  # same name, new bytes
+    (small_folder / "fire_truck.jpg").unlink()
+
+    second = index_json(run_cli, small_folder)
+
+    assert (first["indexed"], first["unchanged"]) == (4, 0)
+    assert (second["indexed"], second["unchanged"], second["removed"], second["failed"]) == (1, 2, 1, [])
+    index = local_index(tmp_path / "imgsearch-data")
+    assert index.count() == 3
+    assert index.get(coffee_key)["content_hash"] == content_hash((samples_dir / "tiger.jpg").read_bytes())
+    hits = hits_of(run_cli("search", "a tiger", "-k", "1", "--json"))
+    assert name_of(hits[0]) == "coffee.jpg"
+
+
+def test_bad_files_are_reported_and_skipped_and_nothing_indexed_is_lost(run_cli, small_folder, tmp_path) -> None:
+    index_json(run_cli, small_folder)
+    index = local_index(tmp_path / "imgsearch-data")
+    dog_key = FolderSource(small_folder).get_item("pets/dog.jpg").key
+    dog_before = index.get(dog_key)
+    (small_folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (small_folder / "readme.png").write_text("not an image, whatever the extension says")
+    (small_folder / "pets" / "dog.jpg").write_bytes(b"GIF89a garbage")  # a good file gone bad
+
+    result = run_cli("index", small_folder)
+
+    assert result.exit_code == 0, result.output
+    for name in ("corrupt.jpg", "readme.png", "dog.jpg"):
+        assert any(line.startswith("skipped ") and name in line for line in result.stderr.splitlines()), name
+    assert "6 images" in result.stdout and "3 unchanged, 3 skipped, 0 removed" in result.stdout
+    assert "the run completed" in result.stdout
+    assert index.count() == 4 and index.get(dog_key) == dog_before
+
+
+def test_a_file_whose_extension_lies_about_its_format_is_indexed_with_its_true_type(run_cli, small_folder,
+                                                                                  tmp_path, samples_dir) -> None:
+    shutil.copy(samples_dir / "gift_box.png", small_folder / "gift_box.jpg")  # a PNG named .jpg
+
+    index_json(run_cli, small_folder)
+
+    stored = local_index(tmp_path / "imgsearch-data").get(FolderSource(small_folder).get_item("gift_box.jpg").key)
+    assert stored["content_type"] == "image/png"
+
+
+def test_an_unchanged_rerun_does_not_need_the_model(run_cli, small_folder, tmp_path) -> None:
+    index_json(run_cli, small_folder)
+    index = local_index(tmp_path / "imgsearch-data")
+    hashes_before = index.keys_with_hashes()
+
+    again = index_json(run_cli, small_folder)
+
+    assert (again["indexed"], again["unchanged"], again["removed"]) == (0, 4, 0)
+    assert index.keys_with_hashes() == hashes_before
+
+
+def test_indexing_a_missing_folder_is_a_clear_error(run_cli, tmp_path) -> None:
+    result = run_cli("index", tmp_path / "nowhere")
+
+    assert result.exit_code == 1 and "nowhere" in result.stderr and "does not exist" in result.stderr
+
+
+# --- the pin -------------------------------------------------------------------------------
+
+def test_index_into_an_index_pinned_to_another_model_exits_3_and_changes_nothing(run_cli, small_folder,
+                                                                                 tmp_path) -> None:
+    created = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
+    assert created.exit_code == 0 and LOCAL_ENGLISH in created.stdout
+
+    result = run_cli("index", small_folder)
+
+    assert result.exit_code == 3
+    message = result.stderr
+    assert LOCAL_ENGLISH in message and LOCAL_MULTILINGUAL in message and "VISION_MODEL_VERSION" in message
+    assert "Traceback" not in result.output
+    index = local_index(tmp_path / "imgsearch-data")
+    assert index.count() == 0 and index.get_pin().model_version == LOCAL_ENGLISH
+
+
+def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_cli, tmp_path) -> None:
+    first = run_cli("ensure-index")
+    again = run_cli("ensure-index")
+    other = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
+
+    assert first.exit_code == 0 and again.exit_code == 0 and LOCAL_MULTILINGUAL in first.stdout
+    assert other.exit_code == 3 and LOCAL_MULTILINGUAL in other.stderr and LOCAL_ENGLISH in other.stderr
+    info = json.loads(run_cli("info", "--json").stdout)
+    assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == LOCAL_MULTILINGUAL
+
+
+def test_vectors_from_a_server_reporting_another_model_are_refused(run_cli, small_folder, tmp_path,
+                                                                   vision_server) -> None:
+    # The index is pinned to Azure's 2023-04-15; the local server answers with its own model
+    # name, so every vector is refused before anything is written.
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key}
+
+    result = run_cli("index", small_folder, env=env)
+
+    assert result.exit_code == 3
+    assert "2023-04-15" in result.stderr and LOCAL_MULTILINGUAL in result.stderr
+    assert f"set VISION_MODEL_VERSION={LOCAL_MULTILINGUAL}" in result.stderr
+    assert local_index(tmp_path / "imgsearch-data").count() == 0
+
+
+def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp_path, vision_server) -> None:
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
+           "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+    calls_before = len(vision_server.requests)
+
+    summary = index_json(run_cli, small_folder, env=env)
+    hits = hits_of(run_cli("search", "a dog", "-k", "1", "--json", env=env))
+
+    assert summary["indexed"] == 4
+    assert name_of(hits[0]) == "dog.jpg"
+    assert len(vision_server.requests) - calls_before == 5  # 4 images + 1 query, each over HTTP
+
+
+def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_folder, tmp_path, vision_server) -> None:
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": "wrong-key", "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+
+    result = run_cli("index", small_folder, env=env)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "401" in result.stderr
+    assert "wrong-key" not in result.output and "Traceback" not in result.output
+    assert local_index(tmp_path / "imgsearch-data").count() == 0
+
+
+# --- configuration errors ------------------------------------------------------------------
+
+@pytest.mark.parametrize("variable, value", [("VISION_MODEL_VERSION", "2099-01-01"),
+                                             ("VISION_TIMEOUT_SECONDS", "-1"),
+                                             ("SEARCH_INDEX_NAME", "Not A Valid Name")])
+def test_a_bad_setting_is_named_in_one_line_with_exit_code_2(run_cli, small_folder, variable, value) -> None:
+    result = run_cli("index", small_folder, env={variable: value})
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and variable in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- the console script, a real process ------------------------------------------------------
+
+def run_process(*args, env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in clean_env()}
+    full_env.update(env or {})
+    return subprocess.run([str(a) for a in args], env=full_env, capture_output=True, text=True, timeout=120,
+                          **options)
+
+
+def test_the_console_script_and_python_m_run_the_cli(indexed_samples) -> None:
+    script = run_process(BIN / "imgsearch", "info", "--json", env={"IMGSEARCH_DATA_DIR": str(indexed_samples.data_dir)})
+    module = run_process(sys.executable, "-m", "indexer", "--help")
+
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout)["documents"] == len(indexed_samples.images)
+    assert module.returncode == 0 and "index" in module.stdout and "search" in module.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_vision_takes_its_keys_from_the_environment(tmp_path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "imgsearch"), "serve-vision", "--port", str(port), "--log-level", "warning"],
+        env={**{k: v for k, v in os.environ.items() if k not in clean_env()}, "VISION_SERVER_KEYS": "k-one, k-two"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/computervision/retrieval:vectorizeText?api-version=2024-02-01" \
+          f"&model-version={LOCAL_MULTILINGUAL}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # wait until the server listens (startup imports take a few seconds)
+            try:
+                unauthenticated = requests.post(url, json={"text": ""}, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "serve-vision did not start"
+                time.sleep(0.2)
+        with_second_key = requests.post(url, json={"text": ""}, headers={"Ocp-Apim-Subscription-Key": "k-two"},
+                                        timeout=5)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    banner = process.stderr.read()
+
+    assert unauthenticated.status_code == 401
+    # Past authentication, the empty text is refused by validation: the key was accepted.
+    assert with_second_key.status_code == 400
+    assert "2 key(s)" in banner and "k-one" not in banner and "k-two" not in banner
+
+
+# --- against the Azure AI Search stand-in, through the real SDK ----------------------------------
+
+def test_index_search_and_reindex_against_azure_ai_search(run_cli, small_folder, search_double,
+                                                          search_index_name) -> None:
+    url, key = search_double.endpoint, search_double.api_key
+    env = {"SEARCH_ENDPOINT": url, "SEARCH_KEY": key, "SEARCH_INDEX_NAME": search_index_name}
+
+    first = index_json(run_cli, small_folder, env=env)
+    hits = hits_of(run_cli("search", "a dog", "-k", "2", "--json", env=env))
+    (small_folder / "coffee.jpg").unlink()
+    second = index_json(run_cli, small_folder, env=env)
+    info = json.loads(run_cli("info", "--json", env=env).stdout)
+
+    assert first["indexed"] == 4
+    assert name_of(hits[0]) == "dog.jpg" and hits[0]["fields"]["container"] == FolderSource(small_folder).label
+    assert (second["indexed"], second["unchanged"], second["removed"]) == (0, 3, 1)
+    assert info["backend"] == "azure" and info["location"] == url and info["documents"] == 3
+    assert info["model_version"] == LOCAL_MULTILINGUAL
+    assert key not in json.dumps(info)
+
+
+def test_verbose_logging_shows_debug_messages_but_never_a_key(run_cli, small_folder, search_double,
+                                                              search_index_name, restore_logging) -> None:
+    (small_folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    env = {"SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
+           "SEARCH_INDEX_NAME": search_index_name}
+
+    result = run_cli("-vv", "index", small_folder, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "DEBUG indexer.bulk: not indexed:" in result.stderr and "corrupt.jpg" in result.stderr
+    assert "azure" in result.stderr  # the SDK's request logs are on
+    assert search_double.api_key not in result.output

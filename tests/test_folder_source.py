@@ -1,0 +1,175 @@
+"""FolderSource: what a local folder offers for indexing, and the size guard on reading."""
+
+from __future__ import annotations
+
+import io
+import os
+import tracemalloc
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from indexer.errors import InputLimitError, InvalidImageError
+from indexer.keys import document_key
+from indexer.sources.folder import FolderNotFoundError, FolderSource, folder_label
+
+
+def png_bytes(size=(32, 24), color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    write(root / "b.png", png_bytes())
+    write(root / "A.JPG")
+    write(root / "sub" / "deeper" / "c.webp")
+    write(root / "sub" / "d.TIFF")
+    write(root / "sub" / "notes.txt")
+    write(root / "no_extension")
+    write(root / ".hidden.png")
+    write(root / ".cache" / "e.png")  # inside a hidden folder
+    write(root / "sub" / ".git" / "f.jpg")
+    return root
+
+
+def test_lists_image_files_recursively_in_sorted_order_and_skips_hidden_ones(tree: Path) -> None:
+    items = list(FolderSource(tree).list_items())
+
+    assert [item.fields["blob_path"] for item in items] == ["A.JPG", "b.png", "sub/d.TIFF", "sub/deeper/c.webp"]
+
+
+def test_listing_twice_gives_the_same_items_and_keys(tree: Path) -> None:
+    source = FolderSource(tree)
+
+    first = [(item.identity, item.key) for item in source.list_items()]
+    second = [(item.identity, item.key) for item in source.list_items()]
+
+    assert first == second
+
+
+def test_item_identity_source_and_fields(tree: Path) -> None:
+    path = tree / "sub" / "deeper" / "c.webp"
+    stamp = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=timezone.utc).timestamp()
+    os.utime(path, (stamp, stamp))
+
+    item = next(i for i in FolderSource(tree).list_items() if i.fields["file_name"] == "c.webp")
+
+    resolved = str(path.resolve())
+    assert item.identity == resolved
+    assert item.source == resolved
+    assert item.key == document_key(resolved)
+    assert item.fields == {
+        "container": tree.resolve().as_uri(),
+        "blob_path": "sub/deeper/c.webp",
+        "file_name": "c.webp",
+        "content_type": "image/webp",
+        "last_modified": "2024-05-06T07:08:09.123Z",
+        "size_bytes": 1,
+    }
+
+
+def test_relative_root_gives_the_same_identity_as_absolute(tree: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tree.parent)
+
+    relative = [item.identity for item in FolderSource(Path("photos")).list_items()]
+    absolute = [item.identity for item in FolderSource(tree).list_items()]
+
+    assert relative == absolute
+    assert folder_label(Path("photos")) == FolderSource(tree).label
+
+
+def test_conditions_select_this_folder_by_its_label(tree: Path) -> None:
+    source = FolderSource(tree)
+    item = next(source.list_items())
+
+    (condition,) = source.conditions
+
+    assert condition.matches(item.fields)
+    assert not condition.matches({"container": (tree / "sub").resolve().as_uri()})
+
+
+def test_read_returns_the_file_bytes(tree: Path) -> None:
+    item = next(i for i in FolderSource(tree).list_items() if i.fields["file_name"] == "b.png")
+
+    assert item.read() == (tree / "b.png").read_bytes()
+
+
+def test_read_refuses_a_file_at_the_limit_without_loading_it(tmp_path: Path) -> None:
+    limit = 8 * 1024 * 1024
+    big = tmp_path / "big.jpg"
+    with big.open("wb") as handle:  # sparse: no disk used, but a read would allocate it all
+        handle.truncate(limit)
+    item = next(FolderSource(tmp_path, max_bytes=limit).list_items())
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputLimitError) as caught:
+            item.read()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert caught.value.limit == "image_bytes"
+    assert peak < limit // 8, f"reading allocated {peak:,} bytes for a file that should not have been read"
+
+
+def test_read_accepts_a_file_just_under_the_limit(tmp_path: Path) -> None:
+    data = png_bytes()
+    write(tmp_path / "ok.png", data)
+
+    item = next(FolderSource(tmp_path, max_bytes=len(data) + 1).list_items())
+
+    assert item.read() == data
+
+
+def test_read_of_an_empty_file_is_an_invalid_image(tmp_path: Path) -> None:
+    write(tmp_path / "empty.png", b"")
+
+    item = next(FolderSource(tmp_path).list_items())
+
+    with pytest.raises(InvalidImageError):
+        item.read()
+
+
+def test_get_item_by_relative_path(tree: Path) -> None:
+    source = FolderSource(tree)
+
+    item = source.get_item("sub/d.TIFF")
+
+    assert item.identity == str((tree / "sub" / "d.TIFF").resolve())
+    assert item.fields["content_type"] == "image/tiff"
+
+
+@pytest.mark.parametrize("name", ["../photos/b.png", "/etc/passwd", "missing.png", "sub/notes.txt"])
+def test_get_item_refuses_paths_outside_missing_or_not_images(tree: Path, name: str) -> None:
+    with pytest.raises(FolderNotFoundError):
+        FolderSource(tree).get_item(name)
+
+
+def test_a_missing_folder_or_a_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(FolderNotFoundError, match="nowhere"):
+        FolderSource(tmp_path / "nowhere")
+    write(tmp_path / "x.png")
+    with pytest.raises(FolderNotFoundError, match="not a folder"):
+        FolderSource(tmp_path / "x.png")
+
+
+def test_symlinked_folders_are_not_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "a.png")
+    (root / "loop").symlink_to(root, target_is_directory=True)
+
+    items = list(FolderSource(root).list_items())
+
+    assert [item.fields["blob_path"] for item in items] == ["a.png"]
