@@ -56,6 +56,10 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
         if isinstance(exc, Image.DecompressionBombError):
             raise InputLimitError(f"the image is too large to decode safely: {exc}",
                                   limit="image_dimensions") from None
+        if isinstance(exc, UnidentifiedImageError):
+            # Pillow's own text names an in-memory buffer address, which helps nobody.
+            raise InvalidImageError("the bytes are not a readable image: no format the service reads "
+                                    "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised") from None
         raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
     check_dimensions(width, height)
     return ImageInfo(width=width, height=height, format=fmt)
