@@ -46,11 +46,13 @@ def index_model_version(settings: Settings) -> str:
             from None
 
 
-def build_vectorizer(settings: Settings) -> Vectorizer:
+def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     """The Vision REST client for ``VISION_ENDPOINT``, or the offline model in-process.
 
     Without an endpoint the offline model standing in for ``VISION_MODEL_VERSION`` is loaded
     (it reports its own model version name, which is what the index is pinned to).
+    ``paced`` (bulk work) gives the client the ``VISION_REQUESTS_PER_SECOND`` limiter: pacing
+    inside the client covers its retries too and slows every worker after a 429.
     """
     model_version = index_model_version(settings)
     if settings.uses_local_vectorizer:
@@ -71,6 +73,7 @@ def build_vectorizer(settings: Settings) -> Vectorizer:
             model_version=settings.vision_model_version,
             timeout=settings.vision_timeout_seconds,
             max_retries=settings.vision_max_retries,
+            rate_limiter=build_rate_limiter(settings) if paced else None,
         )
     except ValueError as exc:
         raise ConfigurationError(f"VISION_ENDPOINT: {exc}") from None

@@ -64,7 +64,7 @@ def index_command(
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
     from tqdm import tqdm
 
-    from indexer.app import LazyVectorizer, build_backend, build_rate_limiter, build_vectorizer, close_quietly
+    from indexer.app import LazyVectorizer, build_backend, build_vectorizer, close_quietly
     from indexer.bulk import index_items, remove_missing
     from indexer.pipeline import Outcome
     from indexer.sources.folder import FolderSource
@@ -82,7 +82,7 @@ def index_command(
             typer.echo(f"warning: cannot list {problem}", err=True)
         stored = backend.keys_with_hashes(source.conditions)
         # The model loads on the first changed image only: a no-op re-run stays fast.
-        vectorizer = LazyVectorizer(lambda: build_vectorizer(settings))
+        vectorizer = LazyVectorizer(lambda: build_vectorizer(settings, paced=True))
         cleanup.callback(close_quietly, vectorizer)
 
         with tqdm(total=len(items), unit="image", desc="indexing", file=sys.stderr, disable=None,
@@ -95,7 +95,7 @@ def index_command(
                 summary = index_items(
                     items, vectorizer=vectorizer, backend=backend,
                     concurrency=concurrency or settings.vision_concurrency,
-                    rate_limiter=build_rate_limiter(settings), stored_hashes=stored, force=force,
+                    stored_hashes=stored, force=force,
                     on_outcome=report, progress=bar)
 
         removal_note = ""

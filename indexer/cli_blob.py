@@ -79,7 +79,7 @@ def backfill_command(
 
     Resumable: run it again after an interruption and it continues where it stopped.
     Vision calls are paced at VISION_REQUESTS_PER_SECOND."""
-    from indexer.app import LazyVectorizer, build_rate_limiter, build_vectorizer
+    from indexer.app import LazyVectorizer, build_vectorizer
     from indexer.backfill import backfill, checkpoint_path
     from indexer.failures import JsonlFailureLog
 
@@ -89,10 +89,10 @@ def backfill_command(
         backend = _ready_index(settings)
         with _progress("backfill") as bar:
             summary = backfill(
-                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings)), backend=backend,
+                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)), backend=backend,
                 checkpoint_file=checkpoint_path(settings.data_dir, source, settings.search_index_name),
                 failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-                concurrency=concurrency or settings.vision_concurrency, rate_limiter=build_rate_limiter(settings),
+                concurrency=concurrency or settings.vision_concurrency, 
                 batch_size=batch_size, force=force, restart=restart, progress=bar)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -119,7 +119,7 @@ def reconcile_command(
 
     Removes documents of deleted blobs and indexes missing or changed blobs. Downloads every
     blob to compare hashes; calls Vision only for new or changed ones."""
-    from indexer.app import LazyVectorizer, build_rate_limiter, build_vectorizer
+    from indexer.app import LazyVectorizer, build_vectorizer
     from indexer.backfill import reconcile
     from indexer.failures import JsonlFailureLog
 
@@ -129,9 +129,9 @@ def reconcile_command(
         backend = _ready_index(settings)
         with _progress("reconcile") as bar:
             summary = reconcile(
-                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings)), backend=backend,
+                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)), backend=backend,
                 failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-                concurrency=concurrency or settings.vision_concurrency, rate_limiter=build_rate_limiter(settings),
+                concurrency=concurrency or settings.vision_concurrency, 
                 progress=bar)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
