@@ -21,6 +21,12 @@ MAX_SIDE_EXCLUSIVE = 16_000
 MIN_WORDS = 1
 MAX_WORDS = 70
 
+# Pillow refuses to even open images over 2 x MAX_IMAGE_PIXELS (about 179 megapixels by
+# default), but the service accepts up to 15,999 x 15,999. Reading a header costs nothing, so
+# raise Pillow's guard to the service's limit; decoding is bounded separately by whoever
+# decodes (the offline model decodes JPEGs in draft mode and caps other formats' pixels).
+Image.MAX_IMAGE_PIXELS = (MAX_SIDE_EXCLUSIVE * MAX_SIDE_EXCLUSIVE) // 2
+
 
 @dataclass(frozen=True)
 class ImageInfo:
