@@ -39,7 +39,11 @@ class Condition:
         actual = fields.get(self.field)
         if actual is None:
             return self.op == "ne" and self.value is not None
-        if isinstance(actual, (list, tuple)):  # collection fields match if any element does
+        if isinstance(actual, (list, tuple)):
+            # Collections follow what OData can say: ``any`` element matches, and ``ne`` means
+            # no element equals the value (``not tags/any(t: t eq 'x')``).
+            if self.op == "ne":
+                return not Condition(self.field, "eq", self.value).matches(fields)
             return any(Condition(self.field, self.op, self.value).matches({self.field: a}) for a in actual)
         try:
             expected = _coerce_like(self.value, actual)

@@ -10,7 +10,9 @@ A column is built once per (immutable) segment of the local index and field, on 
   ``eq`` and ranges turn into integer comparisons after one binary search;
 - a collection (``Collection(Edm.String)``, e.g. ``tags``) flattens its items into one such
   column plus the row each item belongs to; a row matches when any of its items does, like
-  OData's ``tags/any(t: t eq 'cat')``.
+  OData's ``tags/any(t: t eq 'cat')``, except ``ne``, which means no item equals the value,
+  like ``not tags/any(t: t eq 'cat')`` (what the Azure backend sends; OData allows no ``ne``
+  inside ``any``).
 
 Semantics follow ``indexer.filters.Condition.matches`` (and OData): a null value fails every
 comparison except ``ne``; an empty collection matches nothing, and so does a null one (OData's
@@ -136,6 +138,10 @@ class Column:
         """Rows matching ``<field> <op> <value>``; ``value`` comes from ``coerce_filter_value``."""
         if not self.is_collection:
             return self.encoded.compare(op, value)
+        if op == "ne":
+            # As the Azure backend renders it, ``not tags/any(t: t eq x)``: no item equals x
+            # (so empty and null collections match), never "some item differs".
+            return ~self.mask("eq", value)
         rows = np.zeros(self.rows, dtype=bool)
         rows[self.owners[self.encoded.compare(op, value)]] = True
         return rows
