@@ -43,6 +43,16 @@ class IndexPin:
                 f"pinned to {self.model_version!r} holds {self.dimensions}",
                 expected=self.dimensions, actual=embedding.dimensions)
 
+    def check_claim(self, key: str, fields: dict[str, Any]) -> None:
+        """A document may not claim, in its ``model_version`` field, another version than the pin."""
+        from indexer.errors import ModelVersionMismatchError
+
+        claimed = fields.get("model_version")
+        if claimed is not None and claimed != self.model_version:
+            raise ModelVersionMismatchError(
+                f"document {key!r} says model_version={claimed!r} but the index is pinned to "
+                f"{self.model_version!r}", expected=self.model_version, actual=claimed)
+
 
 @dataclass
 class Document:

@@ -272,7 +272,7 @@ class AzureSearchBackend:
                                            f"not a Document")
             vector = self._checked_vector(live.pin, document.embedding, action=f"index document {document.key!r}")
             fields = validate_fields(live.schema, document.key, document.fields)
-            _check_model_version_field(live.pin, document.key, fields)
+            live.pin.check_claim(document.key, fields)
             problem = key_problem(document.key)
             if problem is None:
                 try:
@@ -295,7 +295,7 @@ class AzureSearchBackend:
         if problem is not None:
             raise InvalidDocumentError(problem)
         updates = validate_fields(live.schema, key, fields)
-        _check_model_version_field(live.pin, key, updates)
+        live.pin.check_claim(key, updates)
         cleared = {name: None for name, value in fields.items() if value is None and name != KEY_FIELD}
         action = {"@search.action": "merge", KEY_FIELD: key, **updates, **cleared}
         result = WriteResult()
@@ -589,13 +589,6 @@ def _upload_action(key: str, fields: dict[str, Any], vector: np.ndarray) -> str:
     numbers = ", ".join(np.asarray(vector, dtype=np.float32).astype(str))
     return f'{head[:-1]}, "{VECTOR_FIELD}": [{numbers}]}}'
 
-
-def _check_model_version_field(pin: IndexPin, key: str, fields: dict[str, Any]) -> None:
-    claimed = fields.get("model_version")
-    if claimed is not None and claimed != pin.model_version:
-        raise ModelVersionMismatchError(
-            f"document {key!r} says model_version={claimed!r} but the index is pinned to {pin.model_version!r}",
-            expected=pin.model_version, actual=claimed)
 
 
 def _error_code(exc: HttpResponseError) -> str:

@@ -292,7 +292,7 @@ class LocalIndex:
                                                f"not a Document")
                 vector = _check_embedding(state.pin, document.embedding, action=f"index document {document.key!r}")
                 checked = validate_fields(state.schema, document.key, document.fields, types=types)
-                _check_model_version_field(state.pin, document.key, checked)
+                state.pin.check_claim(document.key, checked)
                 problem = key_problem(document.key)
                 if problem is not None:
                     result.failed[document.key] = problem
@@ -328,7 +328,7 @@ class LocalIndex:
                 raise DocumentNotFoundError(f"cannot merge into document {key!r}: it is not in the index "
                                             f"{self.name!r}; upsert it first")
             updates = validate_fields(state.schema, key, fields)
-            _check_model_version_field(state.pin, key, updates)
+            state.pin.check_claim(key, updates)
             cleared = {name for name, value in fields.items() if value is None}
             merged = {n: v for n, v in {**state.fields_of(row), **updates}.items() if n not in cleared}
             if merged == state.fields_of(row):
@@ -509,14 +509,6 @@ def _normalized_rows(vectors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
         matrix[usable] /= norms[usable, None].astype(np.float32)
     return matrix, usable
 
-
-def _check_model_version_field(pin: IndexPin, key: str, fields: dict[str, Any]) -> None:
-    """A document may not claim another model version than the index's pin."""
-    claimed = fields.get("model_version")
-    if claimed is not None and claimed != pin.model_version:
-        raise ModelVersionMismatchError(
-            f"document {key!r} says model_version={claimed!r} but the index is pinned to {pin.model_version!r}",
-            expected=pin.model_version, actual=claimed)
 
 
 def _check_schema_evolution(name: str, stored: IndexSchema, new: IndexSchema) -> None:

@@ -29,20 +29,24 @@ from indexer.errors import InputLimitError, InvalidImageError
 MAX_DECODE_PIXELS = 50_000_000
 
 
-def decode_image(data: bytes, *, min_side: int, max_decode_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
+def decode_image(data: bytes, *, min_side: int, max_decode_pixels: int = MAX_DECODE_PIXELS,
+                 draft: bool = True) -> Image.Image:
     """Return an RGB image, upright per EXIF, whose shorter side is about ``min_side``.
 
     The result is never smaller than ``min_side`` on its shorter side unless the source
     is; it is reduced (cheaply, with ``reduce()`` first) when the source is larger.
     Raises ``InvalidImageError`` for bytes Pillow cannot decode and ``InputLimitError``
     when decoding would exceed ``max_decode_pixels``.
+
+    ``draft=False`` decodes JPEGs at full size too (then the pixel budget applies to them):
+    the reference that bench/bench_model_throughput.py measures draft mode against.
     """
     try:
         with warnings.catch_warnings():
             # Our own pixel budget below replaces Pillow's warning-level bomb check.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.format == "JPEG":
+            if draft and image.format == "JPEG":
                 image.draft("RGB", (min_side, min_side))
             width, height = image.size  # after draft: the size the decoder will produce
             if width * height > max_decode_pixels:

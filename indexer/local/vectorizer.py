@@ -62,11 +62,14 @@ class LocalVectorizer:
     def __init__(self, model_version: str = LOCAL_MULTILINGUAL, *, top_t: int = DEFAULT_TOP_T,
                  variant: str = DEFAULT_VARIANT, wording: LabelWording | None = None,
                  crop: str = DEFAULT_CROP, cache_dir: str | Path | None = None,
-                 max_image_bytes: int = MAX_IMAGE_BYTES, max_decode_pixels: int = MAX_DECODE_PIXELS) -> None:
+                 max_image_bytes: int = MAX_IMAGE_BYTES, max_decode_pixels: int = MAX_DECODE_PIXELS,
+                 draft: bool = True) -> None:
         """``model_version``: a local name or an Azure one (resolved to its stand-in).
         ``wording``: how class labels are phrased (default: the measured one for the model).
         ``cache_dir``: where label embeddings are cached; ``None`` disables the cache
-        (``get_local_vectorizer`` passes ``default_cache_dir()``)."""
+        (``get_local_vectorizer`` passes ``default_cache_dir()``).
+        ``draft``: decode JPEGs with Pillow's draft mode (scaled while decoding); ``False``
+        only for measuring it (bench/bench_model_throughput.py)."""
         from indexer.local.classifier import ImageClassifier
         from indexer.local.text_encoders import get_text_encoder
 
@@ -79,6 +82,7 @@ class LocalVectorizer:
         self.wording = wording or DEFAULT_WORDINGS[self.model.name]
         self._max_image_bytes = max_image_bytes
         self._max_decode_pixels = max_decode_pixels
+        self._draft = draft
         self.classifier = ImageClassifier(variant, crop=crop)
         self.text_encoder = get_text_encoder(_TEXT_ENCODER_FOR[self.model.name])
         if self.text_encoder.dimensions != self.dimensions:  # pragma: no cover - registry invariant
@@ -148,7 +152,8 @@ class LocalVectorizer:
 
             raise InvalidImageError(f"the image must be bytes, got {type(data).__name__}")
         inspect_image(data, max_bytes=self._max_image_bytes)
-        picture = decode_image(data, min_side=self.classifier.decode_side, max_decode_pixels=self._max_decode_pixels)
+        picture = decode_image(data, min_side=self.classifier.decode_side, max_decode_pixels=self._max_decode_pixels,
+                               draft=self._draft)
         return self.classifier.preprocess(picture)
 
 
