@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import ImageSearchError
+from indexer.errors import ImageSearchError, InputLimitError
 from indexer.limits import MAX_IMAGE_BYTES, check_text, inspect_image
 from indexer.local.conse import average_label_embeddings, conse_vectors
 from indexer.local.decode import MAX_DECODE_PIXELS, decode_image
@@ -49,6 +49,11 @@ DEFAULT_WORDINGS = {
 
 _TEXT_ENCODER_FOR = {LOCAL_MULTILINGUAL: "usem3", LOCAL_ENGLISH: "minilm"}
 _BATCH = 16  # images per forward pass in vectorize_images: throughput without big peaks
+# The service limits text by words only (1 to 70), so one "word" can be a megabyte, and the
+# multilingual encoder does not truncate: 100,000 characters took it 6 s, 900,000 took 50 s
+# and 8 GB. 70 words of any language fit in far fewer characters; beyond this the offline
+# model refuses, as it refuses non-JPEG rasters beyond its decode budget.
+MAX_TEXT_CHARS = 4_096
 
 
 class LocalVectorizer:
@@ -134,6 +139,10 @@ class LocalVectorizer:
 
     def vectorize_text(self, text: str) -> Embedding:
         check_text(text)
+        if len(text) > MAX_TEXT_CHARS:
+            raise InputLimitError(
+                f"the text is {len(text):,} characters; the offline vectorizer reads at most {MAX_TEXT_CHARS:,} "
+                f"(limit 'text_chars'), which 1 to 70 words never need", limit="text_chars", value=len(text))
         vector = self.text_encoder.encode([text])[0]
         return Embedding(vector=vector, model_version=self.model_version)
 
