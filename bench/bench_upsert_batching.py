@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"a fresh index; rates are per document (medians of {args.rounds} rounds)")
     report.note("the goal is judged on loopback, where a request costs only a few ms; batching cannot beat "
                 "(request + document) / document. Most of a document's cost is client-side: turning 1024 "
-                "float32s into JSON text (AzureSearchBackend._upload_action uses numpy astype(str))")
+                "float32s into JSON text (AzureSearchBackend._upload_action) and parsing them again in the double)")
     if remote:
         report.note(f"the +{args.rtt_ms:g} ms run shows the same code against a service a network hop away, "
                     f"where Azure AI Search always is")

@@ -169,8 +169,11 @@ class _Run:
         waiting, self.waiting, self.documents = self.waiting, [], []
         for outcome in waiting:
             if outcome.status == "indexed" and outcome.key in refused:
-                outcome = Outcome(outcome.key, outcome.source, "failed",
-                                  reason=f"the index refused the document: {refused[outcome.key]}")
+                reason = refused[outcome.key]
+                # A refusal the backend marks "transient:" (busy or unreachable after its own
+                # retries; see AzureSearchBackend) can succeed later: the item stays not done.
+                outcome = Outcome(outcome.key, outcome.source, "failed", transient=reason.startswith("transient:"),
+                                  reason=f"the index refused the document: {reason}")
             self._emit(outcome)
 
     def _watch_failures(self, outcome: Outcome) -> None:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -345,6 +345,11 @@ class _VisionService:
             response = _error_response(refused.error, request_id)
         except _ForcedResponse as forced:
             response = forced.response
+        except ClientDisconnect:
+            # The caller gave up (e.g. its timeout expired) before its body was read: nobody is
+            # left to answer, and it is no failure of this server. 499 is nginx's "client closed
+            # request"; it only shows in the request log.
+            response = Response(status_code=499)
         except Exception:  # a bug here must still answer in Azure's shape, and be logged
             logger.exception("the local vectorizer server failed on %s", request.url.path)
             response = _error_response(errors.server_error(500), request_id)
