@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from azure.core.exceptions import AzureError
 
-from indexer.backends.base import IndexBackend
+from indexer.backends.base import IndexBackend, WriteResult
 from indexer.errors import (ConfigurationError, ImageSearchError, ModelVersionMismatchError, ServiceError,
                             VisionAuthenticationError)
 from indexer.filters import Condition
@@ -160,20 +160,21 @@ class _Run:
             self.flush()
 
     def flush(self) -> None:
+        result = WriteResult()
         if self.documents:
             result = self.backend.upsert(self.documents)
             self.summary.upserts += 1
-            refused = result.failed
-        else:
-            refused = {}
         waiting, self.waiting, self.documents = self.waiting, [], []
         for outcome in waiting:
-            if outcome.status == "indexed" and outcome.key in refused:
-                reason = refused[outcome.key]
-                # A refusal the backend marks "transient:" (busy or unreachable after its own
-                # retries; see AzureSearchBackend) can succeed later: the item stays not done.
-                outcome = Outcome(outcome.key, outcome.source, "failed", transient=reason.startswith("transient:"),
-                                  reason=f"the index refused the document: {reason}")
+            if outcome.status == "indexed" and outcome.key in result.failed:
+                # A document the index could not take *yet* (busy or unreachable after the
+                # backend's own retries) stays not done, so the next run writes it; it also
+                # counts towards stopping a run whose index is down, before more paid
+                # Vision calls are made for documents that cannot be written.
+                outcome = Outcome(outcome.key, outcome.source, "failed",
+                                  transient=outcome.key in result.retriable,
+                                  reason=f"the index refused the document: {result.failed[outcome.key]}")
+                self._watch_failures(outcome)
             self._emit(outcome)
 
     def _watch_failures(self, outcome: Outcome) -> None:

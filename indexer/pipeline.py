@@ -101,9 +101,14 @@ def index_item(item: ImageItem, vectorizer: Vectorizer, backend: IndexBackend, *
     prepared = prepare(item, vectorizer, pin, stored_hash=(stored or {}).get("content_hash"), force=force)
     if prepared.document is not None:
         result = backend.upsert([prepared.document])
-        if not result.ok:
-            raise ServiceError(f"the index refused {item.source}: {result.failed[item.key]}",
+        if item.key in result.retriable:
+            # Busy or unreachable: raise so that the Functions host tries again later.
+            raise ServiceError(f"the index could not take {item.source} yet: {result.failed[item.key]}",
                                code="IndexingFailed", status_code=None)
+        if item.key in result.failed:
+            # Refused outright: trying again cannot help; the edge records the reason.
+            return Outcome(item.key, item.source, "failed",
+                           reason=f"the index refused the document: {result.failed[item.key]}")
     return prepared.outcome
 
 

@@ -208,6 +208,7 @@ def test_retriable_failures_are_retried_and_invalid_documents_reported(azure_bac
     assert set(result.failed) == {"bad key/with slash", "huge"}
     assert "letters, digits" in result.failed["bad key/with slash"]
     assert result.failed["huge"].startswith("(400)") and "too large" in result.failed["huge"]
+    assert not result.retriable  # refused outright: retrying cannot help
 
     requests = index_requests(search_double, search_index_name)
     assert len(requests) > 1 and any(r.status == 207 for r in requests)
@@ -231,7 +232,7 @@ def test_whole_request_failures_are_retried_then_reported(azure_backend_factory,
                                                             operations=frozenset({"index"})))
     result = backend.upsert(tiny_documents(3, prefix="late"))
     assert not result.succeeded and set(result.failed) == {"late00000", "late00001", "late00002"}
-    assert all(reason.startswith("transient:") for reason in result.failed.values())
+    assert result.retriable == set(result.failed)  # busy, not refused: worth trying again later
     assert [r.status for r in index_requests(search_double, search_index_name)][3:] == [429] * 4
 
 

@@ -355,8 +355,8 @@ class AzureSearchBackend:
                     self._sleep(attempt)
                     attempt += 1
                     continue
-                self._fail_all(pending, result, f"transient: cannot reach the search service after "
-                                                f"{self.max_retries} retries ({exc})")
+                self._fail_all(pending, result, f"cannot reach the search service after "
+                                                f"{self.max_retries} retries ({exc})", retriable=True)
                 return
             except HttpResponseError as exc:
                 status = exc.status_code or 0
@@ -375,11 +375,12 @@ class AzureSearchBackend:
                     self._send_batch(pending[middle:], result, statuses, what)
                     return
                 if status in (400, 413) or status in RETRIABLE_REQUEST_STATUSES:
-                    prefix = "transient: " if status in RETRIABLE_REQUEST_STATUSES else ""
-                    suffix = f" after {self.max_retries} retries" if prefix else ""
+                    busy = status in RETRIABLE_REQUEST_STATUSES
+                    suffix = f" after {self.max_retries} retries" if busy else ""
                     for p in pending:
                         statuses[p.key] = status
-                    self._fail_all(pending, result, f"{prefix}({_error_code(exc)}) {_error_message(exc)}{suffix}")
+                    self._fail_all(pending, result, f"({_error_code(exc)}) {_error_message(exc)}{suffix}",
+                                   retriable=busy)
                     return
                 raise self._service_error(exc, f"{what} index {self.index_name!r}") from None
             by_key = {answer.get("key"): answer for answer in answers}
@@ -398,13 +399,13 @@ class AzureSearchBackend:
                     p.last_error = f"({code}) {answer.get('errorMessage')}"
                     retry.append(p)
                 else:
-                    result.failed[p.key] = f"({code}) {answer.get('errorMessage')}"
+                    result.fail(p.key, f"({code}) {answer.get('errorMessage')}")
             pending = retry
             if pending:
                 if attempt >= self.max_retries:
                     for p in pending:
-                        result.failed[p.key] = f"transient: still failing after {self.max_retries} retries: " \
-                                               f"{p.last_error}"
+                        result.fail(p.key, f"still failing after {self.max_retries} retries: {p.last_error}",
+                                    retriable=True)
                     return
                 self._sleep(attempt)
                 attempt += 1
@@ -434,9 +435,9 @@ class AzureSearchBackend:
         return list(response.json().get("value") or [])
 
     @staticmethod
-    def _fail_all(pending: list[_Pending], result: WriteResult, reason: str) -> None:
+    def _fail_all(pending: list[_Pending], result: WriteResult, reason: str, *, retriable: bool = False) -> None:
         for p in pending:
-            result.failed[p.key] = reason
+            result.fail(p.key, reason, retriable=retriable)
 
     def _sleep(self, attempt: int, *, retry_after: float | None = None) -> None:
         """Exponential backoff with jitter; a server's Retry-After wins if longer."""

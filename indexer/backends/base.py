@@ -16,16 +16,23 @@ from indexer.types import Document, Embedding, Hit, IndexPin
 class WriteResult:
     """Per-document outcome of an upsert or delete batch.
 
-    ``succeeded`` holds keys; ``failed`` maps a key to the reason it failed for good (after
-    any retries of retriable statuses).
+    ``succeeded`` holds keys; ``failed`` maps a key to the reason it was not written (after
+    the backend's own retries). ``retriable`` holds the failed keys that may succeed later
+    (the service stayed busy or unreachable), as opposed to documents it refused outright.
     """
 
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    retriable: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def fail(self, key: str, reason: str, *, retriable: bool = False) -> None:
+        self.failed[key] = reason
+        if retriable:
+            self.retriable.add(key)
 
 
 @runtime_checkable
