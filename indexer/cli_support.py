@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import typer
 
 from indexer.errors import (ConfigurationError, ImageSearchError, InputLimitError, InvalidImageError,
-                            ModelVersionMismatchError)
+                            ModelVersionMismatchError, VisionRequestError)
 
 # Exit codes, documented in ``imgsearch --help``.
 EXIT_OK = 0
@@ -132,6 +132,11 @@ def handle_errors() -> Iterator[None]:
         raise fail(str(exc), EXIT_CONFIG) from None
     except ImageSearchError as exc:
         raise fail(str(exc)) from None
+    except VisionRequestError as exc:
+        # The Vision service refused the query's own text or image (a 4xx validation error):
+        # a bad argument, like the limits checked before sending.
+        raise fail(f"the Vision service refused the query: ({exc.code}) {_one_line(exc.error_message)}",
+                   EXIT_CONFIG) from None
     except HttpResponseError as exc:  # our ServiceError and the Azure SDKs' errors
         status = f"HTTP {exc.status_code}: " if exc.status_code else ""
         raise fail(f"{status}{_one_line(exc.message)}") from None

@@ -302,6 +302,19 @@ def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp
     assert len(vision_server.requests) - calls_before == 5  # 4 images + 1 query, each over HTTP
 
 
+def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_folder, vision_server) -> None:
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
+           "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+    index_json(run_cli, small_folder, env=env)
+
+    # One "word" of 5,000 characters passes the 70-word limit the client checks, and the
+    # service refuses it with a 400: the user's argument is wrong, not the service.
+    result = run_cli("search", "x" * 5000, env=env)
+
+    assert result.exit_code == 2, result.output
+    assert "refused the query" in result.stderr and "Traceback" not in result.output
+
+
 def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_folder, tmp_path, vision_server) -> None:
     env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": "wrong-key", "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
 
