@@ -268,8 +268,8 @@ def test_cli_hostile_filter_values_match_nothing(case, run_cli, cli_env):
     (["a cat", "-k", "1000000000"], 2, "k must be"),
     (["a cat", "--threshold", "nan"], 2, "threshold"),
     (["cat " * 262_144], 2, "70 words"),
-    # Refused by the Vision service (its 400), so a service failure (1), named all the same.
-    (["c" * 1_000_000], 1, "characters"),
+    # Refused by the Vision service (its 400): a bad argument all the same, named.
+    (["c" * 1_000_000], 2, "characters"),
 ])
 def test_cli_refuses_hostile_input_with_one_clear_line(args, exit_code, words, run_cli, cli_env):
     result = run_cli("search", *args, env=cli_env)
