@@ -79,9 +79,7 @@ def backfill_command(
 
     Resumable: run it again after an interruption and it continues where it stopped.
     Vision calls are paced at VISION_REQUESTS_PER_SECOND."""
-    from indexer.app import LazyVectorizer, build_vectorizer
     from indexer.backfill import backfill, checkpoint_path
-    from indexer.failures import JsonlFailureLog
 
     with handle_errors():
         settings = state(ctx).settings
@@ -89,10 +87,8 @@ def backfill_command(
         backend = _ready_index(settings)
         with _progress("backfill") as bar:
             summary = backfill(
-                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)), backend=backend,
+                source, backend=backend, **_bulk_options(settings, concurrency),
                 checkpoint_file=checkpoint_path(settings.data_dir, source, settings.search_index_name),
-                failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-                concurrency=concurrency or settings.vision_concurrency, 
                 batch_size=batch_size, force=force, restart=restart, progress=bar)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
@@ -107,6 +103,17 @@ def backfill_command(
                        f"(checkpoint: {summary.checkpoint})")
 
 
+def _bulk_options(settings, concurrency: Optional[int]) -> dict:
+    """What backfill and reconcile share: a paced Vision client that loads on first use, the
+    local failure record, and the concurrency."""
+    from indexer.app import LazyVectorizer, build_vectorizer
+    from indexer.failures import JsonlFailureLog
+
+    return dict(vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)),
+                failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
+                concurrency=concurrency or settings.vision_concurrency)
+
+
 def reconcile_command(
     ctx: typer.Context,
     container: Optional[str] = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
@@ -119,20 +126,14 @@ def reconcile_command(
 
     Removes documents of deleted blobs and indexes missing or changed blobs. Downloads every
     blob to compare hashes; calls Vision only for new or changed ones."""
-    from indexer.app import LazyVectorizer, build_vectorizer
     from indexer.backfill import reconcile
-    from indexer.failures import JsonlFailureLog
 
     with handle_errors():
         settings = state(ctx).settings
         source = _container_source(settings, container, prefix)
         backend = _ready_index(settings)
         with _progress("reconcile") as bar:
-            summary = reconcile(
-                source, vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)), backend=backend,
-                failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-                concurrency=concurrency or settings.vision_concurrency, 
-                progress=bar)
+            summary = reconcile(source, backend=backend, **_bulk_options(settings, concurrency), progress=bar)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
