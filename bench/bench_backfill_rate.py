@@ -9,7 +9,7 @@ Printed:
 - achieved Vision call rate / R (goal >= 0.9): successful vectorizeImage calls per second of
   the whole backfill (listing and the last upsert included);
 - lost documents (blobs missing from the index) and duplicated documents (keys the double
-  accepted more than one upload for, counted on the wire by ``IndexingTally``): goal 0 both;
+  accepted more than one upload for, counted on the wire by ``IndexingRecorder``): goal 0 both;
   plus documents whose stored content hash differs from the blob's bytes;
 - 429 answers the server gave;
 - speed-up over a sequential loop (one blob at a time: download, vectorize, upsert one

@@ -12,18 +12,14 @@ process, all on free ports of 127.0.0.1, all stopped when their ``with`` block e
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
-import json
 import logging
 import math
 import os
 import platform
-import re
 import secrets
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -269,78 +265,6 @@ def vision_server(**options: Any) -> Iterator[RunningVisionServer]:
         yield RunningVisionServer(url, key, log)
 
 
-class IndexingTally:
-    """ASGI wrapper around the search double that counts, per (index, document key), the
-    upload actions the double accepted: the only honest way to see a document written twice,
-    because the index itself keeps just the last write.
-
-    It reads indexing requests and their answers off the wire (``POST .../docs/search.index``)
-    and passes them through unchanged; other requests go straight through.
-    """
-
-    _INDEX = re.compile(r"^/indexes(?:\('(?P<quoted>(?:[^']|'')*)'\)|/(?P<plain>[^/()]+))/docs/search\.index$")
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self.accepted: collections.Counter[tuple[str, str]] = collections.Counter()
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        match = self._INDEX.match(scope.get("path", "")) if scope.get("type") == "http" else None
-        if match is None or scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        index = match["quoted"].replace("''", "'") if match["quoted"] is not None else match["plain"]
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        status = 0
-        answer: list[bytes] = []
-
-        async def capture(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                answer.append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, replay, capture)
-        if status in (200, 207):
-            self._count(index, body, b"".join(answer))
-
-    def _count(self, index: str, request: bytes, response: bytes) -> None:
-        try:
-            actions = json.loads(request).get("value") or []
-            results = json.loads(response).get("value") or []
-        except (ValueError, AttributeError):
-            return
-        uploads = {a.get("id") for a in actions if a.get("@search.action") in ("upload", "mergeOrUpload")}
-        with self._lock:
-            for result in results:
-                if result.get("status") and result.get("key") in uploads:
-                    self.accepted[(index, result["key"])] += 1
-
-    def uploads_per_key(self, index: str) -> dict[str, int]:
-        with self._lock:
-            return {key: n for (name, key), n in self.accepted.items() if name == index}
-
-
 class AddedLatency:
     """ASGI wrapper that holds every request ``seconds`` before serving it: a network round
     trip to a remote service, which loopback HTTP does not have."""
@@ -362,7 +286,7 @@ class RunningSearchDouble:
     endpoint: str
     api_key: str
     service: Any  # indexer.standins.search_service.SearchDoubleService
-    tally: IndexingTally | None
+    tally: Any  # an IndexingRecorder, or None
 
     @property
     def credential(self) -> Any:
@@ -379,13 +303,15 @@ class RunningSearchDouble:
 @contextlib.contextmanager
 def search_double(*, tally: bool = False, latency_ms: float = 0.0) -> Iterator[RunningSearchDouble]:
     """The Azure AI Search double (admin key required) in a background thread; with
-    ``tally`` its indexing requests are counted per document key (``IndexingTally``); with
+    ``tally`` its indexing requests are counted per document key
+    (``indexer.standins.indexing_recorder.IndexingRecorder``); with
     ``latency_ms`` every request waits that long first (``AddedLatency``)."""
+    from indexer.standins.indexing_recorder import IndexingRecorder
     from indexer.standins.search_service import SearchDoubleConfig, create_app, serve_in_thread
 
     key = secrets.token_urlsafe(24)
     app = create_app(SearchDoubleConfig(admin_keys=(key,)))
-    counter = IndexingTally(app) if tally else None
+    counter = IndexingRecorder(app) if tally else None
     served: Any = counter or app
     if latency_ms > 0:
         served = AddedLatency(served, latency_ms / 1000.0)
