@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,18 @@ from indexer.errors import ConfigurationError
 from indexer.models import get_model_version
 from indexer.types import IndexPin
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def _schemas_dir() -> Path:
+    """``schemas/`` beside the package (a checkout, an editable install, or the Function
+    package the azd hook assembles), else the copy a wheel installs under
+    ``<prefix>/share/imgsearch/schemas`` (pyproject's data-files)."""
+    beside = Path(__file__).resolve().parent.parent / "schemas"
+    installed = Path(sys.prefix) / "share" / "imgsearch" / "schemas"
+    return beside if beside.is_dir() or not installed.is_dir() else installed
+
+
+SCHEMAS_DIR = _schemas_dir()
 KEY_FIELD = "id"
 VECTOR_FIELD = "image_vector"
 _PIN = re.compile(r"imgsearch pin: model_version=(?P<model>[^;]+); dimensions=(?P<dims>\d+)")
