@@ -46,19 +46,19 @@ def expected_hashes(docs: list[Document]) -> dict[str, str]:
 
 
 @pytest.fixture
-def tiny_backend(recording_backend_factory):
+def tiny_backend(azure_backend_factory):
     def make(**options):
-        backend = recording_backend_factory(max_batch_actions=100, **options)
+        backend = azure_backend_factory(max_batch_actions=100, **options)
         backend.ensure_index(tiny_schema(DIMS, TINY))
         return backend
     return make
 
 
 def test_per_document_503s_and_429s_are_retried_until_each_document_is_written_once(
-        tiny_backend, recording_search, recording_index_name):
+        tiny_backend, search_double, search_index_name):
     backend = tiny_backend()
     # Each key fails at most 3 times (the backend retries 5), so every document gets through.
-    recording_search.set_faults(recording_index_name, FaultConfig(
+    search_double.set_faults(search_index_name, FaultConfig(
         document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3, seed=11))
     docs = documents(300)
 
@@ -68,21 +68,21 @@ def test_per_document_503s_and_429s_are_retried_until_each_document_is_written_o
     assert sorted(result.succeeded) == sorted(d.key for d in docs)  # each reported once
     assert backend.count() == len(docs)
     assert backend.keys_with_hashes() == expected_hashes(docs)
-    recorder = recording_search.recorder
-    assert recorder.applied_per_key(recording_index_name) == {d.key: 1 for d in docs}
-    refused = [a.document_status for a in recorder.actions_for(recording_index_name) if not a.applied]
+    recorder = search_double.recorder
+    assert recorder.applied_per_key(search_index_name) == {d.key: 1 for d in docs}
+    refused = [a.document_status for a in recorder.actions_for(search_index_name) if not a.applied]
     assert {503, 429} <= set(refused)  # the faults really happened, and only those
     assert set(refused) == {503, 429}
     # Only the refused documents were sent again, never the whole batch.
-    assert sum(recorder.sent_per_key(recording_index_name).values()) == len(docs) + len(refused)
+    assert sum(recorder.sent_per_key(search_index_name).values()) == len(docs) + len(refused)
 
 
-def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend, recording_search,
-                                                                     recording_index_name):
+def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend, search_double,
+                                                                     search_index_name):
     backend = tiny_backend(max_retries=10)
     # The first four indexing requests fail whole (rate 1, capped at 4): deterministic, whatever
     # the index name the double seeds its draws with.
-    recording_search.set_faults(recording_index_name, FaultConfig(
+    search_double.set_faults(search_index_name, FaultConfig(
         request_fault_rate=1.0, request_fault_status=503, max_request_faults=4, operations=frozenset({"index"}),
         retry_after_seconds=0.01))
     docs = documents(250, seed=1)
@@ -91,17 +91,17 @@ def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend
 
     assert result.ok and len(result.succeeded) == len(docs)
     assert backend.keys_with_hashes() == expected_hashes(docs)
-    assert recording_search.recorder.applied_per_key(recording_index_name) == {d.key: 1 for d in docs}
-    statuses = [r.status for r in recording_search.requests_for(recording_index_name, "index")]
+    assert search_double.recorder.applied_per_key(search_index_name) == {d.key: 1 for d in docs}
+    statuses = [r.status for r in search_double.requests_for(search_index_name, "index")]
     assert statuses == [503, 503, 503, 503, 200, 200, 200]  # three batches of at most 100
 
 
-def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(tiny_backend, recording_search,
-                                                                          recording_index_name):
+def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(tiny_backend, search_double,
+                                                                          search_index_name):
     backend = tiny_backend(max_retries=10)
     docs = documents(200, seed=2)
     assert backend.upsert(docs).ok
-    recording_search.set_faults(recording_index_name, FaultConfig(
+    search_double.set_faults(search_index_name, FaultConfig(
         document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3,
         request_fault_rate=0.4, max_request_faults=8, operations=frozenset({"index"}), seed=3))
     gone, kept = docs[::2], docs[1::2]
@@ -110,7 +110,7 @@ def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(tiny_b
 
     assert result.ok and sorted(result.succeeded) == sorted(d.key for d in gone)
     assert backend.keys_with_hashes() == expected_hashes(kept)
-    deletes = recording_search.recorder.actions_for(recording_index_name, "delete")
+    deletes = search_double.recorder.actions_for(search_index_name, "delete")
     assert any(not a.applied for a in deletes)  # faults met the deletes too
 
 
@@ -133,12 +133,12 @@ def image_calls(vision_server) -> int:
 
 
 def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_each_once(
-        vision_server, blob_container, recording_search, recording_index_name, recording_backend_factory,
+        vision_server, blob_container, search_double, search_index_name, azure_backend_factory,
         tmp_path):
     blobs = upload_photos(blob_container, 30)
-    backend = recording_backend_factory(max_retries=8)
+    backend = azure_backend_factory(max_retries=8)
     ensure_index(backend, LOCAL_MULTILINGUAL)
-    recording_search.set_faults(recording_index_name, FaultConfig(
+    search_double.set_faults(search_index_name, FaultConfig(
         document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3,
         request_fault_rate=0.3, max_request_faults=6, operations=frozenset({"index"}), seed=9))
     source = BlobSource(blob_container)
@@ -146,30 +146,30 @@ def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_ea
 
     with vision_client(vision_server) as client:
         summary = backfill(source, vectorizer=client, backend=backend, batch_size=8, concurrency=4,
-                           checkpoint_file=checkpoint_path(tmp_path, source, recording_index_name),
+                           checkpoint_file=checkpoint_path(tmp_path, source, search_index_name),
                            failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
 
     assert summary.completed and summary.indexed == len(blobs) and summary.failed == []
     container = blob_container.container_name
     keys = {document_key(blob_identity(container, name)): data for name, data in blobs.items()}
     assert backend.keys_with_hashes() == {k: "sha256:" + hashlib.sha256(d).hexdigest() for k, d in keys.items()}
-    assert recording_search.recorder.applied_per_key(recording_index_name) == {k: 1 for k in keys}
-    assert any(not a.applied for a in recording_search.recorder.actions_for(recording_index_name))
+    assert search_double.recorder.applied_per_key(search_index_name) == {k: 1 for k in keys}
+    assert any(not a.applied for a in search_double.recorder.actions_for(search_index_name))
     # The index's retries never cost another (paid, rate-limited) Vision call.
     assert image_calls(vision_server) - calls_before == len(blobs)
 
 
 def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_run_writes_them(
-        vision_server, blob_container, recording_search, recording_index_name, recording_backend_factory,
+        vision_server, blob_container, search_double, search_index_name, azure_backend_factory,
         tmp_path):
     blobs = upload_photos(blob_container, 6, prefix="q")
-    backend = recording_backend_factory(max_retries=2)
+    backend = azure_backend_factory(max_retries=2)
     ensure_index(backend, LOCAL_MULTILINGUAL)
     source = BlobSource(blob_container)
-    checkpoint_file = checkpoint_path(tmp_path, source, recording_index_name)
+    checkpoint_file = checkpoint_path(tmp_path, source, search_index_name)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
     # The service is busy for every document, longer than the backend's retries last.
-    recording_search.set_faults(recording_index_name, FaultConfig(document_fault_rate=1.0,
+    search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0,
                                                                   document_fault_statuses=(503,)))
 
     with vision_client(vision_server) as client:
@@ -183,12 +183,12 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
         assert not first.completed  # (nothing finished, so there is no checkpoint to resume from)
         assert failures.records() == []  # nothing recorded as a permanent failure
 
-        recording_search.set_faults(recording_index_name, None)  # the service recovers
+        search_double.set_faults(search_index_name, None)  # the service recovers
         second = backfill(source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file,
                           failures=failures, batch_size=3)
 
     assert second.completed and second.indexed == len(blobs) and second.known_failures == 0
     assert backend.count() == len(blobs)
     container = blob_container.container_name
-    assert recording_search.recorder.applied_per_key(recording_index_name) == {
+    assert search_double.recorder.applied_per_key(search_index_name) == {
         document_key(blob_identity(container, name)): 1 for name in blobs}

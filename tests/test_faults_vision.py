@@ -128,8 +128,8 @@ def run_backfill(container, client, backend, tmp_path, failures):
 
 
 def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_once(
-        faulty_vision_server, key, blob_container, recording_search, recording_index_name,
-        recording_backend_factory, tmp_path, caplog):
+        faulty_vision_server, key, blob_container, search_double, search_index_name,
+        azure_backend_factory, tmp_path, caplog):
     good = images_of_distinct_sizes(40, start_seed=1)
     sizes = {len(d) for d in good}
     bad = corrupt_images(2, sizes)
@@ -142,7 +142,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     blobs.update({f"broken/{i}.jpg": data for i, data in enumerate(bad)})
     for name, data in blobs.items():
         blob_container.upload_blob(name, data)
-    backend = recording_backend_factory()
+    backend = azure_backend_factory()
     ensure_index(backend, LOCAL_MULTILINGUAL)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
 
@@ -159,7 +159,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
                  if name.startswith("photos/")}
     for key_, data in good_keys.items():
         assert backend.get(key_)["content_hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
-    applied = recording_search.recorder.applied_per_key(recording_index_name)
+    applied = search_double.recorder.applied_per_key(search_index_name)
     assert applied == {key_: 1 for key_ in good_keys}  # exactly one upload of each, none of the broken ones
 
     # The run really met every kind of fault, and retries stayed bounded for every image.
@@ -186,7 +186,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
 
 
 def test_a_permanent_400_is_sent_once_never_retried_and_recorded(faulty_vision_server, key, blob_container,
-                                                                 recording_backend_factory, tmp_path):
+                                                                 azure_backend_factory, tmp_path):
     # No slow answers here: a slow answer is recorded late, with whatever the server finally
     # answered, so it would blur "which request got the 400". Every other kind is on.
     good = images_of_distinct_sizes(8, start_seed=500)
@@ -199,7 +199,7 @@ def test_a_permanent_400_is_sent_once_never_retried_and_recorded(faulty_vision_s
         blob_container.upload_blob(f"ok/{i}.jpg", data)
     for i, data in enumerate(bad):
         blob_container.upload_blob(f"bad/{i}.jpg", data)
-    backend = recording_backend_factory()
+    backend = azure_backend_factory()
     ensure_index(backend, LOCAL_MULTILINGUAL)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
 
