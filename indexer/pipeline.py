@@ -25,7 +25,7 @@ from indexer.errors import InputLimitError, InvalidImageError, ServiceError, Vis
 from indexer.limits import inspect_image
 from indexer.schema import load_schema
 from indexer.sources.base import ImageItem
-from indexer.types import Document, Embedding, IndexPin
+from indexer.types import Document, IndexPin
 from indexer.vectorizers import Vectorizer
 
 Status = Literal["indexed", "unchanged", "failed", "deleted"]
@@ -124,7 +124,3 @@ def remove_item(key: str, source: str, backend: IndexBackend) -> Outcome:
 def ensure_index(backend: IndexBackend, model_version: str) -> IndexPin:
     """Create the index pinned to ``model_version`` from ``schemas/``, or verify the pin."""
     return backend.ensure_index(load_schema(model_version))
-
-
-def check_query(embedding: Embedding, pin: IndexPin) -> None:
-    pin.check(embedding, action="search")

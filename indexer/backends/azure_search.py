@@ -191,10 +191,6 @@ class AzureSearchBackend:
         """The live index's definition (with its pin), as the checks here use it."""
         return self._live_index().schema
 
-    def refresh(self) -> None:
-        """Forget the cached index definition; the next call reads it again."""
-        self._live = None
-
     def _get_index_or_none(self) -> SearchIndex | None:
         try:
             return self._call(lambda: self._index_client.get_index(self.index_name),

@@ -29,7 +29,7 @@ from indexer.limits import MAX_IMAGE_BYTES, check_text, inspect_image
 from indexer.local.conse import average_label_embeddings, conse_vectors
 from indexer.local.decode import MAX_DECODE_PIXELS, decode_image
 from indexer.local.label_cache import cache_key, default_cache_dir, load_or_compute
-from indexer.local.labels import LabelWording, class_names
+from indexer.local.labels import LabelWording
 from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL, ModelVersion, local_model_for
 from indexer.types import Embedding
 
@@ -147,12 +147,6 @@ class LocalVectorizer:
         return Embedding(vector=vector, model_version=self.model_version)
 
     # --- helpers -------------------------------------------------------------------------
-    def top_labels(self, image: bytes, *, k: int = 5) -> list[tuple[str, float]]:
-        """The classifier's k most probable ImageNet classes: what ConSE mixes (debugging)."""
-        probabilities = self.classifier.predict(self._prepare(image)[None])[0]
-        names = class_names("clean")
-        return [(names[i][0], float(probabilities[i])) for i in np.argsort(-probabilities)[:k]]
-
     def _prepare(self, data: bytes) -> np.ndarray:
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
