@@ -211,7 +211,10 @@ def index_items(items: Iterable[ImageItem], *, vectorizer: Vectorizer, backend: 
 
     ``stored_hashes`` maps document keys to their stored ``content_hash``; when None it is
     fetched once with ``backend.keys_with_hashes()``. ``force`` re-vectorizes unchanged
-    bytes. ``rate_limiter`` (anything with ``acquire()``) paces the Vision calls.
+    bytes. ``rate_limiter`` (anything with ``acquire()``) paces the calls of a vectorizer that
+    cannot pace itself; a ``VisionClient`` built with its own limiter (``build_vectorizer(...,
+    paced=True)``, which also paces its retries) must not get one here too, or every call
+    takes two tokens.
     ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item.
     """
     if concurrency < 1:
