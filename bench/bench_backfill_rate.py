@@ -82,20 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     from azure.core.credentials import AzureKeyCredential
     from azure.storage.blob import BlobServiceClient
 
-    from indexer.backfill import backfill
+    from indexer.indexing.backfill import backfill
     from indexer.keys import blob_identity, document_key
-    from indexer.models import LOCAL_MULTILINGUAL
-    from indexer.pipeline import content_hash, prepare
+    from indexer.model_versions import OFFLINE_MULTILINGUAL
+    from indexer.indexing.pipeline import content_hash, prepare
     from indexer.ratelimit import RateLimiter
     from indexer.schema import load_schema
     from indexer.sources.blob import BlobSource
-    from indexer.vision import VisionClient
+    from indexer.vectorizers.vision import VisionClient
 
     report = Report("Benchmark 1 figures")
     blobs = {f"bench/img-{i:05d}.jpg": tiny_jpeg(i) for i in range(args.blobs)}
     say(f"generated {len(blobs)} JPEGs of {min(map(len, blobs.values()))}-{max(map(len, blobs.values()))} bytes")
 
-    model = load_offline_model(LOCAL_MULTILINGUAL)
+    model = load_offline_model(OFFLINE_MULTILINGUAL)
     sample = list(blobs.values())[: 10 if args.quick else 40]
     speed = model_speed(model, sample)
     rate = args.rate
@@ -117,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             upload_blobs(container, blobs)
         say(f"uploaded {len(blobs)} blobs to Azurite in {sw.seconds:.1f}s")
         source = BlobSource(container)
-        schema = load_schema(LOCAL_MULTILINGUAL)
+        schema = load_schema(OFFLINE_MULTILINGUAL)
         credential = AzureKeyCredential(vision.key)
 
         # --- the baseline: one blob at a time, each written on its own -----------------
         sequential_backend = search.backend("sequential-bench")
         sequential_backend.ensure_index(schema)
-        with VisionClient(vision.url, credential, model_version=LOCAL_MULTILINGUAL,
+        with VisionClient(vision.url, credential, model_version=OFFLINE_MULTILINGUAL,
                           rate_limiter=RateLimiter(rate)) as client:
             pin = sequential_backend.get_pin()
             items = [item for _, item in zip(range(args.sequential), source.list_items())]
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         # --- the backfill -----------------------------------------------------------------
         backend = search.backend("backfill-bench")
         backend.ensure_index(schema)
-        with VisionClient(vision.url, credential, model_version=LOCAL_MULTILINGUAL,
+        with VisionClient(vision.url, credential, model_version=OFFLINE_MULTILINGUAL,
                           rate_limiter=RateLimiter(rate)) as client:
             # Paced once, by the client's limiter (which also backs off for everyone on a
             # 429); giving backfill a rate_limiter too would take two tokens per call.

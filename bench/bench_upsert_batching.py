@@ -4,7 +4,7 @@ Documents are pinned to Azure's multilingual model (schema ``2023-04-15``, 1024 
 random unit vectors tagged ``model_version=2023-04-15`` with the metadata a blob gives. They
 go into the Azure AI Search double through ``AzureSearchBackend`` (the real SDK pipeline over
 HTTP): one ``upsert`` of N documents per call versus one ``upsert`` per document. Goal:
-batched >= 10x the single-document rate. The numpy ``LocalIndex`` is measured the same way,
+batched >= 10x the single-document rate. The numpy ``NumpyIndex`` is measured the same way,
 for reference (each of its writes is a committed, fsynced segment).
 
 Each mode writes into a fresh index of its own, and each index's document count is checked
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_documents(count: int, dimensions: int, *, prefix: str, seed: int) -> list:
     """``count`` documents with random unit vectors and the metadata fields a blob gives."""
     from indexer.keys import blob_identity, document_key
-    from indexer.types import Document, Embedding
+    from indexer.documents import Document, Embedding
 
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(count, dimensions)).astype(np.float32)
@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     print_header("Benchmark 2: upsert batching",
                  f"documents/s, {MODEL_VERSION} schema (1024-d): batches of {args.batch_sizes} versus one "
-                 f"document per request; AzureSearchBackend -> search double, and LocalIndex (numpy); "
+                 f"document per request; AzureSearchBackend -> search double, and NumpyIndex (numpy); "
                  f"median of {args.rounds} rounds")
-    from indexer.backends.local import LocalIndex
+    from indexer.backends.numpy_index import NumpyIndex
     from indexer.schema import load_schema
 
     schema = load_schema(MODEL_VERSION)
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             remote_double = stack.enter_context(search_double(latency_ms=args.rtt_ms))
             targets.append((f"Azure+{args.rtt_ms:g}ms", remote_double.backend))
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        targets.append(("Local", lambda name: LocalIndex(directory, name)))
+        targets.append(("Local", lambda name: NumpyIndex(directory, name)))
         medians = measure(targets, args, schema)
     azure = medians["Azure"]
     remote = medians.get(f"Azure+{args.rtt_ms:g}ms", {})
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     first = args.batch_sizes[0]
     rows = [("AzureSearchBackend -> search double (loopback)", azure, True),
             (f"same, +{args.rtt_ms:g} ms round trip a request", remote, False),
-            ("LocalIndex (numpy, on disk)", local, False)]
+            ("NumpyIndex (numpy, on disk)", local, False)]
     for label, rates, is_goal in rows:
         if not rates:
             continue

@@ -225,7 +225,7 @@ def azurite() -> Iterator[Any]:
 
     Not ``in_memory=True``: Azurite refuses ``--inMemoryPersistence`` together with the
     ``--location`` that ``start_azurite_blob`` always passes."""
-    from indexer.standins.azurite import start_azurite_blob
+    from standins.azurite import start_azurite_blob
 
     server = start_azurite_blob()
     try:
@@ -236,7 +236,7 @@ def azurite() -> Iterator[Any]:
 
 def load_offline_model(model_version: str) -> Any:
     """Load the offline model now, so no measured request waits seconds for it."""
-    from indexer.vision.server import default_model_lookup
+    from standins.vision.server import default_model_lookup
 
     return default_model_lookup(model_version)
 
@@ -245,7 +245,7 @@ def load_offline_model(model_version: str) -> Any:
 class RunningVisionServer:
     url: str
     key: str
-    requests: Any  # indexer.vision.server.RequestLog
+    requests: Any  # standins.vision.server.RequestLog
 
     def image_calls(self, status: int | None = None) -> int:
         return sum(1 for r in self.requests.all()
@@ -256,7 +256,7 @@ class RunningVisionServer:
 def vision_server(**options: Any) -> Iterator[RunningVisionServer]:
     """The local vectorizer server (``ServerConfig(**options)`` plus a random key), with the
     real offline models, in a background thread."""
-    from indexer.vision.server import RequestLog, ServerConfig, default_model_lookup, serve_in_thread
+    from standins.vision.server import RequestLog, ServerConfig, default_model_lookup, serve_in_thread
 
     key = secrets.token_hex(16)
     log = RequestLog()
@@ -285,7 +285,7 @@ class AddedLatency:
 class RunningSearchDouble:
     endpoint: str
     api_key: str
-    service: Any  # indexer.standins.search_service.SearchDoubleService
+    service: Any  # standins.search.service.SearchDoubleService
     tally: Any  # an IndexingRecorder, or None
 
     @property
@@ -304,10 +304,10 @@ class RunningSearchDouble:
 def search_double(*, tally: bool = False, latency_ms: float = 0.0) -> Iterator[RunningSearchDouble]:
     """The Azure AI Search double (admin key required) in a background thread; with
     ``tally`` its indexing requests are counted per document key
-    (``indexer.standins.indexing_recorder.IndexingRecorder``); with
+    (``standins.indexing_recorder.IndexingRecorder``); with
     ``latency_ms`` every request waits that long first (``AddedLatency``)."""
-    from indexer.standins.indexing_recorder import IndexingRecorder
-    from indexer.standins.search_service import SearchDoubleConfig, create_app, serve_in_thread
+    from standins.indexing_recorder import IndexingRecorder
+    from standins.search.service import SearchDoubleConfig, create_app, serve_in_thread
 
     key = secrets.token_urlsafe(24)
     app = create_app(SearchDoubleConfig(admin_keys=(key,)))

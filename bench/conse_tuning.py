@@ -9,7 +9,7 @@ for every query in samples/queries.json and prints, per text model:
   on English and on the other languages (de, es, fr, zh, ru, ja) separately;
 * images/second of each classifier variant (decode + preprocess + batched forward pass).
 
-Then, for the defaults in indexer.local.vectorizer, it lists every query that does not
+Then, for the defaults in indexer.vectorizers.offline.vectorizer, it lists every query that does not
 rank its image first. Run: ``python bench/conse_tuning.py [--all]`` (about a minute; label
 embeddings are cached under IMGSEARCH_MODEL_CACHE / ~/.cache/imgsearch).
 """
@@ -30,14 +30,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from indexer.local import vectorizer as defaults  # noqa: E402
-from indexer.local.classifier import ImageClassifier  # noqa: E402
-from indexer.local.conse import average_label_embeddings, conse_vectors  # noqa: E402
-from indexer.local.decode import decode_image  # noqa: E402
-from indexer.local.label_cache import cache_key, default_cache_dir, load_or_compute  # noqa: E402
-from indexer.local.labels import LabelWording  # noqa: E402
-from indexer.local.text_encoders import get_text_encoder  # noqa: E402
-from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL  # noqa: E402
+from indexer.vectorizers.offline import vectorizer as defaults  # noqa: E402
+from indexer.vectorizers.offline.classifier import ImageClassifier  # noqa: E402
+from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors  # noqa: E402
+from indexer.vectorizers.offline.decode import decode_image  # noqa: E402
+from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute  # noqa: E402
+from indexer.vectorizers.offline.labels import LabelWording  # noqa: E402
+from indexer.vectorizers.offline.text_encoders import get_text_encoder  # noqa: E402
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 PHOTO = ("a photo of {a_label}.",)
@@ -54,8 +54,8 @@ WORDINGS = {
 VARIANTS = ("lite0", "lite2")
 CROPS = ("center", "full")
 TOP_TS = (1, 3, 5, 10, 20, 50)
-TEXT_MODELS = {"minilm": (LOCAL_ENGLISH, "local-conse-minilm-v1 (English)"),
-               "usem3": (LOCAL_MULTILINGUAL, "local-conse-usem3-v1 (multilingual)")}
+TEXT_MODELS = {"minilm": (OFFLINE_ENGLISH, "local-conse-minilm-v1 (English)"),
+               "usem3": (OFFLINE_MULTILINGUAL, "local-conse-usem3-v1 (multilingual)")}
 
 
 def load_samples():
@@ -103,8 +103,8 @@ def measure_loading_and_latency(images: list[bytes], queries: list[dict]) -> Non
     """Load time of each model (its parts timed apart) and latency through the public API."""
     import tempfile
 
-    from indexer.local import classifier as classifier_module
-    from indexer.local.vectorizer import LocalVectorizer
+    from indexer.vectorizers.offline import classifier as classifier_module
+    from indexer.vectorizers.offline.vectorizer import OfflineVectorizer
 
     print("loading (first use in a fresh process):")
     start = time.perf_counter()
@@ -120,16 +120,16 @@ def measure_loading_and_latency(images: list[bytes], queries: list[dict]) -> Non
         print(f"  {kind:6s} text encoder (import + load)   {time.perf_counter() - start:6.2f} s")
         with tempfile.TemporaryDirectory() as cache:
             start = time.perf_counter()
-            LocalVectorizer(model_version, cache_dir=cache)
+            OfflineVectorizer(model_version, cache_dir=cache)
             cold = time.perf_counter() - start
             start = time.perf_counter()
-            LocalVectorizer(model_version, cache_dir=cache)
+            OfflineVectorizer(model_version, cache_dir=cache)
             warm = time.perf_counter() - start
         print(f"  {model_version}: label embeddings computed {cold:6.2f} s, from the disk cache {warm:6.2f} s")
 
-    print("latency through LocalVectorizer (median of the samples; 2 shared CPU cores):")
+    print("latency through OfflineVectorizer (median of the samples; 2 shared CPU cores):")
     for kind, (model_version, _) in TEXT_MODELS.items():
-        vectorizer = LocalVectorizer(model_version, cache_dir=default_cache_dir())
+        vectorizer = OfflineVectorizer(model_version, cache_dir=default_cache_dir())
         vectorizer.vectorize_images(images[:4])  # warm-up
         per_image = []
         for data in images:

@@ -1,6 +1,7 @@
 """The Azure Functions app (Python v2 programming model): three thin functions.
 
-Every decision lives in ``indexer.handlers``; these functions only unpack what the host hands
+Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
+search); these functions only unpack what the host hands
 them. Settings, clients and the vectorizer are built once per worker, on first use.
 
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
@@ -43,7 +44,8 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
     # and may not be installed in the interpreter the host uses; make it importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer import handlers  # noqa: E402
+from indexer.entrypoints import functions as handlers  # noqa: E402
+from indexer.entrypoints import http  # noqa: E402
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -67,7 +69,7 @@ def remove_image(event: func.EventGridEvent) -> None:
 @app.function_name(name="search")
 @app.route(route="search", methods=[func.HttpMethod.GET, func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
 def search(req: func.HttpRequest) -> func.HttpResponse:
-    answer = handlers.search_http(method=req.method, params=req.params, body=req.get_body(),
+    answer = http.search_http(method=req.method, params=req.params, body=req.get_body(),
                                   content_type=req.headers.get("content-type"))
     if answer.status >= 400:
         logging.info("search: %d %s", answer.status, answer.body["error"]["message"])

@@ -1,6 +1,6 @@
 """``python -m indexer`` runs the ``imgsearch`` command line."""
 
-from indexer.cli import main
+from indexer.entrypoints.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,29 +1,76 @@
-"""Typed errors. Each one names what was wrong so that a person can act on it.
+"""Every exception this package raises on purpose, and one classification of them.
 
-Service errors build on azure-core's ``HttpResponseError`` (Azure SDK convention), so
-callers that already handle Azure SDK errors handle ours too.
+Each error names what was wrong so that a person can act on it. Service errors build on
+azure-core's ``HttpResponseError`` (Azure SDK convention), so callers that already handle
+Azure SDK errors handle ours too. The hierarchy::
+
+    ImageSearchError
+    ├── ConfigurationError             a setting is missing or invalid (names the variable)
+    ├── InvalidInputError (ValueError) the caller's own input cannot be used
+    │   ├── InputLimitError            breaks a documented Vision limit (size, pixels, words)
+    │   ├── InvalidImageError          not an image the service can decode
+    │   ├── FilterError                a metadata filter that cannot be understood
+    │   ├── InvalidQueryError          k, threshold, select or a query vector
+    │   ├── InvalidDocumentError       a document that breaks the index schema
+    │   ├── FolderNotFoundError        the folder to index is not there
+    │   └── BadRequest                 an HTTP request the search endpoint cannot read
+    ├── ModelVersionMismatchError      vectors of another model version than the index's pin
+    ├── IndexNotFoundError             the index does not exist (yet)
+    ├── CorruptIndexError              the numpy index's files do not match its manifest
+    ├── BulkIndexingAborted            a bulk run stopped: too many transient failures in a row
+    └── ServiceError (+ HttpResponseError)   an Azure-style error answer, or no answer at all
+        ├── VisionServiceError
+        │   ├── VisionAuthenticationError    401/403 from Vision
+        │   ├── VisionRequestError           a 4xx validation error: the input was refused
+        │   └── VisionThrottledError         429 after the retries ran out
+        └── SearchServiceError               Azure AI Search refused or could not be reached
+
+``classify`` maps any exception to what every edge needs to know about it: the CLI's exit
+code, the search endpoint's HTTP status and error code, and whether trying again later can
+help (the pipeline's permanent/transient split and the bulk runs' stop decision). It is the
+only such map; edges never test exception types themselves.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError, HttpResponseError
+
+# Exit codes of the ``imgsearch`` CLI (documented in its --help and the README).
+EXIT_FAILED = 1  # a run or service failure
+EXIT_USAGE = 2  # bad settings or arguments (click also uses 2 for usage errors)
+EXIT_PIN_MISMATCH = 3  # the index is pinned to another model version
+EXIT_INTERRUPTED = 130
 
 
 class ImageSearchError(Exception):
     """Base class of every error this package raises on purpose."""
 
+    error_code = "ImageSearchError"
+
 
 class ConfigurationError(ImageSearchError):
     """A setting is missing or invalid; the message names the environment variable."""
 
+    error_code = "Configuration"
 
-class InputLimitError(ImageSearchError, ValueError):
+
+class InvalidInputError(ImageSearchError, ValueError):
+    """The caller's own input (an image, a query, a filter, a document, a request) cannot be
+    used. Trying the same input again cannot help."""
+
+    error_code = "InvalidInput"
+
+
+class InputLimitError(InvalidInputError):
     """An input breaks one of the service's documented limits (size, dimensions, words).
 
     ``limit`` is a short stable name of the broken limit, e.g. ``"image_bytes"``.
     """
+
+    error_code = "InputLimitExceeded"
 
     def __init__(self, message: str, *, limit: str, value: Any = None) -> None:
         super().__init__(message)
@@ -31,8 +78,44 @@ class InputLimitError(ImageSearchError, ValueError):
         self.value = value
 
 
-class InvalidImageError(ImageSearchError, ValueError):
+class InvalidImageError(InvalidInputError):
     """The bytes are not an image the service can decode (empty, truncated, not an image)."""
+
+    error_code = "InvalidImage"
+
+
+class FilterError(InvalidInputError):
+    """A filter expression that cannot be understood; the message says which and why."""
+
+    error_code = "InvalidFilter"
+
+
+class InvalidQueryError(InvalidInputError):
+    """A query option the index cannot use (k, threshold, select, a query vector)."""
+
+    error_code = "InvalidQuery"
+
+
+class InvalidDocumentError(InvalidInputError):
+    """A document that breaks the index schema (a field's type, an unknown field, a key)."""
+
+    error_code = "InvalidDocument"
+
+
+class FolderNotFoundError(InvalidInputError):
+    """The folder to index does not exist or is not a folder."""
+
+    error_code = "FolderNotFound"
+
+
+class BadRequest(InvalidInputError):
+    """An HTTP request the search endpoint cannot read; ``status`` is its answer (400, 405
+    for a wrong method, 415 for a wrong body type)."""
+
+    def __init__(self, message: str, *, code: str = "BadRequest", status: int = 400) -> None:
+        super().__init__(message)
+        self.error_code = code
+        self.status = status
 
 
 class ModelVersionMismatchError(ImageSearchError):
@@ -41,6 +124,8 @@ class ModelVersionMismatchError(ImageSearchError):
     Raised before anything is written or searched, so the index is never mixed.
     """
 
+    error_code = "ModelVersionMismatch"
+
     def __init__(self, message: str, *, expected: Any, actual: Any) -> None:
         super().__init__(message)
         self.expected = expected
@@ -48,27 +133,49 @@ class ModelVersionMismatchError(ImageSearchError):
 
 
 class IndexNotFoundError(ImageSearchError):
-    """The index does not exist yet; run ``imgsearch index`` or the provisioning hook."""
+    """The index does not exist yet; run ``imgsearch ensure-index`` or the provisioning hook."""
+
+    error_code = "IndexNotFound"
 
 
-class ServiceError(HttpResponseError):
-    """An Azure-style error answer: ``{"error": {"code": ..., "message": ...}}`` + status.
+class CorruptIndexError(ImageSearchError):
+    """The numpy index's files do not match its manifest (edited or damaged by hand). The
+    message names the file; restore it from a backup or delete the index folder and backfill."""
 
-    ``code``, ``message`` and ``status_code`` are always set. ``retriable`` tells callers
-    whether trying again later can help (429, 5xx) or not (other 4xx).
+    error_code = "CorruptIndex"
+
+
+class BulkIndexingAborted(ImageSearchError):
+    """Too many items in a row failed with transient errors; the service looks unavailable.
+
+    Items already written stay written; the rest are picked up by the next run.
     """
 
-    def __init__(self, message: str, *, code: str, status_code: int | None, response: Any = None) -> None:
-        super().__init__(message=f"({code}) {message}", response=response)
+    error_code = "BulkIndexingAborted"
+
+
+class ServiceError(ImageSearchError, HttpResponseError):
+    """An Azure-style error answer: ``{"error": {"code": ..., "message": ...}}`` + status,
+    or no answer at all (``status_code`` None: unreachable, timed out).
+
+    ``code``, ``error_message`` and ``status_code`` are always set. ``retriable`` tells
+    callers whether trying again later can help (429, 5xx, no answer) or not (other 4xx).
+    """
+
+    def __init__(self, message: str, *, code: str, status_code: int | None, response: Any = None,
+                 retry_after: float | None = None) -> None:
+        HttpResponseError.__init__(self, message=f"({code}) {message}", response=response)
         # HttpResponseError derives these from the response; set them explicitly so the
         # error carries them even when it was built without a response object.
         self.code = code
+        self.error_code = code
         self.error_message = message
         self.status_code = status_code
+        self.retry_after = retry_after
 
     @property
     def retriable(self) -> bool:
-        return self.status_code is None or self.status_code == 429 or self.status_code >= 500
+        return self.status_code is None or self.status_code in (408, 429) or self.status_code >= 500
 
 
 class VisionServiceError(ServiceError):
@@ -86,7 +193,94 @@ class VisionRequestError(VisionServiceError):
 class VisionThrottledError(VisionServiceError):
     """429 after the retries ran out. ``retry_after`` is the server's last hint in seconds."""
 
-    def __init__(self, message: str, *, code: str, status_code: int | None, retry_after: float | None = None,
-                 response: Any = None) -> None:
-        super().__init__(message, code=code, status_code=status_code, response=response)
-        self.retry_after = retry_after
+
+class SearchServiceError(ServiceError):
+    """Azure AI Search refused a request (after retries, where retrying could help), or could
+    not be reached."""
+
+
+# --------------------------------------------------------------------------- classification
+
+@dataclass(frozen=True)
+class Classification:
+    """What an edge needs to know about an error.
+
+    ``kind`` is one of:
+
+    - ``"input"``: the caller's own input is unusable (including a Vision 4xx about it).
+      Never retried; a bulk run records it against that image and goes on.
+    - ``"configuration"``: a setting is wrong (including a refused credential). Every item
+      would fail alike, so a bulk run stops.
+    - ``"pin"``: vectors and index disagree on the model version. A bulk run stops.
+    - ``"unavailable"``: a service is throttling, failing or unreachable, or the index is not
+      there yet. Trying again later can help.
+    - ``"failed"``: anything else we raised on purpose: a service refused outright, a run
+      was aborted, an index is corrupt.
+    - ``"interrupted"``: Ctrl-C.
+    - ``"bug"``: not ours: the edge lets it keep its traceback.
+    """
+
+    kind: str
+    exit_code: int
+    http_status: int
+    code: str
+
+    @property
+    def retriable(self) -> bool:
+        return self.kind == "unavailable"
+
+    @property
+    def stops_a_bulk_run(self) -> bool:
+        """An error every other item would meet too: a bulk run stops instead of recording it."""
+        return self.kind in ("configuration", "pin", "failed")
+
+
+def classify(exc: BaseException) -> Classification:
+    """The one map from an error to exit code, HTTP status, error code and retry decision."""
+    code = getattr(exc, "error_code", None) or type(exc).__name__
+    if isinstance(exc, KeyboardInterrupt):
+        return Classification("interrupted", EXIT_INTERRUPTED, 500, "Interrupted")
+    if isinstance(exc, BadRequest):
+        return Classification("input", EXIT_USAGE, exc.status, code)
+    if isinstance(exc, InvalidInputError):
+        return Classification("input", EXIT_USAGE, 400, code)
+    if isinstance(exc, ModelVersionMismatchError):
+        return Classification("pin", EXIT_PIN_MISMATCH, 500, code)
+    if isinstance(exc, ConfigurationError):
+        return Classification("configuration", EXIT_USAGE, 500, code)
+    if isinstance(exc, IndexNotFoundError):
+        return Classification("unavailable", EXIT_FAILED, 503, code)
+    if isinstance(exc, VisionAuthenticationError):
+        return Classification("configuration", EXIT_USAGE, 500, "VisionAuthentication")
+    if isinstance(exc, VisionRequestError):
+        return Classification("input", EXIT_USAGE, 400, exc.code or "InvalidRequest")
+    if isinstance(exc, ServiceError):
+        if exc.retriable:
+            return Classification("unavailable", EXIT_FAILED, 503, "ServiceUnavailable")
+        if exc.status_code in (401, 403):
+            return Classification("configuration", EXIT_USAGE, 500, code)
+        return Classification("failed", EXIT_FAILED, 500, code)
+    if isinstance(exc, ImageSearchError):
+        return Classification("failed", EXIT_FAILED, 500, code)
+    if isinstance(exc, HttpResponseError):  # an Azure SDK's own error answer
+        status = exc.status_code or 0
+        if status in (408, 429) or status >= 500:
+            return Classification("unavailable", EXIT_FAILED, 503, "ServiceUnavailable")
+        if status in (401, 403):
+            return Classification("configuration", EXIT_USAGE, 500, "Unauthorized")
+        return Classification("failed", EXIT_FAILED, 500, "ServiceError")
+    if isinstance(exc, (AzureError, OSError)):  # no answer: network, DNS, a file read
+        return Classification("unavailable", EXIT_FAILED, 503, "ServiceUnavailable")
+    return Classification("bug", EXIT_FAILED, 500, "InternalServerError")
+
+
+def describe(exc: BaseException) -> str:
+    """One line about ``exc`` for a person (the first line of its message)."""
+    if isinstance(exc, ServiceError):
+        text = f"({exc.code}) {exc.error_message}"
+    elif isinstance(exc, AzureError):
+        text = f"{type(exc).__name__}: {exc.message}"
+    else:
+        text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -21,11 +21,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from indexer.backends.base import IndexBackend
-from indexer.backends.schema_rules import InvalidQueryError, check_k, check_threshold
-from indexer.errors import ModelVersionMismatchError
-from indexer.filters import Condition, FilterError, parse_condition
+from indexer.backends.schema_rules import check_filter_fields, check_k, check_threshold
+from indexer.errors import FilterError, InvalidQueryError, ModelVersionMismatchError
+from indexer.filters import Condition, parse_condition
 from indexer.limits import check_image_size
-from indexer.types import Embedding, Hit, IndexPin
+from indexer.documents import Embedding, Hit, IndexPin
 from indexer.vectorizers import Vectorizer
 
 FilterSpec = Condition | str
@@ -59,7 +59,7 @@ def search_vector(vector: Embedding | np.ndarray | Sequence[float], *, backend: 
         if array.ndim != 1:
             raise InvalidQueryError(f"the query vector must be one-dimensional, got shape {array.shape}")
         embedding = Embedding(array, model_version)
-    return _search(embedding, backend.get_pin(), backend=backend, k=k, threshold=threshold,
+    return _search(embedding, _pin_checking_fields(backend, conditions), backend=backend, k=k, threshold=threshold,
                    conditions=conditions, select=select)
 
 
@@ -69,7 +69,7 @@ def search_text(text: str, *, vectorizer: Vectorizer, backend: IndexBackend, k: 
     """Search images by a description (1 to 70 words, in any language the model knows)."""
     conditions = _conditions(filters)
     k, threshold = check_k(k), check_threshold(threshold)
-    pin = backend.get_pin()  # a missing index fails here, before a paid Vision call
+    pin = _pin_checking_fields(backend, conditions)  # before a paid Vision call
     embedding = vectorizer.vectorize_text(text)
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
 
@@ -85,7 +85,7 @@ def search_image(image: bytes | str | os.PathLike, *, vectorizer: Vectorizer, ba
     """
     conditions = _conditions(filters)
     k, threshold = check_k(k), check_threshold(threshold)
-    pin = backend.get_pin()
+    pin = _pin_checking_fields(backend, conditions)
     if isinstance(image, (bytes, bytearray, memoryview)):
         embedding = vectorizer.vectorize_image(bytes(image))
     elif isinstance(image, str) and image.strip().lower().startswith(("http://", "https://")):
@@ -96,6 +96,15 @@ def search_image(image: bytes | str | os.PathLike, *, vectorizer: Vectorizer, ba
         raise InvalidQueryError(f"the example image must be bytes, an http(s) URL or a file path, "
                                 f"not {type(image).__name__}")
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
+
+
+def _pin_checking_fields(backend: IndexBackend, conditions: list[Condition]) -> IndexPin:
+    """The index's pin (a missing index fails here), after refusing filters on fields the
+    index cannot filter, by name, against the live index's own definition."""
+    pin = backend.get_pin()
+    if conditions:
+        check_filter_fields(backend.schema, conditions)
+    return pin
 
 
 def _search(embedding: Embedding, pin: IndexPin, *, backend: IndexBackend, k: int, threshold: float | None,

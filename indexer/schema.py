@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigurationError
-from indexer.models import get_model_version
-from indexer.types import IndexPin
+from indexer.model_versions import get_model_version
+from indexer.documents import IndexPin
 
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from indexer.models import DEFAULT_MODEL_VERSION
+from indexer.model_versions import DEFAULT_MODEL_VERSION
 
 
 class Settings(BaseSettings):
@@ -51,11 +51,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".imgsearch"), validation_alias="IMGSEARCH_DATA_DIR")
 
     @property
-    def uses_local_vectorizer(self) -> bool:
+    def uses_offline_model(self) -> bool:
         return not self.vision_endpoint
 
     @property
-    def uses_local_index(self) -> bool:
+    def uses_numpy_index(self) -> bool:
         return not self.search_endpoint
 
 
@@ -72,8 +72,8 @@ def pinned_model_version(settings: Settings) -> str:
     embedded offline model stands in, and the pin is that model's own name, so an offline
     index can never be mistaken for an Azure one.
     """
-    from indexer.models import get_model_version, local_model_for
+    from indexer.model_versions import get_model_version, offline_model_for
 
-    if settings.uses_local_vectorizer:
-        return local_model_for(settings.vision_model_version).name
+    if settings.uses_offline_model:
+        return offline_model_for(settings.vision_model_version).name
     return get_model_version(settings.vision_model_version).name

@@ -1,4 +1,4 @@
-"""The composition root (``indexer.app``): which objects the settings build, and that
+"""The composition root (``indexer.services``): which objects the settings build, and that
 importing it stays cheap for the Azure Function."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import sys
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.app import (LazyVectorizer, build_backend, build_credential, build_rate_limiter, build_vectorizer,
+from indexer.vectorizers import LazyVectorizer
+from indexer.services import (build_backend, build_credential, build_rate_limiter, build_vectorizer,
                          describe_backend, describe_vectorizer, index_model_version)
-from indexer.backends.local import LocalIndex
+from indexer.backends.numpy_index import NumpyIndex
 from indexer.errors import ConfigurationError
-from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.ratelimit import RateLimiter
 from indexer.settings import Settings
-from indexer.vision.client import VisionClient
+from indexer.vectorizers.vision.client import VisionClient
 
 from tests.fixtures.cli import clean_env
 
@@ -29,8 +30,8 @@ def settings(**values) -> Settings:
 
 def test_importing_the_app_the_cli_and_bulk_does_not_import_torch_or_the_servers(tmp_path) -> None:
     code = (
-        "import sys, indexer.app, indexer.bulk, indexer.cli\n"
-        "from indexer.app import build_backend\n"
+        "import sys, indexer.services, indexer.indexing.bulk, indexer.entrypoints.cli\n"
+        "from indexer.services import build_backend\n"
         "from indexer.settings import load_settings\n"
         "build_backend(load_settings(data_dir=sys.argv[1]))\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fastapi', 'uvicorn', 'starlette'))\n"
@@ -49,15 +50,15 @@ def test_without_endpoints_the_index_is_local_and_no_pacing_applies(tmp_path) ->
 
     backend = build_backend(chosen)
 
-    assert isinstance(backend, LocalIndex) and backend.root == tmp_path / "photos"
+    assert isinstance(backend, NumpyIndex) and backend.root == tmp_path / "photos"
     assert build_rate_limiter(chosen) is None
     assert "photos" in describe_backend(chosen) and str(tmp_path) in describe_backend(chosen)
-    assert LOCAL_MULTILINGUAL in describe_vectorizer(chosen)
+    assert OFFLINE_MULTILINGUAL in describe_vectorizer(chosen)
 
 
 def test_the_offline_model_stands_in_for_the_configured_azure_version() -> None:
-    assert index_model_version(settings()) == LOCAL_MULTILINGUAL
-    assert index_model_version(settings(vision_model_version="2022-04-11")) == LOCAL_ENGLISH
+    assert index_model_version(settings()) == OFFLINE_MULTILINGUAL
+    assert index_model_version(settings(vision_model_version="2022-04-11")) == OFFLINE_ENGLISH
     assert index_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11")) \
         == "2022-04-11"
 
@@ -69,7 +70,7 @@ def test_an_unknown_model_version_names_the_setting() -> None:
 
 def test_a_vision_endpoint_with_a_key_builds_the_rest_client(vision_server) -> None:
     chosen = settings(vision_endpoint=vision_server.url, vision_key=vision_server.key,
-                      vision_model_version=LOCAL_MULTILINGUAL, vision_timeout_seconds=7, vision_requests_per_second=3)
+                      vision_model_version=OFFLINE_MULTILINGUAL, vision_timeout_seconds=7, vision_requests_per_second=3)
 
     client = build_vectorizer(chosen)
     try:
@@ -78,7 +79,7 @@ def test_a_vision_endpoint_with_a_key_builds_the_rest_client(vision_server) -> N
         client.close()
 
     assert isinstance(client, VisionClient) and client.timeout == 7
-    assert embedding.model_version == LOCAL_MULTILINGUAL
+    assert embedding.model_version == OFFLINE_MULTILINGUAL
     limiter = build_rate_limiter(chosen)
     assert isinstance(limiter, RateLimiter) and limiter.rate_per_second == 3
     # Bulk work paces inside the client (retries included); a one-off call is not paced.
@@ -120,4 +121,4 @@ def test_lazy_vectorizer_builds_once_on_first_use_only(local_multilingual) -> No
     second = lazy.vectorize_text("a cat")
 
     assert built == [1] and lazy.loaded
-    assert first.model_version == LOCAL_MULTILINGUAL and (first.vector == second.vector).all()
+    assert first.model_version == OFFLINE_MULTILINGUAL and (first.vector == second.vector).all()

@@ -15,13 +15,13 @@ from azure.search.documents.indexes.models import SearchIndex
 
 from indexer.backends.azure_search import AzureSearchBackend, score_to_cosine
 from indexer.backends.base import IndexBackend
-from indexer.backends.schema_rules import DocumentNotFoundError, InvalidDocumentError, InvalidQueryError
+from indexer.errors import InvalidDocumentError, InvalidQueryError
 from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
 from indexer.filters import Condition, FilterError, parse_conditions
-from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
-from indexer.standins.search_service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
-from indexer.types import Document, Embedding
+from standins.search.service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
+from indexer.documents import Document, Embedding
 from tests.fixtures.search_double import tiny_schema
 
 TINY = "test-tiny"
@@ -43,9 +43,9 @@ def index_requests(search_double, name):
 def test_ensure_index_creates_the_pinned_index_from_schemas(azure_backend_factory, search_double,
                                                             search_index_name):
     backend = azure_backend_factory()
-    assert isinstance(backend, IndexBackend)
     schema = load_schema("2023-04-15")
     assert backend.ensure_index(schema) == schema.pin
+    assert isinstance(backend, IndexBackend)  # (its ``schema`` exists once the index does)
 
     index = SearchIndexClient(search_double.endpoint, search_double.credential).get_index(search_index_name)
     vector = next(f for f in index.fields if f.name == "image_vector")
@@ -78,21 +78,21 @@ def test_ensure_index_again_changes_nothing(azure_backend_factory, search_double
 
 
 def test_a_conflicting_pin_raises_and_changes_nothing(azure_backend_factory, search_double, search_index_name):
-    azure_backend_factory().ensure_index(load_schema(LOCAL_ENGLISH))
+    azure_backend_factory().ensure_index(load_schema(OFFLINE_ENGLISH))
     backend = azure_backend_factory()
     definition_before = copy.deepcopy(search_double.service.indexes[search_index_name].definition.document)
 
     with pytest.raises(ModelVersionMismatchError) as raised:
-        backend.ensure_index(load_schema(LOCAL_MULTILINGUAL))
+        backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     message = str(raised.value)
-    assert LOCAL_ENGLISH in message and LOCAL_MULTILINGUAL in message
+    assert OFFLINE_ENGLISH in message and OFFLINE_MULTILINGUAL in message
     assert "SEARCH_INDEX_NAME" in message and "backfill" in message
     assert search_double.service.indexes[search_index_name].definition.document == definition_before
 
-    other_dimensions = tiny_schema(dimensions=16, model_version=LOCAL_ENGLISH)
+    other_dimensions = tiny_schema(dimensions=16, model_version=OFFLINE_ENGLISH)
     with pytest.raises(ModelVersionMismatchError):
         backend.ensure_index(other_dimensions)
-    assert backend.get_pin().model_version == LOCAL_ENGLISH
+    assert backend.get_pin().model_version == OFFLINE_ENGLISH
 
 
 def test_ensure_index_adds_new_schema_fields_but_refuses_retyping(azure_backend_factory, search_double,
@@ -251,20 +251,17 @@ def test_a_batch_the_service_refuses_whole_is_split_until_it_goes_through():
         backend.close()
 
 
-def test_upsert_replaces_whole_documents_and_merge_updates_fields(azure_search_backend, search_double):
+def test_upsert_replaces_whole_documents(azure_search_backend, search_double):
     backend = azure_search_backend
     vector = np.linspace(-1, 1, 512, dtype=np.float32)
-    embedding = Embedding(vector, LOCAL_MULTILINGUAL)
+    embedding = Embedding(vector, OFFLINE_MULTILINGUAL)
     backend.upsert([Document("a", embedding, {"source": "s", "file_name": "a.jpg", "width": 10})])
     backend.upsert([Document("a", embedding, {"source": "s2", "width": 20})])
     assert backend.get("a")["file_name"] is None  # replaced, not merged
-    backend.merge("a", {"height": 5, "width": None})
     stored = backend.get("a")
-    assert stored["height"] == 5 and stored["width"] is None and stored["source"] == "s2"
+    assert stored["width"] == 20 and stored["height"] is None and stored["source"] == "s2"
     assert "id" not in stored and "image_vector" not in stored
-    assert backend.search(embedding, k=1)[0].score == pytest.approx(1.0, abs=1e-6)  # vector kept by merge
-    with pytest.raises(DocumentNotFoundError):
-        backend.merge("nobody", {"height": 1})
+    assert backend.search(embedding, k=1)[0].score == pytest.approx(1.0, abs=1e-6)
     assert backend.get("nobody") is None and backend.get("not a key!") is None
 
     deleted = backend.delete(["a", "a", "nobody", "_bad"])
@@ -277,14 +274,14 @@ def test_upsert_replaces_whole_documents_and_merge_updates_fields(azure_search_b
 def test_scores_are_numpy_cosines_and_the_threshold_applies_to_them(azure_search_backend, local_index_factory):
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(60, 512)).astype(np.float32)
-    documents = [Document(f"d{i:03d}", Embedding(vectors[i], LOCAL_MULTILINGUAL), {"source": f"s{i}"})
+    documents = [Document(f"d{i:03d}", Embedding(vectors[i], OFFLINE_MULTILINGUAL), {"source": f"s{i}"})
                  for i in range(60)]
     azure_search_backend.upsert(documents)
     local = local_index_factory()
     local.upsert(documents)
 
     query_vector = vectors[5] + 0.8 * rng.normal(size=512).astype(np.float32)
-    query = Embedding(query_vector, LOCAL_MULTILINGUAL)
+    query = Embedding(query_vector, OFFLINE_MULTILINGUAL)
     hits = azure_search_backend.search(query, k=60)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     cosines = unit @ (query_vector / np.linalg.norm(query_vector))
@@ -310,13 +307,13 @@ def test_score_to_cosine_inverts_the_service_relation():
 
 
 def test_query_options_are_checked_like_the_local_index(azure_search_backend):
-    query = Embedding(np.ones(512, dtype=np.float32), LOCAL_MULTILINGUAL)
+    query = Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL)
     for options in ({"k": 0}, {"k": 1001}, {"threshold": 1.5}, {"select": ["nope"]},
                     {"select": ["image_vector"]}):
         with pytest.raises(InvalidQueryError):
             azure_search_backend.search(query, **options)
     with pytest.raises(InvalidQueryError):
-        azure_search_backend.search(Embedding(np.zeros(512, dtype=np.float32), LOCAL_MULTILINGUAL))
+        azure_search_backend.search(Embedding(np.zeros(512, dtype=np.float32), OFFLINE_MULTILINGUAL))
 
 
 def filter_fixture(backend: AzureSearchBackend) -> dict[str, Document]:
@@ -396,7 +393,7 @@ def test_keys_with_hashes_on_an_index_whose_key_is_not_sortable(azure_backend_fa
 
 
 def test_counts_reads_and_writes_use_the_sdk_over_http(azure_search_backend, search_double, search_index_name):
-    embedding = Embedding(np.ones(512, dtype=np.float32), LOCAL_MULTILINGUAL)
+    embedding = Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL)
     azure_search_backend.upsert([Document("k", embedding, {"source": "s", "width": 1})])
     client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
     assert client.get_document_count() == azure_search_backend.count() == 1

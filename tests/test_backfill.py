@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.app import build_vectorizer
-from indexer.backfill import Checkpoint, backfill, checkpoint_path, reconcile
-from indexer.failures import JsonlFailureLog
+from indexer.services import build_vectorizer
+from indexer.indexing.backfill import Checkpoint, backfill, checkpoint_path
+from indexer.indexing.sync import sync
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
+from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
 
@@ -72,7 +73,7 @@ def index(azure_search_backend):
 @pytest.fixture
 def vectorizer(vision_server):
     settings = Settings(VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                        VISION_MODEL_VERSION=LOCAL_MULTILINGUAL)
+                        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL)
     return build_vectorizer(settings)
 
 
@@ -159,17 +160,17 @@ def test_backfill_of_a_prefix_records_bad_blobs_and_skips_them_next_time(blob_co
 
 def test_checkpoint_is_written_atomically_and_only_trusted_for_its_own_model_version(tmp_path):
     path = tmp_path / "checkpoints" / "backfill-x.json"
-    checkpoint = Checkpoint(path, model_version=LOCAL_MULTILINGUAL)
+    checkpoint = Checkpoint(path, model_version=OFFLINE_MULTILINGUAL)
     checkpoint.mark("a.jpg", "0x1")
     checkpoint.save()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
-    assert Checkpoint.load(path, model_version=LOCAL_MULTILINGUAL).is_done("a.jpg", "0x1")
-    assert not Checkpoint.load(path, model_version=LOCAL_MULTILINGUAL).is_done("a.jpg", "0x2")  # blob changed
+    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).is_done("a.jpg", "0x1")
+    assert not Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).is_done("a.jpg", "0x2")  # blob changed
     assert Checkpoint.load(path, model_version="2023-04-15").done == {}
-    assert Checkpoint.load(path, model_version=LOCAL_MULTILINGUAL, force=True).done == {}
+    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL, force=True).done == {}
     path.write_text("{ torn")
-    assert Checkpoint.load(path, model_version=LOCAL_MULTILINGUAL).done == {}
+    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).done == {}
 
 
 def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(blob_container, vectorizer,
@@ -186,7 +187,7 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(blob
     blob_container.upload_blob("p/3.jpg", tiny_jpeg(13), overwrite=True)
     before = image_calls(vision_server)
 
-    summary = reconcile(source, vectorizer=vectorizer, backend=index)
+    summary = sync(source, vectorizer=vectorizer, backend=index)
 
     assert (summary.listed, summary.removed, summary.indexed, summary.unchanged) == (5, 2, 2, 3)
     assert image_calls(vision_server) - before == 2  # only the new and the changed blob
@@ -196,7 +197,7 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(blob
     changed = index.get(document_key(blob_identity(container, "p/2.jpg")))
     assert changed["size_bytes"] == len(tiny_jpeg(99))
     # Nothing left to do.
-    again = reconcile(source, vectorizer=vectorizer, backend=index)
+    again = sync(source, vectorizer=vectorizer, backend=index)
     assert (again.removed, again.indexed, again.unchanged) == (0, 0, 5)
 
 
@@ -207,7 +208,7 @@ def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vecto
     blob_container.delete_blob("keep/a.jpg")
     blob_container.delete_blob("scope/b.jpg")
 
-    summary = reconcile(BlobSource(blob_container, prefix="scope/"), vectorizer=vectorizer, backend=index)
+    summary = sync(BlobSource(blob_container, prefix="scope/"), vectorizer=vectorizer, backend=index)
 
     assert summary.removed == 1
     container = blob_container.container_name
@@ -220,7 +221,7 @@ def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vecto
 def cli_env(azurite, container, vision_server, search_double, index_name: str, data_dir: Path) -> dict[str, str]:
     return {"IMAGES_STORAGE": azurite.connection_string, "IMAGES_CONTAINER": container.container_name,
             "VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-            "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL, "IMGSEARCH_DATA_DIR": str(data_dir),
+            "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL, "IMGSEARCH_DATA_DIR": str(data_dir),
             "SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
             "SEARCH_INDEX_NAME": index_name, "VISION_CONCURRENCY": "2"}
 

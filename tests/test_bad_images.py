@@ -24,14 +24,16 @@ import requests
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import ContentSettings
 
-from indexer import handlers
+from indexer.entrypoints import functions as handlers
 from indexer.errors import InputLimitError, InvalidImageError, VisionRequestError
-from indexer.failures import JsonlFailureLog
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
+from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.settings import Settings
-from indexer.vision.client import VisionClient
+from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.bad_images import BAD_IMAGES, jpeg_claiming
+from indexer.services import build_services
+from indexer.entrypoints.http import search_http
 
 IMAGE_PATH = "/computervision/retrieval:vectorizeImage"
 QUERY = {"api-version": "2024-02-01", "model-version": "2023-04-15"}
@@ -50,7 +52,7 @@ def image_requests(server) -> int:
 
 @pytest.fixture(scope="module")
 def vision_client(vision_server):
-    with VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=LOCAL_MULTILINGUAL,
+    with VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL,
                       backoff_factor=0.01, backoff_max=0.05) as client:
         yield client
 
@@ -79,7 +81,7 @@ def test_an_image_within_azures_limits_is_never_refused_by_the_client(vision_cli
     one decodes (libjpeg fills what its data lacks with grey), so it is vectorized, in one call."""
     before = image_requests(vision_server)
     embedding = vision_client.vectorize_image(jpeg_claiming(14_000, 14_000, cut=False))
-    assert embedding.model_version == LOCAL_MULTILINGUAL
+    assert embedding.model_version == OFFLINE_MULTILINGUAL
     assert image_requests(vision_server) - before == 1
 
 
@@ -145,8 +147,8 @@ def test_bombs_leave_the_server_process_memory_bounded(bad_image_cases, good_ima
 def function_services(azurite, blob_container, vision_server, local_index, tmp_path):
     settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=blob_container.container_name,
                         VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                        VISION_MODEL_VERSION=LOCAL_MULTILINGUAL, IMGSEARCH_DATA_DIR=str(tmp_path))
-    services = handlers.build_services(settings, backend=local_index,
+                        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, IMGSEARCH_DATA_DIR=str(tmp_path))
+    services = build_services(settings, backend=local_index,
                                        failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
     yield services
     services.vectorizer.close()
@@ -182,7 +184,7 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(func
     assert {k: backend.get(k) for k in backend.keys_with_hashes()} == before
     # The type sniffed from the bytes wins over the blob's claim (image/jpeg for a PNG).
     assert backend.get(document_key(blob_identity(container, "png-named.jpg")))["content_type"] == "image/png"
-    answer = handlers.search_http(method="POST", params={"k": "1"}, body=good_images["good-1.jpg"],
+    answer = search_http(method="POST", params={"k": "1"}, body=good_images["good-1.jpg"],
                                   content_type="image/jpeg", services=function_services)
     assert answer.status == 200 and answer.body["results"][0]["fields"]["file_name"] == "good-1.jpg"
 

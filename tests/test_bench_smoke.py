@@ -49,7 +49,7 @@ def test_upsert_batching_benchmark_smoke_run():
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert re.search(r"x single", figure(out, "AzureSearchBackend -> search double (loopback): batches of 10"))
-    assert re.search(r"x single", figure(out, "LocalIndex (numpy, on disk): batches of 10"))
+    assert re.search(r"x single", figure(out, "NumpyIndex (numpy, on disk): batches of 10"))
 
 
 def test_blob_to_searchable_benchmark_smoke_run_finds_every_upload():
@@ -101,7 +101,7 @@ def test_indexing_tally_counts_every_accepted_upload_per_key():
     finally:
         sys.path.remove(str(BENCH))
     from indexer.schema import load_schema
-    from indexer.types import Document, Embedding
+    from indexer.documents import Document, Embedding
 
     schema = load_schema("2023-04-15")
     vector = np.zeros(1024, dtype=np.float32)

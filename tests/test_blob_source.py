@@ -14,7 +14,7 @@ from indexer.errors import ConfigurationError, InputLimitError
 from indexer.keys import blob_identity, document_key
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource, parse_tags
-from indexer.storage import blob_service_client, images_container_client
+from indexer.services import blob_service_client, blob_source
 
 
 def jpeg_bytes(color=(200, 30, 30), size=(32, 32)) -> bytes:
@@ -148,9 +148,15 @@ def test_storage_client_from_a_connection_string_reaches_azurite(azurite, blob_c
     blob_container.upload_blob("x.jpg", b"x")
     settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=blob_container.container_name)
 
-    container = images_container_client(settings)
+    source = blob_source(settings)
 
-    assert [b.name for b in container.list_blobs()] == ["x.jpg"]
+    assert [item.blob_name for item in source.list_items()] == ["x.jpg"]
+
+
+def test_a_missing_container_is_a_configuration_error_naming_the_setting(azurite):
+    settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER="no-such-container")
+    with pytest.raises(ConfigurationError, match="IMAGES_CONTAINER"):
+        blob_source(settings)
 
 
 def test_development_storage_shorthand_points_at_the_default_azurite_endpoint():

@@ -1,4 +1,4 @@
-"""Bulk indexing (``indexer.bulk``) with the real offline model and the real numpy index.
+"""Bulk indexing (``indexer.indexing.bulk``) with the real offline model and the real numpy index.
 
 The index and the vectorizer are wrapped only to count calls; every call goes through to
 the real object, so what is asserted is what the real pipeline did.
@@ -14,11 +14,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from indexer.bulk import BulkIndexingAborted, index_items, remove_missing
+from indexer.indexing.bulk import BulkIndexingAborted, index_items, remove_missing
 from indexer.errors import ModelVersionMismatchError
-from indexer.models import LOCAL_ENGLISH
-from indexer.pipeline import Outcome, content_hash
-from indexer.ratelimit import RateLimiter
+from indexer.model_versions import OFFLINE_ENGLISH
+from indexer.indexing.pipeline import Outcome, content_hash
 from indexer.sources.base import ImageItem
 from indexer.sources.folder import FolderSource
 
@@ -60,16 +59,6 @@ class CountingVectorizer:
 
     def vectorize_text(self, text: str):
         return self.inner.vectorize_text(text)
-
-
-class CountingRateLimiter(RateLimiter):
-    def __init__(self) -> None:
-        super().__init__(1_000_000.0, burst=1_000)
-        self.acquired = 0
-
-    def acquire(self) -> float:
-        self.acquired += 1
-        return super().acquire()
 
 
 @pytest.fixture
@@ -129,13 +118,12 @@ def test_a_rerun_skips_unchanged_bytes_from_one_listing(photos, vectorizer, inde
     vectorizer.images = 0
     index.calls.clear()
     index.upserts.clear()
-    limiter = CountingRateLimiter()
 
-    summary, outcomes = run(items, vectorizer, index, rate_limiter=limiter)
+    summary, outcomes = run(items, vectorizer, index)
 
     assert (summary.indexed, summary.unchanged) == (0, len(IMAGES))
     assert {o.status for o in outcomes} == {"unchanged"}
-    assert vectorizer.images == 0 and limiter.acquired == 0
+    assert vectorizer.images == 0
     assert index.upserts == []
     assert index.calls["keys_with_hashes"] == 1 and index.calls["get"] == 0
 
@@ -146,12 +134,11 @@ def test_changed_bytes_are_indexed_again_and_only_they(photos, vectorizer, index
     before = index.inner.get(source.get_item("cat.jpg").key)
     shutil.copy(photos / "dog.jpg", photos / "cat.jpg")
     vectorizer.images = 0
-    limiter = CountingRateLimiter()
 
-    summary, _ = run(list(source.list_items()), vectorizer, index, rate_limiter=limiter)
+    summary, _ = run(list(source.list_items()), vectorizer, index)
 
     assert (summary.indexed, summary.unchanged) == (1, len(IMAGES) - 1)
-    assert vectorizer.images == 1 and limiter.acquired == 1
+    assert vectorizer.images == 1
     after = index.inner.get(source.get_item("cat.jpg").key)
     assert after["content_hash"] == content_hash((photos / "dog.jpg").read_bytes()) != before["content_hash"]
 
@@ -217,12 +204,12 @@ def test_items_are_pulled_lazily_with_bounded_read_ahead(photos, vectorizer, ind
 
 def test_a_short_batch_is_written_once_many_outcomes_wait_behind_it(photos, vectorizer, index,
                                                                   monkeypatch) -> None:
-    import indexer.bulk
+    import indexer.indexing.bulk
 
     source = FolderSource(photos)
     items = list(source.list_items())
     run(items[1:], vectorizer, index)  # all but the first are unchanged on the next run
-    monkeypatch.setattr(indexer.bulk, "MAX_WAITING_OUTCOMES", 3)
+    monkeypatch.setattr(indexer.indexing.bulk, "MAX_WAITING_OUTCOMES", 3)
     pulled = 0
     pulled_when_written: list[int] = []
 
@@ -264,7 +251,7 @@ def test_bad_images_and_unreadable_files_are_reported_and_the_run_goes_on(photos
 
 
 def test_a_pin_mismatch_stops_the_run_and_writes_nothing(photos, vectorizer, local_index_factory) -> None:
-    english = CountingIndex(local_index_factory(LOCAL_ENGLISH, name="english"))
+    english = CountingIndex(local_index_factory(OFFLINE_ENGLISH, name="english"))
     outcomes: list[Outcome] = []
 
     with pytest.raises(ModelVersionMismatchError):

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from indexer.backends.local import LocalIndex
-from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
-from indexer.pipeline import content_hash
+from indexer.backends.numpy_index import NumpyIndex
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
+from indexer.indexing.pipeline import content_hash
 from indexer.sources.folder import FolderSource
 
 from tests.fixtures.cli import clean_env
@@ -35,8 +35,8 @@ def name_of(hit: dict) -> str:
     return Path(hit["source"]).name
 
 
-def local_index(data_dir: Path, name: str = "images") -> LocalIndex:
-    return LocalIndex(data_dir, name)
+def local_index(data_dir: Path, name: str = "images") -> NumpyIndex:
+    return NumpyIndex(data_dir, name)
 
 
 # --- index, search, info over the sample photos ---------------------------------------------
@@ -47,7 +47,7 @@ def test_index_reports_every_sample_indexed(indexed_samples) -> None:
     assert summary["images"] == len(indexed_samples.images)
     assert summary["indexed"] == len(indexed_samples.images)
     assert summary["failed"] == [] and summary["removed"] == 0
-    assert summary["model_version"] == LOCAL_MULTILINGUAL
+    assert summary["model_version"] == OFFLINE_MULTILINGUAL
     assert summary["container"] == FolderSource(indexed_samples.folder).label
 
 
@@ -145,16 +145,16 @@ def test_info_shows_the_pin_the_count_and_the_local_backend(indexed_samples) -> 
     info = json.loads(indexed_samples.run("info", "--json").stdout)
     text = indexed_samples.run("info").stdout
 
-    assert info["model_version"] == LOCAL_MULTILINGUAL and info["dimensions"] == 512
+    assert info["model_version"] == OFFLINE_MULTILINGUAL and info["dimensions"] == 512
     assert info["documents"] == len(indexed_samples.images)
-    assert info["backend"] == "local" and info["location"] == str(indexed_samples.data_dir.resolve())
+    assert info["backend"] == "numpy" and info["location"] == str(indexed_samples.data_dir.resolve())
     assert info["vision_endpoint"] is None
-    assert f"documents:      {len(indexed_samples.images)}" in text and LOCAL_MULTILINGUAL in text
+    assert f"documents:      {len(indexed_samples.images)}" in text and OFFLINE_MULTILINGUAL in text
 
 
 def test_info_names_the_vision_endpoint_but_never_a_key(run_cli) -> None:
     secret = "k3y-that-must-not-be-printed"
-    env = {"VISION_ENDPOINT": "http://127.0.0.1:9", "VISION_KEY": secret, "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+    env = {"VISION_ENDPOINT": "http://127.0.0.1:9", "VISION_KEY": secret, "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
 
     text = run_cli("info", env=env)
     as_json = run_cli("info", "--json", env=env)
@@ -244,7 +244,7 @@ def test_an_unchanged_rerun_does_not_need_the_model(run_cli, small_folder, tmp_p
 def test_indexing_a_missing_folder_is_a_clear_error(run_cli, tmp_path) -> None:
     result = run_cli("index", tmp_path / "nowhere")
 
-    assert result.exit_code == 1 and "nowhere" in result.stderr and "does not exist" in result.stderr
+    assert result.exit_code == 2 and "nowhere" in result.stderr and "does not exist" in result.stderr
 
 
 # --- the pin -------------------------------------------------------------------------------
@@ -252,16 +252,16 @@ def test_indexing_a_missing_folder_is_a_clear_error(run_cli, tmp_path) -> None:
 def test_index_into_an_index_pinned_to_another_model_exits_3_and_changes_nothing(run_cli, small_folder,
                                                                                  tmp_path) -> None:
     created = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
-    assert created.exit_code == 0 and LOCAL_ENGLISH in created.stdout
+    assert created.exit_code == 0 and OFFLINE_ENGLISH in created.stdout
 
     result = run_cli("index", small_folder)
 
     assert result.exit_code == 3
     message = result.stderr
-    assert LOCAL_ENGLISH in message and LOCAL_MULTILINGUAL in message and "VISION_MODEL_VERSION" in message
+    assert OFFLINE_ENGLISH in message and OFFLINE_MULTILINGUAL in message and "VISION_MODEL_VERSION" in message
     assert "Traceback" not in result.output
     index = local_index(tmp_path / "imgsearch-data")
-    assert index.count() == 0 and index.get_pin().model_version == LOCAL_ENGLISH
+    assert index.count() == 0 and index.get_pin().model_version == OFFLINE_ENGLISH
 
 
 def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_cli, tmp_path) -> None:
@@ -269,10 +269,10 @@ def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_
     again = run_cli("ensure-index")
     other = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
 
-    assert first.exit_code == 0 and again.exit_code == 0 and LOCAL_MULTILINGUAL in first.stdout
-    assert other.exit_code == 3 and LOCAL_MULTILINGUAL in other.stderr and LOCAL_ENGLISH in other.stderr
+    assert first.exit_code == 0 and again.exit_code == 0 and OFFLINE_MULTILINGUAL in first.stdout
+    assert other.exit_code == 3 and OFFLINE_MULTILINGUAL in other.stderr and OFFLINE_ENGLISH in other.stderr
     info = json.loads(run_cli("info", "--json").stdout)
-    assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == LOCAL_MULTILINGUAL
+    assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == OFFLINE_MULTILINGUAL
 
 
 def test_vectors_from_a_server_reporting_another_model_are_refused(run_cli, small_folder, tmp_path,
@@ -284,14 +284,14 @@ def test_vectors_from_a_server_reporting_another_model_are_refused(run_cli, smal
     result = run_cli("index", small_folder, env=env)
 
     assert result.exit_code == 3
-    assert "2023-04-15" in result.stderr and LOCAL_MULTILINGUAL in result.stderr
-    assert f"set VISION_MODEL_VERSION={LOCAL_MULTILINGUAL}" in result.stderr
+    assert "2023-04-15" in result.stderr and OFFLINE_MULTILINGUAL in result.stderr
+    assert f"set VISION_MODEL_VERSION={OFFLINE_MULTILINGUAL}" in result.stderr
     assert local_index(tmp_path / "imgsearch-data").count() == 0
 
 
 def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp_path, vision_server) -> None:
     env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-           "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+           "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
     calls_before = len(vision_server.requests)
 
     summary = index_json(run_cli, small_folder, env=env)
@@ -304,7 +304,7 @@ def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp
 
 def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_folder, vision_server) -> None:
     env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-           "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+           "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
     index_json(run_cli, small_folder, env=env)
 
     # One "word" of 5,000 characters passes the 70-word limit the client checks, and the
@@ -316,11 +316,11 @@ def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_fol
 
 
 def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_folder, tmp_path, vision_server) -> None:
-    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": "wrong-key", "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL}
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": "wrong-key", "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
 
     result = run_cli("index", small_folder, env=env)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a setting to fix, like any configuration error
     assert result.stderr.startswith("error: ") and "401" in result.stderr
     assert "wrong-key" not in result.output and "Traceback" not in result.output
     assert local_index(tmp_path / "imgsearch-data").count() == 0
@@ -370,7 +370,7 @@ def test_serve_vision_takes_its_keys_from_the_environment(tmp_path) -> None:
         env={**{k: v for k, v in os.environ.items() if k not in clean_env()}, "VISION_SERVER_KEYS": "k-one, k-two"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/computervision/retrieval:vectorizeText?api-version=2024-02-01" \
-          f"&model-version={LOCAL_MULTILINGUAL}"
+          f"&model-version={OFFLINE_MULTILINGUAL}"
     try:
         deadline = time.monotonic() + 60
         while True:  # wait until the server listens (startup imports take a few seconds)
@@ -411,7 +411,7 @@ def test_index_search_and_reindex_against_azure_ai_search(run_cli, small_folder,
     assert name_of(hits[0]) == "dog.jpg" and hits[0]["fields"]["container"] == FolderSource(small_folder).label
     assert (second["indexed"], second["unchanged"], second["removed"]) == (0, 3, 1)
     assert info["backend"] == "azure" and info["location"] == url and info["documents"] == 3
-    assert info["model_version"] == LOCAL_MULTILINGUAL
+    assert info["model_version"] == OFFLINE_MULTILINGUAL
     assert key not in json.dumps(info)
 
 
@@ -424,6 +424,6 @@ def test_verbose_logging_shows_debug_messages_but_never_a_key(run_cli, small_fol
     result = run_cli("-vv", "index", small_folder, env=env)
 
     assert result.exit_code == 0, result.output
-    assert "DEBUG indexer.bulk: not indexed:" in result.stderr and "corrupt.jpg" in result.stderr
+    assert "DEBUG indexer.indexing.bulk: not indexed:" in result.stderr and "corrupt.jpg" in result.stderr
     assert "azure" in result.stderr  # the SDK's request logs are on
     assert search_double.api_key not in result.output

@@ -23,13 +23,13 @@ from typing import Callable
 import azure.functions as func
 import pytest
 
-from indexer import handlers
-from indexer.app import build_backend, index_model_version
+from indexer.entrypoints import functions as handlers
+from indexer.services import build_backend, ensure_index
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index
+from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.settings import load_settings
-from indexer.watch import BlobWatcher, Change
+from indexer.entrypoints.watch import BlobWatcher, Change
+from indexer.services import Services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "samples"
@@ -66,7 +66,7 @@ def azure_like_environment(monkeypatch, azurite, blob_container, vision_server, 
         "IMAGES_CONTAINER": blob_container.container_name,
         "VISION_ENDPOINT": vision_server.url,
         "VISION_KEY": vision_server.key,
-        "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
         "SEARCH_ENDPOINT": search_double.endpoint,
         "SEARCH_KEY": search_double.api_key,
         "SEARCH_INDEX_NAME": search_index_name,
@@ -77,7 +77,7 @@ def azure_like_environment(monkeypatch, azurite, blob_container, vision_server, 
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     # Provisioning: the deployment creates the index pinned to the configured model version.
-    ensure_index(build_backend(settings), index_model_version(settings))
+    ensure_index(settings, build_backend(settings))
     handlers.set_services(None)  # the handlers build their services from this environment
     yield settings
     handlers.set_services(None)
@@ -86,7 +86,7 @@ def azure_like_environment(monkeypatch, azurite, blob_container, vision_server, 
 class RunningWatcher:
     """``imgsearch watch`` in a background thread, recording every change it handled."""
 
-    def __init__(self, services: handlers.Services) -> None:
+    def __init__(self, services: Services) -> None:
         self.changes: list[Change] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -147,7 +147,7 @@ def test_upload_search_reupload_delete_and_a_corrupt_blob(azure_like_environment
         assert search_double.requests_for(search_index_name, "index")
         cat_key = document_key(blob_identity(blob_container.container_name, "photos/cat.jpg"))
         cat = backend.get(cat_key)
-        assert cat["tags"] == tags["cat.jpg"] and cat["model_version"] == LOCAL_MULTILINGUAL
+        assert cat["tags"] == tags["cat.jpg"] and cat["model_version"] == OFFLINE_MULTILINGUAL
 
         # Text search through the Function's HTTP endpoint.
         results = search(function_app, text="a cat", k=3)

@@ -4,7 +4,7 @@ a few blob names (in Azurite, through the real azure-storage-blob SDK), whose ev
 delivered to the Function handlers duplicated, late and reordered (a delete before its create,
 a create after a later delete, the same event twice), one at a time as the host delivers them.
 
-What the handlers do (``indexer.handlers``): ``index_blob`` indexes the blob *as it is now*
+What the handlers do (``indexer.entrypoints.functions``): ``index_blob`` indexes the blob *as it is now*
 and does nothing if it is gone; ``handle_blob_event(BlobDeleted)`` removes the document only if
 the blob is really gone, and re-indexes it if it exists again. So every event handled after a
 blob's last change drives its document to the final state, and the last change's own event is
@@ -22,7 +22,7 @@ What the properties show, and where a ``reconcile`` is needed (said plainly):
 
 The vectorizer here is a deterministic test double (``ContentVectorizer``: a vector derived
 from the bytes' hash), acceptable here and only here because the property under test is event
-ordering, not what the vectors mean; the index is the numpy ``LocalIndex``.
+ordering, not what the vectors mean; the index is the numpy ``NumpyIndex``.
 """
 
 from __future__ import annotations
@@ -39,21 +39,24 @@ from azure.core.exceptions import ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer import handlers
-from indexer.backends.local import LocalIndex
-from indexer.backfill import reconcile
-from indexer.failures import JsonlFailureLog
+from indexer.entrypoints import functions as handlers
+from indexer.backends.numpy_index import NumpyIndex
+from indexer.indexing.sync import sync
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
-from indexer.types import Embedding
+from indexer.documents import Embedding
 from tests.fixtures.bad_images import good_png
 from tests.fixtures.search_double import tiny_schema
+from indexer.services import build_services
 
 MODEL = "test-events"
 DIMS = 8
 NAMES = ("a.png", "folder/b.png", "c d.png")  # a folder and a space, as blob names have
 CONTENTS = tuple(good_png(900 + i, (24 + 4 * i, 20)) for i in range(3))
+
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"  # an event type remove_image ignores
 
 
 class ContentVectorizer:
@@ -91,11 +94,11 @@ class World:
     def __init__(self, azurite, blob_service, directory: Path) -> None:
         self.container = blob_service.create_container(f"ev{uuid.uuid4().hex[:20]}")
         self.name = self.container.container_name
-        self.index = LocalIndex(directory, "events")
+        self.index = NumpyIndex(directory, "events")
         self.index.ensure_index(tiny_schema(DIMS, MODEL))
         self.vectorizer = ContentVectorizer()
         settings_ = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=self.name)
-        self.services = handlers.build_services(settings_, vectorizer=self.vectorizer, backend=self.index,
+        self.services = build_services(settings_, vectorizer=self.vectorizer, backend=self.index,
                                                 blob_service=blob_service,
                                                 failures=JsonlFailureLog(directory / "failures.jsonl"))
 
@@ -106,7 +109,7 @@ class World:
 
     def put(self, name: str, content: int) -> tuple[str, str]:
         self.container.upload_blob(name, CONTENTS[content], overwrite=True)
-        return handlers.BLOB_CREATED, name
+        return BLOB_CREATED, name
 
     def delete(self, name: str) -> tuple[str, str] | None:
         try:
@@ -119,7 +122,7 @@ class World:
 
     def deliver(self, event: tuple[str, str]) -> None:
         kind, name = event
-        if kind == handlers.BLOB_CREATED:  # the blob trigger (index_image) gets container/name
+        if kind == BLOB_CREATED:  # the blob trigger (index_image) gets container/name
             handlers.index_blob(f"{self.name}/{name}", self.services)
         else:  # the Event Grid trigger (remove_image) gets the event's subject and data
             subject = f"/blobServices/default/containers/{self.name}/blobs/{name}"
@@ -197,7 +200,7 @@ def test_after_lost_events_a_reconcile_brings_the_index_back_to_the_container(az
         world = World(azurite, blob_service, Path(directory))
         try:
             play(world, changes, deliveries)
-            summary = reconcile(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index,
+            summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index,
                                 concurrency=2)
             assert summary.failed == []
             assert world.index_state() == world.container_state()
@@ -214,7 +217,7 @@ def test_lost_delete_event_leaves_a_stale_document_until_reconcile(azurite, blob
         world.deliver(world.put("folder/b.png", 1))
         stale = world.index_state()
         assert document_key(blob_identity(world.name, "a.png")) in stale
-        assert reconcile(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index).removed == 1
+        assert sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index).removed == 1
         assert world.index_state() == world.container_state()
     finally:
         world.close()
@@ -231,7 +234,7 @@ def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repai
     try:
         world.put("a.png", 0)
         world.vectorizer.gate = gate = threading.Event()
-        first = threading.Thread(target=world.deliver, args=((handlers.BLOB_CREATED, "a.png"),))
+        first = threading.Thread(target=world.deliver, args=((BLOB_CREATED, "a.png"),))
         first.start()
         while world.vectorizer.calls == 0:  # the first trigger holds the old bytes now
             first.join(0.01)
@@ -246,7 +249,7 @@ def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repai
         assert world.index_state() == {key: old}  # the older write landed last
         assert world.container_state() != world.index_state()
 
-        summary = reconcile(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index)
+        summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index)
         assert summary.indexed == 1
         assert world.index_state() == world.container_state()
     finally:

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.backfill import backfill, checkpoint_path
-from indexer.failures import JsonlFailureLog
+from indexer.indexing.backfill import backfill, checkpoint_path
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
-from indexer.standins.search_service import FaultConfig
-from indexer.types import Document, Embedding
-from indexer.vision.client import VisionClient
+from standins.search.service import FaultConfig
+from indexer.documents import Document, Embedding
+from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.bad_images import good_jpeg
 from tests.fixtures.search_double import tiny_schema
 
@@ -124,7 +124,7 @@ def upload_photos(container, count: int, prefix: str = "p") -> dict[str, bytes]:
 
 
 def vision_client(vision_server) -> VisionClient:
-    return VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=LOCAL_MULTILINGUAL,
+    return VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL,
                         backoff_factor=0.01, backoff_max=0.05)
 
 
@@ -137,7 +137,7 @@ def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_ea
         tmp_path):
     blobs = upload_photos(blob_container, 30)
     backend = azure_backend_factory(max_retries=8)
-    ensure_index(backend, LOCAL_MULTILINGUAL)
+    backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     search_double.set_faults(search_index_name, FaultConfig(
         document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3,
         request_fault_rate=0.3, max_request_faults=6, operations=frozenset({"index"}), seed=9))
@@ -164,7 +164,7 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
         tmp_path):
     blobs = upload_photos(blob_container, 6, prefix="q")
     backend = azure_backend_factory(max_retries=2)
-    ensure_index(backend, LOCAL_MULTILINGUAL)
+    backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     source = BlobSource(blob_container)
     checkpoint_file = checkpoint_path(tmp_path, source, search_index_name)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")

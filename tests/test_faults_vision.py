@@ -25,14 +25,14 @@ from collections import defaultdict
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.backfill import backfill, checkpoint_path
-from indexer.failures import JsonlFailureLog
+from indexer.indexing.backfill import backfill, checkpoint_path
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
-from indexer.vision.client import VisionClient
-from indexer.vision.faults import FaultInjector
+from indexer.vectorizers.vision.client import VisionClient
+from standins.vision.faults import FaultInjector
 from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
 
 FAULT_RATE = 0.2
@@ -116,7 +116,7 @@ def key() -> str:
 
 
 def client_for(server, key: str) -> VisionClient:
-    return VisionClient(server.url, AzureKeyCredential(key), model_version=LOCAL_MULTILINGUAL,
+    return VisionClient(server.url, AzureKeyCredential(key), model_version=OFFLINE_MULTILINGUAL,
                         timeout=CLIENT_TIMEOUT, max_retries=MAX_RETRIES, backoff_factor=0.01, backoff_max=0.05)
 
 
@@ -143,7 +143,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     for name, data in blobs.items():
         blob_container.upload_blob(name, data)
     backend = azure_backend_factory()
-    ensure_index(backend, LOCAL_MULTILINGUAL)
+    backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
 
     with client_for(server, key) as client:
@@ -172,7 +172,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     assert statuses.count(200) > len(good)
     assert 499 in statuses
     # Faults on purpose are not failures of the server: it logged none.
-    assert not [r for r in caplog.records if r.name == "indexer.vision.server" and r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if r.name == "standins.vision.server" and r.levelno >= logging.ERROR]
     for data in good + bad:
         assert 1 <= len(attempts[len(data)]) <= MAX_RETRIES + 1, attempts[len(data)]
 
@@ -200,7 +200,7 @@ def test_a_permanent_400_is_sent_once_never_retried_and_recorded(faulty_vision_s
     for i, data in enumerate(bad):
         blob_container.upload_blob(f"bad/{i}.jpg", data)
     backend = azure_backend_factory()
-    ensure_index(backend, LOCAL_MULTILINGUAL)
+    backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
 
     with client_for(server, key) as client:

@@ -21,17 +21,20 @@ from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.meta import Datum
 from PIL import Image
 
-from indexer import handlers
-from indexer.failures import BlobFailureLog, JsonlFailureLog
+from indexer.entrypoints import functions as handlers
+from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import Outcome
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.indexing.pipeline import Outcome
 from indexer.settings import Settings
+from indexer.services import build_services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
 
 PHOTO_NAMES = ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")
+
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"  # an event type remove_image ignores
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +135,7 @@ HEAVY = ("torch", "fastapi", "uvicorn", "starlette")
 
 
 def heavy_modules(modules: list[str]) -> list[str]:
-    return [m for m in modules if m.split(".")[0] in HEAVY or m == "indexer.local" or m.startswith("indexer.local.")]
+    return [m for m in modules if m.split(".")[0] in HEAVY or m == "indexer.vectorizers.offline" or m.startswith("indexer.vectorizers.offline.")]
 
 
 @pytest.mark.parametrize("build_services", [False, True], ids=["import", "first-invocation-setup"])
@@ -151,9 +154,9 @@ def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
                             text=True, timeout=120, cwd=FUNCTION_APP.parent, env=env)
     assert result.returncode == 0, result.stderr
     modules = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "function_app" in modules and "indexer.handlers" in modules
+    assert "function_app" in modules and "indexer.entrypoints.functions" in modules
     if build_services:
-        assert "indexer.vision.client" in modules and "indexer.backends.azure_search" in modules
+        assert "indexer.vectorizers.vision.client" in modules and "indexer.backends.azure_search" in modules
     assert heavy_modules(modules) == []
 
 
@@ -171,9 +174,9 @@ def failures_container(blob_service):
 
 def make_services(azurite, container, vision, index, failures_container, tmp_path, **overrides):
     settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=container.container_name,
-                        VISION_ENDPOINT=vision.url, VISION_KEY=vision.key or "", VISION_MODEL_VERSION=LOCAL_MULTILINGUAL,
+                        VISION_ENDPOINT=vision.url, VISION_KEY=vision.key or "", VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
                         IMGSEARCH_DATA_DIR=str(tmp_path), **overrides)
-    return handlers.build_services(settings, backend=index, failures=BlobFailureLog(failures_container))
+    return build_services(settings, backend=index, failures=BlobFailureLog(failures_container))
 
 
 @pytest.fixture
@@ -236,7 +239,7 @@ def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, 
     assert doc["tags"] == ["cat", "pet"]
     assert doc["source"] == blob_container.get_blob_client("pets/cat.jpg").url
     assert doc["content_type"] == "image/jpeg"
-    assert doc["model_version"] == LOCAL_MULTILINGUAL
+    assert doc["model_version"] == OFFLINE_MULTILINGUAL
     assert services.backend.count() == 1
 
 
@@ -344,7 +347,7 @@ def test_remove_image_ignores_other_event_types(function_app, services, blob_con
     handlers.index_blob(f"{blob_container.container_name}/keep.jpg")
     blob_container.delete_blob("keep.jpg")
 
-    call(function_app, "remove_image", blob_event(blob_container, "keep.jpg", handlers.BLOB_CREATED))
+    call(function_app, "remove_image", blob_event(blob_container, "keep.jpg", BLOB_CREATED))
 
     assert services.backend.count() == 1
 
@@ -477,9 +480,9 @@ def test_unsupported_media_type_gets_415_and_other_methods_405(function_app, ind
 
 def test_search_before_the_index_exists_answers_503(function_app, azurite, blob_container, vision_server,
                                                     failures_container, tmp_path):
-    from indexer.backends.local import LocalIndex
+    from indexer.backends.numpy_index import NumpyIndex
 
-    missing = LocalIndex(tmp_path / "never-created", "images")
+    missing = NumpyIndex(tmp_path / "never-created", "images")
     handlers.set_services(make_services(azurite, blob_container, vision_server, missing, failures_container,
                                         tmp_path))
     try:
@@ -491,9 +494,9 @@ def test_search_before_the_index_exists_answers_503(function_app, azurite, blob_
 
 def test_search_against_an_index_of_another_model_version_answers_500_and_names_both(
         function_app, azurite, blob_container, vision_server, failures_container, tmp_path, local_index_factory):
-    from indexer.models import LOCAL_ENGLISH
+    from indexer.model_versions import OFFLINE_ENGLISH
 
-    english = local_index_factory(LOCAL_ENGLISH, directory=tmp_path / "english")
+    english = local_index_factory(OFFLINE_ENGLISH, directory=tmp_path / "english")
     handlers.set_services(make_services(azurite, blob_container, vision_server, english, failures_container,
                                         tmp_path))
     try:
@@ -501,7 +504,7 @@ def test_search_against_an_index_of_another_model_version_answers_500_and_names_
     finally:
         handlers.set_services(None)
     assert status == 500 and body["error"]["code"] == "ModelVersionMismatch"
-    assert LOCAL_ENGLISH in body["error"]["message"] and LOCAL_MULTILINGUAL in body["error"]["message"]
+    assert OFFLINE_ENGLISH in body["error"]["message"] and OFFLINE_MULTILINGUAL in body["error"]["message"]
 
 
 def test_search_while_vision_throttles_answers_503_with_retry_after(function_app, azurite, blob_container,

@@ -1,4 +1,4 @@
-"""Hostile input on the search endpoint (``handlers.search_http`` and the Function's HTTP
+"""Hostile input on the search endpoint (``http.search_http`` and the Function's HTTP
 trigger) and on ``imgsearch search``, against the Azure AI Search double through the real
 ``AzureSearchBackend`` (OData rendered by our code, parsed and evaluated by the double).
 
@@ -30,16 +30,19 @@ from azure.storage.blob import BlobServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer import handlers
+from indexer.entrypoints import functions as handlers
 from indexer.backends.azure_search import AzureSearchBackend
-from indexer.failures import JsonlFailureLog
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.filters import Condition, parse_condition
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index, prepare
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.indexing.pipeline import prepare
+from indexer.schema import load_schema
 from indexer.settings import Settings
 from indexer.sources.base import ImageItem
-from indexer.types import Embedding
-from indexer.vision.client import VisionClient
+from indexer.documents import Embedding
+from indexer.vectorizers.vision.client import VisionClient
+from indexer.services import build_services
+from indexer.entrypoints.http import search_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = {"cat.jpg": ["cat", "pet"], "dog.jpg": ["dog", "pet"], "coffee.jpg": ["coffee"],
@@ -54,8 +57,8 @@ def hostile_world(search_double, vision_server, samples_dir, tmp_path_factory):
     index_name = f"hostile-{uuid.uuid4().hex[:12]}"
     backend = AzureSearchBackend(search_double.endpoint, index_name, AzureKeyCredential(search_double.api_key),
                                  retry_backoff_seconds=0.001, retry_backoff_factor=0.001)
-    client = VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=LOCAL_MULTILINGUAL)
-    pin = ensure_index(backend, LOCAL_MULTILINGUAL)
+    client = VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL)
+    pin = backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     documents = []
     for name, tags in PHOTOS.items():
         data = (samples_dir / name).read_bytes()
@@ -66,9 +69,9 @@ def hostile_world(search_double, vision_server, samples_dir, tmp_path_factory):
     assert backend.upsert(documents).ok
     folder = tmp_path_factory.mktemp("hostile")
     settings_ = Settings(VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                         VISION_MODEL_VERSION=LOCAL_MULTILINGUAL, SEARCH_ENDPOINT=search_double.endpoint,
+                         VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, SEARCH_ENDPOINT=search_double.endpoint,
                          SEARCH_KEY=search_double.api_key, SEARCH_INDEX_NAME=index_name, IMGSEARCH_DATA_DIR=str(folder))
-    services = handlers.build_services(
+    services = build_services(
         settings_, vectorizer=client, backend=backend,
         blob_service=BlobServiceClient("http://127.0.0.1:9/devstoreaccount1"),  # never called by search
         failures=JsonlFailureLog(folder / "failures.jsonl"))
@@ -91,7 +94,7 @@ def function_app(hostile_world):
 
 
 def via_handler(services, method="GET", params=None, body=None, content_type=None) -> tuple[int, dict]:
-    answer = handlers.search_http(method=method, params=params or {}, body=body, content_type=content_type,
+    answer = search_http(method=method, params=params or {}, body=body, content_type=content_type,
                                   services=services)
     return answer.status, answer.body
 
@@ -228,13 +231,13 @@ def test_any_string_value_selects_exactly_the_documents_equal_to_it(field, value
 
     expected = sorted(key for key, fields in stored.items() if holds(fields, key))
     query = np.ones(512, dtype=np.float32)
-    hits = backend.search(Embedding(query, LOCAL_MULTILINGUAL), k=10, filters=[condition])
+    hits = backend.search(Embedding(query, OFFLINE_MULTILINGUAL), k=10, filters=[condition])
     assert sorted(hit.key for hit in hits) == expected
 
 
 def test_a_condition_value_is_data_even_when_built_directly(hostile_world):
     """The backend's own API takes ``Condition`` objects; a value there is never syntax either."""
-    hits = hostile_world.backend.search(Embedding(np.ones(512, dtype=np.float32), LOCAL_MULTILINGUAL), k=10,
+    hits = hostile_world.backend.search(Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL), k=10,
                                         filters=[Condition("file_name", "ne", INJECTION),
                                                  Condition("file_name", "eq", INJECTION)])
     assert hits == []
@@ -246,7 +249,7 @@ def test_a_condition_value_is_data_even_when_built_directly(hostile_world):
 def cli_env(hostile_world) -> dict[str, str]:
     s = hostile_world.settings
     return {"VISION_ENDPOINT": s.vision_endpoint, "VISION_KEY": s.vision_key,
-            "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL, "SEARCH_ENDPOINT": s.search_endpoint,
+            "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL, "SEARCH_ENDPOINT": s.search_endpoint,
             "SEARCH_KEY": s.search_key, "SEARCH_INDEX_NAME": s.search_index_name}
 
 

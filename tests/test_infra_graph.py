@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from indexer.failures import FAILURES_CONTAINER
-from indexer.models import DEFAULT_MODEL_VERSION, MODEL_VERSIONS
+from indexer.indexing.failures import FAILURES_CONTAINER
+from indexer.model_versions import DEFAULT_MODEL_VERSION, MODEL_VERSIONS
 from indexer.schema import schema_path
 from indexer.settings import Settings, load_settings, pinned_model_version
 from tests import bicep_graph
@@ -276,7 +276,7 @@ def test_every_storage_account_refuses_shared_keys_old_tls_and_public_blobs():
 def test_images_and_host_storage_are_separate_accounts_with_their_containers():
     main = bicep("main.bicep")
     assert main.variables["imagesContainerName"] == "images"
-    # the Function records permanent failures in this container (indexer.failures)
+    # the Function records permanent failures in this container (indexer.indexing.failures)
     assert main.variables["failuresContainerName"] == FAILURES_CONTAINER
     storage_modules = {m.symbol: m for m in modules_of("app/storage.bicep")}
     assert set(storage_modules) == {"hostStorage", "imagesStorage"}
@@ -402,8 +402,8 @@ def test_the_settings_object_built_from_the_app_settings_targets_azure(monkeypat
         else:
             monkeypatch.setenv(name, stand_ins.get(name, f"stand-in-for-{value}"))
     settings = load_settings()
-    assert not settings.uses_local_vectorizer, "the Function would fall back to the offline model"
-    assert not settings.uses_local_index, "the Function would fall back to the local numpy index"
+    assert not settings.uses_offline_model, "the Function would fall back to the offline model"
+    assert not settings.uses_numpy_index, "the Function would fall back to the local numpy index"
     assert settings.storage_blob_service_uri and not settings.storage_connection_string
     assert settings.vision_key == "" and settings.search_key == ""
     assert (settings.images_container, settings.search_index_name) == ("images", "images")

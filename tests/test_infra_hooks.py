@@ -232,7 +232,7 @@ def test_the_environment_the_hook_hands_over_pins_the_index_to_the_azure_model(t
         if value is not None:
             monkeypatch.setenv(name, value)
     settings = load_settings()
-    assert not settings.uses_local_index and not settings.uses_local_vectorizer
+    assert not settings.uses_numpy_index and not settings.uses_offline_model
     assert pinned_model_version(settings) == OUTPUTS["AZURE_VISION_MODEL_VERSION"]
 
 

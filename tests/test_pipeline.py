@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.bulk import BulkIndexingAborted, index_items
+from indexer.indexing.bulk import BulkIndexingAborted, index_items
 from indexer.errors import ServiceError
 from indexer.keys import document_key
-from indexer.pipeline import index_item
+from indexer.indexing.pipeline import index_item
 from indexer.sources.base import ImageItem
-from indexer.standins.search_service import FaultConfig
+from standins.search.service import FaultConfig
 
 
 class CountingVectorizer:

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.backends.local import LocalIndex
+from indexer.backends.numpy_index import NumpyIndex
 from indexer.backends.schema_rules import InvalidQueryError
 from indexer.errors import IndexNotFoundError, InputLimitError, ModelVersionMismatchError
 from indexer.filters import Condition, FilterError
-from indexer.models import LOCAL_ENGLISH, LOCAL_MULTILINGUAL
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.query import search_image, search_text, search_vector
-from indexer.types import Document, Embedding
+from indexer.documents import Document, Embedding
 
-MODEL = LOCAL_MULTILINGUAL
+MODEL = OFFLINE_MULTILINGUAL
 DIMS = 512
 
 
@@ -65,7 +65,7 @@ CATALOGUE = {
 
 
 @pytest.fixture
-def index(local_index) -> LocalIndex:
+def index(local_index) -> NumpyIndex:
     vectorizer = WordVectorizer()
     local_index.upsert([
         Document(key, vectorizer.embed(text), {"source": f"photos/{key}.jpg", "size_bytes": size,
@@ -82,7 +82,7 @@ def vectorizer() -> WordVectorizer:
 class RecordingBackend:
     """The real index, with a record of which methods the query module called."""
 
-    def __init__(self, backend: LocalIndex) -> None:
+    def __init__(self, backend: NumpyIndex) -> None:
         self.backend, self.calls = backend, []
 
     def __getattr__(self, name):
@@ -154,16 +154,16 @@ def test_a_bare_vector_must_say_its_model_version(index, vectorizer):
     with pytest.raises(InvalidQueryError, match="model_version"):
         search_vector(vector, backend=index)
     with pytest.raises(ModelVersionMismatchError):
-        search_vector(vector, backend=index, model_version=LOCAL_ENGLISH)
+        search_vector(vector, backend=index, model_version=OFFLINE_ENGLISH)
     with pytest.raises(ModelVersionMismatchError):
         search_vector(vector[:384], backend=index, model_version=MODEL)
     with pytest.raises(ModelVersionMismatchError):  # an embedding and a claim that disagree
-        search_vector(vectorizer.embed("red car"), backend=index, model_version=LOCAL_ENGLISH)
+        search_vector(vectorizer.embed("red car"), backend=index, model_version=OFFLINE_ENGLISH)
     with pytest.raises(InvalidQueryError, match="one-dimensional"):
         search_vector(np.stack([vector, vector]), backend=index, model_version=MODEL)
 
 
-@pytest.mark.parametrize("other", [WordVectorizer(LOCAL_ENGLISH, DIMS), WordVectorizer(MODEL, 384)],
+@pytest.mark.parametrize("other", [WordVectorizer(OFFLINE_ENGLISH, DIMS), WordVectorizer(MODEL, 384)],
                          ids=["other-model-version", "other-dimension-count"])
 def test_a_vectorizer_with_another_pin_cannot_query(index, other, tmp_path):
     backend = RecordingBackend(index)
@@ -223,7 +223,7 @@ def test_select_reaches_the_backend(index, vectorizer):
 
 
 def test_a_missing_index_fails_before_any_vectorizing(tmp_path, vectorizer):
-    missing = LocalIndex(tmp_path, "nothing-here")
+    missing = NumpyIndex(tmp_path, "nothing-here")
     with pytest.raises(IndexNotFoundError):
         search_text("red car", vectorizer=vectorizer, backend=missing)
     with pytest.raises(IndexNotFoundError):

@@ -18,10 +18,10 @@ from azure.search.documents.models import VectorizedQuery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.backends.odata import quote_string
+from indexer.backends.azure_search.odata import quote_string
 from indexer.schema import load_schema
-from indexer.standins.odata_parser import FieldSpec, ODataError, compile_filter
-from indexer.standins.search_service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
+from standins.search.odata_parser import FieldSpec, ODataError, compile_filter
+from standins.search.service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
 from tests.fixtures.search_double import RunningSearchDouble, tiny_schema
 
 API = "2026-04-01"

@@ -15,6 +15,7 @@ azure-core's ``REDACTED``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import secrets
@@ -24,16 +25,18 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import BlobServiceClient
 
-from indexer import handlers
+from indexer.entrypoints import functions as handlers
 from indexer.backends.azure_search import AzureSearchBackend
-from indexer.failures import BlobFailureLog
+from indexer.indexing.failures import BlobFailureLog
 from indexer.keys import blob_identity, document_key
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.schema import load_schema
 from indexer.settings import Settings
-from indexer.standins.azurite import ACCOUNT_KEY
-from indexer.vision.client import VisionClient
+from standins.azurite import ACCOUNT_KEY
+from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
+from indexer.services import build_services
+from indexer.entrypoints.http import search_http
 
 LOGGERS = ("", "azure", "azure.core.pipeline.policies.http_logging_policy", "azure.storage", "urllib3",
            "uvicorn", "uvicorn.error", "indexer", "starlette")
@@ -88,15 +91,15 @@ def test_no_secret_reaches_a_log_in_a_full_run(captured_logs, capfd, azurite, bl
     container = blob_service.create_container(f"s{uuid.uuid4().hex[:20]}")
     failures_container = blob_service.get_container_client(f"f{uuid.uuid4().hex[:20]}")
     env = {"IMAGES_STORAGE": azurite.connection_string, "IMAGES_CONTAINER": container.container_name,
-           "VISION_ENDPOINT": vision.url, "VISION_KEY": vision_key, "VISION_MODEL_VERSION": LOCAL_MULTILINGUAL,
+           "VISION_ENDPOINT": vision.url, "VISION_KEY": vision_key, "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
            "VISION_MAX_RETRIES": "3", "SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
            "SEARCH_INDEX_NAME": search_index_name, "IMGSEARCH_DATA_DIR": str(tmp_path / "data")}
     try:
         settings = Settings(**env)
         log.debug("settings of this run: %r", settings)  # a host may well log its settings object
-        services = handlers.build_services(settings, failures=BlobFailureLog(failures_container))
+        services = build_services(settings, failures=BlobFailureLog(failures_container))
         log.debug("services: %r", services)
-        ensure_index(services.backend, LOCAL_MULTILINGUAL)
+        services.backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
 
         # The Function handlers: index two photos and a broken one, remove one, search.
         for name, data in {"a.jpg": good_jpeg(1), "b.jpg": good_jpeg(2), "broken.jpg": truncated_jpeg()}.items():
@@ -107,7 +110,7 @@ def test_no_secret_reaches_a_log_in_a_full_run(captured_logs, capfd, azurite, bl
         handlers.handle_blob_event(handlers.BLOB_DELETED,
                                    f"/blobServices/default/containers/{container.container_name}/blobs/b.jpg",
                                    {"url": container.get_blob_client("b.jpg").url}, services)
-        answer = handlers.search_http(method="GET", params={"text": "a photo"}, body=None, content_type=None,
+        answer = search_http(method="GET", params={"text": "a photo"}, body=None, content_type=None,
                                       services=services)
         assert answer.status == 200 and answer.body["count"] == 1
 
@@ -117,10 +120,13 @@ def test_no_secret_reaches_a_log_in_a_full_run(captured_logs, capfd, azurite, bl
             wrong_search = AzureSearchBackend(search_double.endpoint, search_index_name,
                                               AzureKeyCredential(wrong_search_key), retry_backoff_factor=0.001)
             failing.append(wrong_search.count)
-            wrong_services = handlers.build_services(settings, vectorizer=services.vectorizer, backend=wrong_search,
+            wrong_services = build_services(settings, vectorizer=services.vectorizer, backend=wrong_search,
                                                      failures=services.failures)
-            failing.append(lambda: handlers.search_http(method="GET", params={"text": "a cat"}, body=None,
-                                                        content_type=None, services=wrong_services))
+            refused = search_http(method="GET", params={"text": "a cat"}, body=None, content_type=None,
+                                  services=wrong_services)
+            assert refused.status == 500
+            log.error("search answered %d: %s", refused.status, refused.body)
+            texts.append(json.dumps(refused.body))
             wrong_storage = BlobServiceClient.from_connection_string(
                 azurite.connection_string.replace(ACCOUNT_KEY, wrong_account_key))
             failing.append(lambda: wrong_storage.get_container_client(container.container_name).exists())

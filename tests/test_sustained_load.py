@@ -3,8 +3,8 @@
 SOAK TEST. By default it runs for 20 seconds; set ``IMGSEARCH_SOAK_SECONDS=60`` (or more)
 for the longer run. 32 concurrent clients on 127.0.0.1 only, each with its own HTTP session,
 send a mix of ``vectorizeText`` and ``vectorizeImage`` calls to the vectorizer server and text
-queries to the search endpoint (``handlers.search_http`` behind a small threaded HTTP server,
-vectorizing through the vectorizer server and searching a numpy ``LocalIndex``). Both servers
+queries to the search endpoint (``http.search_http`` behind a small threaded HTTP server,
+vectorizing through the vectorizer server and searching a numpy ``NumpyIndex``). Both servers
 run in processes of their own, so their resident memory is read from ``/proc/<pid>/status``.
 
 What must hold: no 5xx and no broken connection at all, and each server's resident memory at
@@ -24,11 +24,12 @@ import pytest
 import requests
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.backends.local import LocalIndex
-from indexer.models import LOCAL_MULTILINGUAL
-from indexer.pipeline import ensure_index, prepare
+from indexer.backends.numpy_index import NumpyIndex
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.indexing.pipeline import prepare
+from indexer.schema import load_schema
 from indexer.sources.base import ImageItem
-from indexer.vision.client import VisionClient
+from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.bad_images import good_jpeg
 from tests.fixtures.server_processes import child_env, free_port, start_server_process
 
@@ -53,11 +54,13 @@ from urllib.parse import parse_qsl, urlsplit
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import BlobServiceClient
 
-from indexer import handlers
-from indexer.backends.local import LocalIndex
-from indexer.failures import JsonlFailureLog
+from indexer.entrypoints import functions as handlers
+from indexer.backends.numpy_index import NumpyIndex
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.settings import Settings
-from indexer.vision.client import VisionClient
+from indexer.vectorizers.vision.client import VisionClient
+from indexer.services import build_services
+from indexer.entrypoints.http import search_http
 
 port, vision_url, vision_key, data_dir = int(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 logging.basicConfig(level=logging.WARNING)
@@ -65,7 +68,7 @@ settings = Settings(VISION_ENDPOINT=vision_url, VISION_KEY=vision_key, VISION_MO
                     IMGSEARCH_DATA_DIR=str(data_dir))
 vectorizer = VisionClient(vision_url, AzureKeyCredential(vision_key), model_version="local-conse-usem3-v1",
                           timeout=120)
-services = handlers.build_services(settings, vectorizer=vectorizer, backend=LocalIndex(data_dir, "images"),
+services = build_services(settings, vectorizer=vectorizer, backend=NumpyIndex(data_dir, "images"),
                                    blob_service=BlobServiceClient("http://127.0.0.1:9/devstoreaccount1"),
                                    failures=JsonlFailureLog(data_dir / "failures.jsonl"))
 
@@ -81,7 +84,7 @@ class Handler(BaseHTTPRequestHandler):
             status, payload, headers = 404, {"error": {"code": "NotFound", "message": parts.path}}, {}
         else:
             try:
-                reply = handlers.search_http(method=self.command, params=dict(parse_qsl(parts.query)), body=body,
+                reply = search_http(method=self.command, params=dict(parse_qsl(parts.query)), body=body,
                                              content_type=self.headers.get("Content-Type"), services=services)
                 status, payload, headers = reply.status, reply.body, reply.headers
             except Exception as exc:  # what the Functions host does with an exception: 500, logged
@@ -115,10 +118,10 @@ Server(("127.0.0.1", port), Handler).serve_forever()
 def search_server_process(vision_server_process, samples_dir, tmp_path_factory):
     """The search endpoint in its own process, over an index of eight sample photos."""
     folder = tmp_path_factory.mktemp("search-process")
-    index = LocalIndex(folder, "images")
-    pin = ensure_index(index, LOCAL_MULTILINGUAL)
+    index = NumpyIndex(folder, "images")
+    pin = index.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     with VisionClient(vision_server_process.url, AzureKeyCredential(vision_server_process.key),
-                      model_version=LOCAL_MULTILINGUAL) as client:
+                      model_version=OFFLINE_MULTILINGUAL) as client:
         documents = []
         for name in PHOTOS:
             data = (samples_dir / name).read_bytes()

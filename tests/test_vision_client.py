@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
@@ -21,14 +22,14 @@ from azure.core.credentials import AccessToken, AzureKeyCredential
 
 from indexer.errors import (InputLimitError, InvalidImageError, ServiceError, VisionAuthenticationError,
                             VisionRequestError, VisionServiceError, VisionThrottledError)
-from indexer.models import AZURE_ENGLISH, AZURE_MULTILINGUAL, local_model_for
+from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, offline_model_for
 from indexer.ratelimit import RateLimiter
-from indexer.types import Embedding
+from indexer.documents import Embedding
 from indexer.vectorizers import Vectorizer
-from indexer.vision import VisionClient
-from indexer.vision.contract import COGNITIVE_SERVICES_SCOPE
-from indexer.vision.errors import error_from_response, parse_retry_after
-from indexer.vision.retry import RetryPolicy
+from indexer.vectorizers.vision import VisionClient
+from indexer.vectorizers.vision.contract import COGNITIVE_SERVICES_SCOPE
+from indexer.retry import RetryPolicy, parse_retry_after
+from indexer.vectorizers.vision.errors import error_from_response
 from tests.test_vision_server import GA, IMAGE_PATH, TEXT_PATH, png_header, tiny_png
 
 
@@ -46,7 +47,7 @@ def test_client_is_a_vectorizer(vision_server):
 @pytest.mark.parametrize("azure_version", [AZURE_MULTILINGUAL, AZURE_ENGLISH])
 def test_bytes_url_and_text_return_the_stand_ins_embedding(vision_server, image_url_server, vision_sample_images,
                                                            azure_version):
-    stand_in = local_model_for(azure_version)
+    stand_in = offline_model_for(azure_version)
     with client_for(vision_server, model_version=azure_version) as client:
         by_bytes = client.vectorize_image(vision_sample_images["cat.jpg"])
         by_url = client.vectorize_image_url(image_url_server(f"client-cat-{azure_version}.jpg", vision_sample_images["cat.jpg"]))
@@ -77,22 +78,7 @@ def test_preview_api_version_sends_model_version_the_older_way(vision_server):
     with client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client:
         embedding = client.vectorize_text("a red bus")
     assert vision_server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
-    assert embedding.model_version == local_model_for(AZURE_ENGLISH).name
-
-
-def test_vectorize_many_keeps_input_order_and_reports_failures_in_place(vision_server, image_url_server,
-                                                                        vision_sample_images):
-    inputs = [vision_sample_images["cat.jpg"], image_url_server("many-dog.jpg", vision_sample_images["dog.jpg"]),
-              b"not an image at all", vision_sample_images["fire_truck.jpg"], vision_sample_images["coffee.jpg"]]
-    with client_for(vision_server) as client:
-        results = list(client.vectorize_many(iter(inputs), concurrency=3))
-        one_by_one = [client.vectorize_image(vision_sample_images[name])
-                      for name in ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")]
-    assert len(results) == len(inputs)
-    assert isinstance(results[2], InvalidImageError)
-    for got, expected in zip([results[0], results[1], results[3], results[4]], one_by_one):
-        assert isinstance(got, Embedding)
-        np.testing.assert_allclose(got.vector, expected.vector, rtol=1e-5, atol=1e-6)
+    assert embedding.model_version == offline_model_for(AZURE_ENGLISH).name
 
 
 # --- typed errors for what the service refuses -------------------------------------------------
@@ -198,7 +184,7 @@ def test_429_is_retried_after_the_advised_wait_and_then_succeeds(faulty_vision_s
         started = time.monotonic()
         embedding = client.vectorize_text("a cat")
         waited = time.monotonic() - started
-    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+    assert embedding.model_version == offline_model_for(AZURE_MULTILINGUAL).name
     assert [r.status for r in server.requests.all()] == [429, 429, 200]
     # Behaviour, not speed: the client must not come back before the service said it may.
     assert waited >= 2 * 1.0
@@ -208,7 +194,7 @@ def test_5xx_is_retried_with_backoff_and_then_succeeds(faulty_vision_server, vis
     server = faulty_vision_server(fault_first=3, fault_statuses=(500, 502, 503), fault_retry_after=None)
     with client_for(server) as client:
         embedding = client.vectorize_image(vision_sample_images["cat.jpg"])
-    assert embedding.dimensions == local_model_for(AZURE_MULTILINGUAL).dimensions
+    assert embedding.dimensions == offline_model_for(AZURE_MULTILINGUAL).dimensions
     statuses = [r.status for r in server.requests.all()]
     assert statuses[-1] == 200 and len(statuses) == 4 and all(s >= 500 for s in statuses[:3])
 
@@ -217,7 +203,7 @@ def test_dropped_connections_are_retried(faulty_vision_server):
     server = faulty_vision_server(fault_first=2, fault_statuses=(), drop_connection=True)
     with client_for(server) as client:
         embedding = client.vectorize_text("a cat")
-    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+    assert embedding.model_version == offline_model_for(AZURE_MULTILINGUAL).name
     assert len(server.requests) == 3
 
 
@@ -225,7 +211,7 @@ def test_timeouts_are_retried(faulty_vision_server):
     server = faulty_vision_server(fault_first=1, fault_statuses=(), slow_seconds=1.0)
     with client_for(server, timeout=0.3) as client:
         embedding = client.vectorize_text("a cat")
-    assert embedding.model_version == local_model_for(AZURE_MULTILINGUAL).name
+    assert embedding.model_version == offline_model_for(AZURE_MULTILINGUAL).name
 
 
 def test_gives_up_after_max_retries_with_a_throttled_error(faulty_vision_server):
@@ -264,7 +250,7 @@ def test_a_retry_after_longer_than_the_cap_fails_at_once_with_the_hint(faulty_vi
     assert len(server.requests) == 1
 
 
-def test_the_servers_rate_limit_is_absorbed_by_retries_in_vectorize_many(faulty_vision_server, vision_sample_images):
+def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(faulty_vision_server, vision_sample_images):
     class RecordingLimiter(RateLimiter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -277,8 +263,8 @@ def test_the_servers_rate_limit_is_absorbed_by_retries_in_vectorize_many(faulty_
     server = faulty_vision_server(rate_limit_per_second=2, rate_limit_burst=1)
     images = list(vision_sample_images.values())[:3]
     limiter = RecordingLimiter(100, burst=3)
-    with client_for(server) as client:
-        results = list(client.vectorize_many(images, concurrency=3, rate_limiter=limiter))
+    with client_for(server, rate_limiter=limiter) as client, ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(client.vectorize_image, images))
     assert all(isinstance(r, Embedding) for r in results), results
     statuses = [r.status for r in server.requests.all()]
     assert statuses.count(200) == 3 and 429 in statuses

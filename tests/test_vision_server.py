@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import requests
 
-from indexer.models import AZURE_ENGLISH, AZURE_MULTILINGUAL, MODEL_VERSIONS, local_model_for
-from indexer.vision.contract import PREVIEW_LATEST_MODEL
-from indexer.vision.server import ServerConfig, create_app
+from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, MODEL_VERSIONS, offline_model_for
+from standins.vision.server import ServerConfig, create_app
 
 IMAGE_PATH = "/computervision/retrieval:vectorizeImage"
 TEXT_PATH = "/computervision/retrieval:vectorizeText"
@@ -77,7 +76,7 @@ def test_seed_curl_vectorize_text_answers_with_the_stand_in(vision_server):
     response = post(vision_server, TEXT_PATH, data="\n{\n'text':'cat jumping'\n}", content_type="application/json")
     assert response.status_code == 200, response.text
     body = response.json()
-    stand_in = local_model_for(AZURE_MULTILINGUAL)
+    stand_in = offline_model_for(AZURE_MULTILINGUAL)
     assert set(body) == {"modelVersion", "vector"}
     assert body["modelVersion"] == stand_in.name
     assert len(body["vector"]) == stand_in.dimensions
@@ -91,7 +90,7 @@ def test_seed_curl_vectorize_image_url_answers_with_the_stand_in(vision_server, 
     response = post(vision_server, IMAGE_PATH, data=f"\n{{\n'url':'{url}'\n}}", content_type="application/json")
     assert response.status_code == 200, response.text
     body = response.json()
-    stand_in = local_model_for(AZURE_MULTILINGUAL)
+    stand_in = offline_model_for(AZURE_MULTILINGUAL)
     assert body["modelVersion"] == stand_in.name
     assert len(body["vector"]) == stand_in.dimensions
 
@@ -109,7 +108,7 @@ def test_image_bytes_and_the_same_image_by_url_give_the_same_vector(vision_serve
 
 @pytest.mark.parametrize("azure_version", [AZURE_MULTILINGUAL, AZURE_ENGLISH])
 def test_each_azure_model_version_is_answered_by_its_local_stand_in(vision_server, vision_sample_images, azure_version):
-    stand_in = local_model_for(azure_version)
+    stand_in = offline_model_for(azure_version)
     query = f"api-version=2024-02-01&model-version={azure_version}"
     image = post(vision_server, IMAGE_PATH, query, data=vision_sample_images["cat.jpg"], content_type="application/octet-stream")
     text = post(vision_server, TEXT_PATH, query, json={"text": "a cat"}, content_type="application/json")
@@ -118,11 +117,11 @@ def test_each_azure_model_version_is_answered_by_its_local_stand_in(vision_serve
         assert response.json()["modelVersion"] == stand_in.name
         assert len(response.json()["vector"]) == stand_in.dimensions
     # Never an Azure name: a local vector must not pass for an Azure one.
-    assert MODEL_VERSIONS[image.json()["modelVersion"]].provider == "local"
+    assert MODEL_VERSIONS[image.json()["modelVersion"]].provider == "offline"
 
 
 def test_local_model_names_are_accepted_as_model_version(vision_server):
-    local = local_model_for(AZURE_ENGLISH).name
+    local = offline_model_for(AZURE_ENGLISH).name
     response = post(vision_server, TEXT_PATH, f"api-version=2024-02-01&model-version={local}",
                     json={"text": "a red bus"}, content_type="application/json")
     assert response.status_code == 200
@@ -133,7 +132,7 @@ def test_preview_api_with_model_version_latest_as_older_clients_sent_it(vision_s
     response = post(vision_server, TEXT_PATH, "api-version=2023-02-01-preview&modelVersion=latest",
                     json={"text": "a red bus"}, content_type="application/json")
     assert response.status_code == 200, response.text
-    assert response.json()["modelVersion"] == local_model_for(PREVIEW_LATEST_MODEL).name
+    assert response.json()["modelVersion"] == offline_model_for("2022-04-11").name  # the seed's answers: latest meant 2022-04-11
 
 
 def test_retired_preview_answers_gone_when_configured(faulty_vision_server):

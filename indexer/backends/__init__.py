@@ -1,1 +1,8 @@
-"""Index backends: the numpy fallback (``local``) and Azure AI Search (``azure_search``)."""
+"""Index backends: one protocol (``base.IndexBackend``), two implementations.
+
+- ``azure_search``: Azure AI Search through azure-search-documents;
+- ``numpy_index``: the local fallback, cosine search over numpy arrays on disk.
+
+Both apply the same schema rules (``schema_rules``) so code developed against one does not
+meet new errors on the other.
+"""

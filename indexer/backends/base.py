@@ -9,7 +9,7 @@ import numpy as np
 
 from indexer.filters import Condition
 from indexer.schema import IndexSchema
-from indexer.types import Document, Embedding, Hit, IndexPin
+from indexer.documents import Document, Embedding, Hit, IndexPin
 
 
 @dataclass
@@ -53,11 +53,12 @@ class IndexBackend(Protocol):
     def get_pin(self) -> IndexPin:
         """The pin of the existing index; ``IndexNotFoundError`` if there is none."""
 
+    @property
+    def schema(self) -> IndexSchema:
+        """The existing index's definition, with its pin (the fields filters may name)."""
+
     def upsert(self, documents: Sequence[Document]) -> WriteResult:
         """Insert or replace documents by key (merge-or-upload semantics per whole doc)."""
-
-    def merge(self, key: str, fields: dict[str, Any]) -> None:
-        """Update metadata fields of an existing document without touching its vector."""
 
     def delete(self, keys: Iterable[str]) -> WriteResult:
         """Delete by key; deleting a key that does not exist is not an error."""

@@ -27,8 +27,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from indexer.errors import ImageSearchError
-from indexer.filters import Condition, FilterError
+from indexer.errors import FilterError, InvalidDocumentError, InvalidQueryError
+from indexer.filters import Condition
 from indexer.keys import MAX_KEY_LENGTH
 from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema
 
@@ -39,19 +39,6 @@ _KEY = re.compile(r"^[A-Za-z0-9_\-=]+$")
 
 SCALAR_TYPES = ("Edm.String", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Boolean", "Edm.DateTimeOffset")
 _INT_RANGES = {"Edm.Int32": (-(2 ** 31), 2 ** 31 - 1), "Edm.Int64": (-(2 ** 63), 2 ** 63 - 1)}
-
-
-class InvalidDocumentError(ImageSearchError, ValueError):
-    """A document does not fit the index schema; the message names the document and field.
-    Raised before anything is written."""
-
-
-class InvalidQueryError(ImageSearchError, ValueError):
-    """A query option (``k``, ``threshold``, ``select``, the query itself) is not acceptable."""
-
-
-class DocumentNotFoundError(ImageSearchError, LookupError):
-    """A merge named a document key that is not in the index."""
 
 
 # --- names and keys ---------------------------------------------------------------------
@@ -262,3 +249,66 @@ def check_threshold(threshold: Any) -> float | None:
             or not -1.0 <= float(threshold) <= 1.0:
         raise InvalidQueryError(f"threshold must be a cosine similarity from -1 to 1, got {threshold!r}")
     return float(threshold)
+
+
+# --- filter values -----------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def datetime_micros(value: Any) -> int:
+    delta = parse_datetime_offset(value) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def coerce_filter_value(condition: Condition, edm_type: str) -> Any:
+    """The condition's value in the column's representation, checked against the field type
+    (``FilterError`` names the field and what it needs)."""
+    scalar_type, is_collection = element_type(edm_type)
+    op, value, name = condition.op, condition.value, condition.field
+
+    def wrong(expected: str) -> FilterError:
+        return FilterError(f"filter on {name!r} ({edm_type}) needs {expected}, got {value!r}")
+
+    if value is None:
+        if is_collection or op not in ("eq", "ne"):
+            raise FilterError(f"filter on {name!r}: null can only be compared with = or != on a single-valued field")
+        return None
+    if scalar_type == "Edm.String":
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if scalar_type == "Edm.Boolean":
+        if op not in ("eq", "ne"):
+            raise FilterError(f"filter on {name!r} ({edm_type}): only = and != apply to true/false values")
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise wrong("true or false")
+    if scalar_type == "Edm.DateTimeOffset":
+        try:
+            return datetime_micros(value)
+        except ValueError as exc:
+            raise wrong(f"a date ({exc})") from None
+    # numbers
+    if isinstance(value, (bool, np.bool_)):
+        raise wrong("a number")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float | int = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise wrong("a number") from None
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        number = value.item() if isinstance(value, np.generic) else value
+    else:
+        raise wrong("a number")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise wrong("a finite number")
+    if isinstance(number, int) and scalar_type != "Edm.Double" and not -(2 ** 63) <= number < 2 ** 63:
+        number = float(number)  # beyond int64: compare as a float, which still orders correctly
+    return number

@@ -1,10 +1,11 @@
-"""What a source yields: one ``ImageItem`` per image, read lazily."""
+"""What a source is, and what it yields: one ``ImageItem`` per image, read lazily."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from indexer.filters import Condition
 from indexer.keys import document_key
 
 
@@ -30,8 +31,23 @@ class ImageItem:
 
 
 class ImageSource(Protocol):
+    """A place images are listed from: a local folder or a blob container (or a prefix of one).
+
+    ``indexing.sync`` makes an index match any source through these members alone, so the
+    folder and the container are kept in step by one algorithm.
+    """
+
+    @property
+    def conditions(self) -> list[Condition]:
+        """Filter conditions that select this source's documents in an index."""
+
+    @property
+    def listing_errors(self) -> list[str]:
+        """Parts of the last listing that could not be read (empty when it was complete)."""
+
     def list_items(self) -> Iterator[ImageItem]:
         """Every image currently in the source."""
 
-    def get_item(self, name: str) -> ImageItem:
-        """One image by its name inside the source (blob name or relative path)."""
+    def in_scope(self, key: str) -> bool:
+        """Whether a stored document selected by ``conditions`` belongs to what ``list_items``
+        lists (a blob source limited to a prefix lists less than its container holds)."""

@@ -32,7 +32,8 @@ from typing import Any, Iterator
 from azure.storage.blob import BlobProperties, ContainerClient
 
 from indexer.errors import InputLimitError
-from indexer.keys import blob_identity
+from indexer.filters import Condition
+from indexer.keys import blob_identity, identity_from_key
 from indexer.limits import MAX_IMAGE_BYTES
 from indexer.sources.base import ImageItem
 
@@ -80,7 +81,12 @@ def _metadata_value(metadata: dict[str, str] | None, name: str) -> str | None:
 
 
 class BlobSource:
-    """An ``ImageSource`` over one container, optionally only the blobs under ``prefix``."""
+    """An ``ImageSource`` over one container, optionally only the blobs under ``prefix``.
+
+    A listing either completes or raises (the SDK pages through it), so ``listing_errors``
+    is always empty."""
+
+    listing_errors: list[str] = []
 
     def __init__(self, container_client: ContainerClient, *, prefix: str = "",
                  max_bytes: int = MAX_IMAGE_BYTES) -> None:
@@ -97,6 +103,20 @@ class BlobSource:
     @property
     def container_client(self) -> ContainerClient:
         return self._container
+
+    @property
+    def conditions(self) -> list[Condition]:
+        """The documents of this container (a prefix is checked by ``in_scope``: OData has no
+        prefix match on ``blob_path`` that both backends share)."""
+        return [Condition("container", "eq", self.container_name)]
+
+    def in_scope(self, key: str) -> bool:
+        """Whether a document of this container lies under the prefix."""
+        if not self.prefix:
+            return True
+        identity = identity_from_key(key)
+        # A digest-form key (identity too long to encode) cannot be placed; leave it alone.
+        return identity is not None and identity.startswith(f"{self.container_name}/{self.prefix}")
 
     def list_items(self) -> Iterator[BlobItem]:
         """Every blob under the prefix, with its metadata, from one paged listing."""

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from indexer.errors import ImageSearchError, InputLimitError
+from indexer.errors import FolderNotFoundError, InputLimitError
 from indexer.filters import Condition
 from indexer.limits import MAX_IMAGE_BYTES, check_image_size
 from indexer.sources.base import ImageItem
@@ -33,18 +33,9 @@ CONTENT_TYPES = {
 }
 
 
-class FolderNotFoundError(ImageSearchError):
-    """The folder to index does not exist or is not a folder."""
-
-
 def is_image_name(name: str) -> bool:
     """True for a visible file name with one of the image extensions (any case)."""
     return not name.startswith(".") and Path(name).suffix.lower() in CONTENT_TYPES
-
-
-def folder_label(root: Path) -> str:
-    """The ``container`` value of every document indexed from ``root``."""
-    return Path(root).resolve().as_uri()
 
 
 class FolderSource:
@@ -72,6 +63,10 @@ class FolderSource:
     def conditions(self) -> list[Condition]:
         """Filter conditions that select the documents of this folder in an index."""
         return [Condition("container", "eq", self.label)]
+
+    def in_scope(self, key: str) -> bool:
+        """Every document with this folder's label was listed from this whole folder."""
+        return True
 
     def list_items(self) -> Iterator[ImageItem]:
         self.listing_errors = []

@@ -1,0 +1,207 @@
+"""The folder and query commands of ``imgsearch``: ``index``, ``search``, ``info`` and
+``ensure-index`` (registered by ``indexer.entrypoints.cli.imgsearch``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+
+from indexer.entrypoints.cli.common import fail, handle_errors, state
+from indexer.errors import EXIT_USAGE
+
+# --- index ---------------------------------------------------------------------------------
+
+def index_command(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="Folder of images; indexed recursively (hidden files skipped)."),
+    force: bool = typer.Option(False, "--force", help="Vectorize every image again, even unchanged ones."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Images in flight at once (default: VISION_CONCURRENCY, 8)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
+    from tqdm import tqdm
+
+    from indexer.indexing.pipeline import Outcome
+    from indexer.indexing.sync import sync
+    from indexer.services import build_backend, build_vectorizer, close_quietly, ensure_index
+    from indexer.sources.folder import FolderSource
+    from indexer.vectorizers import LazyVectorizer
+
+    with handle_errors(), ExitStack() as cleanup:
+        settings = state(ctx).settings
+        source = FolderSource(path, max_bytes=settings.max_image_bytes)
+        backend = build_backend(settings)
+        cleanup.callback(close_quietly, backend)
+        pin = ensure_index(settings, backend)
+        # The model loads on the first changed image only: a no-op re-run stays fast.
+        vectorizer = LazyVectorizer(lambda: build_vectorizer(settings, paced=True))
+        cleanup.callback(close_quietly, vectorizer)
+
+        with tqdm(unit="image", desc="indexing", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+            def report(outcome: Outcome) -> None:
+                if outcome.status == "failed":
+                    bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
+
+            with _explained_mismatch(settings):
+                summary = sync(source, vectorizer=vectorizer, backend=backend,
+                               concurrency=concurrency or settings.vision_concurrency, force=force,
+                               list_first=True, progress=bar, on_outcome=report)
+        for problem in source.listing_errors:
+            typer.echo(f"warning: cannot list {problem}", err=True)
+
+    if as_json:
+        typer.echo(json.dumps({"folder": str(source.root), "container": source.label,
+                               "model_version": pin.model_version, "images": summary.listed,
+                               "indexed": summary.indexed, "unchanged": summary.unchanged, "removed": summary.removed,
+                               "failed": [o.failure_dict() for o in summary.failed]}, indent=2))
+        return
+    skipped = len(summary.failed)
+    removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
+    typer.echo(f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+               f"{skipped} skipped, {summary.removed} removed{removal_note}")
+    if skipped:
+        retry = len(summary.transient_failures)
+        typer.echo(f"the run completed; {skipped} image(s) were skipped (listed above)"
+                   + (f", {retry} of them for a transient error: run again to retry them" if retry else ""))
+
+
+@contextmanager
+def _explained_mismatch(settings) -> Iterator[None]:
+    """Add the fix to a mismatch between the vectors a Vision endpoint returns and the pin.
+
+    The usual cause: VISION_ENDPOINT points at the local stand-in, which answers with its
+    own model's name, while VISION_MODEL_VERSION still names Azure's version."""
+    from indexer.errors import ModelVersionMismatchError
+    from indexer.model_versions import MODEL_VERSIONS
+
+    try:
+        yield
+    except ModelVersionMismatchError as exc:
+        reported = MODEL_VERSIONS.get(str(exc.actual))
+        if settings.uses_offline_model or reported is None or reported.provider != "offline":
+            raise
+        raise ModelVersionMismatchError(
+            f"{exc} (VISION_ENDPOINT {settings.vision_endpoint} answers with the offline model {reported.name}: "
+            f"it is the local stand-in, so set VISION_MODEL_VERSION={reported.name} and use an index pinned to it)",
+            expected=exc.expected, actual=exc.actual) from None
+
+
+# --- search --------------------------------------------------------------------------------
+
+def search_command(
+    ctx: typer.Context,
+    text: Optional[str] = typer.Argument(
+        None, help="What to look for, 1 to 70 words, in any of the model's languages."),
+    image: Optional[str] = typer.Option(
+        None, "--image", "-i", help="Search by an example image: a file or an http(s) URL."),
+    k: int = typer.Option(10, "-k", "--top", min=1, help="How many results."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "-t", help="Only results with a cosine score at or above this (scores rank one "
+                                        "query's results; they are not comparable across queries)."),
+    filters: list[str] = typer.Option(
+        [], "--filter", "-f", help="Metadata filter such as content_type=image/png or width>=800; repeatable."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list."),
+) -> None:
+    """Rank indexed images by similarity to TEXT, or to --image."""
+    from indexer.services import build_backend, build_vectorizer, close_quietly
+    from indexer.filters import parse_conditions
+    from indexer.query import search_image, search_text
+
+    with handle_errors(), ExitStack() as cleanup:
+        if (text is None) == (image is None):
+            raise fail("give either a TEXT to search for or --image FILE_OR_URL (one of them)", EXIT_USAGE)
+        settings = state(ctx).settings
+        conditions = parse_conditions(filters)
+        backend = build_backend(settings)
+        cleanup.callback(close_quietly, backend)
+        query_image: str | Path | None = image
+        if image is not None and not image.lower().startswith(("http://", "https://")):
+            query_image = Path(image).expanduser()  # a local file, read with a size guard
+        vectorizer = build_vectorizer(settings)
+        cleanup.callback(close_quietly, vectorizer)
+        options: dict[str, Any] = dict(vectorizer=vectorizer, backend=backend, k=k, threshold=threshold,
+                                       filters=conditions)
+        with _explained_mismatch(settings):
+            hits = search_text(text, **options) if query_image is None else search_image(query_image, **options)
+
+    if as_json:
+        typer.echo(json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)], indent=2,
+                              default=str))
+        return
+    if not hits:
+        typer.echo("no results" + (f" at or above the threshold {threshold}" if threshold is not None else ""))
+    for rank, hit in enumerate(hits, 1):
+        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.source}")
+
+
+# --- info and ensure-index -----------------------------------------------------------------
+
+def info_command(ctx: typer.Context,
+                 as_json: bool = typer.Option(False, "--json", help="Print as a JSON object.")) -> None:
+    """Show the model version the index is pinned to, its size, and where things live."""
+    from indexer.errors import IndexNotFoundError
+    from indexer.services import (build_backend, close_quietly, configured_model, describe_backend,
+                                  describe_vectorizer)
+
+    with handle_errors(), ExitStack() as cleanup:
+        settings = state(ctx).settings
+        configured = configured_model(settings)
+        backend = build_backend(settings)
+        cleanup.callback(close_quietly, backend)
+        try:
+            pin = backend.get_pin()
+            count: int | None = backend.count()
+        except IndexNotFoundError:
+            pin, count = None, None
+        info = {
+            "index_name": settings.search_index_name,
+            "backend": "azure" if not settings.uses_numpy_index else "numpy",
+            "location": settings.search_endpoint or str(settings.data_dir.resolve()),
+            "index_exists": pin is not None,
+            "model_version": pin.model_version if pin else configured.name,
+            "dimensions": pin.dimensions if pin else configured.dimensions,
+            "configured_model_version": configured.name,
+            "documents": count,
+            "vision_endpoint": settings.vision_endpoint or None,
+            "vectorizer": describe_vectorizer(settings),
+        }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"index:          {describe_backend(settings)}")
+    if pin is None:
+        typer.echo(f"                not created yet; `imgsearch index PATH` or `imgsearch ensure-index` creates it "
+                   f"pinned to {configured.name} ({configured.dimensions} dimensions)")
+    else:
+        typer.echo(f"model version:  {pin.model_version} (pinned, {pin.dimensions} dimensions)")
+        typer.echo(f"documents:      {count}")
+        if pin.model_version != configured.name:
+            typer.echo(f"warning: the settings use {configured.name}; writes and queries will be refused "
+                       f"until they match the pin", err=True)
+    typer.echo(f"vectorizer:     {info['vectorizer']}")
+
+
+def ensure_index_command(ctx: typer.Context) -> None:
+    """Create the index from schemas/ for the configured model version, or verify its pin."""
+    from indexer.services import build_backend, close_quietly, describe_backend, ensure_index
+
+    with handle_errors(), ExitStack() as cleanup:
+        settings = state(ctx).settings
+        backend = build_backend(settings)
+        cleanup.callback(close_quietly, backend)
+        pin = ensure_index(settings, backend)
+    typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``index``, ``search``, ``info``, ``ensure-index`` to the ``imgsearch`` app."""
+    app.command("index")(index_command)
+    app.command("search")(search_command)
+    app.command("info")(info_command)
+    app.command("ensure-index")(ensure_index_command)

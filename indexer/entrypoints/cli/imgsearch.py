@@ -1,0 +1,72 @@
+"""``imgsearch``: index a folder of images, search it by text or by example image, inspect
+the index, work with a blob container, and run the local stand-ins.
+
+This is an edge: it parses arguments, builds objects through ``indexer.services`` and formats
+output. The logic lives in ``indexer.indexing`` and ``indexer.query``. Expected failures print
+one ``error: ...`` line to stderr, with the exit code ``indexer.errors.classify`` gives: 0 done
+(also when some images were skipped: they are listed), 1 a run or service failure, 2 a
+configuration or argument error, 3 the index is pinned to another model version.
+
+Commands live in modules that register themselves: ``commands`` (index, search, info,
+ensure-index), ``blob`` (backfill, reconcile, watch) and, when the ``standins`` package is
+installed (the ``[local]`` extra), ``standins.cli`` (serve-vision, serve-search-double).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from indexer.entrypoints.cli import blob, commands
+from indexer.entrypoints.cli.common import CliState, configure_logging
+
+app = typer.Typer(
+    name="imgsearch",
+    help="Search images by meaning: index a folder, search it by text or by example image, inspect "
+         "the index, and run the local stand-ins.",
+    epilog="Exit codes: 0 done (skipped images are listed), 1 run or service failure, "
+           "2 configuration or argument error, 3 index pinned to another model version.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Tracebacks of real bugs must never print local variables: they may hold credentials.
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", show_default=False,
+        help="Folder of the local index and run records (env IMGSEARCH_DATA_DIR; default .imgsearch)."),
+    index_name: Optional[str] = typer.Option(
+        None, "--index-name", help="Index to use (env SEARCH_INDEX_NAME; default images).", show_default=False),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v: debug messages; -vv: libraries' too."),
+) -> None:
+    """Search images by meaning with Azure AI Vision multimodal embeddings, or offline."""
+    configure_logging(verbose)
+    ctx.obj = CliState(overrides={"data_dir": data_dir, "search_index_name": index_name})
+
+
+
+def main() -> None:
+    """Console-script entry point (``imgsearch``) and ``python -m indexer``."""
+    app(prog_name="imgsearch")
+
+
+commands.register(app)
+blob.register(app)
+
+# The stand-ins ship beside the package but are not part of it (the Function deployment
+# leaves them out): their commands exist only where they are installed. Only the absence of
+# the package or its server dependencies is tolerated; an error inside it must surface.
+try:
+    _standins_cli = importlib.import_module("standins.cli")
+except ModuleNotFoundError as _exc:
+    if _exc.name not in ("standins", "standins.cli"):
+        raise
+else:
+    _standins_cli.register(app)

@@ -1,0 +1,176 @@
+"""The blob-event handlers behind the Azure Functions, callable without the Functions host.
+
+``functions/function_app.py`` only unpacks the trigger's payload and calls one function here;
+the local ``watch`` runner (``indexer.entrypoints.watch``) calls the very same functions, so what is
+tested offline is what runs in Azure.
+
+Failure policy (see ``indexer.indexing.pipeline``): a *permanent* failure (corrupt image, over a limit,
+a 4xx from Vision) is recorded in the ``FailureLog`` with its reason and the handler returns
+normally, so the platform does not retry what cannot succeed. A *transient* failure (429
+after the client's retries, 5xx, storage or network errors) raises, so the platform retries:
+the blob trigger re-runs up to ``poisonBlobThreshold`` times (``host.json``), Event Grid
+redelivers a failed ``BlobDeleted`` event on its subscription's retry policy.
+
+The settings, vectorizer, backend and clients are built once per worker process on first use
+(``get_services``) and shared by every invocation in it: building them costs far more than
+one image, and the clients keep their connection pools.
+
+Events arrive at least once and in any order, so each handler acts on the blob's *current*
+state rather than on the event alone: indexing a blob that is gone does nothing, and a
+``BlobDeleted`` for a blob that exists again re-indexes it instead of removing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from indexer.indexing.failures import FailureLog
+from indexer.indexing.pipeline import Outcome, index_item, remove_item
+from indexer.keys import blob_identity, document_key
+from indexer.services import Services, build_services
+from indexer.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+BLOB_DELETED = "Microsoft.Storage.BlobDeleted"
+_SUBJECT_PREFIX = "/blobServices/default/containers/"
+
+
+# --------------------------------------------------------------------------- the worker's services
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """The worker's shared ``Services``, built from the environment on first use."""
+    global _services
+    if _services is None:
+        with _services_lock:
+            if _services is None:
+                _services = build_services(load_settings())
+    return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Install (or with None, forget) the shared ``Services``: for tests and the watch runner."""
+    global _services
+    with _services_lock:
+        _services = services
+
+
+# --------------------------------------------------------------------------- blob events
+
+def split_blob_path(path: str) -> tuple[str, str]:
+    """``"images/a/b.jpg"`` (the blob trigger's ``container/name``) -> ``("images", "a/b.jpg")``."""
+    container, _, name = (path or "").lstrip("/").partition("/")
+    if not container or not name:
+        raise ValueError(f"expected a blob path like <container>/<blob name>, got {path!r}")
+    return container, name
+
+
+@dataclass(frozen=True)
+class BlobEvent:
+    """The parts of an Event Grid Blob Storage event that the handlers use."""
+
+    event_type: str
+    container: str
+    blob_name: str
+    url: str
+
+
+def parse_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | None) -> BlobEvent:
+    """Read container and blob name from the subject
+    ``/blobServices/default/containers/<container>/blobs/<name>`` (unencoded in Blob Storage
+    events), falling back to the URL in ``data.url``."""
+    data = data or {}
+    url = str(data.get("url") or "")
+    if subject.startswith(_SUBJECT_PREFIX) and "/blobs/" in subject:
+        container, _, name = subject[len(_SUBJECT_PREFIX):].partition("/blobs/")
+    elif url:
+        container, name = _container_and_name_from_url(url)
+    else:
+        container = name = ""
+    if not container or not name:
+        raise ValueError(f"the {event_type} event names no blob: subject={subject!r}, url={url!r}")
+    return BlobEvent(event_type, container, name, url)
+
+
+def _container_and_name_from_url(url: str) -> tuple[str, str]:
+    """``https://<account>.blob.core.windows.net/<container>/<name>``, or the path-style
+    ``http://127.0.0.1:10000/<account>/<container>/<name>`` of Azurite (an IP or localhost)."""
+    parts = urlsplit(url)
+    path = unquote(parts.path).lstrip("/")
+    host = parts.hostname or ""
+    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        path = path.partition("/")[2]  # drop the account segment
+    container, _, name = path.partition("/")
+    return container, name
+
+
+def _record(outcome: Outcome, failures: FailureLog, *, etag: str = "") -> None:
+    if outcome.status == "failed":
+        failures.record(outcome, etag=etag)
+        log.warning("not indexed, recorded as a permanent failure: %s: %s", outcome.source, outcome.reason)
+    elif outcome.status in ("indexed", "deleted"):
+        failures.clear(outcome.key)
+
+
+def index_blob(blob_path: str, services: Services | None = None) -> Outcome | None:
+    """The blob trigger: index ``container/name`` as it is now.
+
+    Reads through ``BlobSource`` (properties first, size guard, then the bytes) rather than
+    the bytes the binding delivered, so that the Function, the watch runner and backfill
+    build identical documents. Returns None when the blob no longer exists (its
+    ``BlobDeleted`` event removes the document). Raises on transient errors.
+    """
+    container, name = split_blob_path(blob_path)
+    services = services or get_services()
+    source = services.source(container)
+    try:
+        item = source.get_item(name)
+        outcome = index_item(item, services.vectorizer, services.backend)
+    except ResourceNotFoundError:
+        log.info("blob %s/%s is gone; nothing to index", container, name)
+        return None
+    _record(outcome, services.failures, etag=item.etag)
+    log.info("%s: %s%s", outcome.status, outcome.source, f" ({outcome.reason})" if outcome.reason else "")
+    return outcome
+
+
+def handle_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | None,
+                      services: Services | None = None) -> Outcome | None:
+    """The Event Grid trigger: remove the document of a deleted blob; ignore other events.
+
+    If the blob exists again (deleted, then uploaded again before this event arrived), the
+    document is kept and brought up to date instead of removed.
+    """
+    if event_type != BLOB_DELETED:
+        log.info("ignoring Event Grid event of type %r (only %s removes documents)", event_type, BLOB_DELETED)
+        return None
+    event = parse_blob_event(event_type, subject, data)
+    services = services or get_services()
+    if event.container != services.settings.images_container:
+        # E.g. the failure records' own container in the same account, when the Event Grid
+        # subscription is not filtered to the images container.
+        log.info("ignoring %s for %s/%s: not the images container %r", event_type, event.container,
+                 event.blob_name, services.settings.images_container)
+        return None
+    source = services.source(event.container)
+    try:
+        source.get_item(event.blob_name)
+    except ResourceNotFoundError:
+        key = document_key(blob_identity(event.container, event.blob_name))
+        outcome = remove_item(key, event.url or source.blob_url(event.blob_name), services.backend)
+        _record(outcome, services.failures)
+        log.info("removed the document of %s/%s", event.container, event.blob_name)
+        return outcome
+    log.info("blob %s/%s exists again; keeping its document up to date instead of removing it",
+             event.container, event.blob_name)
+    return index_blob(f"{event.container}/{event.blob_name}", services)

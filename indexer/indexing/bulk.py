@@ -1,0 +1,228 @@
+"""Bulk indexing: many images through the one-image pipeline, concurrently, in batches.
+
+Used by ``imgsearch index PATH`` and by backfill. The per-image work (read, hash, skip if
+unchanged, check limits, vectorize, check the pin) is ``pipeline.prepare``; this module adds:
+
+- bounded concurrency: a thread pool, because a Vision call is network I/O (the offline
+  model serialises itself with a lock, so threads only overlap file reads there), with at
+  most ``2 * concurrency`` items in flight so a listing of millions never fills memory;
+- pacing stays inside the vectorizer (a paced ``VisionClient`` takes a token per attempt);
+- batching: one ``backend.upsert`` per ``batch_size`` documents (the Azure backend splits
+  further at the service's 1000 actions / 16 MB per request);
+- the content-hash skip from one ``keys_with_hashes`` listing, not a lookup per image.
+
+How failures are treated:
+
+- a bad image (corrupt, over a limit, refused by the service with a 4xx) is a permanent
+  failure of that item: recorded, and the run goes on;
+- a transient error on one item after the client's own retries (429, 5xx, a network or file
+  read error) is a failure *for now* (``Outcome.transient``): the item is not indexed, so the
+  next run picks it up, and the run goes on. After ``max_consecutive_failures`` of those in
+  a row the service is evidently down, and the run stops with ``BulkIndexingAborted``;
+- errors of the set-up rather than of an image stop the run at once: a
+  ``ModelVersionMismatchError`` (nothing of the pending batch is written), an authentication
+  error, a non-retriable service error that is not about the image, a configuration error.
+
+``on_outcome`` sees every item exactly once, in the order the items came, and an "indexed"
+outcome only after its batch was written, so a caller may checkpoint on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from indexer.backends.base import IndexBackend, WriteResult
+from indexer.errors import BulkIndexingAborted, ServiceError, classify, describe
+from indexer.filters import Condition
+from indexer.indexing.pipeline import Outcome, Prepared, prepare
+from indexer.sources.base import ImageItem
+from indexer.documents import Document, IndexPin
+from indexer.vectorizers import Vectorizer
+
+log = logging.getLogger(__name__)
+
+MAX_DELETE_BATCH = 1000  # Azure AI Search: at most 1000 actions per indexing request
+MAX_WAITING_OUTCOMES = 1000  # outcomes held back behind a batch not yet written
+
+
+@dataclass
+class IndexSummary:
+    """What a bulk run did. ``failed`` holds both kinds; see ``Outcome.transient``."""
+
+    indexed: int = 0
+    unchanged: int = 0
+    failed: list[Outcome] = field(default_factory=list)
+    removed: int = 0
+    upserts: int = 0  # number of backend.upsert calls (batches written)
+
+    @property
+    def seen(self) -> int:
+        return self.indexed + self.unchanged + len(self.failed)
+
+    @property
+    def permanent_failures(self) -> list[Outcome]:
+        return [o for o in self.failed if not o.transient]
+
+    @property
+    def transient_failures(self) -> list[Outcome]:
+        return [o for o in self.failed if o.transient]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": [o.failure_dict() for o in self.failed],
+        }
+
+
+def _prepare_one(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, stored_hash: str | None,
+                 force: bool) -> Prepared:
+    try:
+        return prepare(item, vectorizer, pin, stored_hash=stored_hash, force=force)
+    except Exception as exc:
+        if not classify(exc).retriable:
+            raise  # set-up errors stop the run; bugs keep their traceback
+        return Prepared(Outcome(item.key, item.source, "failed", transient=True,
+                                reason=f"{type(exc).__name__}: {describe(exc)} (not indexed; the next run retries it)"))
+
+
+class _Run:
+    """The ordered hand-off from prepared items to batched writes and reported outcomes."""
+
+    def __init__(self, backend: IndexBackend, batch_size: int, on_outcome: Callable[[Outcome], None] | None,
+                 progress: Any, max_consecutive_failures: int | None) -> None:
+        self.backend = backend
+        self.batch_size = batch_size
+        self.on_outcome = on_outcome
+        self.progress = progress
+        self.max_consecutive_failures = max_consecutive_failures
+        self.summary = IndexSummary()
+        self.documents: list[Document] = []
+        self.waiting: list[Outcome] = []  # outcomes held back until the pending batch is written
+        self.consecutive_failures = 0
+
+    def take(self, prepared: Prepared) -> None:
+        outcome = prepared.outcome
+        self._watch_failures(outcome)
+        if prepared.document is not None:
+            self.documents.append(prepared.document)
+            self.waiting.append(outcome)
+        elif self.waiting:
+            self.waiting.append(outcome)  # keep the order of outcomes
+        else:
+            self._emit(outcome)
+        # A full batch is written; so is a short one once many outcomes wait behind it (a
+        # mostly unchanged listing), so memory stays bounded and checkpoints keep moving.
+        if len(self.documents) >= self.batch_size or len(self.waiting) >= MAX_WAITING_OUTCOMES:
+            self.flush()
+
+    def flush(self) -> None:
+        result = WriteResult()
+        if self.documents:
+            result = self.backend.upsert(self.documents)
+            self.summary.upserts += 1
+        waiting, self.waiting, self.documents = self.waiting, [], []
+        for outcome in waiting:
+            if outcome.status == "indexed" and outcome.key in result.failed:
+                # A document the index could not take *yet* (busy or unreachable after the
+                # backend's own retries) stays not done, so the next run writes it; it also
+                # counts towards stopping a run whose index is down, before more paid
+                # Vision calls are made for documents that cannot be written.
+                outcome = Outcome(outcome.key, outcome.source, "failed",
+                                  transient=outcome.key in result.retriable,
+                                  reason=f"the index refused the document: {result.failed[outcome.key]}")
+                self._watch_failures(outcome)
+            self._emit(outcome)
+
+    def _watch_failures(self, outcome: Outcome) -> None:
+        if not (outcome.status == "failed" and outcome.transient):
+            self.consecutive_failures = 0
+            return
+        self.consecutive_failures += 1
+        limit = self.max_consecutive_failures
+        if limit is not None and self.consecutive_failures >= limit:
+            raise BulkIndexingAborted(
+                f"stopped after {self.consecutive_failures} images in a row failed with transient errors; "
+                f"the service looks unavailable. Last: {outcome.source}: {outcome.reason}")
+
+    def _emit(self, outcome: Outcome) -> None:
+        if outcome.status == "indexed":
+            self.summary.indexed += 1
+        elif outcome.status == "unchanged":
+            self.summary.unchanged += 1
+        else:
+            self.summary.failed.append(outcome)
+            log.debug("not indexed: %s: %s", outcome.source, outcome.reason)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if self.progress is not None:
+            self.progress.update(1)
+
+
+def index_items(items: Iterable[ImageItem], *, vectorizer: Vectorizer, backend: IndexBackend,
+                concurrency: int = 4, batch_size: int = 100,
+                stored_hashes: dict[str, str] | None = None, force: bool = False,
+                on_outcome: Callable[[Outcome], None] | None = None, progress: Any = None,
+                max_consecutive_failures: int | None = 25) -> IndexSummary:
+    """Index ``items`` into ``backend`` (which must exist: see ``pipeline.ensure_index``).
+
+    ``stored_hashes`` maps document keys to their stored ``content_hash``; when None it is
+    fetched once with ``backend.keys_with_hashes()``. ``force`` re-vectorizes unchanged
+    bytes. Pacing is the vectorizer's own business (``VisionClient(rate_limiter=...)``, which
+    paces its retries too).
+    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pin = backend.get_pin()
+    if stored_hashes is None:
+        stored_hashes = {} if force else backend.keys_with_hashes()
+    run = _Run(backend, batch_size, on_outcome, progress, max_consecutive_failures)
+    in_flight: deque[Future[Prepared]] = deque()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imgsearch-index") as pool:
+        try:
+            for item in items:
+                in_flight.append(pool.submit(_prepare_one, item, vectorizer, pin, stored_hashes.get(item.key),
+                                             force))
+                while len(in_flight) >= 2 * concurrency:
+                    run.take(in_flight.popleft().result())
+            while in_flight:
+                run.take(in_flight.popleft().result())
+            run.flush()
+        except BaseException:
+            # Stop at once: nothing more is started, and the pending batch is dropped (its
+            # items were not reported, so a checkpointing caller redoes them next time).
+            for future in in_flight:
+                future.cancel()
+            raise
+    return run.summary
+
+
+def remove_missing(present_keys: set[str], *, backend: IndexBackend, conditions: Sequence[Condition],
+                   stored_keys: Iterable[str] | None = None) -> int:
+    """Delete the documents matching ``conditions`` whose keys are not in ``present_keys``.
+
+    ``conditions`` select the documents of one source (e.g. one folder's ``container``
+    label); ``stored_keys``, when given, is that selection listed earlier (saves a listing).
+    Only call this after a complete listing of the source, or documents of images that
+    still exist are removed. Returns how many documents were removed.
+    """
+    if stored_keys is None:
+        stored_keys = backend.keys_with_hashes(conditions).keys()
+    stale = sorted(set(stored_keys) - set(present_keys))
+    removed = 0
+    for start in range(0, len(stale), MAX_DELETE_BATCH):
+        result = backend.delete(stale[start:start + MAX_DELETE_BATCH])
+        removed += len(result.succeeded)
+        if result.failed:
+            key, reason = next(iter(result.failed.items()))
+            raise ServiceError(f"the index refused to delete {len(result.failed)} document(s) of removed images, "
+                               f"e.g. {key}: {reason}", code="DeleteFailed", status_code=None)
+    return removed

@@ -1,0 +1,127 @@
+"""Indexing one image: read, check, vectorize, check the pin, upsert. Idempotent.
+
+The document key derives from the image's location and the stored ``content_hash`` lets a
+re-run skip unchanged bytes before the (rate-limited, paid) Vision call. Failures are sorted
+into two kinds, because the edges treat them differently:
+
+- permanent (``Outcome.status == "failed"``): the image itself is bad (corrupt, over a limit,
+  refused by the service with a 4xx). Retrying cannot help; the edge records the reason.
+- transient: anything else (429 after retries, 5xx, connection errors) propagates as an
+  exception, so the Functions host or the caller retries.
+
+A ``ModelVersionMismatchError`` also propagates: it is a configuration error, and nothing
+has been written when it is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from indexer.backends.base import IndexBackend
+from indexer.errors import ServiceError, classify
+from indexer.limits import inspect_image
+from indexer.sources.base import ImageItem
+from indexer.documents import Document, IndexPin
+from indexer.vectorizers import Vectorizer
+
+Status = Literal["indexed", "unchanged", "failed", "deleted"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    source: str
+    status: Status
+    reason: str = ""
+    # For "failed": True when trying again later can help (throttled, service or network
+    # error), so the item is not recorded as done; False when the image itself is bad.
+    transient: bool = False
+
+    def failure_dict(self) -> dict[str, Any]:
+        """A failed outcome as run summaries print it."""
+        return {"source": self.source, "reason": self.reason, "transient": self.transient}
+
+
+def content_hash(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Prepared:
+    """An image read, checked and vectorized, ready to upsert (or known unchanged/failed)."""
+
+    outcome: Outcome
+    document: Document | None = None
+
+
+def prepare(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, *,
+            stored_hash: str | None = None, force: bool = False) -> Prepared:
+    """Read and vectorize ``item``; never writes. ``stored_hash`` is the indexed document's
+    ``content_hash``, if any: equal bytes are skipped unless ``force``."""
+    try:
+        data = item.read()
+        digest = content_hash(data)
+        if stored_hash == digest and not force:
+            return Prepared(Outcome(item.key, item.source, "unchanged"))
+        info = inspect_image(data)
+        embedding = vectorizer.vectorize_image(data)
+    except Exception as exc:
+        if classify(exc).kind != "input":
+            raise
+        # The image itself is unusable (corrupt, over a limit, refused by Vision with a 4xx).
+        return Prepared(Outcome(item.key, item.source, "failed", reason=_reason(exc)))
+    pin.check(embedding, action=f"index {item.source}")
+    fields = {
+        "source": item.source,
+        **item.fields,
+        # The type sniffed from the bytes wins over the one a file name or blob claims.
+        "content_type": info.content_type if info.content_type != "application/octet-stream"
+        else item.fields.get("content_type", info.content_type),
+        "width": info.width,
+        "height": info.height,
+        "size_bytes": len(data),
+        "content_hash": digest,
+        "model_version": embedding.model_version,
+        "indexed_at": utc_now(),
+    }
+    return Prepared(Outcome(item.key, item.source, "indexed"), Document(item.key, embedding, fields))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        return f"{type(exc).__name__}: ({exc.code}) {exc.error_message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def index_item(item: ImageItem, vectorizer: Vectorizer, backend: IndexBackend, *, force: bool = False) -> Outcome:
+    """Index one image now (the blob trigger's path). See the module doc for failure kinds."""
+    pin = backend.get_pin()
+    stored = backend.get(item.key)
+    prepared = prepare(item, vectorizer, pin, stored_hash=(stored or {}).get("content_hash"), force=force)
+    if prepared.document is not None:
+        result = backend.upsert([prepared.document])
+        if item.key in result.retriable:
+            # Busy or unreachable: raise so that the Functions host tries again later.
+            raise ServiceError(f"the index could not take {item.source} yet: {result.failed[item.key]}",
+                               code="IndexingFailed", status_code=None)
+        if item.key in result.failed:
+            # Refused outright: trying again cannot help; the edge records the reason.
+            return Outcome(item.key, item.source, "failed",
+                           reason=f"the index refused the document: {result.failed[item.key]}")
+    return prepared.outcome
+
+
+def remove_item(key: str, source: str, backend: IndexBackend) -> Outcome:
+    """Remove one document (the BlobDeleted path). Removing what is not there is fine."""
+    result = backend.delete([key])
+    if not result.ok:
+        raise ServiceError(f"the index refused to delete {source}: {result.failed[key]}",
+                           code="DeleteFailed", status_code=None)
+    return Outcome(key, source, "deleted")

@@ -1,0 +1,64 @@
+"""The vectorizer protocol: one interface over the Vision REST client (``vectorizers.vision``)
+and the offline model (``vectorizers.offline``).
+
+Both return ``Embedding(vector=float32[dims], model_version=...)``; the model version is the
+one the service *reported*, which is what the index pin is checked against.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol, runtime_checkable
+
+from indexer.documents import Embedding
+
+
+@runtime_checkable
+class Vectorizer(Protocol):
+    def vectorize_image(self, image: bytes) -> Embedding:
+        """Vectorize raw image bytes (checked against the input limits first)."""
+
+    def vectorize_image_url(self, url: str) -> Embedding:
+        """Vectorize an image the service fetches from ``url``."""
+
+    def vectorize_text(self, text: str) -> Embedding:
+        """Vectorize a query text of 1 to 70 words."""
+
+
+class LazyVectorizer:
+    """Builds the real vectorizer on first use.
+
+    A re-run over unchanged files never calls the vectorizer, so it should not pay for
+    loading the offline model either. Safe to share between threads.
+    """
+
+    def __init__(self, factory: Callable[[], Vectorizer]) -> None:
+        self._factory = factory
+        self._vectorizer: Vectorizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._vectorizer is not None
+
+    def _get(self) -> Vectorizer:
+        if self._vectorizer is None:
+            with self._lock:
+                if self._vectorizer is None:
+                    self._vectorizer = self._factory()
+        return self._vectorizer
+
+    def close(self) -> None:
+        """Close the built vectorizer if it holds resources (the HTTP client's session)."""
+        close = getattr(self._vectorizer, "close", None)
+        if close is not None:
+            close()
+
+    def vectorize_image(self, image: bytes) -> Embedding:
+        return self._get().vectorize_image(image)
+
+    def vectorize_image_url(self, url: str) -> Embedding:
+        return self._get().vectorize_image_url(url)
+
+    def vectorize_text(self, text: str) -> Embedding:
+        return self._get().vectorize_text(text)

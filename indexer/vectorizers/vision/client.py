@@ -1,0 +1,245 @@
+"""``VisionClient``: the Azure AI Vision multimodal-embeddings REST API, on azure-core.
+
+The same client talks to Azure and to the local vectorizer server (``standins.vision``);
+only the endpoint and credential differ. It implements ``indexer.vectorizers.Vectorizer``.
+
+It follows the Azure SDK for Python's shape: an azure-core ``PipelineClient`` whose policies
+do the authentication (``AzureKeyCredentialPolicy`` for a resource key, azure-core's
+``BearerTokenCredentialPolicy`` for Microsoft Entra ID, which caches the token and refreshes
+it before it expires) and the logging (``HttpLoggingPolicy``, which redacts credential
+headers). Retries are ours, not the pipeline's, because they share the bulk runs' pace
+(``RateLimiter``) and its 429 penalty; the arithmetic is ``indexer.retry``.
+
+What it guarantees:
+- inputs are checked against the service's documented limits before anything is sent, so a
+  bad image costs no call (and no money) and the error names the broken limit;
+- 408/429/5xx answers and calls with no answer are retried with bounded attempts; other 4xx
+  never are;
+- every failure surfaces as a typed error from ``indexer.errors``; keys and tokens never
+  appear in a message or a log record;
+- redirects are never followed (the transport does not, and no redirect policy is in the
+  pipeline), so a key is never sent to another host;
+- the returned ``Embedding`` carries the model version the *service reported*, which is what
+  the index pin is checked against.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+from azure.core import PipelineClient
+from azure.core.credentials import AzureKeyCredential
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.policies import (AzureKeyCredentialPolicy, BearerTokenCredentialPolicy, HeadersPolicy,
+                                          HttpLoggingPolicy, UserAgentPolicy)
+from azure.core.pipeline.transport import RequestsTransport
+from azure.core.rest import HttpRequest, HttpResponse
+from requests.adapters import HTTPAdapter
+
+from indexer import __version__
+from indexer.documents import Embedding
+from indexer.errors import InvalidImageError, VisionServiceError
+from indexer.limits import check_text, inspect_image
+from indexer.ratelimit import RateLimiter
+from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
+from indexer.vectorizers.vision.contract import (API_VERSION_GA, COGNITIVE_SERVICES_SCOPE, JSON, OCTET_STREAM,
+                                                 SUBSCRIPTION_KEY_HEADER, VECTORIZE_IMAGE_PATH,
+                                                 VECTORIZE_TEXT_PATH, query_parameters)
+from indexer.vectorizers.vision.errors import error_from_response
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _credential_policy(credential: Any) -> Any:
+    """Pick the authentication policy for ``credential``; anything else is refused."""
+    if isinstance(credential, AzureKeyCredential):
+        return AzureKeyCredentialPolicy(credential, SUBSCRIPTION_KEY_HEADER)
+    if callable(getattr(credential, "get_token", None)):
+        return BearerTokenCredentialPolicy(credential, COGNITIVE_SERVICES_SCOPE)
+    raise TypeError(
+        "credential must be an azure.core.credentials.AzureKeyCredential (a Vision resource key) or an "
+        "azure-identity TokenCredential such as DefaultAzureCredential; got "
+        f"{type(credential).__name__}")
+
+
+class VisionClient:
+    """Client for ``retrieval:vectorizeImage`` and ``retrieval:vectorizeText``.
+
+    :param endpoint: the resource endpoint, e.g. ``https://<name>.cognitiveservices.azure.com``
+        or the local server's base URL.
+    :param credential: ``AzureKeyCredential`` (resource key) or an azure-identity
+        ``TokenCredential`` (Microsoft Entra ID).
+    :keyword api_version: ``2024-02-01`` (GA); ``2023-02-01-preview`` sends ``modelVersion``
+        as the older clients did (pass ``model_version="latest"`` to mimic them exactly).
+    :keyword model_version: ``2023-04-15`` (multilingual) or ``2022-04-11`` (English only).
+    :keyword timeout: seconds for each HTTP attempt (connect and read).
+    :keyword max_retries: retries after the first attempt, for 408/429/5xx and no answer.
+    :keyword backoff_factor: base of the exponential backoff, in seconds.
+    :keyword backoff_max: cap of one backoff delay, in seconds.
+    :keyword rate_limiter: paces every HTTP attempt of every call (retries included) and is
+        slowed down for all callers when the service answers 429; share one across threads.
+    :keyword transport: an azure-core transport (default: ``RequestsTransport`` with a pool
+        large enough for a bulk run's worker threads).
+    """
+
+    def __init__(self, endpoint: str, credential: Any, *, api_version: str = API_VERSION_GA,
+                 model_version: str = "2023-04-15", timeout: float = 30.0, max_retries: int = 5,
+                 backoff_factor: float = 0.5, backoff_max: float = 30.0, rate_limiter: RateLimiter | None = None,
+                 transport: Any = None) -> None:
+        if not endpoint or not endpoint.lower().startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must be an http(s) URL such as https://<resource>.cognitiveservices.azure.com, "
+                             f"got {endpoint!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self.endpoint = endpoint.rstrip("/")
+        self.api_version = api_version
+        self.model_version = model_version
+        self.timeout = timeout
+        self.rate_limiter = rate_limiter
+        self._retry = RetryPolicy(max_retries=max_retries, backoff_factor=backoff_factor, backoff_max=backoff_max)
+        credential_policy = _credential_policy(credential)
+        # Entra ID tokens travel only over TLS, except to a stand-in on this machine.
+        self._send_options: dict[str, Any] = {"connection_timeout": timeout, "read_timeout": timeout}
+        if isinstance(credential_policy, BearerTokenCredentialPolicy):
+            self._send_options["enforce_https"] = (urlsplit(self.endpoint).hostname or "") not in _LOOPBACK_HOSTS
+        if transport is None:
+            session = requests.Session()
+            # Room for a bulk run's worker threads to keep their connections alive.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            transport = RequestsTransport(session=session, session_owner=True)
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
+            self.endpoint, transport=transport, policies=[
+                HeadersPolicy({"Accept": JSON}),
+                UserAgentPolicy(sdk_moniker=f"imgsearch/{__version__}"),
+                credential_policy,
+                HttpLoggingPolicy(),
+            ])
+
+    # --- the Vectorizer protocol ---------------------------------------------------------
+
+    def vectorize_image(self, image: bytes) -> Embedding:
+        """Vectorize raw image bytes (sent as ``application/octet-stream``)."""
+        return self._vectorize_image_bytes(image)
+
+    def vectorize_image_url(self, url: str) -> Embedding:
+        """Vectorize an image the service downloads from ``url`` (sent as ``{"url": ...}``)."""
+        return self._vectorize_image_url(url)
+
+    def vectorize_text(self, text: str) -> Embedding:
+        """Vectorize a query text of 1 to 70 words (sent as ``{"text": ...}``)."""
+        check_text(text)
+        return self._call(VECTORIZE_TEXT_PATH, json_body={"text": text})
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "VisionClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"VisionClient(endpoint={self.endpoint!r}, api_version={self.api_version!r}, "
+                f"model_version={self.model_version!r})")
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _vectorize_image_bytes(self, image: bytes) -> Embedding:
+        if not isinstance(image, (bytes, bytearray)):
+            raise TypeError(f"vectorize_image takes the image bytes, got {type(image).__name__}; "
+                            f"use vectorize_image_url for a URL")
+        inspect_image(bytes(image))
+        return self._call(VECTORIZE_IMAGE_PATH, data=bytes(image))
+
+    def _vectorize_image_url(self, url: str) -> Embedding:
+        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            raise InvalidImageError(f"the image URL must be an http or https URL the service can reach: {url!r}")
+        return self._call(VECTORIZE_IMAGE_PATH, json_body={"url": url})
+
+    def _call(self, path: str, *, data: bytes | None = None, json_body: dict[str, Any] | None = None) -> Embedding:
+        operation = path.rsplit(":", 1)[-1]
+        params = query_parameters(self.api_version, self.model_version)
+        content_type = OCTET_STREAM if data is not None else JSON
+        rate_limiter = self.rate_limiter
+        retry_number = 0
+        while True:
+            if rate_limiter is not None:
+                rate_limiter.acquire()
+            request = HttpRequest("POST", self.endpoint + path, params=params, headers={"Content-Type": content_type},
+                                  content=data, json=json_body)
+            started = time.monotonic()
+            try:
+                response = self._client.send_request(request, **self._send_options)
+            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
+                if isinstance(exc, HttpResponseError) and exc.response is not None:
+                    raise  # pragma: no cover - send_request returns answers, it does not raise them
+                # No answer, or an answer cut off: the request may never have reached the service.
+                delay = self._retry.delay(retry_number, None)
+                reason = f"{type(exc).__name__}: {exc.message}"
+                if delay is None:
+                    raise VisionServiceError(
+                        f"{operation} failed: no answer from {self.endpoint} after {retry_number + 1} attempt(s) "
+                        f"({reason}). Check the endpoint and the network, or raise the timeout "
+                        f"(currently {self.timeout:g}s).", code="ServiceUnreachable", status_code=None) from None
+                logger.warning("vision %s: %s; retry %d/%d in %.2fs", operation, type(exc).__name__,
+                               retry_number + 1, self._retry.max_retries, delay)
+            else:
+                if response.status_code < 300:
+                    return _embedding_from(response, operation=operation)
+                if not is_retriable_status(response.status_code):
+                    raise error_from_response(response, operation=operation)
+                retry_after = retry_after_from_headers(response.headers)
+                if response.status_code == 429 and rate_limiter is not None:
+                    rate_limiter.penalize(retry_after if retry_after is not None else 1.0)
+                delay = self._retry.delay(retry_number, retry_after)
+                if delay is None:
+                    raise error_from_response(response, operation=operation, attempts=retry_number + 1)
+                logger.warning("vision %s: HTTP %d after %.2fs; retry %d/%d in %.2fs%s", operation,
+                               response.status_code, time.monotonic() - started, retry_number + 1,
+                               self._retry.max_retries, delay,
+                               " (server's Retry-After)" if retry_after is not None else "")
+            if delay > 0:
+                time.sleep(delay)
+            retry_number += 1
+
+
+def _embedding_from(response: HttpResponse, *, operation: str) -> Embedding:
+    """Check the success answer's shape; a malformed answer is the service's fault, named."""
+    def bad(problem: str) -> VisionServiceError:
+        return VisionServiceError(f"{operation} answered HTTP {response.status_code} but {problem}",
+                                  code="InvalidResponse", status_code=response.status_code)
+
+    try:
+        payload = response.json()
+    except ValueError:
+        raise bad("the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise bad("the body is not a JSON object")
+    model_version = payload.get("modelVersion")
+    if not isinstance(model_version, str) or not model_version:
+        raise bad("'modelVersion' is missing or empty")
+    vector = payload.get("vector")
+    if not isinstance(vector, list) or not vector:
+        raise bad("'vector' is missing or empty")
+    try:
+        array = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise bad("'vector' holds values that are not numbers") from None
+    if array.ndim != 1:
+        raise bad("'vector' is not a flat list of numbers")
+    if not np.all(np.isfinite(array)):
+        raise bad("'vector' holds NaN or infinite values")
+    return Embedding(vector=array, model_version=model_version)
+

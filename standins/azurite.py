@@ -1,0 +1,154 @@
+"""Start and stop Azurite, Microsoft's Blob Storage emulator, for tests and local runs.
+
+Azurite is installed by npm (``package.json`` at the repository root; ``make`` runs
+``npm install``). Each run gets its own data folder and a free port on 127.0.0.1, so parallel
+test sessions never share state, and it is stopped by the process id we started, never by name.
+
+The account is Azurite's documented development account (``devstoreaccount1`` and its
+well-known key). That key is public and only ever valid against the emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.errors import ConfigurationError
+
+ACCOUNT_NAME = "devstoreaccount1"
+# Azurite's published development key (documented by Microsoft); not a secret.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def connection_string(blob_endpoint: str) -> str:
+    """A connection string for the development account at ``blob_endpoint``."""
+    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={blob_endpoint.rstrip('/')};")
+
+
+def find_azurite_blob(explicit: str | os.PathLike | None = None) -> Path:
+    """Where the ``azurite-blob`` launcher is: ``explicit``, ``$AZURITE_BLOB``, the repository's
+    ``node_modules/.bin``, or the PATH, in that order."""
+    candidates = [explicit, os.environ.get("AZURITE_BLOB"), REPO_ROOT / "node_modules" / ".bin" / "azurite-blob",
+                  shutil.which("azurite-blob")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ConfigurationError(
+        "Azurite is not installed: expected node_modules/.bin/azurite-blob under the repository root; "
+        "run `npm install` (or `make`), or set AZURITE_BLOB to the launcher's path")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class AzuriteBlob:
+    """A running Azurite blob service. Use as a context manager, or call ``stop()``."""
+
+    process: subprocess.Popen
+    host: str
+    port: int
+    data_dir: Path
+    log_path: Path
+    _owns_data_dir: bool = field(default=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}/{ACCOUNT_NAME}"
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.blob_endpoint)
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop the process we started (by its pid), then remove a data folder we created."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "AzuriteBlob":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def start_azurite_blob(*, data_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 0,
+                       launcher: str | os.PathLike | None = None, startup_timeout: float = 30.0,
+                       in_memory: bool = False) -> AzuriteBlob:
+    """Start the blob service only and wait until it answers HTTP.
+
+    ``port=0`` picks a free port. ``data_dir=None`` uses a new temporary folder that ``stop()``
+    removes. ``--skipApiVersionCheck`` lets a newer azure-storage-blob talk to this Azurite;
+    ``--loose`` ignores headers Azurite does not implement instead of failing the request.
+    """
+    exe = find_azurite_blob(launcher)
+    owns = data_dir is None
+    workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if owns else Path(data_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    attempts = 3 if port == 0 else 1
+    last_error = ""
+    for _ in range(attempts):
+        chosen = port or free_port(host)
+        log_path = workdir / f"azurite-{chosen}.log"
+        args = [str(exe), "--blobHost", host, "--blobPort", str(chosen), "--location", str(workdir),
+                "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
+        if in_memory:
+            args.append("--inMemoryPersistence")
+        with open(log_path, "wb") as log:
+            # A session of its own: Ctrl-C in a terminal reaches our process, which then stops
+            # Azurite by pid in order, instead of both racing to exit.
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=workdir, start_new_session=True)
+        server = AzuriteBlob(process, host, chosen, workdir, log_path, _owns_data_dir=owns)
+        if _wait_until_answers(server, startup_timeout):
+            return server
+        last_error = log_path.read_text(errors="replace")[-2000:]
+        server._owns_data_dir = False
+        server.stop()
+    if owns:
+        shutil.rmtree(workdir, ignore_errors=True)
+    raise RuntimeError(f"Azurite did not start on {host}; its last output:\n{last_error}")
+
+
+def _wait_until_answers(server: AzuriteBlob, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    url = f"http://{server.host}:{server.port}/{ACCOUNT_NAME}?comp=list"
+    while time.monotonic() < deadline:
+        if not server.is_running():
+            return False
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer (an unsigned request gets 403) means it is serving
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            time.sleep(0.1)
+    return False

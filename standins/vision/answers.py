@@ -1,0 +1,158 @@
+"""The error answers Azure AI Vision gives, as the Vision stand-in must reproduce them.
+
+Every error is ``{"error": {"code": ..., "message": ..., "innererror"?: {...}}}`` with the
+outer code also in the ``x-ms-error-code`` header. Confirmed against Microsoft's own
+material (SDK troubleshooting sections, REST reference, issue threads quoting live answers):
+
+- wrong key: 401, code ``"401"``, "Access denied due to invalid subscription key or wrong API
+  endpoint. ..." (azure-ai-vision-imageanalysis README, Troubleshooting);
+- undecodable image: 400, ``InvalidRequest`` / inner ``InvalidImageFormat`` "Input data is
+  not a valid image." (same README);
+- unknown api-version: 404, code ``"404"``, "Resource not found" (azure-docs#120920);
+- retired preview: 410, code ``Gone`` (azure-search-openai-demo#2514).
+
+Our choices where no live answer could be found (kept in Azure's envelope and naming style,
+inner codes taken from the Computer Vision error-code enum): the missing-key wording (APIM's
+standard sentence), ``InvalidImageSize`` / ``InvalidImageDimension`` for the size limits,
+``InvalidParameter`` for text outside 1..70 words, ``InvalidModel`` for an unknown model
+version, 415 ``UnsupportedMediaType`` for a wrong content type (as Computer Vision v3.2
+answered), ``BadArgument`` for a malformed body, ``InvalidImageUrl`` for an unreachable URL,
+the 429 sentence (the Cognitive Services pattern) and the 5xx bodies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    status: int
+    code: str
+    message: str
+    inner_code: str | None = None
+    inner_message: str | None = None
+    retry_after: float | None = None  # seconds; sent as an integer ``Retry-After`` header
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.inner_code:
+            error["innererror"] = {"code": self.inner_code, "message": self.inner_message or self.message}
+        return {"error": error}
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-ms-error-code": self.code}
+        if self.retry_after is not None:
+            # HTTP's Retry-After is whole seconds; round up so a client never comes back early.
+            headers["Retry-After"] = str(max(0, math.ceil(self.retry_after)))
+        return headers
+
+
+# --- authentication ------------------------------------------------------------------------
+
+def missing_key() -> ErrorAnswer:
+    return ErrorAnswer(401, "401", "Access denied due to missing subscription key. Make sure to include "
+                                  "subscription key when making requests to an API.")
+
+
+def invalid_key() -> ErrorAnswer:
+    return ErrorAnswer(401, "401", "Access denied due to invalid subscription key or wrong API endpoint. "
+                                  "Make sure to provide a valid key for an active subscription and use a "
+                                  "correct regional API endpoint for your resource.")
+
+
+def invalid_token() -> ErrorAnswer:
+    return ErrorAnswer(401, "PermissionDenied", "Principal does not have access to API/Operation.")
+
+
+# --- routing and parameters ----------------------------------------------------------------
+
+def resource_not_found() -> ErrorAnswer:
+    return ErrorAnswer(404, "404", "Resource not found")
+
+
+def api_version_gone(api_version: str) -> ErrorAnswer:
+    return ErrorAnswer(410, "Gone", f"Computer Vision {api_version} has been deprecated. Please upgrade to "
+                                   f"the latest Computer Vision GA service.")
+
+
+def missing_model_version(parameter: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "The request is invalid.", "ParameterMissing",
+                      f"The query parameter '{parameter}' is required.")
+
+
+def unsupported_model_version(requested: str, supported: list[str]) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "The request is invalid.", "InvalidModel",
+                      f"Model version '{requested}' is not supported. Supported model versions: "
+                      f"{', '.join(supported)}.")
+
+
+def unsupported_media_type(content_type: str | None, allowed: list[str]) -> ErrorAnswer:
+    shown = content_type or "(none)"
+    return ErrorAnswer(415, "InvalidRequest", "Unsupported media type.", "UnsupportedMediaType",
+                      f"Content-Type {shown} is not supported. Supported media types: {', '.join(allowed)}.")
+
+
+def malformed_body(detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Request body is invalid.", "BadArgument", detail)
+
+
+# --- input limits --------------------------------------------------------------------------
+
+def invalid_image_format(detail: str = "Input data is not a valid image.") -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Image format is not valid.", "InvalidImageFormat", detail)
+
+
+def invalid_image_url(detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Image URL is not accessible.", "InvalidImageUrl", detail)
+
+
+def invalid_image_size(detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Image size is not valid.", "InvalidImageSize", detail)
+
+
+def invalid_image_dimension(detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Image dimension is not valid.", "InvalidImageDimension", detail)
+
+
+def invalid_text(detail: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "InvalidRequest", "Text is not valid.", "InvalidParameter", detail)
+
+
+# --- throttling and service faults ---------------------------------------------------------
+
+def _operation_name(path: str) -> str:
+    return "Vectorize Text" if path.endswith("vectorizeText") else "Vectorize Image"
+
+
+def too_many_requests(path: str, retry_after: float) -> ErrorAnswer:
+    seconds = max(0, math.ceil(retry_after))
+    return ErrorAnswer(429, "429", f"Requests to the {_operation_name(path)} Operation under Computer Vision API "
+                                  f"(v4.0) have exceeded rate limit of your current pricing tier. Please retry "
+                                  f"after {seconds} second{'s' if seconds != 1 else ''}. Please contact Azure "
+                                  f"support service if you would like to further increase the default rate limit.",
+                      retry_after=retry_after)
+
+
+def server_error(status: int, *, retry_after: float | None = None) -> ErrorAnswer:
+    if status == 503:
+        return ErrorAnswer(503, "ServiceUnavailable", "A transient error occurred. Try again.", retry_after=retry_after)
+    if status == 502:
+        return ErrorAnswer(502, "BadGateway", "The upstream service answered with an error.", retry_after=retry_after)
+    if status == 504:
+        return ErrorAnswer(504, "GatewayTimeout", "The upstream service did not answer in time.",
+                          retry_after=retry_after)
+    return ErrorAnswer(status, "InternalServerError", "An unexpected error occurred.", "Unknown", "Unknown error.",
+                      retry_after=retry_after)
+
+
+def injected(status: int, path: str, retry_after: float | None) -> ErrorAnswer:
+    """The answer for a fault the server injects on purpose (tests, benchmarks)."""
+    if status == 429:
+        return too_many_requests(path, retry_after if retry_after is not None else 1.0)
+    if status >= 500:
+        return server_error(status, retry_after=retry_after if status == 503 else None)
+    return ErrorAnswer(status, str(status), "Injected fault.")

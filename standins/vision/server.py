@@ -1,0 +1,552 @@
+"""The local vectorizer server: Azure AI Vision's multimodal-embeddings contract, offline.
+
+It answers ``POST /computervision/retrieval:vectorizeImage`` and ``...:vectorizeText`` with the
+same query parameters, headers, bodies, status codes and error shapes as Azure (see
+``contract.py`` and ``answers.py`` for what was confirmed and what is our choice), and
+enforces the same input limits. So ``VisionClient`` and the seed's curl commands work against
+it unchanged, and a client that passes here fails on Azure only for reasons Azure adds.
+
+Behind the edge sits a real pretrained offline model (``indexer.vectorizers.offline``), looked up through an
+injectable ``model_lookup`` so this module stays a thin edge. The request's ``model-version``
+may name an Azure version (``2023-04-15``, ``2022-04-11``) or a local one; the answer always
+comes from the local model that stands in for it and reports *that model's own name* in
+``modelVersion``: a local vector can never pass for an Azure one.
+
+For tests and benchmarks the server can also behave like a busy remote service: added
+latency, a request-rate limit answered with 429 + ``Retry-After`` (as Azure does), and
+injected faults (429/5xx, dropped connections, answers too slow for the client's timeout).
+
+Model inference and URL downloads run in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from indexer.documents import Embedding
+from indexer.errors import ConfigurationError, InputLimitError, InvalidImageError
+from indexer.model_versions import MODEL_VERSIONS, offline_model_for
+from standins.vision import answers as errors
+from standins.vision.answers import ErrorAnswer
+from standins.vision.contract import (IMAGE_BYTES_LIMIT, IMAGE_PATH, JSON, KEY_HEADER, MODEL_PARAMETER,
+                                      OCTET_STREAM, PREVIEW_API_VERSION, PREVIEW_LATEST_MODEL, TEXT_PATH, Refused,
+                                      check_image, check_image_bytes, check_text)
+from standins.vision.faults import FaultInjector
+from standins.vision.fetch import fetch_image
+from standins.vision.throttle import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+# JSON bodies carry one URL or up to 70 words; anything near this size is not a real request.
+MAX_JSON_BYTES = 1024 * 1024
+# An oversized image body is read (and discarded) up to here so the client gets Azure's 400
+# rather than a reset connection; beyond it the server stops reading.
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
+
+ModelLookup = Callable[[str], Any]  # local model name -> object with vectorize_image / vectorize_text
+
+
+@dataclass
+class ServerConfig:
+    """Options of the local vectorizer server (``imgsearch serve-vision`` exposes them as flags).
+
+    :ivar keys: accepted ``Ocp-Apim-Subscription-Key`` values. Empty (and no
+        ``bearer_tokens``): every caller is accepted.
+    :ivar bearer_tokens: accepted ``Authorization: Bearer`` tokens (there is no Entra ID
+        offline, so tokens are opaque strings agreed with the caller).
+    :ivar fault_rate: share of requests (0..1) that fail on purpose.
+    :ivar fault_statuses: the HTTP statuses an injected fault answers with (429 and/or 5xx).
+    :ivar fault_retry_after: ``Retry-After`` seconds sent with injected 429 and 503 answers.
+    :ivar drop_connection: also inject connections dropped in the middle of the answer.
+    :ivar slow_seconds: when > 0, also inject answers delayed this long (to trip timeouts).
+    :ivar fault_seed: seed of the fault draw, so a run can be replayed.
+    :ivar fault_first: always fail the first N requests (deterministic retry tests).
+    :ivar rate_limit_per_second: above this request rate answer 429 with ``Retry-After``.
+    :ivar rate_limit_burst: requests allowed at once before the rate limit applies. Default:
+        one second's worth, since Azure's quotas count calls per second (S1: 20 in a second).
+    :ivar latency_ms: added to every call, to mimic a remote service.
+    :ivar preview_api_gone: answer ``api-version=2023-02-01-preview`` with 410 Gone, as Azure
+        does today (by default the preview is served, as it was for the older clients).
+    :ivar inference_threads: model calls running at once (each one uses the CPU fully).
+    """
+
+    keys: Sequence[str] = ()
+    bearer_tokens: Sequence[str] = ()
+    fault_rate: float = 0.0
+    fault_statuses: Sequence[int] = (429, 500, 503)
+    fault_retry_after: float | None = 1.0
+    drop_connection: bool = False
+    slow_seconds: float = 0.0
+    fault_seed: int | None = 0
+    fault_first: int = 0
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int | None = None
+    latency_ms: float = 0.0
+    preview_api_gone: bool = False
+    inference_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must not be negative, got {self.latency_ms}")
+        if self.inference_threads < 1:
+            raise ValueError(f"inference_threads must be at least 1, got {self.inference_threads}")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError(f"rate_limit_per_second must be positive, got {self.rate_limit_per_second}")
+
+
+# --- instrumentation for tests ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names, as received (kept in memory only, never logged)
+    status: int
+
+
+@dataclass
+class RequestLog:
+    """Every request the server answered, in order. Lets tests count calls (e.g. that a
+    client-side limit check sent nothing) and see the headers the server received."""
+
+    _items: list[RecordedRequest] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, item: RecordedRequest) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def all(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def last(self) -> RecordedRequest:
+        with self._lock:
+            if not self._items:
+                raise LookupError("the server has answered no request yet")
+            return self._items[-1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# --- model lookup ----------------------------------------------------------------------------
+
+def default_model_lookup(name: str) -> Any:
+    """The offline model for a local model name; imported lazily (torch lives behind [local])."""
+    from indexer.vectorizers.offline import get_offline_vectorizer
+
+    return get_offline_vectorizer(name)
+
+
+class _ModelCache:
+    """Load each model once, even when the first requests for it arrive together."""
+
+    def __init__(self, lookup: ModelLookup) -> None:
+        self._lookup = lookup
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any:
+        model = self._models.get(name)
+        if model is None:
+            with self._lock:
+                model = self._models.get(name)
+                if model is None:
+                    model = self._lookup(name)
+                    self._models[name] = model
+        return model
+
+
+# --- request parsing helpers -----------------------------------------------------------------
+
+def _matches(secret: str, accepted: Sequence[str]) -> bool:
+    """Constant-time comparison, so response timing says nothing about a key's prefix."""
+    given = secret.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(given, candidate.encode("utf-8")) for candidate in accepted)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _lenient_json(raw: bytes) -> Any:
+    """Parse a JSON body as Azure's .NET parser does, which also takes single-quoted strings:
+    the seed's own curl commands send ``{'url':'...'}``, and Azure answers them."""
+    text = raw.decode("utf-8-sig")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':  # copy a double-quoted string verbatim
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif ch == "'":  # re-quote a single-quoted string
+            j, chunk = i + 1, []
+            while j < n and text[j] != "'":
+                if text[j] == "\\" and j + 1 < n:
+                    chunk.append(text[j + 1])
+                    j += 2
+                else:
+                    chunk.append(text[j])
+                    j += 1
+            if j >= n:
+                raise ValueError("unterminated single-quoted string")
+            out.append(json.dumps("".join(chunk)))
+            i = j + 1
+        else:
+            out.append(ch)
+            i += 1
+    return json.loads("".join(out))
+
+
+async def _read_body(request: Request, *, limit: int) -> tuple[bytes, int]:
+    """Read at most ``limit`` bytes; return them and the body's full size (drained up to
+    ``MAX_DRAIN_BYTES``), so an oversized body gets a 400 rather than a reset connection."""
+    chunks: list[bytes] = []
+    kept = total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if kept < limit:
+            piece = chunk[: limit - kept]
+            chunks.append(piece)
+            kept += len(piece)
+        if total > MAX_DRAIN_BYTES:
+            break
+    return b"".join(chunks), total
+
+
+# --- responses -------------------------------------------------------------------------------
+
+def _error_response(error: ErrorAnswer, request_id: str) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status,
+                        headers={**error.headers(), "apim-request-id": request_id})
+
+
+class _DroppedConnection(Exception):
+    """Raised after a partial answer, so the ASGI server cuts the connection (a fault)."""
+
+
+class _DropResponse(Response):
+    """Start an answer that promises more bytes than it sends, then break off: the client sees
+    the connection die mid-answer, as when a load balancer or the service drops it."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"modelVersion": "', "more_body": True})
+        raise _DroppedConnection("injected fault: connection dropped mid-answer")
+
+
+class _ForcedResponse(Exception):
+    """Carries a response that bypasses normal handling (an injected dropped connection)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("forced response")
+        self.response = response
+
+
+class _QuietDroppedConnections(logging.Filter):
+    """Keep injected drops out of the server's error log; they are on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, _DroppedConnection):
+                return False
+            exc = exc.__cause__ or exc.__context__ or (
+                exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) and exc.exceptions else None)
+        return True
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+class _VisionService:
+    """The request handling behind both routes; one instance per app."""
+
+    def __init__(self, config: ServerConfig, model_lookup: ModelLookup, request_log: RequestLog | None) -> None:
+        self.config = config
+        self.models = _ModelCache(model_lookup)
+        self.log = request_log
+        self.faults = FaultInjector(rate=config.fault_rate, statuses=config.fault_statuses,
+                                    drop_connection=config.drop_connection, slow_seconds=config.slow_seconds,
+                                    seed=config.fault_seed, first=config.fault_first)
+        self.rate_limiter = None
+        if config.rate_limit_per_second:
+            burst = config.rate_limit_burst or max(1, int(config.rate_limit_per_second))
+            self.rate_limiter = TokenBucket(config.rate_limit_per_second, burst)
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def _inference_limiter(self) -> anyio.CapacityLimiter:
+        # Created on first use: an anyio limiter belongs to the running event loop.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.config.inference_threads)
+        return self._limiter
+
+    # The two routes share every step except reading the input and calling the model.
+    async def vectorize_image(self, request: Request) -> Response:
+        return await self._handle(request, self._image_embedding)
+
+    async def vectorize_text(self, request: Request) -> Response:
+        return await self._handle(request, self._text_embedding)
+
+    async def _handle(self, request: Request, embed: Callable[[Request, str], Any]) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            model_name = await self._admit(request)
+            embedding: Embedding = await embed(request, model_name)
+            response: Response = JSONResponse(
+                {"modelVersion": embedding.model_version, "vector": embedding.vector.tolist()},
+                headers={"apim-request-id": request_id})
+        except Refused as refused:
+            response = _error_response(refused.error, request_id)
+        except _ForcedResponse as forced:
+            response = forced.response
+        except ClientDisconnect:
+            # The caller gave up (e.g. its timeout expired) before its body was read: nobody is
+            # left to answer, and it is no failure of this server. 499 is nginx's "client closed
+            # request"; it only shows in the request log.
+            response = Response(status_code=499)
+        except Exception:  # a bug here must still answer in Azure's shape, and be logged
+            logger.exception("the local vectorizer server failed on %s", request.url.path)
+            response = _error_response(errors.server_error(500), request_id)
+        self._record(request, response.status_code)
+        return response
+
+    def _record(self, request: Request, status: int) -> None:
+        if self.log is not None:
+            self.log.add(RecordedRequest(method=request.method, path=request.url.path,
+                                         query=dict(request.query_params),
+                                         headers={k.lower(): v for k, v in request.headers.items()}, status=status))
+
+    async def _admit(self, request: Request) -> str:
+        """Everything Azure checks before looking at the input, in the gateway's order:
+        route (api-version), authentication, throttling; then the model version. Returns the
+        name of the local model that will answer."""
+        config = self.config
+        if config.latency_ms:
+            await asyncio.sleep(config.latency_ms / 1000.0)
+        api_version = request.query_params.get("api-version")
+        if api_version not in MODEL_PARAMETER:
+            raise Refused(errors.resource_not_found())
+        if api_version == PREVIEW_API_VERSION and config.preview_api_gone:
+            raise Refused(errors.api_version_gone(api_version))
+        self._authenticate(request)
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.take()
+            if wait > 0:
+                raise Refused(errors.too_many_requests(request.url.path, wait))
+        await self._maybe_fault(request)
+        return self._model_name(request, api_version)
+
+    def _authenticate(self, request: Request) -> None:
+        config = self.config
+        if not config.keys and not config.bearer_tokens:
+            return
+        key = request.headers.get(KEY_HEADER)
+        if key is not None:
+            if _matches(key, config.keys):
+                return
+            raise Refused(errors.invalid_key())
+        authorization = request.headers.get("authorization", "")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and _matches(token.strip(), config.bearer_tokens):
+                return
+            raise Refused(errors.invalid_token())
+        raise Refused(errors.missing_key())
+
+    async def _maybe_fault(self, request: Request) -> None:
+        fault = self.faults.draw()
+        if fault is None:
+            return
+        if fault.kind == "slow":
+            await asyncio.sleep(self.config.slow_seconds)
+            return  # then answer normally: too late for a client with a shorter timeout
+        if fault.kind == "drop":
+            raise _ForcedResponse(_DropResponse())
+        assert fault.status is not None
+        raise Refused(errors.injected(fault.status, request.url.path, self.config.fault_retry_after))
+
+    @staticmethod
+    def _model_name(request: Request, api_version: str) -> str:
+        parameter = MODEL_PARAMETER[api_version]
+        requested = request.query_params.get(parameter)
+        if api_version == PREVIEW_API_VERSION:
+            # The preview's model parameter was optional and "latest" meant the then-newest model.
+            requested = requested or request.query_params.get("model-version") or "latest"
+            if requested == "latest":
+                requested = PREVIEW_LATEST_MODEL
+        if not requested:
+            raise Refused(errors.missing_model_version(parameter))
+        try:
+            return offline_model_for(requested).name
+        except ConfigurationError:
+            raise Refused(errors.unsupported_model_version(requested, sorted(MODEL_VERSIONS))) from None
+
+    # --- inputs and the model ---
+
+    async def _image_embedding(self, request: Request, model_name: str) -> Embedding:
+        media_type = _media_type(request)
+        if media_type == OCTET_STREAM:
+            data, size = await _read_body(request, limit=IMAGE_BYTES_LIMIT)
+            check_image_bytes(size)
+        elif media_type == JSON:
+            payload = await self._json_payload(request)
+            url = payload.get("url")
+            if not isinstance(url, str) or not url.strip():
+                raise Refused(errors.malformed_body("The body must be a JSON object with a 'url' string."))
+            data = await self._download(url.strip())
+        else:
+            raise Refused(errors.unsupported_media_type(request.headers.get("content-type"), [OCTET_STREAM, JSON]))
+        check_image(data)
+        model = await self._model(model_name)
+        return await self._infer(model.vectorize_image, data)
+
+    async def _text_embedding(self, request: Request, model_name: str) -> Embedding:
+        if _media_type(request) != JSON:
+            raise Refused(errors.unsupported_media_type(request.headers.get("content-type"), [JSON]))
+        payload = await self._json_payload(request)
+        if "text" not in payload:
+            raise Refused(errors.malformed_body("The body must be a JSON object with a 'text' string."))
+        text = check_text(payload["text"])
+        model = await self._model(model_name)
+        return await self._infer(model.vectorize_text, text)
+
+    @staticmethod
+    async def _json_payload(request: Request) -> dict[str, Any]:
+        raw, size = await _read_body(request, limit=MAX_JSON_BYTES)
+        if size > MAX_JSON_BYTES:
+            raise Refused(errors.malformed_body(f"The JSON body is {size:,} bytes; it must be under "
+                                                 f"{MAX_JSON_BYTES:,} bytes."))
+        try:
+            payload = _lenient_json(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise Refused(errors.malformed_body(f"The body is not valid JSON ({exc}).")) from None
+        if not isinstance(payload, dict):
+            raise Refused(errors.malformed_body("The body must be a JSON object."))
+        return payload
+
+    async def _download(self, url: str) -> bytes:
+        return await anyio.to_thread.run_sync(fetch_image, url)
+
+    async def _model(self, name: str) -> Any:
+        return await anyio.to_thread.run_sync(self.models.get, name, limiter=self._inference_limiter())
+
+    async def _infer(self, fn: Callable[[Any], Embedding], value: Any) -> Embedding:
+        try:
+            return await anyio.to_thread.run_sync(fn, value, limiter=self._inference_limiter())
+        except InputLimitError as exc:
+            # A limit of the offline model's own (its decode cap, its text length), beyond the checks above.
+            answer = errors.invalid_text if exc.limit.startswith("text_") else errors.invalid_image_dimension
+            raise Refused(answer(str(exc))) from None
+        except InvalidImageError as exc:
+            raise Refused(errors.invalid_image_format(f"Input data is not a valid image: {exc}.")) from None
+        except Exception:
+            logger.exception("the local model failed")
+            raise Refused(errors.server_error(500)) from None
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Unknown routes and methods get the gateway's 404, as on Azure."""
+    return _error_response(errors.resource_not_found(), str(uuid.uuid4()))
+
+
+def create_app(config: ServerConfig | None = None, *, model_lookup: ModelLookup | None = None,
+               request_log: RequestLog | None = None) -> Starlette:
+    """Build the ASGI app. ``model_lookup`` maps a local model name to its vectorizer
+    (default: ``indexer.vectorizers.offline.get_offline_vectorizer``); ``request_log`` records every answer."""
+    service = _VisionService(config or ServerConfig(), model_lookup or default_model_lookup, request_log)
+    routes = [
+        Route(IMAGE_PATH, service.vectorize_image, methods=["POST"]),
+        Route(TEXT_PATH, service.vectorize_text, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
+    app.state.service = service
+    return app
+
+
+# --- running it ------------------------------------------------------------------------------
+
+def _install_log_filter() -> None:
+    log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDroppedConnections) for f in log.filters):
+        log.addFilter(_QuietDroppedConnections())
+
+
+def run_server(config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 8080, *,
+               model_lookup: ModelLookup | None = None, log_level: str = "info") -> None:
+    """Serve until interrupted (the ``imgsearch serve-vision`` command)."""
+    import uvicorn
+
+    _install_log_filter()
+    uvicorn.run(create_app(config, model_lookup=model_lookup), host=host, port=port, log_level=log_level,
+                lifespan="off")
+
+
+@contextmanager
+def serve_in_thread(config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 0, *,
+                    model_lookup: ModelLookup | None = None, request_log: RequestLog | None = None,
+                    startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run the server in a background thread and yield its base URL (``port=0``: a free port).
+
+    For tests and benchmarks; the server stops when the ``with`` block ends."""
+    import uvicorn
+
+    _install_log_filter()
+    app = create_app(config, model_lookup=model_lookup, request_log=request_log)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="vision-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the local vectorizer server did not start on {host}:{bound_port}")
+        time.sleep(0.01)
+    shown_host = f"[{host}]" if ":" in host else host
+    try:
+        yield f"http://{shown_host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
