@@ -32,8 +32,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (Report, Stopwatch, azurite, fmt_rate, load_offline_model, print_header, quiet_logs,  # noqa: E402
-                    ratio, say, search_double, tiny_jpeg, upload_blobs, vision_server)
+from common import (  # noqa: E402
+    Report,
+    Stopwatch,
+    azurite,
+    fmt_rate,
+    load_offline_model,
+    print_header,
+    quiet_logs,
+    ratio,
+    say,
+    search_double,
+    tiny_jpeg,
+    upload_blobs,
+    vision_server,
+)
 
 # How much of the offline model's measured speed the server may be asked to deliver: the
 # same process also answers HTTP, serialises vectors and runs the client and the search
@@ -45,12 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with a few blobs (seconds, not minutes)")
     parser.add_argument("--blobs", type=int, default=1000, help="blobs to backfill (default 1000)")
-    parser.add_argument("--sequential", type=int, default=100,
-                        help="blobs for the sequential baseline, a subset (default 100)")
-    parser.add_argument("--rate", type=float, default=20.0,
-                        help="R: Vision calls a second the server allows (default 20, Azure S1)")
-    parser.add_argument("--force-rate", action="store_true",
-                        help="keep R even if the offline model measured slower than R allows")
+    parser.add_argument(
+        "--sequential", type=int, default=100, help="blobs for the sequential baseline, a subset (default 100)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="R: Vision calls a second the server allows (default 20, Azure S1)"
+    )
+    parser.add_argument(
+        "--force-rate", action="store_true", help="keep R even if the offline model measured slower than R allows"
+    )
     parser.add_argument("--latency-ms", type=float, default=100.0, help="added to every Vision call (default 100)")
     parser.add_argument("--concurrency", type=int, default=8, help="backfill worker threads (default 8)")
     parser.add_argument("--batch-size", type=int, default=100, help="documents per upsert (default 100)")
@@ -75,17 +91,19 @@ def model_speed(model, images: list[bytes]) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
-    print_header("Benchmark 1: backfill throughput against a rate limit",
-                 f"{args.blobs} blobs, Azurite -> VisionClient (local server: rate limit R, "
-                 f"+{args.latency_ms:g} ms a call) -> AzureSearchBackend (search double)")
+    print_header(
+        "Benchmark 1: backfill throughput against a rate limit",
+        f"{args.blobs} blobs, Azurite -> VisionClient (local server: rate limit R, "
+        f"+{args.latency_ms:g} ms a call) -> AzureSearchBackend (search double)",
+    )
 
     from azure.core.credentials import AzureKeyCredential
     from azure.storage.blob import BlobServiceClient
 
     from indexer.indexing.backfill import backfill
+    from indexer.indexing.pipeline import content_hash, prepare
     from indexer.keys import blob_identity, document_key
     from indexer.model_versions import OFFLINE_MULTILINGUAL
-    from indexer.indexing.pipeline import content_hash, prepare
     from indexer.ratelimit import RateLimiter
     from indexer.schema import load_schema
     from indexer.sources.blob import BlobSource
@@ -103,14 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     report.add("offline model alone", fmt_rate(speed, " images/s"), "")
     if rate > sustainable and not args.force_rate:
         lowered = max(1, sustainable)
-        report.note(f"the offline model does {speed:.1f} images/s here (one forward pass at a time); "
-                    f"R={rate:g}/s would measure the model, not the pacing, so R was lowered to {lowered}/s "
-                    f"({MODEL_HEADROOM:.0%} of the model's speed). --force-rate keeps R.")
+        report.note(
+            f"the offline model does {speed:.1f} images/s here (one forward pass at a time); "
+            f"R={rate:g}/s would measure the model, not the pacing, so R was lowered to {lowered}/s "
+            f"({MODEL_HEADROOM:.0%} of the model's speed). --force-rate keeps R."
+        )
         rate = float(lowered)
     say(f"offline model: {speed:.1f} images/s; R = {rate:g} calls/s")
 
-    with azurite() as storage, vision_server(rate_limit_per_second=rate, latency_ms=args.latency_ms) as vision, \
-            search_double(tally=True) as search, tempfile.TemporaryDirectory() as work:
+    with (
+        azurite() as storage,
+        vision_server(rate_limit_per_second=rate, latency_ms=args.latency_ms) as vision,
+        search_double(tally=True) as search,
+        tempfile.TemporaryDirectory() as work,
+    ):
         service = BlobServiceClient.from_connection_string(storage.connection_string)
         container = service.create_container("backfill-bench")
         with Stopwatch() as sw:
@@ -123,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         # --- the baseline: one blob at a time, each written on its own -----------------
         sequential_backend = search.backend("sequential-bench")
         sequential_backend.ensure_index(schema)
-        with VisionClient(vision.url, credential, model_version=OFFLINE_MULTILINGUAL,
-                          rate_limiter=RateLimiter(rate)) as client:
+        with VisionClient(
+            vision.url, credential, model_version=OFFLINE_MULTILINGUAL, rate_limiter=RateLimiter(rate)
+        ) as client:
             pin = sequential_backend.get_pin()
-            items = [item for _, item in zip(range(args.sequential), source.list_items())]
+            items = [item for _, item in zip(range(args.sequential), source.list_items(), strict=False)]
             with Stopwatch() as sequential:
                 for item in items:
                     prepared = prepare(item, client, pin)  # download, hash, vectorize
@@ -143,22 +168,30 @@ def main(argv: list[str] | None = None) -> int:
         # --- the backfill -----------------------------------------------------------------
         backend = search.backend("backfill-bench")
         backend.ensure_index(schema)
-        with VisionClient(vision.url, credential, model_version=OFFLINE_MULTILINGUAL,
-                          rate_limiter=RateLimiter(rate)) as client:
+        with VisionClient(
+            vision.url, credential, model_version=OFFLINE_MULTILINGUAL, rate_limiter=RateLimiter(rate)
+        ) as client:
             # Paced once, by the client's limiter (which also backs off for everyone on a
             # 429); giving backfill a rate_limiter too would take two tokens per call.
             say(f"backfilling {len(blobs)} blobs at R={rate:g}/s, concurrency {args.concurrency} ...")
-            summary = backfill(source, vectorizer=client, backend=backend,
-                               checkpoint_file=Path(work) / "checkpoint.json", concurrency=args.concurrency,
-                               batch_size=args.batch_size)
+            summary = backfill(
+                source,
+                vectorizer=client,
+                backend=backend,
+                checkpoint_file=Path(work) / "checkpoint.json",
+                concurrency=args.concurrency,
+                batch_size=args.batch_size,
+            )
         elapsed = summary.elapsed_seconds
         calls = vision.image_calls(200) - calls_before
         refused = vision.image_calls(429) - refused_before
         say(f"backfill: indexed {summary.indexed}, failed {len(summary.failed)} in {elapsed:.1f}s")
 
         # --- what the index holds ---------------------------------------------------------
-        expected = {document_key(blob_identity(container.container_name, name)): content_hash(data)
-                    for name, data in blobs.items()}
+        expected = {
+            document_key(blob_identity(container.container_name, name)): content_hash(data)
+            for name, data in blobs.items()
+        }
         stored = backend.keys_with_hashes()
         count = backend.count()
         lost = sorted(set(expected) - set(stored))
@@ -175,20 +208,27 @@ def main(argv: list[str] | None = None) -> int:
     report.add("achieved Vision call rate", fmt_rate(achieved, " calls/s"))
     report.add("achieved / R", f"{achieved / rate:.3f}", ">= 0.9", achieved / rate >= 0.9)
     report.add("lost documents", f"{len(lost)} (index count {count}, blobs {len(blobs)})", "0", not lost)
-    report.add("duplicated documents", f"{len(duplicated)} (uploads accepted {sum(uploads.values())})", "0",
-               not duplicated)
-    report.add("documents with a wrong hash / unknown key", f"{len(wrong)} / {len(extra)}", "0 / 0",
-               not wrong and not extra)
+    report.add(
+        "duplicated documents", f"{len(duplicated)} (uploads accepted {sum(uploads.values())})", "0", not duplicated
+    )
+    report.add(
+        "documents with a wrong hash / unknown key", f"{len(wrong)} / {len(extra)}", "0 / 0", not wrong and not extra
+    )
     report.add("429 answers from the server", str(refused))
     report.add("failed items reported by backfill", str(len(summary.failed)), "0", not summary.failed)
-    report.add(f"sequential loop ({len(items)} blobs)", f"{fmt_rate(sequential_rate, ' blobs/s')}"
-                                                        f" ({sequential.seconds:.1f} s)")
+    report.add(
+        f"sequential loop ({len(items)} blobs)", f"{fmt_rate(sequential_rate, ' blobs/s')} ({sequential.seconds:.1f} s)"
+    )
     report.add("backfill", fmt_rate(per_blob, " blobs/s"))
     report.add("speed-up over sequential", f"{ratio(per_blob, sequential_rate):.1f}x")
-    report.note(f"the sequential baseline ran on the first {len(items)} of the {len(blobs)} blobs; "
-                f"the speed-up compares per-blob rates (blobs/s), not totals")
-    report.note(f"each blob: download from Azurite, one vectorizeImage call (+{args.latency_ms:g} ms), "
-                f"upsert; backfill batches {args.batch_size} documents per upsert")
+    report.note(
+        f"the sequential baseline ran on the first {len(items)} of the {len(blobs)} blobs; "
+        f"the speed-up compares per-blob rates (blobs/s), not totals"
+    )
+    report.note(
+        f"each blob: download from Azurite, one vectorizeImage call (+{args.latency_ms:g} ms), "
+        f"upsert; backfill batches {args.batch_size} documents per upsert"
+    )
     if never_uploaded and not lost:
         report.note(f"{len(never_uploaded)} documents were in the index but not seen on the wire (tally gap)")
     for key in (lost + duplicated)[:5]:

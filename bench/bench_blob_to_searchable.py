@@ -26,13 +26,25 @@ import sys
 import tempfile
 import threading
 import time
-from indexer.services import build_services
 from pathlib import Path
+
+from indexer.services import build_services
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (Report, azurite, load_offline_model, percentile, print_header, quiet_logs,  # noqa: E402
-                    ratio, say, search_double, tiny_jpeg, vision_server)
+from common import (  # noqa: E402
+    Report,
+    azurite,
+    load_offline_model,
+    percentile,
+    print_header,
+    quiet_logs,
+    ratio,
+    say,
+    search_double,
+    tiny_jpeg,
+    vision_server,
+)
 
 WATCHED = "watched"
 DIRECT = "direct"
@@ -42,12 +54,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with a few uploads")
     parser.add_argument("--uploads", type=int, default=100, help="uploads through each path (default 100)")
-    parser.add_argument("--interval", type=float, default=0.5,
-                        help="the watcher's poll interval in seconds (default 0.5)")
-    parser.add_argument("--query-poll", type=float, default=0.02,
-                        help="seconds between the queries that look for the new document (default 0.02)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="give up on one upload after this many seconds (counted as missing)")
+    parser.add_argument(
+        "--interval", type=float, default=0.5, help="the watcher's poll interval in seconds (default 0.5)"
+    )
+    parser.add_argument(
+        "--query-poll",
+        type=float,
+        default=0.02,
+        help="seconds between the queries that look for the new document (default 0.02)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="give up on one upload after this many seconds (counted as missing)"
+    )
     parser.add_argument("--image-size", type=int, default=128, help="side of the generated JPEGs in pixels")
     args = parser.parse_args(argv)
     if args.quick:
@@ -61,8 +79,12 @@ def searchable(backend, query, container: str, name: str) -> bool:
     from indexer.filters import Condition
     from indexer.query import search_vector
 
-    hits = search_vector(query, backend=backend, k=1,
-                         filters=[Condition("container", "eq", container), Condition("blob_path", "eq", name)])
+    hits = search_vector(
+        query,
+        backend=backend,
+        k=1,
+        filters=[Condition("container", "eq", container), Condition("blob_path", "eq", name)],
+    )
     return bool(hits)
 
 
@@ -78,29 +100,41 @@ def wait_searchable(backend, query, container: str, name: str, *, poll: float, t
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
-    print_header("Benchmark 6: blob upload to searchable",
-                 f"{args.uploads} uploads: Azurite -> BlobWatcher (poll every {args.interval:g}s) -> handlers -> "
-                 f"local vectorizer server -> search double; baseline: index_blob called directly")
+    print_header(
+        "Benchmark 6: blob upload to searchable",
+        f"{args.uploads} uploads: Azurite -> BlobWatcher (poll every {args.interval:g}s) -> handlers -> "
+        f"local vectorizer server -> search double; baseline: index_blob called directly",
+    )
 
     from azure.storage.blob import BlobServiceClient
 
     from indexer.entrypoints.functions import index_blob
-    from indexer.services import close_quietly, ensure_index
-    from indexer.model_versions import OFFLINE_MULTILINGUAL
-    from indexer.settings import Settings
     from indexer.entrypoints.watch import BlobWatcher
+    from indexer.model_versions import OFFLINE_MULTILINGUAL
+    from indexer.services import close_quietly, ensure_index
+    from indexer.settings import Settings
 
     report = Report("Benchmark 6 figures")
     load_offline_model(OFFLINE_MULTILINGUAL)
     images = [tiny_jpeg(10_000 + i, size=args.image_size) for i in range(2 * args.uploads)]
 
-    with azurite() as storage, vision_server() as vision, search_double() as search, \
-            tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(IMAGES_STORAGE=storage.connection_string, IMAGES_CONTAINER=WATCHED,
-                            VISION_ENDPOINT=vision.url, VISION_KEY=vision.key,
-                            VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, SEARCH_ENDPOINT=search.endpoint,
-                            SEARCH_KEY=search.api_key, SEARCH_INDEX_NAME="blob-to-searchable",
-                            IMGSEARCH_DATA_DIR=data_dir)
+    with (
+        azurite() as storage,
+        vision_server() as vision,
+        search_double() as search,
+        tempfile.TemporaryDirectory() as data_dir,
+    ):
+        settings = Settings(
+            IMAGES_STORAGE=storage.connection_string,
+            IMAGES_CONTAINER=WATCHED,
+            VISION_ENDPOINT=vision.url,
+            VISION_KEY=vision.key,
+            VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+            SEARCH_ENDPOINT=search.endpoint,
+            SEARCH_KEY=search.api_key,
+            SEARCH_INDEX_NAME="blob-to-searchable",
+            IMGSEARCH_DATA_DIR=data_dir,
+        )
         services = build_services(settings)
         ensure_index(settings, services.backend)
         blob_service = BlobServiceClient.from_connection_string(storage.connection_string)
@@ -141,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 direct.upload_blob(name, images[2 * i])
                 outcome = index_blob(f"{DIRECT}/{name}", services)
-                if outcome is None or outcome.status != "indexed" or not searchable(services.backend, query,
-                                                                                     DIRECT, name):
+                if (
+                    outcome is None
+                    or outcome.status != "indexed"
+                    or not searchable(services.backend, query, DIRECT, name)
+                ):
                     raise RuntimeError(f"direct indexing of {name} did not make it searchable: {outcome}")
                 direct_seconds.append(time.perf_counter() - started)
                 # The watched path: upload, then wait for the document to answer a query. A
@@ -151,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(rng.uniform(0, args.interval))
                 started = time.perf_counter()
                 watched.upload_blob(name, images[2 * i + 1])
-                if wait_searchable(services.backend, query, WATCHED, name, poll=args.query_poll,
-                                   timeout=args.timeout):
+                if wait_searchable(services.backend, query, WATCHED, name, poll=args.query_poll, timeout=args.timeout):
                     found = time.perf_counter()
                     watched_seconds.append(found - started)
                     if name in handled:
@@ -169,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             close_quietly(services.vectorizer, services.backend)
 
     report.add("watcher poll interval", f"{args.interval:g} s")
-    report.add("uploads measured (watched / direct)", f"{len(watched_seconds)} / {len(direct_seconds)}",
-               f"{args.uploads} / {args.uploads}", missing == 0)
+    report.add(
+        "uploads measured (watched / direct)",
+        f"{len(watched_seconds)} / {len(direct_seconds)}",
+        f"{args.uploads} / {args.uploads}",
+        missing == 0,
+    )
     w50, w95 = percentile(watched_seconds, 50), percentile(watched_seconds, 95)
     d50, d95 = percentile(direct_seconds, 50), percentile(direct_seconds, 95)
     report.add("upload -> searchable via watcher: p50 / p95", f"{w50:.3f} s / {w95:.3f} s")
@@ -179,11 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     report.add("baseline upload -> index_blob -> search: p50 / p95", f"{d50:.3f} s / {d95:.3f} s")
     report.add("watcher / baseline: p50 / p95", f"{ratio(w50, d50):.1f}x / {ratio(w95, d95):.1f}x")
     report.add("watcher overhead (p50 difference)", f"{w50 - d50:.3f} s")
-    report.note(f"a poll finds a new blob on average half an interval ({args.interval / 2:g} s) after its upload, "
-                f"at worst a whole one; each watched upload starts at a random point of the poll cycle; the query "
-                f"is polled every {args.query_poll:g} s")
-    report.note(f"{args.image_size}x{args.image_size} JPEGs; the vectorizer server adds no latency here, so the "
-                f"baseline is the offline model plus loopback HTTP, far below a real Vision call")
+    report.note(
+        f"a poll finds a new blob on average half an interval ({args.interval / 2:g} s) after its upload, "
+        f"at worst a whole one; each watched upload starts at a random point of the poll cycle; the query "
+        f"is polled every {args.query_poll:g} s"
+    )
+    report.note(
+        f"{args.image_size}x{args.image_size} JPEGs; the vectorizer server adds no latency here, so the "
+        f"baseline is the offline model plus loopback HTTP, far below a real Vision call"
+    )
     report.print()
     return 0 if not missing else 1
 

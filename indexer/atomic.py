@@ -18,8 +18,9 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 TEMP_SUFFIX = ".tmp"
 
@@ -74,7 +75,7 @@ class FileLock:
         self.shared = shared
         self._fd: int | None = None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         try:
             # A reader needs no write access (the index may sit on a read-only volume).
             fd = os.open(self.path, os.O_RDONLY) if self.shared else os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

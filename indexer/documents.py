@@ -36,12 +36,16 @@ class IndexPin:
                 f"cannot {action}: the vector was made by model version {embedding.model_version!r} "
                 f"but the index is pinned to {self.model_version!r}; use a vectorizer with that "
                 f"model version, or create a new index for the new version and backfill it",
-                expected=self.model_version, actual=embedding.model_version)
+                expected=self.model_version,
+                actual=embedding.model_version,
+            )
         if embedding.dimensions != self.dimensions:
             raise ModelVersionMismatchError(
                 f"cannot {action}: the vector has {embedding.dimensions} dimensions but the index "
                 f"pinned to {self.model_version!r} holds {self.dimensions}",
-                expected=self.dimensions, actual=embedding.dimensions)
+                expected=self.dimensions,
+                actual=embedding.dimensions,
+            )
 
     def check_claim(self, key: str, fields: dict[str, Any]) -> None:
         """A document may not claim, in its ``model_version`` field, another version than the pin."""
@@ -50,8 +54,10 @@ class IndexPin:
         claimed = fields.get("model_version")
         if claimed is not None and claimed != self.model_version:
             raise ModelVersionMismatchError(
-                f"document {key!r} says model_version={claimed!r} but the index is pinned to "
-                f"{self.model_version!r}", expected=self.model_version, actual=claimed)
+                f"document {key!r} says model_version={claimed!r} but the index is pinned to {self.model_version!r}",
+                expected=self.model_version,
+                actual=claimed,
+            )
 
 
 @dataclass

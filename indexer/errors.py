@@ -162,8 +162,15 @@ class ServiceError(ImageSearchError, HttpResponseError):
     callers whether trying again later can help (429, 5xx, no answer) or not (other 4xx).
     """
 
-    def __init__(self, message: str, *, code: str, status_code: int | None, response: Any = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        status_code: int | None,
+        response: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
         HttpResponseError.__init__(self, message=f"({code}) {message}", response=response)
         # HttpResponseError derives these from the response; set them explicitly so the
         # error carries them even when it was built without a response object.
@@ -200,6 +207,7 @@ class SearchServiceError(ServiceError):
 
 
 # --------------------------------------------------------------------------- classification
+
 
 @dataclass(frozen=True)
 class Classification:

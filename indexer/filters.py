@@ -9,8 +9,9 @@ escaped). A value can therefore never change the shape of a query.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from indexer.errors import FilterError
 
@@ -46,4 +47,3 @@ def parse_condition(expression: str) -> Condition:
 
 def parse_conditions(expressions: Iterable[str] | None) -> list[Condition]:
     return [parse_condition(e) for e in expressions or ()]
-

@@ -45,7 +45,9 @@ def check_image_size(size: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
     if size >= max_bytes:
         raise InputLimitError(
             f"the image is {size:,} bytes; the limit is under {max_bytes:,} bytes (20 MB)",
-            limit="image_bytes", value=size)
+            limit="image_bytes",
+            value=size,
+        )
 
 
 def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
@@ -60,12 +62,13 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
                 fmt = image.format or "unknown"
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
-            raise InputLimitError(f"the image is too large to decode safely: {exc}",
-                                  limit="image_dimensions") from None
+            raise InputLimitError(f"the image is too large to decode safely: {exc}", limit="image_dimensions") from None
         if isinstance(exc, UnidentifiedImageError):
             # Pillow's own text names an in-memory buffer address, which helps nobody.
-            raise InvalidImageError("the bytes are not a readable image: no format the service reads "
-                                    "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised") from None
+            raise InvalidImageError(
+                "the bytes are not a readable image: no format the service reads "
+                "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised"
+            ) from None
         raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
     check_dimensions(width, height)
     return ImageInfo(width=width, height=height, format=fmt)
@@ -74,12 +77,16 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
 def check_dimensions(width: int, height: int) -> None:
     if width <= MIN_SIDE_EXCLUSIVE or height <= MIN_SIDE_EXCLUSIVE:
         raise InputLimitError(
-            f"the image is {width}x{height} pixels; both sides must be larger than "
-            f"{MIN_SIDE_EXCLUSIVE} pixels", limit="image_min_dimensions", value=(width, height))
+            f"the image is {width}x{height} pixels; both sides must be larger than {MIN_SIDE_EXCLUSIVE} pixels",
+            limit="image_min_dimensions",
+            value=(width, height),
+        )
     if width >= MAX_SIDE_EXCLUSIVE or height >= MAX_SIDE_EXCLUSIVE:
         raise InputLimitError(
-            f"the image is {width}x{height} pixels; both sides must be smaller than "
-            f"{MAX_SIDE_EXCLUSIVE:,} pixels", limit="image_max_dimensions", value=(width, height))
+            f"the image is {width}x{height} pixels; both sides must be smaller than {MAX_SIDE_EXCLUSIVE:,} pixels",
+            limit="image_max_dimensions",
+            value=(width, height),
+        )
 
 
 def count_words(text: str) -> int:
@@ -94,6 +101,7 @@ def check_text(text: str) -> str:
     if words < MIN_WORDS:
         raise InputLimitError("the text is empty; give 1 to 70 words", limit="text_words", value=0)
     if words > MAX_WORDS:
-        raise InputLimitError(f"the text has {words} words; the limit is {MAX_WORDS} words",
-                              limit="text_words", value=words)
+        raise InputLimitError(
+            f"the text has {words} words; the limit is {MAX_WORDS} words", limit="text_words", value=words
+        )
     return text

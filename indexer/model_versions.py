@@ -33,14 +33,32 @@ OFFLINE_ENGLISH = "local-conse-minilm-v1"
 MODEL_VERSIONS: dict[str, ModelVersion] = {
     m.name: m
     for m in (
-        ModelVersion(AZURE_MULTILINGUAL, 1024, "multilingual", "azure",
-                     description="Azure AI Vision multimodal embeddings, 102 languages"),
-        ModelVersion(AZURE_ENGLISH, 1024, "en", "azure",
-                     description="Azure AI Vision multimodal embeddings, legacy English-only"),
-        ModelVersion(OFFLINE_MULTILINGUAL, 512, "multilingual", "offline", stands_in_for=AZURE_MULTILINGUAL,
-                     description="offline: EfficientNet-Lite + Universal Sentence Encoder multilingual, joined by ConSE"),
-        ModelVersion(OFFLINE_ENGLISH, 384, "en", "offline", stands_in_for=AZURE_ENGLISH,
-                     description="offline: EfficientNet-Lite + all-MiniLM-L6-v2, joined by ConSE"),
+        ModelVersion(
+            AZURE_MULTILINGUAL,
+            1024,
+            "multilingual",
+            "azure",
+            description="Azure AI Vision multimodal embeddings, 102 languages",
+        ),
+        ModelVersion(
+            AZURE_ENGLISH, 1024, "en", "azure", description="Azure AI Vision multimodal embeddings, legacy English-only"
+        ),
+        ModelVersion(
+            OFFLINE_MULTILINGUAL,
+            512,
+            "multilingual",
+            "offline",
+            stands_in_for=AZURE_MULTILINGUAL,
+            description="offline: EfficientNet-Lite + Universal Sentence Encoder multilingual, joined by ConSE",
+        ),
+        ModelVersion(
+            OFFLINE_ENGLISH,
+            384,
+            "en",
+            "offline",
+            stands_in_for=AZURE_ENGLISH,
+            description="offline: EfficientNet-Lite + all-MiniLM-L6-v2, joined by ConSE",
+        ),
     )
 }
 

@@ -15,25 +15,32 @@ or ``"tags=cat"`` (see ``indexer.filters.parse_condition``).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from indexer.backends.base import IndexBackend
 from indexer.backends.schema_rules import check_filter_fields, check_k, check_threshold
+from indexer.documents import Embedding, Hit, IndexPin
 from indexer.errors import FilterError, InvalidQueryError, ModelVersionMismatchError
 from indexer.filters import Condition, parse_condition
 from indexer.limits import check_image_size
-from indexer.documents import Embedding, Hit, IndexPin
 from indexer.vectorizers import Vectorizer
 
 FilterSpec = Condition | str
 
 
-def search_vector(vector: Embedding | np.ndarray | Sequence[float], *, backend: IndexBackend, k: int = 10,
-                  threshold: float | None = None, filters: Iterable[FilterSpec] = (),
-                  select: Sequence[str] | None = None, model_version: str | None = None) -> list[Hit]:
+def search_vector(
+    vector: Embedding | np.ndarray | Sequence[float],
+    *,
+    backend: IndexBackend,
+    k: int = 10,
+    threshold: float | None = None,
+    filters: Iterable[FilterSpec] = (),
+    select: Sequence[str] | None = None,
+    model_version: str | None = None,
+) -> list[Hit]:
     """Search with a vector you already have.
 
     An ``Embedding`` carries its model version. A bare array does not, and nothing in its
@@ -48,24 +55,41 @@ def search_vector(vector: Embedding | np.ndarray | Sequence[float], *, backend: 
         if model_version is not None and model_version != vector.model_version:
             raise ModelVersionMismatchError(
                 f"the embedding was made by model version {vector.model_version!r}, not {model_version!r}",
-                expected=model_version, actual=vector.model_version)
+                expected=model_version,
+                actual=vector.model_version,
+            )
         embedding = vector
     else:
         if model_version is None:
             raise InvalidQueryError(
                 "a bare vector does not say which model made it; pass model_version=<the model version that "
-                "produced it> (it must match the index's pin), or pass an Embedding")
+                "produced it> (it must match the index's pin), or pass an Embedding"
+            )
         array = np.asarray(vector, dtype=np.float32)
         if array.ndim != 1:
             raise InvalidQueryError(f"the query vector must be one-dimensional, got shape {array.shape}")
         embedding = Embedding(array, model_version)
-    return _search(embedding, _pin_checking_fields(backend, conditions), backend=backend, k=k, threshold=threshold,
-                   conditions=conditions, select=select)
+    return _search(
+        embedding,
+        _pin_checking_fields(backend, conditions),
+        backend=backend,
+        k=k,
+        threshold=threshold,
+        conditions=conditions,
+        select=select,
+    )
 
 
-def search_text(text: str, *, vectorizer: Vectorizer, backend: IndexBackend, k: int = 10,
-                threshold: float | None = None, filters: Iterable[FilterSpec] = (),
-                select: Sequence[str] | None = None) -> list[Hit]:
+def search_text(
+    text: str,
+    *,
+    vectorizer: Vectorizer,
+    backend: IndexBackend,
+    k: int = 10,
+    threshold: float | None = None,
+    filters: Iterable[FilterSpec] = (),
+    select: Sequence[str] | None = None,
+) -> list[Hit]:
     """Search images by a description (1 to 70 words, in any language the model knows)."""
     conditions = _conditions(filters)
     k, threshold = check_k(k), check_threshold(threshold)
@@ -74,9 +98,16 @@ def search_text(text: str, *, vectorizer: Vectorizer, backend: IndexBackend, k: 
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
 
 
-def search_image(image: bytes | str | os.PathLike, *, vectorizer: Vectorizer, backend: IndexBackend, k: int = 10,
-                 threshold: float | None = None, filters: Iterable[FilterSpec] = (),
-                 select: Sequence[str] | None = None) -> list[Hit]:
+def search_image(
+    image: bytes | str | os.PathLike,
+    *,
+    vectorizer: Vectorizer,
+    backend: IndexBackend,
+    k: int = 10,
+    threshold: float | None = None,
+    filters: Iterable[FilterSpec] = (),
+    select: Sequence[str] | None = None,
+) -> list[Hit]:
     """Search images similar to an example: its bytes, an http(s) URL the Vision service
     fetches, or the path of a local file.
 
@@ -93,8 +124,9 @@ def search_image(image: bytes | str | os.PathLike, *, vectorizer: Vectorizer, ba
     elif isinstance(image, (str, os.PathLike)):
         embedding = vectorizer.vectorize_image(_read_image_file(Path(image)))
     else:
-        raise InvalidQueryError(f"the example image must be bytes, an http(s) URL or a file path, "
-                                f"not {type(image).__name__}")
+        raise InvalidQueryError(
+            f"the example image must be bytes, an http(s) URL or a file path, not {type(image).__name__}"
+        )
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
 
 
@@ -107,8 +139,16 @@ def _pin_checking_fields(backend: IndexBackend, conditions: list[Condition]) -> 
     return pin
 
 
-def _search(embedding: Embedding, pin: IndexPin, *, backend: IndexBackend, k: int, threshold: float | None,
-            conditions: list[Condition], select: Sequence[str] | None) -> list[Hit]:
+def _search(
+    embedding: Embedding,
+    pin: IndexPin,
+    *,
+    backend: IndexBackend,
+    k: int,
+    threshold: float | None,
+    conditions: list[Condition],
+    select: Sequence[str] | None,
+) -> list[Hit]:
     pin.check(embedding, action="search")
     return backend.search(embedding, k=k, threshold=threshold, filters=conditions, select=select)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # Refills are floating-point sums: 20 steps of 1/20 may add up to 0.9999999999. Without this
 # slack a waiter could be told to sleep 1e-16 s, which a clock cannot even represent, forever.
@@ -25,9 +25,14 @@ _EPSILON = 1e-9
 class RateLimiter:
     """Allow ``rate_per_second`` acquisitions a second on average, ``burst`` at once at most."""
 
-    def __init__(self, rate_per_second: float, *, burst: int = 1,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate_per_second: float,
+        *,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not (rate_per_second > 0 and math.isfinite(rate_per_second)):
             raise ValueError(f"rate_per_second must be a positive finite number, got {rate_per_second!r}")
         if burst < 1:

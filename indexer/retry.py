@@ -20,8 +20,8 @@ import email.utils
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 def is_retriable_status(status: int) -> bool:
@@ -88,7 +88,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int) -> float:
         """Full-jitter delay before retry ``retry_number`` (0 for the first retry)."""
-        ceiling = min(self.backoff_max, self.backoff_factor * (2 ** retry_number))
+        ceiling = min(self.backoff_max, self.backoff_factor * (2**retry_number))
         return self.rng.uniform(0.0, ceiling)
 
     def delay(self, retry_number: int, retry_after: float | None) -> float | None:

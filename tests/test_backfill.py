@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.services import build_vectorizer
 from indexer.indexing.backfill import Checkpoint, backfill, checkpoint_path
-from indexer.indexing.sync import sync
 from indexer.indexing.failures import JsonlFailureLog
+from indexer.indexing.sync import sync
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.services import build_vectorizer
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
 
@@ -72,8 +72,9 @@ def index(azure_search_backend):
 
 @pytest.fixture
 def vectorizer(vision_server):
-    settings = Settings(VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL)
+    settings = Settings(
+        VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key, VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL
+    )
     return build_vectorizer(settings)
 
 
@@ -90,9 +91,9 @@ class Interrupted(Exception):
     """Stands for Ctrl-C or a crash in the middle of a run."""
 
 
-def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(blob_container, many_blobs, vectorizer,
-                                                                    vision_server, index, tmp_path,
-                                                                    search_double, search_index_name):
+def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(
+    blob_container, many_blobs, vectorizer, vision_server, index, tmp_path, search_double, search_index_name
+):
     source = BlobSource(blob_container)
     checkpoint_file = checkpoint_path(tmp_path, source, "images")
     concurrency, batch_size, stop_after = 4, 20, 120
@@ -105,13 +106,26 @@ def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(blob_contain
             raise Interrupted()
 
     with pytest.raises(Interrupted):
-        backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file,
-                 concurrency=concurrency, batch_size=batch_size, on_outcome=interrupt)
+        backfill(
+            source,
+            vectorizer=vectorizer,
+            backend=index,
+            checkpoint_file=checkpoint_file,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            on_outcome=interrupt,
+        )
     assert checkpoint_file.is_file()
     assert 0 < index.count() < len(many_blobs)
 
-    resumed = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file,
-                       concurrency=concurrency, batch_size=batch_size)
+    resumed = backfill(
+        source,
+        vectorizer=vectorizer,
+        backend=index,
+        checkpoint_file=checkpoint_file,
+        concurrency=concurrency,
+        batch_size=batch_size,
+    )
 
     total = len(many_blobs)
     assert resumed.completed and resumed.failed == []
@@ -131,30 +145,37 @@ def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(blob_contain
     assert not checkpoint_file.exists()  # a finished run leaves no checkpoint behind
 
     # A fresh run over an unchanged container costs no Vision call at all.
-    again = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file,
-                     concurrency=concurrency, batch_size=batch_size)
+    again = backfill(
+        source,
+        vectorizer=vectorizer,
+        backend=index,
+        checkpoint_file=checkpoint_file,
+        concurrency=concurrency,
+        batch_size=batch_size,
+    )
     assert again.unchanged == total and again.indexed == 0
     assert image_calls(vision_server) - calls_before == calls
     assert uploaded_documents(search_double, search_index_name) == total
 
 
-def test_backfill_of_a_prefix_records_bad_blobs_and_skips_them_next_time(blob_container, vectorizer, index,
-                                                                           vision_server, tmp_path):
-    upload_all(blob_container, {"a/1.jpg": tiny_jpeg(1), "a/2.jpg": tiny_jpeg(2), "a/broken.jpg": b"not an image",
-                                "b/3.jpg": tiny_jpeg(3)})
+def test_backfill_of_a_prefix_records_bad_blobs_and_skips_them_next_time(
+    blob_container, vectorizer, index, vision_server, tmp_path
+):
+    upload_all(
+        blob_container,
+        {"a/1.jpg": tiny_jpeg(1), "a/2.jpg": tiny_jpeg(2), "a/broken.jpg": b"not an image", "b/3.jpg": tiny_jpeg(3)},
+    )
     source = BlobSource(blob_container, prefix="a/")
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
     checkpoint_file = checkpoint_path(tmp_path, source, "images")
 
-    first = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file,
-                     failures=failures)
+    first = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file, failures=failures)
 
     assert (first.listed, first.indexed, len(first.failed)) == (3, 2, 1)
     assert index.count() == 2  # b/3.jpg is outside the prefix
     [record] = failures.records()
     assert record.source.endswith("/a/broken.jpg") and "InvalidImageError" in record.reason and record.etag
-    second = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file,
-                      failures=failures)
+    second = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file, failures=failures)
     assert second.known_failures == 1 and second.unchanged == 2 and second.failed == []
 
 
@@ -173,8 +194,9 @@ def test_checkpoint_is_written_atomically_and_only_trusted_for_its_own_model_ver
     assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).done == {}
 
 
-def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(blob_container, vectorizer,
-                                                                            index, vision_server, tmp_path):
+def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
+    blob_container, vectorizer, index, vision_server, tmp_path
+):
     upload_all(blob_container, {f"p/{i}.jpg": tiny_jpeg(10 + i) for i in range(6)})
     source = BlobSource(blob_container)
     backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=tmp_path / "cp.json")
@@ -203,8 +225,7 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(blob
 
 def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vectorizer, index, tmp_path):
     upload_all(blob_container, {"keep/a.jpg": tiny_jpeg(1), "scope/b.jpg": tiny_jpeg(2), "scope/c.jpg": tiny_jpeg(3)})
-    backfill(BlobSource(blob_container), vectorizer=vectorizer, backend=index,
-             checkpoint_file=tmp_path / "cp.json")
+    backfill(BlobSource(blob_container), vectorizer=vectorizer, backend=index, checkpoint_file=tmp_path / "cp.json")
     blob_container.delete_blob("keep/a.jpg")
     blob_container.delete_blob("scope/b.jpg")
 
@@ -218,16 +239,25 @@ def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vecto
 
 # --------------------------------------------------------------------------- the CLI
 
+
 def cli_env(azurite, container, vision_server, search_double, index_name: str, data_dir: Path) -> dict[str, str]:
-    return {"IMAGES_STORAGE": azurite.connection_string, "IMAGES_CONTAINER": container.container_name,
-            "VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-            "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL, "IMGSEARCH_DATA_DIR": str(data_dir),
-            "SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
-            "SEARCH_INDEX_NAME": index_name, "VISION_CONCURRENCY": "2"}
+    return {
+        "IMAGES_STORAGE": azurite.connection_string,
+        "IMAGES_CONTAINER": container.container_name,
+        "VISION_ENDPOINT": vision_server.url,
+        "VISION_KEY": vision_server.key,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+        "IMGSEARCH_DATA_DIR": str(data_dir),
+        "SEARCH_ENDPOINT": search_double.endpoint,
+        "SEARCH_KEY": search_double.api_key,
+        "SEARCH_INDEX_NAME": index_name,
+        "VISION_CONCURRENCY": "2",
+    }
 
 
-def test_cli_backfill_reconcile_and_watch_print_json_summaries(run_cli, azurite, blob_container, vision_server,
-                                                                search_double, search_index_name, tmp_path):
+def test_cli_backfill_reconcile_and_watch_print_json_summaries(
+    run_cli, azurite, blob_container, vision_server, search_double, search_index_name, tmp_path
+):
     upload_all(blob_container, {"x/1.jpg": tiny_jpeg(1), "x/2.jpg": tiny_jpeg(2), "x/bad.jpg": b"nope"})
     data_dir = tmp_path / "data"
     env = cli_env(azurite, blob_container, vision_server, search_double, search_index_name, data_dir)
@@ -252,13 +282,16 @@ def test_cli_backfill_reconcile_and_watch_print_json_summaries(run_cli, azurite,
     assert [f["blob"] for f in watched["failed"]] == ["x/bad.jpg"]
 
 
-def test_a_killed_backfill_process_resumes_where_it_stopped(azurite, blob_container, vision_server, search_double,
-                                                           search_index_name, tmp_path):
+def test_a_killed_backfill_process_resumes_where_it_stopped(
+    azurite, blob_container, vision_server, search_double, search_index_name, tmp_path
+):
     total = 100
     upload_all(blob_container, {f"k/{i:03d}.jpg": tiny_jpeg(1000 + i) for i in range(total)})
     data_dir = tmp_path / "data"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("VISION_", "SEARCH_", "IMAGES_"))},
-           **cli_env(azurite, blob_container, vision_server, search_double, search_index_name, data_dir)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VISION_", "SEARCH_", "IMAGES_"))},
+        **cli_env(azurite, blob_container, vision_server, search_double, search_index_name, data_dir),
+    }
     command = [sys.executable, "-m", "indexer", "backfill", "--json", "--batch-size", "10"]
     calls_before = image_calls(vision_server)
 
@@ -284,8 +317,14 @@ def test_a_killed_backfill_process_resumes_where_it_stopped(azurite, blob_contai
     assert summary["completed"] is True and summary["failed"] == []
     assert summary["listed"] == total and summary["resumed"] >= 50
     assert summary["resumed"] + summary["indexed"] + summary["unchanged"] == total
-    info = subprocess.run([sys.executable, "-m", "indexer", "info", "--json"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    info = subprocess.run(
+        [sys.executable, "-m", "indexer", "info", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["documents"] == total
     # Each blob vectorized once, but for what was in flight at the kill (a pending batch of

@@ -25,15 +25,15 @@ from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import ContentSettings
 
 from indexer.entrypoints import functions as handlers
+from indexer.entrypoints.http import search_http
 from indexer.errors import InputLimitError, InvalidImageError, VisionRequestError
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.bad_images import BAD_IMAGES, jpeg_claiming
-from indexer.services import build_services
-from indexer.entrypoints.http import search_http
 
 IMAGE_PATH = "/computervision/retrieval:vectorizeImage"
 QUERY = {"api-version": "2024-02-01", "model-version": "2023-04-15"}
@@ -50,10 +50,16 @@ def image_requests(server) -> int:
 
 # --------------------------------------------------------------------------- VisionClient
 
+
 @pytest.fixture(scope="module")
 def vision_client(vision_server):
-    with VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL,
-                      backoff_factor=0.01, backoff_max=0.05) as client:
+    with VisionClient(
+        vision_server.url,
+        AzureKeyCredential(vision_server.key),
+        model_version=OFFLINE_MULTILINGUAL,
+        backoff_factor=0.01,
+        backoff_max=0.05,
+    ) as client:
         yield client
 
 
@@ -87,9 +93,15 @@ def test_an_image_within_azures_limits_is_never_refused_by_the_client(vision_cli
 
 # --------------------------------------------------------------------------- the server over HTTP
 
+
 def post_image(url: str, key: str, data: bytes) -> requests.Response:
-    return requests.post(f"{url}{IMAGE_PATH}", params=QUERY, data=data, timeout=120,
-                         headers={"Ocp-Apim-Subscription-Key": key, "Content-Type": "application/octet-stream"})
+    return requests.post(
+        f"{url}{IMAGE_PATH}",
+        params=QUERY,
+        data=data,
+        timeout=120,
+        headers={"Ocp-Apim-Subscription-Key": key, "Content-Type": "application/octet-stream"},
+    )
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -143,13 +155,18 @@ def test_bombs_leave_the_server_process_memory_bounded(bad_image_cases, good_ima
 
 # --------------------------------------------------------------------------- the Function handler
 
+
 @pytest.fixture
 def function_services(azurite, blob_container, vision_server, local_index, tmp_path):
-    settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=blob_container.container_name,
-                        VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, IMGSEARCH_DATA_DIR=str(tmp_path))
-    services = build_services(settings, backend=local_index,
-                                       failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
+    settings = Settings(
+        IMAGES_STORAGE=azurite.connection_string,
+        IMAGES_CONTAINER=blob_container.container_name,
+        VISION_ENDPOINT=vision_server.url,
+        VISION_KEY=vision_server.key,
+        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        IMGSEARCH_DATA_DIR=str(tmp_path),
+    )
+    services = build_services(settings, backend=local_index, failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
     yield services
     services.vectorizer.close()
 
@@ -158,9 +175,9 @@ def claimed_type(name: str) -> ContentSettings:
     return ContentSettings(content_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
 
 
-def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(function_services, blob_container,
-                                                                           bad_image_cases, good_images,
-                                                                           vision_server):
+def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
+    function_services, blob_container, bad_image_cases, good_images, vision_server
+):
     container = blob_container.container_name
     for name, data in good_images.items():
         # Every blob declares the type its name suggests: a lie for the PNG named .jpg.
@@ -184,15 +201,22 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(func
     assert {k: backend.get(k) for k in backend.keys_with_hashes()} == before
     # The type sniffed from the bytes wins over the blob's claim (image/jpeg for a PNG).
     assert backend.get(document_key(blob_identity(container, "png-named.jpg")))["content_type"] == "image/png"
-    answer = search_http(method="POST", params={"k": "1"}, body=good_images["good-1.jpg"],
-                                  content_type="image/jpeg", services=function_services)
+    answer = search_http(
+        method="POST",
+        params={"k": "1"},
+        body=good_images["good-1.jpg"],
+        content_type="image/jpeg",
+        services=function_services,
+    )
     assert answer.status == 200 and answer.body["results"][0]["fields"]["file_name"] == "good-1.jpg"
 
 
 # --------------------------------------------------------------------------- imgsearch index
 
-def test_imgsearch_index_skips_each_bad_file_with_its_reason_and_loses_nothing(run_cli, tmp_path, bad_image_cases,
-                                                                              good_images):
+
+def test_imgsearch_index_skips_each_bad_file_with_its_reason_and_loses_nothing(
+    run_cli, tmp_path, bad_image_cases, good_images
+):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, data in good_images.items():
@@ -206,8 +230,11 @@ def test_imgsearch_index_skips_each_bad_file_with_its_reason_and_loses_nothing(r
     result = run_cli("index", folder)
 
     assert result.exit_code == 0, result.output  # skipped files are reported, the run completes
-    skipped = {line.split(":", 1)[0].removeprefix("skipped "): line for line in result.stderr.splitlines()
-               if line.startswith("skipped ")}
+    skipped = {
+        line.split(":", 1)[0].removeprefix("skipped "): line
+        for line in result.stderr.splitlines()
+        if line.startswith("skipped ")
+    }
     for case, _ in bad_image_cases.values():
         line = skipped.get(str(folder.resolve() / case.file_name))
         assert line is not None, (case.file_name, result.stderr)
@@ -222,8 +249,9 @@ def test_imgsearch_index_skips_each_bad_file_with_its_reason_and_loses_nothing(r
         assert Path(hits[0]["fields"]["blob_path"]).name == name
 
 
-def test_imgsearch_search_with_a_bad_example_image_is_a_clear_argument_error(run_cli, tmp_path, bad_image_cases,
-                                                                            good_images):
+def test_imgsearch_search_with_a_bad_example_image_is_a_clear_argument_error(
+    run_cli, tmp_path, bad_image_cases, good_images
+):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "good.jpg").write_bytes(good_images["good-0.jpg"])

@@ -44,8 +44,18 @@ def test_backfill_benchmark_smoke_run_loses_and_duplicates_nothing():
 
 
 def test_upsert_batching_benchmark_smoke_run():
-    result = run_script(str(BENCH / "bench_upsert_batching.py"), "--quick", "--docs", "30", "--single", "5",
-                        "--batch-sizes", "10", "--rtt-ms", "0")
+    result = run_script(
+        str(BENCH / "bench_upsert_batching.py"),
+        "--quick",
+        "--docs",
+        "30",
+        "--single",
+        "5",
+        "--batch-sizes",
+        "10",
+        "--rtt-ms",
+        "0",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert re.search(r"x single", figure(out, "AzureSearchBackend -> search double (loopback): batches of 10"))
@@ -63,8 +73,7 @@ def test_blob_to_searchable_benchmark_smoke_run_finds_every_upload():
 
 @pytest.fixture
 def bench_dir(tmp_path: Path) -> Path:
-    (tmp_path / "bench_passes.py").write_text(
-        '"""Benchmark 2: passes."""\nimport sys\nprint("argv", sys.argv[1:])\n')
+    (tmp_path / "bench_passes.py").write_text('"""Benchmark 2: passes."""\nimport sys\nprint("argv", sys.argv[1:])\n')
     (tmp_path / "bench_fails.py").write_text('"""Benchmark 1: fails."""\nraise SystemExit(3)\n')
     (tmp_path / "helper.py").write_text("raise SystemExit('not a benchmark: must not run')\n")
     return tmp_path
@@ -100,8 +109,8 @@ def test_indexing_tally_counts_every_accepted_upload_per_key():
         from common import search_double
     finally:
         sys.path.remove(str(BENCH))
-    from indexer.schema import load_schema
     from indexer.documents import Document, Embedding
+    from indexer.schema import load_schema
 
     schema = load_schema("2023-04-15")
     vector = np.zeros(1024, dtype=np.float32)

@@ -12,9 +12,9 @@ from PIL import Image
 
 from indexer.errors import ConfigurationError, InputLimitError
 from indexer.keys import blob_identity, document_key
+from indexer.services import blob_service_client, blob_source
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource, parse_tags
-from indexer.services import blob_service_client, blob_source
 
 
 def jpeg_bytes(color=(200, 30, 30), size=(32, 32)) -> bytes:
@@ -75,8 +75,12 @@ def test_whole_container_is_listed_without_a_prefix(blob_container: ContainerCli
 
 
 def test_content_type_and_tags_come_from_the_blob_properties(blob_container: ContainerClient):
-    blob_container.upload_blob("cat.png", b"png", content_settings=ContentSettings(content_type="image/png"),
-                               metadata={"Tags": " cat, pet,, cat ,indoor", "camera": "x100"})
+    blob_container.upload_blob(
+        "cat.png",
+        b"png",
+        content_settings=ContentSettings(content_type="image/png"),
+        metadata={"Tags": " cat, pet,, cat ,indoor", "camera": "x100"},
+    )
     blob_container.upload_blob("plain.jpg", b"jpg")  # default application/octet-stream, no metadata
 
     source = BlobSource(blob_container)
@@ -180,17 +184,22 @@ def test_identity_based_connection_uses_the_blob_service_uri_and_the_given_crede
 def test_identity_based_connection_defaults_to_the_managed_identity_of_azure_client_id():
     from azure.identity import DefaultAzureCredential
 
-    settings = Settings(IMAGES_STORAGE__blobServiceUri="https://acct.blob.core.windows.net",
-                        AZURE_CLIENT_ID="00000000-0000-0000-0000-000000000001")
+    settings = Settings(
+        IMAGES_STORAGE__blobServiceUri="https://acct.blob.core.windows.net",
+        AZURE_CLIENT_ID="00000000-0000-0000-0000-000000000001",
+    )
     client = blob_service_client(settings)
     assert isinstance(client.credential, DefaultAzureCredential)
 
 
-@pytest.mark.parametrize("settings, named", [
-    (Settings(IMAGES_STORAGE="", IMAGES_STORAGE__blobServiceUri=""), "IMAGES_STORAGE"),
-    (Settings(IMAGES_STORAGE__blobServiceUri="acct.blob.core.windows.net"), "IMAGES_STORAGE__blobServiceUri"),
-    (Settings(IMAGES_STORAGE="this is not a connection string"), "IMAGES_STORAGE"),
-])
+@pytest.mark.parametrize(
+    "settings, named",
+    [
+        (Settings(IMAGES_STORAGE="", IMAGES_STORAGE__blobServiceUri=""), "IMAGES_STORAGE"),
+        (Settings(IMAGES_STORAGE__blobServiceUri="acct.blob.core.windows.net"), "IMAGES_STORAGE__blobServiceUri"),
+        (Settings(IMAGES_STORAGE="this is not a connection string"), "IMAGES_STORAGE"),
+    ],
+)
 def test_missing_or_bad_storage_settings_name_the_setting(settings, named, monkeypatch):
     with pytest.raises(ConfigurationError, match=re.escape(named)):
         blob_service_client(settings)

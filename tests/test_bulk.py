@@ -9,15 +9,16 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from indexer.indexing.bulk import BulkIndexingAborted, index_items, remove_missing
 from indexer.errors import ModelVersionMismatchError
-from indexer.model_versions import OFFLINE_ENGLISH
+from indexer.indexing.bulk import BulkIndexingAborted, index_items, remove_missing
 from indexer.indexing.pipeline import Outcome, content_hash
+from indexer.model_versions import OFFLINE_ENGLISH
 from indexer.sources.base import ImageItem
 from indexer.sources.folder import FolderSource
 
@@ -155,6 +156,7 @@ def test_force_vectorizes_unchanged_images_again(photos, vectorizer, index) -> N
 
 def _gated(items: list[ImageItem], gate: threading.Barrier, in_flight: list[int], lock: threading.Lock):
     """Items whose read waits until ``gate.parties`` reads are running at once."""
+
     def wrap(item: ImageItem) -> ImageItem:
         def read() -> bytes:
             with lock:
@@ -166,7 +168,9 @@ def _gated(items: list[ImageItem], gate: threading.Barrier, in_flight: list[int]
             finally:
                 with lock:
                     in_flight[0] -= 1
+
         return ImageItem(item.identity, item.source, read, dict(item.fields))
+
     return [wrap(item) for item in items]
 
 
@@ -202,8 +206,7 @@ def test_items_are_pulled_lazily_with_bounded_read_ahead(photos, vectorizer, ind
     assert pulled_at_first_outcome[0] <= 2 * 2 < len(items)
 
 
-def test_a_short_batch_is_written_once_many_outcomes_wait_behind_it(photos, vectorizer, index,
-                                                                  monkeypatch) -> None:
+def test_a_short_batch_is_written_once_many_outcomes_wait_behind_it(photos, vectorizer, index, monkeypatch) -> None:
     import indexer.indexing.bulk
 
     source = FolderSource(photos)
@@ -223,8 +226,7 @@ def test_a_short_batch_is_written_once_many_outcomes_wait_behind_it(photos, vect
         if outcome.status == "indexed":
             pulled_when_written.append(pulled)
 
-    index_items(lazily(), vectorizer=vectorizer, backend=index, concurrency=1, batch_size=100,
-                on_outcome=on_outcome)
+    index_items(lazily(), vectorizer=vectorizer, backend=index, concurrency=1, batch_size=100, on_outcome=on_outcome)
 
     assert len(pulled_when_written) == 1 and pulled_when_written[0] < len(items)
 
@@ -255,8 +257,9 @@ def test_a_pin_mismatch_stops_the_run_and_writes_nothing(photos, vectorizer, loc
     outcomes: list[Outcome] = []
 
     with pytest.raises(ModelVersionMismatchError):
-        index_items(FolderSource(photos).list_items(), vectorizer=vectorizer, backend=english,
-                    on_outcome=outcomes.append)
+        index_items(
+            FolderSource(photos).list_items(), vectorizer=vectorizer, backend=english, on_outcome=outcomes.append
+        )
 
     assert english.inner.count() == 0 and english.upserts == []
     assert [o for o in outcomes if o.status == "indexed"] == []
@@ -275,7 +278,8 @@ def test_a_run_of_transient_failures_stops_the_run(photos, vectorizer, index) ->
 
 
 def test_remove_missing_deletes_only_vanished_documents_of_the_selected_folder(
-        tmp_path, photos, vectorizer, index) -> None:
+    tmp_path, photos, vectorizer, index
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(photos / "cat.jpg", other / "cat.jpg")

@@ -16,10 +16,9 @@ import pytest
 import requests
 
 from indexer.backends.numpy_index import NumpyIndex
-from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.indexing.pipeline import content_hash
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.sources.folder import FolderSource
-
 from tests.fixtures.cli import clean_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +39,7 @@ def local_index(data_dir: Path, name: str = "images") -> NumpyIndex:
 
 
 # --- index, search, info over the sample photos ---------------------------------------------
+
 
 def test_index_reports_every_sample_indexed(indexed_samples) -> None:
     summary = indexed_samples.summary
@@ -166,6 +166,7 @@ def test_info_names_the_vision_endpoint_but_never_a_key(run_cli) -> None:
 
 # --- re-indexing a folder that changed --------------------------------------------------------
 
+
 @pytest.fixture
 def small_folder(tmp_path, samples_dir) -> Path:
     folder = tmp_path / "photos"
@@ -182,8 +183,9 @@ def index_json(run_cli, folder, *extra, env=None) -> dict:
     return json.loads(result.stdout)
 
 
-def test_reindex_updates_changed_files_removes_deleted_ones_and_skips_the_rest(run_cli, small_folder, tmp_path,
-                                                                               samples_dir) -> None:
+def test_reindex_updates_changed_files_removes_deleted_ones_and_skips_the_rest(
+    run_cli, small_folder, tmp_path, samples_dir
+) -> None:
     first = index_json(run_cli, small_folder)
     source = FolderSource(small_folder)
     coffee_key = source.get_item("coffee.jpg").key
@@ -220,8 +222,9 @@ def test_bad_files_are_reported_and_skipped_and_nothing_indexed_is_lost(run_cli,
     assert index.count() == 4 and index.get(dog_key) == dog_before
 
 
-def test_a_file_whose_extension_lies_about_its_format_is_indexed_with_its_true_type(run_cli, small_folder,
-                                                                                  tmp_path, samples_dir) -> None:
+def test_a_file_whose_extension_lies_about_its_format_is_indexed_with_its_true_type(
+    run_cli, small_folder, tmp_path, samples_dir
+) -> None:
     shutil.copy(samples_dir / "gift_box.png", small_folder / "gift_box.jpg")  # a PNG named .jpg
 
     index_json(run_cli, small_folder)
@@ -249,8 +252,10 @@ def test_indexing_a_missing_folder_is_a_clear_error(run_cli, tmp_path) -> None:
 
 # --- the pin -------------------------------------------------------------------------------
 
-def test_index_into_an_index_pinned_to_another_model_exits_3_and_changes_nothing(run_cli, small_folder,
-                                                                                 tmp_path) -> None:
+
+def test_index_into_an_index_pinned_to_another_model_exits_3_and_changes_nothing(
+    run_cli, small_folder, tmp_path
+) -> None:
     created = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
     assert created.exit_code == 0 and OFFLINE_ENGLISH in created.stdout
 
@@ -275,8 +280,9 @@ def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_
     assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == OFFLINE_MULTILINGUAL
 
 
-def test_vectors_from_a_server_reporting_another_model_are_refused(run_cli, small_folder, tmp_path,
-                                                                   vision_server) -> None:
+def test_vectors_from_a_server_reporting_another_model_are_refused(
+    run_cli, small_folder, tmp_path, vision_server
+) -> None:
     # The index is pinned to Azure's 2023-04-15; the local server answers with its own model
     # name, so every vector is refused before anything is written.
     env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key}
@@ -290,8 +296,11 @@ def test_vectors_from_a_server_reporting_another_model_are_refused(run_cli, smal
 
 
 def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp_path, vision_server) -> None:
-    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-           "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
+    env = {
+        "VISION_ENDPOINT": vision_server.url,
+        "VISION_KEY": vision_server.key,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+    }
     calls_before = len(vision_server.requests)
 
     summary = index_json(run_cli, small_folder, env=env)
@@ -303,8 +312,11 @@ def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp
 
 
 def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_folder, vision_server) -> None:
-    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key,
-           "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
+    env = {
+        "VISION_ENDPOINT": vision_server.url,
+        "VISION_KEY": vision_server.key,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+    }
     index_json(run_cli, small_folder, env=env)
 
     # One "word" of 5,000 characters passes the 70-word limit the client checks, and the
@@ -316,7 +328,11 @@ def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_fol
 
 
 def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_folder, tmp_path, vision_server) -> None:
-    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": "wrong-key", "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL}
+    env = {
+        "VISION_ENDPOINT": vision_server.url,
+        "VISION_KEY": "wrong-key",
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+    }
 
     result = run_cli("index", small_folder, env=env)
 
@@ -328,9 +344,15 @@ def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_fol
 
 # --- configuration errors ------------------------------------------------------------------
 
-@pytest.mark.parametrize("variable, value", [("VISION_MODEL_VERSION", "2099-01-01"),
-                                             ("VISION_TIMEOUT_SECONDS", "-1"),
-                                             ("SEARCH_INDEX_NAME", "Not A Valid Name")])
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("VISION_MODEL_VERSION", "2099-01-01"),
+        ("VISION_TIMEOUT_SECONDS", "-1"),
+        ("SEARCH_INDEX_NAME", "Not A Valid Name"),
+    ],
+)
 def test_a_bad_setting_is_named_in_one_line_with_exit_code_2(run_cli, small_folder, variable, value) -> None:
     result = run_cli("index", small_folder, env={variable: value})
 
@@ -341,11 +363,11 @@ def test_a_bad_setting_is_named_in_one_line_with_exit_code_2(run_cli, small_fold
 
 # --- the console script, a real process ------------------------------------------------------
 
+
 def run_process(*args, env: dict | None = None, **options) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in clean_env()}
     full_env.update(env or {})
-    return subprocess.run([str(a) for a in args], env=full_env, capture_output=True, text=True, timeout=120,
-                          **options)
+    return subprocess.run([str(a) for a in args], env=full_env, capture_output=True, text=True, timeout=120, **options)
 
 
 def test_the_console_script_and_python_m_run_the_cli(indexed_samples) -> None:
@@ -368,9 +390,14 @@ def test_serve_vision_takes_its_keys_from_the_environment(tmp_path) -> None:
     process = subprocess.Popen(
         [str(BIN / "imgsearch"), "serve-vision", "--port", str(port), "--log-level", "warning"],
         env={**{k: v for k, v in os.environ.items() if k not in clean_env()}, "VISION_SERVER_KEYS": "k-one, k-two"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/computervision/retrieval:vectorizeText?api-version=2024-02-01" \
-          f"&model-version={OFFLINE_MULTILINGUAL}"
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = (
+        f"http://127.0.0.1:{port}/computervision/retrieval:vectorizeText?api-version=2024-02-01"
+        f"&model-version={OFFLINE_MULTILINGUAL}"
+    )
     try:
         deadline = time.monotonic() + 60
         while True:  # wait until the server listens (startup imports take a few seconds)
@@ -381,8 +408,9 @@ def test_serve_vision_takes_its_keys_from_the_environment(tmp_path) -> None:
                 assert process.poll() is None, process.stderr.read()
                 assert time.monotonic() < deadline, "serve-vision did not start"
                 time.sleep(0.2)
-        with_second_key = requests.post(url, json={"text": ""}, headers={"Ocp-Apim-Subscription-Key": "k-two"},
-                                        timeout=5)
+        with_second_key = requests.post(
+            url, json={"text": ""}, headers={"Ocp-Apim-Subscription-Key": "k-two"}, timeout=5
+        )
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -396,8 +424,10 @@ def test_serve_vision_takes_its_keys_from_the_environment(tmp_path) -> None:
 
 # --- against the Azure AI Search stand-in, through the real SDK ----------------------------------
 
-def test_index_search_and_reindex_against_azure_ai_search(run_cli, small_folder, search_double,
-                                                          search_index_name) -> None:
+
+def test_index_search_and_reindex_against_azure_ai_search(
+    run_cli, small_folder, search_double, search_index_name
+) -> None:
     url, key = search_double.endpoint, search_double.api_key
     env = {"SEARCH_ENDPOINT": url, "SEARCH_KEY": key, "SEARCH_INDEX_NAME": search_index_name}
 
@@ -415,11 +445,15 @@ def test_index_search_and_reindex_against_azure_ai_search(run_cli, small_folder,
     assert key not in json.dumps(info)
 
 
-def test_verbose_logging_shows_debug_messages_but_never_a_key(run_cli, small_folder, search_double,
-                                                              search_index_name, restore_logging) -> None:
+def test_verbose_logging_shows_debug_messages_but_never_a_key(
+    run_cli, small_folder, search_double, search_index_name, restore_logging
+) -> None:
     (small_folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    env = {"SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
-           "SEARCH_INDEX_NAME": search_index_name}
+    env = {
+        "SEARCH_ENDPOINT": search_double.endpoint,
+        "SEARCH_KEY": search_double.api_key,
+        "SEARCH_INDEX_NAME": search_index_name,
+    }
 
     result = run_cli("-vv", "index", small_folder, env=env)
 

@@ -17,19 +17,18 @@ import importlib.util
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import azure.functions as func
 import pytest
 
 from indexer.entrypoints import functions as handlers
-from indexer.services import build_backend, ensure_index
+from indexer.entrypoints.watch import BlobWatcher, Change
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.services import Services, build_backend, ensure_index
 from indexer.settings import load_settings
-from indexer.entrypoints.watch import BlobWatcher, Change
-from indexer.services import Services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "samples"
@@ -58,8 +57,9 @@ def function_app():
 
 
 @pytest.fixture
-def azure_like_environment(monkeypatch, azurite, blob_container, vision_server, search_double, search_index_name,
-                           tmp_path):
+def azure_like_environment(
+    monkeypatch, azurite, blob_container, vision_server, search_double, search_index_name, tmp_path
+):
     """App settings as the Function app would have them, pointing at the stand-ins."""
     for name, value in {
         "IMAGES_STORAGE": azurite.connection_string,
@@ -109,7 +109,7 @@ class RunningWatcher:
         with self.lock:
             return any(c.kind == kind and c.blob_name == blob and not c.error for c in self.changes)
 
-    def __enter__(self) -> "RunningWatcher":
+    def __enter__(self) -> RunningWatcher:
         self.thread.start()
         return self
 
@@ -119,8 +119,13 @@ class RunningWatcher:
 
 
 def search(function_app, **params) -> list[dict]:
-    request = func.HttpRequest(method="GET", url="http://localhost/api/search", headers={},
-                               params={k: str(v) for k, v in params.items()}, body=b"")
+    request = func.HttpRequest(
+        method="GET",
+        url="http://localhost/api/search",
+        headers={},
+        params={k: str(v) for k, v in params.items()},
+        body=b"",
+    )
     response = function_app.indexed_functions["search"].get_user_function()(request)
     body = json.loads(response.get_body())
     assert response.status_code == 200, body
@@ -131,14 +136,16 @@ def image_calls(vision_server) -> int:
     return sum(1 for r in vision_server.requests.all() if r.path.endswith("vectorizeImage"))
 
 
-def test_upload_search_reupload_delete_and_a_corrupt_blob(azure_like_environment, function_app, blob_container,
-                                                          vision_server, search_double, search_index_name):
+def test_upload_search_reupload_delete_and_a_corrupt_blob(
+    azure_like_environment, function_app, blob_container, vision_server, search_double, search_index_name
+):
     services = handlers.get_services()
     backend = services.backend
     tags = labels()
     for name in PHOTOS:
-        blob_container.upload_blob(f"photos/{name}", (SAMPLES / name).read_bytes(),
-                                   metadata={"tags": ",".join(tags[name])})
+        blob_container.upload_blob(
+            f"photos/{name}", (SAMPLES / name).read_bytes(), metadata={"tags": ",".join(tags[name])}
+        )
 
     with RunningWatcher(services) as watcher:
         wait_until(lambda: backend.count() == len(PHOTOS), "the photos to be indexed")
@@ -154,13 +161,18 @@ def test_upload_search_reupload_delete_and_a_corrupt_blob(azure_like_environment
         assert results[0]["fields"]["file_name"] == "cat.jpg"
         assert results[0]["source"] == blob_container.get_blob_client("photos/cat.jpg").url
         assert all(-1.0 <= r["score"] <= 1.0 for r in results)
-        assert [r["fields"]["file_name"] for r in search(function_app, text="a cup", filter="tags=coffee")] \
-            == ["coffee.jpg"]
+        assert [r["fields"]["file_name"] for r in search(function_app, text="a cup", filter="tags=coffee")] == [
+            "coffee.jpg"
+        ]
 
         # The same bytes uploaded again under the same name: a new ETag, the same document.
         calls = image_calls(vision_server)
-        blob_container.upload_blob("photos/cat.jpg", (SAMPLES / "cat.jpg").read_bytes(), overwrite=True,
-                                   metadata={"tags": ",".join(tags["cat.jpg"])})
+        blob_container.upload_blob(
+            "photos/cat.jpg",
+            (SAMPLES / "cat.jpg").read_bytes(),
+            overwrite=True,
+            metadata={"tags": ",".join(tags["cat.jpg"])},
+        )
         wait_until(lambda: watcher.handled("changed", "photos/cat.jpg"), "the re-upload to be handled")
         assert backend.count() == len(PHOTOS)
         assert image_calls(vision_server) == calls  # unchanged bytes: no Vision call
@@ -174,8 +186,10 @@ def test_upload_search_reupload_delete_and_a_corrupt_blob(azure_like_environment
         # A corrupt blob is recorded as failed; a good one uploaded with it is indexed.
         blob_container.upload_blob("photos/corrupt.jpg", b"\xff\xd8\xff\xe0 truncated")
         blob_container.upload_blob("photos/bus.jpg", (SAMPLES / "bus.jpg").read_bytes())
-        wait_until(lambda: watcher.handled("created", "photos/corrupt.jpg")
-                   and watcher.handled("created", "photos/bus.jpg"), "the new uploads to be handled")
+        wait_until(
+            lambda: watcher.handled("created", "photos/corrupt.jpg") and watcher.handled("created", "photos/bus.jpg"),
+            "the new uploads to be handled",
+        )
 
     assert backend.count() == len(PHOTOS)  # 6 - dog + bus; the corrupt one is not indexed
     corrupt_key = document_key(blob_identity(blob_container.container_name, "photos/corrupt.jpg"))

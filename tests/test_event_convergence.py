@@ -39,17 +39,17 @@ from azure.core.exceptions import ResourceNotFoundError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.entrypoints import functions as handlers
 from indexer.backends.numpy_index import NumpyIndex
-from indexer.indexing.sync import sync
+from indexer.documents import Embedding
+from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import JsonlFailureLog
+from indexer.indexing.sync import sync
 from indexer.keys import blob_identity, document_key
+from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
-from indexer.documents import Embedding
 from tests.fixtures.bad_images import good_png
 from tests.fixtures.search_double import tiny_schema
-from indexer.services import build_services
 
 MODEL = "test-events"
 DIMS = 8
@@ -98,9 +98,13 @@ class World:
         self.index.ensure_index(tiny_schema(DIMS, MODEL))
         self.vectorizer = ContentVectorizer()
         settings_ = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=self.name)
-        self.services = build_services(settings_, vectorizer=self.vectorizer, backend=self.index,
-                                                blob_service=blob_service,
-                                                failures=JsonlFailureLog(directory / "failures.jsonl"))
+        self.services = build_services(
+            settings_,
+            vectorizer=self.vectorizer,
+            backend=self.index,
+            blob_service=blob_service,
+            failures=JsonlFailureLog(directory / "failures.jsonl"),
+        )
 
     def close(self) -> None:
         self.container.delete_container()
@@ -132,9 +136,11 @@ class World:
     # --- the two states to compare ---
 
     def container_state(self) -> dict[str, str]:
-        return {document_key(blob_identity(self.name, b.name)):
-                "sha256:" + hashlib.sha256(self.container.download_blob(b.name).readall()).hexdigest()
-                for b in self.container.list_blobs()}
+        return {
+            document_key(blob_identity(self.name, b.name)): "sha256:"
+            + hashlib.sha256(self.container.download_blob(b.name).readall()).hexdigest()
+            for b in self.container.list_blobs()
+        }
 
     def index_state(self) -> dict[str, str]:
         return self.index.keys_with_hashes()
@@ -149,8 +155,13 @@ def histories(draw, *, may_lose: bool = False):
     the end. Copies due at the same moment come in a random order."""
     # Mostly two names, so that one blob often sees several changes (and its events can cross).
     names = st.sampled_from((NAMES[0], NAMES[0], NAMES[1], NAMES[1], NAMES[2]))
-    changes = draw(st.lists(st.tuples(st.sampled_from(("put", "put", "delete")), names,
-                                      st.integers(0, len(CONTENTS) - 1)), min_size=3, max_size=10))
+    changes = draw(
+        st.lists(
+            st.tuples(st.sampled_from(("put", "put", "delete")), names, st.integers(0, len(CONTENTS) - 1)),
+            min_size=3,
+            max_size=10,
+        )
+    )
     end = len(changes)
     deliveries = []
     for position in range(end):
@@ -175,8 +186,12 @@ def play(world: World, changes, deliveries) -> None:
                 world.deliver(events[position])
 
 
-HYPOTHESIS = settings(max_examples=35, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HYPOTHESIS = settings(
+    max_examples=35,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @HYPOTHESIS
@@ -200,8 +215,7 @@ def test_after_lost_events_a_reconcile_brings_the_index_back_to_the_container(az
         world = World(azurite, blob_service, Path(directory))
         try:
             play(world, changes, deliveries)
-            summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index,
-                                concurrency=2)
+            summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index, concurrency=2)
             assert summary.failed == []
             assert world.index_state() == world.container_state()
         finally:
@@ -223,8 +237,7 @@ def test_lost_delete_event_leaves_a_stale_document_until_reconcile(azurite, blob
         world.close()
 
 
-def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repairs_it(azurite, blob_service,
-                                                                                     tmp_path):
+def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repairs_it(azurite, blob_service, tmp_path):
     """Two triggers of one blob running at once: the first reads the old bytes and is slow to
     vectorize them; meanwhile the blob is overwritten and the second trigger indexes the new
     bytes; then the first one writes the old document over it. No event is left to correct
@@ -257,8 +270,7 @@ def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repai
 
 
 @pytest.mark.parametrize("order", ["delete-first", "create-first"])
-def test_a_delete_event_and_a_create_event_for_a_recreated_blob_in_either_order(azurite, blob_service, tmp_path,
-                                                                               order):
+def test_a_delete_event_and_a_create_event_for_a_recreated_blob_in_either_order(azurite, blob_service, tmp_path, order):
     """The case named in the brief, spelled out: delete, then create again; the two events
     arrive in either order (and the delete event for a blob that exists again keeps it)."""
     world = World(azurite, blob_service, tmp_path)
@@ -266,7 +278,7 @@ def test_a_delete_event_and_a_create_event_for_a_recreated_blob_in_either_order(
         world.deliver(world.put("a.png", 0))
         deleted = world.delete("a.png")
         created = world.put("a.png", 2)
-        for event in ([deleted, created] if order == "delete-first" else [created, deleted]):
+        for event in [deleted, created] if order == "delete-first" else [created, deleted]:
             world.deliver(event)
         assert world.index_state() == world.container_state()
         assert len(world.index_state()) == 1

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
+from indexer.documents import Document, Embedding
 from indexer.indexing.backfill import backfill, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
-from standins.search.service import FaultConfig
-from indexer.documents import Document, Embedding
 from indexer.vectorizers.vision.client import VisionClient
+from standins.search.service import FaultConfig
 from tests.fixtures.bad_images import good_jpeg
 from tests.fixtures.search_double import tiny_schema
 
@@ -35,9 +35,18 @@ def documents(count: int, *, seed: int = 0) -> list[Document]:
     docs = []
     for i in range(count):
         vector = rng.normal(size=DIMS).astype(np.float32)
-        docs.append(Document(key=f"doc-{i:04d}", embedding=Embedding(vector, TINY), fields={
-            "source": f"https://example.invalid/images/{i}.jpg", "file_name": f"{i}.jpg",
-            "content_hash": f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}", "model_version": TINY}))
+        docs.append(
+            Document(
+                key=f"doc-{i:04d}",
+                embedding=Embedding(vector, TINY),
+                fields={
+                    "source": f"https://example.invalid/images/{i}.jpg",
+                    "file_name": f"{i}.jpg",
+                    "content_hash": f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}",
+                    "model_version": TINY,
+                },
+            )
+        )
     return docs
 
 
@@ -51,15 +60,19 @@ def tiny_backend(azure_backend_factory):
         backend = azure_backend_factory(max_batch_actions=100, **options)
         backend.ensure_index(tiny_schema(DIMS, TINY))
         return backend
+
     return make
 
 
 def test_per_document_503s_and_429s_are_retried_until_each_document_is_written_once(
-        tiny_backend, search_double, search_index_name):
+    tiny_backend, search_double, search_index_name
+):
     backend = tiny_backend()
     # Each key fails at most 3 times (the backend retries 5), so every document gets through.
-    search_double.set_faults(search_index_name, FaultConfig(
-        document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3, seed=11))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3, seed=11),
+    )
     docs = documents(300)
 
     result = backend.upsert(docs)
@@ -77,14 +90,20 @@ def test_per_document_503s_and_429s_are_retried_until_each_document_is_written_o
     assert sum(recorder.sent_per_key(search_index_name).values()) == len(docs) + len(refused)
 
 
-def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend, search_double,
-                                                                     search_index_name):
+def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend, search_double, search_index_name):
     backend = tiny_backend(max_retries=10)
     # The first four indexing requests fail whole (rate 1, capped at 4): deterministic, whatever
     # the index name the double seeds its draws with.
-    search_double.set_faults(search_index_name, FaultConfig(
-        request_fault_rate=1.0, request_fault_status=503, max_request_faults=4, operations=frozenset({"index"}),
-        retry_after_seconds=0.01))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            request_fault_rate=1.0,
+            request_fault_status=503,
+            max_request_faults=4,
+            operations=frozenset({"index"}),
+            retry_after_seconds=0.01,
+        ),
+    )
     docs = documents(250, seed=1)
 
     result = backend.upsert(docs)
@@ -96,14 +115,24 @@ def test_whole_request_503s_are_retried_without_loss_or_duplication(tiny_backend
     assert statuses == [503, 503, 503, 503, 200, 200, 200]  # three batches of at most 100
 
 
-def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(tiny_backend, search_double,
-                                                                          search_index_name):
+def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(
+    tiny_backend, search_double, search_index_name
+):
     backend = tiny_backend(max_retries=10)
     docs = documents(200, seed=2)
     assert backend.upsert(docs).ok
-    search_double.set_faults(search_index_name, FaultConfig(
-        document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3,
-        request_fault_rate=0.4, max_request_faults=8, operations=frozenset({"index"}), seed=3))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            document_fault_rate=0.3,
+            document_fault_statuses=(503, 429),
+            max_faults_per_document=3,
+            request_fault_rate=0.4,
+            max_request_faults=8,
+            operations=frozenset({"index"}),
+            seed=3,
+        ),
+    )
     gone, kept = docs[::2], docs[1::2]
 
     result = backend.delete(d.key for d in gone)
@@ -116,6 +145,7 @@ def test_deletes_under_both_kinds_of_faults_remove_exactly_what_was_asked(tiny_b
 
 # --------------------------------------------------------------------------- through a backfill
 
+
 def upload_photos(container, count: int, prefix: str = "p") -> dict[str, bytes]:
     blobs = {f"{prefix}/{i:02d}.jpg": good_jpeg(300 + i) for i in range(count)}
     for name, data in blobs.items():
@@ -124,8 +154,13 @@ def upload_photos(container, count: int, prefix: str = "p") -> dict[str, bytes]:
 
 
 def vision_client(vision_server) -> VisionClient:
-    return VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL,
-                        backoff_factor=0.01, backoff_max=0.05)
+    return VisionClient(
+        vision_server.url,
+        AzureKeyCredential(vision_server.key),
+        model_version=OFFLINE_MULTILINGUAL,
+        backoff_factor=0.01,
+        backoff_max=0.05,
+    )
 
 
 def image_calls(vision_server) -> int:
@@ -133,35 +168,50 @@ def image_calls(vision_server) -> int:
 
 
 def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_each_once(
-        vision_server, blob_container, search_double, search_index_name, azure_backend_factory,
-        tmp_path):
+    vision_server, blob_container, search_double, search_index_name, azure_backend_factory, tmp_path
+):
     blobs = upload_photos(blob_container, 30)
     backend = azure_backend_factory(max_retries=8)
     backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
-    search_double.set_faults(search_index_name, FaultConfig(
-        document_fault_rate=0.3, document_fault_statuses=(503, 429), max_faults_per_document=3,
-        request_fault_rate=0.3, max_request_faults=6, operations=frozenset({"index"}), seed=9))
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            document_fault_rate=0.3,
+            document_fault_statuses=(503, 429),
+            max_faults_per_document=3,
+            request_fault_rate=0.3,
+            max_request_faults=6,
+            operations=frozenset({"index"}),
+            seed=9,
+        ),
+    )
     source = BlobSource(blob_container)
     calls_before = image_calls(vision_server)
 
     with vision_client(vision_server) as client:
-        summary = backfill(source, vectorizer=client, backend=backend, batch_size=8, concurrency=4,
-                           checkpoint_file=checkpoint_path(tmp_path, source, search_index_name),
-                           failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
+        summary = backfill(
+            source,
+            vectorizer=client,
+            backend=backend,
+            batch_size=8,
+            concurrency=4,
+            checkpoint_file=checkpoint_path(tmp_path, source, search_index_name),
+            failures=JsonlFailureLog(tmp_path / "failures.jsonl"),
+        )
 
     assert summary.completed and summary.indexed == len(blobs) and summary.failed == []
     container = blob_container.container_name
     keys = {document_key(blob_identity(container, name)): data for name, data in blobs.items()}
     assert backend.keys_with_hashes() == {k: "sha256:" + hashlib.sha256(d).hexdigest() for k, d in keys.items()}
-    assert search_double.recorder.applied_per_key(search_index_name) == {k: 1 for k in keys}
+    assert search_double.recorder.applied_per_key(search_index_name) == dict.fromkeys(keys, 1)
     assert any(not a.applied for a in search_double.recorder.actions_for(search_index_name))
     # The index's retries never cost another (paid, rate-limited) Vision call.
     assert image_calls(vision_server) - calls_before == len(blobs)
 
 
 def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_run_writes_them(
-        vision_server, blob_container, search_double, search_index_name, azure_backend_factory,
-        tmp_path):
+    vision_server, blob_container, search_double, search_index_name, azure_backend_factory, tmp_path
+):
     blobs = upload_photos(blob_container, 6, prefix="q")
     backend = azure_backend_factory(max_retries=2)
     backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
@@ -169,12 +219,12 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
     checkpoint_file = checkpoint_path(tmp_path, source, search_index_name)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
     # The service is busy for every document, longer than the backend's retries last.
-    search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0,
-                                                                  document_fault_statuses=(503,)))
+    search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0, document_fault_statuses=(503,)))
 
     with vision_client(vision_server) as client:
-        first = backfill(source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file,
-                         failures=failures, batch_size=3)
+        first = backfill(
+            source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file, failures=failures, batch_size=3
+        )
 
         # Not written, and reported as "try again later": not a bad image, not done.
         assert backend.count() == 0
@@ -184,11 +234,13 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
         assert failures.records() == []  # nothing recorded as a permanent failure
 
         search_double.set_faults(search_index_name, None)  # the service recovers
-        second = backfill(source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file,
-                          failures=failures, batch_size=3)
+        second = backfill(
+            source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file, failures=failures, batch_size=3
+        )
 
     assert second.completed and second.indexed == len(blobs) and second.known_failures == 0
     assert backend.count() == len(blobs)
     container = blob_container.container_name
     assert search_double.recorder.applied_per_key(search_index_name) == {
-        document_key(blob_identity(container, name)): 1 for name in blobs}
+        document_key(blob_identity(container, name)): 1 for name in blobs
+    }

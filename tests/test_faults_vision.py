@@ -48,8 +48,13 @@ def seed_with_every_fault_kind(*, draws: int, drop: bool, slow: bool) -> int:
     The injector draws once per request, in the order requests arrive, so with this seed a run
     that makes at least ``draws`` requests meets each kind, whatever the threads' interleaving."""
     for seed in range(1000):
-        injector = FaultInjector(rate=FAULT_RATE, statuses=FAULT_STATUSES, drop_connection=drop,
-                                 slow_seconds=SLOW_SECONDS if slow else 0.0, seed=seed)
+        injector = FaultInjector(
+            rate=FAULT_RATE,
+            statuses=FAULT_STATUSES,
+            drop_connection=drop,
+            slow_seconds=SLOW_SECONDS if slow else 0.0,
+            seed=seed,
+        )
         kinds = set()
         for _ in range(draws):
             fault = injector.draw()
@@ -116,28 +121,47 @@ def key() -> str:
 
 
 def client_for(server, key: str) -> VisionClient:
-    return VisionClient(server.url, AzureKeyCredential(key), model_version=OFFLINE_MULTILINGUAL,
-                        timeout=CLIENT_TIMEOUT, max_retries=MAX_RETRIES, backoff_factor=0.01, backoff_max=0.05)
+    return VisionClient(
+        server.url,
+        AzureKeyCredential(key),
+        model_version=OFFLINE_MULTILINGUAL,
+        timeout=CLIENT_TIMEOUT,
+        max_retries=MAX_RETRIES,
+        backoff_factor=0.01,
+        backoff_max=0.05,
+    )
 
 
 def run_backfill(container, client, backend, tmp_path, failures):
     source = BlobSource(container)
-    return backfill(source, vectorizer=client, backend=backend, failures=failures,
-                    checkpoint_file=checkpoint_path(tmp_path, source, backend.index_name), concurrency=4,
-                    batch_size=10)
+    return backfill(
+        source,
+        vectorizer=client,
+        backend=backend,
+        failures=failures,
+        checkpoint_file=checkpoint_path(tmp_path, source, backend.index_name),
+        concurrency=4,
+        batch_size=10,
+    )
 
 
 def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_once(
-        faulty_vision_server, key, blob_container, search_double, search_index_name,
-        azure_backend_factory, tmp_path, caplog):
+    faulty_vision_server, key, blob_container, search_double, search_index_name, azure_backend_factory, tmp_path, caplog
+):
     good = images_of_distinct_sizes(40, start_seed=1)
     sizes = {len(d) for d in good}
     bad = corrupt_images(2, sizes)
     # Every image is requested at least once, so the first len(good + bad) draws are certain.
     seed = seed_with_every_fault_kind(draws=len(good) + len(bad), drop=True, slow=True)
-    server = faulty_vision_server(keys=[key], fault_rate=FAULT_RATE, fault_statuses=FAULT_STATUSES,
-                                  fault_retry_after=1, drop_connection=True, slow_seconds=SLOW_SECONDS,
-                                  fault_seed=seed)
+    server = faulty_vision_server(
+        keys=[key],
+        fault_rate=FAULT_RATE,
+        fault_statuses=FAULT_STATUSES,
+        fault_retry_after=1,
+        drop_connection=True,
+        slow_seconds=SLOW_SECONDS,
+        fault_seed=seed,
+    )
     blobs = {f"photos/{i:02d}.jpg": data for i, data in enumerate(good)}
     blobs.update({f"broken/{i}.jpg": data for i, data in enumerate(bad)})
     for name, data in blobs.items():
@@ -155,12 +179,13 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     assert (summary.listed, summary.indexed) == (len(blobs), len(good))
     assert backend.count() == len(good)
     container = blob_container.container_name
-    good_keys = {document_key(blob_identity(container, name)): data for name, data in blobs.items()
-                 if name.startswith("photos/")}
+    good_keys = {
+        document_key(blob_identity(container, name)): data for name, data in blobs.items() if name.startswith("photos/")
+    }
     for key_, data in good_keys.items():
         assert backend.get(key_)["content_hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
     applied = search_double.recorder.applied_per_key(search_index_name)
-    assert applied == {key_: 1 for key_ in good_keys}  # exactly one upload of each, none of the broken ones
+    assert applied == dict.fromkeys(good_keys, 1)  # exactly one upload of each, none of the broken ones
 
     # The run really met every kind of fault, and retries stayed bounded for every image.
     attempts = attempts_by_size(server)
@@ -185,16 +210,21 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
         assert "InvalidImageFormat" in record.reason and "truncated" in record.reason and record.etag
 
 
-def test_a_permanent_400_is_sent_once_never_retried_and_recorded(faulty_vision_server, key, blob_container,
-                                                                 azure_backend_factory, tmp_path):
+def test_a_permanent_400_is_sent_once_never_retried_and_recorded(
+    faulty_vision_server, key, blob_container, azure_backend_factory, tmp_path
+):
     # No slow answers here: a slow answer is recorded late, with whatever the server finally
     # answered, so it would blur "which request got the 400". Every other kind is on.
     good = images_of_distinct_sizes(8, start_seed=500)
     bad = corrupt_images(3, {len(d) for d in good})
-    server = faulty_vision_server(keys=[key], fault_rate=FAULT_RATE, fault_statuses=FAULT_STATUSES,
-                                  fault_retry_after=0, drop_connection=True,
-                                  fault_seed=seed_with_every_fault_kind(draws=len(good) + len(bad), drop=True,
-                                                                        slow=False))
+    server = faulty_vision_server(
+        keys=[key],
+        fault_rate=FAULT_RATE,
+        fault_statuses=FAULT_STATUSES,
+        fault_retry_after=0,
+        drop_connection=True,
+        fault_seed=seed_with_every_fault_kind(draws=len(good) + len(bad), drop=True, slow=False),
+    )
     for i, data in enumerate(good):
         blob_container.upload_blob(f"ok/{i}.jpg", data)
     for i, data in enumerate(bad):

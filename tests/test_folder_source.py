@@ -5,15 +5,14 @@ from __future__ import annotations
 import io
 import os
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from indexer.errors import InputLimitError, InvalidImageError
+from indexer.errors import FolderNotFoundError, InputLimitError, InvalidImageError
 from indexer.keys import document_key
-from indexer.errors import FolderNotFoundError
 from indexer.sources.folder import FolderSource
 from tests.oracle import matches
 
@@ -62,7 +61,7 @@ def test_listing_twice_gives_the_same_items_and_keys(tree: Path) -> None:
 
 def test_item_identity_source_and_fields(tree: Path) -> None:
     path = tree / "sub" / "deeper" / "c.webp"
-    stamp = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=timezone.utc).timestamp()
+    stamp = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC).timestamp()
     os.utime(path, (stamp, stamp))
 
     item = next(i for i in FolderSource(tree).list_items() if i.fields["file_name"] == "c.webp")

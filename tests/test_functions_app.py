@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import azure.functions as func
@@ -23,11 +23,11 @@ from PIL import Image
 
 from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
+from indexer.indexing.pipeline import Outcome
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
-from indexer.indexing.pipeline import Outcome
-from indexer.settings import Settings
 from indexer.services import build_services
+from indexer.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
@@ -69,6 +69,7 @@ def jpeg(color=(90, 90, 90), size=(64, 64)) -> bytes:
 
 
 # --------------------------------------------------------------------------- declarations
+
 
 def test_the_app_declares_exactly_the_three_functions(function_app):
     assert sorted(functions_by_name(function_app)) == ["index_image", "remove_image", "search"]
@@ -114,9 +115,21 @@ def test_host_json_sets_bundle_retries_and_concurrency():
 
 def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
     values = json.loads((REPO_ROOT / "functions" / "local.settings.json").read_text())["Values"]
-    for name in ("IMAGES_STORAGE", "IMAGES_CONTAINER", "VISION_ENDPOINT", "VISION_KEY", "VISION_MODEL_VERSION",
-                 "SEARCH_ENDPOINT", "SEARCH_KEY", "SEARCH_INDEX_NAME", "MAX_IMAGE_BYTES", "AZURE_CLIENT_ID",
-                 "VISION_REQUESTS_PER_SECOND", "VISION_CONCURRENCY", "FUNCTIONS_WORKER_RUNTIME"):
+    for name in (
+        "IMAGES_STORAGE",
+        "IMAGES_CONTAINER",
+        "VISION_ENDPOINT",
+        "VISION_KEY",
+        "VISION_MODEL_VERSION",
+        "SEARCH_ENDPOINT",
+        "SEARCH_KEY",
+        "SEARCH_INDEX_NAME",
+        "MAX_IMAGE_BYTES",
+        "AZURE_CLIENT_ID",
+        "VISION_REQUESTS_PER_SECOND",
+        "VISION_CONCURRENCY",
+        "FUNCTIONS_WORKER_RUNTIME",
+    ):
         assert name in values, name
     assert values["VISION_KEY"] == "" and values["SEARCH_KEY"] == ""
     assert values["IMAGES_STORAGE"] == "UseDevelopmentStorage=true"
@@ -124,9 +137,11 @@ def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
 
 
 def test_requirements_stay_lean():
-    lines = [line.split(">")[0].split("=")[0].strip().lower()
-             for line in (REPO_ROOT / "functions" / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.split(">")[0].split("=")[0].strip().lower()
+        for line in (REPO_ROOT / "functions" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert "azure-functions" in lines and "azure-storage-blob" in lines
     assert not {"torch", "fastapi", "uvicorn", "starlette"} & set(lines)
 
@@ -135,7 +150,13 @@ HEAVY = ("torch", "fastapi", "uvicorn", "starlette")
 
 
 def heavy_modules(modules: list[str]) -> list[str]:
-    return [m for m in modules if m.split(".")[0] in HEAVY or m == "indexer.vectorizers.offline" or m.startswith("indexer.vectorizers.offline.")]
+    return [
+        m
+        for m in modules
+        if m.split(".")[0] in HEAVY
+        or m == "indexer.vectorizers.offline"
+        or m.startswith("indexer.vectorizers.offline.")
+    ]
 
 
 @pytest.mark.parametrize("build_services", [False, True], ids=["import", "first-invocation-setup"])
@@ -148,10 +169,23 @@ def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
         code.append("function_app.handlers.get_services()")
     code.append("print(json.dumps(sorted(sys.modules)))")
     unreachable = "http://127.0.0.1:9"  # never contacted: building clients sends nothing
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "IMAGES_STORAGE": "UseDevelopmentStorage=true",
-           "VISION_ENDPOINT": unreachable, "VISION_KEY": "k", "SEARCH_ENDPOINT": unreachable, "SEARCH_KEY": "k"}
-    result = subprocess.run([sys.executable, "-c", "; ".join(code), str(FUNCTION_APP.parent)], capture_output=True,
-                            text=True, timeout=120, cwd=FUNCTION_APP.parent, env=env)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "IMAGES_STORAGE": "UseDevelopmentStorage=true",
+        "VISION_ENDPOINT": unreachable,
+        "VISION_KEY": "k",
+        "SEARCH_ENDPOINT": unreachable,
+        "SEARCH_KEY": "k",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "; ".join(code), str(FUNCTION_APP.parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=FUNCTION_APP.parent,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     modules = json.loads(result.stdout.strip().splitlines()[-1])
     assert "function_app" in modules and "indexer.entrypoints.functions" in modules
@@ -161,6 +195,7 @@ def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
 
 
 # --------------------------------------------------------------------------- calling the functions
+
 
 @pytest.fixture
 def failures_container(blob_service):
@@ -173,9 +208,15 @@ def failures_container(blob_service):
 
 
 def make_services(azurite, container, vision, index, failures_container, tmp_path, **overrides):
-    settings = Settings(IMAGES_STORAGE=azurite.connection_string, IMAGES_CONTAINER=container.container_name,
-                        VISION_ENDPOINT=vision.url, VISION_KEY=vision.key or "", VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
-                        IMGSEARCH_DATA_DIR=str(tmp_path), **overrides)
+    settings = Settings(
+        IMAGES_STORAGE=azurite.connection_string,
+        IMAGES_CONTAINER=container.container_name,
+        VISION_ENDPOINT=vision.url,
+        VISION_KEY=vision.key or "",
+        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        IMGSEARCH_DATA_DIR=str(tmp_path),
+        **overrides,
+    )
     return build_services(settings, backend=index, failures=BlobFailureLog(failures_container))
 
 
@@ -208,13 +249,28 @@ def blob_event(container, name: str, event_type: str = handlers.BLOB_DELETED, *,
     data = {"api": "DeleteBlob", "blobType": "BlockBlob", "url": container.get_blob_client(name).url}
     subject = f"/blobServices/default/containers/{container.container_name}/blobs/{name}"
     topic = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     if cloud_events:
-        body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": topic, "type": event_type,
-                "subject": subject, "time": now, "data": data}
+        body = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": topic,
+            "type": event_type,
+            "subject": subject,
+            "time": now,
+            "data": data,
+        }
     else:
-        body = {"id": str(uuid.uuid4()), "topic": topic, "subject": subject, "eventType": event_type,
-                "eventTime": now, "data": data, "dataVersion": "", "metadataVersion": "1"}
+        body = {
+            "id": str(uuid.uuid4()),
+            "topic": topic,
+            "subject": subject,
+            "eventType": event_type,
+            "eventTime": now,
+            "data": data,
+            "dataVersion": "",
+            "metadataVersion": "1",
+        }
     return EventGridEventInConverter.decode(Datum(json.dumps(body), "json"), trigger_metadata={})
 
 
@@ -243,8 +299,9 @@ def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, 
     assert services.backend.count() == 1
 
 
-def test_a_second_trigger_for_unchanged_bytes_makes_no_vision_call(function_app, services, blob_container,
-                                                                   vision_server):
+def test_a_second_trigger_for_unchanged_bytes_makes_no_vision_call(
+    function_app, services, blob_container, vision_server
+):
     blob_container.upload_blob("a.jpg", jpeg())
     call(function_app, "index_image", input_stream(blob_container, "a.jpg"))
     before = len(vision_server.requests.all())
@@ -256,8 +313,9 @@ def test_a_second_trigger_for_unchanged_bytes_makes_no_vision_call(function_app,
     assert services.backend.count() == 1
 
 
-def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(function_app, services, blob_container,
-                                                                       failures_container):
+def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(
+    function_app, services, blob_container, failures_container
+):
     blob_container.upload_blob("broken.jpg", b"\xff\xd8\xff this is not a jpeg")
 
     call(function_app, "index_image", input_stream(blob_container, "broken.jpg"))  # does not raise
@@ -277,11 +335,12 @@ def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(function_a
     assert services.failures.get(key) is None
 
 
-def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(azurite, blob_container, vision_server,
-                                                                      local_index, failures_container, tmp_path,
-                                                                      function_app):
-    small_limit = make_services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path,
-                                MAX_IMAGE_BYTES=2000)
+def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(
+    azurite, blob_container, vision_server, local_index, failures_container, tmp_path, function_app
+):
+    small_limit = make_services(
+        azurite, blob_container, vision_server, local_index, failures_container, tmp_path, MAX_IMAGE_BYTES=2000
+    )
     handlers.set_services(small_limit)
     try:
         blob_container.upload_blob("huge.jpg", jpeg(size=(400, 400)))
@@ -294,12 +353,13 @@ def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(azurite, b
     assert len(vision_server.requests.all()) == before
 
 
-def test_a_transient_vision_failure_raises_so_the_host_retries(azurite, blob_container, faulty_vision_server,
-                                                               local_index, failures_container, tmp_path,
-                                                               function_app):
+def test_a_transient_vision_failure_raises_so_the_host_retries(
+    azurite, blob_container, faulty_vision_server, local_index, failures_container, tmp_path, function_app
+):
     down = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(503,), fault_retry_after=None)
-    flaky = make_services(azurite, blob_container, down, local_index, failures_container, tmp_path,
-                          VISION_MAX_RETRIES=0)
+    flaky = make_services(
+        azurite, blob_container, down, local_index, failures_container, tmp_path, VISION_MAX_RETRIES=0
+    )
     handlers.set_services(flaky)
     try:
         blob_container.upload_blob("a.jpg", jpeg())
@@ -352,8 +412,7 @@ def test_remove_image_ignores_other_event_types(function_app, services, blob_con
     assert services.backend.count() == 1
 
 
-def test_a_late_delete_event_for_a_blob_uploaded_again_keeps_its_document(function_app, services,
-                                                                          blob_container):
+def test_a_late_delete_event_for_a_blob_uploaded_again_keeps_its_document(function_app, services, blob_container):
     blob_container.upload_blob("again.jpg", jpeg((10, 10, 200)))
     handlers.index_blob(f"{blob_container.container_name}/again.jpg")
     blob_container.delete_blob("again.jpg")
@@ -366,8 +425,7 @@ def test_a_late_delete_event_for_a_blob_uploaded_again_keeps_its_document(functi
     assert doc["size_bytes"] == blob_container.get_blob_client("again.jpg").get_blob_properties().size
 
 
-def test_remove_image_ignores_events_of_other_containers(function_app, services, blob_container,
-                                                         failures_container):
+def test_remove_image_ignores_events_of_other_containers(function_app, services, blob_container, failures_container):
     blob_container.upload_blob("same-name.jpg", jpeg())
     handlers.index_blob(f"{blob_container.container_name}/same-name.jpg")
     blob_container.delete_blob("same-name.jpg")
@@ -378,12 +436,15 @@ def test_remove_image_ignores_events_of_other_containers(function_app, services,
     assert services.backend.count() == 1
 
 
-@pytest.mark.parametrize("subject, url, expected", [
-    ("/blobServices/default/containers/images/blobs/a/b c.jpg", "", ("images", "a/b c.jpg")),
-    ("", "https://acct.blob.core.windows.net/images/a/b%20c.jpg", ("images", "a/b c.jpg")),
-    ("", "http://127.0.0.1:10000/devstoreaccount1/images/x.jpg", ("images", "x.jpg")),
-    ("", "https://acct.blob.core.windows.net/devstoreaccount1/x.jpg", ("devstoreaccount1", "x.jpg")),
-])
+@pytest.mark.parametrize(
+    "subject, url, expected",
+    [
+        ("/blobServices/default/containers/images/blobs/a/b c.jpg", "", ("images", "a/b c.jpg")),
+        ("", "https://acct.blob.core.windows.net/images/a/b%20c.jpg", ("images", "a/b c.jpg")),
+        ("", "http://127.0.0.1:10000/devstoreaccount1/images/x.jpg", ("images", "x.jpg")),
+        ("", "https://acct.blob.core.windows.net/devstoreaccount1/x.jpg", ("devstoreaccount1", "x.jpg")),
+    ],
+)
 def test_blob_events_name_the_container_and_blob(subject, url, expected):
     event = handlers.parse_blob_event(handlers.BLOB_DELETED, subject, {"url": url})
     assert (event.container, event.blob_name) == expected
@@ -396,6 +457,7 @@ def test_an_event_without_a_blob_is_refused_with_a_clear_error():
 
 # --------------------------------------------------------------------------- search
 
+
 @pytest.fixture
 def indexed_sample_blobs(services, blob_container, photos):
     for name, data in photos.items():
@@ -406,8 +468,9 @@ def indexed_sample_blobs(services, blob_container, photos):
 
 def http(method: str = "GET", params: dict | None = None, body: bytes = b"", content_type: str | None = None):
     headers = {"content-type": content_type} if content_type else {}
-    return func.HttpRequest(method=method, url="http://localhost/api/search", headers=headers, params=params or {},
-                            body=body)
+    return func.HttpRequest(
+        method=method, url="http://localhost/api/search", headers=headers, params=params or {}, body=body
+    )
 
 
 def search(function_app, request: func.HttpRequest) -> tuple[int, dict]:
@@ -432,12 +495,12 @@ def test_search_by_posted_image_bytes_finds_the_same_image(function_app, indexed
     assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_search_by_image_url_with_json_body_and_filters(function_app, indexed_sample_blobs, photos,
-                                                        image_url_server):
+def test_search_by_image_url_with_json_body_and_filters(function_app, indexed_sample_blobs, photos, image_url_server):
     url = image_url_server(f"q-{uuid.uuid4().hex}.jpg", photos["coffee.jpg"], "image/jpeg")
     payload = {"image_url": url, "k": 5, "filter": ["tags=coffee"]}
-    status, body = search(function_app, http("POST", body=json.dumps(payload).encode(),
-                                             content_type="application/json"))
+    status, body = search(
+        function_app, http("POST", body=json.dumps(payload).encode(), content_type="application/json")
+    )
     assert status == 200
     assert [r["fields"]["file_name"] for r in body["results"]] == ["coffee.jpg"]
 
@@ -450,21 +513,29 @@ def test_search_threshold_drops_weaker_results(function_app, indexed_sample_blob
     assert len(above["results"]) < len(everything["results"])
 
 
-@pytest.mark.parametrize("request_args, code, words", [
-    (dict(params={}), "BadRequest", "give a query"),
-    (dict(params={"text": "cat", "image_url": "http://x/y.jpg"}), "BadRequest", "exactly one"),
-    (dict(params={"text": "cat", "k": "0"}), "BadRequest", "between 1 and 1000"),
-    (dict(params={"text": "cat", "k": "ten"}), "BadRequest", "whole number"),
-    (dict(params={"text": "cat", "threshold": "2"}), "BadRequest", "between -1 and 1"),
-    (dict(params={"text": "cat", "filter": "width >> 3"}), "InvalidFilter", "width"),
-    (dict(params={"text": "cat", "filter": "colour=red"}), "InvalidFilter", "colour"),
-    (dict(params={"text": " ".join(["word"] * 71)}), "InputLimitExceeded", "70 words"),
-    (dict(params={"image_url": "file:///etc/passwd"}), "BadRequest", "http(s) URL"),
-    (dict(method="POST", body=b"{not json", content_type="application/json"), "BadRequest", "not valid JSON"),
-    (dict(method="POST", body=b"\x00\x01garbage", content_type="image/png"), "InvalidImage", "not a readable image"),
-])
-def test_bad_search_input_gets_400_with_a_clear_json_error(function_app, indexed_sample_blobs, request_args, code,
-                                                           words):
+@pytest.mark.parametrize(
+    "request_args, code, words",
+    [
+        (dict(params={}), "BadRequest", "give a query"),
+        (dict(params={"text": "cat", "image_url": "http://x/y.jpg"}), "BadRequest", "exactly one"),
+        (dict(params={"text": "cat", "k": "0"}), "BadRequest", "between 1 and 1000"),
+        (dict(params={"text": "cat", "k": "ten"}), "BadRequest", "whole number"),
+        (dict(params={"text": "cat", "threshold": "2"}), "BadRequest", "between -1 and 1"),
+        (dict(params={"text": "cat", "filter": "width >> 3"}), "InvalidFilter", "width"),
+        (dict(params={"text": "cat", "filter": "colour=red"}), "InvalidFilter", "colour"),
+        (dict(params={"text": " ".join(["word"] * 71)}), "InputLimitExceeded", "70 words"),
+        (dict(params={"image_url": "file:///etc/passwd"}), "BadRequest", "http(s) URL"),
+        (dict(method="POST", body=b"{not json", content_type="application/json"), "BadRequest", "not valid JSON"),
+        (
+            dict(method="POST", body=b"\x00\x01garbage", content_type="image/png"),
+            "InvalidImage",
+            "not a readable image",
+        ),
+    ],
+)
+def test_bad_search_input_gets_400_with_a_clear_json_error(
+    function_app, indexed_sample_blobs, request_args, code, words
+):
     status, body = search(function_app, http(**request_args))
     assert status == 400
     assert body["error"]["code"] == code
@@ -478,13 +549,13 @@ def test_unsupported_media_type_gets_415_and_other_methods_405(function_app, ind
     assert status == 405 and body["error"]["code"] == "MethodNotAllowed"
 
 
-def test_search_before_the_index_exists_answers_503(function_app, azurite, blob_container, vision_server,
-                                                    failures_container, tmp_path):
+def test_search_before_the_index_exists_answers_503(
+    function_app, azurite, blob_container, vision_server, failures_container, tmp_path
+):
     from indexer.backends.numpy_index import NumpyIndex
 
     missing = NumpyIndex(tmp_path / "never-created", "images")
-    handlers.set_services(make_services(azurite, blob_container, vision_server, missing, failures_container,
-                                        tmp_path))
+    handlers.set_services(make_services(azurite, blob_container, vision_server, missing, failures_container, tmp_path))
     try:
         status, body = search(function_app, http(params={"text": "a cat"}))
     finally:
@@ -493,12 +564,12 @@ def test_search_before_the_index_exists_answers_503(function_app, azurite, blob_
 
 
 def test_search_against_an_index_of_another_model_version_answers_500_and_names_both(
-        function_app, azurite, blob_container, vision_server, failures_container, tmp_path, local_index_factory):
+    function_app, azurite, blob_container, vision_server, failures_container, tmp_path, local_index_factory
+):
     from indexer.model_versions import OFFLINE_ENGLISH
 
     english = local_index_factory(OFFLINE_ENGLISH, directory=tmp_path / "english")
-    handlers.set_services(make_services(azurite, blob_container, vision_server, english, failures_container,
-                                        tmp_path))
+    handlers.set_services(make_services(azurite, blob_container, vision_server, english, failures_container, tmp_path))
     try:
         status, body = search(function_app, http(params={"text": "a cat"}))
     finally:
@@ -507,12 +578,15 @@ def test_search_against_an_index_of_another_model_version_answers_500_and_names_
     assert OFFLINE_ENGLISH in body["error"]["message"] and OFFLINE_MULTILINGUAL in body["error"]["message"]
 
 
-def test_search_while_vision_throttles_answers_503_with_retry_after(function_app, azurite, blob_container,
-                                                                    faulty_vision_server, local_index,
-                                                                    failures_container, tmp_path):
+def test_search_while_vision_throttles_answers_503_with_retry_after(
+    function_app, azurite, blob_container, faulty_vision_server, local_index, failures_container, tmp_path
+):
     throttled = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(429,), fault_retry_after=7)
-    handlers.set_services(make_services(azurite, blob_container, throttled, local_index, failures_container,
-                                        tmp_path, VISION_MAX_RETRIES=0))
+    handlers.set_services(
+        make_services(
+            azurite, blob_container, throttled, local_index, failures_container, tmp_path, VISION_MAX_RETRIES=0
+        )
+    )
     try:
         response = call(function_app, "search", http(params={"text": "a cat"}))
     finally:
@@ -524,6 +598,7 @@ def test_search_while_vision_throttles_answers_503_with_retry_after(function_app
 
 # --------------------------------------------------------------------------- failure logs
 
+
 def test_blob_failure_log_records_replaces_lists_and_clears(failures_container):
     log = BlobFailureLog(failures_container)
     first = Outcome("k1", "http://x/a.jpg", "failed", reason="InvalidImageError: broken")
@@ -532,7 +607,9 @@ def test_blob_failure_log_records_replaces_lists_and_clears(failures_container):
     log.record(Outcome("k1", "http://x/a.jpg", "failed", reason="InvalidImageError: still broken"), etag="0x3")
 
     assert {r.key: (r.reason, r.etag) for r in log.records()} == {
-        "k1": ("InvalidImageError: still broken", "0x3"), "k2": ("InputLimitError: too big", "0x2")}
+        "k1": ("InvalidImageError: still broken", "0x3"),
+        "k2": ("InputLimitError: too big", "0x2"),
+    }
     log.clear("k1")
     log.clear("never-failed")
     assert [r.key for r in log.records()] == ["k2"]

@@ -30,23 +30,27 @@ from azure.storage.blob import BlobServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.entrypoints import functions as handlers
 from indexer.backends.azure_search import AzureSearchBackend
-from indexer.indexing.failures import JsonlFailureLog
+from indexer.documents import Embedding
+from indexer.entrypoints import functions as handlers
+from indexer.entrypoints.http import search_http
 from indexer.filters import Condition, parse_condition
-from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.indexing.failures import JsonlFailureLog
 from indexer.indexing.pipeline import prepare
+from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
+from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.sources.base import ImageItem
-from indexer.documents import Embedding
 from indexer.vectorizers.vision.client import VisionClient
-from indexer.services import build_services
-from indexer.entrypoints.http import search_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = {"cat.jpg": ["cat", "pet"], "dog.jpg": ["dog", "pet"], "coffee.jpg": ["coffee"],
-          "fire_truck.jpg": ["truck", "red"]}
+PHOTOS = {
+    "cat.jpg": ["cat", "pet"],
+    "dog.jpg": ["dog", "pet"],
+    "coffee.jpg": ["coffee"],
+    "fire_truck.jpg": ["truck", "red"],
+}
 INJECTION = "x' or 1 eq 1 or id eq '"
 
 
@@ -55,26 +59,43 @@ def hostile_world(search_double, vision_server, samples_dir, tmp_path_factory):
     """Four photos in an Azure AI Search index (the double), and the services the search
     endpoint uses: the Vision client against the local server and ``AzureSearchBackend``."""
     index_name = f"hostile-{uuid.uuid4().hex[:12]}"
-    backend = AzureSearchBackend(search_double.endpoint, index_name, AzureKeyCredential(search_double.api_key),
-                                 retry_backoff_seconds=0.001, retry_backoff_factor=0.001)
+    backend = AzureSearchBackend(
+        search_double.endpoint,
+        index_name,
+        AzureKeyCredential(search_double.api_key),
+        retry_backoff_seconds=0.001,
+        retry_backoff_factor=0.001,
+    )
     client = VisionClient(vision_server.url, AzureKeyCredential(vision_server.key), model_version=OFFLINE_MULTILINGUAL)
     pin = backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     documents = []
     for name, tags in PHOTOS.items():
         data = (samples_dir / name).read_bytes()
-        item = ImageItem(identity=f"photos/{name}", source=f"https://example.invalid/photos/{name}",
-                         read=lambda data=data: data,
-                         fields={"container": "photos", "blob_path": name, "file_name": name, "tags": tags})
+        item = ImageItem(
+            identity=f"photos/{name}",
+            source=f"https://example.invalid/photos/{name}",
+            read=lambda data=data: data,
+            fields={"container": "photos", "blob_path": name, "file_name": name, "tags": tags},
+        )
         documents.append(prepare(item, client, pin).document)
     assert backend.upsert(documents).ok
     folder = tmp_path_factory.mktemp("hostile")
-    settings_ = Settings(VISION_ENDPOINT=vision_server.url, VISION_KEY=vision_server.key,
-                         VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL, SEARCH_ENDPOINT=search_double.endpoint,
-                         SEARCH_KEY=search_double.api_key, SEARCH_INDEX_NAME=index_name, IMGSEARCH_DATA_DIR=str(folder))
+    settings_ = Settings(
+        VISION_ENDPOINT=vision_server.url,
+        VISION_KEY=vision_server.key,
+        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        SEARCH_ENDPOINT=search_double.endpoint,
+        SEARCH_KEY=search_double.api_key,
+        SEARCH_INDEX_NAME=index_name,
+        IMGSEARCH_DATA_DIR=str(folder),
+    )
     services = build_services(
-        settings_, vectorizer=client, backend=backend,
+        settings_,
+        vectorizer=client,
+        backend=backend,
         blob_service=BlobServiceClient("http://127.0.0.1:9/devstoreaccount1"),  # never called by search
-        failures=JsonlFailureLog(folder / "failures.jsonl"))
+        failures=JsonlFailureLog(folder / "failures.jsonl"),
+    )
     yield services
     client.close()
     backend.close()
@@ -94,15 +115,15 @@ def function_app(hostile_world):
 
 
 def via_handler(services, method="GET", params=None, body=None, content_type=None) -> tuple[int, dict]:
-    answer = search_http(method=method, params=params or {}, body=body, content_type=content_type,
-                                  services=services)
+    answer = search_http(method=method, params=params or {}, body=body, content_type=content_type, services=services)
     return answer.status, answer.body
 
 
 def via_trigger(function_app, method="GET", params=None, body=None, content_type=None) -> tuple[int, dict]:
     headers = {"content-type": content_type} if content_type else {}
-    request = func.HttpRequest(method=method, url="http://localhost/api/search", headers=headers,
-                               params=params or {}, body=body or b"")
+    request = func.HttpRequest(
+        method=method, url="http://localhost/api/search", headers=headers, params=params or {}, body=body or b""
+    )
     response = function_app.indexed_functions["search"].get_user_function()(request)
     return response.status_code, json.loads(response.get_body())
 
@@ -132,8 +153,11 @@ REFUSED = {
     "the vector as a field": ({"text": "a cat", "filter": "image_vector=1"}, 400, "InvalidFilter"),
     "unicode field name": ({"text": "a cat", "filter": "fïle_name=x"}, 400, "InvalidFilter"),
     "number with an operator": ({"text": "a cat", "filter": "size_bytes=1 or 1 eq 1"}, 400, "InvalidFilter"),
-    "date with an operator": ({"text": "a cat", "filter": "last_modified>=2020-01-01T00:00:00Z or true"}, 400,
-                              "InvalidFilter"),
+    "date with an operator": (
+        {"text": "a cat", "filter": "last_modified>=2020-01-01T00:00:00Z or true"},
+        400,
+        "InvalidFilter",
+    ),
     "k of a billion": ({"text": "a cat", "k": "1000000000"}, 400, "BadRequest"),
     "negative k": ({"text": "a cat", "k": "-1"}, 400, "BadRequest"),
     "k with an operator": ({"text": "a cat", "k": "10 or 1 eq 1"}, 400, "BadRequest"),
@@ -151,8 +175,9 @@ REFUSED = {
 @pytest.mark.parametrize("entry", ["handler", "trigger"])
 def test_hostile_filter_values_stay_values_and_match_nothing(case, entry, hostile_world, function_app):
     params = MATCH_NOTHING[case]
-    status, body = via_handler(hostile_world, params=params) if entry == "handler" \
-        else via_trigger(function_app, params=params)
+    status, body = (
+        via_handler(hostile_world, params=params) if entry == "handler" else via_trigger(function_app, params=params)
+    )
     assert status == 200, body
     assert body["count"] == 0 and body["results"] == []
 
@@ -161,8 +186,9 @@ def test_hostile_filter_values_stay_values_and_match_nothing(case, entry, hostil
 @pytest.mark.parametrize("entry", ["handler", "trigger"])
 def test_hostile_input_is_refused_with_a_4xx_that_names_the_problem(case, entry, hostile_world, function_app):
     params, expected_status, code = REFUSED[case]
-    status, body = via_handler(hostile_world, params=params) if entry == "handler" \
-        else via_trigger(function_app, params=params)
+    status, body = (
+        via_handler(hostile_world, params=params) if entry == "handler" else via_trigger(function_app, params=params)
+    )
     assert status == expected_status, body
     assert body["error"]["code"] == code and body["error"]["message"]
 
@@ -176,30 +202,44 @@ def test_the_plain_query_finds_everything_so_match_nothing_means_something(hosti
     assert status == 200 and sorted(names(body)) == ["cat.jpg", "dog.jpg"]
 
 
-@pytest.mark.parametrize("extra", [{"$filter": "file_name eq 'cat.jpg'"}, {"$filter": INJECTION},
-                                   {"search": "*", "$top": "1000", "$select": "*"}, {"code": "function-key"}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"$filter": "file_name eq 'cat.jpg'"},
+        {"$filter": INJECTION},
+        {"search": "*", "$top": "1000", "$select": "*"},
+        {"code": "function-key"},
+    ],
+)
 def test_parameters_that_are_not_ours_change_nothing(extra, hostile_world, function_app):
     _, plain = via_handler(hostile_world, params={"text": "a dog"})
-    for status, body in (via_handler(hostile_world, params={"text": "a dog", **extra}),
-                         via_trigger(function_app, params={"text": "a dog", **extra})):
+    for status, body in (
+        via_handler(hostile_world, params={"text": "a dog", **extra}),
+        via_trigger(function_app, params={"text": "a dog", **extra}),
+    ):
         assert status == 200 and body["results"] == plain["results"]
 
 
-@pytest.mark.parametrize("payload, status, code", [
-    ({"text": "a cat", "filter": [f"file_name={INJECTION}", "tags=cat"]}, 200, None),
-    ({"text": "a cat", "filter": {"file_name": "cat.jpg"}}, 400, "BadRequest"),
-    ({"text": "a cat", "filter": [["tags=cat"]]}, 400, "BadRequest"),
-    ({"text": "a cat", "k": 1e9}, 400, "BadRequest"),
-    ({"text": "a cat", "k": True}, 400, "BadRequest"),
-    ({"text": "a cat", "threshold": float("nan")}, 400, "BadRequest"),
-    ({"text": ["a", "cat"]}, 400, "BadRequest"),
-    ({"text": {"$ne": None}}, 400, "BadRequest"),
-    ({"text": "a cat", "$filter": "id ne ''", "filters": f"file_name={INJECTION}"}, 200, None),
-])
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        ({"text": "a cat", "filter": [f"file_name={INJECTION}", "tags=cat"]}, 200, None),
+        ({"text": "a cat", "filter": {"file_name": "cat.jpg"}}, 400, "BadRequest"),
+        ({"text": "a cat", "filter": [["tags=cat"]]}, 400, "BadRequest"),
+        ({"text": "a cat", "k": 1e9}, 400, "BadRequest"),
+        ({"text": "a cat", "k": True}, 400, "BadRequest"),
+        ({"text": "a cat", "threshold": float("nan")}, 400, "BadRequest"),
+        ({"text": ["a", "cat"]}, 400, "BadRequest"),
+        ({"text": {"$ne": None}}, 400, "BadRequest"),
+        ({"text": "a cat", "$filter": "id ne ''", "filters": f"file_name={INJECTION}"}, 200, None),
+    ],
+)
 def test_hostile_json_bodies(payload, status, code, hostile_world, function_app):
     body = json.dumps(payload, allow_nan=True).encode()
-    for got, answer in (via_handler(hostile_world, "POST", body=body, content_type="application/json"),
-                        via_trigger(function_app, "POST", body=body, content_type="application/json")):
+    for got, answer in (
+        via_handler(hostile_world, "POST", body=body, content_type="application/json"),
+        via_trigger(function_app, "POST", body=body, content_type="application/json"),
+    ):
         assert got == status, answer
         if code is None:
             assert answer["count"] == 0  # hostile value: no match, not everything
@@ -212,11 +252,21 @@ def test_hostile_json_bodies(payload, status, code, hostile_world, function_app)
 FILTERABLE_STRINGS = ("file_name", "source", "content_type", "tags", "id")
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(field=st.sampled_from(FILTERABLE_STRINGS),
-       value=st.one_of(st.text(max_size=60), st.sampled_from(["cat.jpg", "pet", "'", "''", "' or '1'='1", "*",
-                                                              "x') or true or ('", "cat.jpg' or 'a' eq 'a"])))
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    field=st.sampled_from(FILTERABLE_STRINGS),
+    value=st.one_of(
+        st.text(max_size=60),
+        st.sampled_from(
+            ["cat.jpg", "pet", "'", "''", "' or '1'='1", "*", "x') or true or ('", "cat.jpg' or 'a' eq 'a"]
+        ),
+    ),
+)
 def test_any_string_value_selects_exactly_the_documents_equal_to_it(field, value, hostile_world):
     """Whatever the string, ``field=value`` through the backend and the double selects the
     documents whose field equals the parsed value (for tags: holds it), computed here
@@ -237,43 +287,56 @@ def test_any_string_value_selects_exactly_the_documents_equal_to_it(field, value
 
 def test_a_condition_value_is_data_even_when_built_directly(hostile_world):
     """The backend's own API takes ``Condition`` objects; a value there is never syntax either."""
-    hits = hostile_world.backend.search(Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL), k=10,
-                                        filters=[Condition("file_name", "ne", INJECTION),
-                                                 Condition("file_name", "eq", INJECTION)])
+    hits = hostile_world.backend.search(
+        Embedding(np.ones(512, dtype=np.float32), OFFLINE_MULTILINGUAL),
+        k=10,
+        filters=[Condition("file_name", "ne", INJECTION), Condition("file_name", "eq", INJECTION)],
+    )
     assert hits == []
 
 
 # --------------------------------------------------------------------------- imgsearch search
 
+
 @pytest.fixture
 def cli_env(hostile_world) -> dict[str, str]:
     s = hostile_world.settings
-    return {"VISION_ENDPOINT": s.vision_endpoint, "VISION_KEY": s.vision_key,
-            "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL, "SEARCH_ENDPOINT": s.search_endpoint,
-            "SEARCH_KEY": s.search_key, "SEARCH_INDEX_NAME": s.search_index_name}
+    return {
+        "VISION_ENDPOINT": s.vision_endpoint,
+        "VISION_KEY": s.vision_key,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+        "SEARCH_ENDPOINT": s.search_endpoint,
+        "SEARCH_KEY": s.search_key,
+        "SEARCH_INDEX_NAME": s.search_index_name,
+    }
 
 
-@pytest.mark.parametrize("case", ["quote injection", "lambda injection in a tag", "10k characters",
-                                  "unicode and controls"])
+@pytest.mark.parametrize(
+    "case", ["quote injection", "lambda injection in a tag", "10k characters", "unicode and controls"]
+)
 def test_cli_hostile_filter_values_match_nothing(case, run_cli, cli_env):
     params = MATCH_NOTHING[case]
-    result = run_cli("search", params["text"], "--filter", params["filter"].replace("\u0000", ""), "--json",
-                     env=cli_env)
+    result = run_cli(
+        "search", params["text"], "--filter", params["filter"].replace("\u0000", ""), "--json", env=cli_env
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == []
 
 
-@pytest.mark.parametrize("args, exit_code, words", [
-    (["a cat", "--filter", "tags/any(t: t eq 'cat')"], 2, "cannot parse filter"),
-    (["a cat", "--filter", "id eq 'x' or 1 eq 1"], 2, "cannot parse filter"),
-    (["a cat", "--filter", "colour=red"], 2, "colour"),
-    (["a cat", "--filter", "size_bytes=1 or 1 eq 1"], 2, "size_bytes"),
-    (["a cat", "-k", "1000000000"], 2, "k must be"),
-    (["a cat", "--threshold", "nan"], 2, "threshold"),
-    (["cat " * 262_144], 2, "70 words"),
-    # Refused by the Vision service (its 400): a bad argument all the same, named.
-    (["c" * 1_000_000], 2, "characters"),
-])
+@pytest.mark.parametrize(
+    "args, exit_code, words",
+    [
+        (["a cat", "--filter", "tags/any(t: t eq 'cat')"], 2, "cannot parse filter"),
+        (["a cat", "--filter", "id eq 'x' or 1 eq 1"], 2, "cannot parse filter"),
+        (["a cat", "--filter", "colour=red"], 2, "colour"),
+        (["a cat", "--filter", "size_bytes=1 or 1 eq 1"], 2, "size_bytes"),
+        (["a cat", "-k", "1000000000"], 2, "k must be"),
+        (["a cat", "--threshold", "nan"], 2, "threshold"),
+        (["cat " * 262_144], 2, "70 words"),
+        # Refused by the Vision service (its 400): a bad argument all the same, named.
+        (["c" * 1_000_000], 2, "characters"),
+    ],
+)
 def test_cli_refuses_hostile_input_with_one_clear_line(args, exit_code, words, run_cli, cli_env):
     result = run_cli("search", *args, env=cli_env)
     assert result.exit_code == exit_code, result.output

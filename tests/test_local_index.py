@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +19,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.backends.numpy_index import store as local_store
 from indexer.backends.base import IndexBackend
 from indexer.backends.numpy_index import NumpyIndex
-from indexer.errors import (ConfigurationError, FilterError, IndexNotFoundError, InvalidDocumentError, InvalidQueryError,
-                            ModelVersionMismatchError)
+from indexer.backends.numpy_index import store as local_store
+from indexer.documents import Document, Embedding
+from indexer.errors import (
+    ConfigurationError,
+    FilterError,
+    IndexNotFoundError,
+    InvalidDocumentError,
+    InvalidQueryError,
+    ModelVersionMismatchError,
+)
 from indexer.filters import Condition, parse_condition
 from indexer.keys import document_key
 from indexer.model_versions import AZURE_MULTILINGUAL, OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
-from indexer.documents import Document, Embedding
 from tests.oracle import matches_all, stored_documents
 
 MODEL = OFFLINE_MULTILINGUAL
@@ -59,6 +65,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 # --- basic operations ---------------------------------------------------------------------
+
 
 def test_local_index_implements_the_backend_protocol(local_index):
     assert isinstance(local_index, IndexBackend)
@@ -105,13 +112,15 @@ def test_deleting_only_missing_keys_writes_nothing(local_index):
 def test_keys_with_hashes(local_index):
     assert local_index.keys_with_hashes() == {}
     assert local_index.keys_with_hashes([Condition("container", "eq", "one")]) == {}  # empty index
-    local_index.upsert([doc("a", vector(1), content_hash="sha256:aa", container="one"),
-                        doc("b", vector(2), container="two")])
+    local_index.upsert(
+        [doc("a", vector(1), content_hash="sha256:aa", container="one"), doc("b", vector(2), container="two")]
+    )
     assert local_index.keys_with_hashes() == {"a": "sha256:aa", "b": ""}
     assert local_index.keys_with_hashes([Condition("container", "eq", "two")]) == {"b": ""}
 
 
 # --- search -----------------------------------------------------------------------------
+
 
 def test_top_k_order_and_scores_equal_numpy_cosine(local_index_factory):
     index = local_index_factory(merge_fanout=3)  # several segments and merges along the way
@@ -119,7 +128,7 @@ def test_top_k_order_and_scores_equal_numpy_cosine(local_index_factory):
     vectors = {f"doc{i}": rng.normal(size=DIMS).astype(np.float32) * rng.uniform(0.1, 10) for i in range(120)}
     keys = list(vectors)
     for start in range(0, 120, 13):
-        index.upsert([doc(k, vectors[k]) for k in keys[start:start + 13]])
+        index.upsert([doc(k, vectors[k]) for k in keys[start : start + 13]])
     index.delete(keys[:10])
     for k in keys[10:20]:  # replace some vectors
         vectors[k] = rng.normal(size=DIMS).astype(np.float32)
@@ -176,8 +185,9 @@ def test_threshold_keeps_scores_at_or_above_it(local_index):
     assert local_index.search(Embedding(-base, MODEL), k=10, threshold=0.5) == []
 
 
-@pytest.mark.parametrize(("k", "threshold"), [(0, None), (1001, None), (2.5, None), (True, None),
-                                              (5, 1.5), (5, -1.01), (5, float("nan"))])
+@pytest.mark.parametrize(
+    ("k", "threshold"), [(0, None), (1001, None), (2.5, None), (True, None), (5, 1.5), (5, -1.01), (5, float("nan"))]
+)
 def test_search_options_out_of_range(local_index, k, threshold):
     with pytest.raises(InvalidQueryError):
         local_index.search(Embedding(vector(1), MODEL), k=k, threshold=threshold)
@@ -189,14 +199,43 @@ def catalogue(local_index):
     filters, not scores, decide what comes back."""
     base = vector(100)
     rows = [
-        ("a", dict(container="photos", size_bytes=500, width=100, tags=["cat", "pet"],
-                   last_modified="2024-01-01T00:00:00Z", content_type="image/jpeg")),
-        ("b", dict(container="photos", size_bytes=1500, width=200, tags=["dog"],
-                   last_modified="2024-03-01T12:00:00+02:00", content_type="image/png")),
-        ("c", dict(container="scans", size_bytes=2500, width=300, tags=[],
-                   last_modified="2024-03-01T11:00:00Z", content_type="image/jpeg")),
-        ("d", dict(container="scans", size_bytes=10_000_000_000, tags=["cat"],
-                   last_modified="2023-12-31T23:59:59.999Z")),
+        (
+            "a",
+            dict(
+                container="photos",
+                size_bytes=500,
+                width=100,
+                tags=["cat", "pet"],
+                last_modified="2024-01-01T00:00:00Z",
+                content_type="image/jpeg",
+            ),
+        ),
+        (
+            "b",
+            dict(
+                container="photos",
+                size_bytes=1500,
+                width=200,
+                tags=["dog"],
+                last_modified="2024-03-01T12:00:00+02:00",
+                content_type="image/png",
+            ),
+        ),
+        (
+            "c",
+            dict(
+                container="scans",
+                size_bytes=2500,
+                width=300,
+                tags=[],
+                last_modified="2024-03-01T11:00:00Z",
+                content_type="image/jpeg",
+            ),
+        ),
+        (
+            "d",
+            dict(container="scans", size_bytes=10_000_000_000, tags=["cat"], last_modified="2023-12-31T23:59:59.999Z"),
+        ),
         ("e", dict(size_bytes=1000, width=150)),
         ("f", dict(container="photos", size_bytes=1000, file_name="Zebra.jpg")),
     ]
@@ -208,23 +247,26 @@ def found(index, *filters, **options):
     return {h.key for h in index.search(Embedding(vector(100), MODEL), k=100, filters=list(filters), **options)}
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("container=photos", {"a", "b", "f"}),
-    ("container!=photos", {"c", "d", "e"}),  # null is "not equal" too
-    ("size_bytes>=1000", {"b", "c", "d", "e", "f"}),
-    ("size_bytes>1000", {"b", "c", "d"}),
-    ("size_bytes<1000", {"a"}),
-    ("size_bytes<=1000", {"a", "e", "f"}),
-    ("size_bytes=1000", {"e", "f"}),
-    ("size_bytes>9999999999", {"d"}),  # beyond 32 bits
-    ("width<200", {"a", "e"}),  # documents without a width never match a range
-    ("content_type>=image/n", {"b"}),
-    ("content_type<image/n", {"a", "c"}),
-    ("container>photos", {"c", "d"}),
-    ("file_name=Zebra.jpg", {"f"}),
-    ("file_name=zebra.jpg", set()),  # comparisons are case-sensitive, as in OData
-    ("container=nowhere", set()),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("container=photos", {"a", "b", "f"}),
+        ("container!=photos", {"c", "d", "e"}),  # null is "not equal" too
+        ("size_bytes>=1000", {"b", "c", "d", "e", "f"}),
+        ("size_bytes>1000", {"b", "c", "d"}),
+        ("size_bytes<1000", {"a"}),
+        ("size_bytes<=1000", {"a", "e", "f"}),
+        ("size_bytes=1000", {"e", "f"}),
+        ("size_bytes>9999999999", {"d"}),  # beyond 32 bits
+        ("width<200", {"a", "e"}),  # documents without a width never match a range
+        ("content_type>=image/n", {"b"}),
+        ("content_type<image/n", {"a", "c"}),
+        ("container>photos", {"c", "d"}),
+        ("file_name=Zebra.jpg", {"f"}),
+        ("file_name=zebra.jpg", set()),  # comparisons are case-sensitive, as in OData
+        ("container=nowhere", set()),
+    ],
+)
 def test_equality_and_range_filters(catalogue, expression, expected):
     assert found(catalogue, parse_condition(expression)) == expected
 
@@ -234,7 +276,7 @@ def test_date_filters_compare_instants_across_time_zones(catalogue):
     assert found(catalogue, parse_condition("last_modified<2024-03-01T10:30:00Z")) == {"a", "b", "d"}
     assert found(catalogue, parse_condition("last_modified>=2024-03-01T11:30:00+01:00")) == {"c"}
     assert found(catalogue, parse_condition("last_modified>=2024-01-01")) == {"a", "b", "c"}  # bare date: midnight UTC
-    assert found(catalogue, Condition("last_modified", "lt", datetime(2024, 1, 1, tzinfo=timezone.utc))) == {"d"}
+    assert found(catalogue, Condition("last_modified", "lt", datetime(2024, 1, 1, tzinfo=UTC))) == {"d"}
     assert found(catalogue, parse_condition("last_modified=2024-01-01T01:00:00+01:00")) == {"a"}
 
 
@@ -247,8 +289,9 @@ def test_collection_filters_match_any_item(catalogue):
 
 
 def test_several_filters_all_apply(catalogue):
-    assert found(catalogue, parse_condition("container=photos"), parse_condition("size_bytes>=1000"),
-                 parse_condition("tags=dog")) == {"b"}
+    assert found(
+        catalogue, parse_condition("container=photos"), parse_condition("size_bytes>=1000"), parse_condition("tags=dog")
+    ) == {"b"}
 
 
 def test_null_comparisons(catalogue):
@@ -257,8 +300,9 @@ def test_null_comparisons(catalogue):
 
 
 def test_filters_combine_with_threshold_and_k(catalogue):
-    hits = catalogue.search(Embedding(vector(100), MODEL), k=2, filters=[parse_condition("container=photos")],
-                            threshold=0.5)
+    hits = catalogue.search(
+        Embedding(vector(100), MODEL), k=2, filters=[parse_condition("container=photos")], threshold=0.5
+    )
     assert len(hits) == 2 and {h.key for h in hits} <= {"a", "b", "f"}
 
 
@@ -279,10 +323,13 @@ def test_vectorised_filters_agree_with_condition_matches(local_index_factory):
             fields["tags"] = [str(w) for w in rng.choice(words, size=int(rng.integers(0, 3)), replace=False)]
         docs.append(doc(f"d{i}", vector(i), **fields))
     for start in range(0, 60, 7):
-        index.upsert(docs[start:start + 7])
+        index.upsert(docs[start : start + 7])
     stored = {d.key: d.fields for d in stored_documents(index)}
-    conditions = [Condition(f, op, v) for op in ("eq", "ne", "gt", "ge", "lt", "le")
-                  for f, v in (("size_bytes", "25"), ("container", "cat"), ("tags", "bee"), ("tags", "zzz"))]
+    conditions = [
+        Condition(f, op, v)
+        for op in ("eq", "ne", "gt", "ge", "lt", "le")
+        for f, v in (("size_bytes", "25"), ("container", "cat"), ("tags", "bee"), ("tags", "zzz"))
+    ]
     for condition in conditions:
         # A missing collection counts as an empty one (as in OData, where tags/any(...) is
         # false for it).
@@ -310,14 +357,17 @@ def test_select_of_an_unknown_or_unretrievable_field_is_an_error(catalogue, sele
         catalogue.search(Embedding(vector(1), MODEL), select=select)
 
 
-@pytest.mark.parametrize(("condition", "message"), [
-    (Condition("colour", "eq", "red"), "colour"),
-    (Condition("image_vector", "eq", "1"), "image_vector"),
-    (Condition("size_bytes", "ge", "big"), "size_bytes"),
-    (Condition("last_modified", "ge", "yesterday"), "last_modified"),
-    (Condition("tags", "eq", None), "tags"),
-    (Condition("size_bytes", "gt", None), "size_bytes"),
-])
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (Condition("colour", "eq", "red"), "colour"),
+        (Condition("image_vector", "eq", "1"), "image_vector"),
+        (Condition("size_bytes", "ge", "big"), "size_bytes"),
+        (Condition("last_modified", "ge", "yesterday"), "last_modified"),
+        (Condition("tags", "eq", None), "tags"),
+        (Condition("size_bytes", "gt", None), "size_bytes"),
+    ],
+)
 def test_bad_filters_are_errors_naming_the_field(catalogue, condition, message):
     with pytest.raises(FilterError, match=message):
         catalogue.search(Embedding(vector(1), MODEL), filters=[condition])
@@ -325,23 +375,27 @@ def test_bad_filters_are_errors_naming_the_field(catalogue, condition, message):
 
 # --- strictness ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"colour": "red"}, "unknown field 'colour'"),
-    ({"width": "640"}, "'width'"),
-    ({"width": True}, "'width'"),
-    ({"width": 2 ** 31}, "'width'"),
-    ({"size_bytes": 1.5}, "'size_bytes'"),
-    ({"container": ["a"]}, "'container'"),
-    ({"tags": "cat"}, "'tags'"),
-    ({"tags": ["cat", 3]}, "'tags'"),
-    ({"tags": ["cat", None]}, "'tags'"),
-    ({"last_modified": "2024-05-01T12:00:00"}, "'last_modified'"),  # no time zone
-    ({"last_modified": "2024-05-01"}, "'last_modified'"),
-    ({"last_modified": datetime(2024, 5, 1)}, "'last_modified'"),
-    ({"last_modified": "last tuesday"}, "'last_modified'"),
-    ({"image_vector": [0.0] * DIMS}, "image_vector"),
-    ({"id": "other"}, "'id'"),
-])
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"width": "640"}, "'width'"),
+        ({"width": True}, "'width'"),
+        ({"width": 2**31}, "'width'"),
+        ({"size_bytes": 1.5}, "'size_bytes'"),
+        ({"container": ["a"]}, "'container'"),
+        ({"tags": "cat"}, "'tags'"),
+        ({"tags": ["cat", 3]}, "'tags'"),
+        ({"tags": ["cat", None]}, "'tags'"),
+        ({"last_modified": "2024-05-01T12:00:00"}, "'last_modified'"),  # no time zone
+        ({"last_modified": "2024-05-01"}, "'last_modified'"),
+        ({"last_modified": datetime(2024, 5, 1)}, "'last_modified'"),
+        ({"last_modified": "last tuesday"}, "'last_modified'"),
+        ({"image_vector": [0.0] * DIMS}, "image_vector"),
+        ({"id": "other"}, "'id'"),
+    ],
+)
 def test_documents_that_do_not_fit_the_schema_are_refused_whole(local_index, fields, message):
     local_index.upsert([doc("old", vector(1))])
     before = files_on_disk(local_index.root)
@@ -353,8 +407,18 @@ def test_documents_that_do_not_fit_the_schema_are_refused_whole(local_index, fie
 
 
 def test_valid_values_are_stored_as_json(local_index):
-    local_index.upsert([doc("a", vector(1), last_modified=datetime(2024, 5, 1, 14, tzinfo=timezone.utc),
-                            width=np.int64(640), tags=("x", "y"), container=None)])
+    local_index.upsert(
+        [
+            doc(
+                "a",
+                vector(1),
+                last_modified=datetime(2024, 5, 1, 14, tzinfo=UTC),
+                width=np.int64(640),
+                tags=("x", "y"),
+                container=None,
+            )
+        ]
+    )
     stored = local_index.get("a")
     assert stored["last_modified"] == "2024-05-01T14:00:00Z"
     assert stored["width"] == 640 and type(stored["width"]) is int
@@ -376,8 +440,9 @@ def test_keys_from_document_key_are_accepted(local_index):
 
 
 def test_a_zero_vector_fails_only_its_document(local_index):
-    result = local_index.upsert([doc("zero", np.zeros(DIMS)), doc("fine", vector(1)),
-                                 doc("nan", np.full(DIMS, np.nan))])
+    result = local_index.upsert(
+        [doc("zero", np.zeros(DIMS)), doc("fine", vector(1)), doc("nan", np.full(DIMS, np.nan))]
+    )
     assert result.succeeded == ["fine"] and set(result.failed) == {"zero", "nan"}
     assert local_index.count() == 1
 
@@ -396,12 +461,18 @@ def test_index_names_follow_azure_rules(tmp_path, name):
 
 # --- the pin ----------------------------------------------------------------------------
 
+
 def test_get_pin_and_a_missing_index(tmp_path):
     index = NumpyIndex(tmp_path, "images")
     with pytest.raises(IndexNotFoundError):
         index.get_pin()
-    for call in (index.count, lambda: index.get("a"), lambda: index.upsert([doc("a", vector(1))]),
-                 lambda: index.search(Embedding(vector(1), MODEL)), lambda: index.delete(["a"])):
+    for call in (
+        index.count,
+        lambda: index.get("a"),
+        lambda: index.upsert([doc("a", vector(1))]),
+        lambda: index.search(Embedding(vector(1), MODEL)),
+        lambda: index.delete(["a"]),
+    ):
         with pytest.raises(IndexNotFoundError):
             call()
     assert not (tmp_path / "images").exists()
@@ -422,10 +493,14 @@ def test_ensure_index_is_idempotent_and_refuses_another_pin(local_index):
 
 def test_ensure_index_adopts_added_fields_and_refuses_retyped_ones(local_index):
     schema = load_schema(MODEL)
-    added = type(schema)(pin=schema.pin, definition={
-        **schema.definition,
-        "fields": schema.definition["fields"] + [{"name": "camera", "type": "Edm.String", "filterable": True,
-                                                  "retrievable": True}]})
+    added = type(schema)(
+        pin=schema.pin,
+        definition={
+            **schema.definition,
+            "fields": schema.definition["fields"]
+            + [{"name": "camera", "type": "Edm.String", "filterable": True, "retrievable": True}],
+        },
+    )
     local_index.ensure_index(added)
     local_index.upsert([doc("a", vector(1), camera="X100")])
     assert found_all(local_index, Condition("camera", "eq", "X100")) == {"a"}
@@ -439,12 +514,20 @@ def test_ensure_index_adopts_added_fields_and_refuses_retyped_ones(local_index):
 
 def test_double_and_boolean_fields_validate_and_filter(local_index):
     schema = load_schema(MODEL)
-    extra = [{"name": "rating", "type": "Edm.Double", "filterable": True, "retrievable": True},
-             {"name": "favourite", "type": "Edm.Boolean", "filterable": True, "retrievable": True}]
-    local_index.ensure_index(type(schema)(pin=schema.pin, definition={
-        **schema.definition, "fields": schema.definition["fields"] + extra}))
-    local_index.upsert([doc("a", vector(1), rating=4.5, favourite=True), doc("b", vector(2), rating=3, favourite=False),
-                        doc("c", vector(3))])
+    extra = [
+        {"name": "rating", "type": "Edm.Double", "filterable": True, "retrievable": True},
+        {"name": "favourite", "type": "Edm.Boolean", "filterable": True, "retrievable": True},
+    ]
+    local_index.ensure_index(
+        type(schema)(pin=schema.pin, definition={**schema.definition, "fields": schema.definition["fields"] + extra})
+    )
+    local_index.upsert(
+        [
+            doc("a", vector(1), rating=4.5, favourite=True),
+            doc("b", vector(2), rating=3, favourite=False),
+            doc("c", vector(3)),
+        ]
+    )
     assert found_all(local_index, parse_condition("rating>=4")) == {"a"}
     assert found_all(local_index, parse_condition("rating<4.5")) == {"b"}
     assert found_all(local_index, parse_condition("favourite=true")) == {"a"}
@@ -458,10 +541,13 @@ def test_double_and_boolean_fields_validate_and_filter(local_index):
             local_index.upsert([doc("d", vector(4), **bad)])
 
 
-@pytest.mark.parametrize("bad", [
-    Embedding(vector(9), OFFLINE_ENGLISH),  # another model version
-    Embedding(vector(9, dims=384), MODEL),  # the right name, the wrong dimension count
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Embedding(vector(9), OFFLINE_ENGLISH),  # another model version
+        Embedding(vector(9, dims=384), MODEL),  # the right name, the wrong dimension count
+    ],
+)
 def test_a_write_with_another_model_changes_nothing_even_mid_batch(local_index, bad):
     local_index.upsert([doc("a", vector(1), width=1)])
     before_files, before_state = files_on_disk(local_index.root), contents(local_index)
@@ -491,6 +577,7 @@ def test_a_query_with_another_model_fails(local_index, query):
 
 
 # --- storage --------------------------------------------------------------------------------
+
 
 def test_many_small_writes_keep_the_segment_count_small(local_index_factory):
     index = local_index_factory(merge_fanout=3)
@@ -584,28 +671,43 @@ def doc(key, seed, **fields):
 
 def run_child(body: str, *args: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
     script = CHILD_PRELUDE + textwrap.dedent(body)
-    return subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=check, **popen)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+        **popen,
+    )
 
 
 def test_writes_in_one_process_are_read_in_another(local_index):
     local_index.upsert([doc("parent", vector(1), width=1)])
     directory, name = str(local_index.root.parent), local_index.name
-    run_child("""
+    run_child(
+        """
         index = NumpyIndex(sys.argv[1], sys.argv[2])
         assert index.get("parent")["width"] == 1
         index.upsert([doc("child", 2, width=2)])
         index.upsert([doc("parent", 1, width=10)])
-    """, directory, name)
+    """,
+        directory,
+        name,
+    )
     assert local_index.get("child")["width"] == 2 and local_index.get("parent")["width"] == 10
     assert local_index.search(Embedding(vector(2), MODEL), k=1)[0].key == "child"
 
     local_index.delete(["child"])
-    out = run_child("""
+    out = run_child(
+        """
         index = NumpyIndex(sys.argv[1], sys.argv[2])
         hits = index.search(Embedding(vector(1), MODEL), k=5)
         print(json.dumps({"count": index.count(), "keys": [h.key for h in hits]}))
-    """, directory, name)
+    """,
+        directory,
+        name,
+    )
     assert json.loads(out.stdout) == {"count": 1, "keys": ["parent"]}
 
 
@@ -683,8 +785,13 @@ for batch in range(1000):
 
 def test_sigkill_during_large_writes_leaves_whole_batches(local_index):
     script = CHILD_PRELUDE + textwrap.dedent(KILLED_WRITER)
-    child = subprocess.Popen([sys.executable, "-c", script, str(local_index.root.parent), local_index.name],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(local_index.root.parent), local_index.name],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(3):  # let it commit a few batches (and merge), then kill it mid-stream
             assert child.stdout.readline(), child.stderr.read()
@@ -716,9 +823,15 @@ for i in range(15):
 
 def test_concurrent_writers_in_two_processes_do_not_lose_updates(local_index):
     script = CHILD_PRELUDE + textwrap.dedent(CONCURRENT_WRITER)
-    children = [subprocess.Popen([sys.executable, "-c", script, str(local_index.root.parent), local_index.name, me],
-                                 cwd=REPO, stderr=subprocess.PIPE, text=True)
-                for me in ("w1", "w2")]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(local_index.root.parent), local_index.name, me],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me in ("w1", "w2")
+    ]
     for child in children:
         assert child.wait(timeout=120) == 0, child.stderr.read()
     expected = {"last-w1", "last-w2"} | {f"{me}-{i}" for me in ("w1", "w2") for i in range(15) if i % 5 != 0}
@@ -728,10 +841,16 @@ def test_concurrent_writers_in_two_processes_do_not_lose_updates(local_index):
 
 # --- a random walk against a plain dict ----------------------------------------------------
 
-operations = st.lists(st.one_of(
-    st.tuples(st.just("upsert"), st.lists(st.tuples(st.integers(0, 7), st.integers(0, 50)), min_size=1, max_size=4)),
-    st.tuples(st.just("delete"), st.lists(st.integers(0, 9), min_size=1, max_size=3)),
-), min_size=1, max_size=14)
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("upsert"), st.lists(st.tuples(st.integers(0, 7), st.integers(0, 50)), min_size=1, max_size=4)
+        ),
+        st.tuples(st.just("delete"), st.lists(st.integers(0, 9), min_size=1, max_size=3)),
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

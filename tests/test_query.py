@@ -16,11 +16,11 @@ import pytest
 
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.backends.schema_rules import InvalidQueryError
+from indexer.documents import Document, Embedding
 from indexer.errors import IndexNotFoundError, InputLimitError, ModelVersionMismatchError
 from indexer.filters import Condition, FilterError
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.query import search_image, search_text, search_vector
-from indexer.documents import Document, Embedding
 
 MODEL = OFFLINE_MULTILINGUAL
 DIMS = 512
@@ -67,10 +67,14 @@ CATALOGUE = {
 @pytest.fixture
 def index(local_index) -> NumpyIndex:
     vectorizer = WordVectorizer()
-    local_index.upsert([
-        Document(key, vectorizer.embed(text), {"source": f"photos/{key}.jpg", "size_bytes": size,
-                                               "tags": text.split()})
-        for key, (text, size) in CATALOGUE.items()])
+    local_index.upsert(
+        [
+            Document(
+                key, vectorizer.embed(text), {"source": f"photos/{key}.jpg", "size_bytes": size, "tags": text.split()}
+            )
+            for key, (text, size) in CATALOGUE.items()
+        ]
+    )
     return local_index
 
 
@@ -163,8 +167,11 @@ def test_a_bare_vector_must_say_its_model_version(index, vectorizer):
         search_vector(np.stack([vector, vector]), backend=index, model_version=MODEL)
 
 
-@pytest.mark.parametrize("other", [WordVectorizer(OFFLINE_ENGLISH, DIMS), WordVectorizer(MODEL, 384)],
-                         ids=["other-model-version", "other-dimension-count"])
+@pytest.mark.parametrize(
+    "other",
+    [WordVectorizer(OFFLINE_ENGLISH, DIMS), WordVectorizer(MODEL, 384)],
+    ids=["other-model-version", "other-dimension-count"],
+)
 def test_a_vectorizer_with_another_pin_cannot_query(index, other, tmp_path):
     backend = RecordingBackend(index)
     with pytest.raises(ModelVersionMismatchError):
@@ -177,8 +184,9 @@ def test_a_vectorizer_with_another_pin_cannot_query(index, other, tmp_path):
 def test_filters_as_strings_and_conditions(index, vectorizer):
     big = search_text("car", vectorizer=vectorizer, backend=index, k=10, filters=["size_bytes>=1000"])
     assert set(keys(big)) == {"blue-car", "red-apple", "old-bicycle"}
-    mixed = search_text("car", vectorizer=vectorizer, backend=index, k=10,
-                        filters=["size_bytes>=1000", Condition("tags", "eq", "car")])
+    mixed = search_text(
+        "car", vectorizer=vectorizer, backend=index, k=10, filters=["size_bytes>=1000", Condition("tags", "eq", "car")]
+    )
     assert keys(mixed) == ["blue-car"]
     single = search_text("car", vectorizer=vectorizer, backend=index, k=10, filters="tags=red")
     assert set(keys(single)) == {"red-car", "red-apple"}
@@ -198,13 +206,27 @@ def test_a_filter_on_an_unknown_field_names_it(index, vectorizer):
         search_text("car", vectorizer=vectorizer, backend=index, filters=["colour=red"])
 
 
-@pytest.mark.parametrize(("k", "threshold"), [(0, None), (1001, None), (-3, None), (2.5, None), ("10", None),
-                                              (True, None), (10, 1.01), (10, -1.5), (10, "0.5"),
-                                              (10, float("nan"))])
+@pytest.mark.parametrize(
+    ("k", "threshold"),
+    [
+        (0, None),
+        (1001, None),
+        (-3, None),
+        (2.5, None),
+        ("10", None),
+        (True, None),
+        (10, 1.01),
+        (10, -1.5),
+        (10, "0.5"),
+        (10, float("nan")),
+    ],
+)
 def test_k_and_threshold_are_checked_before_any_vectorizing(index, vectorizer, k, threshold):
-    for search in (lambda: search_text("car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
-                   lambda: search_image(b"car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
-                   lambda: search_vector(vectorizer.embed("car"), backend=index, k=k, threshold=threshold)):
+    for search in (
+        lambda: search_text("car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
+        lambda: search_image(b"car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
+        lambda: search_vector(vectorizer.embed("car"), backend=index, k=k, threshold=threshold),
+    ):
         with pytest.raises(InvalidQueryError, match="k must|threshold"):
             search()
     assert vectorizer.calls == []

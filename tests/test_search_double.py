@@ -37,15 +37,21 @@ def admin(double: RunningSearchDouble) -> dict[str, str]:
 
 def create_tiny_index(double: RunningSearchDouble, name: str, dimensions: int = 4) -> dict[str, Any]:
     body = tiny_schema(dimensions).named(name)
-    response = requests.put(url(double, f"/indexes('{name}')"), params={"api-version": API}, json=body,
-                            headers=admin(double), timeout=10)
+    response = requests.put(
+        url(double, f"/indexes('{name}')"), params={"api-version": API}, json=body, headers=admin(double), timeout=10
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def post_batch(double: RunningSearchDouble, name: str, actions: list[dict[str, Any]]) -> requests.Response:
-    return requests.post(url(double, f"/indexes('{name}')/docs/search.index"), params={"api-version": API},
-                         json={"value": actions}, headers=admin(double), timeout=30)
+    return requests.post(
+        url(double, f"/indexes('{name}')/docs/search.index"),
+        params={"api-version": API},
+        json={"value": actions},
+        headers=admin(double),
+        timeout=30,
+    )
 
 
 def assert_error(response: requests.Response, status: int, *fragments: str) -> dict[str, Any]:
@@ -58,21 +64,27 @@ def assert_error(response: requests.Response, status: int, *fragments: str) -> d
 
 
 def count(double: RunningSearchDouble, name: str) -> int:
-    response = requests.get(url(double, f"/indexes('{name}')/docs/$count"), params={"api-version": API},
-                            headers=admin(double), timeout=10)
+    response = requests.get(
+        url(double, f"/indexes('{name}')/docs/$count"), params={"api-version": API}, headers=admin(double), timeout=10
+    )
     assert response.status_code == 200
     return int(response.text)
 
 
 # --- index definitions -----------------------------------------------------------------------
 
+
 def test_created_index_reads_back_with_service_defaults(search_double, search_index_name):
     client = SearchIndexClient(search_double.endpoint, search_double.credential)
     schema = load_schema("2023-04-15")
     client.create_index(SearchIndex(schema.named(search_index_name)))
 
-    raw = requests.get(url(search_double, f"/indexes('{search_index_name}')"), params={"api-version": API},
-                       headers=admin(search_double), timeout=10)
+    raw = requests.get(
+        url(search_double, f"/indexes('{search_index_name}')"),
+        params={"api-version": API},
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert raw.status_code == 200
     body = raw.json()
     assert body["@odata.context"].endswith("$metadata#indexes/$entity")
@@ -84,12 +96,12 @@ def test_created_index_reads_back_with_service_defaults(search_double, search_in
     assert search_index_name in list(client.list_index_names())
 
 
-@pytest.mark.parametrize("name", ["A-upper", "x", "-leading", "double--dash", "double__under", "dot.name",
-                                  "n" * 129])
+@pytest.mark.parametrize("name", ["A-upper", "x", "-leading", "double--dash", "double__under", "dot.name", "n" * 129])
 def test_invalid_index_names_are_refused(search_double, name):
     body = tiny_schema().named(name)
-    response = requests.post(url(search_double, "/indexes"), params={"api-version": API}, json=body,
-                             headers=admin(search_double), timeout=10)
+    response = requests.post(
+        url(search_double, "/indexes"), params={"api-version": API}, json=body, headers=admin(search_double), timeout=10
+    )
     assert_error(response, 400, "Invalid index name")
     client = SearchIndexClient(search_double.endpoint, search_double.credential)
     with pytest.raises(HttpResponseError) as raised:
@@ -98,21 +110,29 @@ def test_invalid_index_names_are_refused(search_double, name):
     assert name not in search_double.service.indexes
 
 
-@pytest.mark.parametrize("mutate, fragment", [
-    (lambda d: d["fields"].append({"name": "azureSearchX", "type": "Edm.String"}), "Invalid field name"),
-    (lambda d: d["fields"].append({"name": "9lives", "type": "Edm.String"}), "Invalid field name"),
-    (lambda d: d["fields"].append({"name": "width", "type": "Edm.Int32"}), "used more than once"),
-    (lambda d: d["fields"][1].pop("dimensions"), "must have the properties 'dimensions'"),
-    (lambda d: d["fields"][1].update(vectorSearchProfile="nope"), "not defined in vectorSearch"),
-    (lambda d: d["fields"][1].update(filterable=True), "cannot be filterable"),
-    (lambda d: d["fields"][0].update(key=False), "exactly one key field"),
-    (lambda d: d["vectorSearch"]["algorithms"][0]["hnswParameters"].update(m=50), "between 4 and 10"),
-])
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda d: d["fields"].append({"name": "azureSearchX", "type": "Edm.String"}), "Invalid field name"),
+        (lambda d: d["fields"].append({"name": "9lives", "type": "Edm.String"}), "Invalid field name"),
+        (lambda d: d["fields"].append({"name": "width", "type": "Edm.Int32"}), "used more than once"),
+        (lambda d: d["fields"][1].pop("dimensions"), "must have the properties 'dimensions'"),
+        (lambda d: d["fields"][1].update(vectorSearchProfile="nope"), "not defined in vectorSearch"),
+        (lambda d: d["fields"][1].update(filterable=True), "cannot be filterable"),
+        (lambda d: d["fields"][0].update(key=False), "exactly one key field"),
+        (lambda d: d["vectorSearch"]["algorithms"][0]["hnswParameters"].update(m=50), "between 4 and 10"),
+    ],
+)
 def test_invalid_definitions_are_refused(search_double, search_index_name, mutate, fragment):
     body = tiny_schema().named(search_index_name)
     mutate(body)
-    response = requests.put(url(search_double, f"/indexes('{search_index_name}')"), params={"api-version": API},
-                            json=body, headers=admin(search_double), timeout=10)
+    response = requests.put(
+        url(search_double, f"/indexes('{search_index_name}')"),
+        params={"api-version": API},
+        json=body,
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert_error(response, 400, fragment)
     assert search_index_name not in search_double.service.indexes
 
@@ -143,31 +163,52 @@ def test_an_update_may_add_fields_but_not_change_existing_ones(search_double, se
 
 def test_creating_an_existing_index_conflicts_and_deleting_twice_is_not_found(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    again = requests.post(url(search_double, "/indexes"), params={"api-version": API},
-                          json=tiny_schema(4).named(search_index_name), headers=admin(search_double), timeout=10)
+    again = requests.post(
+        url(search_double, "/indexes"),
+        params={"api-version": API},
+        json=tiny_schema(4).named(search_index_name),
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert_error(again, 409, "already exists")
-    first = requests.delete(url(search_double, f"/indexes('{search_index_name}')"), params={"api-version": API},
-                            headers=admin(search_double), timeout=10)
+    first = requests.delete(
+        url(search_double, f"/indexes('{search_index_name}')"),
+        params={"api-version": API},
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert first.status_code == 204
-    second = requests.delete(url(search_double, f"/indexes/{search_index_name}"), params={"api-version": API},
-                             headers=admin(search_double), timeout=10)
+    second = requests.delete(
+        url(search_double, f"/indexes/{search_index_name}"),
+        params={"api-version": API},
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert_error(second, 404, search_index_name)
 
 
 # --- documents -------------------------------------------------------------------------------
 
+
 def test_batch_answers_per_document_with_the_service_shape(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    first = post_batch(search_double, search_index_name, [
-        {"@search.action": "upload", "id": "a", "source": "s", "image_vector": [1, 0, 0, 0]}])
+    first = post_batch(
+        search_double,
+        search_index_name,
+        [{"@search.action": "upload", "id": "a", "source": "s", "image_vector": [1, 0, 0, 0]}],
+    )
     assert first.status_code == 200
     assert first.json()["value"] == [{"key": "a", "status": True, "errorMessage": None, "statusCode": 201}]
 
-    mixed = post_batch(search_double, search_index_name, [
-        {"@search.action": "mergeOrUpload", "id": "a", "width": 5},
-        {"@search.action": "merge", "id": "missing", "width": 1},
-        {"@search.action": "delete", "id": "never-there"},
-    ])
+    mixed = post_batch(
+        search_double,
+        search_index_name,
+        [
+            {"@search.action": "mergeOrUpload", "id": "a", "width": 5},
+            {"@search.action": "merge", "id": "missing", "width": 1},
+            {"@search.action": "delete", "id": "never-there"},
+        ],
+    )
     assert mixed.status_code == 207
     results = {r["key"]: r for r in mixed.json()["value"]}
     assert results["a"]["status"] is True and results["a"]["statusCode"] == 200
@@ -178,28 +219,35 @@ def test_batch_answers_per_document_with_the_service_shape(search_double, search
     document = client.get_document("a")
     assert document["width"] == 5 and document["source"] == "s"  # merge kept the other fields
     assert "image_vector" not in document  # not retrievable
-    plain = requests.get(url(search_double, f"/indexes/{search_index_name}/docs/a"), params={"api-version": API},
-                         headers=admin(search_double), timeout=10)
+    plain = requests.get(
+        url(search_double, f"/indexes/{search_index_name}/docs/a"),
+        params={"api-version": API},
+        headers=admin(search_double),
+        timeout=10,
+    )
     assert plain.status_code == 200 and plain.json()["id"] == "a"
     with pytest.raises(ResourceNotFoundError):
         client.get_document("missing")
     assert client.get_document_count() == 1
 
 
-@pytest.mark.parametrize("action, status, fragment", [
-    ({"id": "a", "image_vector": [1, 0, 0]}, 400, "mismatch in vector dimensions"),
-    ({"id": "a", "image_vector": [1, 0, "x", 0]}, 400, "array of numbers"),
-    ({"id": "a", "colour": "red"}, 400, "does not exist on type 'search.documentFields'"),
-    ({"id": "a", "width": "wide"}, 400, "Edm.Int32"),
-    ({"id": "a", "width": 2 ** 40}, 400, "Edm.Int32"),
-    ({"id": "a", "last_modified": "2024-05-01"}, 400, "Edm.DateTimeOffset"),
-    ({"id": "a", "tags": "cat"}, 400, "must be an array"),
-    ({"id": "_a"}, 400, "leading underscore"),
-    ({"id": "a/b"}, 400, "Keys can only contain letters"),
-    ({"id": "k" * 1025}, 400, "longer than 1024"),
-    ({"source": "no key"}, 400, "cannot be missing or empty"),
-    ({"@search.action": "replace", "id": "a"}, 400, "not a valid @search.action"),
-])
+@pytest.mark.parametrize(
+    "action, status, fragment",
+    [
+        ({"id": "a", "image_vector": [1, 0, 0]}, 400, "mismatch in vector dimensions"),
+        ({"id": "a", "image_vector": [1, 0, "x", 0]}, 400, "array of numbers"),
+        ({"id": "a", "colour": "red"}, 400, "does not exist on type 'search.documentFields'"),
+        ({"id": "a", "width": "wide"}, 400, "Edm.Int32"),
+        ({"id": "a", "width": 2**40}, 400, "Edm.Int32"),
+        ({"id": "a", "last_modified": "2024-05-01"}, 400, "Edm.DateTimeOffset"),
+        ({"id": "a", "tags": "cat"}, 400, "must be an array"),
+        ({"id": "_a"}, 400, "leading underscore"),
+        ({"id": "a/b"}, 400, "Keys can only contain letters"),
+        ({"id": "k" * 1025}, 400, "longer than 1024"),
+        ({"source": "no key"}, 400, "cannot be missing or empty"),
+        ({"@search.action": "replace", "id": "a"}, 400, "not a valid @search.action"),
+    ],
+)
 def test_a_bad_action_fails_the_whole_batch(search_double, search_index_name, action, status, fragment):
     create_tiny_index(search_double, search_index_name)
     good = {"@search.action": "upload", "id": "good", "image_vector": [0, 1, 0, 0]}
@@ -217,10 +265,14 @@ def test_a_bad_action_fails_the_whole_batch(search_double, search_index_name, ac
 
 def test_too_large_terms_fail_only_their_document(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    response = post_batch(search_double, search_index_name, [
-        {"@search.action": "upload", "id": "ok", "file_name": "a.jpg"},
-        {"@search.action": "upload", "id": "huge", "file_name": "x" * 40_000},
-    ])
+    response = post_batch(
+        search_double,
+        search_index_name,
+        [
+            {"@search.action": "upload", "id": "ok", "file_name": "a.jpg"},
+            {"@search.action": "upload", "id": "huge", "file_name": "x" * 40_000},
+        ],
+    )
     assert response.status_code == 207
     results = {r["key"]: r for r in response.json()["value"]}
     assert results["ok"]["status"] is True
@@ -234,36 +286,52 @@ def test_batch_limits_are_enforced(search_double, search_index_name):
     assert_error(post_batch(search_double, search_index_name, too_many), 400, "from 1 to 1000")
     assert_error(post_batch(search_double, search_index_name, []), 400, "from 1 to 1000")
     body = json.dumps({"value": [{"@search.action": "upload", "id": "big", "source": "s" * (16 * 1024 * 1024)}]})
-    response = requests.post(url(search_double, f"/indexes('{search_index_name}')/docs/search.index"),
-                             params={"api-version": API}, data=body, headers={**admin(search_double),
-                                                                               "Content-Type": "application/json"},
-                             timeout=60)
+    response = requests.post(
+        url(search_double, f"/indexes('{search_index_name}')/docs/search.index"),
+        params={"api-version": API},
+        data=body,
+        headers={**admin(search_double), "Content-Type": "application/json"},
+        timeout=60,
+    )
     assert_error(response, 413, "too large")
     assert count(search_double, search_index_name) == 0
 
 
 # --- queries ---------------------------------------------------------------------------------
 
+
 def seed_documents(double: RunningSearchDouble, name: str, n: int) -> np.ndarray:
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(n, 4)).astype(np.float32)
-    actions = [{"@search.action": "upload", "id": f"k{i:04d}", "source": f"src-{i}", "width": i,
-                "tags": ["even"] if i % 2 == 0 else ["odd"], "image_vector": vectors[i].tolist()} for i in range(n)]
+    actions = [
+        {
+            "@search.action": "upload",
+            "id": f"k{i:04d}",
+            "source": f"src-{i}",
+            "width": i,
+            "tags": ["even"] if i % 2 == 0 else ["odd"],
+            "image_vector": vectors[i].tolist(),
+        }
+        for i in range(n)
+    ]
     assert post_batch(double, name, actions).status_code == 200
     return vectors
 
 
-@pytest.mark.parametrize("odata_filter, fragment", [
-    ("width eq", "Syntax error"),
-    ("source eq 'unclosed", "never closed"),
-    ("colour eq 'red'", "Could not find a property named 'colour'"),
-    ("width eq 'ten'", "incompatible types"),
-    ("tags eq 'odd'", "collection"),
-    ("tags/any(t: t ne 'odd')", "lambda expression"),
-    ("not width gt 5", "unary operator"),
-    ("image_vector eq null", "not filterable"),
-    ("search.ismatch('x')", "not supported by this stand-in"),
-])
+@pytest.mark.parametrize(
+    "odata_filter, fragment",
+    [
+        ("width eq", "Syntax error"),
+        ("source eq 'unclosed", "never closed"),
+        ("colour eq 'red'", "Could not find a property named 'colour'"),
+        ("width eq 'ten'", "incompatible types"),
+        ("tags eq 'odd'", "collection"),
+        ("tags/any(t: t ne 'odd')", "lambda expression"),
+        ("not width gt 5", "unary operator"),
+        ("image_vector eq null", "not filterable"),
+        ("search.ismatch('x')", "not supported by this stand-in"),
+    ],
+)
 def test_malformed_or_invalid_filters_are_refused(search_double, search_index_name, odata_filter, fragment):
     create_tiny_index(search_double, search_index_name)
     client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
@@ -273,14 +341,18 @@ def test_malformed_or_invalid_filters_are_refused(search_double, search_index_na
     assert "Invalid expression" in raised.value.message and fragment in raised.value.message
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"select": ["colour"]}, "Could not find a property named 'colour'"),
-    ({"select": ["image_vector"]}, "not retrievable"),
-    ({"order_by": ["tags asc"]}, "not sortable"),
-    ({"skip": 100_001}, "at most 100000"),
-])
-def test_unknown_or_unusable_fields_in_select_and_orderby_are_refused(search_double, search_index_name,
-                                                                       options, fragment):
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"select": ["colour"]}, "Could not find a property named 'colour'"),
+        ({"select": ["image_vector"]}, "not retrievable"),
+        ({"order_by": ["tags asc"]}, "not sortable"),
+        ({"skip": 100_001}, "at most 100000"),
+    ],
+)
+def test_unknown_or_unusable_fields_in_select_and_orderby_are_refused(
+    search_double, search_index_name, options, fragment
+):
     create_tiny_index(search_double, search_index_name)
     client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
     with pytest.raises(HttpResponseError) as raised:
@@ -293,20 +365,30 @@ def test_vector_query_scores_follow_the_documented_cosine_relation(search_double
     vectors = seed_documents(search_double, search_index_name, 20)
     query = np.array([0.3, -1.0, 0.2, 0.5], dtype=np.float32)
     client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
-    results = list(client.search(search_text=None, vector_queries=[
-        VectorizedQuery(vector=query.tolist(), k_nearest_neighbors=5, fields="image_vector")],
-        filter="tags/any(t: t eq 'even')", select=["id"], top=5))
+    results = list(
+        client.search(
+            search_text=None,
+            vector_queries=[VectorizedQuery(vector=query.tolist(), k_nearest_neighbors=5, fields="image_vector")],
+            filter="tags/any(t: t eq 'even')",
+            select=["id"],
+            top=5,
+        )
+    )
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     cosines = unit @ (query / np.linalg.norm(query))
     even = [i for i in range(20) if i % 2 == 0]
     expected = sorted(even, key=lambda i: -cosines[i])[:5]
     assert [r["id"] for r in results] == [f"k{i:04d}" for i in expected]
-    for row, i in zip(results, expected):
+    for row, i in zip(results, expected, strict=False):
         assert row["@search.score"] == pytest.approx(1 / (1 + (1 - cosines[i])), abs=1e-6)
 
     with pytest.raises(HttpResponseError) as raised:
-        list(client.search(search_text=None, vector_queries=[
-            VectorizedQuery(vector=[1.0, 2.0], k_nearest_neighbors=3, fields="image_vector")]))
+        list(
+            client.search(
+                search_text=None,
+                vector_queries=[VectorizedQuery(vector=[1.0, 2.0], k_nearest_neighbors=3, fields="image_vector")],
+            )
+        )
     assert raised.value.status_code == 400 and "dimensions" in raised.value.message
 
 
@@ -321,12 +403,14 @@ def test_server_side_paging_follows_next_page_parameters(search_double, search_i
     assert results.get_count() == 120
     assert len(search_double.requests_for(search_index_name, "search")) - before == 3  # 50 + 50 + 20
 
-    ordered = [r["id"] for r in client.search(search_text="*", order_by=["width desc"], filter="width lt 10",
-                                              top=3)]
+    ordered = [r["id"] for r in client.search(search_text="*", order_by=["width desc"], filter="width lt 10", top=3)]
     assert ordered == ["k0009", "k0008", "k0007"]
-    paged = requests.get(url(search_double, f"/indexes('{search_index_name}')/docs"),
-                         params={"api-version": API, "search": "*", "$filter": "width ge 118", "$count": "true"},
-                         headers=admin(search_double), timeout=10).json()
+    paged = requests.get(
+        url(search_double, f"/indexes('{search_index_name}')/docs"),
+        params={"api-version": API, "search": "*", "$filter": "width ge 118", "$count": "true"},
+        headers=admin(search_double),
+        timeout=10,
+    ).json()
     assert paged["@odata.count"] == 2 and "@odata.context" in paged
 
 
@@ -354,14 +438,17 @@ def test_unquoted_injection_would_change_the_query_but_quoted_cannot(search_doub
     assert quoted == ["evil"]
 
 
-@pytest.mark.parametrize("odata_filter, expected", [
-    ("width ge 2 and width lt 4", {2, 3}),
-    ("width eq 1 or not (width gt 3)", {0, 1, 2, 3}),
-    ("tags/any(t: t eq 'odd') and width ne 1", {3, 5}),
-    ("tags/all(t: t ne 'odd')", {0, 2, 4}),
-    ("search.in(source, 'src-0|src-5', '|')", {0, 5}),
-    ("file_name eq null and 3 lt width", {4, 5}),
-])
+@pytest.mark.parametrize(
+    "odata_filter, expected",
+    [
+        ("width ge 2 and width lt 4", {2, 3}),
+        ("width eq 1 or not (width gt 3)", {0, 1, 2, 3}),
+        ("tags/any(t: t eq 'odd') and width ne 1", {3, 5}),
+        ("tags/all(t: t ne 'odd')", {0, 2, 4}),
+        ("search.in(source, 'src-0|src-5', '|')", {0, 5}),
+        ("file_name eq null and 3 lt width", {4, 5}),
+    ],
+)
 def test_filters_select_the_documents_odata_describes(search_double, search_index_name, odata_filter, expected):
     create_tiny_index(search_double, search_index_name)
     seed_documents(search_double, search_index_name, 6)
@@ -372,8 +459,17 @@ def test_filters_select_the_documents_odata_describes(search_double, search_inde
 
 def test_odata_parser_refuses_what_the_service_refuses():
     fields = {"n": FieldSpec("n", "Edm.Int32"), "ok": FieldSpec("ok", "Edm.Boolean")}
-    for bad in ("n eq 1 eq 2", "n gt null", "ok gt true", "n eq 99999999999999999999", "(n eq 1", "n eq n",
-                "N eq 1", "n EQ 1", ""):
+    for bad in (
+        "n eq 1 eq 2",
+        "n gt null",
+        "ok gt true",
+        "n eq 99999999999999999999",
+        "(n eq 1",
+        "n eq n",
+        "N eq 1",
+        "n EQ 1",
+        "",
+    ):
         with pytest.raises(ODataError):
             compile_filter(bad, fields)
     assert compile_filter("ok", fields)({"ok": True}) and not compile_filter("ok", fields)({"ok": None})
@@ -382,11 +478,13 @@ def test_odata_parser_refuses_what_the_service_refuses():
 
 # --- protocol: api-version and authentication ------------------------------------------------
 
+
 def test_api_version_is_required_and_checked(search_double):
     missing = requests.get(url(search_double, "/indexes"), headers=admin(search_double), timeout=10)
     assert_error(missing, 400, "api-version")
-    unknown = requests.get(url(search_double, "/indexes"), params={"api-version": "2099-01-01"},
-                           headers=admin(search_double), timeout=10)
+    unknown = requests.get(
+        url(search_double, "/indexes"), params={"api-version": "2099-01-01"}, headers=admin(search_double), timeout=10
+    )
     assert_error(unknown, 400, "2099-01-01")
     client = SearchIndexClient(search_double.endpoint, search_double.credential, api_version="2019-05-06")
     with pytest.raises(HttpResponseError) as raised:
@@ -401,8 +499,13 @@ def test_keys_and_tokens_are_checked(search_double, search_index_name):
     assert_error(requests.get(path, params=params, timeout=10), 401, "missing")
     assert_error(requests.get(path, params=params, headers={"api-key": "wrong"}, timeout=10), 403)
     assert requests.get(path, params=params, headers={"api-key": search_double.query_key}, timeout=10).ok
-    write = requests.post(url(search_double, f"/indexes('{search_index_name}')/docs/search.index"), params=params,
-                          json={"value": [{"id": "a"}]}, headers={"api-key": search_double.query_key}, timeout=10)
+    write = requests.post(
+        url(search_double, f"/indexes('{search_index_name}')/docs/search.index"),
+        params=params,
+        json={"value": [{"id": "a"}]},
+        headers={"api-key": search_double.query_key},
+        timeout=10,
+    )
     assert_error(write, 403, "admin key")
     bearer = {"Authorization": f"Bearer {search_double.bearer_token}"}
     assert requests.get(path, params=params, headers=bearer, timeout=10).text == "0"
@@ -415,7 +518,7 @@ def test_keys_and_tokens_are_checked(search_double, search_index_name):
     class StaticToken:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
             assert scopes == ("https://search.azure.com/.default",)
-            return AccessToken(search_double.bearer_token, 2 ** 31)
+            return AccessToken(search_double.bearer_token, 2**31)
 
     client = SearchClient(search_double.endpoint, search_index_name, StaticToken())
     assert client.get_document_count(enforce_https=False) == 0  # the double speaks plain HTTP
@@ -423,10 +526,12 @@ def test_keys_and_tokens_are_checked(search_double, search_index_name):
 
 # --- fault injection and persistence ---------------------------------------------------------
 
+
 def test_injected_document_faults_are_reproducible_and_capped(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    faults = FaultConfig(document_fault_rate=0.5, document_fault_statuses=(503, 429), max_faults_per_document=1,
-                         seed=11)
+    faults = FaultConfig(
+        document_fault_rate=0.5, document_fault_statuses=(503, 429), max_faults_per_document=1, seed=11
+    )
     actions = [{"@search.action": "upload", "id": f"k{i}"} for i in range(40)]
 
     def failing_keys() -> list[str]:
@@ -439,7 +544,7 @@ def test_injected_document_faults_are_reproducible_and_capped(search_double, sea
     assert 0 < len(first) < 40
     assert failing_keys() == first  # same seed, same failures
 
-    seen: dict[str, int] = {key: 1 for key in first}
+    seen: dict[str, int] = dict.fromkeys(first, 1)
     for _ in range(40):  # keep sending: no key fails more than once, so this converges
         body = post_batch(search_double, search_index_name, actions)
         for result in body.json()["value"]:
@@ -453,12 +558,21 @@ def test_injected_document_faults_are_reproducible_and_capped(search_double, sea
 
 def test_whole_request_faults(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    search_double.set_faults(search_index_name, FaultConfig(request_fault_rate=1.0, max_request_faults=2,
-                                                            operations=frozenset({"count"}),
-                                                            retry_after_seconds=0))
-    statuses = [requests.get(url(search_double, f"/indexes('{search_index_name}')/docs/$count"),
-                             params={"api-version": API}, headers=admin(search_double), timeout=10)
-                for _ in range(3)]
+    search_double.set_faults(
+        search_index_name,
+        FaultConfig(
+            request_fault_rate=1.0, max_request_faults=2, operations=frozenset({"count"}), retry_after_seconds=0
+        ),
+    )
+    statuses = [
+        requests.get(
+            url(search_double, f"/indexes('{search_index_name}')/docs/$count"),
+            params={"api-version": API},
+            headers=admin(search_double),
+            timeout=10,
+        )
+        for _ in range(3)
+    ]
     assert [r.status_code for r in statuses] == [503, 503, 200]
     assert statuses[0].json()["error"]["code"] == "ServiceUnavailable"
     assert statuses[0].headers["Retry-After"] == "0"
@@ -468,15 +582,29 @@ def test_indexes_persist_in_the_data_dir(tmp_path):
     config = SearchDoubleConfig(data_dir=tmp_path / "search")
     body = tiny_schema(4).named("kept")
     with serve_in_thread(config) as endpoint:
-        assert requests.put(f"{endpoint}/indexes('kept')", params={"api-version": API}, json=body,
-                            timeout=10).status_code == 201
-        batch = {"value": [{"@search.action": "upload", "id": "a", "width": 3,
-                            "last_modified": "2024-05-01T10:00:00+02:00", "image_vector": [1, 2, 3, 4]}]}
-        assert requests.post(f"{endpoint}/indexes('kept')/docs/search.index", params={"api-version": API},
-                             json=batch, timeout=10).status_code == 200
+        assert (
+            requests.put(f"{endpoint}/indexes('kept')", params={"api-version": API}, json=body, timeout=10).status_code
+            == 201
+        )
+        batch = {
+            "value": [
+                {
+                    "@search.action": "upload",
+                    "id": "a",
+                    "width": 3,
+                    "last_modified": "2024-05-01T10:00:00+02:00",
+                    "image_vector": [1, 2, 3, 4],
+                }
+            ]
+        }
+        assert (
+            requests.post(
+                f"{endpoint}/indexes('kept')/docs/search.index", params={"api-version": API}, json=batch, timeout=10
+            ).status_code
+            == 200
+        )
     app = create_app(config)
     with serve_in_thread(app=app) as endpoint:
-        document = requests.get(f"{endpoint}/indexes('kept')/docs('a')", params={"api-version": API},
-                                timeout=10).json()
+        document = requests.get(f"{endpoint}/indexes('kept')/docs('a')", params={"api-version": API}, timeout=10).json()
     assert document["width"] == 3 and document["last_modified"] == "2024-05-01T08:00:00Z"
     assert app.state.service.indexes["kept"].documents["a"]["image_vector"].tolist() == [1, 2, 3, 4]

@@ -25,21 +25,30 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import BlobServiceClient
 
-from indexer.entrypoints import functions as handlers
 from indexer.backends.azure_search import AzureSearchBackend
+from indexer.entrypoints import functions as handlers
+from indexer.entrypoints.http import search_http
 from indexer.indexing.failures import BlobFailureLog
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
-from indexer.settings import Settings
-from standins.azurite import ACCOUNT_KEY
-from indexer.vectorizers.vision.client import VisionClient
-from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
 from indexer.services import build_services
-from indexer.entrypoints.http import search_http
+from indexer.settings import Settings
+from indexer.vectorizers.vision.client import VisionClient
+from standins.azurite import ACCOUNT_KEY
+from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
 
-LOGGERS = ("", "azure", "azure.core.pipeline.policies.http_logging_policy", "azure.storage", "urllib3",
-           "uvicorn", "uvicorn.error", "indexer", "starlette")
+LOGGERS = (
+    "",
+    "azure",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.storage",
+    "urllib3",
+    "uvicorn",
+    "uvicorn.error",
+    "indexer",
+    "starlette",
+)
 log = logging.getLogger("tests.secrets")
 
 
@@ -73,27 +82,50 @@ def credential_headers_with_values(text: str) -> list[str]:
     return [m.group(0) for m in pattern.finditer(text)]
 
 
-def test_no_secret_reaches_a_log_in_a_full_run(captured_logs, capfd, azurite, blob_service, faulty_vision_server,
-                                               search_double, search_index_name, run_cli, restore_logging,
-                                               tmp_path):
+def test_no_secret_reaches_a_log_in_a_full_run(
+    captured_logs,
+    capfd,
+    azurite,
+    blob_service,
+    faulty_vision_server,
+    search_double,
+    search_index_name,
+    run_cli,
+    restore_logging,
+    tmp_path,
+):
     vision_key, wrong_vision_key = secrets.token_hex(16), secrets.token_hex(16)
     wrong_search_key = secrets.token_urlsafe(24)
     wrong_account_key = "V3JvbmdBY2NvdW50S2V5VGhhdElzTG9uZ0Vub3VnaFRvTG9va1JlYWwxMjM0NTY3ODkwYWJjZGVmZ2g="
-    secret_values = {"vision key": vision_key, "wrong vision key": wrong_vision_key,
-                     "search admin key": search_double.api_key, "search query key": search_double.query_key,
-                     "search bearer token": search_double.bearer_token, "wrong search key": wrong_search_key,
-                     "storage account key": ACCOUNT_KEY, "wrong account key": wrong_account_key,
-                     "connection string": azurite.connection_string}
+    secret_values = {
+        "vision key": vision_key,
+        "wrong vision key": wrong_vision_key,
+        "search admin key": search_double.api_key,
+        "search query key": search_double.query_key,
+        "search bearer token": search_double.bearer_token,
+        "wrong search key": wrong_search_key,
+        "storage account key": ACCOUNT_KEY,
+        "wrong account key": wrong_account_key,
+        "connection string": azurite.connection_string,
+    }
     texts: list[str] = []  # exception messages and CLI output, searched with the logs
 
     # The first two Vision calls fail (429, then 503) so the retry path logs as well.
     vision = faulty_vision_server(keys=[vision_key], fault_first=2, fault_statuses=(429, 503), fault_retry_after=0)
     container = blob_service.create_container(f"s{uuid.uuid4().hex[:20]}")
     failures_container = blob_service.get_container_client(f"f{uuid.uuid4().hex[:20]}")
-    env = {"IMAGES_STORAGE": azurite.connection_string, "IMAGES_CONTAINER": container.container_name,
-           "VISION_ENDPOINT": vision.url, "VISION_KEY": vision_key, "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
-           "VISION_MAX_RETRIES": "3", "SEARCH_ENDPOINT": search_double.endpoint, "SEARCH_KEY": search_double.api_key,
-           "SEARCH_INDEX_NAME": search_index_name, "IMGSEARCH_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        "IMAGES_STORAGE": azurite.connection_string,
+        "IMAGES_CONTAINER": container.container_name,
+        "VISION_ENDPOINT": vision.url,
+        "VISION_KEY": vision_key,
+        "VISION_MODEL_VERSION": OFFLINE_MULTILINGUAL,
+        "VISION_MAX_RETRIES": "3",
+        "SEARCH_ENDPOINT": search_double.endpoint,
+        "SEARCH_KEY": search_double.api_key,
+        "SEARCH_INDEX_NAME": search_index_name,
+        "IMGSEARCH_DATA_DIR": str(tmp_path / "data"),
+    }
     try:
         settings = Settings(**env)
         log.debug("settings of this run: %r", settings)  # a host may well log its settings object
@@ -107,28 +139,37 @@ def test_no_secret_reaches_a_log_in_a_full_run(captured_logs, capfd, azurite, bl
             handlers.index_blob(f"{container.container_name}/{name}", services)
         assert services.failures.get(document_key(blob_identity(container.container_name, "broken.jpg")))
         container.delete_blob("b.jpg")
-        handlers.handle_blob_event(handlers.BLOB_DELETED,
-                                   f"/blobServices/default/containers/{container.container_name}/blobs/b.jpg",
-                                   {"url": container.get_blob_client("b.jpg").url}, services)
-        answer = search_http(method="GET", params={"text": "a photo"}, body=None, content_type=None,
-                                      services=services)
+        handlers.handle_blob_event(
+            handlers.BLOB_DELETED,
+            f"/blobServices/default/containers/{container.container_name}/blobs/b.jpg",
+            {"url": container.get_blob_client("b.jpg").url},
+            services,
+        )
+        answer = search_http(method="GET", params={"text": "a photo"}, body=None, content_type=None, services=services)
         assert answer.status == 200 and answer.body["count"] == 1
 
         # Failing calls with wrong credentials, logged the way a host logs what it catches.
         with VisionClient(vision.url, AzureKeyCredential(wrong_vision_key)) as wrong_vision:
             failing = [lambda: wrong_vision.vectorize_text("a cat")]
-            wrong_search = AzureSearchBackend(search_double.endpoint, search_index_name,
-                                              AzureKeyCredential(wrong_search_key), retry_backoff_factor=0.001)
+            wrong_search = AzureSearchBackend(
+                search_double.endpoint,
+                search_index_name,
+                AzureKeyCredential(wrong_search_key),
+                retry_backoff_factor=0.001,
+            )
             failing.append(wrong_search.count)
-            wrong_services = build_services(settings, vectorizer=services.vectorizer, backend=wrong_search,
-                                                     failures=services.failures)
-            refused = search_http(method="GET", params={"text": "a cat"}, body=None, content_type=None,
-                                  services=wrong_services)
+            wrong_services = build_services(
+                settings, vectorizer=services.vectorizer, backend=wrong_search, failures=services.failures
+            )
+            refused = search_http(
+                method="GET", params={"text": "a cat"}, body=None, content_type=None, services=wrong_services
+            )
             assert refused.status == 500
             log.error("search answered %d: %s", refused.status, refused.body)
             texts.append(json.dumps(refused.body))
             wrong_storage = BlobServiceClient.from_connection_string(
-                azurite.connection_string.replace(ACCOUNT_KEY, wrong_account_key))
+                azurite.connection_string.replace(ACCOUNT_KEY, wrong_account_key)
+            )
             failing.append(lambda: wrong_storage.get_container_client(container.container_name).exists())
             for call in failing:
                 with pytest.raises(Exception) as caught:

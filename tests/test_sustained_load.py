@@ -25,8 +25,8 @@ import requests
 from azure.core.credentials import AzureKeyCredential
 
 from indexer.backends.numpy_index import NumpyIndex
-from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.indexing.pipeline import prepare
+from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.base import ImageItem
 from indexer.vectorizers.vision.client import VisionClient
@@ -38,14 +38,30 @@ CLIENTS = 32
 MAX_REQUESTS_PER_CLIENT = 20_000  # a bound on each loop besides the clock
 REQUEST_TIMEOUT = 120.0  # generous: a slow answer under load is fine, a broken one is not
 MEMORY_TOLERANCE = 0.20
-PHOTOS = ("cat.jpg", "dog.jpg", "coffee.jpg", "fire_truck.jpg", "bicycle.jpg", "penguin.jpg", "airliner.jpg",
-          "lighthouse.jpg")
-TEXTS = ("a cat", "ein Hund", "une tasse de café", "a red fire truck", "自転車", "a bird on the ice",
-         "an aeroplane in the sky", "a lighthouse by the sea")
+PHOTOS = (
+    "cat.jpg",
+    "dog.jpg",
+    "coffee.jpg",
+    "fire_truck.jpg",
+    "bicycle.jpg",
+    "penguin.jpg",
+    "airliner.jpg",
+    "lighthouse.jpg",
+)
+TEXTS = (
+    "a cat",
+    "ein Hund",
+    "une tasse de café",
+    "a red fire truck",
+    "自転車",
+    "a bird on the ice",
+    "an aeroplane in the sky",
+    "a lighthouse by the sea",
+)
 QUERY = {"api-version": "2024-02-01", "model-version": "2023-04-15"}
 
 # The search endpoint as a tiny HTTP server: the handler a Function would call, nothing more.
-SEARCH_SERVER = r'''
+SEARCH_SERVER = r"""
 import json, logging, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,7 +127,7 @@ class Server(ThreadingHTTPServer):
 
 
 Server(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +136,18 @@ def search_server_process(vision_server_process, samples_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("search-process")
     index = NumpyIndex(folder, "images")
     pin = index.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
-    with VisionClient(vision_server_process.url, AzureKeyCredential(vision_server_process.key),
-                      model_version=OFFLINE_MULTILINGUAL) as client:
+    with VisionClient(
+        vision_server_process.url, AzureKeyCredential(vision_server_process.key), model_version=OFFLINE_MULTILINGUAL
+    ) as client:
         documents = []
         for name in PHOTOS:
             data = (samples_dir / name).read_bytes()
-            item = ImageItem(identity=str(samples_dir / name), source=name, read=lambda data=data: data,
-                             fields={"file_name": name, "container": "samples"})
+            item = ImageItem(
+                identity=str(samples_dir / name),
+                source=name,
+                read=lambda data=data: data,
+                fields={"file_name": name, "container": "samples"},
+            )
             documents.append(prepare(item, client, pin).document)
     assert index.upsert(documents).ok
     script = folder / "search_server.py"
@@ -134,15 +155,27 @@ def search_server_process(vision_server_process, samples_dir, tmp_path_factory):
     port = free_port()
     server = start_server_process(
         [sys.executable, str(script), str(port), vision_server_process.url, vision_server_process.key, str(folder)],
-        port, log_path=folder / "server.log", env=child_env())
+        port,
+        log_path=folder / "server.log",
+        env=child_env(),
+    )
     try:
         yield server
     finally:
         server.stop()
 
 
-def client_loop(number: int, *, vision, search_url: str, image: bytes, deadline: float, stop: threading.Event,
-                tally: Counter, lock: threading.Lock) -> None:
+def client_loop(
+    number: int,
+    *,
+    vision,
+    search_url: str,
+    image: bytes,
+    deadline: float,
+    stop: threading.Event,
+    tally: Counter,
+    lock: threading.Lock,
+) -> None:
     """One client: a fixed rotation of the three calls, until the deadline, ``stop``, or
     ``MAX_REQUESTS_PER_CLIENT`` requests."""
     session = requests.Session()
@@ -156,15 +189,25 @@ def client_loop(number: int, *, vision, search_url: str, image: bytes, deadline:
             text = TEXTS[(number + i) % len(TEXTS)]
             try:
                 if kind == "text":
-                    answer = session.post(f"{vision.url}/computervision/retrieval:vectorizeText", params=QUERY,
-                                          json={"text": text}, headers=headers, timeout=REQUEST_TIMEOUT)
+                    answer = session.post(
+                        f"{vision.url}/computervision/retrieval:vectorizeText",
+                        params=QUERY,
+                        json={"text": text},
+                        headers=headers,
+                        timeout=REQUEST_TIMEOUT,
+                    )
                 elif kind == "image":
-                    answer = session.post(f"{vision.url}/computervision/retrieval:vectorizeImage", params=QUERY,
-                                          data=image, headers={**headers, "Content-Type": "application/octet-stream"},
-                                          timeout=REQUEST_TIMEOUT)
+                    answer = session.post(
+                        f"{vision.url}/computervision/retrieval:vectorizeImage",
+                        params=QUERY,
+                        data=image,
+                        headers={**headers, "Content-Type": "application/octet-stream"},
+                        timeout=REQUEST_TIMEOUT,
+                    )
                 else:
-                    answer = session.get(f"{search_url}/api/search", params={"text": text, "k": "3"},
-                                         timeout=REQUEST_TIMEOUT)
+                    answer = session.get(
+                        f"{search_url}/api/search", params={"text": text, "k": "3"}, timeout=REQUEST_TIMEOUT
+                    )
                 seen[(kind, answer.status_code)] += 1
                 if kind == "search" and answer.status_code == 200 and answer.json()["count"] != 3:
                     seen[(kind, "wrong count")] += 1
@@ -185,9 +228,18 @@ def test_sustained_load_gives_no_5xx_and_memory_stays_level(vision_server_proces
     stop = threading.Event()
     tally: Counter = Counter()
     lock = threading.Lock()
-    clients = [threading.Thread(target=client_loop, name=f"soak-client-{n}", daemon=True, args=(n,), kwargs=dict(
-        vision=vision, search_url=search.url, image=image, deadline=deadline, stop=stop, tally=tally, lock=lock))
-        for n in range(CLIENTS)]
+    clients = [
+        threading.Thread(
+            target=client_loop,
+            name=f"soak-client-{n}",
+            daemon=True,
+            args=(n,),
+            kwargs=dict(
+                vision=vision, search_url=search.url, image=image, deadline=deadline, stop=stop, tally=tally, lock=lock
+            ),
+        )
+        for n in range(CLIENTS)
+    ]
     for client in clients:
         client.start()
     try:
@@ -201,11 +253,15 @@ def test_sustained_load_gives_no_5xx_and_memory_stays_level(vision_server_proces
             client.join(REQUEST_TIMEOUT + 10)
     assert not any(client.is_alive() for client in clients)
 
-    answered = {kind: sum(n for (k, status), n in tally.items() if k == kind and status == 200)
-                for kind in ("text", "image", "search")}
+    answered = {
+        kind: sum(n for (k, status), n in tally.items() if k == kind and status == 200)
+        for kind in ("text", "image", "search")
+    }
     problems = {key: n for key, n in tally.items() if key[1] != 200}
-    print(f"\nsoak {SOAK_SECONDS:g}s, {CLIENTS} clients: {dict(answered)} answered 200; "
-          f"RSS after warm-up {after_warmup} kB, at end {at_end} kB")
+    print(
+        f"\nsoak {SOAK_SECONDS:g}s, {CLIENTS} clients: {dict(answered)} answered 200; "
+        f"RSS after warm-up {after_warmup} kB, at end {at_end} kB"
+    )
     assert problems == {}, problems  # no 5xx, no 4xx, no broken connection, no wrong answer
     assert all(n > 0 for n in answered.values()), answered
     assert vision.alive() and search.alive()

@@ -20,15 +20,22 @@ import pytest
 import requests
 from azure.core.credentials import AccessToken, AzureKeyCredential
 
-from indexer.errors import (InputLimitError, InvalidImageError, ServiceError, VisionAuthenticationError,
-                            VisionRequestError, VisionServiceError, VisionThrottledError)
+from indexer.documents import Embedding
+from indexer.errors import (
+    InputLimitError,
+    InvalidImageError,
+    ServiceError,
+    VisionAuthenticationError,
+    VisionRequestError,
+    VisionServiceError,
+    VisionThrottledError,
+)
 from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, offline_model_for
 from indexer.ratelimit import RateLimiter
-from indexer.documents import Embedding
+from indexer.retry import RetryPolicy, parse_retry_after
 from indexer.vectorizers import Vectorizer
 from indexer.vectorizers.vision import VisionClient
 from indexer.vectorizers.vision.contract import COGNITIVE_SERVICES_SCOPE
-from indexer.retry import RetryPolicy, parse_retry_after
 from indexer.vectorizers.vision.errors import error_from_response
 from tests.test_vision_server import GA, IMAGE_PATH, TEXT_PATH, png_header, tiny_png
 
@@ -40,17 +47,21 @@ def client_for(server, **options) -> VisionClient:
 
 # --- success paths ---------------------------------------------------------------------------
 
+
 def test_client_is_a_vectorizer(vision_server):
     assert isinstance(client_for(vision_server), Vectorizer)
 
 
 @pytest.mark.parametrize("azure_version", [AZURE_MULTILINGUAL, AZURE_ENGLISH])
-def test_bytes_url_and_text_return_the_stand_ins_embedding(vision_server, image_url_server, vision_sample_images,
-                                                           azure_version):
+def test_bytes_url_and_text_return_the_stand_ins_embedding(
+    vision_server, image_url_server, vision_sample_images, azure_version
+):
     stand_in = offline_model_for(azure_version)
     with client_for(vision_server, model_version=azure_version) as client:
         by_bytes = client.vectorize_image(vision_sample_images["cat.jpg"])
-        by_url = client.vectorize_image_url(image_url_server(f"client-cat-{azure_version}.jpg", vision_sample_images["cat.jpg"]))
+        by_url = client.vectorize_image_url(
+            image_url_server(f"client-cat-{azure_version}.jpg", vision_sample_images["cat.jpg"])
+        )
         text = client.vectorize_text("a cat sitting on a sofa")
     for embedding in (by_bytes, by_url, text):
         assert isinstance(embedding, Embedding)
@@ -83,12 +94,15 @@ def test_preview_api_version_sends_model_version_the_older_way(vision_server):
 
 # --- typed errors for what the service refuses -------------------------------------------------
 
+
 def test_wrong_key_raises_authentication_error_without_leaking_the_key(vision_server, caplog):
     secret = "wrong-key-0123456789abcdef"
     caplog.set_level(logging.DEBUG)
     before = len(vision_server.requests)
-    with VisionClient(vision_server.url, AzureKeyCredential(secret)) as client, \
-            pytest.raises(VisionAuthenticationError) as caught:
+    with (
+        VisionClient(vision_server.url, AzureKeyCredential(secret)) as client,
+        pytest.raises(VisionAuthenticationError) as caught,
+    ):
         client.vectorize_text("cat")
     assert caught.value.status_code == 401 and caught.value.code == "401"
     assert not caught.value.retriable
@@ -99,8 +113,10 @@ def test_wrong_key_raises_authentication_error_without_leaking_the_key(vision_se
 
 def test_unknown_api_version_raises_request_error_and_is_not_retried(vision_server):
     before = len(vision_server.requests)
-    with client_for(vision_server, api_version="2024-02-01-preview") as client, \
-            pytest.raises(VisionRequestError) as caught:
+    with (
+        client_for(vision_server, api_version="2024-02-01-preview") as client,
+        pytest.raises(VisionRequestError) as caught,
+    ):
         client.vectorize_text("cat")
     assert (caught.value.status_code, caught.value.code) == (404, "404")
     assert len(vision_server.requests) == before + 1
@@ -115,13 +131,17 @@ def test_unknown_model_version_raises_request_error_and_is_not_retried(vision_se
     assert len(vision_server.requests) == before + 1
 
 
-@pytest.mark.parametrize("name,data,inner", [
-    ("url-corrupt.jpg", b"\x89PNG\r\n\x1a\n but truncated", "InvalidImageFormat"),
-    ("url-tiny.png", tiny_png(8), "InvalidImageDimension"),
-    ("url-wide.png", png_header(16000, 20), "InvalidImageDimension"),
-])
-def test_images_refused_by_the_service_raise_request_errors_never_retried(vision_server, image_url_server, name,
-                                                                          data, inner):
+@pytest.mark.parametrize(
+    "name,data,inner",
+    [
+        ("url-corrupt.jpg", b"\x89PNG\r\n\x1a\n but truncated", "InvalidImageFormat"),
+        ("url-tiny.png", tiny_png(8), "InvalidImageDimension"),
+        ("url-wide.png", png_header(16000, 20), "InvalidImageDimension"),
+    ],
+)
+def test_images_refused_by_the_service_raise_request_errors_never_retried(
+    vision_server, image_url_server, name, data, inner
+):
     # By URL, the image is checked by the service, not by the client: this is the server's 400.
     url = image_url_server(name, data)
     before = len(vision_server.requests)
@@ -132,20 +152,46 @@ def test_images_refused_by_the_service_raise_request_errors_never_retried(vision
     assert len(vision_server.requests) == before + 1
 
 
-@pytest.mark.parametrize("make_request,expected_type,code", [
-    (lambda s: requests.post(f"{s.url}{TEXT_PATH}?{GA}", json={"text": "cat"}, timeout=10),
-     VisionAuthenticationError, "401"),
-    (lambda s: requests.post(f"{s.url}{IMAGE_PATH}?{GA}", data=b"\x00" * 40,
-                             headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "image/jpeg"}, timeout=10),
-     VisionRequestError, "UnsupportedMediaType"),
-    (lambda s: requests.post(f"{s.url}{TEXT_PATH}?{GA}", json={"text": " ".join(["w"] * 71)},
-                             headers={"Ocp-Apim-Subscription-Key": s.key}, timeout=10),
-     VisionRequestError, "InvalidParameter"),
-    (lambda s: requests.post(f"{s.url}{IMAGE_PATH}?{GA}", data=b"junk" * 100,
-                             headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "application/octet-stream"},
-                             timeout=10),
-     VisionRequestError, "InvalidImageFormat"),
-])
+@pytest.mark.parametrize(
+    "make_request,expected_type,code",
+    [
+        (
+            lambda s: requests.post(f"{s.url}{TEXT_PATH}?{GA}", json={"text": "cat"}, timeout=10),
+            VisionAuthenticationError,
+            "401",
+        ),
+        (
+            lambda s: requests.post(
+                f"{s.url}{IMAGE_PATH}?{GA}",
+                data=b"\x00" * 40,
+                headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "image/jpeg"},
+                timeout=10,
+            ),
+            VisionRequestError,
+            "UnsupportedMediaType",
+        ),
+        (
+            lambda s: requests.post(
+                f"{s.url}{TEXT_PATH}?{GA}",
+                json={"text": " ".join(["w"] * 71)},
+                headers={"Ocp-Apim-Subscription-Key": s.key},
+                timeout=10,
+            ),
+            VisionRequestError,
+            "InvalidParameter",
+        ),
+        (
+            lambda s: requests.post(
+                f"{s.url}{IMAGE_PATH}?{GA}",
+                data=b"junk" * 100,
+                headers={"Ocp-Apim-Subscription-Key": s.key, "Content-Type": "application/octet-stream"},
+                timeout=10,
+            ),
+            VisionRequestError,
+            "InvalidImageFormat",
+        ),
+    ],
+)
 def test_raw_error_answers_map_to_typed_errors(vision_server, make_request, expected_type, code):
     response = make_request(vision_server)
     error = error_from_response(response, operation="test")
@@ -156,17 +202,21 @@ def test_raw_error_answers_map_to_typed_errors(vision_server, make_request, expe
 
 # --- limits checked before anything is sent ----------------------------------------------------
 
-@pytest.mark.parametrize("call,expected,limit", [
-    (lambda c: c.vectorize_image(b"\x00\x01 corrupt"), InvalidImageError, None),
-    (lambda c: c.vectorize_image(b""), InvalidImageError, None),
-    (lambda c: c.vectorize_image(tiny_png(10)), InputLimitError, "image_min_dimensions"),
-    (lambda c: c.vectorize_image(png_header(16000, 64)), InputLimitError, "image_max_dimensions"),
-    (lambda c: c.vectorize_image(png_header(20000, 20000)), InputLimitError, "image_dimensions"),
-    (lambda c: c.vectorize_image(b"\xff\xd8\xff" + bytes(20 * 1024 * 1024)), InputLimitError, "image_bytes"),
-    (lambda c: c.vectorize_text(" ".join(["word"] * 71)), InputLimitError, "text_words"),
-    (lambda c: c.vectorize_text("  "), InputLimitError, "text_words"),
-    (lambda c: c.vectorize_image_url("file:///etc/passwd"), InvalidImageError, None),
-])
+
+@pytest.mark.parametrize(
+    "call,expected,limit",
+    [
+        (lambda c: c.vectorize_image(b"\x00\x01 corrupt"), InvalidImageError, None),
+        (lambda c: c.vectorize_image(b""), InvalidImageError, None),
+        (lambda c: c.vectorize_image(tiny_png(10)), InputLimitError, "image_min_dimensions"),
+        (lambda c: c.vectorize_image(png_header(16000, 64)), InputLimitError, "image_max_dimensions"),
+        (lambda c: c.vectorize_image(png_header(20000, 20000)), InputLimitError, "image_dimensions"),
+        (lambda c: c.vectorize_image(b"\xff\xd8\xff" + bytes(20 * 1024 * 1024)), InputLimitError, "image_bytes"),
+        (lambda c: c.vectorize_text(" ".join(["word"] * 71)), InputLimitError, "text_words"),
+        (lambda c: c.vectorize_text("  "), InputLimitError, "text_words"),
+        (lambda c: c.vectorize_image_url("file:///etc/passwd"), InvalidImageError, None),
+    ],
+)
 def test_limits_are_checked_before_any_request(vision_server, call, expected, limit):
     before = len(vision_server.requests)
     with client_for(vision_server) as client, pytest.raises(expected) as caught:
@@ -177,6 +227,7 @@ def test_limits_are_checked_before_any_request(vision_server, call, expected, li
 
 
 # --- retries, driven by the server's fault injection ------------------------------------------
+
 
 def test_429_is_retried_after_the_advised_wait_and_then_succeeds(faulty_vision_server):
     server = faulty_vision_server(fault_first=2, fault_statuses=(429,), fault_retry_after=1)
@@ -250,7 +301,9 @@ def test_a_retry_after_longer_than_the_cap_fails_at_once_with_the_hint(faulty_vi
     assert len(server.requests) == 1
 
 
-def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(faulty_vision_server, vision_sample_images):
+def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(
+    faulty_vision_server, vision_sample_images
+):
     class RecordingLimiter(RateLimiter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -274,6 +327,7 @@ def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(fau
 
 
 # --- Microsoft Entra ID ----------------------------------------------------------------------
+
 
 def fake_token_credential(token: str, lifetime: float) -> mock.Mock:
     # A mock is the only option here: there is no Microsoft Entra ID stand-in offline. It
@@ -307,8 +361,10 @@ def test_entra_id_token_near_expiry_is_refreshed(faulty_vision_server):
 def test_rejected_entra_id_token_raises_authentication_error_without_leaking_it(faulty_vision_server, caplog):
     server = faulty_vision_server(bearer_tokens=["the-right-token"])
     caplog.set_level(logging.DEBUG)
-    with VisionClient(server.url, fake_token_credential("a-wrong-token-xyz", 3600)) as client, \
-            pytest.raises(VisionAuthenticationError) as caught:
+    with (
+        VisionClient(server.url, fake_token_credential("a-wrong-token-xyz", 3600)) as client,
+        pytest.raises(VisionAuthenticationError) as caught,
+    ):
         client.vectorize_text("a cat")
     assert caught.value.status_code == 401 and caught.value.code == "PermissionDenied"
     assert "a-wrong-token-xyz" not in str(caught.value) and "a-wrong-token-xyz" not in caplog.text
@@ -320,6 +376,7 @@ def test_an_unusable_credential_is_refused_up_front():
 
 
 # --- the answer's shape is checked -----------------------------------------------------------
+
 
 class _FixedAnswer(BaseHTTPRequestHandler):
     """A broken service: answers every POST with the class's ``status`` and ``body``."""
@@ -360,19 +417,24 @@ def broken_service():
         server.server_close()
 
 
-@pytest.mark.parametrize("body,problem", [
-    (b"<html>ok</html>", "not JSON"),
-    (b"[1, 2]", "not a JSON object"),
-    (json.dumps({"vector": [0.1, 0.2]}).encode(), "'modelVersion'"),
-    (json.dumps({"modelVersion": "2023-04-15", "vector": []}).encode(), "'vector' is missing or empty"),
-    (json.dumps({"modelVersion": "2023-04-15"}).encode(), "'vector' is missing or empty"),
-    (json.dumps({"modelVersion": "2023-04-15", "vector": ["a", "b"]}).encode(), "not numbers"),
-    (json.dumps({"modelVersion": "2023-04-15", "vector": [[0.1], [0.2]]}).encode(), "not a flat list"),
-    (b'{"modelVersion": "2023-04-15", "vector": [0.1, NaN]}', "NaN"),
-])
+@pytest.mark.parametrize(
+    "body,problem",
+    [
+        (b"<html>ok</html>", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps({"vector": [0.1, 0.2]}).encode(), "'modelVersion'"),
+        (json.dumps({"modelVersion": "2023-04-15", "vector": []}).encode(), "'vector' is missing or empty"),
+        (json.dumps({"modelVersion": "2023-04-15"}).encode(), "'vector' is missing or empty"),
+        (json.dumps({"modelVersion": "2023-04-15", "vector": ["a", "b"]}).encode(), "not numbers"),
+        (json.dumps({"modelVersion": "2023-04-15", "vector": [[0.1], [0.2]]}).encode(), "not a flat list"),
+        (b'{"modelVersion": "2023-04-15", "vector": [0.1, NaN]}', "NaN"),
+    ],
+)
 def test_malformed_success_answers_raise_service_errors_naming_the_problem(broken_service, body, problem):
-    with VisionClient(broken_service(200, body), AzureKeyCredential("k")) as client, \
-            pytest.raises(VisionServiceError) as caught:
+    with (
+        VisionClient(broken_service(200, body), AzureKeyCredential("k")) as client,
+        pytest.raises(VisionServiceError) as caught,
+    ):
         client.vectorize_text("a cat")
     assert problem in str(caught.value)
     assert caught.value.code == "InvalidResponse"
@@ -381,22 +443,27 @@ def test_malformed_success_answers_raise_service_errors_naming_the_problem(broke
 def test_redirects_are_not_followed_so_the_key_never_reaches_another_host(broken_service, faulty_vision_server):
     elsewhere = faulty_vision_server()  # records every request it gets
     redirecting = broken_service(307, b"", {"Location": f"{elsewhere.url}{TEXT_PATH}?{GA}"})
-    with VisionClient(redirecting, AzureKeyCredential("secret-key")) as client, \
-            pytest.raises(VisionServiceError) as caught:
+    with (
+        VisionClient(redirecting, AzureKeyCredential("secret-key")) as client,
+        pytest.raises(VisionServiceError) as caught,
+    ):
         client.vectorize_text("a cat")
     assert caught.value.status_code == 307 and not caught.value.retriable
     assert len(elsewhere.requests) == 0
 
 
 def test_a_non_azure_error_page_still_raises_a_typed_error(broken_service):
-    with VisionClient(broken_service(418, b"<html>I'm a teapot</html>"), AzureKeyCredential("k")) as client, \
-            pytest.raises(VisionRequestError) as caught:
+    with (
+        VisionClient(broken_service(418, b"<html>I'm a teapot</html>"), AzureKeyCredential("k")) as client,
+        pytest.raises(VisionRequestError) as caught,
+    ):
         client.vectorize_text("a cat")
     assert caught.value.status_code == 418 and caught.value.code == "418"
     assert "teapot" in str(caught.value)
 
 
 # --- the retry arithmetic --------------------------------------------------------------------
+
 
 def test_retry_after_reads_seconds_and_http_dates():
     now = time.time()
@@ -413,7 +480,7 @@ def test_backoff_is_full_jitter_under_the_cap_and_bounded():
 
     policy = RetryPolicy(max_retries=6, backoff_factor=0.5, backoff_max=3.0, rng=random.Random(7))
     for retry_number in range(6):
-        ceiling = min(3.0, 0.5 * 2 ** retry_number)
+        ceiling = min(3.0, 0.5 * 2**retry_number)
         delays = [policy.delay(retry_number, None) for _ in range(200)]
         assert all(0.0 <= d <= ceiling for d in delays)
         assert max(delays) > ceiling * 0.8  # spread over the whole range, not fixed
@@ -423,6 +490,7 @@ def test_backoff_is_full_jitter_under_the_cap_and_bounded():
 
 
 # --- the shared rate limiter -----------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -26,11 +26,16 @@ GA = "api-version=2024-02-01&model-version=2023-04-15"
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height``: enough for a dimension check, and
     cheap, since no pixel data is ever decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def tiny_png(side: int = 8) -> bytes:
@@ -41,8 +46,17 @@ def tiny_png(side: int = 8) -> bytes:
     return out.getvalue()
 
 
-def post(server, path: str, query: str = GA, *, data=None, json=None, content_type: str | None = None,
-         key: str | None = "configured", headers: dict | None = None) -> requests.Response:
+def post(
+    server,
+    path: str,
+    query: str = GA,
+    *,
+    data=None,
+    json=None,
+    content_type: str | None = None,
+    key: str | None = "configured",
+    headers: dict | None = None,
+) -> requests.Response:
     sent = dict(headers or {})
     if key == "configured":
         key = server.key
@@ -71,6 +85,7 @@ def assert_azure_error(response: requests.Response, status: int, code: str, inne
 
 # --- the seed's curl commands ----------------------------------------------------------------
 
+
 def test_seed_curl_vectorize_text_answers_with_the_stand_in(vision_server):
     # The seed's body, byte for byte: single-quoted, as its curl --data-ascii sends it.
     response = post(vision_server, TEXT_PATH, data="\n{\n'text':'cat jumping'\n}", content_type="application/json")
@@ -95,14 +110,19 @@ def test_seed_curl_vectorize_image_url_answers_with_the_stand_in(vision_server, 
     assert len(body["vector"]) == stand_in.dimensions
 
 
-def test_image_bytes_and_the_same_image_by_url_give_the_same_vector(vision_server, image_url_server, vision_sample_images):
+def test_image_bytes_and_the_same_image_by_url_give_the_same_vector(
+    vision_server, image_url_server, vision_sample_images
+):
     data = vision_sample_images["dog.jpg"]
     by_bytes = post(vision_server, IMAGE_PATH, data=data, content_type="application/octet-stream")
-    by_url = post(vision_server, IMAGE_PATH, json={"url": image_url_server("same-dog.jpg", data)},
-                  content_type="application/json")
+    by_url = post(
+        vision_server, IMAGE_PATH, json={"url": image_url_server("same-dog.jpg", data)}, content_type="application/json"
+    )
     assert by_bytes.status_code == by_url.status_code == 200
     np.testing.assert_allclose(by_bytes.json()["vector"], by_url.json()["vector"], rtol=1e-5, atol=1e-6)
-    other = post(vision_server, IMAGE_PATH, data=vision_sample_images["fire_truck.jpg"], content_type="application/octet-stream")
+    other = post(
+        vision_server, IMAGE_PATH, data=vision_sample_images["fire_truck.jpg"], content_type="application/octet-stream"
+    )
     assert not np.allclose(other.json()["vector"], by_bytes.json()["vector"])
 
 
@@ -110,7 +130,9 @@ def test_image_bytes_and_the_same_image_by_url_give_the_same_vector(vision_serve
 def test_each_azure_model_version_is_answered_by_its_local_stand_in(vision_server, vision_sample_images, azure_version):
     stand_in = offline_model_for(azure_version)
     query = f"api-version=2024-02-01&model-version={azure_version}"
-    image = post(vision_server, IMAGE_PATH, query, data=vision_sample_images["cat.jpg"], content_type="application/octet-stream")
+    image = post(
+        vision_server, IMAGE_PATH, query, data=vision_sample_images["cat.jpg"], content_type="application/octet-stream"
+    )
     text = post(vision_server, TEXT_PATH, query, json={"text": "a cat"}, content_type="application/json")
     for response in (image, text):
         assert response.status_code == 200, response.text
@@ -122,23 +144,41 @@ def test_each_azure_model_version_is_answered_by_its_local_stand_in(vision_serve
 
 def test_local_model_names_are_accepted_as_model_version(vision_server):
     local = offline_model_for(AZURE_ENGLISH).name
-    response = post(vision_server, TEXT_PATH, f"api-version=2024-02-01&model-version={local}",
-                    json={"text": "a red bus"}, content_type="application/json")
+    response = post(
+        vision_server,
+        TEXT_PATH,
+        f"api-version=2024-02-01&model-version={local}",
+        json={"text": "a red bus"},
+        content_type="application/json",
+    )
     assert response.status_code == 200
     assert response.json()["modelVersion"] == local
 
 
 def test_preview_api_with_model_version_latest_as_older_clients_sent_it(vision_server):
-    response = post(vision_server, TEXT_PATH, "api-version=2023-02-01-preview&modelVersion=latest",
-                    json={"text": "a red bus"}, content_type="application/json")
+    response = post(
+        vision_server,
+        TEXT_PATH,
+        "api-version=2023-02-01-preview&modelVersion=latest",
+        json={"text": "a red bus"},
+        content_type="application/json",
+    )
     assert response.status_code == 200, response.text
-    assert response.json()["modelVersion"] == offline_model_for("2022-04-11").name  # the seed's answers: latest meant 2022-04-11
+    assert (
+        response.json()["modelVersion"] == offline_model_for("2022-04-11").name
+    )  # the seed's answers: latest meant 2022-04-11
 
 
 def test_retired_preview_answers_gone_when_configured(faulty_vision_server):
     server = faulty_vision_server(preview_api_gone=True)
-    response = post(server, TEXT_PATH, "api-version=2023-02-01-preview&modelVersion=latest", key=None,
-                    json={"text": "a red bus"}, content_type="application/json")
+    response = post(
+        server,
+        TEXT_PATH,
+        "api-version=2023-02-01-preview&modelVersion=latest",
+        key=None,
+        json={"text": "a red bus"},
+        content_type="application/json",
+    )
     assert_azure_error(response, 410, "Gone")
 
 
@@ -155,6 +195,7 @@ def test_answers_carry_a_request_id(vision_server):
 
 # --- every error path, with Azure's status and error shape -----------------------------------
 
+
 def test_missing_key_is_401(vision_server):
     response = post(vision_server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json")
     error = assert_azure_error(response, 401, "401")
@@ -168,42 +209,63 @@ def test_wrong_key_is_401(vision_server):
 
 
 def test_unknown_api_version_is_404_resource_not_found(vision_server):
-    response = post(vision_server, TEXT_PATH, "api-version=2024-02-01-preview&model-version=2023-04-15",
-                    json={"text": "cat"}, content_type="application/json")
+    response = post(
+        vision_server,
+        TEXT_PATH,
+        "api-version=2024-02-01-preview&model-version=2023-04-15",
+        json={"text": "cat"},
+        content_type="application/json",
+    )
     error = assert_azure_error(response, 404, "404")
     assert error["message"] == "Resource not found"
 
 
 def test_missing_api_version_is_404(vision_server):
-    response = post(vision_server, TEXT_PATH, "model-version=2023-04-15", json={"text": "cat"},
-                    content_type="application/json")
+    response = post(
+        vision_server, TEXT_PATH, "model-version=2023-04-15", json={"text": "cat"}, content_type="application/json"
+    )
     assert_azure_error(response, 404, "404")
 
 
 def test_unknown_route_and_method_are_404(vision_server):
-    assert_azure_error(requests.post(f"{vision_server.url}/computervision/retrieval:vectorizeVideo?{GA}", timeout=10),
-                       404, "404")
+    assert_azure_error(
+        requests.post(f"{vision_server.url}/computervision/retrieval:vectorizeVideo?{GA}", timeout=10), 404, "404"
+    )
     assert_azure_error(requests.get(f"{vision_server.url}{IMAGE_PATH}?{GA}", timeout=10), 404, "404")
 
 
 def test_unknown_model_version_is_400(vision_server):
-    response = post(vision_server, TEXT_PATH, "api-version=2024-02-01&model-version=2021-01-01",
-                    json={"text": "cat"}, content_type="application/json")
+    response = post(
+        vision_server,
+        TEXT_PATH,
+        "api-version=2024-02-01&model-version=2021-01-01",
+        json={"text": "cat"},
+        content_type="application/json",
+    )
     error = assert_azure_error(response, 400, "InvalidRequest", "InvalidModel")
     assert "2021-01-01" in error["innererror"]["message"]
 
 
 def test_missing_model_version_names_the_parameter(vision_server):
     # GA takes ``model-version``; the camel-case name of the preview does not count.
-    response = post(vision_server, TEXT_PATH, "api-version=2024-02-01&modelVersion=2023-04-15",
-                    json={"text": "cat"}, content_type="application/json")
+    response = post(
+        vision_server,
+        TEXT_PATH,
+        "api-version=2024-02-01&modelVersion=2023-04-15",
+        json={"text": "cat"},
+        content_type="application/json",
+    )
     error = assert_azure_error(response, 400, "InvalidRequest", "ParameterMissing")
     assert "model-version" in error["innererror"]["message"]
 
 
 def test_corrupt_image_is_400_invalid_image_format(vision_server):
-    response = post(vision_server, IMAGE_PATH, data=b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10,
-                    content_type="application/octet-stream")
+    response = post(
+        vision_server,
+        IMAGE_PATH,
+        data=b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10,
+        content_type="application/octet-stream",
+    )
     assert_azure_error(response, 400, "InvalidRequest", "InvalidImageFormat")
 
 
@@ -265,26 +327,32 @@ def test_text_that_is_not_a_string_is_400(vision_server):
     assert_azure_error(response, 400, "InvalidRequest", "InvalidParameter")
 
 
-@pytest.mark.parametrize("path,content_type", [
-    (IMAGE_PATH, "image/jpeg"),
-    (IMAGE_PATH, "text/plain"),
-    (IMAGE_PATH, None),
-    (TEXT_PATH, "application/octet-stream"),
-    (TEXT_PATH, "text/plain"),
-])
+@pytest.mark.parametrize(
+    "path,content_type",
+    [
+        (IMAGE_PATH, "image/jpeg"),
+        (IMAGE_PATH, "text/plain"),
+        (IMAGE_PATH, None),
+        (TEXT_PATH, "application/octet-stream"),
+        (TEXT_PATH, "text/plain"),
+    ],
+)
 def test_wrong_content_type_is_415(vision_server, vision_sample_images, path, content_type):
     body = vision_sample_images["cat.jpg"] if path == IMAGE_PATH else b'{"text": "cat"}'
     response = post(vision_server, path, data=body, content_type=content_type)
     assert_azure_error(response, 415, "InvalidRequest", "UnsupportedMediaType")
 
 
-@pytest.mark.parametrize("path,body", [
-    (TEXT_PATH, b'{"text": "cat"'),
-    (TEXT_PATH, b"[1, 2]"),
-    (TEXT_PATH, b'{"words": "cat"}'),
-    (IMAGE_PATH, b'{"uri": "http://example.invalid/a.jpg"}'),
-    (IMAGE_PATH, b"\xff\xfe not utf-8"),
-])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        (TEXT_PATH, b'{"text": "cat"'),
+        (TEXT_PATH, b"[1, 2]"),
+        (TEXT_PATH, b'{"words": "cat"}'),
+        (IMAGE_PATH, b'{"uri": "http://example.invalid/a.jpg"}'),
+        (IMAGE_PATH, b"\xff\xfe not utf-8"),
+    ],
+)
 def test_malformed_json_body_is_400_bad_argument(vision_server, path, body):
     response = post(vision_server, path, data=body, content_type="application/json")
     assert_azure_error(response, 400, "InvalidRequest", "BadArgument")
@@ -296,6 +364,7 @@ def test_json_with_charset_parameter_is_accepted(vision_server):
 
 
 # --- a busy remote service: rate limit and injected faults -----------------------------------
+
 
 def test_over_the_rate_limit_the_answer_is_429_with_retry_after(faulty_vision_server):
     server = faulty_vision_server(rate_limit_per_second=0.5, rate_limit_burst=1)
@@ -314,15 +383,19 @@ def test_injected_faults_use_the_configured_statuses_and_retry_after(faulty_visi
         response = post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json")
         statuses.add(response.status_code)
         assert response.headers["Retry-After"] == "7"
-        assert_azure_error(response, response.status_code, "429" if response.status_code == 429 else "ServiceUnavailable")
+        assert_azure_error(
+            response, response.status_code, "429" if response.status_code == 429 else "ServiceUnavailable"
+        )
     assert statuses == {429, 503}
 
 
 def test_fault_draws_replay_for_the_same_seed(faulty_vision_server):
     def statuses(seed: int) -> list[int]:
         server = faulty_vision_server(fault_rate=0.5, fault_statuses=(500, 503), fault_seed=seed)
-        return [post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json").status_code
-                for _ in range(10)]
+        return [
+            post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json").status_code
+            for _ in range(10)
+        ]
 
     first = statuses(42)
     assert statuses(42) == first
@@ -331,12 +404,23 @@ def test_fault_draws_replay_for_the_same_seed(faulty_vision_server):
 
 def test_fault_first_fails_exactly_the_first_requests(faulty_vision_server):
     server = faulty_vision_server(fault_first=2, fault_statuses=(500,))
-    codes = [post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json").status_code
-             for _ in range(4)]
+    codes = [
+        post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json").status_code
+        for _ in range(4)
+    ]
     assert codes == [500, 500, 200, 200]
-    assert_azure_error(post(faulty_vision_server(fault_first=1, fault_statuses=(500,)), TEXT_PATH, key=None,
-                            json={"text": "x"}, content_type="application/json"),
-                       500, "InternalServerError", "Unknown")
+    assert_azure_error(
+        post(
+            faulty_vision_server(fault_first=1, fault_statuses=(500,)),
+            TEXT_PATH,
+            key=None,
+            json={"text": "x"},
+            content_type="application/json",
+        ),
+        500,
+        "InternalServerError",
+        "Unknown",
+    )
 
 
 def test_injected_dropped_connection_breaks_off_the_answer(faulty_vision_server):
@@ -351,19 +435,23 @@ def test_configured_latency_is_added_to_every_answer(faulty_vision_server):
     server = faulty_vision_server(latency_ms=300)
     started = time.monotonic()
     ok = post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json")
-    refused = post(server, TEXT_PATH, "api-version=1999-01-01", key=None, json={"text": "cat"},
-                   content_type="application/json")
+    refused = post(
+        server, TEXT_PATH, "api-version=1999-01-01", key=None, json={"text": "cat"}, content_type="application/json"
+    )
     assert (ok.status_code, refused.status_code) == (200, 404)
     assert time.monotonic() - started >= 2 * 0.3  # a lower bound: the behaviour, not a speed
 
 
-@pytest.mark.parametrize("options", [
-    {"fault_rate": 0.5, "fault_statuses": ()},        # faults asked for, but no kind of fault
-    {"fault_rate": 1.5},
-    {"fault_statuses": (404,), "fault_first": 1},     # a 4xx is not a fault a client should retry
-    {"latency_ms": -1},
-    {"rate_limit_per_second": 0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"fault_rate": 0.5, "fault_statuses": ()},  # faults asked for, but no kind of fault
+        {"fault_rate": 1.5},
+        {"fault_statuses": (404,), "fault_first": 1},  # a 4xx is not a fault a client should retry
+        {"latency_ms": -1},
+        {"rate_limit_per_second": 0},
+    ],
+)
 def test_nonsense_server_options_are_refused_up_front(options):
     with pytest.raises(ValueError):
         create_app(ServerConfig(**options), model_lookup=lambda name: None)

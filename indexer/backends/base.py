@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from indexer.documents import Document, Embedding, Hit, IndexPin
 from indexer.filters import Condition
 from indexer.schema import IndexSchema
-from indexer.documents import Document, Embedding, Hit, IndexPin
 
 
 @dataclass
@@ -66,11 +67,17 @@ class IndexBackend(Protocol):
     def get(self, key: str) -> dict[str, Any] | None:
         """A document's fields (without the vector), or None."""
 
-    def count(self) -> int:
-        ...
+    def count(self) -> int: ...
 
-    def search(self, query: Embedding, *, k: int = 10, threshold: float | None = None,
-               filters: Sequence[Condition] = (), select: Sequence[str] | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: Embedding,
+        *,
+        k: int = 10,
+        threshold: float | None = None,
+        filters: Sequence[Condition] = (),
+        select: Sequence[str] | None = None,
+    ) -> list[Hit]:
         """Top-k by cosine similarity, best first, at or above ``threshold`` if given."""
 
     def keys_with_hashes(self, conditions: Sequence[Condition] = ()) -> dict[str, str]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from datetime import date, datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +39,11 @@ _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,127}$")
 _KEY = re.compile(r"^[A-Za-z0-9_\-=]+$")
 
 SCALAR_TYPES = ("Edm.String", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Boolean", "Edm.DateTimeOffset")
-_INT_RANGES = {"Edm.Int32": (-(2 ** 31), 2 ** 31 - 1), "Edm.Int64": (-(2 ** 63), 2 ** 63 - 1)}
+_INT_RANGES = {"Edm.Int32": (-(2**31), 2**31 - 1), "Edm.Int64": (-(2**63), 2**63 - 1)}
 
 
 # --- names and keys ---------------------------------------------------------------------
+
 
 def check_index_name(name: str) -> str:
     """Azure's index name rules: 2-128 lower-case letters, digits, ``-`` and ``_``, first a
@@ -50,7 +52,8 @@ def check_index_name(name: str) -> str:
     if not isinstance(name, str) or not _INDEX_NAME.match(name) or "--" in name or "__" in name:
         raise ValueError(
             f"invalid index name {name!r}: use 2 to 128 lower-case letters, digits, '-' and '_', "
-            f"starting with a letter or digit, without consecutive dashes or underscores")
+            f"starting with a letter or digit, without consecutive dashes or underscores"
+        )
     return name
 
 
@@ -61,8 +64,10 @@ def key_problem(key: Any) -> str | None:
     if len(key) > MAX_KEY_LENGTH:
         return f"invalid document key: {len(key)} characters, the limit is {MAX_KEY_LENGTH}"
     if not _KEY.match(key):
-        return (f"invalid document key {key!r}: keys can only contain letters, digits, underscore (_), "
-                f"dash (-) or equal sign (=); encode other identities with indexer.keys.document_key")
+        return (
+            f"invalid document key {key!r}: keys can only contain letters, digits, underscore (_), "
+            f"dash (-) or equal sign (=); encode other identities with indexer.keys.document_key"
+        )
     if key.startswith("_"):
         return f"invalid document key {key!r}: a key cannot start with an underscore"
     return None
@@ -70,11 +75,12 @@ def key_problem(key: Any) -> str | None:
 
 # --- schema ----------------------------------------------------------------------------
 
+
 def element_type(edm_type: str) -> tuple[str, bool]:
     """``("Edm.String", True)`` for ``Collection(Edm.String)``, ``("Edm.String", False)`` for
     ``Edm.String``."""
     if edm_type.startswith("Collection(") and edm_type.endswith(")"):
-        return edm_type[len("Collection("):-1], True
+        return edm_type[len("Collection(") : -1], True
     return edm_type, False
 
 
@@ -87,15 +93,17 @@ def check_schema_supported(schema: IndexSchema) -> None:
         raise ValueError(f"the index schema needs the key field {KEY_FIELD!r} of type Edm.String")
     vector = fields.get(VECTOR_FIELD)
     if vector is None or vector.get("dimensions") != schema.pin.dimensions:
-        raise ValueError(f"the index schema needs the vector field {VECTOR_FIELD!r} with "
-                         f"{schema.pin.dimensions} dimensions")
+        raise ValueError(
+            f"the index schema needs the vector field {VECTOR_FIELD!r} with {schema.pin.dimensions} dimensions"
+        )
     for name, edm_type in schema.metadata_fields.items():
         if element_type(edm_type)[0] not in SCALAR_TYPES:
             raise ValueError(f"field {name!r} has type {edm_type}, which the local index does not support")
 
 
-def validate_fields(schema: IndexSchema, key: str, fields: dict[str, Any], *,
-                    types: dict[str, str] | None = None) -> dict[str, Any]:
+def validate_fields(
+    schema: IndexSchema, key: str, fields: dict[str, Any], *, types: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Check one document's metadata fields against the schema and return them as stored:
     JSON values, ``None`` (null) dropped, datetimes as ISO 8601 strings. Pass ``types``
     (``schema.metadata_fields``) when checking many documents, to compute it once."""
@@ -109,14 +117,17 @@ def validate_fields(schema: IndexSchema, key: str, fields: dict[str, Any], *,
             if value != key:
                 raise InvalidDocumentError(
                     f"document {key!r}: field {KEY_FIELD!r} is the document key and says {value!r}; "
-                    f"set the key through Document.key only")
+                    f"set the key through Document.key only"
+                )
             continue
         if name == VECTOR_FIELD:
             raise InvalidDocumentError(
-                f"document {key!r}: the vector field {VECTOR_FIELD!r} goes in Document.embedding, not in fields")
+                f"document {key!r}: the vector field {VECTOR_FIELD!r} goes in Document.embedding, not in fields"
+            )
         if name not in types:
             raise InvalidDocumentError(
-                f"document {key!r}: unknown field {name!r}; the index schema has: {', '.join(sorted(types))}")
+                f"document {key!r}: unknown field {name!r}; the index schema has: {', '.join(sorted(types))}"
+            )
         if value is None:
             continue
         stored[name] = _check_value(key, name, types[name], value)
@@ -128,7 +139,8 @@ def _check_value(key: str, name: str, edm_type: str, value: Any) -> Any:
     if is_collection:
         if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
             raise InvalidDocumentError(
-                f"document {key!r}: field {name!r} is {edm_type} and needs a list, not {type(value).__name__}")
+                f"document {key!r}: field {name!r} is {edm_type} and needs a list, not {type(value).__name__}"
+            )
         items = []
         for item in value:
             if item is None:
@@ -142,7 +154,8 @@ def _check_scalar(key: str, name: str, edm_type: str, value: Any) -> Any:
     def wrong(expected: str) -> InvalidDocumentError:
         return InvalidDocumentError(
             f"document {key!r}: field {name!r} is {edm_type} and needs {expected}, "
-            f"got {type(value).__name__} {value!r:.80}")
+            f"got {type(value).__name__} {value!r:.80}"
+        )
 
     if edm_type == "Edm.String":
         if not isinstance(value, str):
@@ -170,7 +183,7 @@ def _check_scalar(key: str, name: str, edm_type: str, value: Any) -> Any:
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise wrong("a date and time with a time zone (a naive datetime is ambiguous)")
-            return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+            return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         if not isinstance(value, str):
             raise wrong("an ISO 8601 date and time with a time zone, e.g. 2024-05-01T12:00:00Z")
         try:
@@ -198,11 +211,12 @@ def parse_datetime_offset(value: Any) -> datetime:
     else:
         raise ValueError(f"{value!r} is not a date")
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 # --- queries ---------------------------------------------------------------------------
+
 
 def check_filter_fields(schema: IndexSchema, conditions: Iterable[Condition]) -> list[Condition]:
     """Each condition must name a filterable field of the schema (as the service demands)."""
@@ -245,15 +259,18 @@ def check_k(k: Any) -> int:
 def check_threshold(threshold: Any) -> float | None:
     if threshold is None:
         return None
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
-            or not -1.0 <= float(threshold) <= 1.0:
+    if (
+        isinstance(threshold, (bool, np.bool_))
+        or not isinstance(threshold, numbers.Real)
+        or not -1.0 <= float(threshold) <= 1.0
+    ):
         raise InvalidQueryError(f"threshold must be a cosine similarity from -1 to 1, got {threshold!r}")
     return float(threshold)
 
 
 # --- filter values -----------------------------------------------------------------------
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def datetime_micros(value: Any) -> int:
@@ -309,6 +326,6 @@ def coerce_filter_value(condition: Condition, edm_type: str) -> Any:
         raise wrong("a number")
     if isinstance(number, float) and not math.isfinite(number):
         raise wrong("a finite number")
-    if isinstance(number, int) and scalar_type != "Edm.Double" and not -(2 ** 63) <= number < 2 ** 63:
+    if isinstance(number, int) and scalar_type != "Edm.Double" and not -(2**63) <= number < 2**63:
         number = float(number)  # beyond int64: compare as a float, which still orders correctly
     return number

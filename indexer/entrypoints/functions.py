@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -67,6 +68,7 @@ def set_services(services: Services | None) -> None:
 
 # --------------------------------------------------------------------------- blob events
 
+
 def split_blob_path(path: str) -> tuple[str, str]:
     """``"images/a/b.jpg"`` (the blob trigger's ``container/name``) -> ``("images", "a/b.jpg")``."""
     container, _, name = (path or "").lstrip("/").partition("/")
@@ -92,7 +94,7 @@ def parse_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | No
     data = data or {}
     url = str(data.get("url") or "")
     if subject.startswith(_SUBJECT_PREFIX) and "/blobs/" in subject:
-        container, _, name = subject[len(_SUBJECT_PREFIX):].partition("/blobs/")
+        container, _, name = subject[len(_SUBJECT_PREFIX) :].partition("/blobs/")
     elif url:
         container, name = _container_and_name_from_url(url)
     else:
@@ -144,8 +146,9 @@ def index_blob(blob_path: str, services: Services | None = None) -> Outcome | No
     return outcome
 
 
-def handle_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | None,
-                      services: Services | None = None) -> Outcome | None:
+def handle_blob_event(
+    event_type: str, subject: str, data: Mapping[str, Any] | None, services: Services | None = None
+) -> Outcome | None:
     """The Event Grid trigger: remove the document of a deleted blob; ignore other events.
 
     If the blob exists again (deleted, then uploaded again before this event arrived), the
@@ -159,8 +162,13 @@ def handle_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | N
     if event.container != services.settings.images_container:
         # E.g. the failure records' own container in the same account, when the Event Grid
         # subscription is not filtered to the images container.
-        log.info("ignoring %s for %s/%s: not the images container %r", event_type, event.container,
-                 event.blob_name, services.settings.images_container)
+        log.info(
+            "ignoring %s for %s/%s: not the images container %r",
+            event_type,
+            event.container,
+            event.blob_name,
+            services.settings.images_container,
+        )
         return None
     source = services.source(event.container)
     try:
@@ -171,6 +179,9 @@ def handle_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | N
         _record(outcome, services.failures)
         log.info("removed the document of %s/%s", event.container, event.blob_name)
         return outcome
-    log.info("blob %s/%s exists again; keeping its document up to date instead of removing it",
-             event.container, event.blob_name)
+    log.info(
+        "blob %s/%s exists again; keeping its document up to date instead of removing it",
+        event.container,
+        event.blob_name,
+    )
     return index_blob(f"{event.container}/{event.blob_name}", services)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from indexer import query
+from indexer.entrypoints.functions import get_services
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
-from indexer.entrypoints.functions import get_services
 from indexer.services import Services
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ def _as_filters(value: Any) -> list[Condition]:
     return parse_conditions(expressions)
 
 
-def parse_search_request(*, method: str, params: Mapping[str, str], body: bytes | None,
-                         content_type: str | None) -> SearchRequest:
+def parse_search_request(
+    *, method: str, params: Mapping[str, str], body: bytes | None, content_type: str | None
+) -> SearchRequest:
     """Read one query from an HTTP request.
 
     - ``GET ?text=...`` (or ``q``), or ``?image_url=...``; options ``k``, ``threshold``,
@@ -88,28 +90,36 @@ def parse_search_request(*, method: str, params: Mapping[str, str], body: bytes 
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise BadRequest(f"the body is not valid JSON: {exc}") from None
             if not isinstance(payload, dict):
-                raise BadRequest("the JSON body must be an object like {\"text\": \"a cat\"}")
+                raise BadRequest('the JSON body must be an object like {"text": "a cat"}')
             options.update({str(k).lower(): v for k, v in payload.items()})
         elif mime.startswith("image/") or mime in ("application/octet-stream", ""):
             image = bytes(body)
         else:
-            raise BadRequest(f"unsupported Content-Type {content_type!r}: send JSON, or the image bytes as "
-                             f"image/* or application/octet-stream", code="UnsupportedMediaType", status=415)
+            raise BadRequest(
+                f"unsupported Content-Type {content_type!r}: send JSON, or the image bytes as "
+                f"image/* or application/octet-stream",
+                code="UnsupportedMediaType",
+                status=415,
+            )
     elif method not in ("GET", "POST"):
         raise BadRequest(f"method {method} is not supported; use GET or POST", code="MethodNotAllowed", status=405)
 
     text = options.get("text", options.get("q"))
     image_url = options.get("image_url", options.get("url"))
-    given = [name for name, value in (("text", text), ("image_url", image_url), ("image", image))
-             if value not in (None, "", b"")]
+    given = [
+        name
+        for name, value in (("text", text), ("image_url", image_url), ("image", image))
+        if value not in (None, "", b"")
+    ]
     if not given:
         raise BadRequest("give a query: text=..., image_url=..., or POST the image bytes")
     if len(given) > 1:
         raise BadRequest(f"give exactly one query, not {' and '.join(given)}")
     if text is not None and text != "" and not isinstance(text, str):
         raise BadRequest("text must be a string")
-    if image_url not in (None, "") and not (isinstance(image_url, str)
-                                            and image_url.lower().startswith(("http://", "https://"))):
+    if image_url not in (None, "") and not (
+        isinstance(image_url, str) and image_url.lower().startswith(("http://", "https://"))
+    ):
         raise BadRequest(f"image_url must be an http(s) URL, got {image_url!r}")
     return SearchRequest(
         text=text or None,
@@ -123,8 +133,13 @@ def parse_search_request(*, method: str, params: Mapping[str, str], body: bytes 
 
 def run_search(request: SearchRequest, services: Services) -> dict[str, Any]:
     """Vectorize the query and search; the answer as JSON-ready data (scores are cosine)."""
-    common: dict[str, Any] = dict(vectorizer=services.vectorizer, backend=services.backend, k=request.k,
-                                  threshold=request.threshold, filters=request.filters)
+    common: dict[str, Any] = dict(
+        vectorizer=services.vectorizer,
+        backend=services.backend,
+        k=request.k,
+        threshold=request.threshold,
+        filters=request.filters,
+    )
     if request.text is not None:
         hits = query.search_text(request.text, **common)
     elif request.image_url is not None:
@@ -132,8 +147,12 @@ def run_search(request: SearchRequest, services: Services) -> dict[str, Any]:
     else:
         hits = query.search_image(request.image or b"", **common)
     return {
-        "query": {"kind": request.kind, "k": request.k, "threshold": request.threshold,
-                  "filter": [f"{c.field} {c.op} {c.value}" for c in request.filters]},
+        "query": {
+            "kind": request.kind,
+            "k": request.k,
+            "threshold": request.threshold,
+            "filter": [f"{c.field} {c.op} {c.value}" for c in request.filters],
+        },
         "count": len(hits),
         "results": [hit.to_dict() for hit in hits],
     }
@@ -151,8 +170,14 @@ class HttpAnswer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def search_http(*, method: str, params: Mapping[str, str], body: bytes | None, content_type: str | None,
-                services: Services | None = None) -> HttpAnswer:
+def search_http(
+    *,
+    method: str,
+    params: Mapping[str, str],
+    body: bytes | None,
+    content_type: str | None,
+    services: Services | None = None,
+) -> HttpAnswer:
     """The HTTP search endpoint. Every answer is JSON; errors use the Azure error shape, with
     the status ``errors.classify`` gives:
 

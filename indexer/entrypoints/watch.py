@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 from indexer.entrypoints import functions as handlers
 from indexer.indexing.pipeline import Outcome
@@ -50,18 +51,33 @@ class WatchSummary:
         return sum(1 for c in self.changes if c.kind == kind and not c.error)
 
     def to_dict(self) -> dict:
-        return {"polls": self.polls, "created": self.count("created"), "changed": self.count("changed"),
-                "deleted": self.count("deleted"), "errors": sum(1 for c in self.changes if c.error),
-                "failed": [{"blob": c.blob_name, "reason": c.outcome.reason} for c in self.changes
-                           if c.outcome is not None and c.outcome.status == "failed"]}
+        return {
+            "polls": self.polls,
+            "created": self.count("created"),
+            "changed": self.count("changed"),
+            "deleted": self.count("deleted"),
+            "errors": sum(1 for c in self.changes if c.error),
+            "failed": [
+                {"blob": c.blob_name, "reason": c.outcome.reason}
+                for c in self.changes
+                if c.outcome is not None and c.outcome.status == "failed"
+            ],
+        }
 
 
 class BlobWatcher:
     """Poll the images container (``IMAGES_CONTAINER`` of the services' settings, the one the
     Function's trigger path names), optionally only under ``prefix``, and dispatch its changes."""
 
-    def __init__(self, services: Services, *, prefix: str = "", index_existing: bool = True,
-                 max_attempts: int = 5, on_change: Callable[[Change], None] | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        prefix: str = "",
+        index_existing: bool = True,
+        max_attempts: int = 5,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> None:
         self.services = services
         self.container = services.settings.images_container
         self.prefix = prefix
@@ -95,16 +111,24 @@ class BlobWatcher:
             return None  # given up ("poisoned") until the blob changes again
         try:
             if kind == "deleted":
-                outcome = handlers.handle_blob_event(handlers.BLOB_DELETED, *self._deleted_event(name),
-                                                     services=self.services)
+                outcome = handlers.handle_blob_event(
+                    handlers.BLOB_DELETED, *self._deleted_event(name), services=self.services
+                )
             else:
                 outcome = handlers.index_blob(f"{self.container}/{name}", self.services)
         except Exception as exc:  # noqa: BLE001 - the host logs and retries any exception alike
             attempts = self._attempts[attempt_key] = self._attempts.get(attempt_key, 0) + 1
             giving_up = attempts >= self.max_attempts
-            log.warning("%s %s failed (attempt %d of %d%s): %s: %s", kind, name, attempts, self.max_attempts,
-                        "; giving up until it changes" if giving_up else "; retrying on the next poll",
-                        type(exc).__name__, exc)
+            log.warning(
+                "%s %s failed (attempt %d of %d%s): %s: %s",
+                kind,
+                name,
+                attempts,
+                self.max_attempts,
+                "; giving up until it changes" if giving_up else "; retrying on the next poll",
+                type(exc).__name__,
+                exc,
+            )
             change = Change(kind, name, etag, error=f"{type(exc).__name__}: {exc}")
         else:
             self._attempts.pop(attempt_key, None)
@@ -124,8 +148,14 @@ class BlobWatcher:
         data = {"api": "DeleteBlob", "blobType": "BlockBlob", "url": self._client.get_blob_client(name).url}
         return subject, data
 
-    def run(self, *, interval: float = 2.0, once: bool = False, max_seconds: float | None = None,
-            stop: threading.Event | None = None) -> WatchSummary:
+    def run(
+        self,
+        *,
+        interval: float = 2.0,
+        once: bool = False,
+        max_seconds: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> WatchSummary:
         """Poll every ``interval`` seconds until ``stop`` is set, ``max_seconds`` pass, or
         after one poll with ``once``. Ctrl-C ends the loop between polls' dispatches."""
         summary = WatchSummary()

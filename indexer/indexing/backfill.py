@@ -10,10 +10,11 @@ restarted at any moment: a checkpoint file under ``IMGSEARCH_DATA_DIR/checkpoint
 each finished blob with its ETag, and a restart skips those without even downloading them.
 The checkpoint is rewritten atomically (temporary file, fsync, rename) every
 ``checkpoint_every`` finished blobs (or every 5% of those done, whichever is more) and when
-the run ends or fails, so a hard kill loses at most the blobs finished since the last write; those are redone, and the content-hash skip
-makes their redo a no-op (one download, no Vision call). Only the items in flight at the kill
-are vectorized twice. A finished run deletes its checkpoint: the next backfill starts afresh
-(and, thanks to the hashes, costs no Vision calls for what is already indexed).
+the run ends or fails, so a hard kill loses at most the blobs finished since the last write;
+those are redone, and the content-hash skip makes their redo a no-op (one download, no
+Vision call). Only the items in flight at the kill are vectorized twice. A finished run
+deletes its checkpoint: the next backfill starts afresh (and, thanks to the hashes, costs no
+Vision calls for what is already indexed).
 
 It skips blobs whose failure is already recorded for the same ETag (retrying cannot help
 until the blob changes), unless ``force``.
@@ -26,9 +27,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from indexer.atomic import atomic_write_bytes
 from indexer.backends.base import IndexBackend
@@ -44,6 +46,7 @@ CHECKPOINT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- checkpoint
+
 
 def checkpoint_path(data_dir: str | Path, source: BlobSource, index_name: str) -> Path:
     """One checkpoint per (account, container, prefix, index): a readable name plus a digest
@@ -67,7 +70,7 @@ class Checkpoint:
         self.pending_writes = 0
 
     @classmethod
-    def load(cls, path: str | Path, *, model_version: str, force: bool = False) -> "Checkpoint":
+    def load(cls, path: str | Path, *, model_version: str, force: bool = False) -> Checkpoint:
         """The saved checkpoint if it matches; else an empty one (a stale or unreadable file is
         ignored and overwritten, never trusted)."""
         checkpoint = cls(path, model_version=model_version, force=force)
@@ -78,9 +81,13 @@ class Checkpoint:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable checkpoint %s: %s", checkpoint.path, exc)
             return checkpoint
-        if (isinstance(data, dict) and data.get("version") == CHECKPOINT_VERSION
-                and data.get("model_version") == model_version and bool(data.get("force")) == force
-                and isinstance(data.get("done"), dict)):
+        if (
+            isinstance(data, dict)
+            and data.get("version") == CHECKPOINT_VERSION
+            and data.get("model_version") == model_version
+            and bool(data.get("force")) == force
+            and isinstance(data.get("done"), dict)
+        ):
             checkpoint.done = {str(k): str(v) for k, v in data["done"].items()}
         else:
             log.info("checkpoint %s belongs to another model version or mode; starting afresh", checkpoint.path)
@@ -94,8 +101,12 @@ class Checkpoint:
         self.pending_writes += 1
 
     def save(self) -> None:
-        body = {"version": CHECKPOINT_VERSION, "model_version": self.model_version, "force": self.force,
-                "done": self.done}
+        body = {
+            "version": CHECKPOINT_VERSION,
+            "model_version": self.model_version,
+            "force": self.force,
+            "done": self.done,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, json.dumps(body, ensure_ascii=False).encode("utf-8"))
         self.pending_writes = 0
@@ -105,6 +116,7 @@ class Checkpoint:
 
 
 # --------------------------------------------------------------------------- backfill
+
 
 @dataclass
 class BackfillSummary:
@@ -121,15 +133,36 @@ class BackfillSummary:
     elapsed_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"container": self.container, "prefix": self.prefix, "listed": self.listed, "resumed": self.resumed,
-                "known_failures": self.known_failures, "indexed": self.indexed, "unchanged": self.unchanged,
-                "failed": [o.failure_dict() for o in self.failed], "checkpoint": self.checkpoint, "completed": self.completed,
-                "elapsed_seconds": round(self.elapsed_seconds, 3)}
+        return {
+            "container": self.container,
+            "prefix": self.prefix,
+            "listed": self.listed,
+            "resumed": self.resumed,
+            "known_failures": self.known_failures,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "failed": [o.failure_dict() for o in self.failed],
+            "checkpoint": self.checkpoint,
+            "completed": self.completed,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+        }
 
 
-def backfill(source: BlobSource, *, vectorizer: Vectorizer, backend: IndexBackend, checkpoint_file: str | Path,
-             failures: FailureLog | None = None, concurrency: int = 8, batch_size: int = 100, force: bool = False, restart: bool = False, checkpoint_every: int = 50,
-             progress: Any = None, on_outcome: Callable[[Outcome], None] | None = None) -> BackfillSummary:
+def backfill(
+    source: BlobSource,
+    *,
+    vectorizer: Vectorizer,
+    backend: IndexBackend,
+    checkpoint_file: str | Path,
+    failures: FailureLog | None = None,
+    concurrency: int = 8,
+    batch_size: int = 100,
+    force: bool = False,
+    restart: bool = False,
+    checkpoint_every: int = 50,
+    progress: Any = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> BackfillSummary:
     """Index every blob in ``source``; resumable (see the module doc).
 
     The index must exist (``pipeline.ensure_index``). ``restart`` ignores an existing
@@ -138,8 +171,11 @@ def backfill(source: BlobSource, *, vectorizer: Vectorizer, backend: IndexBacken
     """
     started = time.monotonic()
     pin = backend.get_pin()
-    checkpoint = Checkpoint(checkpoint_file, model_version=pin.model_version, force=force) if restart else \
-        Checkpoint.load(checkpoint_file, model_version=pin.model_version, force=force)
+    checkpoint = (
+        Checkpoint(checkpoint_file, model_version=pin.model_version, force=force)
+        if restart
+        else Checkpoint.load(checkpoint_file, model_version=pin.model_version, force=force)
+    )
     summary = BackfillSummary(source.container_name, source.prefix, checkpoint=str(checkpoint.path))
     known = known_failures(failures, force)
 
@@ -167,9 +203,17 @@ def backfill(source: BlobSource, *, vectorizer: Vectorizer, backend: IndexBacken
 
     stored = {} if force else backend.keys_with_hashes(source.conditions)
     try:
-        result = index_items(items(), vectorizer=vectorizer, backend=backend, concurrency=concurrency,
-                             batch_size=batch_size, stored_hashes=stored, force=force,
-                             on_outcome=tracker, progress=progress)
+        result = index_items(
+            items(),
+            vectorizer=vectorizer,
+            backend=backend,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            stored_hashes=stored,
+            force=force,
+            on_outcome=tracker,
+            progress=progress,
+        )
     finally:
         if checkpoint.pending_writes:
             checkpoint.save()  # also on failure or Ctrl-C: what finished stays finished

@@ -31,16 +31,17 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from indexer.backends.base import IndexBackend, WriteResult
+from indexer.documents import Document, IndexPin
 from indexer.errors import BulkIndexingAborted, ServiceError, classify, describe
 from indexer.filters import Condition
 from indexer.indexing.pipeline import Outcome, Prepared, prepare
 from indexer.sources.base import ImageItem
-from indexer.documents import Document, IndexPin
 from indexer.vectorizers import Vectorizer
 
 log = logging.getLogger(__name__)
@@ -80,22 +81,36 @@ class IndexSummary:
         }
 
 
-def _prepare_one(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, stored_hash: str | None,
-                 force: bool) -> Prepared:
+def _prepare_one(
+    item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, stored_hash: str | None, force: bool
+) -> Prepared:
     try:
         return prepare(item, vectorizer, pin, stored_hash=stored_hash, force=force)
     except Exception as exc:
         if not classify(exc).retriable:
             raise  # set-up errors stop the run; bugs keep their traceback
-        return Prepared(Outcome(item.key, item.source, "failed", transient=True,
-                                reason=f"{type(exc).__name__}: {describe(exc)} (not indexed; the next run retries it)"))
+        return Prepared(
+            Outcome(
+                item.key,
+                item.source,
+                "failed",
+                transient=True,
+                reason=f"{type(exc).__name__}: {describe(exc)} (not indexed; the next run retries it)",
+            )
+        )
 
 
 class _Run:
     """The ordered hand-off from prepared items to batched writes and reported outcomes."""
 
-    def __init__(self, backend: IndexBackend, batch_size: int, on_outcome: Callable[[Outcome], None] | None,
-                 progress: Any, max_consecutive_failures: int | None) -> None:
+    def __init__(
+        self,
+        backend: IndexBackend,
+        batch_size: int,
+        on_outcome: Callable[[Outcome], None] | None,
+        progress: Any,
+        max_consecutive_failures: int | None,
+    ) -> None:
         self.backend = backend
         self.batch_size = batch_size
         self.on_outcome = on_outcome
@@ -133,9 +148,13 @@ class _Run:
                 # backend's own retries) stays not done, so the next run writes it; it also
                 # counts towards stopping a run whose index is down, before more paid
                 # Vision calls are made for documents that cannot be written.
-                outcome = Outcome(outcome.key, outcome.source, "failed",
-                                  transient=outcome.key in result.retriable,
-                                  reason=f"the index refused the document: {result.failed[outcome.key]}")
+                outcome = Outcome(
+                    outcome.key,
+                    outcome.source,
+                    "failed",
+                    transient=outcome.key in result.retriable,
+                    reason=f"the index refused the document: {result.failed[outcome.key]}",
+                )
                 self._watch_failures(outcome)
             self._emit(outcome)
 
@@ -148,7 +167,8 @@ class _Run:
         if limit is not None and self.consecutive_failures >= limit:
             raise BulkIndexingAborted(
                 f"stopped after {self.consecutive_failures} images in a row failed with transient errors; "
-                f"the service looks unavailable. Last: {outcome.source}: {outcome.reason}")
+                f"the service looks unavailable. Last: {outcome.source}: {outcome.reason}"
+            )
 
     def _emit(self, outcome: Outcome) -> None:
         if outcome.status == "indexed":
@@ -164,11 +184,19 @@ class _Run:
             self.progress.update(1)
 
 
-def index_items(items: Iterable[ImageItem], *, vectorizer: Vectorizer, backend: IndexBackend,
-                concurrency: int = 4, batch_size: int = 100,
-                stored_hashes: dict[str, str] | None = None, force: bool = False,
-                on_outcome: Callable[[Outcome], None] | None = None, progress: Any = None,
-                max_consecutive_failures: int | None = 25) -> IndexSummary:
+def index_items(
+    items: Iterable[ImageItem],
+    *,
+    vectorizer: Vectorizer,
+    backend: IndexBackend,
+    concurrency: int = 4,
+    batch_size: int = 100,
+    stored_hashes: dict[str, str] | None = None,
+    force: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    progress: Any = None,
+    max_consecutive_failures: int | None = 25,
+) -> IndexSummary:
     """Index ``items`` into ``backend`` (which must exist: see ``pipeline.ensure_index``).
 
     ``stored_hashes`` maps document keys to their stored ``content_hash``; when None it is
@@ -189,8 +217,7 @@ def index_items(items: Iterable[ImageItem], *, vectorizer: Vectorizer, backend: 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imgsearch-index") as pool:
         try:
             for item in items:
-                in_flight.append(pool.submit(_prepare_one, item, vectorizer, pin, stored_hashes.get(item.key),
-                                             force))
+                in_flight.append(pool.submit(_prepare_one, item, vectorizer, pin, stored_hashes.get(item.key), force))
                 while len(in_flight) >= 2 * concurrency:
                     run.take(in_flight.popleft().result())
             while in_flight:
@@ -205,8 +232,13 @@ def index_items(items: Iterable[ImageItem], *, vectorizer: Vectorizer, backend: 
     return run.summary
 
 
-def remove_missing(present_keys: set[str], *, backend: IndexBackend, conditions: Sequence[Condition],
-                   stored_keys: Iterable[str] | None = None) -> int:
+def remove_missing(
+    present_keys: set[str],
+    *,
+    backend: IndexBackend,
+    conditions: Sequence[Condition],
+    stored_keys: Iterable[str] | None = None,
+) -> int:
     """Delete the documents matching ``conditions`` whose keys are not in ``present_keys``.
 
     ``conditions`` select the documents of one source (e.g. one folder's ``container``
@@ -219,10 +251,13 @@ def remove_missing(present_keys: set[str], *, backend: IndexBackend, conditions:
     stale = sorted(set(stored_keys) - set(present_keys))
     removed = 0
     for start in range(0, len(stale), MAX_DELETE_BATCH):
-        result = backend.delete(stale[start:start + MAX_DELETE_BATCH])
+        result = backend.delete(stale[start : start + MAX_DELETE_BATCH])
         removed += len(result.succeeded)
         if result.failed:
             key, reason = next(iter(result.failed.items()))
-            raise ServiceError(f"the index refused to delete {len(result.failed)} document(s) of removed images, "
-                               f"e.g. {key}: {reason}", code="DeleteFailed", status_code=None)
+            raise ServiceError(
+                f"the index refused to delete {len(result.failed)} document(s) of removed images, e.g. {key}: {reason}",
+                code="DeleteFailed",
+                status_code=None,
+            )
     return removed

@@ -26,9 +26,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
@@ -53,9 +54,14 @@ class FailureRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FailureRecord":
-        return cls(key=str(data["key"]), source=str(data.get("source", "")), reason=str(data.get("reason", "")),
-                   recorded_at=str(data.get("recorded_at", "")), etag=str(data.get("etag", "")))
+    def from_dict(cls, data: dict[str, Any]) -> FailureRecord:
+        return cls(
+            key=str(data["key"]),
+            source=str(data.get("source", "")),
+            reason=str(data.get("reason", "")),
+            recorded_at=str(data.get("recorded_at", "")),
+            etag=str(data.get("etag", "")),
+        )
 
 
 @runtime_checkable
@@ -66,8 +72,7 @@ class FailureLog(Protocol):
     def clear(self, key: str) -> None:
         """Forget a key's failure (it was indexed or removed since). Clearing nothing is fine."""
 
-    def get(self, key: str) -> FailureRecord | None:
-        ...
+    def get(self, key: str) -> FailureRecord | None: ...
 
     def records(self) -> list[FailureRecord]:
         """Every current failure, oldest first."""
@@ -76,8 +81,9 @@ class FailureLog(Protocol):
 def _new_record(outcome: Outcome, etag: str) -> FailureRecord:
     if outcome.status != "failed":
         raise ValueError(f"only failed outcomes are recorded, not {outcome.status!r} ({outcome.source})")
-    return FailureRecord(key=outcome.key, source=outcome.source, reason=outcome.reason, recorded_at=utc_now(),
-                         etag=etag)
+    return FailureRecord(
+        key=outcome.key, source=outcome.source, reason=outcome.reason, recorded_at=utc_now(), etag=etag
+    )
 
 
 class BlobFailureLog:
@@ -110,8 +116,12 @@ class BlobFailureLog:
         return record
 
     def _upload(self, key: str, body: bytes) -> None:
-        self._container.upload_blob(self._blob_name(key), body, overwrite=True,
-                                    content_settings=ContentSettings(content_type="application/json"))
+        self._container.upload_blob(
+            self._blob_name(key),
+            body,
+            overwrite=True,
+            content_settings=ContentSettings(content_type="application/json"),
+        )
 
     def clear(self, key: str) -> None:
         try:
@@ -131,7 +141,7 @@ class BlobFailureLog:
         try:
             for props in self._container.list_blobs():
                 if props.name.endswith(".json"):
-                    record = self.get(props.name[:-len(".json")])
+                    record = self.get(props.name[: -len(".json")])
                     if record is not None:
                         found.append(record)
         except ResourceNotFoundError:
@@ -214,6 +224,7 @@ class JsonlFailureLog:
 
 # --------------------------------------------------------------------------- runs over a source
 
+
 def known_failures(failures: FailureLog | None, force: bool) -> dict[str, str]:
     """Key -> ETag of every recorded failure with a known blob version: a run skips those
     blobs until they change (retrying cannot help), unless ``force``."""
@@ -231,8 +242,12 @@ class OutcomeTracker:
     and tells ``on_finished`` about items that are done for good (not transient failures).
     """
 
-    def __init__(self, failures: FailureLog | None, on_finished: Callable[[Any, Outcome], None] | None = None,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(
+        self,
+        failures: FailureLog | None,
+        on_finished: Callable[[Any, Outcome], None] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.failures = failures
         self.on_finished = on_finished
         self.on_outcome = on_outcome

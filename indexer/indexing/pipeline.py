@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from indexer.backends.base import IndexBackend
+from indexer.documents import Document, IndexPin
 from indexer.errors import ServiceError, classify
 from indexer.limits import inspect_image
 from indexer.sources.base import ImageItem
-from indexer.documents import Document, IndexPin
 from indexer.vectorizers import Vectorizer
 
 Status = Literal["indexed", "unchanged", "failed", "deleted"]
@@ -50,7 +50,7 @@ def content_hash(data: bytes) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -61,8 +61,9 @@ class Prepared:
     document: Document | None = None
 
 
-def prepare(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, *,
-            stored_hash: str | None = None, force: bool = False) -> Prepared:
+def prepare(
+    item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, *, stored_hash: str | None = None, force: bool = False
+) -> Prepared:
     """Read and vectorize ``item``; never writes. ``stored_hash`` is the indexed document's
     ``content_hash``, if any: equal bytes are skipped unless ``force``."""
     try:
@@ -82,7 +83,8 @@ def prepare(item: ImageItem, vectorizer: Vectorizer, pin: IndexPin, *,
         "source": item.source,
         **item.fields,
         # The type sniffed from the bytes wins over the one a file name or blob claims.
-        "content_type": info.content_type if info.content_type != "application/octet-stream"
+        "content_type": info.content_type
+        if info.content_type != "application/octet-stream"
         else item.fields.get("content_type", info.content_type),
         "width": info.width,
         "height": info.height,
@@ -109,12 +111,16 @@ def index_item(item: ImageItem, vectorizer: Vectorizer, backend: IndexBackend, *
         result = backend.upsert([prepared.document])
         if item.key in result.retriable:
             # Busy or unreachable: raise so that the Functions host tries again later.
-            raise ServiceError(f"the index could not take {item.source} yet: {result.failed[item.key]}",
-                               code="IndexingFailed", status_code=None)
+            raise ServiceError(
+                f"the index could not take {item.source} yet: {result.failed[item.key]}",
+                code="IndexingFailed",
+                status_code=None,
+            )
         if item.key in result.failed:
             # Refused outright: trying again cannot help; the edge records the reason.
-            return Outcome(item.key, item.source, "failed",
-                           reason=f"the index refused the document: {result.failed[item.key]}")
+            return Outcome(
+                item.key, item.source, "failed", reason=f"the index refused the document: {result.failed[item.key]}"
+            )
     return prepared.outcome
 
 
@@ -122,6 +128,7 @@ def remove_item(key: str, source: str, backend: IndexBackend) -> Outcome:
     """Remove one document (the BlobDeleted path). Removing what is not there is fine."""
     result = backend.delete([key])
     if not result.ok:
-        raise ServiceError(f"the index refused to delete {source}: {result.failed[key]}",
-                           code="DeleteFailed", status_code=None)
+        raise ServiceError(
+            f"the index refused to delete {source}: {result.failed[key]}", code="DeleteFailed", status_code=None
+        )
     return Outcome(key, source, "deleted")

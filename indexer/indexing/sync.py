@@ -17,8 +17,9 @@ always tried.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from indexer.backends.base import IndexBackend
 from indexer.indexing.bulk import index_items, remove_missing
@@ -44,15 +45,31 @@ class SyncSummary:
         return [o for o in self.failed if o.transient]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"listed": self.listed, "known_failures": self.known_failures, "indexed": self.indexed,
-                "unchanged": self.unchanged, "removed": self.removed,
-                "failed": [o.failure_dict() for o in self.failed], "removal_skipped": self.removal_skipped,
-                "elapsed_seconds": round(self.elapsed_seconds, 3)}
+        return {
+            "listed": self.listed,
+            "known_failures": self.known_failures,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": [o.failure_dict() for o in self.failed],
+            "removal_skipped": self.removal_skipped,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+        }
 
 
-def sync(source: ImageSource, *, vectorizer: Vectorizer, backend: IndexBackend, failures: FailureLog | None = None,
-         concurrency: int = 8, batch_size: int = 100, force: bool = False, list_first: bool = False,
-         progress: Any = None, on_outcome: Callable[[Outcome], None] | None = None) -> SyncSummary:
+def sync(
+    source: ImageSource,
+    *,
+    vectorizer: Vectorizer,
+    backend: IndexBackend,
+    failures: FailureLog | None = None,
+    concurrency: int = 8,
+    batch_size: int = 100,
+    force: bool = False,
+    list_first: bool = False,
+    progress: Any = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> SyncSummary:
     """Index what is new or changed in ``source`` and remove what is gone (see the module doc).
 
     The index must exist. ``list_first`` lists the whole source before indexing, so that
@@ -84,9 +101,17 @@ def sync(source: ImageSource, *, vectorizer: Vectorizer, backend: IndexBackend, 
             yield tracker.track(item)
 
     try:
-        result = index_items(items(), vectorizer=vectorizer, backend=backend, concurrency=concurrency,
-                             batch_size=batch_size, stored_hashes=stored, force=force, on_outcome=tracker,
-                             progress=progress)
+        result = index_items(
+            items(),
+            vectorizer=vectorizer,
+            backend=backend,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            stored_hashes=stored,
+            force=force,
+            on_outcome=tracker,
+            progress=progress,
+        )
     finally:
         summary.elapsed_seconds = time.monotonic() - started
     summary.indexed, summary.unchanged, summary.failed = result.indexed, result.unchanged, list(result.failed)
@@ -95,8 +120,7 @@ def sync(source: ImageSource, *, vectorizer: Vectorizer, backend: IndexBackend, 
     else:
         # The listing completed (index_items consumed it), so what is not in it is gone.
         in_scope = [key for key in stored if source.in_scope(key)]
-        summary.removed = remove_missing(present, backend=backend, conditions=source.conditions,
-                                         stored_keys=in_scope)
+        summary.removed = remove_missing(present, backend=backend, conditions=source.conditions, stored_keys=in_scope)
         if failures is not None:
             for key in set(in_scope) - present:
                 failures.clear(key)

@@ -25,9 +25,10 @@ fill memory.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from azure.storage.blob import BlobProperties, ContainerClient
 
@@ -69,8 +70,8 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _metadata_value(metadata: dict[str, str] | None, name: str) -> str | None:
@@ -88,8 +89,9 @@ class BlobSource:
 
     listing_errors: list[str] = []
 
-    def __init__(self, container_client: ContainerClient, *, prefix: str = "",
-                 max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    def __init__(
+        self, container_client: ContainerClient, *, prefix: str = "", max_bytes: int = MAX_IMAGE_BYTES
+    ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
         self._container = container_client
@@ -167,7 +169,10 @@ class BlobSource:
         if size >= self.max_bytes:
             raise InputLimitError(
                 f"blob {self.container_name}/{name} is {size:,} bytes; images must be under "
-                f"{self.max_bytes:,} bytes (the service limit is 20 MB)", limit="image_bytes", value=size)
+                f"{self.max_bytes:,} bytes (the service limit is 20 MB)",
+                limit="image_bytes",
+                value=size,
+            )
 
     def download(self, name: str, *, known_size: int | None = None) -> bytes:
         """The blob's bytes, refusing blobs of ``max_bytes`` or more (see the module doc)."""

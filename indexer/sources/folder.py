@@ -10,9 +10,9 @@ POSIX form, so the fields read the same as for a blob.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from indexer.errors import FolderNotFoundError, InputLimitError
 from indexer.filters import Condition
@@ -91,14 +91,15 @@ class FolderSource:
             raise FolderNotFoundError(f"there is no file {name!r} in {self.root}")
         if not is_image_name(path.name):
             raise FolderNotFoundError(
-                f"{name!r} is not an image file name; expected one of {', '.join(sorted(CONTENT_TYPES))}")
+                f"{name!r} is not an image file name; expected one of {', '.join(sorted(CONTENT_TYPES))}"
+            )
         return self._item(path)
 
     def _item(self, path: Path) -> ImageItem:
         # The path stays as listed under the resolved root (a symlinked file is not resolved),
         # so each listed path is its own document, found again under the same key.
         stat = path.stat()
-        modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+        modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
         return ImageItem(
             identity=str(path),
             source=str(path),
@@ -124,7 +125,11 @@ def read_file_guarded(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     with path.open("rb") as handle:
         data = handle.read(max_bytes)
     if len(data) >= max_bytes:
-        raise InputLimitError(f"{path} grew to {max_bytes:,} bytes or more while being read; the limit is "
-                              f"under {max_bytes:,} bytes (20 MB)", limit="image_bytes", value=len(data))
+        raise InputLimitError(
+            f"{path} grew to {max_bytes:,} bytes or more while being read; the limit is "
+            f"under {max_bytes:,} bytes (20 MB)",
+            limit="image_bytes",
+            value=len(data),
+        )
     check_image_size(len(data), max_bytes=max_bytes)
     return data

@@ -8,7 +8,8 @@ one the service *reported*, which is what the index pin is checked against.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from indexer.documents import Embedding
 

@@ -33,8 +33,15 @@ from standins.search.odata_parser import FieldSpec
 class SearchServiceError(Exception):
     """An error answer of the service: status, ``{"error": {"code", "message", "details"}}``."""
 
-    def __init__(self, status: int, code: str, message: str, *, details: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -49,19 +56,24 @@ class SearchServiceError(Exception):
         return {"error": error}
 
 
-def invalid_request(parameter: str, detail: str, *, code: str = "InvalidRequestParameter",
-                    detail_code: str = "InvalidField") -> SearchServiceError:
+def invalid_request(
+    parameter: str, detail: str, *, code: str = "InvalidRequestParameter", detail_code: str = "InvalidField"
+) -> SearchServiceError:
     """The service's 400 shape: ``The request is invalid. Details: <parameter> : <detail>``."""
     return SearchServiceError(
-        400, code, f"The request is invalid. Details: {parameter} : {detail}",
-        details=[{"code": detail_code, "message": f"{detail} Parameters: {parameter}"}])
+        400,
+        code,
+        f"The request is invalid. Details: {parameter} : {detail}",
+        details=[{"code": detail_code, "message": f"{detail} Parameters: {parameter}"}],
+    )
 
 
 def not_supported(what: str) -> SearchServiceError:
     return SearchServiceError(
-        400, "NotSupportedByStandIn",
-        f"{what} is valid on Azure AI Search but not implemented by this stand-in; "
-        f"use a real search service for it")
+        400,
+        "NotSupportedByStandIn",
+        f"{what} is valid on Azure AI Search but not implemented by this stand-in; use a real search service for it",
+    )
 
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,127}$")
@@ -72,31 +84,82 @@ VECTOR_TYPE = "Collection(Edm.Single)"
 MIN_DIMENSIONS, MAX_DIMENSIONS = 2, 4096
 HNSW_RANGES = {"m": (4, 10), "efConstruction": (100, 1000), "efSearch": (100, 1000)}
 HNSW_DEFAULTS = {"m": 4, "efConstruction": 400, "efSearch": 500, "metric": "cosine"}
-_UNSUPPORTED_INDEX_PARTS = ("scoringProfiles", "suggesters", "analyzers", "tokenizers", "tokenFilters",
-                            "charFilters", "normalizers", "semantic", "corsOptions", "encryptionKey")
-_KNOWN_INDEX_PROPERTIES = {"name", "description", "fields", "vectorSearch", "similarity", "defaultScoringProfile",
-                           "@odata.etag", "@odata.context", *_UNSUPPORTED_INDEX_PARTS}
-_KNOWN_FIELD_PROPERTIES = {"name", "type", "key", "searchable", "filterable", "retrievable", "stored", "sortable",
-                           "facetable", "hidden", "analyzer", "searchAnalyzer", "indexAnalyzer", "normalizer",
-                           "synonymMaps", "dimensions", "vectorSearchProfile", "vectorEncoding", "fields"}
+_UNSUPPORTED_INDEX_PARTS = (
+    "scoringProfiles",
+    "suggesters",
+    "analyzers",
+    "tokenizers",
+    "tokenFilters",
+    "charFilters",
+    "normalizers",
+    "semantic",
+    "corsOptions",
+    "encryptionKey",
+)
+_KNOWN_INDEX_PROPERTIES = {
+    "name",
+    "description",
+    "fields",
+    "vectorSearch",
+    "similarity",
+    "defaultScoringProfile",
+    "@odata.etag",
+    "@odata.context",
+    *_UNSUPPORTED_INDEX_PARTS,
+}
+_KNOWN_FIELD_PROPERTIES = {
+    "name",
+    "type",
+    "key",
+    "searchable",
+    "filterable",
+    "retrievable",
+    "stored",
+    "sortable",
+    "facetable",
+    "hidden",
+    "analyzer",
+    "searchAnalyzer",
+    "indexAnalyzer",
+    "normalizer",
+    "synonymMaps",
+    "dimensions",
+    "vectorSearchProfile",
+    "vectorEncoding",
+    "fields",
+}
 # Attributes that cannot change on an existing field (retrievable can).
-_IMMUTABLE_FIELD_ATTRIBUTES = ("type", "key", "searchable", "filterable", "sortable", "facetable", "stored",
-                               "dimensions", "vectorSearchProfile")
+_IMMUTABLE_FIELD_ATTRIBUTES = (
+    "type",
+    "key",
+    "searchable",
+    "filterable",
+    "sortable",
+    "facetable",
+    "stored",
+    "dimensions",
+    "vectorSearchProfile",
+)
 
 
 def check_index_name(name: str) -> None:
     if not isinstance(name, str) or not _INDEX_NAME.match(name) or "--" in name or "__" in name:
         raise invalid_request(
-            "name", f"Invalid index name '{name}'. Index names must be 2 to 128 characters of lower-case letters, "
-                    f"digits, dashes or underscores, start with a letter or digit, and have no consecutive "
-                    f"dashes or underscores.", detail_code="InvalidName")
+            "name",
+            f"Invalid index name '{name}'. Index names must be 2 to 128 characters of lower-case letters, "
+            f"digits, dashes or underscores, start with a letter or digit, and have no consecutive "
+            f"dashes or underscores.",
+            detail_code="InvalidName",
+        )
 
 
 def check_field_name(name: Any) -> None:
     if not isinstance(name, str) or not _FIELD_NAME.match(name) or name.startswith("azureSearch"):
         raise invalid_request(
-            "definition", f"Invalid field name '{name}'. Field names must be 1 to 128 letters, digits or "
-                          f"underscores, start with a letter, and must not start with 'azureSearch'.")
+            "definition",
+            f"Invalid field name '{name}'. Field names must be 1 to 128 letters, digits or "
+            f"underscores, start with a letter, and must not start with 'azureSearch'.",
+        )
 
 
 @dataclass(frozen=True)
@@ -128,16 +191,21 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
         raise invalid_request("definition", "The index definition must be a JSON object.")
     body_name = body.get("name")
     if name is not None and body_name is not None and body_name != name:
-        raise invalid_request("name", f"The index name '{body_name}' in the request body does not match the name "
-                                      f"'{name}' in the URL.", detail_code="InvalidName")
+        raise invalid_request(
+            "name",
+            f"The index name '{body_name}' in the request body does not match the name '{name}' in the URL.",
+            detail_code="InvalidName",
+        )
     index_name = body_name if body_name is not None else name
     if index_name is None:
         raise invalid_request("name", "The index name is missing.", detail_code="InvalidName")
     check_index_name(index_name)
     unknown = sorted(set(body) - _KNOWN_INDEX_PROPERTIES)
     if unknown:
-        raise invalid_request("definition", f"The property '{unknown[0]}' does not exist on type "
-                                            f"'Microsoft.Azure.Search.V2026_04_01.Index'.")
+        raise invalid_request(
+            "definition",
+            f"The property '{unknown[0]}' does not exist on type 'Microsoft.Azure.Search.V2026_04_01.Index'.",
+        )
     for part in _UNSUPPORTED_INDEX_PARTS:
         if body.get(part):
             raise not_supported(f"The index property '{part}'")
@@ -163,20 +231,31 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
         if normalized["type"] == VECTOR_TYPE:
             profile = normalized["vectorSearchProfile"]
             if profile not in profiles:
-                raise invalid_request("definition", f"The vector field '{fname}' refers to the vector search "
-                                                    f"profile '{profile}', which is not defined in vectorSearch.")
+                raise invalid_request(
+                    "definition",
+                    f"The vector field '{fname}' refers to the vector search "
+                    f"profile '{profile}', which is not defined in vectorSearch.",
+                )
             vector_fields[fname] = VectorField(fname, normalized["dimensions"], algorithms[profiles[profile]])
-        fields[fname] = FieldSpec(fname, normalized["type"], filterable=normalized["filterable"],
-                                  sortable=normalized["sortable"], retrievable=normalized["retrievable"])
+        fields[fname] = FieldSpec(
+            fname,
+            normalized["type"],
+            filterable=normalized["filterable"],
+            sortable=normalized["sortable"],
+            retrievable=normalized["retrievable"],
+        )
         documents.append(normalized)
     if len(key_fields) != 1:
-        raise invalid_request("definition", "The index must have exactly one key field; found "
-                                            f"{len(key_fields)} ({', '.join(key_fields) or 'none'}).",
-                              detail_code="MissingKeyField" if not key_fields else "InvalidField")
+        raise invalid_request(
+            "definition",
+            f"The index must have exactly one key field; found {len(key_fields)} ({', '.join(key_fields) or 'none'}).",
+            detail_code="MissingKeyField" if not key_fields else "InvalidField",
+        )
     key = key_fields[0]
     if fields[key].type != "Edm.String":
-        raise invalid_request("definition", f"The key field '{key}' must be of type 'Edm.String', not "
-                                            f"'{fields[key].type}'.")
+        raise invalid_request(
+            "definition", f"The key field '{key}' must be of type 'Edm.String', not '{fields[key].type}'."
+        )
     document = {
         "name": index_name,
         "description": description,
@@ -204,11 +283,18 @@ def _normalize_field(raw: Any) -> dict[str, Any]:
     name = raw["name"]
     unknown = sorted(set(raw) - _KNOWN_FIELD_PROPERTIES)
     if unknown:
-        raise invalid_request("definition", f"The property '{unknown[0]}' of field '{name}' does not exist on "
-                                            f"type 'Microsoft.Azure.Search.V2026_04_01.Field'.")
+        raise invalid_request(
+            "definition",
+            f"The property '{unknown[0]}' of field '{name}' does not exist on "
+            f"type 'Microsoft.Azure.Search.V2026_04_01.Field'.",
+        )
     ftype = raw.get("type")
-    if ftype in ("Edm.ComplexType", "Collection(Edm.ComplexType)", "Edm.GeographyPoint",
-                 "Collection(Edm.GeographyPoint)") or raw.get("fields"):
+    if ftype in (
+        "Edm.ComplexType",
+        "Collection(Edm.ComplexType)",
+        "Edm.GeographyPoint",
+        "Collection(Edm.GeographyPoint)",
+    ) or raw.get("fields"):
         raise not_supported(f"The field type '{ftype}' (field '{name}')")
     scalar_collections = tuple(f"Collection({t})" for t in SCALAR_TYPES)
     if ftype not in SCALAR_TYPES + scalar_collections + (VECTOR_TYPE,):
@@ -240,34 +326,49 @@ def _normalize_field(raw: Any) -> dict[str, Any]:
         if not isinstance(value, bool):
             raise invalid_request("definition", f"The attribute '{attribute}' of field '{name}' must be true or false.")
     if values["searchable"] and not (is_string or is_vector):
-        raise invalid_request("definition", f"The field '{name}' of type '{ftype}' cannot be searchable; only "
-                                            f"string and vector fields can be.")
+        raise invalid_request(
+            "definition",
+            f"The field '{name}' of type '{ftype}' cannot be searchable; only string and vector fields can be.",
+        )
     if values["sortable"] and is_collection:
         raise invalid_request("definition", f"The collection field '{name}' cannot be sortable.")
     if values["key"] and is_collection:
         raise invalid_request("definition", f"The collection field '{name}' cannot be the key.")
     if not values["stored"] and values["retrievable"]:
-        raise invalid_request("definition", f"The field '{name}' is retrievable but not stored; a field that is "
-                                            f"not stored cannot be retrievable.")
+        raise invalid_request(
+            "definition",
+            f"The field '{name}' is retrievable but not stored; a field that is not stored cannot be retrievable.",
+        )
     dimensions = raw.get("dimensions")
     profile = raw.get("vectorSearchProfile")
     if is_vector:
         if dimensions is None or profile is None:
-            raise invalid_request("definition", f"The vector field '{name}' must have the properties 'dimensions' "
-                                                f"and 'vectorSearchProfile' set.")
-        if not isinstance(dimensions, int) or isinstance(dimensions, bool) \
-                or not MIN_DIMENSIONS <= dimensions <= MAX_DIMENSIONS:
-            raise invalid_request("definition", f"The vector field '{name}' has {dimensions!r} dimensions; it must "
-                                                f"have between {MIN_DIMENSIONS} and {MAX_DIMENSIONS}.")
+            raise invalid_request(
+                "definition",
+                f"The vector field '{name}' must have the properties 'dimensions' and 'vectorSearchProfile' set.",
+            )
+        if (
+            not isinstance(dimensions, int)
+            or isinstance(dimensions, bool)
+            or not MIN_DIMENSIONS <= dimensions <= MAX_DIMENSIONS
+        ):
+            raise invalid_request(
+                "definition",
+                f"The vector field '{name}' has {dimensions!r} dimensions; it must "
+                f"have between {MIN_DIMENSIONS} and {MAX_DIMENSIONS}.",
+            )
         if not values["searchable"]:
             raise invalid_request("definition", f"The vector field '{name}' must be searchable.")
         for attribute in ("filterable", "sortable", "facetable", "key"):
             if values[attribute]:
                 raise invalid_request("definition", f"The vector field '{name}' cannot be {attribute}.")
     elif dimensions is not None or profile is not None:
-        raise invalid_request("definition", f"The field '{name}' is not a vector field (type "
-                                            f"'{VECTOR_TYPE}') and cannot have 'dimensions' or "
-                                            f"'vectorSearchProfile'.")
+        raise invalid_request(
+            "definition",
+            f"The field '{name}' is not a vector field (type "
+            f"'{VECTOR_TYPE}') and cannot have 'dimensions' or "
+            f"'vectorSearchProfile'.",
+        )
     return {
         "name": name,
         "type": ftype,
@@ -303,13 +404,18 @@ def _parse_vector_search(section: Any) -> tuple[dict[str, str], dict[str, str]]:
             for key, (low, high) in HNSW_RANGES.items():
                 value = parameters.get(key)
                 if value is not None and (not isinstance(value, int) or not low <= value <= high):
-                    raise invalid_request("definition", f"The HNSW parameter '{key}' of algorithm '{name}' is "
-                                                        f"{value!r}; it must be between {low} and {high}.")
+                    raise invalid_request(
+                        "definition",
+                        f"The HNSW parameter '{key}' of algorithm '{name}' is "
+                        f"{value!r}; it must be between {low} and {high}.",
+                    )
         elif kind == "exhaustiveKnn":
             parameters = algorithm.get("exhaustiveKnnParameters") or {}
         else:
-            raise invalid_request("definition", f"The vector search algorithm '{name}' has an invalid kind "
-                                                f"'{kind}'; use 'hnsw' or 'exhaustiveKnn'.")
+            raise invalid_request(
+                "definition",
+                f"The vector search algorithm '{name}' has an invalid kind '{kind}'; use 'hnsw' or 'exhaustiveKnn'.",
+            )
         metric = parameters.get("metric") or "cosine"
         if metric not in ("cosine", "euclidean", "dotProduct", "hamming"):
             raise invalid_request("definition", f"The metric '{metric}' of algorithm '{name}' is invalid.")
@@ -325,8 +431,10 @@ def _parse_vector_search(section: Any) -> tuple[dict[str, str], dict[str, str]]:
             raise invalid_request("definition", "Each vector search profile needs a name.")
         algorithm = profile.get("algorithm")
         if algorithm not in algorithms:
-            raise invalid_request("definition", f"The vector search profile '{name}' refers to the algorithm "
-                                                f"'{algorithm}', which is not defined.")
+            raise invalid_request(
+                "definition",
+                f"The vector search profile '{name}' refers to the algorithm '{algorithm}', which is not defined.",
+            )
         for part in ("vectorizer", "compression"):
             if profile.get(part):
                 raise not_supported(f"The vector search profile option '{part}'")
@@ -344,12 +452,16 @@ def _vector_search_document(section: dict[str, Any] | None) -> dict[str, Any] | 
             algorithm["hnswParameters"] = {**HNSW_DEFAULTS, **(algorithm.get("hnswParameters") or {})}
             algorithm.setdefault("exhaustiveKnnParameters", None)
         else:
-            algorithm["exhaustiveKnnParameters"] = {"metric": "cosine",
-                                                    **(algorithm.get("exhaustiveKnnParameters") or {})}
+            algorithm["exhaustiveKnnParameters"] = {
+                "metric": "cosine",
+                **(algorithm.get("exhaustiveKnnParameters") or {}),
+            }
             algorithm.setdefault("hnswParameters", None)
         algorithms.append(algorithm)
-    profiles = [{"name": p["name"], "algorithm": p["algorithm"], "vectorizer": None, "compression": None}
-                for p in section.get("profiles") or []]
+    profiles = [
+        {"name": p["name"], "algorithm": p["algorithm"], "vectorizer": None, "compression": None}
+        for p in section.get("profiles") or []
+    ]
     return {"algorithms": algorithms, "profiles": profiles, "vectorizers": [], "compressions": []}
 
 
@@ -366,8 +478,10 @@ def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
     if changed:
         names = ", ".join(f"'{n}'" for n in changed)
         raise SearchServiceError(
-            400, "CannotChangeExistingField",
+            400,
+            "CannotChangeExistingField",
             f"Existing field(s) {names} cannot be changed or deleted. To change an existing field's type or "
-            f"attributes, create a new index and re-index the documents.")
+            f"attributes, create a new index and re-index the documents.",
+        )
     if new.key_field != old.key_field:  # pragma: no cover - implied by the field check
         raise SearchServiceError(400, "CannotChangeExistingField", "The key field of an index cannot change.")

@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 COMPARISON_OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le")
-_OPERATOR_KIND = {"eq": "Equal", "ne": "NotEqual", "gt": "GreaterThan", "ge": "GreaterThanOrEqual",
-                  "lt": "LessThan", "le": "LessThanOrEqual"}
+_OPERATOR_KIND = {
+    "eq": "Equal",
+    "ne": "NotEqual",
+    "gt": "GreaterThan",
+    "ge": "GreaterThanOrEqual",
+    "lt": "LessThan",
+    "le": "LessThanOrEqual",
+}
 _FLIPPED = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
 _NUMERIC = ("Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Single")
 INT32_RANGE = (-(2**31), 2**31 - 1)
@@ -69,14 +76,15 @@ class FieldSpec:
 
     @property
     def element_type(self) -> str:
-        return self.type[len("Collection("):-1] if self.is_collection else self.type
+        return self.type[len("Collection(") : -1] if self.is_collection else self.type
 
 
 # --------------------------------------------------------------------------- literals
 
 _DATETIME = re.compile(
     r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?"
-    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)")
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+)
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -94,12 +102,12 @@ def parse_datetime_offset(text: str) -> datetime:
     fraction = re.search(r"\.(\d+)", body)
     if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds; the service 100 ns
         body = body.replace(fraction.group(0), "." + fraction.group(1)[:6])
-    return datetime.fromisoformat(body.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(body.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def format_datetime_offset(value: datetime) -> str:
     """How the service writes an ``Edm.DateTimeOffset`` back: UTC with a ``Z``."""
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
@@ -143,8 +151,11 @@ def tokenize(text: str, *, parameter: str = "$filter") -> list[Token]:
             chars: list[str] = []
             while True:
                 if i >= n:
-                    raise ODataError(f"Syntax error at position {start}: the string literal that starts "
-                                     f"there is never closed in '{text}'.", parameter=parameter)
+                    raise ODataError(
+                        f"Syntax error at position {start}: the string literal that starts "
+                        f"there is never closed in '{text}'.",
+                        parameter=parameter,
+                    )
                 if text[i] == "'":
                     if i + 1 < n and text[i + 1] == "'":
                         chars.append("'")
@@ -265,8 +276,9 @@ class _Parser:
     def error(self, token: Token | None = None, detail: str = "") -> ODataError:
         token = token or self.current
         suffix = f" {detail}" if detail else ""
-        return ODataError(f"Syntax error at position {token.position} in '{self.text}'.{suffix}",
-                          parameter=self.parameter)
+        return ODataError(
+            f"Syntax error at position {token.position} in '{self.text}'.{suffix}", parameter=self.parameter
+        )
 
     def expect_punct(self, char: str) -> Token:
         if self.current.kind != "punct" or self.current.text != char:
@@ -450,8 +462,10 @@ class _Binder:
         if isinstance(node, Path):
             getter, edm = self.bind_value(node, scope)
             if edm != "Edm.Boolean":
-                raise self.fail(f"A unary operator with an incompatible type was detected. Found operand type "
-                                f"'{edm}' where a Boolean expression is required (position {node.position}).")
+                raise self.fail(
+                    f"A unary operator with an incompatible type was detected. Found operand type "
+                    f"'{edm}' where a Boolean expression is required (position {node.position})."
+                )
             return lambda doc, env: getter(doc, env) is True
         if isinstance(node, Lambda):
             return self.bind_lambda(node, scope)
@@ -464,19 +478,24 @@ class _Binder:
         name = path.parts[0]
         if name in scope:  # a range variable: its value is the current element
             if len(path.parts) > 1:
-                raise self.fail(f"The range variable '{name}' has no sub-field '{path.parts[1]}' "
-                                f"(complex collections are not supported by this stand-in).")
+                raise self.fail(
+                    f"The range variable '{name}' has no sub-field '{path.parts[1]}' "
+                    f"(complex collections are not supported by this stand-in)."
+                )
             element_type = scope[name].element_type
             return (lambda doc, env, _n=name: env[_n]), element_type
         if len(path.parts) > 1:
-            raise self.fail(f"Could not find a property named '{path.text}' on type 'search.document' "
-                            f"(sub-field paths of complex fields are not supported by this stand-in).")
+            raise self.fail(
+                f"Could not find a property named '{path.text}' on type 'search.document' "
+                f"(sub-field paths of complex fields are not supported by this stand-in)."
+            )
         spec = self.fields.get(name)
         if spec is None:
             raise self.fail(f"Could not find a property named '{name}' on type 'search.document'.")
         if not spec.filterable:
-            raise self.fail(f"The field '{name}' is not filterable. Only filterable fields can be used in "
-                            f"filter expressions.")
+            raise self.fail(
+                f"The field '{name}' is not filterable. Only filterable fields can be used in filter expressions."
+            )
         return (lambda doc, env, _n=name: doc.get(_n)), spec.type
 
     def bind_compare(self, node: Compare, scope: dict[str, FieldSpec]) -> Predicate:
@@ -485,32 +504,44 @@ class _Binder:
         if isinstance(left, Literal) and not isinstance(right, Literal):
             left, right, op = right, left, _FLIPPED[op]
         if not isinstance(right, Literal):
-            raise self.fail(f"Comparison at position {node.position} must compare a field or range variable "
-                            f"with a constant.")
+            raise self.fail(
+                f"Comparison at position {node.position} must compare a field or range variable with a constant."
+            )
         if isinstance(left, Not) and isinstance(left.operand, Path):
             _, operand_type = self.bind_value(left.operand, scope)
-            raise self.fail(f"A unary operator with an incompatible type was detected. Found operand type "
-                            f"'{operand_type}' for operator kind 'Not'.")
+            raise self.fail(
+                f"A unary operator with an incompatible type was detected. Found operand type "
+                f"'{operand_type}' for operator kind 'Not'."
+            )
         if isinstance(left, FunctionCall):
-            raise self.fail(f"The function '{left.name}' cannot be compared (geo.distance is not supported by "
-                            f"this stand-in).")
+            raise self.fail(
+                f"The function '{left.name}' cannot be compared (geo.distance is not supported by this stand-in)."
+            )
         if not isinstance(left, Path):
-            raise self.fail(f"Comparison at position {node.position} must compare a field or range variable "
-                            f"with a constant.")
+            raise self.fail(
+                f"Comparison at position {node.position} must compare a field or range variable with a constant."
+            )
         getter, edm = self.bind_value(left, scope)
         if edm.startswith("Collection("):
-            raise self.fail(f"The field '{left.text}' is a collection; compare its elements with "
-                            f"'{left.text}/any(x: x eq ...)' or '{left.text}/all(x: x ne ...)'.")
+            raise self.fail(
+                f"The field '{left.text}' is a collection; compare its elements with "
+                f"'{left.text}/any(x: x eq ...)' or '{left.text}/all(x: x ne ...)'."
+            )
         literal = right
         kind = _OPERATOR_KIND[op]
         if literal.edm is None:
             if op not in ("eq", "ne"):
                 raise self.fail(f"The null literal can only be compared with 'eq' or 'ne', not '{op}'.")
-            return (lambda doc, env: getter(doc, env) is None) if op == "eq" \
+            return (
+                (lambda doc, env: getter(doc, env) is None)
+                if op == "eq"
                 else (lambda doc, env: getter(doc, env) is not None)
+            )
         if not _compatible(edm, literal.edm):
-            raise self.fail(f"A binary operator with incompatible types was detected. Found operand types "
-                            f"'{edm}' and '{literal.edm}' for operator kind '{kind}'.")
+            raise self.fail(
+                f"A binary operator with incompatible types was detected. Found operand types "
+                f"'{edm}' and '{literal.edm}' for operator kind '{kind}'."
+            )
         if edm == "Edm.Boolean" and op not in ("eq", "ne"):
             raise self.fail(f"Boolean values can only be compared with 'eq' or 'ne', not '{op}'.")
         expected = literal.value
@@ -525,8 +556,9 @@ class _Binder:
             raise self.fail(f"'{collection.text}' is a range variable, not a collection.")
         getter, edm = self.bind_value(collection, scope)
         if not edm.startswith("Collection("):
-            raise self.fail(f"'{collection.text}/{node.kind}' needs a collection field, but '{collection.text}' "
-                            f"is of type '{edm}'.")
+            raise self.fail(
+                f"'{collection.text}/{node.kind}' needs a collection field, but '{collection.text}' is of type '{edm}'."
+            )
         if node.body is None:  # field/any(): the collection is not empty
             return lambda doc, env: bool(getter(doc, env))
         spec = self.fields[collection.parts[0]]
@@ -554,25 +586,31 @@ class _Binder:
                 return isinstance(expr, FunctionCall) and expr.name == "search.in"
             if isinstance(expr, Compare):
                 return expr.op == "ne" and _refers_to(expr, variable)
-            return isinstance(expr, Not) and isinstance(expr.operand, FunctionCall) \
-                and expr.operand.name == "search.in"
+            return isinstance(expr, Not) and isinstance(expr.operand, FunctionCall) and expr.operand.name == "search.in"
 
         if not allowed(node.body):
             if node.kind == "any":
-                raise self.fail("Invalid lambda expression. Found a test for inequality or a range comparison, or "
-                                "a combination with 'and' or 'not', in a lambda expression over a string "
-                                "collection with 'any'. Only 'eq' comparisons and 'search.in' joined by 'or' "
-                                "are allowed there.")
-            raise self.fail("Invalid lambda expression. In a lambda expression over a string collection with "
-                            "'all', only 'ne' comparisons and 'not search.in' joined by 'and' are allowed.")
+                raise self.fail(
+                    "Invalid lambda expression. Found a test for inequality or a range comparison, or "
+                    "a combination with 'and' or 'not', in a lambda expression over a string "
+                    "collection with 'any'. Only 'eq' comparisons and 'search.in' joined by 'or' "
+                    "are allowed there."
+                )
+            raise self.fail(
+                "Invalid lambda expression. In a lambda expression over a string collection with "
+                "'all', only 'ne' comparisons and 'not search.in' joined by 'and' are allowed."
+            )
 
     def bind_function(self, node: FunctionCall, scope: dict[str, FieldSpec]) -> Predicate:
         if node.name != "search.in":
-            raise self.fail(f"The function '{node.name}' is not supported by this stand-in of Azure AI Search "
-                            f"(supported: search.in).")
+            raise self.fail(
+                f"The function '{node.name}' is not supported by this stand-in of Azure AI Search "
+                f"(supported: search.in)."
+            )
         if len(node.args) not in (2, 3):
-            raise self.fail("search.in takes a field or range variable, a string of values and optionally a "
-                            "string of delimiters.")
+            raise self.fail(
+                "search.in takes a field or range variable, a string of values and optionally a string of delimiters."
+            )
         target, values, *rest = node.args
         if not isinstance(target, Path):
             raise self.fail("The first argument of search.in must be a field or range variable.")
@@ -641,11 +679,13 @@ def parse_select(text: str | Sequence[str] | None, fields: Mapping[str, FieldSpe
             raise ODataError(f"Syntax error: '{item}' is not a field name.", parameter="$select")
         spec = fields.get(item)
         if spec is None:
-            raise ODataError(f"Could not find a property named '{item}' on type 'search.document'.",
-                             parameter="$select")
+            raise ODataError(
+                f"Could not find a property named '{item}' on type 'search.document'.", parameter="$select"
+            )
         if not spec.retrievable:
-            raise ODataError(f"The field '{item}' is not retrievable. Only retrievable fields can be selected.",
-                             parameter="$select")
+            raise ODataError(
+                f"The field '{item}' is not retrievable. Only retrievable fields can be selected.", parameter="$select"
+            )
         names.append(item)
     return names
 
@@ -667,8 +707,9 @@ def parse_orderby(text: str | Sequence[str] | None, fields: Mapping[str, FieldSp
     for item in raw:
         words = item.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
-            raise ODataError(f"Syntax error in $orderby clause '{item.strip()}'; write 'field [asc|desc]'.",
-                             parameter="$orderby")
+            raise ODataError(
+                f"Syntax error in $orderby clause '{item.strip()}'; write 'field [asc|desc]'.", parameter="$orderby"
+            )
         descending = len(words) == 2 and words[1] == "desc"
         target = words[0]
         if target == "search.score()":
@@ -678,11 +719,14 @@ def parse_orderby(text: str | Sequence[str] | None, fields: Mapping[str, FieldSp
             raise ODataError(f"Syntax error: '{target}' is not a field name.", parameter="$orderby")
         spec = fields.get(target)
         if spec is None:
-            raise ODataError(f"Could not find a property named '{target}' on type 'search.document'.",
-                             parameter="$orderby")
+            raise ODataError(
+                f"Could not find a property named '{target}' on type 'search.document'.", parameter="$orderby"
+            )
         if spec.is_collection or not spec.sortable:
-            raise ODataError(f"The field '{target}' is not sortable. Only sortable fields can be used in "
-                             f"$orderby.", parameter="$orderby")
+            raise ODataError(
+                f"The field '{target}' is not sortable. Only sortable fields can be used in $orderby.",
+                parameter="$orderby",
+            )
         clauses.append(OrderClause(target, descending))
     if len(clauses) > MAX_ORDERBY_CLAUSES:
         raise ODataError(f"There can be at most {MAX_ORDERBY_CLAUSES} $orderby clauses.", parameter="$orderby")

@@ -40,17 +40,24 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, NoReturn
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from standins.search.definitions import (IndexDefinition, SearchServiceError, check_index_name,
-                                                 check_update, invalid_request, parse_definition)
+from standins.search.definitions import (
+    IndexDefinition,
+    SearchServiceError,
+    check_index_name,
+    check_update,
+    invalid_request,
+    parse_definition,
+)
 from standins.search.store import IndexStore
 
 SUPPORTED_API_VERSIONS = ("2020-06-30", "2023-11-01", "2024-07-01", "2025-09-01", "2026-04-01")
@@ -181,8 +188,7 @@ class SearchDoubleService:
 
     def requests_for(self, index: str, operation: str | None = None) -> list[RequestRecord]:
         with self.lock:
-            return [r for r in self.requests
-                    if r.index == index and (operation is None or r.operation == operation)]
+            return [r for r in self.requests if r.index == index and (operation is None or r.operation == operation)]
 
     def fault_state(self, index: str) -> _FaultState:
         state = self._fault_states.get(index)
@@ -220,9 +226,11 @@ class SearchDoubleService:
         if store is None:
             path.unlink(missing_ok=True)
             return
-        everything = [n for n in store.definition.fields]
-        payload = {"definition": store.definition.document,
-                   "documents": [store.render(d, everything) for d in store.documents.values()]}
+        everything = list(store.definition.fields)
+        payload = {
+            "definition": store.definition.document,
+            "documents": [store.render(d, everything) for d in store.documents.values()],
+        }
         atomic_write_bytes(path, json.dumps(payload).encode("utf-8"))
 
 
@@ -300,12 +308,19 @@ def create_app(config: SearchDoubleConfig | None = None) -> Starlette:
                     injected = service.fault_state(call.index).request_fault(call.operation)
                     if injected is not None:
                         faults = service.fault_state(call.index).faults
-                        headers = {} if faults.retry_after_seconds is None \
+                        headers = (
+                            {}
+                            if faults.retry_after_seconds is None
                             else {"Retry-After": f"{faults.retry_after_seconds:g}"}
+                        )
                         code = "ServiceUnavailable" if injected == 503 else "TooManyRequests"
-                        raise SearchServiceError(injected, code, "The service is temporarily unable to process the "
-                                                                 "request (injected fault); try again later.",
-                                                 headers=headers)
+                        raise SearchServiceError(
+                            injected,
+                            code,
+                            "The service is temporarily unable to process the "
+                            "request (injected fault); try again later.",
+                            headers=headers,
+                        )
                 response = _HANDLERS[call.operation](service, call, body)
         except SearchServiceError as error:
             response = JSONResponse(error.body(), status_code=error.status, headers=error.headers)
@@ -314,9 +329,18 @@ def create_app(config: SearchDoubleConfig | None = None) -> Starlette:
         response.headers["elapsed-time"] = str(elapsed_ms)
         response.headers["OData-Version"] = "4.0"
         with service.lock:
-            service.requests.append(RequestRecord(request.method, request.url.path, call.operation, call.index,
-                                                  response.status_code, call.actions, call.body_bytes,
-                                                  call.api_version))
+            service.requests.append(
+                RequestRecord(
+                    request.method,
+                    request.url.path,
+                    call.operation,
+                    call.index,
+                    response.status_code,
+                    call.actions,
+                    call.body_bytes,
+                    call.api_version,
+                )
+            )
         return response
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -328,12 +352,17 @@ def create_app(config: SearchDoubleConfig | None = None) -> Starlette:
 def _check_api_version(request: Request, config: SearchDoubleConfig) -> str:
     version = request.query_params.get("api-version")
     if not version:
-        raise SearchServiceError(400, "MissingApiVersionParameter",
-                                 "The api-version query parameter (?api-version=) is required for all requests.")
+        raise SearchServiceError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
     if version not in config.api_versions:
-        raise SearchServiceError(400, "InvalidApiVersionParameter",
-                                 f"Invalid or unsupported api-version '{version}'. Supported versions: "
-                                 f"{', '.join(config.api_versions)}.")
+        raise SearchServiceError(
+            400,
+            "InvalidApiVersionParameter",
+            f"Invalid or unsupported api-version '{version}'. Supported versions: {', '.join(config.api_versions)}.",
+        )
     return version
 
 
@@ -348,24 +377,36 @@ def _check_auth(request: Request, config: SearchDoubleConfig, operation: str) ->
         if key in config.query_keys:
             if operation in READ_OPERATIONS or operation == "search_get":
                 return
-            raise SearchServiceError(403, "Forbidden", "A query key can only search and read documents; this "
-                                                       "operation needs an admin key.")
+            raise SearchServiceError(
+                403, "Forbidden", "A query key can only search and read documents; this operation needs an admin key."
+            )
         raise SearchServiceError(403, "Forbidden", "The api-key is not valid for this search service.")
     if authorization.lower().startswith("bearer "):
         if config.bearer_tokens and authorization[7:].strip() in config.bearer_tokens:
             return
-        raise SearchServiceError(401, "Unauthorized", "The bearer token is not valid for this search service.",
-                                 headers={"WWW-Authenticate": 'Bearer authorization_uri="", error="invalid_token"'})
-    raise SearchServiceError(401, "Unauthorized", "Credentials are missing: send an 'api-key' header or an "
-                                                  "'Authorization: Bearer' token.")
+        raise SearchServiceError(
+            401,
+            "Unauthorized",
+            "The bearer token is not valid for this search service.",
+            headers={"WWW-Authenticate": 'Bearer authorization_uri="", error="invalid_token"'},
+        )
+    raise SearchServiceError(
+        401, "Unauthorized", "Credentials are missing: send an 'api-key' header or an 'Authorization: Bearer' token."
+    )
 
 
 def _metadata_none(request: Request) -> bool:
     return "odata.metadata=none" in request.headers.get("accept", "").replace(" ", "").lower()
 
 
-def _json(request: Request, payload: dict[str, Any], *, status: int = 200, context: str | None = None,
-          headers: dict[str, str] | None = None) -> JSONResponse:
+def _json(
+    request: Request,
+    payload: dict[str, Any],
+    *,
+    status: int = 200,
+    context: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     if context is not None and not _metadata_none(request):
         payload = {"@odata.context": f"{str(request.base_url).rstrip('/')}/{context}", **payload}
     elif _metadata_none(request):  # no control information; counts and next links stay
@@ -379,15 +420,17 @@ def _parse_json(body: bytes, parameter: str) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_request(parameter, f"The request body is not valid JSON ({exc}).",
-                              detail_code="InvalidRequestBody") from None
+        raise invalid_request(
+            parameter, f"The request body is not valid JSON ({exc}).", detail_code="InvalidRequestBody"
+        ) from None
 
 
 def _store(service: SearchDoubleService, name: str) -> IndexStore:
     store = service.indexes.get(name)
     if store is None:
-        raise SearchServiceError(404, "ResourceNotFound",
-                                 f"The index '{name}' for service '{service.config.service_name}' was not found.")
+        raise SearchServiceError(
+            404, "ResourceNotFound", f"The index '{name}' for service '{service.config.service_name}' was not found."
+        )
     return store
 
 
@@ -397,9 +440,12 @@ def _index_payload(definition: IndexDefinition) -> dict[str, Any]:
 
 def _check_vector_api_version(call: _Call, uses_vectors: bool) -> None:
     if uses_vectors and call.api_version is not None and call.api_version < FIRST_VECTOR_API_VERSION:
-        raise invalid_request("api-version", f"Vector search needs api-version {FIRST_VECTOR_API_VERSION} or "
-                                             f"later; this request uses {call.api_version}.",
-                              detail_code="InvalidApiVersionParameter")
+        raise invalid_request(
+            "api-version",
+            f"Vector search needs api-version {FIRST_VECTOR_API_VERSION} or "
+            f"later; this request uses {call.api_version}.",
+            detail_code="InvalidApiVersionParameter",
+        )
 
 
 # ------------------------------------------------------------------ handlers
@@ -419,13 +465,19 @@ def _create_index(service: SearchDoubleService, call: _Call, body: bytes) -> Res
     call.index = definition.name
     _check_vector_api_version(call, bool(definition.vector_fields))
     if definition.name in service.indexes:
-        raise SearchServiceError(409, "ResourceNameAlreadyInUse",
-                                 f"Cannot create index '{definition.name}' because it already exists.")
+        raise SearchServiceError(
+            409, "ResourceNameAlreadyInUse", f"Cannot create index '{definition.name}' because it already exists."
+        )
     definition.etag = service.next_etag()
     service.indexes[definition.name] = IndexStore(definition)
     service.save(definition.name)
-    return _json(call.request, _index_payload(definition), status=201, context="$metadata#indexes/$entity",
-                 headers={"ETag": definition.etag})
+    return _json(
+        call.request,
+        _index_payload(definition),
+        status=201,
+        context="$metadata#indexes/$entity",
+        headers={"ETag": definition.etag},
+    )
 
 
 def _create_or_update_index(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
@@ -449,8 +501,9 @@ def _create_or_update_index(service: SearchDoubleService, call: _Call, body: byt
         return Response(status_code=204, headers=headers)
     if status == 200:
         headers["Preference-Applied"] = "return=representation"
-    return _json(call.request, _index_payload(definition), status=status, context="$metadata#indexes/$entity",
-                 headers=headers)
+    return _json(
+        call.request, _index_payload(definition), status=status, context="$metadata#indexes/$entity", headers=headers
+    )
 
 
 def _check_preconditions(request: Request, etag: str | None) -> None:
@@ -464,8 +517,9 @@ def _check_preconditions(request: Request, etag: str | None) -> None:
 
 def _get_index(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     definition = _store(service, call.index or "").definition
-    return _json(call.request, _index_payload(definition), context="$metadata#indexes/$entity",
-                 headers={"ETag": definition.etag})
+    return _json(
+        call.request, _index_payload(definition), context="$metadata#indexes/$entity", headers={"ETag": definition.etag}
+    )
 
 
 def _delete_index(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
@@ -478,20 +532,29 @@ def _delete_index(service: SearchDoubleService, call: _Call, body: bytes) -> Res
 
 def _index_stats(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
-    vector_bytes = sum(4 * v.dimensions for d in store.documents.values()
-                       for name, v in store.definition.vector_fields.items() if d.get(name) is not None)
-    return _json(call.request, {"documentCount": store.count(), "storageSize": store.storage_size(),
-                                "vectorIndexSize": vector_bytes},
-                 context="$metadata#Microsoft.Azure.Search.V2026_04_01.IndexStatistics")
+    vector_bytes = sum(
+        4 * v.dimensions
+        for d in store.documents.values()
+        for name, v in store.definition.vector_fields.items()
+        if d.get(name) is not None
+    )
+    return _json(
+        call.request,
+        {"documentCount": store.count(), "storageSize": store.storage_size(), "vectorIndexSize": vector_bytes},
+        context="$metadata#Microsoft.Azure.Search.V2026_04_01.IndexStatistics",
+    )
 
 
 def _index_documents(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
     limit = service.config.max_request_bytes
     if len(body) > limit:
-        raise SearchServiceError(413, "RequestEntityTooLarge",
-                                 f"The request is too large: {len(body):,} bytes; the limit is {limit:,} bytes "
-                                 f"(16 MB). Send fewer or smaller documents per batch.")
+        raise SearchServiceError(
+            413,
+            "RequestEntityTooLarge",
+            f"The request is too large: {len(body):,} bytes; the limit is {limit:,} bytes "
+            f"(16 MB). Send fewer or smaller documents per batch.",
+        )
     payload = _parse_json(body, "actions")
     if isinstance(payload, dict) and isinstance(payload.get("value"), list):
         call.actions = len(payload["value"])
@@ -514,16 +577,26 @@ def _search(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
 def _search_get(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
     params = call.request.query_params
-    names = {"search": "search", "$filter": "filter", "$select": "select", "$orderby": "orderby",
-             "$top": "top", "$skip": "skip", "$count": "count"}
+    names = {
+        "search": "search",
+        "$filter": "filter",
+        "$select": "select",
+        "$orderby": "orderby",
+        "$top": "top",
+        "$skip": "skip",
+        "$count": "count",
+    }
     request: dict[str, Any] = {}
     for name, value in params.items():
         if name == "api-version":
             continue
         if name not in names:
-            raise invalid_request(name, f"The query parameter '{name}' is not supported by this stand-in's GET "
-                                        f"search; use POST .../docs/search.post.search.",
-                                  detail_code="InvalidParameter")
+            raise invalid_request(
+                name,
+                f"The query parameter '{name}' is not supported by this stand-in's GET "
+                f"search; use POST .../docs/search.post.search.",
+                detail_code="InvalidParameter",
+            )
         if name in ("$top", "$skip"):
             if not value.isdigit():
                 raise invalid_request(name, f"{name} must be a non-negative integer.", detail_code="InvalidParameter")
@@ -543,8 +616,9 @@ def _search_response(service: SearchDoubleService, call: _Call, store: IndexStor
     payload["value"] = outcome.rows
     if outcome.next_parameters is not None:
         base = str(call.request.base_url).rstrip("/")
-        payload["@odata.nextLink"] = (f"{base}/indexes('{call.index}')/docs/search.post.search"
-                                      f"?api-version={call.api_version}")
+        payload["@odata.nextLink"] = (
+            f"{base}/indexes('{call.index}')/docs/search.post.search?api-version={call.api_version}"
+        )
         payload["@search.nextPageParameters"] = outcome.next_parameters
     return _json(call.request, payload, context=f"indexes('{call.index}')/$metadata#docs(*)")
 
@@ -553,8 +627,9 @@ def _lookup(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
     document = store.lookup(call.key or "", call.request.query_params.get("$select"))
     if document is None:
-        raise SearchServiceError(404, "DocumentNotFound", f"No document with key '{call.key}' exists in index "
-                                                          f"'{call.index}'.")
+        raise SearchServiceError(
+            404, "DocumentNotFound", f"No document with key '{call.key}' exists in index '{call.index}'."
+        )
     return _json(call.request, document, context=f"indexes('{call.index}')/$metadata#docs(*)/$entity")
 
 
@@ -582,8 +657,9 @@ _HANDLERS = {
 
 
 @contextlib.contextmanager
-def serve_in_thread(config: SearchDoubleConfig | None = None, host: str = "127.0.0.1", port: int = 0, *,
-                    app: Starlette | None = None) -> Iterator[str]:
+def serve_in_thread(
+    config: SearchDoubleConfig | None = None, host: str = "127.0.0.1", port: int = 0, *, app: Starlette | None = None
+) -> Iterator[str]:
     """Run the double with uvicorn in a background thread; yield its base URL.
 
     ``port=0`` picks a free port. Pass ``app`` (from ``create_app``) to keep a handle on
@@ -593,8 +669,9 @@ def serve_in_thread(config: SearchDoubleConfig | None = None, host: str = "127.0
 
     if app is None:
         app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, name="search-double", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -618,5 +695,12 @@ def run_server(config: SearchDoubleConfig, host: str = "127.0.0.1", port: int = 
     uvicorn.run(create_app(config), host=host, port=port, log_level="info")
 
 
-__all__ = ["FaultConfig", "RequestRecord", "SearchDoubleConfig", "SearchDoubleService", "create_app",
-           "run_server", "serve_in_thread"]
+__all__ = [
+    "FaultConfig",
+    "RequestRecord",
+    "SearchDoubleConfig",
+    "SearchDoubleService",
+    "create_app",
+    "run_server",
+    "serve_in_thread",
+]

@@ -17,17 +17,27 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from standins.search.odata_parser import (INT32_RANGE, INT64_RANGE, FieldSpec, ODataError, OrderClause,
-                                           compile_filter, format_datetime_offset, parse_datetime_offset,
-                                           parse_orderby, parse_select, sort_key_value)
-from standins.search.definitions import (IndexDefinition, SearchServiceError, invalid_request,
-                                                 not_supported)
+from standins.search.definitions import IndexDefinition, SearchServiceError, invalid_request, not_supported
+from standins.search.odata_parser import (
+    INT32_RANGE,
+    INT64_RANGE,
+    FieldSpec,
+    ODataError,
+    OrderClause,
+    compile_filter,
+    format_datetime_offset,
+    parse_datetime_offset,
+    parse_orderby,
+    parse_select,
+    sort_key_value,
+)
 
 ACTIONS = ("upload", "merge", "mergeOrUpload", "delete")
 MAX_KEY_LENGTH = 1024
@@ -48,15 +58,18 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return v / length
 
 
-
 def cosine_to_score(cosine: np.ndarray | float) -> np.ndarray | float:
     """The service's ``@search.score`` for the cosine metric: ``1 / (1 + (1 - cosine))``."""
     return 1.0 / (2.0 - cosine)
 
 
 def odata_error(error: ODataError) -> SearchServiceError:
-    return SearchServiceError(400, "InvalidRequestParameter", error.service_message(),
-                              details=[{"code": "InvalidExpression", "message": error.message}])
+    return SearchServiceError(
+        400,
+        "InvalidRequestParameter",
+        error.service_message(),
+        details=[{"code": "InvalidExpression", "message": error.message}],
+    )
 
 
 @dataclass
@@ -67,8 +80,12 @@ class ActionResult:
     error_message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "status": self.status, "errorMessage": self.error_message,
-                "statusCode": self.status_code}
+        return {
+            "key": self.key,
+            "status": self.status,
+            "errorMessage": self.error_message,
+            "statusCode": self.status_code,
+        }
 
 
 class IndexStore:
@@ -97,12 +114,18 @@ class IndexStore:
         vectors of the wrong length.
         """
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-            raise invalid_request("actions", "The request body must be a JSON object with a 'value' array of "
-                                             "index actions.", detail_code="InvalidActions")
+            raise invalid_request(
+                "actions",
+                "The request body must be a JSON object with a 'value' array of index actions.",
+                detail_code="InvalidActions",
+            )
         actions = body["value"]
         if not 1 <= len(actions) <= max_actions:
-            raise invalid_request("actions", f"The items collection must have from 1 to {max_actions} valid "
-                                             f"items to be indexed.", detail_code="InvalidActions")
+            raise invalid_request(
+                "actions",
+                f"The items collection must have from 1 to {max_actions} valid items to be indexed.",
+                detail_code="InvalidActions",
+            )
         problems: list[tuple[str, str]] = []
         parsed: list[tuple[str, str, dict[str, Any]]] = []
         for position, action in enumerate(actions):
@@ -114,8 +137,11 @@ class IndexStore:
             code = problems[0][1]
             text = " ".join(message for message, _ in problems)
             raise SearchServiceError(
-                400, code, f"The request is invalid. Details: actions : {text}",
-                details=[{"code": c, "message": f"{m} Parameters: actions"} for m, c in problems])
+                400,
+                code,
+                f"The request is invalid. Details: actions : {text}",
+                details=[{"code": c, "message": f"{m} Parameters: actions"} for m, c in problems],
+            )
         return parsed
 
     def _validate_action(self, action: Any) -> tuple[str, str, dict[str, Any]]:
@@ -123,8 +149,9 @@ class IndexStore:
             raise _ActionProblem("Each index action must be a JSON object.", "InvalidActions")
         kind = action.get("@search.action", "upload")
         if kind not in ACTIONS:
-            raise _ActionProblem(f"'{kind}' is not a valid @search.action; use one of {', '.join(ACTIONS)}.",
-                                 "InvalidActions")
+            raise _ActionProblem(
+                f"'{kind}' is not a valid @search.action; use one of {', '.join(ACTIONS)}.", "InvalidActions"
+            )
         key_field = self.definition.key_field
         key = action.get(key_field)
         if key is None or key == "":
@@ -134,14 +161,15 @@ class IndexStore:
         for name, value in action.items():
             if name.startswith("@search."):
                 if name != "@search.action":
-                    raise _ActionProblem(f"The annotation '{name}' is not valid in an index action.",
-                                         "InvalidActions")
+                    raise _ActionProblem(f"The annotation '{name}' is not valid in an index action.", "InvalidActions")
                 continue
             spec = self.definition.fields.get(name)
             if spec is None:
-                raise _ActionProblem(f"The property '{name}' does not exist on type 'search.documentFields'. Make "
-                                     f"sure to only use property names that are defined by the type.",
-                                     "InvalidDocument")
+                raise _ActionProblem(
+                    f"The property '{name}' does not exist on type 'search.documentFields'. Make "
+                    f"sure to only use property names that are defined by the type.",
+                    "InvalidDocument",
+                )
             if kind == "delete":
                 continue  # the service ignores every field of a delete but the key
             typed[name] = self._convert(spec, value)
@@ -154,27 +182,31 @@ class IndexStore:
         if vector is not None:
             array = _number_array(value)
             if array is None:
-                raise _ActionProblem(f"The vector field '{spec.name}' must be an array of numbers.",
-                                     "InvalidDocument")
+                raise _ActionProblem(f"The vector field '{spec.name}' must be an array of numbers.", "InvalidDocument")
             if len(value) != vector.dimensions:
                 raise _ActionProblem(
                     f"There's a mismatch in vector dimensions. The vector field '{spec.name}', with dimension of "
                     f"'{vector.dimensions}', expects a length of '{vector.dimensions}'. However, the provided "
                     f"vector has a length of '{len(value)}'. Please ensure that the vector length matches the "
-                    f"expected length of the vector field.", "InvalidDocument")
+                    f"expected length of the vector field.",
+                    "InvalidDocument",
+                )
             return array.astype(np.float32)
         if spec.is_collection:
             if not isinstance(value, list):
-                raise _ActionProblem(f"The field '{spec.name}' is a collection; its value must be an array.",
-                                     "InvalidDocument")
+                raise _ActionProblem(
+                    f"The field '{spec.name}' is a collection; its value must be an array.", "InvalidDocument"
+                )
             if any(item is None for item in value):
-                raise _ActionProblem(f"The collection field '{spec.name}' cannot contain null elements.",
-                                     "InvalidDocument")
+                raise _ActionProblem(
+                    f"The collection field '{spec.name}' cannot contain null elements.", "InvalidDocument"
+                )
             return [_convert_scalar(spec.name, spec.element_type, item) for item in value]
         return _convert_scalar(spec.name, spec.type, value)
 
-    def apply(self, parsed: list[tuple[str, str, dict[str, Any]]],
-              fault: Callable[[str], int | None] = lambda key: None) -> list[ActionResult]:
+    def apply(
+        self, parsed: list[tuple[str, str, dict[str, Any]]], fault: Callable[[str], int | None] = lambda key: None
+    ) -> list[ActionResult]:
         """Apply validated actions in order; ``fault(key)`` may return an injected status for a
         document, which then fails without being applied (what a 503 means for one document)."""
         results: list[ActionResult] = []
@@ -194,15 +226,16 @@ class IndexStore:
         for name, value in fields.items():
             spec = self.definition.fields[name]
             document_field = self._field_document(name)
-            indexed_as_term = document_field["filterable"] or document_field["sortable"] \
-                or document_field["facetable"]
+            indexed_as_term = document_field["filterable"] or document_field["sortable"] or document_field["facetable"]
             if spec.element_type != "Edm.String" or not indexed_as_term or value is None:
                 continue
             for item in value if isinstance(value, list) else [value]:
                 size = len(item.encode("utf-8"))
                 if size > MAX_TERM_BYTES:
-                    return (f"Field '{name}' contains a term that is too large to process. The max length for UTF-8 "
-                            f"encoded terms is {MAX_TERM_BYTES} bytes; this value has {size} bytes.")
+                    return (
+                        f"Field '{name}' contains a term that is too large to process. The max length for UTF-8 "
+                        f"encoded terms is {MAX_TERM_BYTES} bytes; this value has {size} bytes."
+                    )
         return None
 
     def _field_document(self, name: str) -> dict[str, Any]:
@@ -218,7 +251,7 @@ class IndexStore:
         if kind == "merge" and existing is None:
             return ActionResult(key, False, 404, "Document not found.")
         if kind == "upload" or existing is None:
-            document = {name: None for name in self.definition.fields}
+            document = dict.fromkeys(self.definition.fields)
             document.update(fields)
             self.documents[key] = document
             status = 201 if existing is None else 200
@@ -246,7 +279,7 @@ class IndexStore:
             names = [n for n, spec in self.definition.fields.items() if spec.retrievable]
         return {name: _to_json(document.get(name)) for name in names}
 
-    def search(self, request: Mapping[str, Any]) -> "SearchOutcome":
+    def search(self, request: Mapping[str, Any]) -> SearchOutcome:
         """Run a search request (body of ``search.post.search``); see ``SearchRequest``."""
         query = SearchRequest.parse(request, self.definition)
         if query.vector is None:
@@ -262,7 +295,7 @@ class IndexStore:
             hits = _order(hits, query.orderby)
         total = len(hits)
         page_size = min(query.top if query.top is not None else DEFAULT_TOP, MAX_PAGE)
-        page = hits[query.skip:query.skip + page_size]
+        page = hits[query.skip : query.skip + page_size]
         remaining = total - query.skip - len(page)
         wanted_more = (query.top is None or query.top > len(page)) and remaining > 0
         next_parameters = None
@@ -271,12 +304,10 @@ class IndexStore:
             next_parameters["skip"] = query.skip + len(page)
             if query.top is not None:
                 next_parameters["top"] = query.top - len(page)
-        rows = [{"@search.score": float(score), **self.render(document, query.select)}
-                for score, _, document in page]
+        rows = [{"@search.score": float(score), **self.render(document, query.select)} for score, _, document in page]
         return SearchOutcome(rows=rows, count=total if query.count else None, next_parameters=next_parameters)
 
-    def _nearest(self, query: "SearchRequest", allowed: set[str] | None
-                 ) -> list[tuple[float, str, dict[str, Any]]]:
+    def _nearest(self, query: SearchRequest, allowed: set[str] | None) -> list[tuple[float, str, dict[str, Any]]]:
         """Exhaustive k nearest neighbours by cosine (the double has no HNSW; results equal
         what an exhaustive query on the service returns)."""
         keys, matrix = self._matrix(query.vector_field)
@@ -286,9 +317,12 @@ class IndexStore:
         if allowed is not None:
             mask = np.fromiter((k in allowed for k in keys), dtype=bool, count=len(keys))
             cosines = np.where(mask, cosines, -np.inf)
-        order = np.argsort(-cosines, kind="stable")[:query.k]
-        return [(float(cosine_to_score(float(cosines[i]))), keys[i], self.documents[keys[i]])
-                for i in order if np.isfinite(cosines[i])]
+        order = np.argsort(-cosines, kind="stable")[: query.k]
+        return [
+            (float(cosine_to_score(float(cosines[i]))), keys[i], self.documents[keys[i]])
+            for i in order
+            if np.isfinite(cosines[i])
+        ]
 
     def _matrix(self, field_name: str) -> tuple[list[str], np.ndarray]:
         """Keys and normalised vectors of every document that has one (zero vectors, whose
@@ -326,12 +360,36 @@ class SearchOutcome:
     next_parameters: dict[str, Any] | None
 
 
-_SEARCH_PROPERTIES = {"search", "filter", "select", "orderby", "top", "skip", "count", "vectorQueries",
-                      "vectorFilterMode", "searchMode", "queryType", "searchFields", "facets", "highlight",
-                      "highlightPreTag", "highlightPostTag", "minimumCoverage", "scoringProfile",
-                      "scoringParameters", "scoringStatistics", "sessionId", "semanticConfiguration",
-                      "semanticErrorHandling", "semanticMaxWaitInMilliseconds", "semanticQuery", "answers",
-                      "captions", "debug"}
+_SEARCH_PROPERTIES = {
+    "search",
+    "filter",
+    "select",
+    "orderby",
+    "top",
+    "skip",
+    "count",
+    "vectorQueries",
+    "vectorFilterMode",
+    "searchMode",
+    "queryType",
+    "searchFields",
+    "facets",
+    "highlight",
+    "highlightPreTag",
+    "highlightPostTag",
+    "minimumCoverage",
+    "scoringProfile",
+    "scoringParameters",
+    "scoringStatistics",
+    "sessionId",
+    "semanticConfiguration",
+    "semanticErrorHandling",
+    "semanticMaxWaitInMilliseconds",
+    "semanticQuery",
+    "answers",
+    "captions",
+    "debug",
+}
 _IGNORED_WHEN_SET = {"sessionId", "scoringStatistics", "minimumCoverage", "searchMode", "searchFields"}
 _VECTOR_QUERY_PROPERTIES = {"kind", "vector", "fields", "k", "exhaustive", "weight", "oversampling"}
 
@@ -350,18 +408,35 @@ class SearchRequest:
     prefilter: bool
 
     @classmethod
-    def parse(cls, body: Mapping[str, Any], definition: IndexDefinition) -> "SearchRequest":
+    def parse(cls, body: Mapping[str, Any], definition: IndexDefinition) -> SearchRequest:
         if not isinstance(body, Mapping):
-            raise invalid_request("parameters", "The search request must be a JSON object.",
-                                  detail_code="InvalidParameter")
+            raise invalid_request(
+                "parameters", "The search request must be a JSON object.", detail_code="InvalidParameter"
+            )
         unknown = sorted(set(body) - _SEARCH_PROPERTIES)
         if unknown:
-            raise invalid_request("parameters", f"The parameter '{unknown[0]}' in the request payload is not a valid "
-                                                f"parameter for the operation 'search'.",
-                                  detail_code="InvalidParameter")
-        for name in sorted(_SEARCH_PROPERTIES - _IGNORED_WHEN_SET - {
-                "search", "filter", "select", "orderby", "top", "skip", "count", "vectorQueries",
-                "vectorFilterMode", "queryType"}):
+            raise invalid_request(
+                "parameters",
+                f"The parameter '{unknown[0]}' in the request payload is not a valid "
+                f"parameter for the operation 'search'.",
+                detail_code="InvalidParameter",
+            )
+        for name in sorted(
+            _SEARCH_PROPERTIES
+            - _IGNORED_WHEN_SET
+            - {
+                "search",
+                "filter",
+                "select",
+                "orderby",
+                "top",
+                "skip",
+                "count",
+                "vectorQueries",
+                "vectorFilterMode",
+                "queryType",
+            }
+        ):
             if body.get(name) not in (None, [], ""):
                 raise not_supported(f"The search parameter '{name}'")
         if body.get("queryType") not in (None, "simple", "full"):
@@ -379,23 +454,28 @@ class SearchRequest:
         top = _non_negative_int(body.get("top"), "top")
         skip = _non_negative_int(body.get("skip"), "skip") or 0
         if skip > MAX_SKIP:
-            raise invalid_request("$skip", f"The value {skip} for $skip is too large; it must be at most "
-                                           f"{MAX_SKIP}. To page further, order by a field and filter on it "
-                                           f"instead.", detail_code="InvalidParameter")
+            raise invalid_request(
+                "$skip",
+                f"The value {skip} for $skip is too large; it must be at most "
+                f"{MAX_SKIP}. To page further, order by a field and filter on it "
+                f"instead.",
+                detail_code="InvalidParameter",
+            )
         count = body.get("count")
         if count not in (None, True, False):
             raise invalid_request("count", "count must be true or false.", detail_code="InvalidParameter")
         mode = body.get("vectorFilterMode") or "preFilter"
         if mode not in ("preFilter", "postFilter"):
-            raise invalid_request("vectorFilterMode", f"'{mode}' is not a valid vector filter mode; use "
-                                                      f"'preFilter' or 'postFilter'.",
-                                  detail_code="InvalidParameter")
+            raise invalid_request(
+                "vectorFilterMode",
+                f"'{mode}' is not a valid vector filter mode; use 'preFilter' or 'postFilter'.",
+                detail_code="InvalidParameter",
+            )
         vector, vector_field, k = cls._vector_query(body.get("vectorQueries"), definition, top)
         return cls(predicate, select, orderby, top, skip, bool(count), vector, vector_field, k, mode == "preFilter")
 
     @staticmethod
-    def _vector_query(queries: Any, definition: IndexDefinition, top: int | None
-                      ) -> tuple[np.ndarray | None, str, int]:
+    def _vector_query(queries: Any, definition: IndexDefinition, top: int | None) -> tuple[np.ndarray | None, str, int]:
         if not queries:
             return None, "", 0
         if not isinstance(queries, list):
@@ -404,57 +484,84 @@ class SearchRequest:
             raise not_supported("More than one vector query in a request (results fused by RRF)")
         query = queries[0]
         if not isinstance(query, dict):
-            raise invalid_request("vectorQueries", "Each vector query must be a JSON object.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries", "Each vector query must be a JSON object.", detail_code="InvalidVectorQuery"
+            )
         unknown = sorted(set(query) - _VECTOR_QUERY_PROPERTIES)
         if unknown:
-            raise invalid_request("vectorQueries", f"The parameter '{unknown[0]}' is not a valid parameter of a "
-                                                   f"vector query.", detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                f"The parameter '{unknown[0]}' is not a valid parameter of a vector query.",
+                detail_code="InvalidVectorQuery",
+            )
         kind = query.get("kind")
         if kind in ("text", "imageUrl", "imageBinary"):
-            raise invalid_request("vectorQueries", f"A vector query of kind '{kind}' needs a vectorizer on the "
-                                                   f"vector field's profile; none is defined.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                f"A vector query of kind '{kind}' needs a vectorizer on the vector field's profile; none is defined.",
+                detail_code="InvalidVectorQuery",
+            )
         if kind != "vector":
-            raise invalid_request("vectorQueries", f"'{kind}' is not a valid vector query kind.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries", f"'{kind}' is not a valid vector query kind.", detail_code="InvalidVectorQuery"
+            )
         if query.get("oversampling") is not None:
-            raise invalid_request("vectorQueries", "oversampling can only be set when the vector field uses "
-                                                   "compression.", detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                "oversampling can only be set when the vector field uses compression.",
+                detail_code="InvalidVectorQuery",
+            )
         names = [n.strip() for n in str(query.get("fields") or "").split(",") if n.strip()]
         if not names:
-            raise invalid_request("vectorQueries", "A vector query must name the vector field(s) to search in "
-                                                   "'fields'.", detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                "A vector query must name the vector field(s) to search in 'fields'.",
+                detail_code="InvalidVectorQuery",
+            )
         if len(names) > 1:
             raise not_supported("A vector query over several vector fields")
         name = names[0]
         if name not in definition.fields:
-            raise invalid_request("vectorQueries", f"Unknown field '{name}' in vector field list.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries", f"Unknown field '{name}' in vector field list.", detail_code="InvalidVectorQuery"
+            )
         vector_field = definition.vector_fields.get(name)
         if vector_field is None:
-            raise invalid_request("vectorQueries", f"The field '{name}' in the vector field list is not a vector "
-                                                   f"field.", detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                f"The field '{name}' in the vector field list is not a vector field.",
+                detail_code="InvalidVectorQuery",
+            )
         vector = query.get("vector")
         if _number_array(vector) is None:
-            raise invalid_request("vectorQueries", "The vector of a vector query must be an array of numbers.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries",
+                "The vector of a vector query must be an array of numbers.",
+                detail_code="InvalidVectorQuery",
+            )
         if len(vector) != vector_field.dimensions:
             raise invalid_request(
-                "vectorQueries", f"The vector field '{name}' has {vector_field.dimensions} dimensions, but the "
-                                 f"query vector has {len(vector)}. Query vector length must match the "
-                                 f"dimensionality of the field.", detail_code="InvalidVectorQuery")
+                "vectorQueries",
+                f"The vector field '{name}' has {vector_field.dimensions} dimensions, but the "
+                f"query vector has {len(vector)}. Query vector length must match the "
+                f"dimensionality of the field.",
+                detail_code="InvalidVectorQuery",
+            )
         k = query.get("k")
         if k is None:
             k = top if top is not None else DEFAULT_TOP
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise invalid_request("vectorQueries", f"k must be a positive integer, not {k!r}.",
-                                  detail_code="InvalidVectorQuery")
+            raise invalid_request(
+                "vectorQueries", f"k must be a positive integer, not {k!r}.", detail_code="InvalidVectorQuery"
+            )
         try:
             return _unit(vector), name, k
         except ValueError:
-            raise invalid_request("vectorQueries", "The query vector is all zeros; cosine similarity is undefined "
-                                                   "for it.", detail_code="InvalidVectorQuery") from None
+            raise invalid_request(
+                "vectorQueries",
+                "The query vector is all zeros; cosine similarity is undefined for it.",
+                detail_code="InvalidVectorQuery",
+            ) from None
 
 
 # ------------------------------------------------------------------ helpers
@@ -478,19 +585,23 @@ _FAULT_MESSAGES = {
 def check_key(key: Any) -> None:
     """The service's document key rules; a bad key fails the whole batch (400)."""
     if not isinstance(key, str):
-        raise _ActionProblem(f"Invalid document key: '{key}'. The key field must be a string.",
-                             "InvalidDocumentKey")
+        raise _ActionProblem(f"Invalid document key: '{key}'. The key field must be a string.", "InvalidDocumentKey")
     if key.startswith("_"):
-        raise _ActionProblem(f"Invalid document key: '{key}'. Keys cannot start with a leading underscore.",
-                             "InvalidDocumentKey")
+        raise _ActionProblem(
+            f"Invalid document key: '{key}'. Keys cannot start with a leading underscore.", "InvalidDocumentKey"
+        )
     if len(key) > MAX_KEY_LENGTH:
-        raise _ActionProblem(f"Invalid document key: '{key[:40]}...'. Keys cannot be longer than "
-                             f"{MAX_KEY_LENGTH} characters.", "InvalidDocumentKey")
+        raise _ActionProblem(
+            f"Invalid document key: '{key[:40]}...'. Keys cannot be longer than {MAX_KEY_LENGTH} characters.",
+            "InvalidDocumentKey",
+        )
     if not _KEY_CHARS.match(key):
-        raise _ActionProblem(f"Invalid document key: '{key}'. Keys can only contain letters, digits, underscore "
-                             f"(_), dash (-), or equal sign (=). If the keys in your source data contain other "
-                             f"characters, we recommend encoding them with a URL-safe version of Base64 encoding.",
-                             "InvalidDocumentKey")
+        raise _ActionProblem(
+            f"Invalid document key: '{key}'. Keys can only contain letters, digits, underscore "
+            f"(_), dash (-), or equal sign (=). If the keys in your source data contain other "
+            f"characters, we recommend encoding them with a URL-safe version of Base64 encoding.",
+            "InvalidDocumentKey",
+        )
 
 
 def _number_array(value: Any) -> np.ndarray | None:
@@ -509,8 +620,9 @@ def _number_array(value: Any) -> np.ndarray | None:
 
 def _convert_scalar(name: str, edm: str, value: Any) -> Any:
     def wrong() -> _ActionProblem:
-        return _ActionProblem(f"Cannot convert the value {value!r} of field '{name}' to the expected type "
-                              f"'{edm}'.", "InvalidDocument")
+        return _ActionProblem(
+            f"Cannot convert the value {value!r} of field '{name}' to the expected type '{edm}'.", "InvalidDocument"
+        )
 
     if edm == "Edm.String":
         if not isinstance(value, str):
@@ -555,8 +667,9 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def _order(hits: list[tuple[float, str, dict[str, Any]]], clauses: list[OrderClause]
-           ) -> list[tuple[float, str, dict[str, Any]]]:
+def _order(
+    hits: list[tuple[float, str, dict[str, Any]]], clauses: list[OrderClause]
+) -> list[tuple[float, str, dict[str, Any]]]:
     ordered = list(hits)
     for clause in reversed(clauses):  # stable sorts, last key first
         if clause.field is None:
@@ -570,6 +683,7 @@ def _non_negative_int(value: Any, name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise invalid_request(name, f"{name} must be a non-negative integer, not {value!r}.",
-                              detail_code="InvalidParameter")
+        raise invalid_request(
+            name, f"{name} must be a non-negative integer, not {value!r}.", detail_code="InvalidParameter"
+        )
     return value

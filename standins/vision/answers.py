@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 
-
 @dataclass(frozen=True)
 class ErrorAnswer:
     status: int
@@ -53,15 +52,24 @@ class ErrorAnswer:
 
 # --- authentication ------------------------------------------------------------------------
 
+
 def missing_key() -> ErrorAnswer:
-    return ErrorAnswer(401, "401", "Access denied due to missing subscription key. Make sure to include "
-                                  "subscription key when making requests to an API.")
+    return ErrorAnswer(
+        401,
+        "401",
+        "Access denied due to missing subscription key. Make sure to include "
+        "subscription key when making requests to an API.",
+    )
 
 
 def invalid_key() -> ErrorAnswer:
-    return ErrorAnswer(401, "401", "Access denied due to invalid subscription key or wrong API endpoint. "
-                                  "Make sure to provide a valid key for an active subscription and use a "
-                                  "correct regional API endpoint for your resource.")
+    return ErrorAnswer(
+        401,
+        "401",
+        "Access denied due to invalid subscription key or wrong API endpoint. "
+        "Make sure to provide a valid key for an active subscription and use a "
+        "correct regional API endpoint for your resource.",
+    )
 
 
 def invalid_token() -> ErrorAnswer:
@@ -70,30 +78,48 @@ def invalid_token() -> ErrorAnswer:
 
 # --- routing and parameters ----------------------------------------------------------------
 
+
 def resource_not_found() -> ErrorAnswer:
     return ErrorAnswer(404, "404", "Resource not found")
 
 
 def api_version_gone(api_version: str) -> ErrorAnswer:
-    return ErrorAnswer(410, "Gone", f"Computer Vision {api_version} has been deprecated. Please upgrade to "
-                                   f"the latest Computer Vision GA service.")
+    return ErrorAnswer(
+        410,
+        "Gone",
+        f"Computer Vision {api_version} has been deprecated. Please upgrade to the latest Computer Vision GA service.",
+    )
 
 
 def missing_model_version(parameter: str) -> ErrorAnswer:
-    return ErrorAnswer(400, "InvalidRequest", "The request is invalid.", "ParameterMissing",
-                      f"The query parameter '{parameter}' is required.")
+    return ErrorAnswer(
+        400,
+        "InvalidRequest",
+        "The request is invalid.",
+        "ParameterMissing",
+        f"The query parameter '{parameter}' is required.",
+    )
 
 
 def unsupported_model_version(requested: str, supported: list[str]) -> ErrorAnswer:
-    return ErrorAnswer(400, "InvalidRequest", "The request is invalid.", "InvalidModel",
-                      f"Model version '{requested}' is not supported. Supported model versions: "
-                      f"{', '.join(supported)}.")
+    return ErrorAnswer(
+        400,
+        "InvalidRequest",
+        "The request is invalid.",
+        "InvalidModel",
+        f"Model version '{requested}' is not supported. Supported model versions: {', '.join(supported)}.",
+    )
 
 
 def unsupported_media_type(content_type: str | None, allowed: list[str]) -> ErrorAnswer:
     shown = content_type or "(none)"
-    return ErrorAnswer(415, "InvalidRequest", "Unsupported media type.", "UnsupportedMediaType",
-                      f"Content-Type {shown} is not supported. Supported media types: {', '.join(allowed)}.")
+    return ErrorAnswer(
+        415,
+        "InvalidRequest",
+        "Unsupported media type.",
+        "UnsupportedMediaType",
+        f"Content-Type {shown} is not supported. Supported media types: {', '.join(allowed)}.",
+    )
 
 
 def malformed_body(detail: str) -> ErrorAnswer:
@@ -101,6 +127,7 @@ def malformed_body(detail: str) -> ErrorAnswer:
 
 
 # --- input limits --------------------------------------------------------------------------
+
 
 def invalid_image_format(detail: str = "Input data is not a valid image.") -> ErrorAnswer:
     return ErrorAnswer(400, "InvalidRequest", "Image format is not valid.", "InvalidImageFormat", detail)
@@ -124,17 +151,22 @@ def invalid_text(detail: str) -> ErrorAnswer:
 
 # --- throttling and service faults ---------------------------------------------------------
 
+
 def _operation_name(path: str) -> str:
     return "Vectorize Text" if path.endswith("vectorizeText") else "Vectorize Image"
 
 
 def too_many_requests(path: str, retry_after: float) -> ErrorAnswer:
     seconds = max(0, math.ceil(retry_after))
-    return ErrorAnswer(429, "429", f"Requests to the {_operation_name(path)} Operation under Computer Vision API "
-                                  f"(v4.0) have exceeded rate limit of your current pricing tier. Please retry "
-                                  f"after {seconds} second{'s' if seconds != 1 else ''}. Please contact Azure "
-                                  f"support service if you would like to further increase the default rate limit.",
-                      retry_after=retry_after)
+    return ErrorAnswer(
+        429,
+        "429",
+        f"Requests to the {_operation_name(path)} Operation under Computer Vision API "
+        f"(v4.0) have exceeded rate limit of your current pricing tier. Please retry "
+        f"after {seconds} second{'s' if seconds != 1 else ''}. Please contact Azure "
+        f"support service if you would like to further increase the default rate limit.",
+        retry_after=retry_after,
+    )
 
 
 def server_error(status: int, *, retry_after: float | None = None) -> ErrorAnswer:
@@ -143,10 +175,17 @@ def server_error(status: int, *, retry_after: float | None = None) -> ErrorAnswe
     if status == 502:
         return ErrorAnswer(502, "BadGateway", "The upstream service answered with an error.", retry_after=retry_after)
     if status == 504:
-        return ErrorAnswer(504, "GatewayTimeout", "The upstream service did not answer in time.",
-                          retry_after=retry_after)
-    return ErrorAnswer(status, "InternalServerError", "An unexpected error occurred.", "Unknown", "Unknown error.",
-                      retry_after=retry_after)
+        return ErrorAnswer(
+            504, "GatewayTimeout", "The upstream service did not answer in time.", retry_after=retry_after
+        )
+    return ErrorAnswer(
+        status,
+        "InternalServerError",
+        "An unexpected error occurred.",
+        "Unknown",
+        "Unknown error.",
+        retry_after=retry_after,
+    )
 
 
 def injected(status: int, path: str, retry_after: float | None) -> ErrorAnswer:

@@ -50,8 +50,11 @@ class Refused(Exception):
 
 def check_image_bytes(size: int) -> None:
     if size >= IMAGE_BYTES_LIMIT:
-        raise Refused(answers.invalid_image_size(
-            f"The image is {size:,} bytes or more; the limit is under {IMAGE_BYTES_LIMIT:,} bytes (20 MB)."))
+        raise Refused(
+            answers.invalid_image_size(
+                f"The image is {size:,} bytes or more; the limit is under {IMAGE_BYTES_LIMIT:,} bytes (20 MB)."
+            )
+        )
 
 
 def check_image(data: bytes) -> None:
@@ -70,9 +73,12 @@ def check_image(data: bytes) -> None:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise Refused(answers.invalid_image_format()) from None
     if min(width, height) <= SIDE_ABOVE or max(width, height) >= SIDE_BELOW:
-        raise Refused(answers.invalid_image_dimension(
-            f"The image is {width}x{height} pixels; both sides must be larger than {SIDE_ABOVE} and smaller than "
-            f"{SIDE_BELOW:,} pixels."))
+        raise Refused(
+            answers.invalid_image_dimension(
+                f"The image is {width}x{height} pixels; both sides must be larger than {SIDE_ABOVE} and smaller than "
+                f"{SIDE_BELOW:,} pixels."
+            )
+        )
 
 
 def check_text(text: object) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 FaultKind = Literal["status", "drop", "slow"]
 
@@ -29,8 +30,16 @@ class FaultInjector:
     when ``drop_connection`` is set and ``"slow"`` when ``slow_seconds`` > 0.
     """
 
-    def __init__(self, *, rate: float = 0.0, statuses: Sequence[int] = (), drop_connection: bool = False,
-                 slow_seconds: float = 0.0, seed: int | None = 0, first: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        rate: float = 0.0,
+        statuses: Sequence[int] = (),
+        drop_connection: bool = False,
+        slow_seconds: float = 0.0,
+        seed: int | None = 0,
+        first: int = 0,
+    ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"fault rate must be between 0 and 1, got {rate!r}")
         for status in statuses:
@@ -42,8 +51,9 @@ class FaultInjector:
         if slow_seconds > 0:
             self._kinds.append(Fault("slow"))
         if (rate > 0 or first > 0) and not self._kinds:
-            raise ValueError("faults were asked for but no kind is enabled: give fault statuses, "
-                             "drop_connection or slow_seconds")
+            raise ValueError(
+                "faults were asked for but no kind is enabled: give fault statuses, drop_connection or slow_seconds"
+            )
         self.rate = rate
         self.first = first
         self._rng = random.Random(seed)

@@ -21,9 +21,12 @@ def fetch_image(url: str, *, timeout: float = 15.0) -> bytes:
             for chunk in response.iter_content(chunk_size=64 * 1024):
                 total += len(chunk)
                 if total >= IMAGE_BYTES_LIMIT:
-                    raise Refused(answers.invalid_image_size(
-                        f"The image at {url} is {IMAGE_BYTES_LIMIT:,} bytes or more; the limit is under "
-                        f"{IMAGE_BYTES_LIMIT:,} bytes (20 MB)."))
+                    raise Refused(
+                        answers.invalid_image_size(
+                            f"The image at {url} is {IMAGE_BYTES_LIMIT:,} bytes or more; the limit is under "
+                            f"{IMAGE_BYTES_LIMIT:,} bytes (20 MB)."
+                        )
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
     except requests.RequestException as exc:

@@ -29,9 +29,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -46,9 +47,21 @@ from indexer.errors import ConfigurationError, InputLimitError, InvalidImageErro
 from indexer.model_versions import MODEL_VERSIONS, offline_model_for
 from standins.vision import answers as errors
 from standins.vision.answers import ErrorAnswer
-from standins.vision.contract import (IMAGE_BYTES_LIMIT, IMAGE_PATH, JSON, KEY_HEADER, MODEL_PARAMETER,
-                                      OCTET_STREAM, PREVIEW_API_VERSION, PREVIEW_LATEST_MODEL, TEXT_PATH, Refused,
-                                      check_image, check_image_bytes, check_text)
+from standins.vision.contract import (
+    IMAGE_BYTES_LIMIT,
+    IMAGE_PATH,
+    JSON,
+    KEY_HEADER,
+    MODEL_PARAMETER,
+    OCTET_STREAM,
+    PREVIEW_API_VERSION,
+    PREVIEW_LATEST_MODEL,
+    TEXT_PATH,
+    Refused,
+    check_image,
+    check_image_bytes,
+    check_text,
+)
 from standins.vision.faults import FaultInjector
 from standins.vision.fetch import fetch_image
 from standins.vision.throttle import TokenBucket
@@ -114,6 +127,7 @@ class ServerConfig:
 
 # --- instrumentation for tests ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -156,6 +170,7 @@ class RequestLog:
 
 # --- model lookup ----------------------------------------------------------------------------
 
+
 def default_model_lookup(name: str) -> Any:
     """The offline model for a local model name; imported lazily (torch lives behind [local])."""
     from indexer.vectorizers.offline import get_offline_vectorizer
@@ -184,6 +199,7 @@ class _ModelCache:
 
 # --- request parsing helpers -----------------------------------------------------------------
 
+
 def _matches(secret: str, accepted: Sequence[str]) -> bool:
     """Constant-time comparison, so response timing says nothing about a key's prefix."""
     given = secret.encode("utf-8", "surrogateescape")
@@ -210,7 +226,7 @@ def _lenient_json(raw: bytes) -> Any:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
+            out.append(text[i : j + 1])
             i = j + 1
         elif ch == "'":  # re-quote a single-quoted string
             j, chunk = i + 1, []
@@ -249,9 +265,11 @@ async def _read_body(request: Request, *, limit: int) -> tuple[bytes, int]:
 
 # --- responses -------------------------------------------------------------------------------
 
+
 def _error_response(error: ErrorAnswer, request_id: str) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status,
-                        headers={**error.headers(), "apim-request-id": request_id})
+    return JSONResponse(
+        error.body(), status_code=error.status, headers={**error.headers(), "apim-request-id": request_id}
+    )
 
 
 class _DroppedConnection(Exception):
@@ -266,8 +284,13 @@ class _DropResponse(Response):
         super().__init__(status_code=200)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"modelVersion": "', "more_body": True})
         raise _DroppedConnection("injected fault: connection dropped mid-answer")
 
@@ -288,12 +311,16 @@ class _QuietDroppedConnections(logging.Filter):
         while exc is not None:
             if isinstance(exc, _DroppedConnection):
                 return False
-            exc = exc.__cause__ or exc.__context__ or (
-                exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) and exc.exceptions else None)
+            exc = (
+                exc.__cause__
+                or exc.__context__
+                or (exc.exceptions[0] if isinstance(exc, BaseExceptionGroup) and exc.exceptions else None)
+            )
         return True
 
 
 # --- the app ---------------------------------------------------------------------------------
+
 
 class _VisionService:
     """The request handling behind both routes; one instance per app."""
@@ -302,9 +329,14 @@ class _VisionService:
         self.config = config
         self.models = _ModelCache(model_lookup)
         self.log = request_log
-        self.faults = FaultInjector(rate=config.fault_rate, statuses=config.fault_statuses,
-                                    drop_connection=config.drop_connection, slow_seconds=config.slow_seconds,
-                                    seed=config.fault_seed, first=config.fault_first)
+        self.faults = FaultInjector(
+            rate=config.fault_rate,
+            statuses=config.fault_statuses,
+            drop_connection=config.drop_connection,
+            slow_seconds=config.slow_seconds,
+            seed=config.fault_seed,
+            first=config.fault_first,
+        )
         self.rate_limiter = None
         if config.rate_limit_per_second:
             burst = config.rate_limit_burst or max(1, int(config.rate_limit_per_second))
@@ -331,7 +363,8 @@ class _VisionService:
             embedding: Embedding = await embed(request, model_name)
             response: Response = JSONResponse(
                 {"modelVersion": embedding.model_version, "vector": embedding.vector.tolist()},
-                headers={"apim-request-id": request_id})
+                headers={"apim-request-id": request_id},
+            )
         except Refused as refused:
             response = _error_response(refused.error, request_id)
         except _ForcedResponse as forced:
@@ -349,9 +382,15 @@ class _VisionService:
 
     def _record(self, request: Request, status: int) -> None:
         if self.log is not None:
-            self.log.add(RecordedRequest(method=request.method, path=request.url.path,
-                                         query=dict(request.query_params),
-                                         headers={k.lower(): v for k, v in request.headers.items()}, status=status))
+            self.log.add(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.url.path,
+                    query=dict(request.query_params),
+                    headers={k.lower(): v for k, v in request.headers.items()},
+                    status=status,
+                )
+            )
 
     async def _admit(self, request: Request) -> str:
         """Everything Azure checks before looking at the input, in the gateway's order:
@@ -451,8 +490,9 @@ class _VisionService:
     async def _json_payload(request: Request) -> dict[str, Any]:
         raw, size = await _read_body(request, limit=MAX_JSON_BYTES)
         if size > MAX_JSON_BYTES:
-            raise Refused(errors.malformed_body(f"The JSON body is {size:,} bytes; it must be under "
-                                                 f"{MAX_JSON_BYTES:,} bytes."))
+            raise Refused(
+                errors.malformed_body(f"The JSON body is {size:,} bytes; it must be under {MAX_JSON_BYTES:,} bytes.")
+            )
         try:
             payload = _lenient_json(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -486,8 +526,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error_response(errors.resource_not_found(), str(uuid.uuid4()))
 
 
-def create_app(config: ServerConfig | None = None, *, model_lookup: ModelLookup | None = None,
-               request_log: RequestLog | None = None) -> Starlette:
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    model_lookup: ModelLookup | None = None,
+    request_log: RequestLog | None = None,
+) -> Starlette:
     """Build the ASGI app. ``model_lookup`` maps a local model name to its vectorizer
     (default: ``indexer.vectorizers.offline.get_offline_vectorizer``); ``request_log`` records every answer."""
     service = _VisionService(config or ServerConfig(), model_lookup or default_model_lookup, request_log)
@@ -502,26 +546,40 @@ def create_app(config: ServerConfig | None = None, *, model_lookup: ModelLookup 
 
 # --- running it ------------------------------------------------------------------------------
 
+
 def _install_log_filter() -> None:
     log = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietDroppedConnections) for f in log.filters):
         log.addFilter(_QuietDroppedConnections())
 
 
-def run_server(config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 8080, *,
-               model_lookup: ModelLookup | None = None, log_level: str = "info") -> None:
+def run_server(
+    config: ServerConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    model_lookup: ModelLookup | None = None,
+    log_level: str = "info",
+) -> None:
     """Serve until interrupted (the ``imgsearch serve-vision`` command)."""
     import uvicorn
 
     _install_log_filter()
-    uvicorn.run(create_app(config, model_lookup=model_lookup), host=host, port=port, log_level=log_level,
-                lifespan="off")
+    uvicorn.run(
+        create_app(config, model_lookup=model_lookup), host=host, port=port, log_level=log_level, lifespan="off"
+    )
 
 
 @contextmanager
-def serve_in_thread(config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 0, *,
-                    model_lookup: ModelLookup | None = None, request_log: RequestLog | None = None,
-                    startup_timeout: float = 30.0) -> Iterator[str]:
+def serve_in_thread(
+    config: ServerConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    model_lookup: ModelLookup | None = None,
+    request_log: RequestLog | None = None,
+    startup_timeout: float = 30.0,
+) -> Iterator[str]:
     """Run the server in a background thread and yield its base URL (``port=0``: a free port).
 
     For tests and benchmarks; the server stops when the ``with`` block ends."""

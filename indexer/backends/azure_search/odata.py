@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 from indexer.backends.schema_rules import check_filter_fields, coerce_filter_value, element_type, parse_datetime_offset
 from indexer.errors import FilterError
@@ -42,7 +43,7 @@ def quote_string(value: str) -> str:
 
 def format_datetime(value: Any) -> str:
     """An ``Edm.DateTimeOffset`` literal (unquoted, UTC): ``2024-05-01T12:00:00Z``."""
-    moment = parse_datetime_offset(value).astimezone(timezone.utc)
+    moment = parse_datetime_offset(value).astimezone(UTC)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
@@ -94,8 +95,10 @@ def render_condition(condition: Condition, edm_type: str) -> str:
         return f"{name}/any({_RANGE_VARIABLE}: {_RANGE_VARIABLE} eq {render_literal(value, scalar)})"
     if condition.op == "ne":
         return f"not {name}/any({_RANGE_VARIABLE}: {_RANGE_VARIABLE} eq {render_literal(value, scalar)})"
-    raise FilterError(f"filter on {name!r} ({edm_type}): Azure AI Search cannot compare the items of a string "
-                      f"collection with {condition.op!r}; use = or !=")
+    raise FilterError(
+        f"filter on {name!r} ({edm_type}): Azure AI Search cannot compare the items of a string "
+        f"collection with {condition.op!r}; use = or !="
+    )
 
 
 def render_filter(conditions: Sequence[Condition] | Condition | None, schema: IndexSchema) -> str | None:
@@ -125,5 +128,4 @@ def and_filters(*filters: str | None) -> str | None:
     return " and ".join(f"({f})" for f in present)
 
 
-__all__ = ["and_filters", "format_datetime", "quote_string", "render_condition", "render_filter",
-           "render_literal"]
+__all__ = ["and_filters", "format_datetime", "quote_string", "render_condition", "render_filter", "render_literal"]

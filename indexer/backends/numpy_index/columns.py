@@ -16,19 +16,22 @@ A column is built once per (immutable) segment of the local index and field, on 
 
 Semantics follow OData: a null value fails every comparison except ``ne``; an empty
 collection matches nothing, and so does a null one (OData's ``tags/any(...)`` is false for
-it). Comparisons are typed by the schema (``schema_rules.coerce_filter_value``): ``"size_bytes>=1000"`` compares integers and
-``"last_modified>=2024-05-01"`` compares instants, not text. ``eq``/``ne`` with ``None`` test
-for null, as ``field eq null`` does in OData.
+it). Comparisons are typed by the schema (``schema_rules.coerce_filter_value``):
+``"size_bytes>=1000"`` compares integers and ``"last_modified>=2024-05-01"`` compares
+instants, not text. ``eq``/``ne`` with ``None`` test for null, as ``field eq null`` does in
+OData.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from indexer.backends.schema_rules import datetime_micros, element_type
+
 
 @dataclass(frozen=True)
 class _Encoded:
@@ -94,8 +97,7 @@ def _encode(scalar_type: str, values: Sequence[Any]) -> _Encoded:
         array = np.fromiter((0.0 if v is None else float(v) for v in values), dtype=np.float64, count=len(values))
         return _Encoded("number", present, values=array)
     if scalar_type == "Edm.DateTimeOffset":
-        array = np.fromiter((0 if v is None else datetime_micros(v) for v in values), dtype=np.int64,
-                            count=len(values))
+        array = np.fromiter((0 if v is None else datetime_micros(v) for v in values), dtype=np.int64, count=len(values))
         return _Encoded("number", present, values=array)
     # Edm.Int32 / Edm.Int64
     array = np.fromiter((0 if v is None else int(v) for v in values), dtype=np.int64, count=len(values))

@@ -20,20 +20,20 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from indexer.backends.numpy_index import store
 from indexer.atomic import FileLock
 from indexer.backends.base import WriteResult, normalize
+from indexer.backends.numpy_index import store
 from indexer.backends.numpy_index.store import Segment
 from indexer.backends.schema_rules import (
-    coerce_filter_value,
     InvalidDocumentError,
     InvalidQueryError,
     check_filter_fields,
@@ -42,13 +42,14 @@ from indexer.backends.schema_rules import (
     check_schema_supported,
     check_select,
     check_threshold,
+    coerce_filter_value,
     key_problem,
     validate_fields,
 )
+from indexer.documents import Document, Embedding, Hit, IndexPin
 from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
 from indexer.filters import Condition
 from indexer.schema import KEY_FIELD, IndexSchema
-from indexer.documents import Document, Embedding, Hit, IndexPin
 
 DEFAULT_MERGE_FANOUT = 8
 DEFAULT_MMAP_THRESHOLD = 32 * 1024 * 1024  # vector files this big are mapped, not read
@@ -96,8 +97,14 @@ class _State:
         return np.array(segment.vectors[local], dtype=np.float32)
 
 
-def _build_state(stamp: bytes, manifest: dict[str, Any], segments: Sequence[Segment],
-                 base: _State | None = None, *, base_is_private: bool = False) -> _State:
+def _build_state(
+    stamp: bytes,
+    manifest: dict[str, Any],
+    segments: Sequence[Segment],
+    base: _State | None = None,
+    *,
+    base_is_private: bool = False,
+) -> _State:
     """Apply ``segments`` in order. With ``base`` (whose segments must be a prefix of
     ``segments``), only the new ones are applied, on copies of its structures (or on the
     structures themselves when ``base_is_private``: nobody else can be reading them)."""
@@ -125,9 +132,16 @@ def _build_state(stamp: bytes, manifest: dict[str, Any], segments: Sequence[Segm
         total += segment.rows
     offsets.append(total)
     pin = IndexPin(**manifest["pin"])
-    return _State(stamp=stamp, manifest=manifest, pin=pin, schema=IndexSchema(pin=pin, definition=manifest["schema"]),
-                  segments=tuple(segments), offsets=np.asarray(offsets, dtype=np.int64), live=live,
-                  locations=locations)
+    return _State(
+        stamp=stamp,
+        manifest=manifest,
+        pin=pin,
+        schema=IndexSchema(pin=pin, definition=manifest["schema"]),
+        segments=tuple(segments),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        live=live,
+        locations=locations,
+    )
 
 
 def _drop_tail(state: _State, start: int) -> _State:
@@ -144,9 +158,16 @@ def _drop_tail(state: _State, start: int) -> _State:
         for key in segment.keys:
             if locations.get(key, -1) >= first:
                 del locations[key]
-    return _State(stamp=state.stamp, manifest=state.manifest, pin=state.pin, schema=state.schema,
-                  segments=state.segments[:start], offsets=state.offsets[:start + 1], live=state.live[:first],
-                  locations=locations)
+    return _State(
+        stamp=state.stamp,
+        manifest=state.manifest,
+        pin=state.pin,
+        schema=state.schema,
+        segments=state.segments[:start],
+        offsets=state.offsets[: start + 1],
+        live=state.live[:first],
+        locations=locations,
+    )
 
 
 class NumpyIndex:
@@ -156,8 +177,14 @@ class NumpyIndex:
     the defaults suit indexes from a handful of images to millions of vectors.
     """
 
-    def __init__(self, directory: Path, name: str = "images", *, merge_fanout: int = DEFAULT_MERGE_FANOUT,
-                 mmap_threshold_bytes: int = DEFAULT_MMAP_THRESHOLD) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str = "images",
+        *,
+        merge_fanout: int = DEFAULT_MERGE_FANOUT,
+        mmap_threshold_bytes: int = DEFAULT_MMAP_THRESHOLD,
+    ) -> None:
         self.name = check_index_name(name)
         self.root = Path(directory) / name
         self._root = os.fspath(self.root)
@@ -199,13 +226,14 @@ class NumpyIndex:
         # index starts again from 1, so nothing cached may be reused across incarnations.
         same_index = state is not None and state.manifest.get("uuid") == manifest.get("uuid")
         cached = {s.id: s for s in state.segments} if same_index else {}
-        segments = [cached.get(meta["id"]) or store.load_segment(self.root, meta, dims,
-                                                                 mmap_threshold=self._mmap_threshold)
-                    for meta in manifest["segments"]]
+        segments = [
+            cached.get(meta["id"]) or store.load_segment(self.root, meta, dims, mmap_threshold=self._mmap_threshold)
+            for meta in manifest["segments"]
+        ]
         base, private = None, False
         if same_index:
             common = 0
-            for old, new in zip(state.segments, segments):
+            for old, new in zip(state.segments, segments, strict=False):
                 if old is not new:
                     break
                 common += 1
@@ -219,7 +247,8 @@ class NumpyIndex:
     def _not_found(self) -> IndexNotFoundError:
         return IndexNotFoundError(
             f"the local index {self.name!r} does not exist under {self.root.parent}; create it first "
-            f"(ensure_index, or `imgsearch index`)")
+            f"(ensure_index, or `imgsearch index`)"
+        )
 
     @contextmanager
     def _writing(self) -> Iterator[_State]:
@@ -255,7 +284,10 @@ class NumpyIndex:
                     f"the local index {self.name!r} at {self.root} is pinned to model version "
                     f"{pin.model_version!r} ({pin.dimensions} dimensions), not {schema.pin.model_version!r} "
                     f"({schema.pin.dimensions} dimensions); use another index name for the new version "
-                    f"(SEARCH_INDEX_NAME) and backfill it", expected=pin, actual=schema.pin)
+                    f"(SEARCH_INDEX_NAME) and backfill it",
+                    expected=pin,
+                    actual=schema.pin,
+                )
             if manifest["schema"] != schema.definition:
                 _check_schema_evolution(self.name, IndexSchema(pin=pin, definition=manifest["schema"]), schema)
                 manifest = {**manifest, "schema": schema.definition, "generation": manifest["generation"] + 1}
@@ -287,8 +319,9 @@ class NumpyIndex:
             fields: list[dict[str, Any]] = []
             for position, document in enumerate(documents):
                 if not isinstance(document, Document):
-                    raise InvalidDocumentError(f"item {position} of the batch is a {type(document).__name__}, "
-                                               f"not a Document")
+                    raise InvalidDocumentError(
+                        f"item {position} of the batch is a {type(document).__name__}, not a Document"
+                    )
                 vector = _check_embedding(state.pin, document.embedding, action=f"index document {document.key!r}")
                 checked = validate_fields(state.schema, document.key, document.fields, types=types)
                 state.pin.check_claim(document.key, checked)
@@ -348,8 +381,15 @@ class NumpyIndex:
     def count(self) -> int:
         return len(self._current().locations)
 
-    def search(self, query: Embedding, *, k: int = 10, threshold: float | None = None,
-               filters: Sequence[Condition] = (), select: Sequence[str] | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: Embedding,
+        *,
+        k: int = 10,
+        threshold: float | None = None,
+        filters: Sequence[Condition] = (),
+        select: Sequence[str] | None = None,
+    ) -> list[Hit]:
         """The ``k`` documents most similar to ``query`` (cosine), best first, among those
         matching every filter and scoring at least ``threshold``."""
         k = check_k(k)
@@ -383,8 +423,10 @@ class NumpyIndex:
         mask = state.live
         for condition, edm_type, value in _prepared_conditions(state.schema, conditions):
             mask = mask & _condition_mask(state.segments, condition, edm_type, value)
-        return {segment.keys[local]: segment.fields[local].get("content_hash") or ""
-                for segment, local in _rows_in(state, mask)}
+        return {
+            segment.keys[local]: segment.fields[local].get("content_hash") or ""
+            for segment, local in _rows_in(state, mask)
+        }
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -395,18 +437,28 @@ class NumpyIndex:
         fields = {name: key if name == KEY_FIELD else stored.get(name) for name in selected}
         return Hit(key=key, source=stored.get("source") or "", score=score, fields=fields)
 
-    def _commit(self, state: _State, keys: list[str], vectors: np.ndarray | None,
-                fields: list[dict[str, Any]], deleted: list[str]) -> None:
+    def _commit(
+        self,
+        state: _State,
+        keys: list[str],
+        vectors: np.ndarray | None,
+        fields: list[dict[str, Any]],
+        deleted: list[str],
+    ) -> None:
         """Write one new segment, merge or compact if due, switch the manifest, and keep the
         new state in memory. Caller holds the exclusive lock."""
         manifest = dict(state.manifest)
         number = manifest["next_segment"]
         dims = state.pin.dimensions
-        segment = Segment(store.segment_id(number), vectors if vectors is not None else np.zeros((0, dims), np.float32),
-                          keys, fields, deleted)
+        segment = Segment(
+            store.segment_id(number),
+            vectors if vectors is not None else np.zeros((0, dims), np.float32),
+            keys,
+            fields,
+            deleted,
+        )
         number += 1
-        segments = list(state.segments) + [store.write_segment(self.root, segment,
-                                                               mmap_threshold=self._mmap_threshold)]
+        segments = list(state.segments) + [store.write_segment(self.root, segment, mmap_threshold=self._mmap_threshold)]
         new_state = _build_state(state.stamp, manifest, segments, base=state)
         while True:
             start = self._merge_start(new_state)
@@ -416,16 +468,28 @@ class NumpyIndex:
             number += 1
             if merged is not None:
                 merged = store.write_segment(self.root, merged, mmap_threshold=self._mmap_threshold)
-            new_state = _build_state(new_state.stamp, manifest, list(new_state.segments[:start]) +
-                                     ([merged] if merged is not None else []), base=_drop_tail(new_state, start),
-                                     base_is_private=True)
-        manifest.update(generation=manifest["generation"] + 1, next_segment=number,
-                        segments=[s.meta() for s in new_state.segments])
+            new_state = _build_state(
+                new_state.stamp,
+                manifest,
+                list(new_state.segments[:start]) + ([merged] if merged is not None else []),
+                base=_drop_tail(new_state, start),
+                base_is_private=True,
+            )
+        manifest.update(
+            generation=manifest["generation"] + 1, next_segment=number, segments=[s.meta() for s in new_state.segments]
+        )
         raw = store.write_manifest(self.root, manifest)
         store.remove_unreferenced(self.root, manifest)
-        self._state = _State(stamp=raw, manifest=manifest, pin=new_state.pin, schema=new_state.schema,
-                             segments=new_state.segments, offsets=new_state.offsets, live=new_state.live,
-                             locations=new_state.locations)
+        self._state = _State(
+            stamp=raw,
+            manifest=manifest,
+            pin=new_state.pin,
+            schema=new_state.schema,
+            segments=new_state.segments,
+            offsets=new_state.offsets,
+            live=new_state.live,
+            locations=new_state.locations,
+        )
 
     def _merge_start(self, state: _State) -> int | None:
         if not state.segments:
@@ -437,12 +501,14 @@ class NumpyIndex:
 
 # --- module helpers -----------------------------------------------------------------------
 
+
 def _pin_json(pin: IndexPin) -> dict[str, Any]:
     return {"model_version": pin.model_version, "dimensions": pin.dimensions}
 
 
-def _check_embedding(pin: IndexPin, embedding: Any, *, action: str,
-                     error: type[Exception] = InvalidDocumentError) -> np.ndarray:
+def _check_embedding(
+    pin: IndexPin, embedding: Any, *, action: str, error: type[Exception] = InvalidDocumentError
+) -> np.ndarray:
     """The embedding's vector, after checking it is one vector of the pinned model version
     and dimension count (``ModelVersionMismatchError`` otherwise)."""
     if not isinstance(embedding, Embedding):
@@ -461,7 +527,7 @@ def _rows_in(state: _State, mask: np.ndarray) -> Iterator[tuple[Segment, int]]:
     """(segment, row within it) for every global row set in ``mask``, in storage order."""
     for index, segment in enumerate(state.segments):
         offset = int(state.offsets[index])
-        for local in np.flatnonzero(mask[offset:offset + segment.rows]).tolist():
+        for local in np.flatnonzero(mask[offset : offset + segment.rows]).tolist():
             yield segment, local
 
 
@@ -481,24 +547,29 @@ def _normalized_rows(vectors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     return matrix, usable
 
 
-
 def _check_schema_evolution(name: str, stored: IndexSchema, new: IndexSchema) -> None:
     new_fields = new.fields
     for field_name, definition in stored.fields.items():
         if field_name not in new_fields:
-            raise ConfigurationError(f"the schema for the local index {name!r} drops field {field_name!r}; "
-                                     f"fields cannot be removed from an existing index")
+            raise ConfigurationError(
+                f"the schema for the local index {name!r} drops field {field_name!r}; "
+                f"fields cannot be removed from an existing index"
+            )
         if new_fields[field_name].get("type") != definition.get("type"):
-            raise ConfigurationError(f"the schema for the local index {name!r} changes the type of field "
-                                     f"{field_name!r}; create a new index instead")
+            raise ConfigurationError(
+                f"the schema for the local index {name!r} changes the type of field "
+                f"{field_name!r}; create a new index instead"
+            )
 
 
 def _prepared_conditions(schema: IndexSchema, filters: Sequence[Condition]) -> list[tuple[Condition, str, Any]]:
     if isinstance(filters, Condition):
         filters = [filters]
     types = schema.fields
-    return [(c, types[c.field]["type"], coerce_filter_value(c, types[c.field]["type"]))
-            for c in check_filter_fields(schema, filters)]
+    return [
+        (c, types[c.field]["type"], coerce_filter_value(c, types[c.field]["type"]))
+        for c in check_filter_fields(schema, filters)
+    ]
 
 
 def _condition_mask(segments: Sequence[Segment], condition: Condition, edm_type: str, value: Any) -> np.ndarray:
@@ -527,7 +598,7 @@ def _top_k(scores: np.ndarray, k: int, mask: np.ndarray | None) -> np.ndarray:
         pooled = values[pool]
         kth = np.partition(pooled, len(pool) - k)[len(pool) - k]
         above = pool[pooled > kth]
-        tied = pool[pooled == kth][:k - len(above)]  # ties at the cut: the lowest rows, so results are stable
+        tied = pool[pooled == kth][: k - len(above)]  # ties at the cut: the lowest rows, so results are stable
         top = np.concatenate([above, tied])
     else:
         top = np.arange(n)
@@ -550,7 +621,7 @@ def _pool_holding_top_k(values: np.ndarray, k: int) -> np.ndarray:
     blocks = n // _BLOCK
     if blocks < 4 * k:
         return np.arange(n)
-    maxima = values[:blocks * _BLOCK].reshape(blocks, _BLOCK).max(axis=1)
+    maxima = values[: blocks * _BLOCK].reshape(blocks, _BLOCK).max(axis=1)
     floor = np.partition(maxima, blocks - k)[blocks - k]
     return np.flatnonzero(values >= floor)
 

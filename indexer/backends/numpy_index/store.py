@@ -84,9 +84,17 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> bytes:
 
 
 def new_manifest(name: str, pin: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    return {"format": FORMAT, "version": FORMAT_VERSION, "name": name, "uuid": secrets.token_hex(8),
-            "pin": pin, "schema": schema,
-            "generation": 0, "next_segment": 1, "segments": []}
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "name": name,
+        "uuid": secrets.token_hex(8),
+        "pin": pin,
+        "schema": schema,
+        "generation": 0,
+        "next_segment": 1,
+        "segments": [],
+    }
 
 
 @dataclass(eq=False)
@@ -139,8 +147,9 @@ def write_segment(root: Path, segment: Segment, *, mmap_threshold: int) -> Segme
     vectors = np.ascontiguousarray(segment.vectors, dtype=np.float32)
     atomic_write(vectors_path, lambda file: np.save(file, vectors, allow_pickle=False), sync_directory=False)
     docs = {"keys": segment.keys, "fields": segment.fields, "deleted": segment.deleted}
-    atomic_write_bytes(docs_path, json.dumps(docs, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-                       sync_directory=False)
+    atomic_write_bytes(
+        docs_path, json.dumps(docs, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), sync_directory=False
+    )
     fsync_directory(directory)
     if vectors.nbytes >= mmap_threshold and vectors.size:
         vectors = _mapped(vectors_path)
@@ -167,12 +176,21 @@ def load_segment(root: Path, meta: dict[str, Any], dimensions: int, *, mmap_thre
         raise CorruptIndexError(f"segment {seg_id} under {root / SEGMENTS} is damaged: {exc}") from None
     keys, fields, deleted = docs.get("keys"), docs.get("fields"), docs.get("deleted")
     rows = meta.get("rows")
-    if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape != (rows, dimensions) \
-            or not isinstance(keys, list) or not isinstance(fields, list) or not isinstance(deleted, list) \
-            or len(keys) != rows or len(fields) != rows or len(deleted) != meta.get("deleted"):
+    if (
+        vectors.dtype != np.float32
+        or vectors.ndim != 2
+        or vectors.shape != (rows, dimensions)
+        or not isinstance(keys, list)
+        or not isinstance(fields, list)
+        or not isinstance(deleted, list)
+        or len(keys) != rows
+        or len(fields) != rows
+        or len(deleted) != meta.get("deleted")
+    ):
         raise CorruptIndexError(
             f"segment {seg_id} under {root / SEGMENTS} does not match the manifest "
-            f"(expected {rows} x {dimensions} float32 vectors and {rows} documents)")
+            f"(expected {rows} x {dimensions} float32 vectors and {rows} documents)"
+        )
     return Segment(seg_id, vectors, keys, fields, deleted)
 
 
@@ -182,8 +200,10 @@ def remove_unreferenced(root: Path, manifest: dict[str, Any]) -> None:
     keep = {f"{s['id']}{ext}" for s in manifest["segments"] for ext in (".npy", ".json")}
     directory = root / SEGMENTS
     removed = False
-    for directory_entry in ((root, [n for n in os.listdir(root) if is_temp_file(n)]),
-                            (directory, os.listdir(directory) if directory.is_dir() else [])):
+    for directory_entry in (
+        (root, [n for n in os.listdir(root) if is_temp_file(n)]),
+        (directory, os.listdir(directory) if directory.is_dir() else []),
+    ):
         base, names = directory_entry
         for name in names:
             if base == directory and name in keep:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -46,14 +46,20 @@ def _progress(desc: str):
 
 def backfill_command(
     ctx: typer.Context,
-    container: Optional[str] = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
+    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
     prefix: str = typer.Option("", "--prefix", help="Only blobs whose names start with this."),
     force: bool = typer.Option(False, "--force", help="Vectorize every blob again, even unchanged ones."),
     restart: bool = typer.Option(False, "--restart", help="Ignore the checkpoint of an interrupted run."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1,
-                                              help="Blobs in flight at once (default: VISION_CONCURRENCY)."),
-    batch_size: int = typer.Option(100, "--batch-size", min=1, max=1000,
-                                   help="Documents per index upload (a smaller batch redoes less after a kill)."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Blobs in flight at once (default: VISION_CONCURRENCY)."
+    ),
+    batch_size: int = typer.Option(
+        100,
+        "--batch-size",
+        min=1,
+        max=1000,
+        help="Documents per index upload (a smaller batch redoes less after a kill).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Index every existing blob of a container (the trigger only sees new ones).
@@ -69,40 +75,53 @@ def backfill_command(
         backend = _ready_index(settings)
         with _progress("backfill") as bar:
             summary = backfill(
-                source, backend=backend, **_bulk_options(settings, concurrency),
+                source,
+                backend=backend,
+                **_bulk_options(settings, concurrency),
                 checkpoint_file=checkpoint_path(settings.data_dir, source, settings.search_index_name),
-                batch_size=batch_size, force=force, restart=restart, progress=bar)
+                batch_size=batch_size,
+                force=force,
+                restart=restart,
+                progress=bar,
+            )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
         scope = f"{summary.container}/{summary.prefix}" if summary.prefix else summary.container
-        typer.echo(f"{summary.listed} blobs in {scope}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
-                   f"{len(summary.failed)} not indexed, {summary.resumed} done by an earlier run, "
-                   f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)")
+        typer.echo(
+            f"{summary.listed} blobs in {scope}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+            f"{len(summary.failed)} not indexed, {summary.resumed} done by an earlier run, "
+            f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)"
+        )
         _print_failures(summary.failed)
         if not summary.completed:
-            typer.echo(f"some blobs failed for a transient reason; run backfill again to retry them "
-                       f"(checkpoint: {summary.checkpoint})")
+            typer.echo(
+                f"some blobs failed for a transient reason; run backfill again to retry them "
+                f"(checkpoint: {summary.checkpoint})"
+            )
 
 
-def _bulk_options(settings, concurrency: Optional[int]) -> dict:
+def _bulk_options(settings, concurrency: int | None) -> dict:
     """What backfill and reconcile share: a paced Vision client that loads on first use, the
     local failure record, and the concurrency."""
     from indexer.indexing.failures import JsonlFailureLog
     from indexer.services import build_vectorizer
     from indexer.vectorizers import LazyVectorizer
 
-    return dict(vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)),
-                failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-                concurrency=concurrency or settings.vision_concurrency)
+    return dict(
+        vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)),
+        failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
+        concurrency=concurrency or settings.vision_concurrency,
+    )
 
 
 def reconcile_command(
     ctx: typer.Context,
-    container: Optional[str] = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
+    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
     prefix: str = typer.Option("", "--prefix", help="Only blobs (and documents) whose names start with this."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1,
-                                              help="Blobs in flight at once (default: VISION_CONCURRENCY)."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Blobs in flight at once (default: VISION_CONCURRENCY)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Make the index match a container: remove, add and update documents.
@@ -122,21 +141,24 @@ def reconcile_command(
         typer.echo(json.dumps({"container": source.container_name, "prefix": prefix, **summary.to_dict()}, indent=2))
     else:
         scope = f"{source.container_name}/{prefix}" if prefix else source.container_name
-        typer.echo(f"{summary.listed} blobs in {scope}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
-                   f"{summary.removed} documents removed, {len(summary.failed)} not indexed, "
-                   f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)")
+        typer.echo(
+            f"{summary.listed} blobs in {scope}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+            f"{summary.removed} documents removed, {len(summary.failed)} not indexed, "
+            f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)"
+        )
         _print_failures(summary.failed)
 
 
 def watch_command(
     ctx: typer.Context,
-    container: Optional[str] = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
+    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
     prefix: str = typer.Option("", "--prefix", help="Only blobs whose names start with this."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between polls."),
     once: bool = typer.Option(False, "--once", help="Poll once, handle the changes, and exit."),
-    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0, help="Stop after this long."),
-    skip_existing: bool = typer.Option(False, "--skip-existing",
-                                       help="Do not index the blobs present at start (only later changes)."),
+    max_seconds: float | None = typer.Option(None, "--max-seconds", min=0, help="Stop after this long."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Do not index the blobs present at start (only later changes)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON at the end."),
 ) -> None:
     """Index and remove images as blobs change, as the Function app would. Ctrl-C stops.
@@ -162,11 +184,14 @@ def watch_command(
         services = build_services(settings)
         blob_source(settings, service=services.blob_service)  # the container must exist
         ensure_index(settings, services.backend)
-        watcher = BlobWatcher(services, prefix=prefix, index_existing=not skip_existing,
-                              on_change=None if as_json else show)
+        watcher = BlobWatcher(
+            services, prefix=prefix, index_existing=not skip_existing, on_change=None if as_json else show
+        )
         if not as_json:
-            typer.echo(f"watching {watcher.container}{'/' + prefix if prefix else ''} every {interval:g} s; "
-                       f"Ctrl-C stops", err=True)
+            typer.echo(
+                f"watching {watcher.container}{'/' + prefix if prefix else ''} every {interval:g} s; Ctrl-C stops",
+                err=True,
+            )
         try:
             summary = watcher.run(interval=interval, once=once, max_seconds=max_seconds)
         except KeyboardInterrupt:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 
@@ -16,12 +17,14 @@ from indexer.errors import EXIT_USAGE
 
 # --- index ---------------------------------------------------------------------------------
 
+
 def index_command(
     ctx: typer.Context,
     path: Path = typer.Argument(..., help="Folder of images; indexed recursively (hidden files skipped)."),
     force: bool = typer.Option(False, "--force", help="Vectorize every image again, even unchanged ones."),
-    concurrency: Optional[int] = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Images in flight at once (default: VISION_CONCURRENCY, 8)."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Images in flight at once (default: VISION_CONCURRENCY, 8)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
@@ -44,31 +47,54 @@ def index_command(
         cleanup.callback(close_quietly, vectorizer)
 
         with tqdm(unit="image", desc="indexing", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+
             def report(outcome: Outcome) -> None:
                 if outcome.status == "failed":
                     bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
 
             with _explained_mismatch(settings):
-                summary = sync(source, vectorizer=vectorizer, backend=backend,
-                               concurrency=concurrency or settings.vision_concurrency, force=force,
-                               list_first=True, progress=bar, on_outcome=report)
+                summary = sync(
+                    source,
+                    vectorizer=vectorizer,
+                    backend=backend,
+                    concurrency=concurrency or settings.vision_concurrency,
+                    force=force,
+                    list_first=True,
+                    progress=bar,
+                    on_outcome=report,
+                )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
 
     if as_json:
-        typer.echo(json.dumps({"folder": str(source.root), "container": source.label,
-                               "model_version": pin.model_version, "images": summary.listed,
-                               "indexed": summary.indexed, "unchanged": summary.unchanged, "removed": summary.removed,
-                               "failed": [o.failure_dict() for o in summary.failed]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "folder": str(source.root),
+                    "container": source.label,
+                    "model_version": pin.model_version,
+                    "images": summary.listed,
+                    "indexed": summary.indexed,
+                    "unchanged": summary.unchanged,
+                    "removed": summary.removed,
+                    "failed": [o.failure_dict() for o in summary.failed],
+                },
+                indent=2,
+            )
+        )
         return
     skipped = len(summary.failed)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
-    typer.echo(f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
-               f"{skipped} skipped, {summary.removed} removed{removal_note}")
+    typer.echo(
+        f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+        f"{skipped} skipped, {summary.removed} removed{removal_note}"
+    )
     if skipped:
         retry = len(summary.transient_failures)
-        typer.echo(f"the run completed; {skipped} image(s) were skipped (listed above)"
-                   + (f", {retry} of them for a transient error: run again to retry them" if retry else ""))
+        typer.echo(
+            f"the run completed; {skipped} image(s) were skipped (listed above)"
+            + (f", {retry} of them for a transient error: run again to retry them" if retry else "")
+        )
 
 
 @contextmanager
@@ -89,29 +115,37 @@ def _explained_mismatch(settings) -> Iterator[None]:
         raise ModelVersionMismatchError(
             f"{exc} (VISION_ENDPOINT {settings.vision_endpoint} answers with the offline model {reported.name}: "
             f"it is the local stand-in, so set VISION_MODEL_VERSION={reported.name} and use an index pinned to it)",
-            expected=exc.expected, actual=exc.actual) from None
+            expected=exc.expected,
+            actual=exc.actual,
+        ) from None
 
 
 # --- search --------------------------------------------------------------------------------
 
+
 def search_command(
     ctx: typer.Context,
-    text: Optional[str] = typer.Argument(
-        None, help="What to look for, 1 to 70 words, in any of the model's languages."),
-    image: Optional[str] = typer.Option(
-        None, "--image", "-i", help="Search by an example image: a file or an http(s) URL."),
+    text: str | None = typer.Argument(None, help="What to look for, 1 to 70 words, in any of the model's languages."),
+    image: str | None = typer.Option(
+        None, "--image", "-i", help="Search by an example image: a file or an http(s) URL."
+    ),
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many results."),
-    threshold: Optional[float] = typer.Option(
-        None, "--threshold", "-t", help="Only results with a cosine score at or above this (scores rank one "
-                                        "query's results; they are not comparable across queries)."),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        "-t",
+        help="Only results with a cosine score at or above this (scores rank one "
+        "query's results; they are not comparable across queries).",
+    ),
     filters: list[str] = typer.Option(
-        [], "--filter", "-f", help="Metadata filter such as content_type=image/png or width>=800; repeatable."),
+        [], "--filter", "-f", help="Metadata filter such as content_type=image/png or width>=800; repeatable."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list."),
 ) -> None:
     """Rank indexed images by similarity to TEXT, or to --image."""
-    from indexer.services import build_backend, build_vectorizer, close_quietly
     from indexer.filters import parse_conditions
     from indexer.query import search_image, search_text
+    from indexer.services import build_backend, build_vectorizer, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         if (text is None) == (image is None):
@@ -125,14 +159,16 @@ def search_command(
             query_image = Path(image).expanduser()  # a local file, read with a size guard
         vectorizer = build_vectorizer(settings)
         cleanup.callback(close_quietly, vectorizer)
-        options: dict[str, Any] = dict(vectorizer=vectorizer, backend=backend, k=k, threshold=threshold,
-                                       filters=conditions)
+        options: dict[str, Any] = dict(
+            vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
+        )
         with _explained_mismatch(settings):
             hits = search_text(text, **options) if query_image is None else search_image(query_image, **options)
 
     if as_json:
-        typer.echo(json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)], indent=2,
-                              default=str))
+        typer.echo(
+            json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, 1)], indent=2, default=str)
+        )
         return
     if not hits:
         typer.echo("no results" + (f" at or above the threshold {threshold}" if threshold is not None else ""))
@@ -142,12 +178,13 @@ def search_command(
 
 # --- info and ensure-index -----------------------------------------------------------------
 
-def info_command(ctx: typer.Context,
-                 as_json: bool = typer.Option(False, "--json", help="Print as a JSON object.")) -> None:
+
+def info_command(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as a JSON object.")
+) -> None:
     """Show the model version the index is pinned to, its size, and where things live."""
     from indexer.errors import IndexNotFoundError
-    from indexer.services import (build_backend, close_quietly, configured_model, describe_backend,
-                                  describe_vectorizer)
+    from indexer.services import build_backend, close_quietly, configured_model, describe_backend, describe_vectorizer
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -176,14 +213,19 @@ def info_command(ctx: typer.Context,
         return
     typer.echo(f"index:          {describe_backend(settings)}")
     if pin is None:
-        typer.echo(f"                not created yet; `imgsearch index PATH` or `imgsearch ensure-index` creates it "
-                   f"pinned to {configured.name} ({configured.dimensions} dimensions)")
+        typer.echo(
+            f"                not created yet; `imgsearch index PATH` or `imgsearch ensure-index` creates it "
+            f"pinned to {configured.name} ({configured.dimensions} dimensions)"
+        )
     else:
         typer.echo(f"model version:  {pin.model_version} (pinned, {pin.dimensions} dimensions)")
         typer.echo(f"documents:      {count}")
         if pin.model_version != configured.name:
-            typer.echo(f"warning: the settings use {configured.name}; writes and queries will be refused "
-                       f"until they match the pin", err=True)
+            typer.echo(
+                f"warning: the settings use {configured.name}; writes and queries will be refused "
+                f"until they match the pin",
+                err=True,
+            )
     typer.echo(f"vectorizer:     {info['vectorizer']}")
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import typer
-
 from azure.core.exceptions import HttpResponseError
 
 from indexer.errors import EXIT_FAILED, ConfigurationError, VisionRequestError, classify, describe

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,9 +25,9 @@ from indexer.entrypoints.cli.common import CliState, configure_logging
 app = typer.Typer(
     name="imgsearch",
     help="Search images by meaning: index a folder, search it by text or by example image, inspect "
-         "the index, and run the local stand-ins.",
+    "the index, and run the local stand-ins.",
     epilog="Exit codes: 0 done (skipped images are listed), 1 run or service failure, "
-           "2 configuration or argument error, 3 index pinned to another model version.",
+    "2 configuration or argument error, 3 index pinned to another model version.",
     no_args_is_help=True,
     add_completion=False,
     # Tracebacks of real bugs must never print local variables: they may hold credentials.
@@ -39,17 +38,20 @@ app = typer.Typer(
 @app.callback()
 def _main(
     ctx: typer.Context,
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", show_default=False,
-        help="Folder of the local index and run records (env IMGSEARCH_DATA_DIR; default .imgsearch)."),
-    index_name: Optional[str] = typer.Option(
-        None, "--index-name", help="Index to use (env SEARCH_INDEX_NAME; default images).", show_default=False),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        show_default=False,
+        help="Folder of the local index and run records (env IMGSEARCH_DATA_DIR; default .imgsearch).",
+    ),
+    index_name: str | None = typer.Option(
+        None, "--index-name", help="Index to use (env SEARCH_INDEX_NAME; default images).", show_default=False
+    ),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v: debug messages; -vv: libraries' too."),
 ) -> None:
     """Search images by meaning with Azure AI Vision multimodal embeddings, or offline."""
     configure_logging(verbose)
     ctx.obj = CliState(overrides={"data_dir": data_dir, "search_index_name": index_name})
-
 
 
 def main() -> None:

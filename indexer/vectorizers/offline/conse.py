@@ -19,8 +19,9 @@ def conse_vectors(probabilities: np.ndarray, label_embeddings: np.ndarray, *, to
     """(N, classes) probabilities x (classes, D) embeddings -> (N, D) unit float32 vectors."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != label_embeddings.shape[0]:
-        raise ValueError(f"probabilities of shape {probabilities.shape} do not match "
-                         f"{label_embeddings.shape[0]} label embeddings")
+        raise ValueError(
+            f"probabilities of shape {probabilities.shape} do not match {label_embeddings.shape[0]} label embeddings"
+        )
     if not 1 <= top_t <= label_embeddings.shape[0]:
         raise ValueError(f"top_t must be between 1 and {label_embeddings.shape[0]}, got {top_t}")
     top = np.argpartition(-probabilities, top_t - 1, axis=1)[:, :top_t]

@@ -29,8 +29,9 @@ from indexer.errors import InputLimitError, InvalidImageError
 MAX_DECODE_PIXELS = 50_000_000
 
 
-def decode_image(data: bytes, *, min_side: int, max_decode_pixels: int = MAX_DECODE_PIXELS,
-                 draft: bool = True) -> Image.Image:
+def decode_image(
+    data: bytes, *, min_side: int, max_decode_pixels: int = MAX_DECODE_PIXELS, draft: bool = True
+) -> Image.Image:
     """Return an RGB image, upright per EXIF, whose shorter side is about ``min_side``.
 
     The result is never smaller than ``min_side`` on its shorter side unless the source
@@ -54,7 +55,9 @@ def decode_image(data: bytes, *, min_side: int, max_decode_pixels: int = MAX_DEC
                     f"the {image.format or 'image'} image is {width:,}x{height:,} pixels; the offline vectorizer "
                     f"decodes at most {max_decode_pixels:,} pixels of a non-JPEG image (limit "
                     f"'image_decode_pixels'); Azure AI Vision accepts it, so send it as JPEG or smaller",
-                    limit="image_decode_pixels", value=(width, height))
+                    limit="image_decode_pixels",
+                    value=(width, height),
+                )
             image.load()
     except InputLimitError:
         raise

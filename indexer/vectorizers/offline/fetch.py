@@ -23,8 +23,12 @@ def fetch_image(url: str, *, max_bytes: int = MAX_IMAGE_BYTES, timeout: float = 
             for chunk in response.iter_content(chunk_size=64 * 1024):
                 total += len(chunk)
                 if total >= max_bytes:
-                    raise InputLimitError(f"the image at {url} is {max_bytes:,} bytes or more; the limit is "
-                                          f"under {max_bytes:,} bytes (20 MB)", limit="image_bytes", value=total)
+                    raise InputLimitError(
+                        f"the image at {url} is {max_bytes:,} bytes or more; the limit is "
+                        f"under {max_bytes:,} bytes (20 MB)",
+                        limit="image_bytes",
+                        value=total,
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
     except requests.RequestException as exc:

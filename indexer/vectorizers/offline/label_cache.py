@@ -17,8 +17,8 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -39,8 +39,9 @@ def cache_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
-def load_or_compute(cache_dir: Path | None, key: str, shape: tuple[int, int],
-                    compute: Callable[[], np.ndarray]) -> np.ndarray:
+def load_or_compute(
+    cache_dir: Path | None, key: str, shape: tuple[int, int], compute: Callable[[], np.ndarray]
+) -> np.ndarray:
     """Return the cached float32 array for ``key``, or compute, store and return it.
 
     ``cache_dir=None`` disables the cache. A cache that cannot be written (read-only home,
@@ -52,8 +53,13 @@ def load_or_compute(cache_dir: Path | None, key: str, shape: tuple[int, int],
             cached = np.load(path, allow_pickle=False)
             if cached.shape == shape and cached.dtype == np.float32 and np.isfinite(cached).all():
                 return cached
-            log.warning("ignoring label cache %s: shape %s / dtype %s, expected %s float32",
-                        path, cached.shape, cached.dtype, shape)
+            log.warning(
+                "ignoring label cache %s: shape %s / dtype %s, expected %s float32",
+                path,
+                cached.shape,
+                cached.dtype,
+                shape,
+            )
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable label cache %s: %s", path, exc)
     array = np.ascontiguousarray(compute(), dtype=np.float32)

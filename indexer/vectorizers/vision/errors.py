@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.errors import (VisionAuthenticationError, VisionRequestError, VisionServiceError,
-                            VisionThrottledError)
+from indexer.errors import VisionAuthenticationError, VisionRequestError, VisionServiceError, VisionThrottledError
 from indexer.retry import retry_after_from_headers
 
 
@@ -42,7 +41,9 @@ def _error_fields(response: Any) -> tuple[str, str]:
         return code, message
     text = _body_text(response).strip().replace("\n", " ")
     detail = f": {text[:200]}" if text else ""
-    return str(header_code or response.status_code), f"HTTP {response.status_code} {response.reason or ''}".strip() + detail
+    return str(
+        header_code or response.status_code
+    ), f"HTTP {response.status_code} {response.reason or ''}".strip() + detail
 
 
 def error_from_response(response: Any, *, operation: str, attempts: int = 1) -> VisionServiceError:
@@ -53,12 +54,15 @@ def error_from_response(response: Any, *, operation: str, attempts: int = 1) -> 
     if attempts > 1:
         text += f" (gave up after {attempts} attempts)"
     if status in (401, 403):
-        text += (" Check the key (Ocp-Apim-Subscription-Key) or, with Microsoft Entra ID, that the identity has "
-                 "the 'Cognitive Services User' role on the Vision resource, and that the endpoint is right.")
+        text += (
+            " Check the key (Ocp-Apim-Subscription-Key) or, with Microsoft Entra ID, that the identity has "
+            "the 'Cognitive Services User' role on the Vision resource, and that the endpoint is right."
+        )
         return VisionAuthenticationError(text, code=code, status_code=status, response=None)
     if status == 429:
-        return VisionThrottledError(text, code=code, status_code=status, retry_after=retry_after_from_headers(response.headers),
-                                    response=None)
+        return VisionThrottledError(
+            text, code=code, status_code=status, retry_after=retry_after_from_headers(response.headers), response=None
+        )
     if 400 <= status < 500:
         return VisionRequestError(text, code=code, status_code=status, response=None)
     return VisionServiceError(text, code=code, status_code=status, response=None)
