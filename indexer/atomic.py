@@ -63,7 +63,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, sync_director
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
-    atomic_write(path, lambda file: file.write(data), sync_directory=sync_directory)
+    def write(file: BinaryIO) -> None:
+        file.write(data)
+
+    atomic_write(path, write, sync_directory=sync_directory)
 
 
 class FileLock:

@@ -96,7 +96,7 @@ class BlobWatcher:
         current = self._list()
         if self._known is None:
             self._known = {} if self.index_existing else dict(current)
-        changes: list[Change] = []
+        changes: list[Change | None] = []
         for name, etag in current.items():
             previous = self._known.get(name)
             if previous != etag:

@@ -29,13 +29,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
 
 from indexer.indexing.pipeline import Outcome, utc_now
 from indexer.sources.base import ImageItem
+
+T = TypeVar("T", bound=ImageItem)
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +255,7 @@ class OutcomeTracker:
         self.on_outcome = on_outcome
         self.pending: dict[str, list[ImageItem]] = {}
 
-    def track(self, item: ImageItem) -> ImageItem:
+    def track(self, item: T) -> T:
         self.pending.setdefault(item.key, []).append(item)
         return item
 

@@ -33,6 +33,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -150,7 +151,7 @@ class AzureSearchBackend:
         self._client = SearchClient(self.endpoint, index_name, credential, **client_kwargs)
         # The version the SDK clients speak (their default unless ``api_version`` is given);
         # indexing requests built here use the same one.
-        self.api_version: str = api_version or getattr(self._client._config, "api_version", DEFAULT_API_VERSION)
+        self.api_version: str = api_version or getattr(self._client._config, "api_version", None) or DEFAULT_API_VERSION
         self._live: _LiveIndex | None = None
         self._retry = RetryPolicy(
             max_retries=max_retries, backoff_factor=retry_backoff_seconds, backoff_max=retry_backoff_max_seconds
@@ -386,9 +387,9 @@ class AzureSearchBackend:
             except HttpResponseError as exc:
                 status = exc.status_code or 0
                 busy = is_retriable_status(status)
-                if busy and self._wait(
-                    attempt, retry_after_from_headers(exc.response.headers if exc.response is not None else None)
-                ):
+                answer: Any = exc.response
+                hint = retry_after_from_headers(answer.headers if answer is not None else None)
+                if busy and self._wait(attempt, hint):
                     attempt += 1
                     continue
                 if status == 404:
@@ -582,10 +583,8 @@ class AzureSearchBackend:
                     )
                 page_filter = base_filter
                 options = {"skip": skip}
-            page = self._call(
-                lambda page_filter=page_filter, options=options: list(
-                    self._client.search(search_text="*", filter=page_filter, select=select, top=PAGE_SIZE, **options)
-                ),
+            page: list[Any] = self._call(
+                partial(self._search_page, filter=page_filter, select=select, **options),
                 f"list the documents of {self.index_name!r}",
             )
             for row in page:
@@ -596,6 +595,10 @@ class AzureSearchBackend:
             skip += len(page)
 
     # ------------------------------------------------------------------ helpers
+
+    def _search_page(self, **options: Any) -> list[Any]:
+        """One page (``PAGE_SIZE`` rows) of all documents, as the listing asks for it."""
+        return list(self._client.search(search_text="*", top=PAGE_SIZE, **options))
 
     @staticmethod
     def _checked_vector(

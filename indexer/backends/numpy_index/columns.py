@@ -63,7 +63,8 @@ class _Encoded:
             return self.present & (values <= value)
 
     def _compare_codes(self, op: str, value: str) -> np.ndarray:
-        codes, uniques = self.codes, self.uniques
+        codes: Any = self.codes  # the string kind always has both
+        uniques: Any = self.uniques
         left = int(np.searchsorted(uniques, value, side="left"))
         found = left < len(uniques) and uniques[left] == value
         if op in ("eq", "ne"):

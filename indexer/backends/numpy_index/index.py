@@ -225,13 +225,13 @@ class NumpyIndex:
         # Segment ids are unique within one incarnation of the index; a deleted and re-created
         # index starts again from 1, so nothing cached may be reused across incarnations.
         same_index = state is not None and state.manifest.get("uuid") == manifest.get("uuid")
-        cached = {s.id: s for s in state.segments} if same_index else {}
+        cached = {s.id: s for s in state.segments} if state is not None and same_index else {}
         segments = [
             cached.get(meta["id"]) or store.load_segment(self.root, meta, dims, mmap_threshold=self._mmap_threshold)
             for meta in manifest["segments"]
         ]
         base, private = None, False
-        if same_index:
+        if state is not None and same_index:
             common = 0
             for old, new in zip(state.segments, segments, strict=False):
                 if old is not new:
@@ -632,7 +632,9 @@ def _merged_segment(state: _State, start: int, seg_id: str) -> Segment | None:
     with nothing older, deletions are dropped). None if nothing remains."""
     first = int(state.offsets[start])
     live_rows = np.flatnonzero(state.live[first:]) + first
-    keys, fields, blocks = [], [], []
+    keys: list[str] = []
+    fields: list[dict[str, Any]] = []
+    blocks: list[np.ndarray] = []
     for index in range(start, len(state.segments)):
         segment = state.segments[index]
         offset = int(state.offsets[index])

@@ -51,7 +51,7 @@ def manifest_path(root: Path) -> Path:
     return root / MANIFEST
 
 
-def read_manifest_bytes(root: Path) -> bytes | None:
+def read_manifest_bytes(root: Path | str) -> bytes | None:
     """The manifest as stored, or None if the index does not exist.
 
     It doubles as the fingerprint of the committed state: every commit writes a new

@@ -163,7 +163,9 @@ def search_command(
             vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
         )
         with _explained_mismatch(settings):
-            hits = search_text(text, **options) if query_image is None else search_image(query_image, **options)
+            hits = (
+                search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
+            )
 
     if as_json:
         typer.echo(

@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -163,7 +164,7 @@ _models: dict[str, tuple[object, threading.Lock]] = {}
 _models_lock = threading.Lock()
 
 
-def _shared_model(variant: Variant) -> tuple[object, threading.Lock]:
+def _shared_model(variant: Variant) -> tuple[Any, threading.Lock]:
     with _models_lock:
         if variant.name not in _models:
             _models[variant.name] = (_load(variant), threading.Lock())

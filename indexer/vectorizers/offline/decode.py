@@ -46,7 +46,7 @@ def decode_image(
         with warnings.catch_warnings():
             # Our own pixel budget below replaces Pillow's warning-level bomb check.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             if draft and image.format == "JPEG":
                 image.draft("RGB", (min_side, min_side))
             width, height = image.size  # after draft: the size the decoder will produce
