@@ -204,6 +204,18 @@ def test_postprovision_runs_ensure_index_with_the_outputs_under_the_settings_nam
     assert "index 'images' is ready" in result.stdout
 
 
+def test_only_an_explicit_hook_setting_names_another_credential(tree, imgsearch):
+    # Deploying without azd there is no azd sign-in; the hook's own knob, not a stray
+    # AZURE_TOKEN_CREDENTIALS in the shell, selects the Azure CLI's instead.
+    stray = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, AZURE_TOKEN_CREDENTIALS="dev"))
+    assert stray.returncode == 0, stray.stderr
+    chosen = run_hook(tree, "postprovision.sh", _provision_env(
+        imgsearch, IMGSEARCH_HOOK_TOKEN_CREDENTIALS="AzureCliCredential"))
+    assert chosen.returncode == 0, chosen.stderr
+    assert [seen["AZURE_TOKEN_CREDENTIALS"] for _, seen in calls(imgsearch)] == [
+        "AzureDeveloperCliCredential", "AzureCliCredential"]
+
+
 def test_the_credential_the_hook_selects_is_azds_alone_in_the_installed_azure_identity(monkeypatch):
     # azure-identity 1.24 added single-credential values of AZURE_TOKEN_CREDENTIALS; an older one
     # rejects the value. The base dependencies require 1.24, and this is the chain it builds.
@@ -784,7 +796,7 @@ TWIN_FACTS = [
     r"IMGSEARCH_HOOK_ATTEMPTS", r"IMGSEARCH_HOOK_RETRY_SECONDS", r"IMGSEARCH_HOOK_WAIT_SECONDS", r"IMGSEARCH_CLI",
     r"IMGSEARCH_HOOK_KEEP_KEYS", r"IMGSEARCH_HOOK_VENV", r"IMGSEARCH_SKIP_ROLE_CHECK",
     r"SEARCH_KEY", r"VISION_KEY", r"__pycache__", r"\bindexer\b", r"\bschemas\b",
-    r"AzureDeveloperCliCredential", r"AZURE_TOKEN_CREDENTIALS", r"eventsubscriptions\.bicep",
+    r"AzureDeveloperCliCredential", r"AZURE_TOKEN_CREDENTIALS", r"IMGSEARCH_HOOK_TOKEN_CREDENTIALS", r"eventsubscriptions\.bicep",
     r"imgsearch-event-subscriptions", r"length\(\[\?@\]\)", r"--include-groups", r"ComputerVision",
     r"ResourceKindRequireAcceptTerms", r"is_private", r"--editable", r"AuthorizationFailed",
     r"Owner", r"User Access Administrator", r"Role Based Access Control Administrator",

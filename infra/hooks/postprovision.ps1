@@ -32,8 +32,9 @@ $env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
 $env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
 $env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
 $env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
-# DefaultAzureCredential uses azd's sign-in, and nothing else.
-$env:AZURE_TOKEN_CREDENTIALS = 'AzureDeveloperCliCredential'
+# DefaultAzureCredential uses azd's sign-in, and nothing else. Only a deployment without azd
+# names another credential, on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
+$env:AZURE_TOKEN_CREDENTIALS = if ($env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS) { $env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS } else { 'AzureDeveloperCliCredential' }
 # Both services refuse API keys; a key left in the shell must not be sent instead of the token.
 # IMGSEARCH_HOOK_KEEP_KEYS=1 keeps them, for key-based stand-ins only.
 if ($env:IMGSEARCH_HOOK_KEEP_KEYS -ne '1') {

@@ -50,8 +50,9 @@ export SEARCH_INDEX_NAME="$AZURE_SEARCH_INDEX_NAME"
 export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
 export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
 export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
-# DefaultAzureCredential uses azd's sign-in, and nothing else.
-export AZURE_TOKEN_CREDENTIALS=AzureDeveloperCliCredential
+# DefaultAzureCredential uses azd's sign-in, and nothing else. Only a deployment without azd
+# names another credential, on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
+export AZURE_TOKEN_CREDENTIALS="${IMGSEARCH_HOOK_TOKEN_CREDENTIALS:-AzureDeveloperCliCredential}"
 # Both services refuse API keys (disableLocalAuth); a key left in the shell must not be sent in
 # place of the Entra token. IMGSEARCH_HOOK_KEEP_KEYS=1 keeps them, for key-based stand-ins only.
 if [ "${IMGSEARCH_HOOK_KEEP_KEYS:-0}" != 1 ]; then
