@@ -81,7 +81,8 @@ param visionLocation string = contains([
 param visionSku string = 'S1'
 
 // The index is pinned to exactly one model version (schemas/<version>.json); vectors of different
-// versions are never mixed. Changing this on an existing index makes the post-provision hook fail.
+// versions are never mixed. Changing this on an existing index makes the post-provision hook fail:
+// change searchIndexName with it (README, "Switching the pinned model version safely").
 @description('Vision multimodal embeddings model version the search index is pinned to.')
 @allowed([
   '2023-04-15'
@@ -111,8 +112,9 @@ param searchSku string = 'basic'
 @description('Replicas of the search service: 2 for the query SLA, 3 for the query and update SLA.')
 param searchReplicaCount int = 1
 
-// azd maps SEARCH_INDEX_NAME to this parameter (main.parameters.json), so switching the pinned
-// model version is `azd env set SEARCH_INDEX_NAME <new>` + `azd env set VISION_MODEL_VERSION <new>`
+// azd maps AZURE_SEARCH_INDEX_NAME to this parameter (main.parameters.json), the name the output
+// of the same value writes back, so switching the pinned model version is
+// `azd env set AZURE_SEARCH_INDEX_NAME <new>` + `azd env set AZURE_VISION_MODEL_VERSION <new>`
 // + `azd provision` (README, "Switching the pinned model version safely").
 @minLength(2)
 @maxLength(128)
