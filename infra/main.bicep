@@ -4,22 +4,22 @@
 //
 // Deploy with the Azure Developer CLI (recommended):
 //   azd up
-// azd fills main.parameters.json from its environment, runs infra/hooks/postprovision.* (creates
-// the search index from schemas/), packages functions/ (infra/hooks/prepackage.* copies indexer/
-// and schemas/ in) and, after deploying the code, runs infra/hooks/postdeploy.* (creates the
-// Event Grid subscriptions, which need the Function's system keys).
+// azd runs infra/hooks/preprovision.* (checks the prerequisites), fills main.parameters.json from
+// its environment, provisions this template, runs infra/hooks/postprovision.* (sets up a Python
+// environment and creates the search index from schemas/), packages functions/
+// (infra/hooks/prepackage.* copies indexer/ and schemas/ in) and, after deploying the code, runs
+// infra/hooks/postdeploy.* (deploys app/eventsubscriptions.bicep, which needs the Function's
+// system keys).
 //
 // Deploy without azd: main.parameters.json holds azd placeholders (${...}) that the az CLI does
-// not substitute, so give every one of these parameters an explicit value after the file
-// (later --parameters win):
-//   environmentName, location, principalId, principalType, visionLocation, visionModelVersion, searchSku
-//   az deployment sub create --location <loc> --template-file infra/main.bicep \
-//     --parameters infra/main.parameters.json \
+// not substitute, so do not pass that file; every parameter it maps has a default here, and only
+// these need a value on the command line:
+//   environmentName, location, principalId
+//   az deployment sub create --name imgsearch --location <loc> --template-file infra/main.bicep \
 //     --parameters environmentName=<env> location=<loc> \
-//                  principalId=$(az ad signed-in-user show --query id -o tsv) principalType=User \
-//                  visionLocation=<one of the allowed regions> visionModelVersion=2023-04-15 searchSku=basic
-// then run the three hooks by hand with the deployment outputs exported under the same names
-// azd would give them (see infra/hooks/*.sh), and deploy functions/ with Azure Functions Core Tools.
+//                  principalId=$(az ad signed-in-user show --query id --output tsv)
+// then run the hooks by hand with the deployment outputs exported under the same names azd would
+// give them (infra/README.md, "Without azd"), and deploy functions/ with Azure Functions Core Tools.
 
 targetScope = 'subscription'
 
@@ -38,26 +38,39 @@ param environmentName string
 param location string
 
 // The multimodal embeddings APIs (retrieval:vectorizeImage / retrieval:vectorizeText) exist only
-// in these regions (Azure AI Vision "image retrieval" how-to). Default: the primary location when
-// it is one of them, else East US. Keep this list and the default's list identical.
+// in these 12 regions: the "Multimodal embeddings" column of the region table in "What is Image
+// Analysis?" (MicrosoftDocs/azure-ai-docs, articles/ai-services/computer-vision/
+// overview-image-analysis.md, ms.date 09/16/2025). Default: the primary location when it is one
+// of them, else East US. Keep this list, the default's list, app/vision.bicep and the README's
+// region list identical (tests/test_infra_graph.py checks the three Bicep lists).
 @description('Region of the Azure AI Vision account: one of the regions that offer multimodal embeddings.')
 @allowed([
   'eastus'
-  'francecentral'
-  'koreacentral'
-  'northeurope'
-  'southeastasia'
-  'westeurope'
   'westus'
+  'westus2'
+  'francecentral'
+  'northeurope'
+  'westeurope'
+  'swedencentral'
+  'switzerlandnorth'
+  'australiaeast'
+  'southeastasia'
+  'koreacentral'
+  'japaneast'
 ])
 param visionLocation string = contains([
   'eastus'
-  'francecentral'
-  'koreacentral'
-  'northeurope'
-  'southeastasia'
-  'westeurope'
   'westus'
+  'westus2'
+  'francecentral'
+  'northeurope'
+  'westeurope'
+  'swedencentral'
+  'switzerlandnorth'
+  'australiaeast'
+  'southeastasia'
+  'koreacentral'
+  'japaneast'
 ], location) ? location : 'eastus'
 
 @description('Vision pricing tier. F0 allows 20 calls a minute, S1 up to 20 calls a second.')
@@ -68,7 +81,8 @@ param visionLocation string = contains([
 param visionSku string = 'S1'
 
 // The index is pinned to exactly one model version (schemas/<version>.json); vectors of different
-// versions are never mixed. Changing this on an existing index makes the post-provision hook fail.
+// versions are never mixed. Changing this on an existing index makes the post-provision hook fail:
+// change searchIndexName with it (README, "Switching the pinned model version safely").
 @description('Vision multimodal embeddings model version the search index is pinned to.')
 @allowed([
   '2023-04-15'
@@ -91,6 +105,17 @@ param visionApiVersion string = '2024-02-01'
 ])
 param searchSku string = 'basic'
 
+// Each replica is a full search unit, billed as one. One replica serves an image library's queries;
+// Azure AI Search's SLA needs 2 (queries) or 3 (queries and index updates).
+@minValue(1)
+@maxValue(12)
+@description('Replicas of the search service: 2 for the query SLA, 3 for the query and update SLA.')
+param searchReplicaCount int = 1
+
+// azd maps AZURE_SEARCH_INDEX_NAME to this parameter (main.parameters.json), the name the output
+// of the same value writes back, so switching the pinned model version is
+// `azd env set AZURE_SEARCH_INDEX_NAME <new>` + `azd env set AZURE_VISION_MODEL_VERSION <new>`
+// + `azd provision` (README, "Switching the pinned model version safely").
 @minLength(2)
 @maxLength(128)
 @description('Name of the search index (lower-case letters, digits, - and _).')
@@ -106,11 +131,44 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-@description('Upper bound of Function instances. Lower it to keep bulk uploads under the Vision rate limit.')
+// Flex Consumption accepts a maximum instance count from 40 to 1000 ("The lowest maximum instance
+// count value is 40, and the highest supported maximum instance count value is 1,000", Azure
+// Functions event-driven scaling, "Limit scale-out") and instance memory of 512, 2048 or 4096 MB
+// (Flex Consumption plan hosting, "Instance memory"). This bounds scale, not the Vision call rate:
+// pacing belongs to the Vision client (retries on 429 with Retry-After) and to host.json.
+@minValue(40)
+@maxValue(1000)
+@description('Upper bound of Function instances (Flex Consumption: 40 to 1000).')
 param functionMaximumInstanceCount int = 100
 
-@description('Memory of each Function instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of each Function instance in MB (Flex Consumption: 512, 2048 or 4096).')
 param functionInstanceMemoryMB int = 2048
+
+// The photos are the one copy the team keeps in Azure: geo-redundant by default. Standard_LRS or
+// Standard_ZRS for a region without a paired region (GRS needs one).
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+@description('Replication of the images storage account.')
+param imagesStorageSku string = 'Standard_GRS'
+
+// Private network mode (azd: VNET_ENABLED=true), like the Flex Consumption quickstarts: a virtual
+// network, the Function integrated into it, private endpoints for blob and queue storage (both
+// accounts), Azure AI Search and Azure AI Vision, and public network access disabled on all of
+// them. Off by default: the search index is then created, and photos uploaded, from a machine
+// that reaches the virtual network (infra/README.md, "Private network mode").
+@description('Private network mode: private endpoints, public network access disabled.')
+param vnetEnabled bool = false
 
 // The blob trigger (function index_image) binds to images/{name}; the container name is fixed so
 // the trigger path, the Event Grid filter and the app setting cannot drift apart.
@@ -118,6 +176,9 @@ var imagesContainerName = 'images'
 // The Function records images it can never index (corrupt, over a limit, refused by Vision) as
 // one JSON blob each in this container of the images account (indexer.failures.FAILURES_CONTAINER).
 var failuresContainerName = 'imgsearch-failures'
+// Event Grid parks here, with its own managed identity, every blob event it could not deliver
+// to the Function after its retry policy (app/eventsubscriptions.bicep).
+var deadLetterContainerName = 'imgsearch-deadletter'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -136,9 +197,13 @@ var names = {
   search: 'srch-${resourceToken}'
   vision: 'cv-${resourceToken}'
   systemTopic: 'evgt-img-${resourceToken}'
+  vnet: 'vnet-${resourceToken}'
 }
 // Flex Consumption pulls the deployed package from this container of the host storage account.
 var deploymentContainerName = 'app-package-${resourceToken}'
+
+// Storage, Search and Vision take no traffic from the internet in private network mode.
+var publicNetworkAccess = vnetEnabled ? 'Disabled' : 'Enabled'
 
 // The free tier allows 20 Vision transactions a minute; S1 up to 20 a second. The backfill's
 // pace follows the tier (VISION_REQUESTS_PER_SECOND).
@@ -170,6 +235,9 @@ module hostStorage 'app/storage.bicep' = {
     name: names.hostStorage
     location: location
     tags: tags
+    // Host state and a deployment package that azd uploads again on every deploy.
+    skuName: 'Standard_LRS'
+    publicNetworkAccess: publicNetworkAccess
     containerNames: [
       deploymentContainerName
     ]
@@ -185,9 +253,12 @@ module imagesStorage 'app/storage.bicep' = {
     name: names.imagesStorage
     location: location
     tags: tags
+    skuName: imagesStorageSku
+    publicNetworkAccess: publicNetworkAccess
     containerNames: [
       imagesContainerName
       failuresContainerName
+      deadLetterContainerName
     ]
   }
 }
@@ -211,6 +282,8 @@ module search 'app/search.bicep' = {
     location: location
     tags: tags
     sku: searchSku
+    replicaCount: searchReplicaCount
+    publicNetworkAccess: publicNetworkAccess
   }
 }
 
@@ -222,6 +295,7 @@ module vision 'app/vision.bicep' = {
     location: visionLocation
     tags: tags
     sku: visionSku
+    publicNetworkAccess: publicNetworkAccess
   }
 }
 
@@ -236,6 +310,22 @@ module eventGrid 'app/eventgrid.bicep' = {
   }
 }
 
+// Private network mode only: the virtual network, the Function's integration subnet, and the
+// private endpoints (with their private DNS zones) of both storage accounts, Search and Vision.
+module network 'app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    vnetName: names.vnet
+    location: location
+    tags: tags
+    hostStorageName: hostStorage.outputs.name
+    imagesStorageName: imagesStorage.outputs.name
+    searchServiceName: search.outputs.name
+    visionAccountName: vision.outputs.name
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -247,6 +337,8 @@ module rbac 'app/rbac.bicep' = {
     imagesStorageName: imagesStorage.outputs.name
     imagesContainerName: imagesContainerName
     failuresContainerName: failuresContainerName
+    deadLetterContainerName: deadLetterContainerName
+    eventGridPrincipalId: eventGrid.outputs.principalId
     searchServiceName: search.outputs.name
     visionAccountName: vision.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
@@ -276,6 +368,7 @@ module functionApp 'app/function.bicep' = {
     visionRequestsPerSecond: visionRequestsPerSecond
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
   // Start the host only once its identity can reach host storage, so the first start does not
   // fail on 403s while the role assignments are created.
@@ -297,6 +390,7 @@ output AZURE_STORAGE_ACCOUNT_NAME string = imagesStorage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = imagesStorage.outputs.blobEndpoint
 output AZURE_IMAGES_CONTAINER string = imagesContainerName
 output AZURE_FAILURES_CONTAINER string = failuresContainerName
+output AZURE_EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName
 output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_SEARCH_SERVICE_NAME string = search.outputs.name
 output AZURE_SEARCH_ENDPOINT string = search.outputs.endpoint
@@ -307,3 +401,4 @@ output AZURE_VISION_LOCATION string = visionLocation
 output AZURE_VISION_MODEL_VERSION string = visionModelVersion
 output AZURE_VISION_API_VERSION string = visionApiVersion
 output AZURE_VISION_REQUESTS_PER_SECOND string = visionRequestsPerSecond
+output AZURE_VNET_ENABLED bool = vnetEnabled

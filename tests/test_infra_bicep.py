@@ -9,7 +9,10 @@ against the files they name.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,16 +179,88 @@ def test_main_parameters_bind_declared_parameters_to_azd_environment_values():
         assert re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*(=[^}]*)?\}", entry["value"]), (name, entry)
 
 
-def test_main_bicep_documents_every_placeholder_an_az_cli_deployment_must_override():
-    # The az CLI passes "${...}" placeholders through literally; main.bicep's header lists the
-    # parameters that need explicit values. Keep that list in step with main.parameters.json.
+def test_a_placeholder_default_is_the_bicep_default():
+    # "${NAME=default}" must not quietly deploy something else than the template's own default.
     main = bicep_graph.load(INFRA / "main.bicep")
-    header = main.source.split("targetScope", 1)[0]
-    listed = re.search(r"\(later --parameters win\):\n//\s+(.+)\n", header)
-    assert listed, "main.bicep's header lost the list of parameters to override without azd"
-    documented = {name.strip() for name in listed.group(1).split(",")}
-    assert documented == set(_parameters_file())
-    assert "az deployment sub create" in header
+    for name, entry in _parameters_file().items():
+        match = re.fullmatch(r"\$\{[A-Z0-9_]+=(.*)\}", entry["value"])
+        if match and main.params[name].has_default and not isinstance(main.params[name].default, bicep_graph.Expr):
+            assert str(main.params[name].default).lower() == match.group(1).lower(), name
+
+
+def test_the_pinned_model_and_index_follow_the_azd_values_the_deployment_outputs():
+    # The model switch (README) sets AZURE_SEARCH_INDEX_NAME and AZURE_VISION_MODEL_VERSION with
+    # azd env set. The parameters read the same names the outputs write back into the azd
+    # environment, so what `azd env get-values` shows is what is deployed.
+    main = bicep_graph.load(INFRA / "main.bicep")
+    parameters = _parameters_file()
+    for param, output in [("searchIndexName", "AZURE_SEARCH_INDEX_NAME"),
+                          ("visionModelVersion", "AZURE_VISION_MODEL_VERSION")]:
+        assert parameters[param]["value"].startswith("${" + output + "=")
+        assert str(main.outputs[output].value) == param
+    assert parameters["vnetEnabled"]["value"] == "${VNET_ENABLED=false}"
+
+
+def _doc_commands(text: str) -> list[str]:
+    """Each `az deployment sub create` command in text, continuation lines joined."""
+    text = re.sub(r"^//\s?", "", text, flags=re.M)  # main.bicep's header is a comment
+    lines = text.splitlines()
+    commands = []
+    for i, line in enumerate(lines):
+        if "az deployment sub create" in line:
+            command = line.strip()
+            j = i
+            while command.endswith("\\"):
+                j += 1
+                command = command[:-1] + " " + lines[j].strip()
+            commands.append(command[command.index("az deployment sub create"):])
+    return commands
+
+
+DOCUMENTED_DEPLOYMENTS = {
+    "README.md": lambda: _doc_commands((ROOT / "README.md").read_text(encoding="utf-8")
+                                       .split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]),
+    "infra/README.md": lambda: _doc_commands((INFRA / "README.md").read_text(encoding="utf-8")),
+    "main.bicep": lambda: _doc_commands((INFRA / "main.bicep").read_text(encoding="utf-8").split("targetScope", 1)[0]),
+}
+
+
+@pytest.mark.parametrize("where", DOCUMENTED_DEPLOYMENTS)
+def test_every_documented_az_deployment_deploys_as_written(where):
+    # The az CLI passes main.parameters.json's "${...}" placeholders through literally, so a
+    # command that passes the file deploys them as values and fails. The documented commands pass
+    # parameters by name only; this reads each one as the az CLI would and checks it against the
+    # template.
+    import shlex
+    main = bicep_graph.load(INFRA / "main.bicep")
+    commands = DOCUMENTED_DEPLOYMENTS[where]()
+    assert commands, f"{where} shows no az deployment sub create command"
+    for command in commands:
+        words = shlex.split(re.sub(r"\$\([^)]*\)", "00000000-0000-0000-0000-000000000000", command))
+        options: dict[str, list[str]] = {}
+        current = None
+        for word in words[4:]:
+            if word.startswith("--"):
+                current = word
+                options.setdefault(current, [])
+            else:
+                assert current, f"{where}: stray argument {word!r}"
+                options[current].append(word)
+        assert (ROOT / options["--template-file"][0]).resolve() == INFRA / "main.bicep", command
+        assert options.get("--location"), f"{where}: a subscription deployment needs --location"
+        given = {}
+        for item in options.get("--parameters", []):
+            assert not item.endswith(".json"), f"{where}: passes a parameters file: {item}"
+            name, _, value = item.partition("=")
+            given[name] = value
+        assert set(given) <= set(main.params), f"{where}: unknown parameters {set(given) - set(main.params)}"
+        required = {n for n, p in main.params.items() if not p.has_default}
+        assert required <= set(given), f"{where}: leaves {required - set(given)} without a value"
+        for name, value in given.items():
+            allowed = main.params[name].allowed
+            if allowed and "<" not in value:
+                assert value in allowed, f"{where}: {name}={value} is not one of {allowed}"
+            assert not value.startswith("${"), f"{where}: {name} is an azd placeholder"
 
 
 def _azure_yaml() -> dict:
@@ -214,7 +289,37 @@ def _hook_entries():
 
 def test_azure_yaml_runs_the_provision_package_and_deploy_hooks():
     events = {(owner, event) for owner, event, _, _ in _hook_entries()}
-    assert {("project", "postprovision"), ("project", "postdeploy"), ("api", "prepackage")} <= events
+    assert {("project", "preprovision"), ("project", "postprovision"), ("project", "postdeploy"),
+            ("api", "prepackage")} <= events
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _satisfies(version: str, constraint: str) -> bool:
+    """azd's requiredVersions syntax: space-separated comparisons, all of which must hold."""
+    import operator
+    compare = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+               "!=": operator.ne, "=": operator.eq}
+    terms = re.findall(r"(>=|<=|!=|>|<|=)\s*(\d+(?:\.\d+)*)", constraint)
+    assert terms, f"unreadable constraint {constraint!r}"
+    return all(compare[op](_version(version), _version(v)) for op, v in terms)
+
+
+def test_azure_yaml_requires_an_azd_that_handles_this_project():
+    # azd 1.23.15 rejects the ../infra/hooks path of the service hook; before 1.15 an unset
+    # AZURE_VISION_LOCATION reached main.parameters.json as an empty string.
+    constraint = _azure_yaml()["requiredVersions"]["azd"]
+    assert _satisfies("1.24.0", constraint) and _satisfies("1.30.2", constraint)
+    for too_old in ("1.23.15", "1.14.0", "1.0.0"):
+        assert not _satisfies(too_old, constraint), too_old
+
+
+def test_the_azd_environment_stays_out_of_git():
+    # .azure/<env>/.env holds the subscription, principal ids and every deployment output.
+    rules = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+    assert ".azure/" in rules or ".azure" in rules
 
 
 @pytest.mark.parametrize("owner, event, hook, base", list(_hook_entries()),
@@ -247,3 +352,105 @@ def test_the_function_package_keeps_the_copied_indexer_and_schemas():
     for copied in ("indexer", "indexer/settings.py", "schemas", "schemas/2023-04-15.json"):
         excluded = [r for r in rules if not r.startswith("!") and fnmatch.fnmatch(copied, r.strip("/"))]
         assert not excluded, f".funcignore rules {excluded} would drop {copied} from the package"
+
+
+# ---- checkov: the IaC security scanner, offline ----
+
+def _comment_runs_in_objects(source: str) -> list[tuple[int, int]]:
+    """(line, length) of each run of consecutive comment lines inside an object."""
+    runs = []
+
+    def walk(node):
+        if node.type == "object":
+            run_start, run_length, last_line = None, 0, None
+            for child in node.children:
+                if child.type == "comment":
+                    line = child.start_point[0]
+                    if run_length and line == last_line + 1:
+                        run_length += 1
+                    else:
+                        run_start, run_length = line, 1
+                    last_line = line
+                    runs.append((run_start + 1, run_length))
+                else:
+                    run_length = 0
+        for child in node.children:
+            walk(child)
+
+    walk(bicep_graph.parse(source).root_node)
+    longest: dict[int, int] = {}
+    for start, length in runs:
+        longest[start] = max(longest.get(start, 0), length)
+    return sorted(longest.items())
+
+
+# checkov 3.3.30's Bicep parser (pycep) fails on a file with five or more comment lines in a row
+# inside an object, and checkov then silently scans nothing in it (reported only as a parsing
+# error); function.bicep was unscanned that way. Long notes go above the object they describe.
+PYCEP_COMMENT_RUN_LIMIT = 4
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_no_file_holds_a_comment_block_checkov_cannot_parse(path):
+    runs = [(line, n) for line, n in _comment_runs_in_objects(path.read_text(encoding="utf-8"))
+            if n > PYCEP_COMMENT_RUN_LIMIT]
+    assert runs == [], f"{path.name}: comment runs of more than {PYCEP_COMMENT_RUN_LIMIT} lines inside objects at {runs}"
+
+
+def test_the_comment_run_check_finds_long_blocks_in_objects_only():
+    long_block = "\n".join(f"  // {i}" for i in range(5))
+    inside = f"var x = {{\n  a: 1\n{long_block}\n  b: 2\n}}\n"
+    outside = f"{long_block.replace('  //', '//')}\nvar x = {{\n  a: 1\n}}\n"
+    assert _comment_runs_in_objects(inside) == [(3, 5)]
+    assert _comment_runs_in_objects(outside) == []
+
+
+def _checkov() -> str:
+    found = Path(sys.executable).with_name("checkov")
+    assert found.exists(), "checkov is not installed in this environment: pip install -e '.[dev]'"
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def checkov_report() -> dict:
+    # --skip-download: no network (no Bridgecrew/Prisma platform, no policy download).
+    result = subprocess.run(
+        [_checkov(), "--directory", str(INFRA), "--framework", "bicep", "--skip-download",
+         "--output", "json", "--compact"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.stdout.strip(), result.stderr
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report
+
+
+def test_checkov_passes_every_bicep_file_with_zero_failed_checks(checkov_report):
+    summary = checkov_report["summary"]
+    failed = [(c["check_id"], c["file_path"], c["resource"]) for c in checkov_report["results"]["failed_checks"]]
+    assert failed == [] and summary["failed"] == 0
+    assert summary["parsing_errors"] == 0, "checkov could not parse a file, so it checked nothing in it"
+    assert summary["passed"] > 0
+
+
+INLINE_SKIP = re.compile(r"//\s*checkov:skip=(CKV2?_[A-Z]+_\d+)(?::(.*))?$")
+
+
+def _inline_skips() -> list[tuple[str, int, str, str]]:
+    skips = []
+    for path in BICEP_FILES:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            match = INLINE_SKIP.search(line)
+            if match:
+                skips.append((path.relative_to(INFRA).as_posix(), number, match.group(1), (match.group(2) or "").strip()))
+    return skips
+
+
+def test_every_inline_checkov_skip_gives_a_reason_and_silences_a_real_finding(checkov_report):
+    skips = _inline_skips()
+    assert skips
+    for where, line, check, reason in skips:
+        # one check per comment: checkov's Bicep runner reads a comma list as one unknown id
+        assert len(reason) >= 40, f"{where}:{line}: skip of {check} needs a reason a reviewer can weigh"
+    skipped = {(Path(c["file_path"]).as_posix().lstrip("/"), c["check_id"])
+               for c in checkov_report["results"].get("skipped_checks", [])}
+    stale = [(where, line, check) for where, line, check, _ in skips if (where, check) not in skipped]
+    assert stale == [], f"skip comments checkov did not use (no finding, or misplaced): {stale}"

@@ -1,11 +1,16 @@
-"""The azd hook scripts, run for real with POSIX sh.
+"""The azd hook scripts, run for real with POSIX sh, as azd runs them.
 
-Each hook runs from a copy of infra/hooks in a temporary tree, so it cannot touch the working
-copy. The programs the hooks drive cannot run here: `az` needs Azure, and `imgsearch
-ensure-index` needs a search service (its run against the search double is the lead's test). So
-small stand-ins on PATH record how they were called and answer like the real ones; that is the
-only mocking, and it stops at the process boundary. The PowerShell twins cannot run here (no
-pwsh); a test keeps them in step with the sh scripts instead.
+Each hook runs from a copy of infra/hooks (and the template postdeploy deploys) in a temporary
+tree, so it cannot touch the working copy. The programs the hooks drive cannot run here: `az`
+needs Azure, and `imgsearch ensure-index` needs a search service (its runs against the search
+double are in tests/test_provision_hook.py). So small stand-ins on PATH record how they were
+called and answer like the real ones (`az` evaluates the hooks' --query expressions with
+jmespath, as az does); `sleep` records the waits and returns at once, so retry schedules are
+asserted without waiting. That is the only mocking, and it stops at the process boundary.
+
+The PowerShell twins cannot run here (no pwsh on the test machines, none installable from the
+package registries): tests read them and keep them in step with the sh hooks instead, which is
+weaker than running them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ AZD_BUILTINS = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZ
 def tree(tmp_path):
     """A repository skeleton holding a copy of the hooks; returns its root."""
     shutil.copytree(HOOKS, tmp_path / "infra" / "hooks")
+    (tmp_path / "infra" / "app").mkdir()
+    shutil.copy(ROOT / "infra" / "app" / "eventsubscriptions.bicep", tmp_path / "infra" / "app")
     (tmp_path / "bin").mkdir()
     return tmp_path
 
@@ -115,18 +122,46 @@ def test_prepackage_names_what_is_missing(tree):
     assert "schemas is missing" in result.stderr
 
 
+# ---- stand-ins for the programs the hooks drive ----
+
+SUBSCRIPTION = "0b1c2d3e-aaaa-4bbb-8ccc-123456789abc"
+OTHER_SUBSCRIPTION = "99999999-aaaa-4bbb-8ccc-000000000000"
+
+# `sleep` that records how long the hook asked to wait, and returns at once: the retry schedule
+# is asserted from these numbers, and no test waits for real.
+FAKE_SLEEP = """
+import os, sys
+with open(os.environ["FAKE_LOG"] + ".sleep", "a") as f:
+    f.write(sys.argv[1] + "\\n")
+"""
+
+
+def slept(log: Path) -> list[int]:
+    path = Path(str(log) + ".sleep")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def sleep(tree):
+    make_program(tree / "bin", "sleep", FAKE_SLEEP)
+
+
 # ---- postprovision: the index, through `imgsearch ensure-index` ----
 
 FAKE_IMGSEARCH = """
 import json, os, sys
 log = os.environ["FAKE_LOG"]
 watched = ["SEARCH_ENDPOINT", "SEARCH_INDEX_NAME", "VISION_MODEL_VERSION", "VISION_ENDPOINT",
-           "VISION_API_VERSION", "SEARCH_KEY", "VISION_KEY"]
+           "VISION_API_VERSION", "SEARCH_KEY", "VISION_KEY", "AZURE_TOKEN_CREDENTIALS"]
 with open(log, "a") as f:
     f.write(json.dumps([sys.argv[1:], {k: os.environ.get(k) for k in watched}]) + "\\n")
 codes = os.environ.get("FAKE_EXIT_CODES", "0").split(",")
 attempt = sum(1 for _ in open(log)) - 1
-sys.exit(int(codes[min(attempt, len(codes) - 1)]))
+code = int(codes[min(attempt, len(codes) - 1)])
+if code:
+    print("Retrying the request (attempt %d)" % (attempt + 1), file=sys.stderr)
+    print("error: 403 Forbidden from the search service (attempt %d)" % (attempt + 1), file=sys.stderr)
+sys.exit(code)
 """
 
 OUTPUTS = {
@@ -139,13 +174,14 @@ OUTPUTS = {
 
 
 @pytest.fixture
-def imgsearch(tree):
+def imgsearch(tree, sleep):
     make_program(tree / "bin", "imgsearch", FAKE_IMGSEARCH)
     return tree / "imgsearch.log"
 
 
 def _provision_env(log: Path, **extra: str) -> dict[str, str]:
-    return {**OUTPUTS, "FAKE_LOG": str(log), "IMGSEARCH_HOOK_RETRY_SECONDS": "0", **extra}
+    cli = str(log.parent / "bin" / "imgsearch")
+    return {**OUTPUTS, "FAKE_LOG": str(log), "IMGSEARCH_CLI": cli, **extra}
 
 
 def test_postprovision_runs_ensure_index_with_the_outputs_under_the_settings_names(tree, imgsearch):
@@ -162,8 +198,31 @@ def test_postprovision_runs_ensure_index_with_the_outputs_under_the_settings_nam
         "VISION_API_VERSION": "2024-02-01",
         "SEARCH_KEY": None,  # keys never reach a service that accepts Entra tokens only
         "VISION_KEY": None,
+        # DefaultAzureCredential uses azd's sign-in, not whatever az is signed in to
+        "AZURE_TOKEN_CREDENTIALS": "AzureDeveloperCliCredential",
     }
     assert "index 'images' is ready" in result.stdout
+
+
+def test_only_an_explicit_hook_setting_names_another_credential(tree, imgsearch):
+    # Deploying without azd there is no azd sign-in; the hook's own knob, not a stray
+    # AZURE_TOKEN_CREDENTIALS in the shell, selects the Azure CLI's instead.
+    stray = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, AZURE_TOKEN_CREDENTIALS="dev"))
+    assert stray.returncode == 0, stray.stderr
+    chosen = run_hook(tree, "postprovision.sh", _provision_env(
+        imgsearch, IMGSEARCH_HOOK_TOKEN_CREDENTIALS="AzureCliCredential"))
+    assert chosen.returncode == 0, chosen.stderr
+    assert [seen["AZURE_TOKEN_CREDENTIALS"] for _, seen in calls(imgsearch)] == [
+        "AzureDeveloperCliCredential", "AzureCliCredential"]
+
+
+def test_the_credential_the_hook_selects_is_azds_alone_in_the_installed_azure_identity(monkeypatch):
+    # azure-identity 1.24 added single-credential values of AZURE_TOKEN_CREDENTIALS; an older one
+    # rejects the value. The base dependencies require 1.24, and this is the chain it builds.
+    from azure.identity import AzureDeveloperCliCredential, DefaultAzureCredential
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureDeveloperCliCredential")
+    credential = DefaultAzureCredential()
+    assert [type(c) for c in credential.credentials] == [AzureDeveloperCliCredential]
 
 
 def test_postprovision_keeps_keys_only_when_asked_for_a_key_based_stand_in(tree, imgsearch):
@@ -188,6 +247,22 @@ def test_postprovision_retries_while_new_role_assignments_propagate(tree, imgsea
     result = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, FAKE_EXIT_CODES="1,1,0"))
     assert result.returncode == 0, result.stderr
     assert len(calls(imgsearch)) == 3
+    assert slept(imgsearch) == [10, 20]
+
+
+def test_postprovision_waits_at_least_ten_minutes_with_backoff_and_names_the_last_error(tree, imgsearch):
+    # Microsoft documents 5 to 10 minutes for Search role assignments to apply (30 in general).
+    result = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, FAKE_EXIT_CODES="1"))
+    assert result.returncode != 0
+    waits = slept(imgsearch)
+    assert sum(waits) >= 600
+    assert waits == sorted(waits) and waits[0] < waits[-1] and max(waits) <= 60  # backs off, capped
+    assert len(calls(imgsearch)) == len(waits) + 1
+    # each retry names the error of that attempt; the final message names the last one
+    for attempt in range(1, len(waits) + 1):
+        assert f"403 Forbidden from the search service (attempt {attempt})" in result.stdout
+    assert f"(attempt {len(waits) + 1})" in result.stderr.splitlines()[-1]
+    assert "azd hooks run postprovision" in result.stderr
 
 
 @pytest.mark.parametrize("code", [2, 3, 130])
@@ -196,8 +271,8 @@ def test_postprovision_stops_at_once_when_waiting_cannot_help(tree, imgsearch, c
     # existing index is pinned to another model version, 130 interrupted
     result = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, FAKE_EXIT_CODES=str(code)))
     assert result.returncode != 0
-    assert len(calls(imgsearch)) == 1
-    assert f"exit {code}" in result.stderr
+    assert len(calls(imgsearch)) == 1 and slept(imgsearch) == []
+    assert f"exit {code}" in result.stderr and "403 Forbidden" in result.stderr
 
 
 def test_postprovision_gives_up_after_the_configured_attempts(tree, imgsearch):
@@ -229,7 +304,7 @@ def test_the_environment_the_hook_hands_over_pins_the_index_to_the_azure_model(t
         if name.startswith(("VISION_", "SEARCH_", "IMAGES_")):
             monkeypatch.delenv(name)
     for name, value in seen.items():
-        if value is not None:
+        if value is not None and name != "AZURE_TOKEN_CREDENTIALS":
             monkeypatch.setenv(name, value)
     settings = load_settings()
     assert not settings.uses_numpy_index and not settings.uses_offline_model
@@ -245,7 +320,7 @@ import sys
 assert sys.argv[1:] == ["env", "get-values"], sys.argv
 print({values!r})
 """)
-    env = {"FAKE_LOG": str(imgsearch), "IMGSEARCH_HOOK_RETRY_SECONDS": "0",
+    env = {"FAKE_LOG": str(imgsearch), "IMGSEARCH_CLI": str(tree / "bin" / "imgsearch"),
            "AZURE_SEARCH_INDEX_NAME": "chosen-by-caller"}
     result = run_hook(tree, "postprovision.sh", env)
     assert result.returncode == 0, result.stderr
@@ -255,24 +330,91 @@ print({values!r})
     assert seen["SEARCH_INDEX_NAME"] == "chosen-by-caller"
 
 
-def test_postprovision_uses_an_explicit_cli_and_explains_a_missing_one(tree):
-    log = tree / "explicit.log"
-    explicit = make_program(tree, "my-imgsearch", FAKE_IMGSEARCH)
-    result = run_hook(tree, "postprovision.sh", _provision_env(log, IMGSEARCH_CLI=str(explicit)))
+def test_postprovision_says_when_a_settings_name_disagrees_with_the_deployment(tree, imgsearch):
+    # The model switch sets AZURE_SEARCH_INDEX_NAME (mapped to the Bicep parameter); a different
+    # SEARCH_INDEX_NAME left in a shell is not silently overridden: the hook says what it does.
+    env = _provision_env(imgsearch, SEARCH_INDEX_NAME="images-v2", VISION_MODEL_VERSION="2022-04-11")
+    result = run_hook(tree, "postprovision.sh", env)
     assert result.returncode == 0, result.stderr
-    assert len(calls(log)) == 1
-    missing = run_hook(tree, "postprovision.sh", _provision_env(log))
-    assert missing.returncode != 0
-    assert "imgsearch CLI is not installed" in missing.stderr and "pip install -e ." in missing.stderr
+    [(_, seen)] = calls(imgsearch)
+    assert (seen["SEARCH_INDEX_NAME"], seen["VISION_MODEL_VERSION"]) == ("images", "2023-04-15")
+    assert "SEARCH_INDEX_NAME is 'images-v2' here, but the deployment uses 'images'" in result.stderr
+    assert "azd env set AZURE_SEARCH_INDEX_NAME" in result.stderr
+    assert "azd env set AZURE_VISION_MODEL_VERSION" in result.stderr
 
 
-# ---- postdeploy: the Event Grid subscriptions ----
+def test_postprovision_reuses_a_ready_virtual_environment_without_installing(tree, imgsearch):
+    # A ready environment (make setup's .venv, or an earlier run): the hook uses it as it is.
+    # A virtual environment that shares the test environment's packages (indexer, azure-identity
+    # >= 1.24) but whose imgsearch is the stand-in.
+    venv = tree / "venv"
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", venv / "pyvenv.cfg")
+    (venv / "lib").symlink_to(Path(sys.prefix) / "lib")
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    shutil.copy(tree / "bin" / "imgsearch", venv / "bin" / "imgsearch")
+    env = _provision_env(imgsearch, IMGSEARCH_HOOK_VENV=str(venv))
+    del env["IMGSEARCH_CLI"]
+    result = run_hook(tree, "postprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert f"using the Python environment {venv}" in result.stdout
+    assert "installing" not in result.stdout
+    assert len(calls(imgsearch)) == 1
 
+
+SYSTEM_TOOLS = ["sh", "dirname", "cat", "grep", "tail", "tr", "mktemp", "rm", "env", "printf"]
+
+
+def _path_without_python(tree: Path) -> str:
+    """A PATH with the tools the hooks use but no Python at all (and the stand-ins of bin/)."""
+    system = tree / "sysbin"
+    system.mkdir(exist_ok=True)
+    for tool in SYSTEM_TOOLS:
+        found = shutil.which(tool, path="/usr/bin:/bin")
+        if found:
+            (system / tool).symlink_to(found)
+    return f"{tree / 'bin'}:{system}"
+
+
+def test_postprovision_says_how_to_get_python_when_there_is_none(tree, imgsearch):
+    env = _provision_env(imgsearch, IMGSEARCH_HOOK_VENV=str(tree / "new-venv"), PATH=_path_without_python(tree))
+    del env["IMGSEARCH_CLI"]
+    result = run_hook(tree, "postprovision.sh", env)
+    assert result.returncode != 0
+    assert "no Python 3.11 or newer" in result.stderr and "python.org" in result.stderr
+    assert calls(imgsearch) == [] and not (tree / "new-venv").exists()
+
+
+def test_postprovision_in_private_mode_stops_at_once_outside_the_network(tree, imgsearch):
+    # The search service takes traffic only through its private endpoint; from a machine that
+    # resolves its name to a public address every call would be refused. 8.8.8.8 is public.
+    env = _provision_env(imgsearch, AZURE_VNET_ENABLED="true", AZURE_SEARCH_ENDPOINT="https://8.8.8.8")
+    result = run_hook(tree, "postprovision.sh", env)
+    assert result.returncode != 0
+    assert "private network mode" in result.stderr and "inside the virtual network" in result.stderr
+    assert calls(imgsearch) == []
+    # from inside (a private address) it goes ahead
+    inside = run_hook(tree, "postprovision.sh", _provision_env(
+        imgsearch, AZURE_VNET_ENABLED="true", AZURE_SEARCH_ENDPOINT="https://10.0.1.4"))
+    assert inside.returncode == 0, inside.stderr
+    assert len(calls(imgsearch)) == 1
+
+
+# ---- the Azure CLI stand-in ----
+
+# Records every call, and answers like az: a sign-in state and the subscriptions the account can
+# use; `--query` expressions are evaluated with jmespath (the library az uses) over documents
+# shaped like az's answers, so the hooks' queries are tested, not assumed.
 FAKE_AZ = """
 import json, os, sys
+import jmespath
+
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps(args) + "\\n")
+
+def option(name, default=None):
+    return args[args.index(name) + 1] if name in args else default
 
 def count(name):
     path = os.environ["FAKE_LOG"] + "." + name
@@ -280,20 +422,53 @@ def count(name):
     open(path, "w").write(str(n + 1))
     return n
 
-if args[:3] == ["functionapp", "keys", "list"]:
-    query = args[args.index("--query") + 1]
-    ready = count(query) >= int(os.environ.get("FAKE_KEYS_AFTER", "0"))
-    keys = {"systemKeys.blobs_extension": "blobs-secret-key", "systemKeys.eventgrid_extension": "eg-secret-key"}
-    print(keys[query] if ready else "")
+def fail(message, code=1):
+    print("ERROR: " + message, file=sys.stderr)
+    sys.exit(code)
+
+def answer(document):
+    query = option("--query")
+    result = jmespath.search(query, document) if query else document
+    if option("--output") == "tsv":
+        rows = result if isinstance(result, list) else [result]
+        print("\\n".join("" if r is None else str(r) for r in rows))
+    elif option("--output") != "none":
+        print(json.dumps(result))
+
+if os.environ.get("FAKE_AZ_LOGGED_IN", "1") != "1":
+    fail("Please run 'az login' to setup account.")
+subscriptions = os.environ.get("FAKE_AZ_SUBSCRIPTIONS", "").split(",")
+default = subscriptions[0]
+subscription = option("--subscription", default)
+if subscription not in subscriptions:
+    fail(f"Subscription '{subscription}' not found. Check the spelling and casing and try again.")
+if subscription != os.environ.get("FAKE_AZ_EXPECTED_SUBSCRIPTION", subscription):
+    fail(f"(ResourceGroupNotFound) Resource group 'rg-dev' could not be found in {subscription}.", 3)
+
+if args[:2] == ["account", "show"]:
+    answer({"id": subscription, "tenantId": "tenant-1", "user": {"name": "dev@contoso.example", "type": "user"}})
+elif args[:3] == ["functionapp", "keys", "list"]:
+    error = os.environ.get("FAKE_KEYS_ERROR")
+    if error and count("keys-error") < int(os.environ.get("FAKE_KEYS_ERROR_TIMES", "99")):
+        fail(error)
+    ready = count("keys") >= int(os.environ.get("FAKE_KEYS_AFTER", "0"))
+    keys = {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"} if ready else {}
+    answer({"masterKey": "master-secret-key", "functionKeys": {"default": "fn-secret-key"}, "systemKeys": keys})
 elif args[:2] == ["functionapp", "show"]:
-    print(os.environ.get("FAKE_HOSTNAME", ""))
-elif args[:4] == ["eventgrid", "system-topic", "event-subscription", "create"]:
+    answer({"defaultHostName": os.environ.get("FAKE_HOSTNAME", "")})
+elif args[:3] == ["deployment", "group", "create"]:
     if count("create") < int(os.environ.get("FAKE_CREATE_FAILURES", "0")):
-        print("ERROR: webhook validation handshake failed", file=sys.stderr)
-        sys.exit(1)
+        fail("{'code': 'Url validation', 'message': 'Webhook validation handshake failed for https://func-abc/runtime/webhooks/blobs.'}")
+elif args[:3] == ["role", "assignment", "list"]:
+    if os.environ.get("FAKE_ROLES_ERROR"):
+        fail(os.environ["FAKE_ROLES_ERROR"])
+    roles = [r for r in os.environ.get("FAKE_ROLES", "Owner").split(",") if r]
+    answer([{"roleDefinitionName": r, "principalName": option("--assignee")} for r in roles])
+elif args[:3] == ["cognitiveservices", "account", "list"]:
+    kinds = [k for k in os.environ.get("FAKE_ACCOUNT_KINDS", "ComputerVision").split(",") if k]
+    answer([{"name": f"acct{i}", "kind": k} for i, k in enumerate(kinds)])
 else:
-    print("unexpected az call: " + " ".join(args), file=sys.stderr)
-    sys.exit(2)
+    fail("unexpected az call: " + " ".join(args), 2)
 """
 
 FAKE_CURL = """
@@ -302,60 +477,139 @@ with open(os.environ["FAKE_LOG"] + ".curl", "a") as f:
     f.write(sys.argv[-1] + "\\n")
 """
 
-HOSTNAME = "func-abc-h4shd4b5c6.eastus-01.azurewebsites.net"
-DEPLOY_OUTPUTS = {
-    "AZURE_RESOURCE_GROUP": "rg-dev",
-    "AZURE_FUNCTION_NAME": "func-abc",
-    "AZURE_FUNCTION_HOSTNAME": HOSTNAME,
-    "AZURE_EVENTGRID_SYSTEM_TOPIC_NAME": "evgt-img-abc",
-    "AZURE_IMAGES_CONTAINER": "images",
-}
+SECRETS = ("blobs-secret-key", "eg-secret-key", "master-secret-key", "fn-secret-key")
 
 
 @pytest.fixture
-def az(tree):
+def az(tree, sleep):
     make_program(tree / "bin", "az", FAKE_AZ)
     make_program(tree / "bin", "curl", FAKE_CURL)
     return tree / "az.log"
 
 
-def _deploy_env(log: Path, **extra: str) -> dict[str, str]:
-    return {**DEPLOY_OUTPUTS, "FAKE_LOG": str(log), "IMGSEARCH_HOOK_RETRY_SECONDS": "0", **extra}
+def _az_env(log: Path, **extra: str) -> dict[str, str]:
+    return {"FAKE_LOG": str(log), "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+            "FAKE_AZ_SUBSCRIPTIONS": f"{SUBSCRIPTION},{OTHER_SUBSCRIPTION}",
+            "FAKE_AZ_EXPECTED_SUBSCRIPTION": SUBSCRIPTION, **extra}
 
 
 def _option(call: list[str], name: str) -> str:
     return call[call.index(name) + 1]
 
 
-def _subscriptions(log: Path) -> list[list[str]]:
-    return [c for c in calls(log) if c[:4] == ["eventgrid", "system-topic", "event-subscription", "create"]]
+def assert_every_az_call_is_pinned(log: Path) -> None:
+    made = calls(log)
+    assert made, "no az call was made"
+    for call in made:
+        assert "--subscription" in call and _option(call, "--subscription") == SUBSCRIPTION, call
 
 
-def test_postdeploy_subscribes_the_two_functions_to_the_images_container(tree, az):
+def assert_no_secret_anywhere(result: subprocess.CompletedProcess, log: Path) -> None:
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+        assert not any(secret in arg for call in calls(log) for arg in call), f"{secret} was on an az command line"
+
+
+# ---- postdeploy: the Event Grid subscriptions ----
+
+HOSTNAME = "func-abc-h4shd4b5c6.eastus-01.azurewebsites.net"
+DEPLOY_OUTPUTS = {
+    "AZURE_RESOURCE_GROUP": "rg-dev",
+    "AZURE_FUNCTION_NAME": "func-abc",
+    "AZURE_FUNCTION_HOSTNAME": HOSTNAME,
+    "AZURE_EVENTGRID_SYSTEM_TOPIC_NAME": "evgt-img-abc",
+    "AZURE_STORAGE_ACCOUNT_NAME": "stimgabc",
+    "AZURE_IMAGES_CONTAINER": "images",
+    "AZURE_EVENTGRID_DEADLETTER_CONTAINER": "imgsearch-deadletter",
+}
+
+
+def _deploy_env(log: Path, **extra: str) -> dict[str, str]:
+    return {**DEPLOY_OUTPUTS, **_az_env(log), **extra}
+
+
+def _deployments(log: Path) -> list[list[str]]:
+    return [c for c in calls(log) if c[:3] == ["deployment", "group", "create"]]
+
+
+def _parameters(call: list[str]) -> dict[str, str]:
+    start = call.index("--parameters") + 1
+    values = {}
+    for word in call[start:]:
+        if word.startswith("--"):
+            break
+        name, _, value = word.partition("=")
+        values[name] = value
+    return values
+
+
+def test_postdeploy_deploys_the_event_subscriptions_template_with_the_deployment_outputs(tree, az):
     result = run_hook(tree, "postdeploy.sh", _deploy_env(az))
     assert result.returncode == 0, result.stderr
-    created, deleted = _subscriptions(az)
-    prefix = "/blobServices/default/containers/images/"
-    for call in (created, deleted):
-        assert _option(call, "--resource-group") == "rg-dev"
-        assert _option(call, "--system-topic-name") == "evgt-img-abc"
-        assert _option(call, "--endpoint-type") == "webhook"
-        assert _option(call, "--subject-begins-with") == prefix
-    assert _option(created, "--included-event-types") == "Microsoft.Storage.BlobCreated"
-    assert _option(created, "--endpoint") == (
-        f"https://{HOSTNAME}/runtime/webhooks/blobs?functionName=Host.Functions.index_image&code=blobs-secret-key")
-    assert _option(deleted, "--included-event-types") == "Microsoft.Storage.BlobDeleted"
-    assert _option(deleted, "--endpoint") == (
-        f"https://{HOSTNAME}/runtime/webhooks/eventgrid?functionName=remove_image&code=eg-secret-key")
-    assert _option(created, "--name") != _option(deleted, "--name")
+    [deployment] = _deployments(az)
+    assert _option(deployment, "--resource-group") == "rg-dev"
+    template = Path(_option(deployment, "--template-file")).resolve()
+    assert template == (tree / "infra" / "app" / "eventsubscriptions.bicep").resolve()
+    passed = _parameters(deployment)
+    assert passed == {
+        "systemTopicName": "evgt-img-abc", "functionAppName": "func-abc", "storageAccountName": "stimgabc",
+        "imagesContainerName": "images", "deadLetterContainerName": "imgsearch-deadletter"}
+    # every parameter the template requires, and nothing it does not declare
+    declared = bicep_graph.load(ROOT / "infra" / "app" / "eventsubscriptions.bicep").params
+    assert set(passed) <= set(declared)
+    assert {n for n, p in declared.items() if not p.has_default} <= set(passed)
+    assert "index-image-on-blob-created" in result.stdout and "remove-image-on-blob-deleted" in result.stdout
+    assert "dead-lettered to container imgsearch-deadletter" in result.stdout
 
 
-def test_postdeploy_never_prints_the_system_keys(tree, az):
-    result = run_hook(tree, "postdeploy.sh", _deploy_env(az))
+def test_every_az_call_of_postdeploy_is_pinned_to_azds_subscription(tree, az):
+    # az keeps its own default subscription (the stand-in's default is OTHER_SUBSCRIPTION's
+    # sibling, and resource calls on any other subscription fail): every call must say which.
+    env = _deploy_env(az, FAKE_AZ_SUBSCRIPTIONS=f"{OTHER_SUBSCRIPTION},{SUBSCRIPTION}", FAKE_KEYS_AFTER="1")
+    del env["AZURE_FUNCTION_HOSTNAME"]
+    env["FAKE_HOSTNAME"] = HOSTNAME
+    result = run_hook(tree, "postdeploy.sh", env)
     assert result.returncode == 0, result.stderr
-    output = result.stdout + result.stderr
-    assert "secret-key" not in output
-    assert "subscription index-image-on-blob-created" in output
+    assert {tuple(c[:2]) for c in calls(az)} >= {("account", "show"), ("functionapp", "show"),
+                                                 ("functionapp", "keys"), ("deployment", "group")}
+    assert_every_az_call_is_pinned(az)
+
+
+def test_postdeploy_never_puts_a_system_key_on_a_command_line_or_in_its_output(tree, az):
+    # The template reads the keys with listKeys() inside Resource Manager. The hook only counts
+    # them: the stand-in evaluates the hook's real --query over keys with values, and what it
+    # prints (the count) is all the hook sees.
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_KEYS_AFTER="1"))
+    assert result.returncode == 0, result.stderr
+    assert_no_secret_anywhere(result, az)
+    [query] = {_option(c, "--query") for c in calls(az) if c[:3] == ["functionapp", "keys", "list"]}
+    import jmespath
+    document = {"systemKeys": {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"},
+                "masterKey": "master-secret-key"}
+    assert jmespath.search(query, document) == 2
+    assert jmespath.search(query, {"systemKeys": {"blobs_extension": "k"}}) == 1
+    assert jmespath.search(query, {"systemKeys": None}) == 0
+    assert not re.search(r"code=|\$blobs_key|\$eventgrid_key", (HOOKS / "postdeploy.sh").read_text())
+
+
+def test_postdeploy_fails_fast_and_clearly_when_az_is_not_signed_in(tree, az):
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_AZ_LOGGED_IN="0"))
+    assert result.returncode != 0
+    assert "the Azure CLI is not signed in" in result.stderr and "az login" in result.stderr
+    assert "Please run 'az login' to setup account." in result.stderr  # az's own words, not hidden
+    assert [c[:2] for c in calls(az)] == [["account", "show"]]
+    assert slept(az) == [] and not Path(str(az) + ".curl").exists()
+
+
+def test_postdeploy_fails_fast_and_clearly_when_az_cannot_use_azds_subscription(tree, az):
+    # az is signed in, but to an account (or tenant) that does not see azd's subscription.
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_AZ_SUBSCRIPTIONS=OTHER_SUBSCRIPTION))
+    assert result.returncode != 0
+    assert f"cannot use subscription {SUBSCRIPTION}, the one azd deploys to" in result.stderr
+    assert "not found. Check the spelling" in result.stderr
+    assert f"az account set --subscription {SUBSCRIPTION}" in result.stderr
+    assert [c[:2] for c in calls(az)] == [["account", "show"]]
+    assert slept(az) == []
 
 
 def test_postdeploy_reads_the_host_name_from_azure_when_the_output_is_absent(tree, az):
@@ -364,30 +618,52 @@ def test_postdeploy_reads_the_host_name_from_azure_when_the_output_is_absent(tre
     result = run_hook(tree, "postdeploy.sh", env)
     assert result.returncode == 0, result.stderr
     assert any(c[:2] == ["functionapp", "show"] for c in calls(az))
-    assert all("func-abc-zz99.westeurope-01.azurewebsites.net" in _option(c, "--endpoint")
-               for c in _subscriptions(az))
+    woken = Path(str(az) + ".curl").read_text().split()
+    assert set(woken) == {"https://func-abc-zz99.westeurope-01.azurewebsites.net/"}
 
 
 def test_postdeploy_wakes_the_host_and_waits_for_its_extension_keys(tree, az):
     result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_KEYS_AFTER="2"))
     assert result.returncode == 0, result.stderr
-    assert "waiting for the Function host" in result.stdout
-    assert len(_subscriptions(az)) == 2
+    assert "waiting for the Function host to register its extension keys" in result.stdout
+    assert "has registered 0 of its 2 extension keys" in result.stdout
+    assert len(_deployments(az)) == 1
     woken = Path(str(az) + ".curl").read_text().split()
     assert len(woken) == 3 and set(woken) == {f"https://{HOSTNAME}/"}
+    assert slept(az) == [15, 15]
+
+
+def test_postdeploy_shows_a_passing_keys_error_while_it_waits(tree, az):
+    # While a scaled-to-zero host starts, listing its keys can fail; the error is shown, not hidden.
+    env = _deploy_env(az, FAKE_KEYS_ERROR="Operation returned an invalid status 'Bad Request' (host not running)",
+                      FAKE_KEYS_ERROR_TIMES="1")
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "invalid status 'Bad Request' (host not running)" in result.stdout
+    assert len(_deployments(az)) == 1
+
+
+def test_postdeploy_stops_at_once_on_an_error_waiting_cannot_fix(tree, az):
+    env = _deploy_env(az, FAKE_KEYS_ERROR="(AuthorizationFailed) The client 'dev@contoso.example' does not have authorization to perform action 'Microsoft.Web/sites/host/listkeys/action'")
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode != 0
+    assert "AuthorizationFailed" in result.stderr and "listkeys" in result.stderr
+    assert slept(az) == [] and _deployments(az) == []
 
 
 def test_postdeploy_fails_clearly_when_the_keys_never_appear(tree, az):
     result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_KEYS_AFTER="99", IMGSEARCH_HOOK_ATTEMPTS="3"))
     assert result.returncode != 0
     assert "blobs_extension/eventgrid_extension" in result.stderr and "index_image" in result.stderr
-    assert _subscriptions(az) == []
+    assert _deployments(az) == []
 
 
-def test_postdeploy_retries_a_subscription_the_webhook_handshake_rejected(tree, az):
+def test_postdeploy_retries_a_deployment_the_webhook_handshake_rejected(tree, az):
     result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_CREATE_FAILURES="1"))
     assert result.returncode == 0, result.stderr
-    assert len(_subscriptions(az)) == 3  # BlobCreated twice, BlobDeleted once
+    assert len(_deployments(az)) == 2
+    assert "Webhook validation handshake failed" in result.stderr  # az's error is shown
+    assert_every_az_call_is_pinned(az)
 
 
 def test_postdeploy_needs_the_az_cli(tree):
@@ -396,16 +672,116 @@ def test_postdeploy_needs_the_az_cli(tree):
     assert "'az' is not installed" in result.stderr
 
 
+def test_postdeploy_needs_azds_subscription(tree, az):
+    env = _deploy_env(az)
+    del env["AZURE_SUBSCRIPTION_ID"]
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode != 0
+    assert "AZURE_SUBSCRIPTION_ID is not set" in result.stderr
+    assert calls(az) == []
+
+
+# ---- preprovision: the prerequisites, checked before anything is created ----
+
+def _preprovision_env(log: Path, **extra: str) -> dict[str, str]:
+    return {**_az_env(log), "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555", **extra}
+
+
+def test_preprovision_passes_when_every_prerequisite_holds(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az))
+    assert result.returncode == 0, result.stderr
+    assert "Python:" in result.stdout and f"subscription {SUBSCRIPTION}" in result.stdout
+    assert "can create role assignments" in result.stdout
+    assert "Responsible AI terms were accepted" in result.stdout
+    assert result.stderr == ""
+    assert_every_az_call_is_pinned(az)
+    [roles] = [c for c in calls(az) if c[:3] == ["role", "assignment", "list"]]
+    assert _option(roles, "--assignee") == "11111111-2222-3333-4444-555555555555"
+    assert {"--include-inherited", "--include-groups"} <= set(roles)
+    assert _option(roles, "--scope") == f"/subscriptions/{SUBSCRIPTION}"
+
+
+@pytest.mark.parametrize("role", ["Owner", "User Access Administrator", "Role Based Access Control Administrator"])
+def test_preprovision_accepts_each_role_that_can_create_role_assignments(tree, az, role):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_ROLES=f"Reader,{role}"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_preprovision_stops_when_the_deployer_cannot_create_role_assignments(tree, az):
+    # Contributor and Storage Blob Data Owner contain "Owner"-like words but cannot assign roles.
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_ROLES="Contributor,Storage Blob Data Owner"))
+    assert result.returncode != 0
+    for role in ("Owner", "User Access Administrator", "Role Based Access Control Administrator"):
+        assert role in result.stderr
+    assert "IMGSEARCH_SKIP_ROLE_CHECK=1" in result.stderr
+    skipped = run_hook(tree, "preprovision.sh", _preprovision_env(
+        az, FAKE_ROLES="Contributor", IMGSEARCH_SKIP_ROLE_CHECK="1"))
+    assert skipped.returncode == 0, skipped.stderr
+
+
+def test_preprovision_warns_when_it_cannot_list_the_roles(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(
+        az, FAKE_ROLES_ERROR="Insufficient privileges to complete the operation."))
+    assert result.returncode == 0, result.stderr
+    assert "warning: could not list the role assignments" in result.stderr
+    assert "Insufficient privileges" in result.stderr
+
+
+def test_preprovision_checks_the_az_account_when_azd_has_no_principal_yet(tree, az):
+    env = _preprovision_env(az)
+    del env["AZURE_PRINCIPAL_ID"]
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    [roles] = [c for c in calls(az) if c[:3] == ["role", "assignment", "list"]]
+    assert _option(roles, "--assignee") == "dev@contoso.example"
+    assert_every_az_call_is_pinned(az)
+
+
+def test_preprovision_explains_the_responsible_ai_terms_when_no_vision_account_shows_them(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_ACCOUNT_KINDS="OpenAI,TextAnalytics"))
+    assert result.returncode == 0, result.stderr
+    assert "ResourceKindRequireAcceptTerms" in result.stderr
+    assert "portal.azure.com/#create/Microsoft.CognitiveServicesComputerVision" in result.stderr
+
+
+def test_preprovision_stops_when_az_is_not_signed_in_to_azds_subscription(tree, az):
+    logged_out = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_AZ_LOGGED_IN="0"))
+    assert logged_out.returncode != 0 and "not signed in" in logged_out.stderr
+    elsewhere = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_AZ_SUBSCRIPTIONS=OTHER_SUBSCRIPTION))
+    assert elsewhere.returncode != 0 and f"cannot use subscription {SUBSCRIPTION}" in elsewhere.stderr
+
+
+def test_preprovision_stops_without_python_3_11(tree, az):
+    env = _preprovision_env(az, PATH=_path_without_python(tree))
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode != 0
+    assert "no Python 3.11 or newer" in result.stderr
+    assert calls(az) == []
+
+
+def test_preprovision_refuses_a_python_older_than_3_11(tree, az):
+    make_program(tree / "bin", "python3.10", "import sys; sys.exit(1)\n")
+    old = tree / "bin" / "python3.10"
+    env = _preprovision_env(az, PATH=_path_without_python(tree), IMGSEARCH_HOOK_PYTHON=str(old))
+    # the stand-in fails the version check, as a real 3.10 would
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode != 0 and "no Python 3.11 or newer" in result.stderr
+
+
 # ---- consistency with the deployment outputs and between the twins ----
 
 def _read_vars(script: str) -> set[str]:
     sh = re.findall(r"\$\{?(AZURE_[A-Z_]+)", script)
     quoted = re.findall(r"'(AZURE_[A-Z_]+)'", script)
     pwsh = re.findall(r"\$env:(AZURE_[A-Z_]+)", script)
-    return set(sh) | set(quoted) | set(pwsh)
+    return (set(sh) | set(quoted) | set(pwsh)) - WRITTEN_FOR_AZURE_IDENTITY
 
 
-@pytest.mark.parametrize("script", sorted(HOOKS.glob("post*.*")), ids=lambda p: p.name)
+# Set by the hooks for azure-identity, not read from the deployment.
+WRITTEN_FOR_AZURE_IDENTITY = {"AZURE_TOKEN_CREDENTIALS"}
+
+
+@pytest.mark.parametrize("script", sorted(p for p in HOOKS.glob("p*.*") if p.stem != "prepackage"), ids=lambda p: p.name)
 def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
     outputs = set(bicep_graph.load(ROOT / "infra" / "main.bicep").outputs)
     used = _read_vars(script.read_text(encoding="utf-8"))
@@ -414,28 +790,75 @@ def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
 
 
 TWIN_FACTS = [
-    r"index_image", r"remove_image", r"Host\.Functions\.", r"/runtime/webhooks/blobs",
-    r"/runtime/webhooks/eventgrid", r"Microsoft\.Storage\.BlobCreated", r"Microsoft\.Storage\.BlobDeleted",
+    r"index_image", r"remove_image", r"Microsoft\.Storage\.BlobCreated", r"Microsoft\.Storage\.BlobDeleted",
     r"blobs_extension", r"eventgrid_extension", r"/blobServices/default/containers/",
     r"index-image-on-blob-created", r"remove-image-on-blob-deleted", r"ensure-index",
-    r"IMGSEARCH_HOOK_ATTEMPTS", r"IMGSEARCH_HOOK_RETRY_SECONDS", r"IMGSEARCH_CLI", r"IMGSEARCH_HOOK_KEEP_KEYS",
+    r"IMGSEARCH_HOOK_ATTEMPTS", r"IMGSEARCH_HOOK_RETRY_SECONDS", r"IMGSEARCH_HOOK_WAIT_SECONDS", r"IMGSEARCH_CLI",
+    r"IMGSEARCH_HOOK_KEEP_KEYS", r"IMGSEARCH_HOOK_VENV", r"IMGSEARCH_SKIP_ROLE_CHECK",
     r"SEARCH_KEY", r"VISION_KEY", r"__pycache__", r"\bindexer\b", r"\bschemas\b",
+    r"AzureDeveloperCliCredential", r"AZURE_TOKEN_CREDENTIALS", r"IMGSEARCH_HOOK_TOKEN_CREDENTIALS", r"eventsubscriptions\.bicep",
+    r"imgsearch-event-subscriptions", r"length\(\[\?@\]\)", r"--include-groups", r"ComputerVision",
+    r"ResourceKindRequireAcceptTerms", r"is_private", r"--editable", r"AuthorizationFailed",
+    r"Owner", r"User Access Administrator", r"Role Based Access Control Administrator",
 ]
 
 
-@pytest.mark.parametrize("name", ["prepackage", "postprovision", "postdeploy"])
+@pytest.mark.parametrize("name", ["prepackage", "preprovision", "postprovision", "postdeploy"])
 def test_the_powershell_twin_does_what_the_sh_hook_does(name):
+    # The PowerShell twins cannot run here (no pwsh on the test machines); this keeps them in step
+    # with the sh hooks, which do run, by the facts and settings both must mention.
     sh = (HOOKS / f"{name}.sh").read_text(encoding="utf-8")
     ps = (HOOKS / f"{name}.ps1").read_text(encoding="utf-8")
     assert ". (Join-Path $PSScriptRoot 'lib.ps1')" in ps
     for fact in TWIN_FACTS:
         assert bool(re.search(fact, sh)) == bool(re.search(fact, ps)), f"{name}: only one twin mentions {fact}"
     assert _read_vars(sh) == _read_vars(ps)
-    sh_defaults = re.findall(r"IMGSEARCH_HOOK_(ATTEMPTS|RETRY_SECONDS):-(\d+)", sh)
+    sh_defaults = re.findall(r"IMGSEARCH_HOOK_(ATTEMPTS|RETRY_SECONDS|WAIT_SECONDS):-(\d+)", sh)
     ps_defaults = re.findall(r"IMGSEARCH_HOOK_(\w+)\) \{ \[int\]\$env:IMGSEARCH_HOOK_\w+ \} else \{ (\d+) \}", ps)
     assert sorted(sh_defaults) == sorted(ps_defaults)
-    if name != "prepackage":
-        assert {k for k, _ in sh_defaults} == {"ATTEMPTS", "RETRY_SECONDS"}, sh_defaults
+    if name in ("postprovision", "postdeploy"):
+        assert {"ATTEMPTS", "RETRY_SECONDS"} <= {k for k, _ in sh_defaults}, sh_defaults
+
+
+def test_the_shared_helpers_have_twins():
+    sh = (HOOKS / "lib.sh").read_text(encoding="utf-8")
+    ps = (HOOKS / "lib.ps1").read_text(encoding="utf-8")
+    for fact in ("az account show --subscription", "Please run|az login", "python3.11", "READY_CHECK|ReadyCheck",
+                 r"\(1, 24\)", r"sys.version_info < \(3, 11\)", "azd env get-values", "--editable"):
+        assert re.search(fact, sh) and re.search(fact, ps), fact
+
+
+def _az_commands(script: str) -> list[str]:
+    """Each az command of a hook, with its continuation lines (sh \\ or PowerShell `)."""
+    lines = script.splitlines()
+    commands = []
+    i = 0
+    while i < len(lines):
+        code = lines[i].split("#", 1)[0]
+        unquoted = re.sub(r'"[^"]*"|\'[^\']*\'', '""', code)  # not "... the az error ..." in a message
+        if re.search(r"(^|[\s($=])az [a-z]", unquoted):
+            command = code.rstrip()
+            while command.endswith(("\\", "`")) and i + 1 < len(lines):
+                i += 1
+                command = command[:-1].rstrip() + " " + lines[i].split("#", 1)[0].strip()
+            commands.append(command.strip())
+        i += 1
+    return commands
+
+
+@pytest.mark.parametrize("script", sorted(HOOKS.glob("*.*")), ids=lambda p: p.name)
+def test_every_az_command_in_every_hook_passes_the_subscription(script):
+    # Read statically so that the PowerShell twins, which cannot run here, are held to it too.
+    text = script.read_text(encoding="utf-8")
+    for command in _az_commands(text):
+        assert "--subscription" in command, f"{script.name}: {command}"
+
+
+def test_the_az_command_reader_finds_commands_and_their_continuations():
+    assert _az_commands('die "the az error is above"\nrequire_cmd az "hint"\n') == []
+    text = 'x=$(az functionapp show --resource-group "$rg" \\\n    --subscription "$sub")\n$k = az group list `\n  --output tsv\n'
+    assert _az_commands(text) == ['x=$(az functionapp show --resource-group "$rg" --subscription "$sub")',
+                                  "$k = az group list --output tsv"]
 
 
 def _decorated_functions(path: Path) -> dict[str, dict[str, dict]]:

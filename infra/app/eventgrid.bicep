@@ -1,7 +1,12 @@
 // The Event Grid system topic of the images storage account. Its two subscriptions (BlobCreated to
-// the blob trigger's webhook, BlobDeleted to the Event Grid trigger) need the Function's system
-// keys, which exist only after the code is deployed and the host has started; the post-deploy
-// hook (infra/hooks/postdeploy.*) creates them.
+// the blob trigger's webhook, BlobDeleted to the Event Grid trigger) are authorized by the
+// Function's system keys, which exist only after the code is deployed and the host has started;
+// the post-deploy hook (infra/hooks/postdeploy.*) deploys them from app/eventsubscriptions.bicep.
+//
+// The topic has a system-assigned identity: Event Grid dead-letters undeliverable events into a
+// container of the images account with it (rbac.bicep gives it Storage Blob Data Contributor on
+// that container). Only a system-assigned identity passes a storage firewall through the trusted
+// services bypass, which private network mode relies on.
 
 param name string
 param location string = resourceGroup().location
@@ -17,6 +22,9 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   // A system topic lives in its source's region.
   location: location
   tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     source: storage.id
     topicType: 'Microsoft.Storage.StorageAccounts'
@@ -25,3 +33,4 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
 
 output id string = topic.id
 output name string = topic.name
+output principalId string = topic.identity.principalId

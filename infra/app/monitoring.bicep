@@ -1,6 +1,7 @@
-// Log Analytics + Application Insights. Local (instrumentation-key) authentication is disabled,
-// so only telemetry signed with a Microsoft Entra token (the Function's identity, which holds
-// Monitoring Metrics Publisher) is ingested.
+// Log Analytics + Application Insights. Local (key) authentication is disabled on both: the
+// component ingests only telemetry signed with a Microsoft Entra token (the Function's identity,
+// which holds Monitoring Metrics Publisher), and the workspace answers queries and takes
+// ingestion only with Entra tokens, never with its shared keys.
 
 param logAnalyticsName string
 param appInsightsName string
@@ -16,6 +17,9 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: 30
+    features: {
+      disableLocalAuth: true
+    }
   }
 }
 

@@ -1,5 +1,6 @@
-// Role assignments, least privilege. Each one names why it is needed. Two principals:
+// Role assignments, least privilege. Each one names why it is needed. Three principals:
 // - the Function's user-assigned identity (always);
+// - the Event Grid system topic's system-assigned identity (always), for dead-lettering;
 // - the deploying person or CI principal (principalId), optional, so that the post-provision hook
 //   can create the index and the backfill can run from a laptop with the same Entra-only access.
 // Role definition ids are the built-in role GUIDs ("Azure built-in roles", Microsoft Learn).
@@ -17,6 +18,8 @@ param hostStorageName string
 param imagesStorageName string
 param imagesContainerName string
 param failuresContainerName string
+param deadLetterContainerName string
+param eventGridPrincipalId string
 param searchServiceName string
 param visionAccountName string
 param appInsightsName string
@@ -56,6 +59,11 @@ resource imagesContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
 resource failuresContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
   parent: imagesBlobService
   name: failuresContainerName
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: imagesBlobService
+  name: deadLetterContainerName
 }
 
 resource search 'Microsoft.Search/searchServices@2023-11-01' existing = {
@@ -187,6 +195,21 @@ resource fnTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
     principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- The Event Grid system topic's identity ----
+
+// Dead-lettering (app/eventsubscriptions.bicep, deadLetterWithResourceIdentity): Event Grid writes
+// one blob per undeliverable event with the topic's own identity. Blob Data Contributor on this
+// one container only; it can neither read nor touch the photos.
+resource eventGridDeadLetter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, eventGridPrincipalId, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: eventGridPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -17,7 +17,20 @@ param tags object = {}
 ])
 param sku string = 'basic'
 
+@minValue(1)
+@maxValue(12)
+param replicaCount int = 1
+
+@description('Enabled: reachable from the internet (still Entra-only). Disabled: private endpoint only.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
 resource search 'Microsoft.Search/searchServices@2023-11-01' = {
+  // checkov:skip=CKV_AZURE_208: three replicas (the index update SLA) triple the cost of the largest fixed charge here; searchReplicaCount sets them when the SLA is worth it
+  // checkov:skip=CKV_AZURE_209: two replicas (the query SLA) double it; same parameter
   name: name
   location: location
   tags: tags
@@ -25,10 +38,11 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
     name: sku
   }
   properties: {
-    replicaCount: 1
+    replicaCount: replicaCount
     partitionCount: 1
     hostingMode: 'default'
-    publicNetworkAccess: 'enabled'
+    // This API version spells the values in lower case.
+    publicNetworkAccess: toLower(publicNetworkAccess)
     // Role-based access only; authOptions must stay unset when local auth is disabled.
     disableLocalAuth: true
   }

@@ -4,15 +4,21 @@
 
 param name string
 
-// Only these regions offer retrieval:vectorizeImage / retrieval:vectorizeText.
+// Only these regions offer retrieval:vectorizeImage / retrieval:vectorizeText (main.bicep names
+// the source; keep the two lists identical).
 @allowed([
   'eastus'
-  'francecentral'
-  'koreacentral'
-  'northeurope'
-  'southeastasia'
-  'westeurope'
   'westus'
+  'westus2'
+  'francecentral'
+  'northeurope'
+  'westeurope'
+  'swedencentral'
+  'switzerlandnorth'
+  'australiaeast'
+  'southeastasia'
+  'koreacentral'
+  'japaneast'
 ])
 param location string
 param tags object = {}
@@ -23,7 +29,15 @@ param tags object = {}
 ])
 param sku string = 'S1'
 
+@description('Enabled: reachable from the internet (still Entra-only). Disabled: private endpoint only.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
 resource vision 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
+  // checkov:skip=CKV_AZURE_134: public network access is Disabled in private network mode (vnetEnabled); the default public mode accepts Entra tokens only (local auth off) and serves the backfill from a laptop
   name: name
   location: location
   tags: tags
@@ -31,11 +45,16 @@ resource vision 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   sku: {
     name: sku
   }
+  // The account calls nothing itself today; a system identity costs nothing and is what any
+  // customer-managed key or outbound call would use (checkov CKV_AZURE_238).
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     // Entra ID authentication works only against the custom subdomain endpoint.
     customSubDomainName: name
     disableLocalAuth: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
   }
 }
 

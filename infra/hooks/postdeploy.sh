@@ -3,91 +3,112 @@
 #   BlobCreated -> index_image, the blob trigger with source EventGrid (blobs extension webhook)
 #   BlobDeleted -> remove_image, an Event Grid trigger (eventgrid extension webhook)
 # Both webhooks are authorized by a system key of the Function host, which exists only once the
-# deployed code has started; hence a post-deploy hook rather than Bicep. The keys go to the az
-# CLI as arguments (as in the Functions Event Grid quickstarts) and are never printed.
-# `event-subscription create` replaces an existing subscription of the same name, so re-running
-# the hook (every `azd deploy`) converges to the same two subscriptions.
+# deployed code has started; hence a post-deploy step rather than part of main.bicep.
+#
+# The hook deploys infra/app/eventsubscriptions.bicep into the resource group. The template reads
+# the system keys with listKeys() inside Azure Resource Manager, so no key ever reaches this
+# machine: none is on a command line (where `ps` would show it), in a file, or printed. The same
+# template gives both subscriptions an explicit retry policy and a dead-letter container.
+# Redeploying it (every `azd deploy`) converges to the same two subscriptions.
+#
+# Every az call passes --subscription "$AZURE_SUBSCRIPTION_ID" (azd's subscription), after one
+# check that az is signed in and can use it (check_az_login in lib.sh).
 set -eu
 HOOK_NAME=postdeploy
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-require_cmd az "install the Azure CLI and sign in with 'az login'"
+require_cmd az "install the Azure CLI (https://aka.ms/installazurecli) and sign in with 'az login'"
 load_azd_env_if_missing AZURE_FUNCTION_NAME
 hint="it is an output of infra/main.bicep; run 'azd provision' first"
 require_var AZURE_RESOURCE_GROUP "$hint"
 require_var AZURE_FUNCTION_NAME "$hint"
 require_var AZURE_EVENTGRID_SYSTEM_TOPIC_NAME "$hint"
+require_var AZURE_STORAGE_ACCOUNT_NAME "$hint"
 require_var AZURE_IMAGES_CONTAINER "$hint"
+require_var AZURE_EVENTGRID_DEADLETTER_CONTAINER "$hint"
+check_az_login
 
+sub=$AZURE_SUBSCRIPTION_ID
 rg=$AZURE_RESOURCE_GROUP
 app=$AZURE_FUNCTION_NAME
-topic=$AZURE_EVENTGRID_SYSTEM_TOPIC_NAME
-# New apps may get a unique default host name, so never build it from the app name.
-host=${AZURE_FUNCTION_HOSTNAME:-}
-if [ -z "$host" ]; then
-    host=$(az functionapp show --resource-group "$rg" --name "$app" --query defaultHostName --output tsv)
-fi
-[ -n "$host" ] || die "could not read the default host name of Function app $app"
-# Trailing slash: the container 'images' only, not 'images2'.
-subject="/blobServices/default/containers/$AZURE_IMAGES_CONTAINER/"
+template="$here/../app/eventsubscriptions.bicep"
+[ -f "$template" ] || die "$template is missing; run the hook from a full checkout"
 
 attempts=${IMGSEARCH_HOOK_ATTEMPTS:-20}
 delay=${IMGSEARCH_HOOK_RETRY_SECONDS:-15}
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 
-system_key() {
-    _key=$(az functionapp keys list --resource-group "$rg" --name "$app" --query "systemKeys.$1" --output tsv 2>/dev/null) || _key=
-    [ "$_key" = None ] && _key=
-    printf '%s' "$_key"
+# New apps may get a unique default host name, so never build it from the app name.
+host=${AZURE_FUNCTION_HOSTNAME:-}
+if [ -z "$host" ]; then
+    host=$(az functionapp show --subscription "$sub" --resource-group "$rg" --name "$app" \
+        --query defaultHostName --output tsv) || die "could not read the default host name of Function app $app; the az error is above"
+fi
+[ -n "$host" ] || die "could not read the default host name of Function app $app"
+
+# Errors no wait can fix: stop at once with az's own words.
+permanent_error() {
+    case "$1" in
+        *AuthorizationFailed* | *ResourceNotFound* | *ResourceGroupNotFound* | *SubscriptionNotFound* | \
+            *"az login"* | *"not found. Check the spelling"*) return 0 ;;
+    esac
+    return 1
 }
 
 # The extension keys are created when the host first indexes the deployed functions. A Flex app
-# may be scaled to zero after the deployment: a request to it starts the host.
+# may be scaled to zero after the deployment: a request to it starts the host. The query counts
+# the two keys; their values never leave az.
 attempt=1
 while :; do
     if command -v curl >/dev/null 2>&1; then
         curl --silent --output /dev/null --max-time 30 "https://$host/" || true
     fi
-    blobs_key=$(system_key blobs_extension)
-    eventgrid_key=$(system_key eventgrid_extension)
-    if [ -n "$blobs_key" ] && [ -n "$eventgrid_key" ]; then
-        break
+    if count=$(az functionapp keys list --subscription "$sub" --resource-group "$rg" --name "$app" \
+        --query "[systemKeys.blobs_extension, systemKeys.eventgrid_extension] | length([?@])" \
+        --output tsv 2>"$errors"); then
+        [ "$count" = 2 ] && break
+        last="the host has registered $count of its 2 extension keys"
+    else
+        last=$(last_line "$errors")
+        permanent_error "$last" && die "az functionapp keys list failed: $last"
     fi
     if [ "$attempt" -ge "$attempts" ]; then
-        die "the host of $app has no blobs_extension/eventgrid_extension system key after $attempts checks; check that index_image (blob trigger, source EventGrid) and remove_image (Event Grid trigger) were deployed and that the host starts, then run 'azd hooks run postdeploy'"
+        die "the host of $app has no blobs_extension/eventgrid_extension system key after $attempts checks (last: $last); check that index_image (blob trigger, source EventGrid) and remove_image (Event Grid trigger) were deployed and that the host starts, then run 'azd hooks run postdeploy'"
     fi
-    say "waiting for the Function host to register its extension keys ($attempt/$attempts)"
+    say "waiting for the Function host to register its extension keys ($attempt/$attempts): $last"
     sleep "$delay"
     attempt=$((attempt + 1))
 done
 
-# subscribe NAME EVENT_TYPE ENDPOINT: Event Grid validates the webhook while creating the
-# subscription, which fails while the host is still starting; retry a few times.
-subscribe() {
-    _try=1
-    while :; do
-        if az eventgrid system-topic event-subscription create \
-            --name "$1" \
-            --resource-group "$rg" \
-            --system-topic-name "$topic" \
-            --endpoint-type webhook \
-            --endpoint "$3" \
-            --included-event-types "$2" \
-            --subject-begins-with "$subject" \
-            --output none; then
-            say "subscription $1: $2 under $subject -> $app"
-            return 0
-        fi
-        if [ "$_try" -ge 3 ]; then
-            die "could not create the Event Grid subscription $1 on $topic; see the az error above"
-        fi
-        say "creating subscription $1 failed; retrying in ${delay}s"
-        sleep "$delay"
-        _try=$((_try + 1))
-    done
-}
+# Event Grid validates each webhook while creating its subscription, which fails while the host
+# is still starting; retry a few times. az prints its own error.
+try=1
+while :; do
+    if az deployment group create --subscription "$sub" --resource-group "$rg" \
+        --name imgsearch-event-subscriptions \
+        --template-file "$template" \
+        --parameters systemTopicName="$AZURE_EVENTGRID_SYSTEM_TOPIC_NAME" \
+            functionAppName="$app" \
+            storageAccountName="$AZURE_STORAGE_ACCOUNT_NAME" \
+            imagesContainerName="$AZURE_IMAGES_CONTAINER" \
+            deadLetterContainerName="$AZURE_EVENTGRID_DEADLETTER_CONTAINER" \
+        --output none 2>"$errors"; then
+        break
+    fi
+    cat "$errors" >&2
+    last=$(last_line "$errors")
+    permanent_error "$last" && die "deploying the Event Grid subscriptions failed: $last"
+    if [ "$try" -ge 3 ]; then
+        die "could not deploy the Event Grid subscriptions to $AZURE_EVENTGRID_SYSTEM_TOPIC_NAME after $try tries (last: $last); rerun 'azd hooks run postdeploy'"
+    fi
+    say "deploying the subscriptions failed ($last); retrying in ${delay}s"
+    sleep "$delay"
+    try=$((try + 1))
+done
 
-subscribe index-image-on-blob-created Microsoft.Storage.BlobCreated \
-    "https://$host/runtime/webhooks/blobs?functionName=Host.Functions.index_image&code=$blobs_key"
-subscribe remove-image-on-blob-deleted Microsoft.Storage.BlobDeleted \
-    "https://$host/runtime/webhooks/eventgrid?functionName=remove_image&code=$eventgrid_key"
+prefix="/blobServices/default/containers/$AZURE_IMAGES_CONTAINER/"
+say "subscription index-image-on-blob-created: Microsoft.Storage.BlobCreated under $prefix -> $app (index_image)"
+say "subscription remove-image-on-blob-deleted: Microsoft.Storage.BlobDeleted under $prefix -> $app (remove_image)"
+say "undeliverable events are retried up to 30 times over 24 hours, then dead-lettered to container $AZURE_EVENTGRID_DEADLETTER_CONTAINER of $AZURE_STORAGE_ACCOUNT_NAME"

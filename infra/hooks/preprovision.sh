@@ -1,0 +1,69 @@
+#!/bin/sh
+# azd preprovision hook: check the prerequisites of a first deployment before anything is
+# created, and say how to fix what is missing (README, "Deploy to Azure").
+#
+# Stops when:
+# - no Python 3.11 or newer is on PATH (postprovision sets up imgsearch with it);
+# - the Azure CLI is missing, not signed in, or cannot use azd's subscription (postdeploy needs it);
+# - the deploying principal visibly holds none of the roles that can create role assignments
+#   (Owner, User Access Administrator, Role Based Access Control Administrator) on the
+#   subscription. IMGSEARCH_SKIP_ROLE_CHECK=1 skips this one, for a custom role that can.
+# Warns, without stopping, when:
+# - the role assignments cannot be listed (a check that could not run proves nothing);
+# - the subscription has no Computer Vision account yet. A subscription that never created one
+#   in the Azure portal has not accepted the Responsible AI terms, and the provisioning then fails
+#   with ResourceKindRequireAcceptTerms. No API reports whether the terms were accepted, so an
+#   existing account is the only evidence there is.
+set -eu
+HOOK_NAME=preprovision
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+load_azd_env_if_missing AZURE_SUBSCRIPTION_ID
+
+py=$(find_python) || die "no Python 3.11 or newer on PATH. The postprovision hook installs imgsearch with it to create the search index; $PYTHON_HINT"
+say "Python: $(command -v "$py") ($("$py" --version 2>&1))"
+
+check_az_login
+sub=$AZURE_SUBSCRIPTION_ID
+say "Azure CLI: signed in, subscription $sub"
+
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+
+# Who deploys: azd's principal (AZURE_PRINCIPAL_ID), else the account az is signed in with.
+assignee=${AZURE_PRINCIPAL_ID:-}
+if [ -z "$assignee" ]; then
+    assignee=$(az account show --subscription "$sub" --query user.name --output tsv 2>/dev/null) || assignee=
+fi
+if [ "${IMGSEARCH_SKIP_ROLE_CHECK:-0}" = 1 ]; then
+    say "role check skipped (IMGSEARCH_SKIP_ROLE_CHECK=1)"
+elif [ -z "$assignee" ]; then
+    warn "could not tell who deploys, so the role check was skipped"
+elif roles=$(az role assignment list --subscription "$sub" --assignee "$assignee" \
+    --scope "/subscriptions/$sub" --include-inherited --include-groups \
+    --query "[].roleDefinitionName" --output tsv 2>"$errors"); then
+    case "|$(printf '%s\n' "$roles" | tr '\n' '|')" in
+        *"|Owner|"* | *"|User Access Administrator|"* | *"|Role Based Access Control Administrator|"*)
+            say "roles: $assignee can create role assignments on subscription $sub" ;;
+        *)
+            die "$assignee holds none of Owner, User Access Administrator or Role Based Access Control Administrator on subscription $sub, so the deployment cannot create its role assignments (every access here is Entra ID, granted by roles). Ask an owner of the subscription for one of them, or set IMGSEARCH_SKIP_ROLE_CHECK=1 if a custom role grants Microsoft.Authorization/roleAssignments/write" ;;
+    esac
+else
+    warn "could not list the role assignments of $assignee ($(last_line "$errors")); make sure it holds Owner, User Access Administrator or Role Based Access Control Administrator on subscription $sub"
+fi
+
+if count=$(az cognitiveservices account list --subscription "$sub" \
+    --query "length([?kind=='ComputerVision'])" --output tsv 2>"$errors"); then
+    if [ "$count" = 0 ]; then
+        warn "subscription $sub has no Computer Vision account yet. If it never had one, the provisioning fails with ResourceKindRequireAcceptTerms: accept the Responsible AI terms once by creating a Computer Vision resource in the Azure portal (https://portal.azure.com/#create/Microsoft.CognitiveServicesComputerVision), delete it, then run azd provision again"
+    else
+        say "Computer Vision: $count account(s) in the subscription, so its Responsible AI terms were accepted"
+    fi
+else
+    warn "could not list the Cognitive Services accounts ($(last_line "$errors")); if provisioning fails with ResourceKindRequireAcceptTerms, create one Computer Vision resource in the Azure portal to accept the Responsible AI terms"
+fi
+
+if [ "${VNET_ENABLED:-false}" = true ]; then
+    say "private network mode (VNET_ENABLED=true): the postprovision hook must reach the search service through its private endpoint, so run azd from a machine inside the virtual network or connected to it"
+fi
