@@ -11,11 +11,12 @@ export TRANSFORMERS_OFFLINE := 1
 DEMO_DATA ?= .imgsearch/demo
 DEMO_QUERY ?= a cat
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test test-fast mutation bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml package.json package-lock.json
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, " + sys.version.split()[0] + " is $(PYTHON); run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
@@ -27,11 +28,29 @@ demo: setup
 	IMGSEARCH_DATA_DIR=$(DEMO_DATA) $(BIN)/imgsearch index samples
 	IMGSEARCH_DATA_DIR=$(DEMO_DATA) $(BIN)/imgsearch search "$(DEMO_QUERY)" -k 5
 
-test: setup
+# Lint, formatting, types (indexer/) and the layering contracts (pyproject.toml).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest
+
+# The fast tier: no Azurite, no offline models, no servers (about half a minute).
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit
+
+# Mutation testing of the core modules with the fast tier (not part of `make test`; a few
+# minutes). The score per module is printed at the end; see [tool.mutmut] in pyproject.toml.
+mutation: setup
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python bench/mutation_report.py
 
 bench: setup
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules .imgsearch .pytest_cache
+	rm -rf $(VENV) node_modules .imgsearch .pytest_cache mutants

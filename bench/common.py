@@ -3,7 +3,7 @@ they start, timing, percentiles and the figures table they print.
 
 Every benchmark prints its figures next to a baseline measured in the same run (a ratio),
 because absolute numbers from a shared 2-core machine say little on their own. Tests never
-assert timings; ``tests/test_bench_smoke.py`` only checks that each script runs.
+assert timings; ``tests/e2e/test_bench_smoke.py`` only checks that each script runs.
 
 Stand-ins are the ones the test suite uses (``tests/fixtures``): Azurite started by its pid,
 the local vectorizer server and the Azure AI Search double in background threads of this

@@ -21,8 +21,10 @@ them. Settings, clients and the vectorizer are built once per worker, on first u
   handler records them in the ``imgsearch-failures`` container.
 - ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); for
   ``Microsoft.Storage.BlobDeleted`` it removes the document, other event types are logged
-  and ignored. A raised exception makes Event Grid
-  redeliver the event on its subscription's retry policy (infra sets it).
+  and ignored. A raised exception makes Event Grid redeliver the event under its
+  subscription's retry policy (up to 30 delivery attempts within 24 hours, set in
+  ``infra/app/eventsubscriptions.bicep``, which the post-deploy hook deploys); an event still
+  undelivered after that is dead-lettered to the ``imgsearch-deadletter`` container.
 - ``search``: ``GET|POST /api/search`` (function key): text, image URL or image bytes, ``k``,
   ``threshold``, ``filter``; JSON with cosine scores; 400 with an Azure-style error body for
   bad input, 503 (with ``Retry-After`` when known) when a service is throttling or down.

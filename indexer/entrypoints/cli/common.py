@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
 import typer
 from azure.core.exceptions import HttpResponseError
 
@@ -122,8 +121,8 @@ def handle_errors() -> Iterator[None]:
     ``errors.classify`` gives. Anything else is a bug and keeps its traceback."""
     try:
         yield
-    except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-        raise
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise  # the CLI's own exits and usage errors
     except (Exception, KeyboardInterrupt) as exc:
         kind = classify(exc)
         if kind.kind == "bug":

@@ -29,7 +29,7 @@ from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
 
 PHOTO_NAMES = ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")

@@ -30,7 +30,7 @@ from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import Services, build_backend, ensure_index
 from indexer.settings import load_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
 PHOTOS = ("cat.jpg", "dog.jpg", "coffee.jpg", "fire_truck.jpg", "penguin.jpg", "bicycle.jpg")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from indexer.indexing.failures import FAILURES_CONTAINER
 from indexer.model_versions import DEFAULT_MODEL_VERSION, MODEL_VERSIONS
 from indexer.schema import schema_path
 from indexer.settings import Settings, load_settings, pinned_model_version
-from tests import bicep_graph
-from tests.bicep_graph import BicepFile, Expr
+from tests.infra import bicep_graph
+from tests.infra.bicep_graph import BicepFile, Expr
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 
 # Stable API versions published for each resource type the templates use. Source of every list:
@@ -32,65 +32,221 @@ INFRA = ROOT / "infra"
 PUBLISHED_API_VERSIONS: dict[str, set[str]] = {
     # specification/resources/resource-manager/Microsoft.Resources/stable/2024-03-01/resources.json
     "Microsoft.Resources/resourceGroups": {
-        "2015-11-01", "2016-02-01", "2016-07-01", "2016-09-01", "2017-05-10", "2018-02-01",
-        "2018-05-01", "2019-03-01", "2019-05-01", "2019-05-10", "2019-07-01", "2019-08-01",
-        "2019-10-01", "2020-06-01", "2020-08-01", "2020-10-01", "2021-01-01", "2021-04-01",
-        "2022-09-01", "2023-07-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-03-01",
-        "2025-04-01"},
+        "2015-11-01",
+        "2016-02-01",
+        "2016-07-01",
+        "2016-09-01",
+        "2017-05-10",
+        "2018-02-01",
+        "2018-05-01",
+        "2019-03-01",
+        "2019-05-01",
+        "2019-05-10",
+        "2019-07-01",
+        "2019-08-01",
+        "2019-10-01",
+        "2020-06-01",
+        "2020-08-01",
+        "2020-10-01",
+        "2021-01-01",
+        "2021-04-01",
+        "2022-09-01",
+        "2023-07-01",
+        "2024-03-01",
+        "2024-07-01",
+        "2024-11-01",
+        "2025-03-01",
+        "2025-04-01",
+    },
     # specification/msi/resource-manager/Microsoft.ManagedIdentity/stable/2023-01-31/ManagedIdentity.json
     "Microsoft.ManagedIdentity/userAssignedIdentities": {"2018-11-30", "2023-01-31", "2024-11-30"},
     # specification/storage/resource-manager/Microsoft.Storage/stable/2023-05-01/ (storage + blob)
     "Microsoft.Storage/storageAccounts": {
-        "2015-06-15", "2016-01-01", "2016-05-01", "2016-12-01", "2017-06-01", "2017-10-01",
-        "2018-02-01", "2018-07-01", "2018-11-01", "2019-04-01", "2019-06-01", "2021-01-01",
-        "2021-02-01", "2021-04-01", "2021-06-01", "2021-08-01", "2021-09-01", "2022-05-01",
-        "2022-09-01", "2023-01-01", "2023-04-01", "2023-05-01", "2024-01-01", "2025-01-01",
-        "2025-06-01", "2025-08-01", "2026-04-01"},
+        "2015-06-15",
+        "2016-01-01",
+        "2016-05-01",
+        "2016-12-01",
+        "2017-06-01",
+        "2017-10-01",
+        "2018-02-01",
+        "2018-07-01",
+        "2018-11-01",
+        "2019-04-01",
+        "2019-06-01",
+        "2021-01-01",
+        "2021-02-01",
+        "2021-04-01",
+        "2021-06-01",
+        "2021-08-01",
+        "2021-09-01",
+        "2022-05-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-04-01",
+        "2023-05-01",
+        "2024-01-01",
+        "2025-01-01",
+        "2025-06-01",
+        "2025-08-01",
+        "2026-04-01",
+    },
     "Microsoft.Storage/storageAccounts/blobServices": {
-        "2018-07-01", "2018-11-01", "2019-04-01", "2019-06-01", "2021-01-01", "2021-02-01",
-        "2021-04-01", "2021-06-01", "2021-08-01", "2021-09-01", "2022-05-01", "2022-09-01",
-        "2023-01-01", "2023-04-01", "2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01",
-        "2025-08-01", "2026-04-01"},
+        "2018-07-01",
+        "2018-11-01",
+        "2019-04-01",
+        "2019-06-01",
+        "2021-01-01",
+        "2021-02-01",
+        "2021-04-01",
+        "2021-06-01",
+        "2021-08-01",
+        "2021-09-01",
+        "2022-05-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-04-01",
+        "2023-05-01",
+        "2024-01-01",
+        "2025-01-01",
+        "2025-06-01",
+        "2025-08-01",
+        "2026-04-01",
+    },
     "Microsoft.Storage/storageAccounts/blobServices/containers": {
-        "2018-02-01", "2018-07-01", "2018-11-01", "2019-04-01", "2019-06-01", "2021-01-01",
-        "2021-02-01", "2021-04-01", "2021-06-01", "2021-08-01", "2021-09-01", "2022-05-01",
-        "2022-09-01", "2023-01-01", "2023-04-01", "2023-05-01", "2024-01-01", "2025-01-01",
-        "2025-06-01", "2025-08-01", "2026-04-01"},
+        "2018-02-01",
+        "2018-07-01",
+        "2018-11-01",
+        "2019-04-01",
+        "2019-06-01",
+        "2021-01-01",
+        "2021-02-01",
+        "2021-04-01",
+        "2021-06-01",
+        "2021-08-01",
+        "2021-09-01",
+        "2022-05-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-04-01",
+        "2023-05-01",
+        "2024-01-01",
+        "2025-01-01",
+        "2025-06-01",
+        "2025-08-01",
+        "2026-04-01",
+    },
     # specification/web/resource-manager/Microsoft.Web/stable/2024-04-01/ (AppServicePlans.json,
     # WebApps.json; examples/CreateOrUpdateFunctionAppFlexConsumptionWithDetails.json)
     "Microsoft.Web/serverfarms": {
-        "2015-08-01", "2016-09-01", "2018-02-01", "2019-08-01", "2020-06-01", "2020-09-01",
-        "2020-10-01", "2020-12-01", "2021-01-01", "2021-01-15", "2021-02-01", "2021-03-01",
-        "2022-03-01", "2022-09-01", "2023-01-01", "2023-12-01", "2024-04-01", "2024-11-01",
-        "2025-03-01"},
+        "2015-08-01",
+        "2016-09-01",
+        "2018-02-01",
+        "2019-08-01",
+        "2020-06-01",
+        "2020-09-01",
+        "2020-10-01",
+        "2020-12-01",
+        "2021-01-01",
+        "2021-01-15",
+        "2021-02-01",
+        "2021-03-01",
+        "2022-03-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-12-01",
+        "2024-04-01",
+        "2024-11-01",
+        "2025-03-01",
+    },
     "Microsoft.Web/sites": {
-        "2015-08-01", "2016-08-01", "2018-02-01", "2018-11-01", "2019-08-01", "2020-06-01",
-        "2020-09-01", "2020-10-01", "2020-12-01", "2021-01-01", "2021-01-15", "2021-02-01",
-        "2021-03-01", "2022-03-01", "2022-09-01", "2023-01-01", "2023-12-01", "2024-04-01",
-        "2024-11-01", "2025-03-01"},
+        "2015-08-01",
+        "2016-08-01",
+        "2018-02-01",
+        "2018-11-01",
+        "2019-08-01",
+        "2020-06-01",
+        "2020-09-01",
+        "2020-10-01",
+        "2020-12-01",
+        "2021-01-01",
+        "2021-01-15",
+        "2021-02-01",
+        "2021-03-01",
+        "2022-03-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-12-01",
+        "2024-04-01",
+        "2024-11-01",
+        "2025-03-01",
+    },
     "Microsoft.Web/sites/config": {
-        "2015-08-01", "2016-08-01", "2018-02-01", "2018-11-01", "2019-08-01", "2020-06-01",
-        "2020-09-01", "2020-10-01", "2020-12-01", "2021-01-01", "2021-01-15", "2021-02-01",
-        "2021-03-01", "2022-03-01", "2022-09-01", "2023-01-01", "2023-12-01", "2024-04-01",
-        "2024-11-01", "2025-03-01"},
+        "2015-08-01",
+        "2016-08-01",
+        "2018-02-01",
+        "2018-11-01",
+        "2019-08-01",
+        "2020-06-01",
+        "2020-09-01",
+        "2020-10-01",
+        "2020-12-01",
+        "2021-01-01",
+        "2021-01-15",
+        "2021-02-01",
+        "2021-03-01",
+        "2022-03-01",
+        "2022-09-01",
+        "2023-01-01",
+        "2023-12-01",
+        "2024-04-01",
+        "2024-11-01",
+        "2025-03-01",
+    },
     # specification/search/resource-manager/Microsoft.Search/stable/2023-11-01/search.json
     "Microsoft.Search/searchServices": {
-        "2015-02-28", "2015-08-19", "2020-03-13", "2020-08-01", "2022-09-01", "2023-11-01",
-        "2025-05-01"},
-    # specification/cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/cognitiveservices.json
+        "2015-02-28",
+        "2015-08-19",
+        "2020-03-13",
+        "2020-08-01",
+        "2022-09-01",
+        "2023-11-01",
+        "2025-05-01",
+    },
+    # specification/cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2024-10-01/
+    #   cognitiveservices.json
     "Microsoft.CognitiveServices/accounts": {
-        "2017-04-18", "2021-04-30", "2021-10-01", "2022-03-01", "2022-10-01", "2022-12-01",
-        "2023-05-01", "2024-10-01", "2025-06-01", "2025-09-01", "2025-12-01", "2026-03-01",
-        "2026-05-01", "2026-07-01"},
+        "2017-04-18",
+        "2021-04-30",
+        "2021-10-01",
+        "2022-03-01",
+        "2022-10-01",
+        "2022-12-01",
+        "2023-05-01",
+        "2024-10-01",
+        "2025-06-01",
+        "2025-09-01",
+        "2025-12-01",
+        "2026-03-01",
+        "2026-05-01",
+        "2026-07-01",
+    },
     # specification/operationalinsights/resource-manager/Microsoft.OperationalInsights/stable/2023-09-01/Workspaces.json
     "Microsoft.OperationalInsights/workspaces": {
-        "2020-08-01", "2020-10-01", "2021-06-01", "2022-10-01", "2023-09-01", "2025-02-01",
-        "2025-07-01", "2026-03-01"},
+        "2020-08-01",
+        "2020-10-01",
+        "2021-06-01",
+        "2022-10-01",
+        "2023-09-01",
+        "2025-02-01",
+        "2025-07-01",
+        "2026-03-01",
+    },
     # specification/applicationinsights/resource-manager/Microsoft.Insights/stable/2020-02-02/components_API.json
     "Microsoft.Insights/components": {"2015-05-01", "2020-02-02"},
     # specification/eventgrid/resource-manager/Microsoft.EventGrid/stable/2022-06-15/EventGrid.json
     "Microsoft.EventGrid/systemTopics": {"2021-12-01", "2022-06-15", "2025-02-15"},
-    # specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json
+    # specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/
+    #   authorization-RoleAssignmentsCalls.json
     "Microsoft.Authorization/roleAssignments": {"2015-07-01", "2022-04-01"},
     # bicep-types-az generated/eventgrid/microsoft.eventgrid/2022-06-15/types.md
     # ("## Resource Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15"); the stable
@@ -128,10 +284,19 @@ BUILT_IN_ROLES = {
 # articles/ai-services/computer-vision/overview-image-analysis.md, ms.date 09/16/2025), checked
 # again for this list. Display name -> region code.
 MULTIMODAL_EMBEDDINGS_REGION_NAMES = {
-    "East US": "eastus", "West US": "westus", "West US 2": "westus2", "France Central": "francecentral",
-    "North Europe": "northeurope", "West Europe": "westeurope", "Sweden Central": "swedencentral",
-    "Switzerland North": "switzerlandnorth", "Australia East": "australiaeast",
-    "Southeast Asia": "southeastasia", "Korea Central": "koreacentral", "Japan East": "japaneast"}
+    "East US": "eastus",
+    "West US": "westus",
+    "West US 2": "westus2",
+    "France Central": "francecentral",
+    "North Europe": "northeurope",
+    "West Europe": "westeurope",
+    "Sweden Central": "swedencentral",
+    "Switzerland North": "switzerlandnorth",
+    "Australia East": "australiaeast",
+    "Southeast Asia": "southeastasia",
+    "Korea Central": "koreacentral",
+    "Japan East": "japaneast",
+}
 MULTIMODAL_EMBEDDINGS_REGIONS = set(MULTIMODAL_EMBEDDINGS_REGION_NAMES.values())
 
 # What the product needs: the resource types that must be declared (not merely referenced).
@@ -153,7 +318,7 @@ REQUIRED_RESOURCE_TYPES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def bicep(relative: str) -> BicepFile:
     return bicep_graph.load(INFRA / relative)
 
@@ -178,6 +343,7 @@ def modules_of(path: str) -> list[bicep_graph.Module]:
 
 # ---- shape of the deployment ----
 
+
 def test_main_deploys_at_subscription_scope_into_its_own_resource_group():
     main = bicep("main.bicep")
     assert main.target_scope == "subscription"
@@ -201,7 +367,9 @@ def api_version_problems(resources) -> list[str]:
         if known is None:
             problems.append(f"{where}: {resource.symbol}: no verified API versions for type {resource.type}")
         elif resource.api_version not in known:
-            problems.append(f"{where}: {resource.symbol}: {resource.type}@{resource.api_version} is not a published version")
+            problems.append(
+                f"{where}: {resource.symbol}: {resource.type}@{resource.api_version} is not a published version"
+            )
     return problems
 
 
@@ -224,6 +392,7 @@ resource d 'Microsoft.Storage/storageAccounts@2023-05-01' = { name: 'ok' }
 
 
 # ---- Azure AI Vision ----
+
 
 def test_the_vision_location_is_restricted_to_the_multimodal_embeddings_regions():
     main = bicep("main.bicep")
@@ -269,11 +438,11 @@ def test_the_vision_model_version_choices_are_the_azure_models_with_a_schema_eac
     assert param.default == DEFAULT_MODEL_VERSION
     for version in param.allowed:
         assert schema_path(version).is_file(), f"no index schema for {version}"
-    assert bicep("main.bicep").params["visionApiVersion"].default == Settings.model_fields[
-        "vision_api_version"].default
+    assert bicep("main.bicep").params["visionApiVersion"].default == Settings.model_fields["vision_api_version"].default
 
 
 # ---- Azure AI Search ----
+
 
 def test_search_accepts_only_role_based_access_and_takes_its_sku_from_a_parameter():
     search = bicep("app/search.bicep")
@@ -290,17 +459,20 @@ def test_search_accepts_only_role_based_access_and_takes_its_sku_from_a_paramete
 
 # ---- storage ----
 
+
 def test_every_storage_account_refuses_shared_keys_old_tls_and_public_blobs():
-    accounts = [(p, r) for p, r in all_resources()
-                if r.type == "Microsoft.Storage/storageAccounts" and not r.existing]
+    accounts = [(p, r) for p, r in all_resources() if r.type == "Microsoft.Storage/storageAccounts" and not r.existing]
     assert accounts
     for parsed, account in accounts:
         properties = account.get("properties")
         assert properties["allowSharedKeyAccess"] is False, parsed.path
         assert properties["minimumTlsVersion"] == "TLS1_2", parsed.path
         assert properties["allowBlobPublicAccess"] is False, parsed.path
-    containers = [r for _, r in all_resources()
-                  if r.type == "Microsoft.Storage/storageAccounts/blobServices/containers" and not r.existing]
+    containers = [
+        r
+        for _, r in all_resources()
+        if r.type == "Microsoft.Storage/storageAccounts/blobServices/containers" and not r.existing
+    ]
     assert containers and all(c.get("properties", "publicAccess") == "None" for c in containers)
 
 
@@ -314,7 +486,10 @@ def test_images_and_host_storage_are_separate_accounts_with_their_containers():
     images = storage_modules["imagesStorage"].params
     host = storage_modules["hostStorage"].params
     assert [str(c) for c in images["containerNames"]] == [
-        "imagesContainerName", "failuresContainerName", "deadLetterContainerName"]
+        "imagesContainerName",
+        "failuresContainerName",
+        "deadLetterContainerName",
+    ]
     assert [str(c) for c in host["containerNames"]] == ["deploymentContainerName"]
     assert str(images["name"]) != str(host["name"])
 
@@ -340,6 +515,7 @@ def test_the_photos_are_geo_redundant_and_the_host_account_is_not_billed_for_it(
 
 # ---- the Function ----
 
+
 def test_the_function_runs_python_3_11_on_flex_consumption_as_the_user_assigned_identity():
     function = bicep("app/function.bicep")
     [plan] = function.resources_of_type("Microsoft.Web/serverfarms")
@@ -358,7 +534,8 @@ def test_the_function_runs_python_3_11_on_flex_consumption_as_the_user_assigned_
     assert storage["type"] == "blobContainer"
     assert storage["authentication"] == {
         "type": "UserAssignedIdentity",
-        "userAssignedIdentityResourceId": Expr(f"{identity_resource.symbol}.id", "member_expression")}
+        "userAssignedIdentityResourceId": Expr(f"{identity_resource.symbol}.id", "member_expression"),
+    }
     assert "deploymentContainerName" in str(storage["value"])
     assert site.get("properties", "httpsOnly") is True
 
@@ -392,9 +569,16 @@ def function_settings() -> dict[str, Any]:
 # Settings fields the Function needs on Azure. The others are local-only (data_dir), secrets
 # that must not exist on Azure (keys, connection string) or tuning with safe defaults.
 FIELDS_SET_ON_AZURE = [
-    "vision_endpoint", "vision_model_version", "vision_api_version", "vision_requests_per_second",
-    "search_endpoint", "search_index_name", "storage_blob_service_uri", "images_container",
-    "azure_client_id"]
+    "vision_endpoint",
+    "vision_model_version",
+    "vision_api_version",
+    "vision_requests_per_second",
+    "search_endpoint",
+    "search_index_name",
+    "storage_blob_service_uri",
+    "images_container",
+    "azure_client_id",
+]
 SECRET_FIELDS = ["vision_key", "search_key", "storage_connection_string"]
 
 
@@ -463,10 +647,13 @@ def test_the_settings_object_built_from_the_app_settings_targets_azure(monkeypat
     assert settings.vision_api_version == "2024-02-01"
 
 
-@pytest.mark.parametrize("connection, storage_symbol", [
-    ("AzureWebJobsStorage", "hostStorage"),
-    ("IMAGES_STORAGE", None),
-])
+@pytest.mark.parametrize(
+    "connection, storage_symbol",
+    [
+        ("AzureWebJobsStorage", "hostStorage"),
+        ("IMAGES_STORAGE", None),
+    ],
+)
 def test_storage_connections_are_identity_based(connection, storage_symbol):
     settings = function_settings()
     function = bicep("app/function.bicep")
@@ -496,9 +683,15 @@ def test_the_images_connection_points_at_the_images_account():
 def test_no_setting_flex_consumption_deprecates_is_set():
     # Functions app settings reference, "Flex Consumption plan deprecations": the runtime lives in
     # functionAppConfig and there is no content share or Kudu build.
-    deprecated = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
-                  "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
-                  "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD"}
+    deprecated = {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+        "SCM_DO_BUILD_DURING_DEPLOYMENT",
+        "ENABLE_ORYX_BUILD",
+    }
     assert not deprecated & set(function_settings())
 
 
@@ -532,8 +725,9 @@ def _leaks(text: str) -> list[str]:
     return [label for pattern, label in SECRET_PATTERNS if pattern.search(text)]
 
 
-def _app_insights_exception_holds(value: Any, files: list[BicepFile], settings: dict[str, Any],
-                                  owner: BicepFile) -> bool:
+def _app_insights_exception_holds(
+    value: Any, files: list[BicepFile], settings: dict[str, Any], owner: BicepFile
+) -> bool:
     """The one allowed connection string: Application Insights', read straight from a component
     whose local (key) auth is disabled, with Entra authentication configured for the host.
 
@@ -550,8 +744,9 @@ def _app_insights_exception_holds(value: Any, files: list[BicepFile], settings: 
         return False
     if component.type != "Microsoft.Insights/components":
         return False
-    declarations = [r for f in files for r in f.resources
-                    if r.type == "Microsoft.Insights/components" and not r.existing]
+    declarations = [
+        r for f in files for r in f.resources if r.type == "Microsoft.Insights/components" and not r.existing
+    ]
     if not declarations or not all(r.get("properties", "DisableLocalAuth") is True for r in declarations):
         return False
     auth = str(settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""))
@@ -613,8 +808,9 @@ def secret_findings(files: list[BicepFile]) -> list[str]:
             findings += [f"{where}: output {output.name} exposes {label}" for label in _leaks(str(output.value))]
         for module in parsed.modules:
             for name, value in module.params.items():
-                findings += [f"{where}: module {module.symbol} receives {label} in {name}"
-                             for label in _leaks(str(value))]
+                findings += [
+                    f"{where}: module {module.symbol} receives {label} in {name}" for label in _leaks(str(value))
+                ]
         settings = app_settings(parsed)
         for name, value in settings.items():
             if name == APP_INSIGHTS_SETTING:
@@ -635,7 +831,8 @@ def test_the_function_gets_the_app_insights_connection_string_with_entra_authent
     settings = function_settings()
     assert str(settings[APP_INSIGHTS_SETTING]) == "appInsights.properties.ConnectionString"
     assert str(settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == (
-        "'Authorization=AAD;ClientId=${identity.properties.clientId}'")
+        "'Authorization=AAD;ClientId=${identity.properties.clientId}'"
+    )
     [component] = bicep("app/monitoring.bicep").resources_of_type("Microsoft.Insights/components")
     assert component.get("properties", "DisableLocalAuth") is True
     assert "logAnalytics.id" in str(component.get("properties", "WorkspaceResourceId"))
@@ -714,10 +911,19 @@ def _host_keys_variant(old: str, new: str) -> BicepFile:
 
 
 HOST_KEY_LEAKS = {
-    "in an output": ("output subscriptionNames array", "output leak string = hostKeys.systemKeys.blobs_extension\noutput subscriptionNames array"),
+    "in an output": (
+        "output subscriptionNames array",
+        "output leak string = hostKeys.systemKeys.blobs_extension\noutput subscriptionNames array",
+    ),
     "in another property": ("eventDeliverySchema: 'EventGridSchema'", "eventDeliverySchema: hostKeys.masterKey"),
-    "the master key listed too": ("var webhookBase", "var other = listKeys('${site.id}/host/default', '2024-04-01').masterKey\nvar webhookBase"),
-    "a second holder": ("var webhookBase", "var copy = '${listKeys('${site.id}/host/default', '2024-04-01')}'\nvar webhookBase"),
+    "the master key listed too": (
+        "var webhookBase",
+        "var other = listKeys('${site.id}/host/default', '2024-04-01').masterKey\nvar webhookBase",
+    ),
+    "a second holder": (
+        "var webhookBase",
+        "var copy = '${listKeys('${site.id}/host/default', '2024-04-01')}'\nvar webhookBase",
+    ),
 }
 
 
@@ -738,6 +944,7 @@ def test_the_host_key_exception_is_narrow(old, new):
 
 # ---- Event Grid ----
 
+
 def test_the_system_topic_watches_the_images_account():
     eventgrid = bicep("app/eventgrid.bicep")
     [topic] = eventgrid.resources_of_type("Microsoft.EventGrid/systemTopics")
@@ -755,6 +962,7 @@ def test_the_system_topic_watches_the_images_account():
 
 
 # ---- role assignments ----
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -827,7 +1035,8 @@ def role_assignments(parsed: BicepFile) -> dict[Assignment, bicep_graph.Resource
     for resource in parsed.resources_of_type("Microsoft.Authorization/roleAssignments"):
         definition = str(resource.get("properties", "roleDefinitionId"))
         match = re.fullmatch(
-            r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions', roles\.(\w+)\)", definition)
+            r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions', roles\.(\w+)\)", definition
+        )
         assert match, f"{resource.symbol}: role definition not taken from the role table: {definition}"
         role = _role_name(match.group(1))
         assert table[match.group(1)] == BUILT_IN_ROLES[role]
@@ -899,12 +1108,22 @@ def test_main_wires_the_rbac_module_to_the_right_resources():
 
 # ---- outputs ----
 
+
 def test_main_outputs_what_azd_and_the_hooks_need():
     outputs = bicep("main.bicep").outputs
-    needed = {"AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_NAME", "AZURE_FUNCTION_HOSTNAME",
-              "AZURE_EVENTGRID_SYSTEM_TOPIC_NAME", "AZURE_IMAGES_CONTAINER", "AZURE_SEARCH_ENDPOINT",
-              "AZURE_SEARCH_INDEX_NAME", "AZURE_VISION_ENDPOINT", "AZURE_VISION_MODEL_VERSION",
-              "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_BLOB_ENDPOINT"}
+    needed = {
+        "AZURE_RESOURCE_GROUP",
+        "AZURE_FUNCTION_NAME",
+        "AZURE_FUNCTION_HOSTNAME",
+        "AZURE_EVENTGRID_SYSTEM_TOPIC_NAME",
+        "AZURE_IMAGES_CONTAINER",
+        "AZURE_SEARCH_ENDPOINT",
+        "AZURE_SEARCH_INDEX_NAME",
+        "AZURE_VISION_ENDPOINT",
+        "AZURE_VISION_MODEL_VERSION",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_BLOB_ENDPOINT",
+    }
     assert needed <= set(outputs), needed - set(outputs)
     assert str(outputs["AZURE_FUNCTION_HOSTNAME"].value) == "functionApp.outputs.defaultHostName"
     assert str(bicep("app/function.bicep").outputs["defaultHostName"].value) == "site.properties.defaultHostName"
@@ -920,10 +1139,13 @@ FLEX_INSTANCE_COUNT = (40, 1000)
 FLEX_INSTANCE_MEMORY_MB = {512, 2048, 4096}
 
 
-@pytest.mark.parametrize("path, count, memory", [
-    ("main.bicep", "functionMaximumInstanceCount", "functionInstanceMemoryMB"),
-    ("app/function.bicep", "maximumInstanceCount", "instanceMemoryMB"),
-])
+@pytest.mark.parametrize(
+    "path, count, memory",
+    [
+        ("main.bicep", "functionMaximumInstanceCount", "functionInstanceMemoryMB"),
+        ("app/function.bicep", "maximumInstanceCount", "instanceMemoryMB"),
+    ],
+)
 def test_the_flex_consumption_bounds_are_enforced_by_the_parameters(path, count, memory):
     params = bicep(path).params
     assert params[count].decorators["minValue"] == [FLEX_INSTANCE_COUNT[0]]
@@ -943,6 +1165,7 @@ def test_the_instance_count_is_not_offered_as_a_vision_rate_limit():
 
 
 # ---- hardening ----
+
 
 def test_the_log_analytics_workspace_refuses_shared_key_access():
     [workspace] = bicep("app/monitoring.bicep").resources_of_type("Microsoft.OperationalInsights/workspaces")
@@ -976,10 +1199,14 @@ def test_search_replicas_come_from_a_parameter():
 # 1440 minutes. Event types and webhook paths: the Functions blob trigger (source EventGrid) and
 # Event Grid trigger docs; functions/function_app.py declares index_image and remove_image.
 SUBSCRIPTIONS = {
-    "index-image-on-blob-created": ("Microsoft.Storage.BlobCreated",
-                                    "/blobs?functionName=Host.Functions.index_image&code=${hostKeys.systemKeys.blobs_extension}"),
-    "remove-image-on-blob-deleted": ("Microsoft.Storage.BlobDeleted",
-                                     "/eventgrid?functionName=remove_image&code=${hostKeys.systemKeys.eventgrid_extension}"),
+    "index-image-on-blob-created": (
+        "Microsoft.Storage.BlobCreated",
+        "/blobs?functionName=Host.Functions.index_image&code=${hostKeys.systemKeys.blobs_extension}",
+    ),
+    "remove-image-on-blob-deleted": (
+        "Microsoft.Storage.BlobDeleted",
+        "/eventgrid?functionName=remove_image&code=${hostKeys.systemKeys.eventgrid_extension}",
+    ),
 }
 
 
@@ -993,7 +1220,9 @@ def test_the_system_topic_has_an_identity_with_a_role_on_the_dead_letter_contain
     assert grants == {Assignment("eventgrid", "Storage Blob Data Contributor", "dead-letter container")}
     main = bicep("main.bicep")
     assert main.variables["deadLetterContainerName"] not in (
-        main.variables["imagesContainerName"], main.variables["failuresContainerName"])
+        main.variables["imagesContainerName"],
+        main.variables["failuresContainerName"],
+    )
     assert str(main.outputs["AZURE_EVENTGRID_DEADLETTER_CONTAINER"].value) == "deadLetterContainerName"
 
 
@@ -1048,6 +1277,7 @@ def test_every_subscription_has_an_explicit_retry_policy_and_an_identity_based_d
 
 # ---- private network mode ----
 
+
 def evaluate(expression: Any, scope: dict[str, Any]) -> Any:
     """The value of a small Bicep expression (literals, names in scope, ==, !, ?:, toLower, empty)."""
     if not isinstance(expression, Expr):
@@ -1090,7 +1320,9 @@ def test_the_expression_evaluator_reads_what_the_private_mode_tests_rely_on():
     assert evaluate(Expr("!flag", "unary_expression"), scope) is False
 
 
-@pytest.mark.parametrize("vnet_enabled, access, default_action", [(False, "Enabled", "Allow"), (True, "Disabled", "Deny")])
+@pytest.mark.parametrize(
+    "vnet_enabled, access, default_action", [(False, "Enabled", "Allow"), (True, "Disabled", "Deny")]
+)
 def test_private_mode_disables_public_network_access_on_storage_search_and_vision(vnet_enabled, access, default_action):
     main = bicep("main.bicep")
     assert main.params["vnetEnabled"].default is False, "private network mode is off by default"
@@ -1114,8 +1346,12 @@ def test_private_mode_disables_public_network_access_on_storage_search_and_visio
 # The private link group ids and private DNS zones ("Azure Private Endpoint private DNS zone
 # values": blob, queue, searchService, account).
 PRIVATE_ENDPOINTS = {
-    ("hostStorage", "blob"), ("hostStorage", "queue"), ("imagesStorage", "blob"), ("imagesStorage", "queue"),
-    ("search", "searchService"), ("vision", "account"),
+    ("hostStorage", "blob"),
+    ("hostStorage", "queue"),
+    ("imagesStorage", "blob"),
+    ("imagesStorage", "queue"),
+    ("search", "searchService"),
+    ("vision", "account"),
 }
 PRIVATE_DNS_ZONES = {
     "blob": "'privatelink.blob.${environment().suffixes.storage}'",
@@ -1139,13 +1375,20 @@ def test_private_mode_puts_blob_queue_search_and_vision_behind_private_endpoints
     assert seen == PRIVATE_ENDPOINTS
     # the existing resources are the deployment's own accounts and services
     names = {r.symbol: str(r.get("name")) for r in network.resources if r.existing}
-    for symbol, param in [("hostStorage", "hostStorageName"), ("imagesStorage", "imagesStorageName"),
-                          ("search", "searchServiceName"), ("vision", "visionAccountName")]:
+    for symbol, param in [
+        ("hostStorage", "hostStorageName"),
+        ("imagesStorage", "imagesStorageName"),
+        ("search", "searchServiceName"),
+        ("vision", "visionAccountName"),
+    ]:
         assert names[symbol] == param
     assert {k: str(v) for k, v in module.params.items() if k.endswith("Name")} == {
-        "vnetName": "names.vnet", "hostStorageName": "hostStorage.outputs.name",
-        "imagesStorageName": "imagesStorage.outputs.name", "searchServiceName": "search.outputs.name",
-        "visionAccountName": "vision.outputs.name"}
+        "vnetName": "names.vnet",
+        "hostStorageName": "hostStorage.outputs.name",
+        "imagesStorageName": "imagesStorage.outputs.name",
+        "searchServiceName": "search.outputs.name",
+        "visionAccountName": "vision.outputs.name",
+    }
     endpoints = network.resource("privateEndpoints")
     assert endpoints.loop == "for endpoint in endpoints"
     assert str(endpoints.get("properties", "subnet", "id")) == "vnet.properties.subnets[0].id"
@@ -1173,5 +1416,7 @@ def test_private_mode_integrates_the_function_into_a_delegated_subnet():
     [site] = bicep("app/function.bicep").resources_of_type("Microsoft.Web/sites")
     setting = site.get("properties", "virtualNetworkSubnetId")
     assert evaluate(setting, {"virtualNetworkSubnetId": ""}) is None
-    assert evaluate(setting, {"virtualNetworkSubnetId": "/subscriptions/x/subnets/app"}) == "/subscriptions/x/subnets/app"
+    assert (
+        evaluate(setting, {"virtualNetworkSubnetId": "/subscriptions/x/subnets/app"}) == "/subscriptions/x/subnets/app"
+    )
     assert str(bicep("main.bicep").outputs["AZURE_VNET_ENABLED"].value) == "vnetEnabled"

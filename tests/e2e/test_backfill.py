@@ -28,7 +28,7 @@ from indexer.services import build_vectorizer
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PHOTO_NAMES = ("cat.jpg", "dog.jpg", "fire_truck.jpg", "coffee.jpg")
 

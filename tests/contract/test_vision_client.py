@@ -37,7 +37,7 @@ from indexer.vectorizers import Vectorizer
 from indexer.vectorizers.vision import VisionClient
 from indexer.vectorizers.vision.contract import COGNITIVE_SERVICES_SCOPE
 from indexer.vectorizers.vision.errors import error_from_response
-from tests.test_vision_server import GA, IMAGE_PATH, TEXT_PATH, png_header, tiny_png
+from tests.contract.test_vision_server import GA, IMAGE_PATH, TEXT_PATH, png_header, tiny_png
 
 
 def client_for(server, **options) -> VisionClient:

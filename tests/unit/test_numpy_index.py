@@ -39,7 +39,7 @@ from tests.oracle import matches_all, stored_documents
 
 MODEL = OFFLINE_MULTILINGUAL
 DIMS = 512
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def vector(seed: int, dims: int = DIMS) -> np.ndarray:

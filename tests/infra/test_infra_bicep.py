@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import bicep_graph
+from tests.infra import bicep_graph
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 
@@ -37,12 +37,15 @@ def test_every_bicep_file_parses_without_error_or_missing_nodes(path):
     assert problems == [], f"{path}: " + "; ".join(map(str, problems))
 
 
-@pytest.mark.parametrize("broken, kind", [
-    ("resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n", "ERROR"),
-    ("param location string = \nvar x = 1\n", "ERROR"),
-    ("output o string = concat('a' 'b')\n", "ERROR"),
-    ("var x = {\n  a: 1\n  b: \n}\n", "MISSING"),
-])
+@pytest.mark.parametrize(
+    "broken, kind",
+    [
+        ("resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n", "ERROR"),
+        ("param location string = \nvar x = 1\n", "ERROR"),
+        ("output o string = concat('a' 'b')\n", "ERROR"),
+        ("var x = {\n  a: 1\n  b: \n}\n", "MISSING"),
+    ],
+)
 def test_the_syntax_check_reports_broken_bicep(broken, kind):
     problems = bicep_graph.syntax_problems(broken)
     assert problems, f"the grammar accepted broken Bicep:\n{broken}"
@@ -92,9 +95,15 @@ output url string = 'https://${st.name}'
     assert parsed.variables["settings"] == {"NAME": "x", "quoted-key": True, "COUNT": 3}
     storage, blobs, assignment = parsed.resources
     assert (storage.type, storage.api_version, storage.existing) == (
-        "Microsoft.Storage/storageAccounts", "2023-05-01", True)
+        "Microsoft.Storage/storageAccounts",
+        "2023-05-01",
+        True,
+    )
     assert (blobs.type, blobs.api_version, blobs.parent_symbol) == (
-        "Microsoft.Storage/storageAccounts/blobServices", "2023-05-01", "st")
+        "Microsoft.Storage/storageAccounts/blobServices",
+        "2023-05-01",
+        "st",
+    )
     assert assignment.condition == "(!empty(region))"
     assert assignment.get("properties", "principalId") == "p"
     assert str(assignment.get("scope")) == "st"
@@ -136,8 +145,9 @@ def _module_calls():
             yield path, module
 
 
-@pytest.mark.parametrize("path, module", list(_module_calls()),
-                         ids=lambda v: v.symbol if isinstance(v, bicep_graph.Module) else v.name)
+@pytest.mark.parametrize(
+    "path, module", list(_module_calls()), ids=lambda v: v.symbol if isinstance(v, bicep_graph.Module) else v.name
+)
 def test_every_module_call_matches_the_parameters_its_module_declares(path, module):
     target = (path.parent / module.path).resolve()
     assert target.is_file(), f"{path.name}: module {module.symbol} points at missing {module.path}"
@@ -160,8 +170,10 @@ def test_every_module_output_main_uses_is_declared_by_the_module():
 
 # ---- azd: main.parameters.json and azure.yaml ----
 
+
 def _parameters_file() -> dict:
     import json
+
     return json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
 
 
@@ -194,8 +206,10 @@ def test_the_pinned_model_and_index_follow_the_azd_values_the_deployment_outputs
     # environment, so what `azd env get-values` shows is what is deployed.
     main = bicep_graph.load(INFRA / "main.bicep")
     parameters = _parameters_file()
-    for param, output in [("searchIndexName", "AZURE_SEARCH_INDEX_NAME"),
-                          ("visionModelVersion", "AZURE_VISION_MODEL_VERSION")]:
+    for param, output in [
+        ("searchIndexName", "AZURE_SEARCH_INDEX_NAME"),
+        ("visionModelVersion", "AZURE_VISION_MODEL_VERSION"),
+    ]:
         assert parameters[param]["value"].startswith("${" + output + "=")
         assert str(main.outputs[output].value) == param
     assert parameters["vnetEnabled"]["value"] == "${VNET_ENABLED=false}"
@@ -213,13 +227,14 @@ def _doc_commands(text: str) -> list[str]:
             while command.endswith("\\"):
                 j += 1
                 command = command[:-1] + " " + lines[j].strip()
-            commands.append(command[command.index("az deployment sub create"):])
+            commands.append(command[command.index("az deployment sub create") :])
     return commands
 
 
 DOCUMENTED_DEPLOYMENTS = {
-    "README.md": lambda: _doc_commands((ROOT / "README.md").read_text(encoding="utf-8")
-                                       .split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]),
+    "README.md": lambda: _doc_commands(
+        (ROOT / "README.md").read_text(encoding="utf-8").split("## Deploy to Azure", 1)[1].split("\n## ", 1)[0]
+    ),
     "infra/README.md": lambda: _doc_commands((INFRA / "README.md").read_text(encoding="utf-8")),
     "main.bicep": lambda: _doc_commands((INFRA / "main.bicep").read_text(encoding="utf-8").split("targetScope", 1)[0]),
 }
@@ -232,6 +247,7 @@ def test_every_documented_az_deployment_deploys_as_written(where):
     # parameters by name only; this reads each one as the az CLI would and checks it against the
     # template.
     import shlex
+
     main = bicep_graph.load(INFRA / "main.bicep")
     commands = DOCUMENTED_DEPLOYMENTS[where]()
     assert commands, f"{where} shows no az deployment sub create command"
@@ -289,8 +305,12 @@ def _hook_entries():
 
 def test_azure_yaml_runs_the_provision_package_and_deploy_hooks():
     events = {(owner, event) for owner, event, _, _ in _hook_entries()}
-    assert {("project", "preprovision"), ("project", "postprovision"), ("project", "postdeploy"),
-            ("api", "prepackage")} <= events
+    assert {
+        ("project", "preprovision"),
+        ("project", "postprovision"),
+        ("project", "postdeploy"),
+        ("api", "prepackage"),
+    } <= events
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -300,8 +320,15 @@ def _version(text: str) -> tuple[int, ...]:
 def _satisfies(version: str, constraint: str) -> bool:
     """azd's requiredVersions syntax: space-separated comparisons, all of which must hold."""
     import operator
-    compare = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-               "!=": operator.ne, "=": operator.eq}
+
+    compare = {
+        ">=": operator.ge,
+        ">": operator.gt,
+        "<=": operator.le,
+        "<": operator.lt,
+        "!=": operator.ne,
+        "=": operator.eq,
+    }
     terms = re.findall(r"(>=|<=|!=|>|<|=)\s*(\d+(?:\.\d+)*)", constraint)
     assert terms, f"unreadable constraint {constraint!r}"
     return all(compare[op](_version(version), _version(v)) for op, v in terms)
@@ -322,8 +349,9 @@ def test_the_azd_environment_stays_out_of_git():
     assert ".azure/" in rules or ".azure" in rules
 
 
-@pytest.mark.parametrize("owner, event, hook, base", list(_hook_entries()),
-                         ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "owner, event, hook, base", list(_hook_entries()), ids=lambda v: v if isinstance(v, str) else None
+)
 def test_every_hook_azure_yaml_names_exists_for_both_shells(owner, event, hook, base):
     assert set(hook) == {"posix", "windows"}, f"{owner}/{event} must name a sh and a pwsh script"
     posix, windows = hook["posix"], hook["windows"]
@@ -347,14 +375,19 @@ def test_the_function_package_keeps_the_copied_indexer_and_schemas():
     if not funcignore.exists():
         pytest.skip("functions/.funcignore is not written yet")
     import fnmatch
-    rules = [line.strip() for line in funcignore.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+
+    rules = [
+        line.strip()
+        for line in funcignore.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for copied in ("indexer", "indexer/settings.py", "schemas", "schemas/2023-04-15.json"):
         excluded = [r for r in rules if not r.startswith("!") and fnmatch.fnmatch(copied, r.strip("/"))]
         assert not excluded, f".funcignore rules {excluded} would drop {copied} from the package"
 
 
 # ---- checkov: the IaC security scanner, offline ----
+
 
 def _comment_runs_in_objects(source: str) -> list[tuple[int, int]]:
     """(line, length) of each run of consecutive comment lines inside an object."""
@@ -392,9 +425,14 @@ PYCEP_COMMENT_RUN_LIMIT = 4
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
 def test_no_file_holds_a_comment_block_checkov_cannot_parse(path):
-    runs = [(line, n) for line, n in _comment_runs_in_objects(path.read_text(encoding="utf-8"))
-            if n > PYCEP_COMMENT_RUN_LIMIT]
-    assert runs == [], f"{path.name}: comment runs of more than {PYCEP_COMMENT_RUN_LIMIT} lines inside objects at {runs}"
+    runs = [
+        (line, n)
+        for line, n in _comment_runs_in_objects(path.read_text(encoding="utf-8"))
+        if n > PYCEP_COMMENT_RUN_LIMIT
+    ]
+    assert runs == [], (
+        f"{path.name}: comment runs of more than {PYCEP_COMMENT_RUN_LIMIT} lines inside objects at {runs}"
+    )
 
 
 def test_the_comment_run_check_finds_long_blocks_in_objects_only():
@@ -415,9 +453,22 @@ def _checkov() -> str:
 def checkov_report() -> dict:
     # --skip-download: no network (no Bridgecrew/Prisma platform, no policy download).
     result = subprocess.run(
-        [_checkov(), "--directory", str(INFRA), "--framework", "bicep", "--skip-download",
-         "--output", "json", "--compact"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        [
+            _checkov(),
+            "--directory",
+            str(INFRA),
+            "--framework",
+            "bicep",
+            "--skip-download",
+            "--output",
+            "json",
+            "--compact",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert result.stdout.strip(), result.stderr
     report = json.loads(result.stdout)
     return report[0] if isinstance(report, list) else report
@@ -440,7 +491,9 @@ def _inline_skips() -> list[tuple[str, int, str, str]]:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             match = INLINE_SKIP.search(line)
             if match:
-                skips.append((path.relative_to(INFRA).as_posix(), number, match.group(1), (match.group(2) or "").strip()))
+                skips.append(
+                    (path.relative_to(INFRA).as_posix(), number, match.group(1), (match.group(2) or "").strip())
+                )
     return skips
 
 
@@ -450,7 +503,9 @@ def test_every_inline_checkov_skip_gives_a_reason_and_silences_a_real_finding(ch
     for where, line, check, reason in skips:
         # one check per comment: checkov's Bicep runner reads a comma list as one unknown id
         assert len(reason) >= 40, f"{where}:{line}: skip of {check} needs a reason a reviewer can weigh"
-    skipped = {(Path(c["file_path"]).as_posix().lstrip("/"), c["check_id"])
-               for c in checkov_report["results"].get("skipped_checks", [])}
+    skipped = {
+        (Path(c["file_path"]).as_posix().lstrip("/"), c["check_id"])
+        for c in checkov_report["results"].get("skipped_checks", [])
+    }
     stale = [(where, line, check) for where, line, check, _ in skips if (where, check) not in skipped]
     assert stale == [], f"skip comments checkov did not use (no finding, or misplaced): {stale}"

@@ -44,7 +44,7 @@ from indexer.settings import Settings
 from indexer.sources.base import ImageItem
 from indexer.vectorizers.vision.client import VisionClient
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = {
     "cat.jpg": ["cat", "pet"],
     "dog.jpg": ["dog", "pet"],

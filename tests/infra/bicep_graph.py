@@ -10,10 +10,11 @@ ask what it refers to.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import tree_sitter
 import tree_sitter_bicep
@@ -157,8 +158,7 @@ class BicepFile:
         raise KeyError(f"no module {symbol!r} in {self.path}")
 
     def symbols(self) -> set[str]:
-        return ({*self.params, *self.variables}
-                | {r.symbol for r in self.resources} | {m.symbol for m in self.modules})
+        return {*self.params, *self.variables} | {r.symbol for r in self.resources} | {m.symbol for m in self.modules}
 
     def resolve(self, value: Any) -> Any:
         """Follow a bare variable reference to the variable's value (one level per call)."""
@@ -200,8 +200,8 @@ def read(source: str, *, path: Path | None = None) -> BicepFile:
         elif node.type == "output_declaration":
             children = _named(node)
             result.outputs[_text(children[0])] = Output(
-                name=_text(children[0]), type=_text(children[1]), value=_value(children[-1]),
-                decorators=decorators)
+                name=_text(children[0]), type=_text(children[1]), value=_value(children[-1]), decorators=decorators
+            )
         decorators = {}
     return result
 
@@ -244,9 +244,15 @@ def _is_reference(node: tree_sitter.Node) -> bool:
     if parent is None:
         return False
     siblings = parent.children
-    if parent.type in ("parameter_declaration", "variable_declaration", "resource_declaration",
-                       "module_declaration", "output_declaration", "type_declaration",
-                       "user_defined_function"):
+    if parent.type in (
+        "parameter_declaration",
+        "variable_declaration",
+        "resource_declaration",
+        "module_declaration",
+        "output_declaration",
+        "type_declaration",
+        "user_defined_function",
+    ):
         return False
     if parent.type == "for_statement":
         # `[for x in items: ...]`: x (before `in`) is declared here, items is a reference.
@@ -297,7 +303,7 @@ def _split_body(node: tree_sitter.Node) -> tuple[tree_sitter.Node, str | None, s
     condition = loop = None
     if node.type == "for_statement":
         parts = _text(node)
-        loop = parts[1:parts.index(":")].strip() if ":" in parts else parts
+        loop = parts[1 : parts.index(":")].strip() if ":" in parts else parts
         node = _named(node)[-1]
     if node.type == "if_statement":
         condition = _text(_named(node)[0])
@@ -316,9 +322,16 @@ def _resources(node: tree_sitter.Node, parent: Resource | None) -> list[Resource
         # nested resource with a relative type: `resource blob 'blobServices' = {...}`
         type_name = f"{parent.type}/{type_name}"
         api_version = api_version or parent.api_version
-    resource = Resource(symbol=symbol, type=type_name, api_version=api_version, body=None,
-                        existing=existing, condition=condition, loop=loop,
-                        parent_symbol=parent.symbol if parent else None)
+    resource = Resource(
+        symbol=symbol,
+        type=type_name,
+        api_version=api_version,
+        body=None,
+        existing=existing,
+        condition=condition,
+        loop=loop,
+        parent_symbol=parent.symbol if parent else None,
+    )
     nested: list[Resource] = []
     if body_node.type == "object":
         body: dict[str, Any] = {}
@@ -339,8 +352,9 @@ def _resources(node: tree_sitter.Node, parent: Resource | None) -> list[Resource
 def _module(node: tree_sitter.Node) -> Module:
     children = _named(node)
     body_node, condition, loop = _split_body(children[-1])
-    return Module(symbol=_text(children[0]), path=str(_value(children[1])), body=_value(body_node),
-                  condition=condition, loop=loop)
+    return Module(
+        symbol=_text(children[0]), path=str(_value(children[1])), body=_value(body_node), condition=condition, loop=loop
+    )
 
 
 def _key(node: tree_sitter.Node) -> str:

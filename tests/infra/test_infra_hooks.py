@@ -3,7 +3,7 @@
 Each hook runs from a copy of infra/hooks (and the template postdeploy deploys) in a temporary
 tree, so it cannot touch the working copy. The programs the hooks drive cannot run here: `az`
 needs Azure, and `imgsearch ensure-index` needs a search service (its runs against the search
-double are in tests/test_provision_hook.py). So small stand-ins on PATH record how they were
+double are in tests/infra/test_provision_hook.py). So small stand-ins on PATH record how they were
 called and answer like the real ones (`az` evaluates the hooks' --query expressions with
 jmespath, as az does); `sleep` records the waits and returns at once, so retry schedules are
 asserted without waiting. That is the only mocking, and it stops at the process boundary.
@@ -28,15 +28,20 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import Settings
-from tests import bicep_graph
+from tests.infra import bicep_graph
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOOKS = ROOT / "infra" / "hooks"
 SH_HOOKS = sorted(p for p in HOOKS.glob("*.sh") if p.name != "lib.sh")
 
 # azd's own environment values, set by azd itself rather than by a deployment output.
-AZD_BUILTINS = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID",
-                "AZURE_PRINCIPAL_TYPE"}
+AZD_BUILTINS = {
+    "AZURE_ENV_NAME",
+    "AZURE_LOCATION",
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_PRINCIPAL_ID",
+    "AZURE_PRINCIPAL_TYPE",
+}
 
 
 @pytest.fixture
@@ -59,8 +64,14 @@ def make_program(directory: Path, name: str, body: str) -> Path:
 
 def run_hook(tree: Path, name: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     base = {"PATH": f"{tree / 'bin'}:/usr/bin:/bin", "HOME": str(tree), "LC_ALL": "C"}
-    return subprocess.run(["sh", str(tree / "infra" / "hooks" / name)], env={**base, **env},
-                          cwd=cwd or tree, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["sh", str(tree / "infra" / "hooks" / name)],
+        env={**base, **env},
+        cwd=cwd or tree,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def calls(log: Path) -> list[list[str]]:
@@ -76,6 +87,7 @@ def test_every_sh_hook_is_valid_posix_sh(script):
 
 
 # ---- prepackage: a self-contained deployment package ----
+
 
 def _write(path: Path, text: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,17 +221,21 @@ def test_only_an_explicit_hook_setting_names_another_credential(tree, imgsearch)
     # AZURE_TOKEN_CREDENTIALS in the shell, selects the Azure CLI's instead.
     stray = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, AZURE_TOKEN_CREDENTIALS="dev"))
     assert stray.returncode == 0, stray.stderr
-    chosen = run_hook(tree, "postprovision.sh", _provision_env(
-        imgsearch, IMGSEARCH_HOOK_TOKEN_CREDENTIALS="AzureCliCredential"))
+    chosen = run_hook(
+        tree, "postprovision.sh", _provision_env(imgsearch, IMGSEARCH_HOOK_TOKEN_CREDENTIALS="AzureCliCredential")
+    )
     assert chosen.returncode == 0, chosen.stderr
     assert [seen["AZURE_TOKEN_CREDENTIALS"] for _, seen in calls(imgsearch)] == [
-        "AzureDeveloperCliCredential", "AzureCliCredential"]
+        "AzureDeveloperCliCredential",
+        "AzureCliCredential",
+    ]
 
 
 def test_the_credential_the_hook_selects_is_azds_alone_in_the_installed_azure_identity(monkeypatch):
     # azure-identity 1.24 added single-credential values of AZURE_TOKEN_CREDENTIALS; an older one
     # rejects the value. The base dependencies require 1.24, and this is the chain it builds.
     from azure.identity import AzureDeveloperCliCredential, DefaultAzureCredential
+
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureDeveloperCliCredential")
     credential = DefaultAzureCredential()
     assert [type(c) for c in credential.credentials] == [AzureDeveloperCliCredential]
@@ -237,9 +253,16 @@ def test_postprovision_maps_to_the_names_the_settings_object_reads():
     # the names the hook exports must be the ones indexer.settings reads
     script = (HOOKS / "postprovision.sh").read_text(encoding="utf-8")
     exported = set(re.findall(r"^export (\w+)=", script, re.M))
-    aliases = {Settings.model_fields[f].validation_alias for f in
-               ("search_endpoint", "search_index_name", "vision_model_version", "vision_endpoint",
-                "vision_api_version")}
+    aliases = {
+        Settings.model_fields[f].validation_alias
+        for f in (
+            "search_endpoint",
+            "search_index_name",
+            "vision_model_version",
+            "vision_endpoint",
+            "vision_api_version",
+        )
+    }
     assert aliases <= exported
 
 
@@ -283,8 +306,10 @@ def test_postprovision_gives_up_after_the_configured_attempts(tree, imgsearch):
     assert "after 3 attempts" in result.stderr and "azd hooks run postprovision" in result.stderr
 
 
-@pytest.mark.parametrize("output", ["AZURE_SEARCH_ENDPOINT", "AZURE_SEARCH_INDEX_NAME",
-                                    "AZURE_VISION_MODEL_VERSION", "AZURE_VISION_ENDPOINT"])
+@pytest.mark.parametrize(
+    "output",
+    ["AZURE_SEARCH_ENDPOINT", "AZURE_SEARCH_INDEX_NAME", "AZURE_VISION_MODEL_VERSION", "AZURE_VISION_ENDPOINT"],
+)
 def test_postprovision_names_a_missing_output(tree, imgsearch, output):
     # AZURE_VISION_ENDPOINT too: without a Vision endpoint the indexer would pin the index to
     # its offline model rather than the Azure model version.
@@ -298,6 +323,7 @@ def test_postprovision_names_a_missing_output(tree, imgsearch, output):
 
 def test_the_environment_the_hook_hands_over_pins_the_index_to_the_azure_model(tree, imgsearch, monkeypatch):
     from indexer.settings import load_settings, pinned_model_version
+
     assert run_hook(tree, "postprovision.sh", _provision_env(imgsearch)).returncode == 0
     [(_, seen)] = calls(imgsearch)
     for name in list(os.environ):
@@ -315,13 +341,20 @@ def test_a_hook_run_by_hand_loads_the_azd_environment_without_overriding_the_cal
     # azd exports its environment to hooks; `azd hooks run` by hand from another shell may not,
     # so the hook asks `azd env get-values` (KEY="value" lines) for what is missing.
     values = "\n".join(f'{k}="{v}"' for k, v in OUTPUTS.items())
-    make_program(tree / "bin", "azd", f"""
+    make_program(
+        tree / "bin",
+        "azd",
+        f"""
 import sys
 assert sys.argv[1:] == ["env", "get-values"], sys.argv
 print({values!r})
-""")
-    env = {"FAKE_LOG": str(imgsearch), "IMGSEARCH_CLI": str(tree / "bin" / "imgsearch"),
-           "AZURE_SEARCH_INDEX_NAME": "chosen-by-caller"}
+""",
+    )
+    env = {
+        "FAKE_LOG": str(imgsearch),
+        "IMGSEARCH_CLI": str(tree / "bin" / "imgsearch"),
+        "AZURE_SEARCH_INDEX_NAME": "chosen-by-caller",
+    }
     result = run_hook(tree, "postprovision.sh", env)
     assert result.returncode == 0, result.stderr
     [(_, seen)] = calls(imgsearch)
@@ -394,8 +427,11 @@ def test_postprovision_in_private_mode_stops_at_once_outside_the_network(tree, i
     assert "private network mode" in result.stderr and "inside the virtual network" in result.stderr
     assert calls(imgsearch) == []
     # from inside (a private address) it goes ahead
-    inside = run_hook(tree, "postprovision.sh", _provision_env(
-        imgsearch, AZURE_VNET_ENABLED="true", AZURE_SEARCH_ENDPOINT="https://10.0.1.4"))
+    inside = run_hook(
+        tree,
+        "postprovision.sh",
+        _provision_env(imgsearch, AZURE_VNET_ENABLED="true", AZURE_SEARCH_ENDPOINT="https://10.0.1.4"),
+    )
     assert inside.returncode == 0, inside.stderr
     assert len(calls(imgsearch)) == 1
 
@@ -488,9 +524,13 @@ def az(tree, sleep):
 
 
 def _az_env(log: Path, **extra: str) -> dict[str, str]:
-    return {"FAKE_LOG": str(log), "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
-            "FAKE_AZ_SUBSCRIPTIONS": f"{SUBSCRIPTION},{OTHER_SUBSCRIPTION}",
-            "FAKE_AZ_EXPECTED_SUBSCRIPTION": SUBSCRIPTION, **extra}
+    return {
+        "FAKE_LOG": str(log),
+        "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+        "FAKE_AZ_SUBSCRIPTIONS": f"{SUBSCRIPTION},{OTHER_SUBSCRIPTION}",
+        "FAKE_AZ_EXPECTED_SUBSCRIPTION": SUBSCRIPTION,
+        **extra,
+    }
 
 
 def _option(call: list[str], name: str) -> str:
@@ -552,8 +592,12 @@ def test_postdeploy_deploys_the_event_subscriptions_template_with_the_deployment
     assert template == (tree / "infra" / "app" / "eventsubscriptions.bicep").resolve()
     passed = _parameters(deployment)
     assert passed == {
-        "systemTopicName": "evgt-img-abc", "functionAppName": "func-abc", "storageAccountName": "stimgabc",
-        "imagesContainerName": "images", "deadLetterContainerName": "imgsearch-deadletter"}
+        "systemTopicName": "evgt-img-abc",
+        "functionAppName": "func-abc",
+        "storageAccountName": "stimgabc",
+        "imagesContainerName": "images",
+        "deadLetterContainerName": "imgsearch-deadletter",
+    }
     # every parameter the template requires, and nothing it does not declare
     declared = bicep_graph.load(ROOT / "infra" / "app" / "eventsubscriptions.bicep").params
     assert set(passed) <= set(declared)
@@ -570,8 +614,12 @@ def test_every_az_call_of_postdeploy_is_pinned_to_azds_subscription(tree, az):
     env["FAKE_HOSTNAME"] = HOSTNAME
     result = run_hook(tree, "postdeploy.sh", env)
     assert result.returncode == 0, result.stderr
-    assert {tuple(c[:2]) for c in calls(az)} >= {("account", "show"), ("functionapp", "show"),
-                                                 ("functionapp", "keys"), ("deployment", "group")}
+    assert {tuple(c[:2]) for c in calls(az)} >= {
+        ("account", "show"),
+        ("functionapp", "show"),
+        ("functionapp", "keys"),
+        ("deployment", "group"),
+    }
     assert_every_az_call_is_pinned(az)
 
 
@@ -584,8 +632,11 @@ def test_postdeploy_never_puts_a_system_key_on_a_command_line_or_in_its_output(t
     assert_no_secret_anywhere(result, az)
     [query] = {_option(c, "--query") for c in calls(az) if c[:3] == ["functionapp", "keys", "list"]}
     import jmespath
-    document = {"systemKeys": {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"},
-                "masterKey": "master-secret-key"}
+
+    document = {
+        "systemKeys": {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"},
+        "masterKey": "master-secret-key",
+    }
     assert jmespath.search(query, document) == 2
     assert jmespath.search(query, {"systemKeys": {"blobs_extension": "k"}}) == 1
     assert jmespath.search(query, {"systemKeys": None}) == 0
@@ -635,8 +686,11 @@ def test_postdeploy_wakes_the_host_and_waits_for_its_extension_keys(tree, az):
 
 def test_postdeploy_shows_a_passing_keys_error_while_it_waits(tree, az):
     # While a scaled-to-zero host starts, listing its keys can fail; the error is shown, not hidden.
-    env = _deploy_env(az, FAKE_KEYS_ERROR="Operation returned an invalid status 'Bad Request' (host not running)",
-                      FAKE_KEYS_ERROR_TIMES="1")
+    env = _deploy_env(
+        az,
+        FAKE_KEYS_ERROR="Operation returned an invalid status 'Bad Request' (host not running)",
+        FAKE_KEYS_ERROR_TIMES="1",
+    )
     result = run_hook(tree, "postdeploy.sh", env)
     assert result.returncode == 0, result.stderr
     assert "invalid status 'Bad Request' (host not running)" in result.stdout
@@ -644,7 +698,11 @@ def test_postdeploy_shows_a_passing_keys_error_while_it_waits(tree, az):
 
 
 def test_postdeploy_stops_at_once_on_an_error_waiting_cannot_fix(tree, az):
-    env = _deploy_env(az, FAKE_KEYS_ERROR="(AuthorizationFailed) The client 'dev@contoso.example' does not have authorization to perform action 'Microsoft.Web/sites/host/listkeys/action'")
+    env = _deploy_env(
+        az,
+        FAKE_KEYS_ERROR="(AuthorizationFailed) The client 'dev@contoso.example' does not have authorization "
+        "to perform action 'Microsoft.Web/sites/host/listkeys/action'",
+    )
     result = run_hook(tree, "postdeploy.sh", env)
     assert result.returncode != 0
     assert "AuthorizationFailed" in result.stderr and "listkeys" in result.stderr
@@ -683,6 +741,7 @@ def test_postdeploy_needs_azds_subscription(tree, az):
 
 # ---- preprovision: the prerequisites, checked before anything is created ----
 
+
 def _preprovision_env(log: Path, **extra: str) -> dict[str, str]:
     return {**_az_env(log), "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555", **extra}
 
@@ -714,14 +773,18 @@ def test_preprovision_stops_when_the_deployer_cannot_create_role_assignments(tre
     for role in ("Owner", "User Access Administrator", "Role Based Access Control Administrator"):
         assert role in result.stderr
     assert "IMGSEARCH_SKIP_ROLE_CHECK=1" in result.stderr
-    skipped = run_hook(tree, "preprovision.sh", _preprovision_env(
-        az, FAKE_ROLES="Contributor", IMGSEARCH_SKIP_ROLE_CHECK="1"))
+    skipped = run_hook(
+        tree, "preprovision.sh", _preprovision_env(az, FAKE_ROLES="Contributor", IMGSEARCH_SKIP_ROLE_CHECK="1")
+    )
     assert skipped.returncode == 0, skipped.stderr
 
 
 def test_preprovision_warns_when_it_cannot_list_the_roles(tree, az):
-    result = run_hook(tree, "preprovision.sh", _preprovision_env(
-        az, FAKE_ROLES_ERROR="Insufficient privileges to complete the operation."))
+    result = run_hook(
+        tree,
+        "preprovision.sh",
+        _preprovision_env(az, FAKE_ROLES_ERROR="Insufficient privileges to complete the operation."),
+    )
     assert result.returncode == 0, result.stderr
     assert "warning: could not list the role assignments" in result.stderr
     assert "Insufficient privileges" in result.stderr
@@ -770,6 +833,7 @@ def test_preprovision_refuses_a_python_older_than_3_11(tree, az):
 
 # ---- consistency with the deployment outputs and between the twins ----
 
+
 def _read_vars(script: str) -> set[str]:
     sh = re.findall(r"\$\{?(AZURE_[A-Z_]+)", script)
     quoted = re.findall(r"'(AZURE_[A-Z_]+)'", script)
@@ -781,7 +845,9 @@ def _read_vars(script: str) -> set[str]:
 WRITTEN_FOR_AZURE_IDENTITY = {"AZURE_TOKEN_CREDENTIALS"}
 
 
-@pytest.mark.parametrize("script", sorted(p for p in HOOKS.glob("p*.*") if p.stem != "prepackage"), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "script", sorted(p for p in HOOKS.glob("p*.*") if p.stem != "prepackage"), ids=lambda p: p.name
+)
 def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
     outputs = set(bicep_graph.load(ROOT / "infra" / "main.bicep").outputs)
     used = _read_vars(script.read_text(encoding="utf-8"))
@@ -790,16 +856,43 @@ def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
 
 
 TWIN_FACTS = [
-    r"index_image", r"remove_image", r"Microsoft\.Storage\.BlobCreated", r"Microsoft\.Storage\.BlobDeleted",
-    r"blobs_extension", r"eventgrid_extension", r"/blobServices/default/containers/",
-    r"index-image-on-blob-created", r"remove-image-on-blob-deleted", r"ensure-index",
-    r"IMGSEARCH_HOOK_ATTEMPTS", r"IMGSEARCH_HOOK_RETRY_SECONDS", r"IMGSEARCH_HOOK_WAIT_SECONDS", r"IMGSEARCH_CLI",
-    r"IMGSEARCH_HOOK_KEEP_KEYS", r"IMGSEARCH_HOOK_VENV", r"IMGSEARCH_SKIP_ROLE_CHECK",
-    r"SEARCH_KEY", r"VISION_KEY", r"__pycache__", r"\bindexer\b", r"\bschemas\b",
-    r"AzureDeveloperCliCredential", r"AZURE_TOKEN_CREDENTIALS", r"IMGSEARCH_HOOK_TOKEN_CREDENTIALS", r"eventsubscriptions\.bicep",
-    r"imgsearch-event-subscriptions", r"length\(\[\?@\]\)", r"--include-groups", r"ComputerVision",
-    r"ResourceKindRequireAcceptTerms", r"is_private", r"--editable", r"AuthorizationFailed",
-    r"Owner", r"User Access Administrator", r"Role Based Access Control Administrator",
+    r"index_image",
+    r"remove_image",
+    r"Microsoft\.Storage\.BlobCreated",
+    r"Microsoft\.Storage\.BlobDeleted",
+    r"blobs_extension",
+    r"eventgrid_extension",
+    r"/blobServices/default/containers/",
+    r"index-image-on-blob-created",
+    r"remove-image-on-blob-deleted",
+    r"ensure-index",
+    r"IMGSEARCH_HOOK_ATTEMPTS",
+    r"IMGSEARCH_HOOK_RETRY_SECONDS",
+    r"IMGSEARCH_HOOK_WAIT_SECONDS",
+    r"IMGSEARCH_CLI",
+    r"IMGSEARCH_HOOK_KEEP_KEYS",
+    r"IMGSEARCH_HOOK_VENV",
+    r"IMGSEARCH_SKIP_ROLE_CHECK",
+    r"SEARCH_KEY",
+    r"VISION_KEY",
+    r"__pycache__",
+    r"\bindexer\b",
+    r"\bschemas\b",
+    r"AzureDeveloperCliCredential",
+    r"AZURE_TOKEN_CREDENTIALS",
+    r"IMGSEARCH_HOOK_TOKEN_CREDENTIALS",
+    r"eventsubscriptions\.bicep",
+    r"imgsearch-event-subscriptions",
+    r"length\(\[\?@\]\)",
+    r"--include-groups",
+    r"ComputerVision",
+    r"ResourceKindRequireAcceptTerms",
+    r"is_private",
+    r"--editable",
+    r"AuthorizationFailed",
+    r"Owner",
+    r"User Access Administrator",
+    r"Role Based Access Control Administrator",
 ]
 
 
@@ -823,8 +916,16 @@ def test_the_powershell_twin_does_what_the_sh_hook_does(name):
 def test_the_shared_helpers_have_twins():
     sh = (HOOKS / "lib.sh").read_text(encoding="utf-8")
     ps = (HOOKS / "lib.ps1").read_text(encoding="utf-8")
-    for fact in ("az account show --subscription", "Please run|az login", "python3.11", "READY_CHECK|ReadyCheck",
-                 r"\(1, 24\)", r"sys.version_info < \(3, 11\)", "azd env get-values", "--editable"):
+    for fact in (
+        "az account show --subscription",
+        "Please run|az login",
+        "python3.11",
+        "READY_CHECK|ReadyCheck",
+        r"\(1, 24\)",
+        r"sys.version_info < \(3, 11\)",
+        "azd env get-values",
+        "--editable",
+    ):
         assert re.search(fact, sh) and re.search(fact, ps), fact
 
 
@@ -856,14 +957,20 @@ def test_every_az_command_in_every_hook_passes_the_subscription(script):
 
 def test_the_az_command_reader_finds_commands_and_their_continuations():
     assert _az_commands('die "the az error is above"\nrequire_cmd az "hint"\n') == []
-    text = 'x=$(az functionapp show --resource-group "$rg" \\\n    --subscription "$sub")\n$k = az group list `\n  --output tsv\n'
-    assert _az_commands(text) == ['x=$(az functionapp show --resource-group "$rg" --subscription "$sub")',
-                                  "$k = az group list --output tsv"]
+    text = (
+        'x=$(az functionapp show --resource-group "$rg" \\\n    --subscription "$sub")\n'
+        "$k = az group list `\n  --output tsv\n"
+    )
+    assert _az_commands(text) == [
+        'x=$(az functionapp show --resource-group "$rg" --subscription "$sub")',
+        "$k = az group list --output tsv",
+    ]
 
 
 def _decorated_functions(path: Path) -> dict[str, dict[str, dict]]:
     """function name -> {decorator attribute: {keyword: literal or source text}} of a module."""
     import ast
+
     tree = ast.parse(path.read_text(encoding="utf-8"))
     result: dict[str, dict[str, dict]] = {}
     for node in tree.body:
@@ -873,7 +980,8 @@ def _decorated_functions(path: Path) -> dict[str, dict[str, dict]]:
                 if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute):
                     decorators[decorator.func.attr] = {
                         k.arg: (k.value.value if isinstance(k.value, ast.Constant) else ast.unparse(k.value))
-                        for k in decorator.keywords}
+                        for k in decorator.keywords
+                    }
             result[node.name] = decorators
     return result
 

@@ -69,7 +69,7 @@ TOP3 = {
 
 
 def _queries(model_version: str) -> list[dict]:
-    queries = json.loads((Path(__file__).resolve().parents[1] / "samples" / "queries.json").read_text("utf-8"))
+    queries = json.loads((Path(__file__).resolve().parents[2] / "samples" / "queries.json").read_text("utf-8"))
     return [q for q in queries if model_version == OFFLINE_MULTILINGUAL or q["lang"] == "en"]
 
 
