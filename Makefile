@@ -47,7 +47,7 @@ test-fast: setup
 mutation: setup
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2 || true
-	$(BIN)/python bench/mutation_report.py
+	$(BIN)/python tests/mutation_report.py
 
 bench: setup
 	$(BIN)/python bench/run_all.py
