@@ -12,6 +12,7 @@ import functools
 import http.server
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -412,3 +413,33 @@ def test_importing_indexer_local_does_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+TEXT_QUERY = (
+    "import json, os, sys\n"
+    "from indexer.vectorizers.offline import get_offline_vectorizer\n"
+    "vector = get_offline_vectorizer('2023-04-15').vectorize_text('ein Hund im Schnee').vector\n"
+    "print(json.dumps({'torch': 'torch' in sys.modules, 'vector': [float(x) for x in vector[:8]],\n"
+    "                  'cached': sorted(os.listdir(os.environ['IMGSEARCH_MODEL_CACHE']))}))\n"
+)
+
+
+def test_a_text_query_loads_no_image_model_and_reuses_the_cached_encoder(tmp_path):
+    """A text query needs only the text encoder: no torch. The multilingual encoder's built
+    state is cached, and a process that loads it from the cache gives the same vector."""
+    env = {**os.environ, "IMGSEARCH_MODEL_CACHE": str(tmp_path)}
+
+    def run() -> dict:
+        done = subprocess.run([sys.executable, "-c", TEXT_QUERY], env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    built, restored = run(), run()
+    assert built["torch"] is False and restored["torch"] is False
+    assert [name.split("-")[0] for name in built["cached"]] == ["sentence"]  # written by the first process
+    np.testing.assert_allclose(restored["vector"], built["vector"], rtol=1e-6)
+
+    cache_file = tmp_path / built["cached"][0]
+    cache_file.write_bytes(b"not a pickle")  # a damaged cache is rebuilt, never trusted
+    np.testing.assert_allclose(run()["vector"], built["vector"], rtol=1e-6)
+    assert cache_file.stat().st_size > 1_000_000

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,9 +84,6 @@ class OfflineVectorizer:
         (``get_offline_vectorizer`` passes ``default_cache_dir()``).
         ``draft``: decode JPEGs with Pillow's draft mode (scaled while decoding); ``False``
         only for measuring it (bench/bench_model_throughput.py)."""
-        from indexer.vectorizers.offline.classifier import ImageClassifier
-        from indexer.vectorizers.offline.text_encoders import get_text_encoder
-
         self.model: ModelVersion = offline_model_for(model_version)
         self.model_version: str = self.model.name
         self.dimensions: int = self.model.dimensions
@@ -93,19 +91,54 @@ class OfflineVectorizer:
             raise ValueError(f"top_t must be between 1 and 1000, got {top_t}")
         self.top_t = top_t
         self.wording = wording or DEFAULT_WORDINGS[self.model.name]
+        self._variant, self._crop = variant, crop
+        self._cache_dir = None if cache_dir is None else Path(cache_dir)
         self._max_image_bytes = max_image_bytes
         self._max_decode_pixels = max_decode_pixels
         self._draft = draft
-        self.classifier = ImageClassifier(variant, crop=crop)
-        self.text_encoder = get_text_encoder(_TEXT_ENCODER_FOR[self.model.name])
-        if self.text_encoder.dimensions != self.dimensions:  # pragma: no cover - registry invariant
-            raise ImageSearchError(
-                f"{self.model.name} is registered with {self.dimensions} dimensions but its "
-                f"text encoder gives {self.text_encoder.dimensions}"
-            )
-        self.label_embeddings = self._label_embeddings(None if cache_dir is None else Path(cache_dir))
+        # The parts load on first use: a text query needs only the text encoder (the default
+        # multilingual one is pure numpy), so it never pays for importing torch and the image
+        # model; an image needs the classifier and the label embeddings too.
+        self._load_lock = threading.RLock()
+        self._classifier: Any = None
+        self._text_encoder: Any = None
+        self._label_embeddings: np.ndarray | None = None
 
-    def _label_embeddings(self, cache_dir: Path | None) -> np.ndarray:
+    @property
+    def text_encoder(self) -> Any:
+        if self._text_encoder is None:
+            with self._load_lock:
+                if self._text_encoder is None:
+                    from indexer.vectorizers.offline.text_encoders import get_text_encoder
+
+                    encoder = get_text_encoder(_TEXT_ENCODER_FOR[self.model.name])
+                    if encoder.dimensions != self.dimensions:  # pragma: no cover - registry invariant
+                        raise ImageSearchError(
+                            f"{self.model.name} is registered with {self.dimensions} dimensions but its "
+                            f"text encoder gives {encoder.dimensions}"
+                        )
+                    self._text_encoder = encoder
+        return self._text_encoder
+
+    @property
+    def classifier(self) -> Any:
+        if self._classifier is None:
+            with self._load_lock:
+                if self._classifier is None:
+                    from indexer.vectorizers.offline.classifier import ImageClassifier  # torch: only now
+
+                    self._classifier = ImageClassifier(self._variant, crop=self._crop)
+        return self._classifier
+
+    @property
+    def label_embeddings(self) -> np.ndarray:
+        if self._label_embeddings is None:
+            with self._load_lock:
+                if self._label_embeddings is None:
+                    self._label_embeddings = self._compute_label_embeddings(self._cache_dir)
+        return self._label_embeddings
+
+    def _compute_label_embeddings(self, cache_dir: Path | None) -> np.ndarray:
         per_class = self.wording.class_texts()
         flat = [text for texts in per_class for text in texts]
         key = cache_key(self.text_encoder.name, self.wording.key, "\n".join(flat))
