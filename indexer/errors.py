@@ -190,7 +190,12 @@ class VisionServiceError(ServiceError):
 
 
 class VisionAuthenticationError(VisionServiceError):
-    """401/403 from the Vision service: the key or token is missing, wrong or lacks a role."""
+    """401/403 from the Vision service, or no token to send: the key or token is missing,
+    wrong or lacks a role. Never worth retrying as it is."""
+
+    @property
+    def retriable(self) -> bool:
+        return False
 
 
 class VisionRequestError(VisionServiceError):

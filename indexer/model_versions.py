@@ -73,6 +73,15 @@ def get_model_version(name: str) -> ModelVersion:
         raise ConfigurationError(f"unknown model version {name!r}; known versions: {known}") from None
 
 
+def answers_for(reported: str, requested: str) -> bool:
+    """Whether vectors reported as ``reported`` are a right answer to a request for
+    ``requested``: the same version, or the offline model that stands in for it."""
+    if reported == requested:
+        return True
+    model = MODEL_VERSIONS.get(reported)
+    return model is not None and model.stands_in_for == requested
+
+
 def offline_model_for(name: str) -> ModelVersion:
     """The offline model that answers for ``name`` (an Azure version or a local one)."""
     model = get_model_version(name)

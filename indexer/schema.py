@@ -51,6 +51,21 @@ class IndexSchema:
         """Field name -> EDM type, for every field but the key and the vector."""
         return {n: f["type"] for n, f in self.fields.items() if n not in (KEY_FIELD, VECTOR_FIELD)}
 
+    def with_dimensions(self, dimensions: int) -> IndexSchema:
+        """The same definition for vectors of another length under the same model name (the
+        Vision stand-in can pad its vectors to Azure's 1024 dimensions); the pin says so."""
+        if dimensions == self.pin.dimensions:
+            return self
+        if not 2 <= dimensions <= 4096:
+            raise ConfigurationError(f"a vector field holds 2 to 4096 dimensions, not {dimensions}")
+        pin = IndexPin(self.pin.model_version, dimensions)
+        fields = [
+            {**field, "dimensions": dimensions} if field["name"] == VECTOR_FIELD else field
+            for field in self.definition["fields"]
+        ]
+        description = f"imgsearch pin: model_version={pin.model_version}; dimensions={dimensions}"
+        return IndexSchema(pin=pin, definition={**self.definition, "description": description, "fields": fields})
+
     def named(self, index_name: str) -> dict[str, Any]:
         """The definition as the REST API takes it, with the index name set."""
         return {"name": index_name, **self.definition}

@@ -19,14 +19,18 @@ trigger's binding and our SDK clients always point at the same account:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from indexer.documents import IndexPin
 from indexer.errors import ConfigurationError, ImageSearchError, ModelVersionMismatchError
-from indexer.model_versions import get_model_version
-from indexer.schema import load_schema
+from indexer.model_versions import answers_for, get_model_version
+from indexer.schema import IndexSchema, load_schema
 from indexer.settings import Settings, pinned_model_version
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.storage.blob import BlobServiceClient
@@ -135,32 +139,97 @@ def build_backend(settings: Settings) -> IndexBackend:
         raise ConfigurationError(f"SEARCH_ENDPOINT / SEARCH_INDEX_NAME: {exc}") from None
 
 
-def ensure_index(settings: Settings, backend: IndexBackend) -> IndexPin:
-    """Create the index from ``schemas/`` for the model version these settings pin, or verify
-    the pin of the index that exists. The one "ensure the index" path of every edge.
+# A query every model answers; its vector tells the model version and length an endpoint
+# gives (one Vision transaction per ensure-index).
+PROBE_TEXT = "a photo"
+
+
+def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
+    """The schema of the index these settings must use.
+
+    The version *requested* is configuration (``VISION_MODEL_VERSION``); the version *pinned*
+    is the one the vectorizer *reports*. Without ``VISION_ENDPOINT`` that is the embedded
+    offline model standing in for the request, known without asking. An Azure endpoint
+    answers with the version requested. Any other endpoint (the local Vision stand-in) is
+    asked once: the stand-in answers with its offline model's own name (and, if it pads,
+    Azure's 1024 dimensions), so the same settings work in both worlds while their vectors
+    never share an index.
+    """
+    pinned_here = index_model_version(settings)  # also names VISION_MODEL_VERSION when it is wrong
+    requested = get_model_version(settings.vision_model_version)
+    if settings.uses_offline_model:
+        return load_schema(pinned_here)
+    if is_azure_endpoint(settings.vision_endpoint):
+        # Azure answers with the version asked for (and every write checks it again), so the
+        # provisioning hook needs no Vision call, nor the role to make one.
+        return load_schema(requested.name)
+    own = vectorizer is None
+    vectorizer = vectorizer or build_vectorizer(settings)
+    try:
+        probe = vectorizer.vectorize_text(PROBE_TEXT)
+    finally:
+        if own:
+            close_quietly(vectorizer)
+    if not answers_for(probe.model_version, requested.name):
+        raise ModelVersionMismatchError(
+            f"VISION_ENDPOINT {settings.vision_endpoint} answers VISION_MODEL_VERSION={requested.name} with vectors "
+            f"of model version {probe.model_version!r}, which is neither that version nor its offline stand-in; "
+            f"check the endpoint and the model version",
+            expected=requested.name,
+            actual=probe.model_version,
+        )
+    return load_schema(probe.model_version).with_dimensions(probe.dimensions)
+
+
+def is_azure_endpoint(endpoint: str) -> bool:
+    """An Azure AI services endpoint: a custom subdomain (``<name>.cognitiveservices.azure.com``)
+    or a regional one (``<region>.api.cognitive.microsoft.com``)."""
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return host.endswith((".cognitiveservices.azure.com", ".api.cognitive.microsoft.com"))
+
+
+def ensure_index(
+    settings: Settings, backend: IndexBackend, *, vectorizer: Vectorizer | None = None, repin: bool = False
+) -> IndexPin:
+    """Create the index from ``schemas/`` for the model version these settings pin (see
+    ``wanted_schema``), or verify the pin of the index that exists. The one "ensure the
+    index" path of every edge.
 
     A mismatch names both versions and the settings that decide them; nothing is changed.
+    With ``repin`` an index pinned to another version is deleted and created again with the
+    new pin, but only while it holds no documents: vectors are never thrown away.
     """
-    wanted = index_model_version(settings)
+    schema = wanted_schema(settings, vectorizer)
     try:
-        return backend.ensure_index(load_schema(wanted))
+        return backend.ensure_index(schema)
     except ModelVersionMismatchError as exc:
         try:
             existing = backend.get_pin()
+            documents = backend.count()
         except ImageSearchError:
             raise exc from None
+        if repin and documents == 0:
+            log.warning("re-pinning the empty %s from %s to %s", describe_backend(settings), existing, schema.pin)
+            backend.delete_index()
+            return backend.ensure_index(schema)
         origin = (
             f"VISION_MODEL_VERSION={settings.vision_model_version} with no VISION_ENDPOINT, so the offline model"
             if settings.uses_offline_model
-            else f"VISION_MODEL_VERSION={settings.vision_model_version} at VISION_ENDPOINT"
+            else f"VISION_MODEL_VERSION={settings.vision_model_version} as answered by {settings.vision_endpoint}"
         )
+        if documents == 0:
+            remedy = "It holds no documents: `imgsearch ensure-index --repin` re-pins it."
+        else:
+            remedy = (
+                f"It holds {documents} documents, so it is never re-pinned: use another index (--index-name / "
+                f"SEARCH_INDEX_NAME) or settings that match it."
+            )
         raise ModelVersionMismatchError(
             f"the {describe_backend(settings)} is pinned to model version {existing.model_version!r} "
-            f"({existing.dimensions} dimensions), but the settings ask for {wanted!r} ({origin}); nothing was "
-            f"changed. Use another index (--index-name / SEARCH_INDEX_NAME) or set VISION_MODEL_VERSION and "
-            f"VISION_ENDPOINT to match the index.",
+            f"({existing.dimensions} dimensions), but the settings give {schema.pin.model_version!r} "
+            f"({schema.pin.dimensions} dimensions; {origin}); nothing was changed. {remedy}",
             expected=existing.model_version,
-            actual=wanted,
+            actual=schema.pin.model_version,
         ) from None
 
 

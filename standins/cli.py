@@ -58,6 +58,14 @@ def serve_vision_command(
         False, "--preview-api-gone", help="Answer api-version 2023-02-01-preview with 410 Gone, as Azure does today."
     ),
     inference_threads: int = typer.Option(2, "--inference-threads", min=1, help="Model calls running at once."),
+    pad_to: int | None = typer.Option(
+        None,
+        "--pad-to",
+        min=2,
+        max=4096,
+        help="Answer vectors of this length (1024: Azure's), zero-padded: cosines are unchanged and the model "
+        "version still names the offline model.",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the Vision multimodal-embeddings REST API with the offline models (the local stand-in)."""
@@ -80,6 +88,7 @@ def serve_vision_command(
                 latency_ms=latency_ms,
                 preview_api_gone=preview_api_gone,
                 inference_threads=inference_threads,
+                pad_to=pad_to,
             )
         except ValueError as exc:
             raise fail(str(exc), EXIT_USAGE) from None

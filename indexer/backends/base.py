@@ -51,6 +51,9 @@ class IndexBackend(Protocol):
         model version or dimension count.
         """
 
+    def delete_index(self) -> None:
+        """Delete the whole index (its documents and its pin). Deleting what is not there is fine."""
+
     def get_pin(self) -> IndexPin:
         """The pin of the existing index; ``IndexNotFoundError`` if there is none."""
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -99,6 +100,10 @@ class ServerConfig:
     :ivar preview_api_gone: answer ``api-version=2023-02-01-preview`` with 410 Gone, as Azure
         does today (by default the preview is served, as it was for the older clients).
     :ivar inference_threads: model calls running at once (each one uses the CPU fully).
+    :ivar pad_to: answer vectors of this many dimensions (Azure's 1024), the offline model's
+        vector followed by zeros, for apps that assume Azure's length. Zeros change no dot
+        product and no norm, so every cosine stays the same; ``modelVersion`` still names the
+        offline model, so such vectors never pass for Azure's.
     """
 
     keys: Sequence[str] = ()
@@ -115,8 +120,11 @@ class ServerConfig:
     latency_ms: float = 0.0
     preview_api_gone: bool = False
     inference_threads: int = 2
+    pad_to: int | None = None
 
     def __post_init__(self) -> None:
+        if self.pad_to is not None and not 2 <= self.pad_to <= 4096:
+            raise ValueError(f"pad_to must be between 2 and 4096 dimensions, got {self.pad_to}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must not be negative, got {self.latency_ms}")
         if self.inference_threads < 1:
@@ -362,7 +370,7 @@ class _VisionService:
             model_name = await self._admit(request)
             embedding: Embedding = await embed(request, model_name)
             response: Response = JSONResponse(
-                {"modelVersion": embedding.model_version, "vector": embedding.vector.tolist()},
+                {"modelVersion": embedding.model_version, "vector": self._padded(embedding.vector).tolist()},
                 headers={"apim-request-id": request_id},
             )
         except Refused as refused:
@@ -379,6 +387,14 @@ class _VisionService:
             response = _error_response(errors.server_error(500), request_id)
         self._record(request, response.status_code)
         return response
+
+    def _padded(self, vector: Any) -> Any:
+        size = self.config.pad_to
+        if size is None or size == len(vector):
+            return vector
+        if size < len(vector):
+            raise ValueError(f"cannot pad a {len(vector)}-dimension vector to {size}")
+        return np.concatenate([vector, np.zeros(size - len(vector), dtype=vector.dtype)])
 
     def _record(self, request: Request, status: int) -> None:
         if self.log is not None:

@@ -18,6 +18,7 @@ import requests
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.indexing.pipeline import content_hash
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
+from indexer.schema import load_schema
 from indexer.sources.folder import FolderSource
 from tests.fixtures.cli import clean_env
 
@@ -280,19 +281,71 @@ def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_
     assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == OFFLINE_MULTILINGUAL
 
 
-def test_vectors_from_a_server_reporting_another_model_are_refused(
+def test_productions_model_version_works_against_the_local_stand_in(run_cli, small_folder, tmp_path, vision_server):
+    """VISION_MODEL_VERSION=2023-04-15, as in production: the stand-in answers with its offline
+    model, and the index is pinned to what it reports, never to Azure's name."""
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key, "VISION_MODEL_VERSION": "2023-04-15"}
+
+    result = run_cli("index", small_folder, "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    index = local_index(tmp_path / "imgsearch-data")
+    assert index.get_pin().model_version == OFFLINE_MULTILINGUAL
+    stored = {index.get(key)["model_version"] for key in index.keys_with_hashes()}
+    assert stored == {OFFLINE_MULTILINGUAL}  # no local vector ever carries Azure's name
+    hits = json.loads(run_cli("search", "a dog", "--json", env=env).stdout)
+    assert hits and hits[0]["fields"]["model_version"] == OFFLINE_MULTILINGUAL
+
+
+def test_a_stand_in_padding_to_azures_length_pins_its_own_name_and_keeps_every_score(
+    run_cli, small_folder, tmp_path, vision_server, faulty_vision_server
+):
+    padded = faulty_vision_server(pad_to=1024, keys=["padded-key"])
+    runs = {
+        "plain": ({"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key}, tmp_path / "plain"),
+        "padded": ({"VISION_ENDPOINT": padded.url, "VISION_KEY": "padded-key"}, tmp_path / "padded"),
+    }
+    scores = {}
+    for name, (env, data_dir) in runs.items():
+        assert run_cli("index", small_folder, env=env, data_dir=data_dir).exit_code == 0
+        hits = json.loads(run_cli("search", "a dog", "--json", env=env, data_dir=data_dir).stdout)
+        scores[name] = [(name_of(h), round(h["score"], 5)) for h in hits]
+
+    pin = local_index(tmp_path / "padded").get_pin()
+    assert (pin.model_version, pin.dimensions) == (OFFLINE_MULTILINGUAL, 1024)
+    assert local_index(tmp_path / "plain").get_pin().dimensions == 512
+    assert scores["padded"] == scores["plain"] and scores["plain"][0][0] == "dog.jpg"
+
+
+def test_an_index_pinned_to_azures_version_refuses_the_stand_ins_vectors(
     run_cli, small_folder, tmp_path, vision_server
 ) -> None:
-    # The index is pinned to Azure's 2023-04-15; the local server answers with its own model
-    # name, so every vector is refused before anything is written.
-    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key}
+    index = local_index(tmp_path / "imgsearch-data")
+    index.ensure_index(load_schema("2023-04-15"))  # as if built with Azure AI Vision
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key, "VISION_MODEL_VERSION": "2023-04-15"}
 
     result = run_cli("index", small_folder, env=env)
 
     assert result.exit_code == 3
-    assert "2023-04-15" in result.stderr and OFFLINE_MULTILINGUAL in result.stderr
-    assert f"set VISION_MODEL_VERSION={OFFLINE_MULTILINGUAL}" in result.stderr
-    assert local_index(tmp_path / "imgsearch-data").count() == 0
+    assert "'2023-04-15'" in result.stderr and OFFLINE_MULTILINGUAL in result.stderr
+    assert "--repin" in result.stderr  # it is empty, so the way out is named
+    assert index.count() == 0
+
+
+def test_ensure_index_repins_an_empty_index_and_never_one_with_documents(run_cli, small_folder, tmp_path) -> None:
+    index = local_index(tmp_path / "imgsearch-data")
+    index.ensure_index(load_schema(OFFLINE_ENGLISH))  # pinned to another version, empty
+
+    refused = run_cli("ensure-index")
+    assert refused.exit_code == 3 and index.get_pin().model_version == OFFLINE_ENGLISH
+
+    repinned = run_cli("ensure-index", "--repin")
+    assert repinned.exit_code == 0, repinned.output
+    assert local_index(tmp_path / "imgsearch-data").get_pin().model_version == OFFLINE_MULTILINGUAL
+    assert run_cli("index", small_folder).exit_code == 0
+    with_documents = run_cli("ensure-index", "--repin", env={"VISION_MODEL_VERSION": "2022-04-11"})
+    assert with_documents.exit_code == 3 and "never re-pinned" in with_documents.stderr
+    assert local_index(tmp_path / "imgsearch-data").count() == 4
 
 
 def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp_path, vision_server) -> None:
@@ -308,7 +361,8 @@ def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp
 
     assert summary["indexed"] == 4
     assert name_of(hits[0]) == "dog.jpg"
-    assert len(vision_server.requests) - calls_before == 5  # 4 images + 1 query, each over HTTP
+    # 4 images + 1 query, each over HTTP, + 1 question to the endpoint about its model version
+    assert len(vision_server.requests) - calls_before == 6
 
 
 def test_a_query_the_vision_service_refuses_is_a_bad_argument(run_cli, small_folder, vision_server) -> None:
@@ -339,7 +393,7 @@ def test_a_wrong_vision_key_stops_the_run_with_one_clear_line(run_cli, small_fol
     assert result.exit_code == 2  # a setting to fix, like any configuration error
     assert result.stderr.startswith("error: ") and "401" in result.stderr
     assert "wrong-key" not in result.output and "Traceback" not in result.output
-    assert local_index(tmp_path / "imgsearch-data").count() == 0
+    assert not (tmp_path / "imgsearch-data" / "images").exists()  # refused before anything was created
 
 
 # --- configuration errors ------------------------------------------------------------------

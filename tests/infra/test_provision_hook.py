@@ -35,7 +35,7 @@ def hook_env(search_double, index_name: str, model_version: str, tmp_path: Path)
             "AZURE_SEARCH_ENDPOINT": search_double.endpoint,
             "AZURE_SEARCH_INDEX_NAME": index_name,
             "AZURE_VISION_MODEL_VERSION": model_version,
-            "AZURE_VISION_ENDPOINT": "https://vision.invalid",
+            "AZURE_VISION_ENDPOINT": "https://imgsearch-vision.cognitiveservices.azure.com",
             # The double takes keys; the real services take Entra ID only.
             "SEARCH_KEY": search_double.api_key,
             "IMGSEARCH_HOOK_KEEP_KEYS": "1",

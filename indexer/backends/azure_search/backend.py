@@ -210,6 +210,18 @@ class AzureSearchBackend:
         self._live = live
         return live.pin
 
+    def delete_index(self) -> None:
+        """Delete the index on the service (documents and definition). A missing index is fine."""
+        try:
+            self._call(
+                lambda: self._index_client.delete_index(self.index_name),
+                f"delete index {self.index_name!r}",
+                allow=(ResourceNotFoundError,),
+            )
+        except ResourceNotFoundError:
+            pass
+        self._live = None
+
     def get_pin(self) -> IndexPin:
         return self._live_index().pin
 

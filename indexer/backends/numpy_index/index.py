@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -293,6 +294,16 @@ class NumpyIndex:
                 manifest = {**manifest, "schema": schema.definition, "generation": manifest["generation"] + 1}
                 store.write_manifest(self.root, manifest)
             return pin
+
+    def delete_index(self) -> None:
+        """Remove the index's folder. The manifest goes first (under the writers' lock), so a
+        reader sees either the whole index or none, never a half-deleted one."""
+        if not self.root.exists():
+            return
+        with self._mutex, FileLock(self.root / store.LOCK):
+            store.manifest_path(self.root).unlink(missing_ok=True)
+            self._state = None
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def get_pin(self) -> IndexPin:
         return self._current().pin

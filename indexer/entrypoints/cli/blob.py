@@ -22,11 +22,11 @@ from indexer.errors import EXIT_FAILED
 FAILURES_FILE = "failures.jsonl"
 
 
-def _ready_index(settings: Any):
+def _ready_index(settings: Any, vectorizer: Any):
     from indexer.services import build_backend, ensure_index
 
     backend = build_backend(settings)
-    ensure_index(settings, backend)
+    ensure_index(settings, backend, vectorizer=vectorizer)
     return backend
 
 
@@ -72,12 +72,13 @@ def backfill_command(
     with handle_errors():
         settings = state(ctx).settings
         source = blob_source(settings, container=container, prefix=prefix)
-        backend = _ready_index(settings)
+        options = _bulk_options(settings, concurrency)
+        backend = _ready_index(settings, options["vectorizer"])
         with _progress("backfill") as bar:
             summary = backfill(
                 source,
                 backend=backend,
-                **_bulk_options(settings, concurrency),
+                **options,
                 checkpoint_file=checkpoint_path(settings.data_dir, source, settings.search_index_name),
                 batch_size=batch_size,
                 force=force,
@@ -134,9 +135,10 @@ def reconcile_command(
     with handle_errors():
         settings = state(ctx).settings
         source = blob_source(settings, container=container, prefix=prefix)
-        backend = _ready_index(settings)
+        options = _bulk_options(settings, concurrency)
+        backend = _ready_index(settings, options["vectorizer"])
         with _progress("reconcile") as bar:
-            summary = sync(source, backend=backend, **_bulk_options(settings, concurrency), progress=bar)
+            summary = sync(source, backend=backend, **options, progress=bar)
     if as_json:
         typer.echo(json.dumps({"container": source.container_name, "prefix": prefix, **summary.to_dict()}, indent=2))
     else:
@@ -183,7 +185,7 @@ def watch_command(
             settings = settings.model_copy(update={"images_container": container})
         services = build_services(settings)
         blob_source(settings, service=services.blob_service)  # the container must exist
-        ensure_index(settings, services.backend)
+        ensure_index(settings, services.backend, vectorizer=services.vectorizer)
         watcher = BlobWatcher(
             services, prefix=prefix, index_existing=not skip_existing, on_change=None if as_json else show
         )

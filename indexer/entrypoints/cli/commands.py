@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,10 @@ def index_command(
         source = FolderSource(path, max_bytes=settings.max_image_bytes)
         backend = build_backend(settings)
         cleanup.callback(close_quietly, backend)
-        pin = ensure_index(settings, backend)
         # The model loads on the first changed image only: a no-op re-run stays fast.
         vectorizer = LazyVectorizer(lambda: build_vectorizer(settings, paced=True))
         cleanup.callback(close_quietly, vectorizer)
+        pin = ensure_index(settings, backend, vectorizer=vectorizer)
 
         with tqdm(unit="image", desc="indexing", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
 
@@ -52,17 +51,16 @@ def index_command(
                 if outcome.status == "failed":
                     bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
 
-            with _explained_mismatch(settings):
-                summary = sync(
-                    source,
-                    vectorizer=vectorizer,
-                    backend=backend,
-                    concurrency=concurrency or settings.vision_concurrency,
-                    force=force,
-                    list_first=True,
-                    progress=bar,
-                    on_outcome=report,
-                )
+            summary = sync(
+                source,
+                vectorizer=vectorizer,
+                backend=backend,
+                concurrency=concurrency or settings.vision_concurrency,
+                force=force,
+                list_first=True,
+                progress=bar,
+                on_outcome=report,
+            )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
 
@@ -95,29 +93,6 @@ def index_command(
             f"the run completed; {skipped} image(s) were skipped (listed above)"
             + (f", {retry} of them for a transient error: run again to retry them" if retry else "")
         )
-
-
-@contextmanager
-def _explained_mismatch(settings) -> Iterator[None]:
-    """Add the fix to a mismatch between the vectors a Vision endpoint returns and the pin.
-
-    The usual cause: VISION_ENDPOINT points at the local stand-in, which answers with its
-    own model's name, while VISION_MODEL_VERSION still names Azure's version."""
-    from indexer.errors import ModelVersionMismatchError
-    from indexer.model_versions import MODEL_VERSIONS
-
-    try:
-        yield
-    except ModelVersionMismatchError as exc:
-        reported = MODEL_VERSIONS.get(str(exc.actual))
-        if settings.uses_offline_model or reported is None or reported.provider != "offline":
-            raise
-        raise ModelVersionMismatchError(
-            f"{exc} (VISION_ENDPOINT {settings.vision_endpoint} answers with the offline model {reported.name}: "
-            f"it is the local stand-in, so set VISION_MODEL_VERSION={reported.name} and use an index pinned to it)",
-            expected=exc.expected,
-            actual=exc.actual,
-        ) from None
 
 
 # --- search --------------------------------------------------------------------------------
@@ -162,10 +137,7 @@ def search_command(
         options: dict[str, Any] = dict(
             vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
         )
-        with _explained_mismatch(settings):
-            hits = (
-                search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
-            )
+        hits = search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
 
     if as_json:
         typer.echo(
@@ -186,6 +158,7 @@ def info_command(
 ) -> None:
     """Show the model version the index is pinned to, its size, and where things live."""
     from indexer.errors import IndexNotFoundError
+    from indexer.model_versions import answers_for
     from indexer.services import build_backend, close_quietly, configured_model, describe_backend, describe_vectorizer
 
     with handle_errors(), ExitStack() as cleanup:
@@ -216,30 +189,41 @@ def info_command(
     typer.echo(f"index:          {describe_backend(settings)}")
     if pin is None:
         typer.echo(
-            f"                not created yet; `imgsearch index PATH` or `imgsearch ensure-index` creates it "
-            f"pinned to {configured.name} ({configured.dimensions} dimensions)"
+            f"                not created yet; `imgsearch index PATH` or `imgsearch ensure-index` creates it, "
+            f"pinned to the model version the vectorizer reports for {configured.name}"
         )
     else:
         typer.echo(f"model version:  {pin.model_version} (pinned, {pin.dimensions} dimensions)")
         typer.echo(f"documents:      {count}")
-        if pin.model_version != configured.name:
+        if not answers_for(pin.model_version, configured.name):
             typer.echo(
-                f"warning: the settings use {configured.name}; writes and queries will be refused "
+                f"warning: the settings ask for {configured.name}; writes and queries will be refused "
                 f"until they match the pin",
                 err=True,
             )
     typer.echo(f"vectorizer:     {info['vectorizer']}")
 
 
-def ensure_index_command(ctx: typer.Context) -> None:
-    """Create the index from schemas/ for the configured model version, or verify its pin."""
+def ensure_index_command(
+    ctx: typer.Context,
+    repin: bool = typer.Option(
+        False,
+        "--repin",
+        help="If the index is pinned to another model version and holds no documents, delete it and create it "
+        "again with the pin these settings give. An index that holds documents is never re-pinned.",
+    ),
+) -> None:
+    """Create the index from schemas/ for the configured model version, or verify its pin.
+
+    With VISION_ENDPOINT set, the vectorizer is asked once which model version it answers
+    with: that version is the pin (the local stand-in answers with its offline model's name)."""
     from indexer.services import build_backend, close_quietly, describe_backend, ensure_index
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
         backend = build_backend(settings)
         cleanup.callback(close_quietly, backend)
-        pin = ensure_index(settings, backend)
+        pin = ensure_index(settings, backend, repin=repin)
     typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
 
 

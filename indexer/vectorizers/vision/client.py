@@ -34,7 +34,12 @@ import numpy as np
 import requests
 from azure.core import PipelineClient
 from azure.core.credentials import AzureKeyCredential
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline.policies import (
     AzureKeyCredentialPolicy,
     BearerTokenCredentialPolicy,
@@ -48,7 +53,7 @@ from requests.adapters import HTTPAdapter
 
 from indexer import __version__
 from indexer.documents import Embedding
-from indexer.errors import InvalidImageError, VisionServiceError
+from indexer.errors import InvalidImageError, VisionAuthenticationError, VisionServiceError
 from indexer.limits import check_text, inspect_image
 from indexer.ratelimit import RateLimiter
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
@@ -219,6 +224,16 @@ class VisionClient:
             started = time.monotonic()
             try:
                 response = self._client.send_request(request, **self._send_options)
+            except ClientAuthenticationError as exc:
+                # The credential could not produce a token (no az login, no managed identity):
+                # asking again will not help, and the fix is a setting.
+                raise VisionAuthenticationError(
+                    f"{operation} was not sent: no Microsoft Entra ID token for {self.endpoint} ({exc.message}). "
+                    f"Set VISION_KEY to the resource's key, or sign in (az login) with an identity that has the "
+                    f"'Cognitive Services User' role on the Vision resource.",
+                    code="CredentialUnavailable",
+                    status_code=None,
+                ) from None
             except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
                 if isinstance(exc, HttpResponseError) and exc.response is not None:
                     raise  # pragma: no cover - send_request returns answers, it does not raise them
