@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from indexer.call_log import log_response
 from indexer.documents import IndexPin
-from indexer.errors import ConfigurationError, ImageSearchError, ModelVersionMismatchError
+from indexer.errors import ConfigurationError, ImageSearchError, ModelVersionMismatchError, ServiceError
 from indexer.model_versions import answers_for, get_model_version
 from indexer.schema import IndexSchema, load_schema
 from indexer.settings import Settings, pinned_model_version
@@ -40,6 +41,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from indexer.ratelimit import RateLimiter
     from indexer.sources.blob import BlobSource
     from indexer.vectorizers import Vectorizer
+
+# What every Azure SDK client gets: a service that does not answer fails in seconds, not in
+# the minute and a half of the SDKs' default retries (the host retries a blob event anyway,
+# and a person at a terminal wants to hear about it), and -v logs each call (call_log).
+SDK_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 10,
+    "retry_total": 3,
+    "retry_backoff_factor": 0.5,
+    "raw_response_hook": log_response,
+}
+
 
 # --------------------------------------------------------------------------- credentials
 
@@ -133,7 +145,10 @@ def build_backend(settings: Settings) -> IndexBackend:
 
     try:
         return AzureSearchBackend(
-            settings.search_endpoint, settings.search_index_name, build_credential(settings.search_key, settings)
+            settings.search_endpoint,
+            settings.search_index_name,
+            build_credential(settings.search_key, settings),
+            **SDK_CLIENT_OPTIONS,
         )
     except ValueError as exc:
         raise ConfigurationError(f"SEARCH_ENDPOINT / SEARCH_INDEX_NAME: {exc}") from None
@@ -239,11 +254,15 @@ def ensure_index(
 def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobServiceClient:
     """A ``BlobServiceClient`` for the images account. ``credential`` overrides the default
     Entra ID credential when ``IMAGES_STORAGE__blobServiceUri`` is used."""
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
+    options = {
+        **SDK_CLIENT_OPTIONS,
+        "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2),
+    }
     if settings.storage_connection_string:
         try:
-            return BlobServiceClient.from_connection_string(settings.storage_connection_string)
+            return BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
         except ValueError as exc:
             raise ConfigurationError(f"IMAGES_STORAGE is not a valid storage connection string: {exc}") from None
     if settings.storage_blob_service_uri:
@@ -255,7 +274,7 @@ def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobSe
             )
         if credential is None:
             credential = build_credential("", settings)
-        return BlobServiceClient(uri, credential=credential)
+        return BlobServiceClient(uri, credential=credential, **options)
     raise ConfigurationError(
         "no Blob Storage account is configured: set IMAGES_STORAGE to a connection string "
         '("UseDevelopmentStorage=true" for Azurite) or IMAGES_STORAGE__blobServiceUri to the account\'s '
@@ -267,11 +286,22 @@ def blob_source(
     settings: Settings, *, container: str | None = None, prefix: str = "", service: BlobServiceClient | None = None
 ) -> BlobSource:
     """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``), which must exist."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
     from indexer.sources.blob import BlobSource
 
     service = service or blob_service_client(settings)
     client = service.get_container_client(container or settings.images_container)
-    if not client.exists():
+    try:
+        exists = client.exists()
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise ServiceError(
+            f"Blob Storage at {service.url} does not answer ({type(exc).__name__}); check IMAGES_STORAGE "
+            f"(Azurite: is it running on that port? `imgsearch dev` starts it)",
+            code="ServiceUnreachable",
+            status_code=None,
+        ) from None
+    if not exists:
         raise ConfigurationError(
             f"the container {client.container_name!r} does not exist at {client.url.rsplit('/', 1)[0]}; "
             f"check IMAGES_CONTAINER (or --container) and IMAGES_STORAGE"
@@ -284,19 +314,23 @@ def blob_source(
 
 @dataclass
 class Services:
-    """What every blob-event handler needs, built from ``Settings`` once per worker."""
+    """What every handler needs, built from ``Settings`` once per worker. ``blob_service`` and
+    ``failures`` are None where no storage account is configured (``imgsearch serve`` without
+    ``IMAGES_STORAGE``: the search endpoint needs none)."""
 
     settings: Settings
     vectorizer: Vectorizer
     backend: IndexBackend
-    blob_service: BlobServiceClient
-    failures: FailureLog
+    blob_service: BlobServiceClient | None
+    failures: FailureLog | None
     _sources: dict[str, BlobSource] = field(default_factory=dict, repr=False)
 
     def source(self, container: str) -> BlobSource:
         """The ``BlobSource`` of ``container`` with the configured size limit (cached)."""
         from indexer.sources.blob import BlobSource
 
+        if self.blob_service is None:
+            raise ConfigurationError("no Blob Storage account is configured: set IMAGES_STORAGE")
         if container not in self._sources:
             self._sources[container] = BlobSource(
                 self.blob_service.get_container_client(container), max_bytes=self.settings.max_image_bytes
@@ -311,11 +345,14 @@ def build_services(
     backend: IndexBackend | None = None,
     blob_service: BlobServiceClient | None = None,
     failures: FailureLog | None = None,
+    storage: bool = True,
 ) -> Services:
-    """Build what is not given from ``settings``. Builds no network connection."""
+    """Build what is not given from ``settings``. Builds no network connection. With
+    ``storage=False`` a missing storage account is allowed (``blob_service`` stays None)."""
     from indexer.indexing.failures import FAILURES_CONTAINER, BlobFailureLog
 
-    blob_service = blob_service or blob_service_client(settings)
+    if blob_service is None and (storage or settings.storage_connection_string or settings.storage_blob_service_uri):
+        blob_service = blob_service_client(settings)
     if vectorizer is None:
         try:
             vectorizer = build_vectorizer(settings)
@@ -330,7 +367,8 @@ def build_services(
         vectorizer=vectorizer,
         backend=backend or build_backend(settings),
         blob_service=blob_service,
-        failures=failures or BlobFailureLog(blob_service.get_container_client(FAILURES_CONTAINER)),
+        failures=failures
+        or (None if blob_service is None else BlobFailureLog(blob_service.get_container_client(FAILURES_CONTAINER))),
     )
 
 

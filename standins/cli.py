@@ -21,22 +21,29 @@ def _keys_from(keys: list[str], env_name: str) -> list[str]:
 
 
 def serve_vision_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
     port: int = typer.Option(5000, "--port", min=0, max=65535, help="Port to listen on."),
     keys: list[str] = typer.Option(
         [],
         "--key",
+        metavar="KEY",
         help="Accepted Ocp-Apim-Subscription-Key; repeatable (env VISION_SERVER_KEYS, comma-separated). "
         "With no key and no token every caller is accepted.",
     ),
     bearer_tokens: list[str] = typer.Option(
-        [], "--bearer-token", help="Accepted 'Authorization: Bearer' token; repeatable (env VISION_SERVER_TOKENS)."
+        [],
+        "--bearer-token",
+        metavar="TOKEN",
+        help="Accepted 'Authorization: Bearer' token; repeatable (env VISION_SERVER_TOKENS).",
     ),
     fault_rate: float = typer.Option(
         0.0, "--fault-rate", min=0.0, max=1.0, help="Share of requests that fail on purpose (0..1)."
     ),
     fault_statuses: list[int] = typer.Option(
-        [], "--fault-status", help="Status of an injected fault (429 or 5xx); repeatable (default 429, 500, 503)."
+        [],
+        "--fault-status",
+        metavar="STATUS",
+        help="Status of an injected fault (429 or 5xx); repeatable (default 429, 500, 503).",
     ),
     fault_retry_after: float | None = typer.Option(
         1.0, "--fault-retry-after", min=0.0, help="Retry-After seconds sent with injected 429/503 answers."
@@ -66,9 +73,11 @@ def serve_vision_command(
         help="Answer vectors of this length (1024: Azure's), zero-padded: cosines are unchanged and the model "
         "version still names the offline model.",
     ),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option("info", "--log-level", metavar="LEVEL", help="uvicorn log level."),
 ) -> None:
-    """Serve the Vision multimodal-embeddings REST API with the offline models (the local stand-in)."""
+    """Serve the Vision stand-in (offline models).
+
+    The Vision multimodal-embeddings REST API, answered by the offline models."""
     with handle_errors():
         from standins.vision.server import ServerConfig, run_server
 
@@ -104,20 +113,25 @@ def serve_vision_command(
 
 
 def serve_search_double_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
     port: int = typer.Option(8090, "--port", min=0, max=65535, help="Port to listen on."),
     keys: list[str] = typer.Option(
         [],
         "--key",
+        metavar="KEY",
         help="Accepted admin api-key; repeatable (env SEARCH_DOUBLE_KEYS, comma-separated). "
         "With no key every caller is accepted.",
     ),
-    query_keys: list[str] = typer.Option([], "--query-key", help="Accepted query (read-only) api-key; repeatable."),
+    query_keys: list[str] = typer.Option(
+        [], "--query-key", metavar="KEY", help="Accepted query (read-only) api-key; repeatable."
+    ),
     persist_dir: Path | None = typer.Option(
         None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."
     ),
 ) -> None:
-    """Serve the Azure AI Search REST subset this project uses (the stand-in for local end-to-end runs)."""
+    """Serve the Azure AI Search double.
+
+    The REST subset this project uses, for local end-to-end runs."""
     with handle_errors():
         try:
             from standins.search.service import SearchDoubleConfig, run_server

@@ -116,7 +116,9 @@ def _container_and_name_from_url(url: str) -> tuple[str, str]:
     return container, name
 
 
-def _record(outcome: Outcome, failures: FailureLog, *, etag: str = "") -> None:
+def _record(outcome: Outcome, failures: FailureLog | None, *, etag: str = "") -> None:
+    if failures is None:  # pragma: no cover - the blob handlers always run with storage
+        raise RuntimeError("the blob handlers need the failure record of a storage account")
     if outcome.status == "failed":
         failures.record(outcome, etag=etag)
         log.warning("not indexed, recorded as a permanent failure: %s: %s", outcome.source, outcome.reason)

@@ -84,7 +84,7 @@ class BlobWatcher:
         self.index_existing = index_existing
         self.max_attempts = max_attempts
         self.on_change = on_change
-        self._client = services.blob_service.get_container_client(self.container)
+        self._client = services.source(self.container).container_client
         self._known: dict[str, str] | None = None  # blob name -> ETag as last handled
         self._attempts: dict[tuple[str, str], int] = {}  # (name, etag) -> failed calls so far
 

@@ -18,7 +18,8 @@ How failures are treated:
 - a transient error on one item after the client's own retries (429, 5xx, a network or file
   read error) is a failure *for now* (``Outcome.transient``): the item is not indexed, so the
   next run picks it up, and the run goes on. After ``max_consecutive_failures`` of those in
-  a row the service is evidently down, and the run stops with ``BulkIndexingAborted``;
+  a row (bad images in between neither count nor reset the count; only a success does) the
+  service is evidently down, and the run stops with ``BulkIndexingAborted``;
 - errors of the set-up rather than of an image stop the run at once: a
   ``ModelVersionMismatchError`` (nothing of the pending batch is written), an authentication
   error, a non-retriable service error that is not about the image, a configuration error.
@@ -159,8 +160,12 @@ class _Run:
             self._emit(outcome)
 
     def _watch_failures(self, outcome: Outcome) -> None:
-        if not (outcome.status == "failed" and outcome.transient):
+        # Only a success shows the services are back: a permanent failure (a bad image) in
+        # between says nothing about them, so it neither counts nor resets the count.
+        if outcome.status != "failed":
             self.consecutive_failures = 0
+            return
+        if not outcome.transient:
             return
         self.consecutive_failures += 1
         limit = self.max_consecutive_failures

@@ -644,7 +644,8 @@ class AzureSearchBackend:
             raise self._service_error(exc, what) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise SearchServiceError(
-                f"cannot {what}: the search service at {self.endpoint} is unreachable ({exc})",
+                f"cannot {what}: the search service at {self.endpoint} does not answer ({_first_line(exc)}); check "
+                f"SEARCH_ENDPOINT, and for the local double that it runs (`imgsearch dev` starts it)",
                 code="ServiceUnreachable",
                 status_code=None,
             ) from None
@@ -695,3 +696,8 @@ def _is_missing_index(exc: HttpResponseError) -> bool:
     "The index '<name>' for service '<service>' was not found."."""
     message = _error_message(exc).lower()
     return "index" in message and "was not found" in message
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "message", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -46,8 +46,10 @@ def _progress(desc: str):
 
 def backfill_command(
     ctx: typer.Context,
-    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
-    prefix: str = typer.Option("", "--prefix", help="Only blobs whose names start with this."),
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
+    ),
+    prefix: str = typer.Option("", "--prefix", metavar="PREFIX", help="Only blobs whose names start with this."),
     force: bool = typer.Option(False, "--force", help="Vectorize every blob again, even unchanged ones."),
     restart: bool = typer.Option(False, "--restart", help="Ignore the checkpoint of an interrupted run."),
     concurrency: int | None = typer.Option(
@@ -62,7 +64,9 @@ def backfill_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Index every existing blob of a container (the trigger only sees new ones).
+    """Index every existing blob of a container.
+
+    The blob trigger only sees new blobs; backfill indexes what was there before.
 
     Resumable: run it again after an interruption and it continues where it stopped.
     Vision calls are paced at VISION_REQUESTS_PER_SECOND."""
@@ -95,11 +99,12 @@ def backfill_command(
             f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)"
         )
         _print_failures(summary.failed)
-        if not summary.completed:
-            typer.echo(
-                f"some blobs failed for a transient reason; run backfill again to retry them "
-                f"(checkpoint: {summary.checkpoint})"
-            )
+    if not summary.completed:
+        transient = sum(1 for o in summary.failed if o.transient)
+        raise fail(
+            f"{transient} blob(s) could not be indexed for a transient reason; run `imgsearch backfill` again "
+            f"to retry them (it continues from {summary.checkpoint})"
+        )
 
 
 def _bulk_options(settings, concurrency: int | None) -> dict:
@@ -118,14 +123,20 @@ def _bulk_options(settings, concurrency: int | None) -> dict:
 
 def reconcile_command(
     ctx: typer.Context,
-    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
-    prefix: str = typer.Option("", "--prefix", help="Only blobs (and documents) whose names start with this."),
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
+    ),
+    prefix: str = typer.Option(
+        "", "--prefix", metavar="PREFIX", help="Only blobs (and documents) whose names start with this."
+    ),
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", min=1, help="Blobs in flight at once (default: VISION_CONCURRENCY)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Make the index match a container: remove, add and update documents.
+    """Make the index match a container.
+
+    Removes, adds and updates documents.
 
     Removes documents of deleted blobs and indexes missing or changed blobs. Downloads every
     blob to compare hashes; calls Vision only for new or changed ones."""
@@ -149,12 +160,19 @@ def reconcile_command(
             f"{summary.known_failures} known failures skipped ({summary.elapsed_seconds:.1f} s)"
         )
         _print_failures(summary.failed)
+    if summary.transient_failures:
+        raise fail(
+            f"{len(summary.transient_failures)} blob(s) could not be indexed for a transient reason; run "
+            f"`imgsearch reconcile` again"
+        )
 
 
 def watch_command(
     ctx: typer.Context,
-    container: str | None = typer.Option(None, "--container", help="Container (default: IMAGES_CONTAINER)."),
-    prefix: str = typer.Option("", "--prefix", help="Only blobs whose names start with this."),
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
+    ),
+    prefix: str = typer.Option("", "--prefix", metavar="PREFIX", help="Only blobs whose names start with this."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between polls."),
     once: bool = typer.Option(False, "--once", help="Poll once, handle the changes, and exit."),
     max_seconds: float | None = typer.Option(None, "--max-seconds", min=0, help="Stop after this long."),
@@ -163,7 +181,9 @@ def watch_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON at the end."),
 ) -> None:
-    """Index and remove images as blobs change, as the Function app would. Ctrl-C stops.
+    """Follow a container's changes like the Function.
+
+    Indexes and removes images as blobs change. Ctrl-C stops.
 
     The offline stand-in for the Functions host and Event Grid: polls the container and
     calls the same handlers as the deployed functions."""

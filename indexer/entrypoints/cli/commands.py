@@ -80,6 +80,7 @@ def index_command(
                 indent=2,
             )
         )
+        _exit_if_undone(len(summary.transient_failures), "index")
         return
     skipped = len(summary.failed)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
@@ -91,8 +92,17 @@ def index_command(
         retry = len(summary.transient_failures)
         typer.echo(
             f"the run completed; {skipped} image(s) were skipped (listed above)"
-            + (f", {retry} of them for a transient error: run again to retry them" if retry else "")
+            + (f", {retry} of them for a transient error" if retry else ""),
+            err=True,
         )
+    _exit_if_undone(len(summary.transient_failures), "index")
+
+
+def _exit_if_undone(transient: int, command: str) -> None:
+    """Exit 1 when images were left undone for a reason a later run can fix (throttling, an
+    outage): a script must not take the run for complete. Bad images alone exit 0."""
+    if transient:
+        raise fail(f"{transient} image(s) could not be indexed for a transient reason; run `imgsearch {command}` again")
 
 
 # --- search --------------------------------------------------------------------------------
@@ -100,9 +110,11 @@ def index_command(
 
 def search_command(
     ctx: typer.Context,
-    text: str | None = typer.Argument(None, help="What to look for, 1 to 70 words, in any of the model's languages."),
+    text: str | None = typer.Argument(
+        None, metavar="TEXT", help="What to look for, 1 to 70 words, in any of the model's languages."
+    ),
     image: str | None = typer.Option(
-        None, "--image", "-i", help="Search by an example image: a file or an http(s) URL."
+        None, "--image", "-i", metavar="FILE_OR_URL", help="Search by an example image: a file or an http(s) URL."
     ),
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many results."),
     threshold: float | None = typer.Option(
@@ -113,11 +125,18 @@ def search_command(
         "query's results; they are not comparable across queries).",
     ),
     filters: list[str] = typer.Option(
-        [], "--filter", "-f", help="Metadata filter such as content_type=image/png or width>=800; repeatable."
+        [],
+        "--filter",
+        "-f",
+        metavar="FIELD=VALUE",
+        help="Metadata filter such as content_type=image/png or width>=800; repeatable.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list."),
+    paths: bool = typer.Option(
+        False, "--paths", help="Print only each result's path or URL, one a line (for shell pipelines)."
+    ),
 ) -> None:
-    """Rank indexed images by similarity to TEXT, or to --image."""
+    """Rank images by similarity to TEXT or --image."""
     from indexer.filters import parse_conditions
     from indexer.query import search_image, search_text
     from indexer.services import build_backend, build_vectorizer, close_quietly
@@ -145,9 +164,11 @@ def search_command(
         )
         return
     if not hits:
-        typer.echo("no results" + (f" at or above the threshold {threshold}" if threshold is not None else ""))
+        typer.echo(
+            "no results" + (f" at or above the threshold {threshold}" if threshold is not None else ""), err=True
+        )
     for rank, hit in enumerate(hits, 1):
-        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.source}")
+        typer.echo(hit.source if paths else f"{rank:>3}  {hit.score:.4f}  {hit.source}")
 
 
 # --- info and ensure-index -----------------------------------------------------------------
@@ -156,7 +177,10 @@ def search_command(
 def info_command(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as a JSON object.")
 ) -> None:
-    """Show the model version the index is pinned to, its size, and where things live."""
+    """Show the index's pin, size and location.
+
+    The model version the index is pinned to, its document count, and where the index and the
+    vectorizer live (endpoints only, never a key)."""
     from indexer.errors import IndexNotFoundError
     from indexer.model_versions import answers_for
     from indexer.services import build_backend, close_quietly, configured_model, describe_backend, describe_vectorizer
@@ -213,7 +237,9 @@ def ensure_index_command(
         "again with the pin these settings give. An index that holds documents is never re-pinned.",
     ),
 ) -> None:
-    """Create the index from schemas/ for the configured model version, or verify its pin.
+    """Create the pinned index, or verify its pin.
+
+    The index is created from schemas/ for the configured model version.
 
     With VISION_ENDPOINT set, the vectorizer is asked once which model version it answers
     with: that version is the pin (the local stand-in answers with its offline model's name)."""
@@ -227,9 +253,45 @@ def ensure_index_command(
     typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
 
 
+def serve_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
+    port: int = typer.Option(7071, "--port", min=0, max=65535, help="Port to listen on (func start's default)."),
+    keys: list[str] = typer.Option(
+        [],
+        "--key",
+        metavar="KEY",
+        help="Function key callers must send (x-functions-key header or ?code=); repeatable. Needed off loopback.",
+    ),
+) -> None:
+    """Host the Function app's HTTP endpoints locally.
+
+    The same handlers and routes as the deployed app (/api/search), as `func start` would
+    host them; no function key is needed on loopback."""
+    from indexer.entrypoints import local_host
+    from indexer.services import build_services, describe_backend, describe_vectorizer
+
+    with handle_errors():
+        settings = state(ctx).settings
+        local_host.check_exposure(host, keys)
+        services = build_services(settings, storage=False)
+        local_host.bind(host, port).close()  # a busy port fails here, before the server starts
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(
+            f"serving the Function app's HTTP endpoints on http://{shown}:{port}/api/search "
+            f"({describe_backend(settings)}; vectorizer: {describe_vectorizer(settings)}); Ctrl-C stops",
+            err=True,
+        )
+        try:
+            local_host.run(services, host, port, keys=keys)
+        except KeyboardInterrupt:
+            pass
+
+
 def register(app: typer.Typer) -> None:
     """Add ``index``, ``search``, ``info``, ``ensure-index`` to the ``imgsearch`` app."""
     app.command("index")(index_command)
     app.command("search")(search_command)
     app.command("info")(info_command)
     app.command("ensure-index")(ensure_index_command)
+    app.command("serve")(serve_command)

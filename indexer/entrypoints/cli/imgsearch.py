@@ -26,13 +26,24 @@ app = typer.Typer(
     name="imgsearch",
     help="Search images by meaning: index a folder, search it by text or by example image, inspect "
     "the index, and run the local stand-ins.",
-    epilog="Exit codes: 0 done (skipped images are listed), 1 run or service failure, "
-    "2 configuration or argument error, 3 index pinned to another model version.",
+    epilog="Exit codes: 0 done (skipped images are listed), 1 run or service failure (also: images left "
+    "undone for a transient reason; run again), 2 configuration or argument error, 3 index pinned to another "
+    "model version, 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: rich's boxes cut lines at 80 columns and show a type on every flag.
+    rich_markup_mode=None,
     # Tracebacks of real bugs must never print local variables: they may hold credentials.
     pretty_exceptions_show_locals=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from indexer import __version__
+
+        typer.echo(f"imgsearch {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -41,13 +52,28 @@ def _main(
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
+        metavar="PATH",
         show_default=False,
         help="Folder of the local index and run records (env IMGSEARCH_DATA_DIR; default .imgsearch).",
     ),
     index_name: str | None = typer.Option(
-        None, "--index-name", help="Index to use (env SEARCH_INDEX_NAME; default images).", show_default=False
+        None,
+        "--index-name",
+        metavar="NAME",
+        help="Index to use (env SEARCH_INDEX_NAME; default images).",
+        show_default=False,
     ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v: debug messages; -vv: libraries' too."),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        help="-v: each service call and this tool's debug messages; -vv: every library's debug messages too.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", metavar="", is_eager=True, help="Print the version and exit.", callback=_print_version
+    ),
 ) -> None:
     """Search images by meaning with Azure AI Vision multimodal embeddings, or offline."""
     configure_logging(verbose)

@@ -52,6 +52,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 from requests.adapters import HTTPAdapter
 
 from indexer import __version__
+from indexer.call_log import CallLogPolicy
 from indexer.documents import Embedding
 from indexer.errors import InvalidImageError, VisionAuthenticationError, VisionServiceError
 from indexer.limits import check_text, inspect_image
@@ -153,6 +154,7 @@ class VisionClient:
                 HeadersPolicy({"Accept": JSON}),
                 UserAgentPolicy(sdk_moniker=f"imgsearch/{__version__}"),
                 credential_policy,
+                CallLogPolicy(),
                 HttpLoggingPolicy(),
             ],
         )
@@ -239,12 +241,12 @@ class VisionClient:
                     raise  # pragma: no cover - send_request returns answers, it does not raise them
                 # No answer, or an answer cut off: the request may never have reached the service.
                 delay = self._retry.delay(retry_number, None)
-                reason = f"{type(exc).__name__}: {exc.message}"
+                reason = _short_reason(exc)
                 if delay is None:
                     raise VisionServiceError(
                         f"{operation} failed: no answer from {self.endpoint} after {retry_number + 1} attempt(s) "
-                        f"({reason}). Check the endpoint and the network, or raise the timeout "
-                        f"(currently {self.timeout:g}s).",
+                        f"({reason}). Check VISION_ENDPOINT and the network (for the local stand-in, that it "
+                        f"runs: `imgsearch dev` starts it), or raise VISION_TIMEOUT_SECONDS (now {self.timeout:g}).",
                         code="ServiceUnreachable",
                         status_code=None,
                     ) from None
@@ -313,3 +315,12 @@ def _embedding_from(response: HttpResponse, *, operation: str) -> Embedding:
     if not np.all(np.isfinite(array)):
         raise bad("'vector' holds NaN or infinite values")
     return Embedding(vector=array, model_version=model_version)
+
+
+def _short_reason(exc: Exception) -> str:
+    """What went wrong on the wire, in a few words (urllib3's messages run to 300 characters)."""
+    text = str(getattr(exc, "message", None) or exc)
+    for known in ("Connection refused", "timed out", "Name or service not known", "Connection reset"):
+        if known.lower() in text.lower():
+            return f"{type(exc).__name__}: {known.lower()}"
+    return f"{type(exc).__name__}: {text[:160]}"

@@ -1,0 +1,71 @@
+"""The bulk run's breaker: an outage stops a run after a bounded number of transient failures,
+whatever bad images come in between; only a success shows the service is back."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.backends.numpy_index import NumpyIndex
+from indexer.documents import Embedding
+from indexer.errors import BulkIndexingAborted, VisionRequestError, VisionServiceError
+from indexer.indexing.bulk import index_items
+from indexer.sources.base import ImageItem
+from tests.fixtures.search_double import tiny_schema
+
+DIMS = 8
+
+
+def png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (seed % 256, 40, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class ScriptedVectorizer:
+    """Answers each image as its script says: "ok", "down" (503, no answer) or "bad" (a 400)."""
+
+    def __init__(self, script: dict[bytes, str]) -> None:
+        self.script = script
+
+    def vectorize_image(self, image: bytes) -> Embedding:
+        kind = self.script[image]
+        if kind == "down":
+            raise VisionServiceError("service unavailable", code="ServiceUnavailable", status_code=503)
+        if kind == "bad":
+            raise VisionRequestError("not a valid image", code="InvalidImageFormat", status_code=400)
+        return Embedding(np.ones(DIMS, dtype=np.float32), "test-tiny")
+
+    def vectorize_image_url(self, url: str) -> Embedding:  # pragma: no cover - not used here
+        raise NotImplementedError
+
+    def vectorize_text(self, text: str) -> Embedding:  # pragma: no cover - not used here
+        raise NotImplementedError
+
+
+def run(tmp_path, kinds: list[str], limit: int):
+    index = NumpyIndex(tmp_path, "images")
+    index.ensure_index(tiny_schema(DIMS))
+    images = [png(i) for i in range(len(kinds))]
+    items = [ImageItem(f"/photos/{i}.png", f"/photos/{i}.png", lambda d=data: d) for i, data in enumerate(images)]
+    vectorizer = ScriptedVectorizer(dict(zip(images, kinds, strict=True)))
+    return index_items(items, vectorizer=vectorizer, backend=index, concurrency=1, max_consecutive_failures=limit)
+
+
+def test_bad_images_between_transient_failures_do_not_keep_an_outage_going(tmp_path):
+    # down, bad, down, bad, down: three transient failures with permanent ones in between.
+    with pytest.raises(BulkIndexingAborted, match="3 images in a row"):
+        run(tmp_path, ["down", "bad", "down", "bad", "down", "ok", "ok"], limit=3)
+
+
+def test_a_success_resets_the_count(tmp_path):
+    summary = run(tmp_path, ["down", "down", "ok", "down", "down", "ok"], limit=3)
+    assert summary.indexed == 2 and len(summary.transient_failures) == 4
+
+
+def test_bad_images_alone_never_stop_a_run(tmp_path):
+    summary = run(tmp_path, ["bad"] * 6 + ["ok"], limit=3)
+    assert summary.indexed == 1 and len(summary.permanent_failures) == 6 and not summary.transient_failures
