@@ -105,3 +105,56 @@ def check_text(text: str) -> str:
             f"the text has {words} words; the limit is {MAX_WORDS} words", limit="text_words", value=words
         )
     return text
+
+
+# --- what the bytes are -------------------------------------------------------------------
+
+# The formats the service reads, by their signatures (the first bytes of the file), with the
+# content type each is indexed under. MPO is a JPEG stream, so it sniffs as JPEG here.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"WEBP", 8, "image/webp"),  # after "RIFF" and the chunk size
+    (b"\x00\x00\x01\x00", 0, "image/x-icon"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+)
+# Common image formats the service does not read, named so a skipped file says why.
+_UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
+    (b"ftypheic", 4, "HEIC"),
+    (b"ftypheix", 4, "HEIC"),
+    (b"ftypmif1", 4, "HEIF"),
+    (b"ftypavif", 4, "AVIF"),
+    (b"\x00\x00\x00\x0cjP  ", 0, "JPEG 2000"),
+    (b"8BPS", 0, "Photoshop (PSD)"),
+    (b"%PDF", 0, "PDF"),
+    (b"<svg", 0, "SVG"),
+)
+SNIFF_BYTES = 16
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    """The content type of an image in a format the service reads, from its first
+    ``SNIFF_BYTES`` bytes; None for anything else."""
+    for signature, offset, content_type in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            if content_type == "image/webp" and not head.startswith(b"RIFF"):
+                continue
+            return content_type
+    return None
+
+
+def unreadable_format(head: bytes) -> str:
+    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+    for signature, offset, name in _UNSUPPORTED:
+        if head[offset : offset + len(signature)] == signature:
+            return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+    if not head:
+        return "the file is empty"
+    return (
+        "not a readable image: no format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) "
+        "was recognised"
+    )

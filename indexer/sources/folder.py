@@ -14,35 +14,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from indexer.errors import FolderNotFoundError, InputLimitError
+from indexer.errors import FolderNotFoundError, InputLimitError, InvalidImageError
 from indexer.filters import Condition
-from indexer.limits import MAX_IMAGE_BYTES, check_image_size
+from indexer.limits import MAX_IMAGE_BYTES, SNIFF_BYTES, check_image_size, sniff_content_type, unreadable_format
 from indexer.sources.base import ImageItem
-
-# What the Vision service reads (JPEG, PNG, GIF, BMP, WEBP, TIFF), by extension. The
-# extension only decides what is offered; the pipeline sniffs the real type from the bytes.
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".gif": "image/gif",
-    ".bmp": "image/bmp",
-    ".webp": "image/webp",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-}
-
-
-def is_image_name(name: str) -> bool:
-    """True for a visible file name with one of the image extensions (any case)."""
-    return not name.startswith(".") and Path(name).suffix.lower() in CONTENT_TYPES
 
 
 class FolderSource:
     """Yields the images under ``root``, recursively, in a stable sorted order.
 
+    A file is an image when its first bytes say so (``limits.sniff_content_type``), whatever
+    its name: ``photo.JPG``, ``scan`` and ``export.jpeg.bak`` alike, as the blob path decides
+    by the bytes too. Other files are not offered; ``skipped`` lists them with the reason
+    (``notes.txt``: not an image; ``IMG_0001.heic``: a format the service does not read).
+
     Hidden files and hidden folders (names starting with ``.``, e.g. ``.git`` or the
-    ``.imgsearch`` data folder) are skipped, and symlinked folders are not followed, so a
+    ``.imgsearch`` data folder) are left out, and symlinked folders are not followed, so a
     walk always ends. Folders that cannot be listed are recorded in ``listing_errors``
     instead of being skipped silently: a caller that removes documents of vanished files
     must not do so after an incomplete listing.
@@ -70,6 +57,7 @@ class FolderSource:
 
     def list_items(self) -> Iterator[ImageItem]:
         self.listing_errors = []
+        self.skipped = []
 
         def record(error: OSError) -> None:
             self.listing_errors.append(f"{error.filename}: {error.strerror or error}")
@@ -78,8 +66,13 @@ class FolderSource:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 path = Path(directory) / name
-                if is_image_name(name) and path.is_file():
-                    yield self._item(path)
+                if name.startswith(".") or not path.is_file():
+                    continue
+                content_type, reason = self._sniff(path)
+                if content_type is None:
+                    self.skipped.append((path.relative_to(self.root).as_posix(), reason))
+                    continue
+                yield self._item(path, content_type)
 
     def get_item(self, name: str) -> ImageItem:
         """One image by its path relative to the folder (POSIX separators)."""
@@ -89,13 +82,23 @@ class FolderSource:
         path = self.root.joinpath(*relative.parts)
         if not path.is_file():
             raise FolderNotFoundError(f"there is no file {name!r} in {self.root}")
-        if not is_image_name(path.name):
-            raise FolderNotFoundError(
-                f"{name!r} is not an image file name; expected one of {', '.join(sorted(CONTENT_TYPES))}"
-            )
-        return self._item(path)
+        content_type, reason = self._sniff(path)
+        if content_type is None:
+            raise InvalidImageError(f"{name!r} in {self.root}: {reason}")
+        return self._item(path, content_type)
 
-    def _item(self, path: Path) -> ImageItem:
+    @staticmethod
+    def _sniff(path: Path) -> tuple[str | None, str]:
+        """The file's image content type from its first bytes, or None and the reason."""
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror or exc})"
+        content_type = sniff_content_type(head)
+        return content_type, "" if content_type else unreadable_format(head)
+
+    def _item(self, path: Path, content_type: str) -> ImageItem:
         # The path stays as listed under the resolved root (a symlinked file is not resolved),
         # so each listed path is its own document, found again under the same key.
         stat = path.stat()
@@ -108,7 +111,7 @@ class FolderSource:
                 "container": self.label,
                 "blob_path": path.relative_to(self.root).as_posix(),
                 "file_name": path.name,
-                "content_type": CONTENT_TYPES[path.suffix.lower()],
+                "content_type": content_type,
                 "last_modified": modified.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "size_bytes": stat.st_size,
             },

@@ -17,10 +17,18 @@ from indexer.sources.folder import FolderSource
 from tests.oracle import matches
 
 
-def png_bytes(size=(32, 24), color=(200, 30, 30)) -> bytes:
+def image_bytes(image_format: str = "PNG", size=(32, 24), color=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
+    Image.new("RGB", size, color).save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+def png_bytes(size=(32, 24), color=(200, 30, 30)) -> bytes:
+    return image_bytes("PNG", size, color)
+
+
+# What an iPhone's HEIC starts with: a box size, then 'ftyp' and the brand.
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
 
 
 def write(path: Path, data: bytes = b"x") -> Path:
@@ -33,21 +41,41 @@ def write(path: Path, data: bytes = b"x") -> Path:
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "photos"
     write(root / "b.png", png_bytes())
-    write(root / "A.JPG")
-    write(root / "sub" / "deeper" / "c.webp")
-    write(root / "sub" / "d.TIFF")
-    write(root / "sub" / "notes.txt")
-    write(root / "no_extension")
-    write(root / ".hidden.png")
+    write(root / "A.JPG", image_bytes("JPEG"))
+    write(root / "sub" / "deeper" / "c.webp", image_bytes("WEBP"))
+    write(root / "sub" / "d.TIFF", image_bytes("TIFF"))
+    write(root / "sub" / "notes.txt", b"shopping list")
+    write(root / "scan", image_bytes("BMP"))  # no extension: the bytes decide
+    write(root / "renamed.png", b"just text, whatever the name says")
+    write(root / "IMG_0001.heic", HEIC_HEAD)
+    write(root / ".hidden.png", png_bytes())
     write(root / ".cache" / "e.png")  # inside a hidden folder
     write(root / "sub" / ".git" / "f.jpg")
     return root
 
 
 def test_lists_image_files_recursively_in_sorted_order_and_skips_hidden_ones(tree: Path) -> None:
-    items = list(FolderSource(tree).list_items())
+    source = FolderSource(tree)
+    items = list(source.list_items())
 
-    assert [item.fields["blob_path"] for item in items] == ["A.JPG", "b.png", "sub/d.TIFF", "sub/deeper/c.webp"]
+    assert [item.fields["blob_path"] for item in items] == ["A.JPG", "b.png", "scan", "sub/d.TIFF", "sub/deeper/c.webp"]
+    assert [item.fields["content_type"] for item in items] == [
+        "image/jpeg",
+        "image/png",
+        "image/bmp",
+        "image/tiff",
+        "image/webp",
+    ]
+
+
+def test_files_that_are_not_images_are_skipped_with_the_reason(tree: Path) -> None:
+    source = FolderSource(tree)
+    list(source.list_items())
+
+    reasons = dict(source.skipped)
+    assert sorted(reasons) == ["IMG_0001.heic", "renamed.png", "sub/notes.txt"]
+    assert reasons["IMG_0001.heic"].startswith("HEIC is not a format Azure AI Vision reads")
+    assert reasons["renamed.png"].startswith("not a readable image") and "JPEG, PNG" in reasons["renamed.png"]
 
 
 def test_listing_twice_gives_the_same_items_and_keys(tree: Path) -> None:
@@ -76,7 +104,7 @@ def test_item_identity_source_and_fields(tree: Path) -> None:
         "file_name": "c.webp",
         "content_type": "image/webp",
         "last_modified": "2024-05-06T07:08:09.123Z",
-        "size_bytes": 1,
+        "size_bytes": path.stat().st_size,
     }
 
 
@@ -110,6 +138,7 @@ def test_read_refuses_a_file_at_the_limit_without_loading_it(tmp_path: Path) -> 
     limit = 8 * 1024 * 1024
     big = tmp_path / "big.jpg"
     with big.open("wb") as handle:  # sparse: no disk used, but a read would allocate it all
+        handle.write(b"\xff\xd8\xff\xe0")  # a JPEG's first bytes
         handle.truncate(limit)
     item = next(FolderSource(tmp_path, max_bytes=limit).list_items())
 
@@ -134,13 +163,13 @@ def test_read_accepts_a_file_just_under_the_limit(tmp_path: Path) -> None:
     assert item.read() == data
 
 
-def test_read_of_an_empty_file_is_an_invalid_image(tmp_path: Path) -> None:
+def test_an_empty_file_is_no_image(tmp_path: Path) -> None:
     write(tmp_path / "empty.png", b"")
+    source = FolderSource(tmp_path)
 
-    item = next(FolderSource(tmp_path).list_items())
-
-    with pytest.raises(InvalidImageError):
-        item.read()
+    assert list(source.list_items()) == [] and source.skipped == [("empty.png", "the file is empty")]
+    with pytest.raises(InvalidImageError, match="empty"):
+        source.get_item("empty.png")
 
 
 def test_get_item_by_relative_path(tree: Path) -> None:
@@ -152,10 +181,15 @@ def test_get_item_by_relative_path(tree: Path) -> None:
     assert item.fields["content_type"] == "image/tiff"
 
 
-@pytest.mark.parametrize("name", ["../photos/b.png", "/etc/passwd", "missing.png", "sub/notes.txt"])
-def test_get_item_refuses_paths_outside_missing_or_not_images(tree: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["../photos/b.png", "/etc/passwd", "missing.png"])
+def test_get_item_refuses_paths_outside_or_missing(tree: Path, name: str) -> None:
     with pytest.raises(FolderNotFoundError):
         FolderSource(tree).get_item(name)
+
+
+def test_get_item_refuses_a_file_that_is_no_image(tree: Path) -> None:
+    with pytest.raises(InvalidImageError, match="notes.txt"):
+        FolderSource(tree).get_item("sub/notes.txt")
 
 
 def test_a_missing_folder_or_a_file_is_refused_with_its_name(tmp_path: Path) -> None:
@@ -168,7 +202,7 @@ def test_a_missing_folder_or_a_file_is_refused_with_its_name(tmp_path: Path) -> 
 
 def test_symlinked_folders_are_not_followed(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    write(root / "a.png")
+    write(root / "a.png", png_bytes())
     (root / "loop").symlink_to(root, target_is_directory=True)
 
     items = list(FolderSource(root).list_items())

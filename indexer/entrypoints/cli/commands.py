@@ -63,6 +63,7 @@ def index_command(
             )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
+        _report_not_images([(str(source.root / path), reason) for path, reason in source.skipped])
 
     if as_json:
         typer.echo(
@@ -76,13 +77,14 @@ def index_command(
                     "unchanged": summary.unchanged,
                     "removed": summary.removed,
                     "failed": [o.failure_dict() for o in summary.failed],
+                    "not_images": [{"path": path, "reason": reason} for path, reason in source.skipped],
                 },
                 indent=2,
             )
         )
         _exit_if_undone(len(summary.transient_failures), "index")
         return
-    skipped = len(summary.failed)
+    skipped = len(summary.failed) + len(source.skipped)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
     typer.echo(
         f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
@@ -96,6 +98,14 @@ def index_command(
             err=True,
         )
     _exit_if_undone(len(summary.transient_failures), "index")
+
+
+def _report_not_images(skipped: list[tuple[str, str]], limit: int = 20) -> None:
+    """Files that are not images the service reads, with the reason; a long list is cut."""
+    for path, reason in skipped[:limit]:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    if len(skipped) > limit:
+        typer.echo(f"skipped {len(skipped) - limit} more files that are not images (--json lists them all)", err=True)
 
 
 def _exit_if_undone(transient: int, command: str) -> None:
