@@ -137,6 +137,11 @@ def build_backend(settings: Settings) -> IndexBackend:
     if settings.uses_numpy_index:
         from indexer.backends.numpy_index import NumpyIndex
 
+        if settings.data_dir.exists() and not settings.data_dir.is_dir():
+            raise ConfigurationError(
+                f"IMGSEARCH_DATA_DIR (or --data-dir) must be a folder; {settings.data_dir} is a file"
+            )
+
         try:
             return NumpyIndex(settings.data_dir, settings.search_index_name)
         except ValueError as exc:

@@ -91,12 +91,16 @@ class AzuriteBlob:
     def stop(self, *, timeout: float = 10.0) -> None:
         """Stop the process we started (by its pid), then remove a data folder we created."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            # The launcher may be a shim that starts node: signal the whole session we started
+            # (its id is our child's pid), so no node process outlives us.
+            _signal_group(self.process, signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                _signal_group(self.process, signal.SIGKILL)
                 self.process.wait(timeout=timeout)
+        else:
+            _signal_group(self.process, signal.SIGTERM)  # a child left behind by the launcher
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -166,6 +170,14 @@ def start_azurite_blob(
     if owns:
         shutil.rmtree(workdir, ignore_errors=True)
     raise RuntimeError(f"Azurite did not start on {host}; its last output:\n{last_error}")
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    """Signal the process group of ``process`` (started with ``start_new_session``)."""
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _wait_until_answers(server: AzuriteBlob, timeout: float) -> bool:

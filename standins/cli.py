@@ -1,10 +1,11 @@
 """The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed:
-``serve-vision`` (the Vision stand-in) and ``serve-search-double`` (the Azure AI Search
-double)."""
+``serve-vision`` (the Vision stand-in), ``serve-search-double`` (the Azure AI Search double)
+and ``dev`` (all of the local Azure path at once)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -151,7 +152,44 @@ def serve_search_double_command(
         run_server(config, host, port)
 
 
+def dev_command(
+    blob_port: int = typer.Option(10000, "--blob-port", metavar="PORT", help="Azurite's blob port."),
+    vision_port: int = typer.Option(5000, "--vision-port", metavar="PORT", help="The Vision stand-in's port."),
+    search_port: int = typer.Option(8090, "--search-port", metavar="PORT", help="The search double's port."),
+    api_port: int = typer.Option(7071, "--api-port", metavar="PORT", help="The Function app's endpoints (serve)."),
+    data_dir: Path = typer.Option(
+        Path(".imgsearch/dev"), "--data-dir", metavar="PATH", help="Blobs, indexes, logs and dev.env live here."
+    ),
+) -> None:
+    """Run the whole Azure path here: storage, Vision, Search, the Function.
+
+    Starts Azurite (with the images container), the Vision stand-in, the Azure AI Search
+    double, the watch runner and serve, each logging to its own file, and prints the settings
+    for a second terminal. Ctrl-C stops everything it started."""
+    from indexer.model_versions import DEFAULT_MODEL_VERSION
+    from standins.dev import DevPorts, start, supervise
+
+    def say(text: str) -> None:
+        typer.echo(text, err=True)
+
+    with handle_errors():
+        model_version = os.environ.get("VISION_MODEL_VERSION") or DEFAULT_MODEL_VERSION
+        ports = DevPorts(blob=blob_port, vision=vision_port, search=search_port, api=api_port)
+        say(f"starting the local Azure path in {data_dir} (VISION_MODEL_VERSION={model_version})")
+        env = start(data_dir, ports, model_version=model_version, say=say)
+        say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
+        for name, value in env.settings.items():
+            say(f"  export {name}={shlex.quote(value)}")
+        say(
+            f"\ntry:  imgsearch upload samples/cat.jpg\n"
+            f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+            f"Ctrl-C stops everything."
+        )
+        raise typer.Exit(supervise(env, say))
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``serve-vision``, ``serve-search-double`` to the ``imgsearch`` app."""
+    """Add ``serve-vision``, ``serve-search-double`` and ``dev`` to the ``imgsearch`` app."""
     app.command("serve-vision")(serve_vision_command)
     app.command("serve-search-double")(serve_search_double_command)
+    app.command("dev")(dev_command)

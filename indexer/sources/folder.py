@@ -45,6 +45,7 @@ class FolderSource:
         self.max_bytes = max_bytes
         self.label = self.root.as_uri()
         self.listing_errors: list[str] = []
+        self.skipped: list[tuple[str, str]] = []  # (path relative to the root, why it is no image)
 
     @property
     def conditions(self) -> list[Condition]:

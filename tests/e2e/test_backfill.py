@@ -281,6 +281,18 @@ def test_cli_backfill_reconcile_and_watch_print_json_summaries(
     assert watched["polls"] == 1 and watched["created"] == 3  # existing blobs are indexed at start
     assert [f["blob"] for f in watched["failed"]] == ["x/bad.jpg"]
 
+    # One command lists both records: the CLI's (backfill) and the Function's (watch, as the
+    # Function app records them in the imgsearch-failures container).
+    result = run_cli("failures", "--json", env=env, data_dir=data_dir)
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["source"].rsplit("/", 1)[-1] for r in records] == ["bad.jpg", "bad.jpg"]
+    stores = [r["store"] for r in records]
+    assert stores[0].endswith("failures.jsonl") and stores[1].endswith("/imgsearch-failures")
+    assert all("not a readable image" in r["reason"] for r in records)
+    plain = run_cli("failures", env=env, data_dir=data_dir)
+    assert plain.stdout.count("bad.jpg: ") == 2
+
 
 def test_a_killed_backfill_process_resumes_where_it_stopped(
     azurite, blob_container, vision_server, search_double, search_index_name, tmp_path

@@ -25,7 +25,7 @@ from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.indexing.pipeline import Outcome
 from indexer.keys import blob_identity, document_key
-from indexer.model_versions import OFFLINE_MULTILINGUAL
+from indexer.model_versions import DEFAULT_MODEL_VERSION, OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
 
@@ -133,6 +133,17 @@ def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
         assert name in values, name
     assert values["VISION_KEY"] == "" and values["SEARCH_KEY"] == ""
     assert values["IMAGES_STORAGE"] == "UseDevelopmentStorage=true"
+
+
+def test_local_settings_point_at_what_imgsearch_dev_starts_with_productions_model_version():
+    from standins.dev import DevPorts
+
+    values = json.loads((REPO_ROOT / "functions" / "local.settings.json").read_text())["Values"]
+    ports = DevPorts()
+    assert values["VISION_ENDPOINT"] == f"http://127.0.0.1:{ports.vision}"
+    assert values["SEARCH_ENDPOINT"] == f"http://127.0.0.1:{ports.search}"
+    assert ports.blob == 10000  # what UseDevelopmentStorage=true means
+    assert values["VISION_MODEL_VERSION"] == DEFAULT_MODEL_VERSION == "2023-04-15"
     Settings(**{k: v for k, v in values.items() if v != ""})  # every value parses
 
 

@@ -269,7 +269,13 @@ class NumpyIndex:
             check_schema_supported(schema)
         except ValueError as exc:
             raise ConfigurationError(f"cannot create the local index {self.name!r}: {exc}") from None
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the local index at {self.root}: {exc.strerror or exc}; check IMGSEARCH_DATA_DIR "
+                f"(or --data-dir)"
+            ) from None
         with self._mutex, FileLock(self.root / store.LOCK):
             raw = store.read_manifest_bytes(self.root)
             if raw is None:

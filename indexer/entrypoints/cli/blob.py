@@ -1,4 +1,5 @@
-"""The blob-container commands of ``imgsearch``: ``backfill``, ``reconcile`` and ``watch``.
+"""The blob-container commands of ``imgsearch``: ``backfill``, ``reconcile``, ``watch``,
+``upload`` and ``failures``.
 
 ``indexer.entrypoints.cli`` calls ``register(app)``. These are edges: they read settings, build objects
 (``indexer.services``) and print summaries; the work is in ``indexer.indexing.backfill``,
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from indexer.entrypoints.cli.common import fail, handle_errors, state
-from indexer.errors import EXIT_FAILED
+from indexer.errors import EXIT_FAILED, EXIT_USAGE
 
 FAILURES_FILE = "failures.jsonl"
 
@@ -225,8 +227,93 @@ def watch_command(
         raise fail("some changes could not be handled (see above)", EXIT_FAILED)
 
 
+def upload_command(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Image files or folders (recursively)."),
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
+    ),
+    prefix: str = typer.Option("", "--prefix", metavar="PREFIX", help="Put the blobs under this name prefix."),
+    tags: list[str] = typer.Option(
+        [], "--tag", metavar="TAG", help="A tag stored in the blob's metadata (the index's tags field); repeatable."
+    ),
+) -> None:
+    """Upload images to the container, as an app or az storage would.
+
+    Each image becomes a blob named after its path under the folder given (or its file name),
+    with the content type its bytes show. Files that are not images are skipped and listed.
+    The Function app (or `imgsearch watch` offline) then indexes them."""
+    from azure.storage.blob import ContentSettings
+
+    from indexer.errors import InvalidImageError
+    from indexer.services import blob_source
+    from indexer.sources.folder import FolderSource
+
+    with handle_errors():
+        settings = state(ctx).settings
+        client = blob_source(settings, container=container).container_client
+        metadata = {"tags": ",".join(tags)} if tags else None
+        uploaded, refused = 0, 0
+        for path in paths:
+            folder = FolderSource(path) if path.is_dir() else FolderSource(path.parent)
+            try:
+                items = list(folder.list_items()) if path.is_dir() else [folder.get_item(path.name)]
+            except InvalidImageError as exc:  # a file named on the command line that is no image
+                typer.echo(f"skipped {path}: {exc}", err=True)
+                refused += 1
+                continue
+            for problem, reason in folder.skipped:
+                typer.echo(f"skipped {folder.root / problem}: {reason}", err=True)
+            for item in items:
+                name = prefix + str(item.fields["blob_path"])
+                client.upload_blob(
+                    name,
+                    item.read(),
+                    overwrite=True,
+                    metadata=metadata,
+                    content_settings=ContentSettings(content_type=item.fields["content_type"]),
+                )
+                typer.echo(f"uploaded {item.source} -> {client.container_name}/{name}")
+                uploaded += 1
+    typer.echo(f"{uploaded} image(s) uploaded to {client.container_name}", err=True)
+    if refused:
+        raise fail(f"{refused} of the files named are not images; the others were uploaded", EXIT_USAGE)
+
+
+def failures_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the records as a JSON list."),
+) -> None:
+    """List the images recorded as impossible to index, and why.
+
+    Both records: the CLI's (backfill and reconcile, IMGSEARCH_DATA_DIR/failures.jsonl) and
+    the Function app's (the imgsearch-failures container, where IMAGES_STORAGE is set). An
+    image leaves the record once it is indexed or its blob is deleted."""
+    from indexer.indexing.failures import FAILURES_CONTAINER, BlobFailureLog, JsonlFailureLog
+    from indexer.services import blob_service_client
+
+    with handle_errors():
+        settings = state(ctx).settings
+        stores: list[tuple[str, Any]] = [
+            (str(settings.data_dir / FAILURES_FILE), JsonlFailureLog(settings.data_dir / FAILURES_FILE))
+        ]
+        if settings.storage_connection_string or settings.storage_blob_service_uri:
+            container = blob_service_client(settings).get_container_client(FAILURES_CONTAINER)
+            stores.append((container.url, BlobFailureLog(container)))
+        rows = [(where, record) for where, store in stores for record in store.records()]
+    if as_json:
+        typer.echo(json.dumps([{"store": where, **record.to_dict()} for where, record in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no failures recorded in " + " or ".join(where for where, _ in stores), err=True)
+    for _, record in rows:
+        typer.echo(f"{record.recorded_at}  {record.source}: {record.reason}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``backfill``, ``reconcile`` and ``watch`` to the ``imgsearch`` app."""
+    """Add ``backfill``, ``reconcile``, ``watch``, ``upload`` and ``failures`` to the ``imgsearch`` app."""
     app.command("backfill")(backfill_command)
     app.command("reconcile")(reconcile_command)
     app.command("watch")(watch_command)
+    app.command("upload")(upload_command)
+    app.command("failures")(failures_command)

@@ -1,0 +1,238 @@
+"""``imgsearch dev``: the whole Azure path on this machine, in one foreground command.
+
+It starts, each as a process of its own with its log in a file of its own:
+
+- Azurite (Blob Storage) with its own data folder, and the images container in it;
+- the Vision stand-in (``serve-vision``) and the Azure AI Search double
+  (``serve-search-double``, persisted under the data folder), each with a fresh key;
+- the ``watch`` runner (the Functions host and Event Grid: it indexes what is uploaded and
+  removes what is deleted) and ``serve`` (the Function app's HTTP endpoints).
+
+It waits until each answers, prints the settings a second terminal or an app needs (and
+writes them to ``<data folder>/dev.env`` to ``source``), then shows one line per process.
+The settings are production's: ``VISION_MODEL_VERSION`` stays what it is (2023-04-15 by
+default); the index is pinned to the stand-in's own model name. On Ctrl-C, or when one of the
+processes dies, it stops every process it started, by the ids it started them with, Azurite's
+node process included.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.errors import ConfigurationError
+from standins.azurite import AzuriteBlob, start_azurite_blob
+
+
+@dataclass
+class DevPorts:
+    blob: int = 10000
+    vision: int = 5000
+    search: int = 8090
+    api: int = 7071
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    url: str
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process group we started (its id is the child's pid)."""
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@dataclass
+class DevEnvironment:
+    data_dir: Path
+    ports: DevPorts
+    settings: dict[str, str]
+    azurite: AzuriteBlob | None = None
+    children: list[Child] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        if self.azurite is not None:
+            self.azurite.stop()
+
+    def env_file(self) -> Path:
+        return self.data_dir / "dev.env"
+
+
+def _imgsearch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "indexer", *args]
+
+
+def _check_free(ports: DevPorts) -> None:
+    import socket
+
+    for name, port in vars(ports).items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise ConfigurationError(
+                    f"port {port} ({name}) is in use on 127.0.0.1; is another `imgsearch dev` running? "
+                    f"choose another with --{name}-port"
+                ) from None
+
+
+def _wait_for(url: str, child: Child, timeout: float) -> None:
+    """Until ``url`` gives any HTTP answer; a child that exits or stays silent is an error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.running():
+            raise ConfigurationError(f"{child.name} exited at start; see its log {child.log_path}")
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return  # an answer (401, 404...) means it serves
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise ConfigurationError(f"{child.name} did not answer at {url} within {timeout:g} s; see {child.log_path}")
+
+
+def start(
+    data_dir: Path,
+    ports: DevPorts,
+    *,
+    model_version: str,
+    say: Callable[[str], None],
+    startup_timeout: float = 120.0,
+) -> DevEnvironment:
+    """Start everything (see the module doc) and return it running; stops what it started
+    if any part fails."""
+    from azure.storage.blob import BlobServiceClient
+
+    _check_free(ports)
+    data_dir = data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    vision_key, search_key = secrets.token_hex(16), secrets.token_hex(16)
+    env = DevEnvironment(data_dir, ports, settings={})
+    try:
+        env.azurite = start_azurite_blob(data_dir=data_dir / "azurite", port=ports.blob)
+        say(f"azurite       ready   {env.azurite.blob_endpoint}   log {env.azurite.log_path}")
+        settings = {
+            "IMAGES_STORAGE": env.azurite.connection_string,
+            "IMAGES_CONTAINER": "images",
+            "VISION_ENDPOINT": f"http://127.0.0.1:{ports.vision}",
+            "VISION_KEY": vision_key,
+            "VISION_MODEL_VERSION": model_version,
+            "SEARCH_ENDPOINT": f"http://127.0.0.1:{ports.search}",
+            "SEARCH_KEY": search_key,
+            "SEARCH_INDEX_NAME": "images",
+            "IMGSEARCH_DATA_DIR": str(data_dir),
+        }
+        env.settings = settings
+        service = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"])
+        for container in ("images", "imgsearch-failures"):
+            if not service.get_container_client(container).exists():
+                service.create_container(container)
+        child_env = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
+        # The stand-ins take their keys from the environment, never from a command line that
+        # `ps` would show.
+        vision = _imgsearch("serve-vision", "--port", str(ports.vision), "--log-level", "warning")
+        search = _imgsearch(
+            "serve-search-double", "--port", str(ports.search), "--persist-dir", str(data_dir / "search")
+        )
+        plan = [
+            ("vision", vision, {"VISION_SERVER_KEYS": vision_key}, f"http://127.0.0.1:{ports.vision}/"),
+            ("search", search, {"SEARCH_DOUBLE_KEYS": search_key}, f"http://127.0.0.1:{ports.search}/"),
+        ]
+        for name, command, keys, url in plan:
+            child = _spawn(name, command, {**child_env, **keys}, logs, url)
+            env.children.append(child)
+            _wait_for(url, child, startup_timeout)
+            say(f"{name:<13} ready   {url}   log {child.log_path}")
+        # The index first (asking the stand-in which model version it answers with), then the
+        # processes that use it.
+        ensured = subprocess.run(_imgsearch("ensure-index"), env=child_env, capture_output=True, text=True)
+        if ensured.returncode != 0:
+            raise ConfigurationError(f"ensure-index failed: {ensured.stderr.strip()}")
+        say(f"index         ready   {ensured.stdout.strip()}")
+        api = f"http://127.0.0.1:{ports.api}/api/search"
+        for name, command, url in (
+            ("watch", _imgsearch("watch", "--interval", "1"), ""),
+            ("serve", _imgsearch("serve", "--port", str(ports.api)), api),
+        ):
+            child = _spawn(name, command, child_env, logs, url)
+            env.children.append(child)
+            if url:
+                _wait_for(url, child, startup_timeout)
+            say(f"{name:<13} running {url or '(polls the images container every second)'}   log {child.log_path}")
+        _write_env_file(env)
+        return env
+    except BaseException:
+        env.stop()
+        raise
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], logs: Path, url: str) -> Child:
+    log_path = logs / f"{name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return Child(name, process, log_path, url)
+
+
+def _write_env_file(env: DevEnvironment) -> None:
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in env.settings.items()]
+    path = env.env_file()
+    path.write_text("# written by `imgsearch dev`; `source` it in another terminal\n" + "\n".join(lines) + "\n")
+    path.chmod(0o600)  # it holds the stand-ins' keys
+
+
+def supervise(env: DevEnvironment, say: Callable[[str], None], poll: float = 1.0) -> int:
+    """Wait until Ctrl-C or until a child exits; then stop everything. Returns the exit code."""
+    code = 0
+    try:
+        while True:
+            dead = [c for c in env.children if not c.running()]
+            if env.azurite is not None and not env.azurite.is_running():
+                say(f"azurite exited; see {env.azurite.log_path}")
+                code = 1
+                break
+            if dead:
+                for child in dead:
+                    say(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+                code = 1
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        say("stopping")
+    finally:
+        env.stop()
+    say("stopped every process `imgsearch dev` started")
+    return code

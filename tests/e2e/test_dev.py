@@ -1,0 +1,149 @@
+"""``imgsearch dev`` as a new user runs it: one foreground command, production's model version
+(2023-04-15), an upload with the CLI, a search over HTTP at the Function's route, a delete that
+the index follows, and Ctrl-C that leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from azure.storage.blob import BlobServiceClient
+
+from indexer.model_versions import OFFLINE_MULTILINGUAL
+from tests.fixtures.cli import SETTINGS_VARIABLES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    import shlex
+
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            values[name] = shlex.split(value)[0] if value else ""
+    return values
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(tmp_path):
+    blob, vision, search, api = free_ports(4)
+    data_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    imgsearch = [sys.executable, "-m", "indexer"]
+    dev = subprocess.Popen(
+        [
+            *imgsearch,
+            "dev",
+            "--data-dir",
+            str(data_dir),
+            "--blob-port",
+            str(blob),
+            "--vision-port",
+            str(vision),
+            "--search-port",
+            str(search),
+            "--api-port",
+            str(api),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        env_file = data_dir / "dev.env"
+        wait_for(lambda: env_file.exists() or dev.poll() is not None, 240, "imgsearch dev to start")
+        assert dev.poll() is None, dev.stdout.read() if dev.stdout else ""
+        settings = read_env_file(env_file)
+        assert settings["VISION_MODEL_VERSION"] == "2023-04-15"  # production's value, unchanged
+        started = descendants(dev.pid)
+        assert len(started) >= 5  # azurite (node), vision, search, watch, serve
+        assert all(settings["VISION_KEY"] not in Path(f"/proc/{pid}/cmdline").read_text() for pid in started)
+
+        user_env = {**env, **settings}
+        uploaded = subprocess.run(
+            [*imgsearch, "upload", "samples/cat.jpg", "samples/bus.jpg"],
+            cwd=REPO,
+            env=user_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert uploaded.returncode == 0, uploaded.stderr
+        search_url = f"http://127.0.0.1:{api}/api/search"
+
+        def top_hit():
+            answer = requests.get(search_url, params={"text": "a cat", "k": 2}, timeout=30).json()
+            return answer["results"] if answer.get("count") == 2 else None
+
+        results = wait_for(top_hit, 120, "both uploads to be searchable")
+        assert results[0]["fields"]["file_name"] == "cat.jpg"
+        assert results[0]["fields"]["model_version"] == OFFLINE_MULTILINGUAL  # never Azure's name offline
+
+        container = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"]).get_container_client("images")
+        container.delete_blob("cat.jpg")
+
+        def gone():
+            answer = requests.get(search_url, params={"text": "a cat"}, timeout=30).json()
+            return [r["fields"]["file_name"] for r in answer["results"]] == ["bus.jpg"]
+
+        wait_for(gone, 120, "the deleted blob to leave the index")
+    finally:
+        started = descendants(dev.pid) if dev.poll() is None else set()
+        dev.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        output, _ = dev.communicate(timeout=120)
+    assert dev.returncode == 0, output
+    assert "stopped every process" in output
+    time.sleep(1)
+    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    assert not left, f"processes left running: {left}"
