@@ -249,7 +249,7 @@ def test_bad_images_and_unreadable_files_are_reported_and_the_run_goes_on(photos
     assert failed["zebra.jpg"].transient and "FileNotFoundError" in failed["zebra.jpg"].reason
     assert summary.indexed == len(IMAGES) - 1
     assert index.inner.count() == len(IMAGES) - 1
-    assert all(index.inner.get(source.get_item(name).key) is None for name in ("corrupt.jpg", "lying.png"))
+    assert index.inner.get(source.get_item("corrupt.jpg").key) is None
     assert len(outcomes) == len(items)
 
 
