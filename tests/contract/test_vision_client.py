@@ -85,11 +85,23 @@ def test_the_client_sends_the_seeds_query_parameters_and_headers(vision_server, 
     assert text_request.headers["content-type"] == "application/json"
 
 
-def test_preview_api_version_sends_model_version_the_older_way(vision_server):
-    with client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client:
+def test_preview_api_version_sends_model_version_the_older_way(faulty_vision_server):
+    server = faulty_vision_server(serve_retired_preview=True)  # Azure itself answers 410 Gone now
+    with client_for(server, api_version="2023-02-01-preview", model_version="latest") as client:
         embedding = client.vectorize_text("a red bus")
-    assert vision_server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
+    assert server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
     assert embedding.model_version == offline_model_for(AZURE_ENGLISH).name
+
+
+def test_the_retired_preview_is_a_request_error_not_retried(vision_server):
+    before = len(vision_server.requests)
+    with (
+        client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client,
+        pytest.raises(VisionRequestError) as caught,
+    ):
+        client.vectorize_text("a red bus")
+    assert (caught.value.status_code, caught.value.code) == (410, "Gone")
+    assert len(vision_server.requests) == before + 1
 
 
 # --- typed errors for what the service refuses -------------------------------------------------
@@ -135,8 +147,9 @@ def test_unknown_model_version_raises_request_error_and_is_not_retried(vision_se
     "name,data,inner",
     [
         ("url-corrupt.jpg", b"\x89PNG\r\n\x1a\n but truncated", "InvalidImageFormat"),
-        ("url-tiny.png", tiny_png(8), "InvalidImageDimension"),
-        ("url-wide.png", png_header(16000, 20), "InvalidImageDimension"),
+        ("url-tiny.png", tiny_png(8), "InvalidImageSize"),
+        ("url-wide.png", png_header(16000, 20), "InvalidImageSize"),
+        ("url-empty.png", b"", "InvalidRequest"),  # the size answer has no inner code: the outer one is reported
     ],
 )
 def test_images_refused_by_the_service_raise_request_errors_never_retried(
