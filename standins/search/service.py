@@ -627,7 +627,9 @@ def _index_documents(service: SearchDoubleService, call: _Call, body: bytes) -> 
     payload = _parse_json(body, "actions")
     if isinstance(payload, dict) and isinstance(payload.get("value"), list):
         call.actions = len(payload["value"])
-    parsed = store.validate_batch(payload, max_actions=service.config.max_batch_actions)
+    parsed = store.validate_batch(
+        payload, max_actions=service.config.max_batch_actions, api_version=call.api_version or ""
+    )
     faults = service.fault_state(call.index or "")
     results = store.apply(parsed, faults.document_fault)
     service.save(call.index or "")

@@ -156,12 +156,23 @@ class IndexStore:
 
     # ------------------------------------------------------------------ indexing
 
-    def validate_batch(self, body: Any, *, max_actions: int) -> list[tuple[str, str, dict[str, Any]]]:
+    def validate_batch(
+        self, body: Any, *, max_actions: int, api_version: str = "2026-04-01"
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """Check a whole ``search.index`` body; return (action, key, typed fields) per action.
 
         Anything wrong fails the whole request with 400 and nothing is applied, as the service
         does for malformed actions, unknown fields, values of the wrong type, bad keys and
-        vectors of the wrong length.
+        vectors of the wrong length. The answers take the shapes of live ones:
+
+        - a property the index does not have fails while the body is read, with an empty code
+          ("() The request is invalid. Details: The property 'skey' does not exist on type
+          'search.documentFields' or is not present in the API version '2025-08-01-preview'",
+          Azure-Samples/azure-search-openai-demo#2823);
+        - any other bad action: ``OperationNotAllowed``, "The request is invalid. Details:
+          actions : 0: <problem>", with the problem's own code in ``details``, e.g.
+          ``MissingKeyField`` (azure-sdk-for-net#24607, MicrosoftDocs/azure-docs#117056) or a
+          vector of the wrong length (a 2025 live answer quoted in public logs).
         """
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise invalid_request(
@@ -176,6 +187,16 @@ class IndexStore:
                 f"The items collection must have from 1 to {max_actions} valid items to be indexed.",
                 detail_code="InvalidActions",
             )
+        for action in actions:
+            names = action if isinstance(action, dict) else {}
+            unknown = [n for n in names if not n.startswith("@search.") and n not in self.definition.fields]
+            if unknown:
+                raise SearchServiceError(
+                    400,
+                    "",
+                    f"The request is invalid. Details: The property '{unknown[0]}' does not exist on type "
+                    f"'search.documentFields' or is not present in the API version '{api_version}'.",
+                )
         problems: list[tuple[str, str]] = []
         parsed: list[tuple[str, str, dict[str, Any]]] = []
         for position, action in enumerate(actions):
@@ -184,15 +205,11 @@ class IndexStore:
             except _ActionProblem as problem:
                 problems.append((f"{position}: {problem.message}", problem.code))
         if problems:
-            code = problems[0][1]
             details = [{"code": c, "message": f"{m} Parameters: actions"} for m, c in problems]
-            if code == "MissingKeyField":
-                # The live answer's shape (MicrosoftDocs/azure-docs#117056): the code, and the
-                # first problem as the message, e.g. "0: Document key cannot be missing or
-                # empty. Parameters: actions".
-                raise SearchServiceError(400, code, details[0]["message"], details=details)
             text = " ".join(message for message, _ in problems)
-            raise SearchServiceError(400, code, f"The request is invalid. Details: actions : {text}", details=details)
+            raise SearchServiceError(
+                400, "OperationNotAllowed", f"The request is invalid. Details: actions : {text}", details=details
+            )
         return parsed
 
     def _validate_action(self, action: Any) -> tuple[str, str, dict[str, Any]]:
@@ -214,13 +231,7 @@ class IndexStore:
                 if name != "@search.action":
                     raise _ActionProblem(f"The annotation '{name}' is not valid in an index action.", "InvalidActions")
                 continue
-            spec = self.definition.fields.get(name)
-            if spec is None:
-                raise _ActionProblem(
-                    f"The property '{name}' does not exist on type 'search.documentFields'. Make "
-                    f"sure to only use property names that are defined by the type.",
-                    "InvalidDocument",
-                )
+            spec = self.definition.fields[name]  # (unknown names were refused with the whole body)
             if kind == "delete":
                 continue  # the service ignores every field of a delete but the key
             typed[name] = self._convert(spec, value)
