@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -603,6 +603,32 @@ class AzureSearchBackend:
                 return found
             last = page[-1][KEY_FIELD]
             skip += len(page)
+
+    def not_yet_visible(self, expected: Mapping[str, str | None]) -> set[str]:
+        """See ``IndexBackend.not_yet_visible``. Asks for the expected keys with
+        ``search.in(id, ...)``, up to ``PAGE_SIZE`` keys per request, so the cost follows the
+        number of keys checked, not the size of the index."""
+        live = self._live_index()
+        has_hash = "content_hash" in live.schema.fields
+        select = [KEY_FIELD] + (["content_hash"] if has_hash else [])
+        keys = [key for key in expected if key_problem(key) is None]  # (keys with commas cannot exist)
+        pending = {key for key in expected if key_problem(key) is not None and expected[key] is not None}
+        for start in range(0, len(keys), PAGE_SIZE):
+            chunk = keys[start : start + PAGE_SIZE]
+            odata_filter = f"search.in({KEY_FIELD}, {quote_string(','.join(chunk))}, ',')"
+            rows: list[Any] = self._call(
+                partial(self._search_page, filter=odata_filter, select=select),
+                f"check which writes {self.index_name!r} shows",
+            )
+            found = {row[KEY_FIELD]: row.get("content_hash") or "" for row in rows}
+            for key in chunk:
+                digest = expected[key]
+                if digest is None:
+                    if key in found:
+                        pending.add(key)
+                elif key not in found or (has_hash and found[key] != digest):
+                    pending.add(key)
+        return pending
 
     # ------------------------------------------------------------------ helpers
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -380,6 +380,20 @@ class NumpyIndex:
 
     def count(self) -> int:
         return len(self._current().locations)
+
+    def not_yet_visible(self, expected: Mapping[str, str | None]) -> set[str]:
+        """Reads show every committed write at once here, so this is empty unless another
+        writer changed a document since (then its key is reported, as on Azure)."""
+        state = self._current()
+        pending = set()
+        for key, digest in expected.items():
+            row = state.locations.get(key)
+            if digest is None:
+                if row is not None:
+                    pending.add(key)
+            elif row is None or (state.fields_of(row).get("content_hash") or "") != digest:
+                pending.add(key)
+        return pending
 
     def search(
         self,
