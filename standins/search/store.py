@@ -74,9 +74,11 @@ def cosine_to_score(cosine: np.ndarray | float) -> np.ndarray | float:
 
 
 def odata_error(error: ODataError) -> SearchServiceError:
+    """An OData error as the live answer has it: an empty code and "Invalid expression: ...
+    Parameter name: $select" (MicrosoftLearning/AI-102-AIEngineer#113)."""
     return SearchServiceError(
         400,
-        "InvalidRequestParameter",
+        "",
         error.service_message(),
         details=[{"code": "InvalidExpression", "message": error.message}],
     )

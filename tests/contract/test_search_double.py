@@ -636,6 +636,62 @@ def test_keys_and_tokens_are_checked(search_double, search_index_name):
     assert client.get_document_count(enforce_https=False) == 0  # the double speaks plain HTTP
 
 
+def test_protocol_odds_paths_methods_bodies_preconditions_and_versions(search_double, search_index_name):
+    params = {"api-version": API}
+    unknown = requests.get(url(search_double, "/indexers"), params=params, headers=admin(search_double), timeout=10)
+    assert_error(unknown, 404, code="ResourceNotFound")
+    wrong_method = requests.patch(
+        url(search_double, f"/indexes('{search_index_name}')"), params=params, headers=admin(search_double), timeout=10
+    )
+    assert_error(wrong_method, 405, code="MethodNotAllowed")
+    for body in (b"", b"{not json"):
+        response = requests.post(
+            url(search_double, "/indexes"),
+            params=params,
+            data=body,
+            headers={**admin(search_double), "Content-Type": "application/json"},
+            timeout=10,
+        )
+        error = assert_error(response, 400, code="InvalidRequestParameter")
+        assert error["details"][0]["code"] == "InvalidRequestBody"
+    created = create_tiny_index(search_double, search_index_name)
+    index_path = url(search_double, f"/indexes('{search_index_name}')")
+    stale = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-Match": '"0x0"'},
+        timeout=10,
+    )
+    assert_error(stale, 412, code="PreconditionFailed")
+    exists = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-None-Match": "*"},
+        timeout=10,
+    )
+    assert_error(exists, 412, code="PreconditionFailed")
+    current = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-Match": created["@odata.etag"]},
+        timeout=10,
+    )
+    assert current.status_code == 204
+    # Vector fields exist from 2023-11-01 (stable) and 2023-07-01-preview: not in 2020-06-30.
+    old = requests.post(
+        url(search_double, "/indexes"),
+        params={"api-version": "2020-06-30"},
+        json=tiny_schema(4).named(f"{search_index_name}-old"),
+        headers=admin(search_double),
+        timeout=10,
+    )
+    error = assert_error(old, 400, "Vector search needs api-version", code="InvalidRequestParameter")
+    assert error["details"][0]["code"] == "InvalidApiVersionParameter"
+
+
 # --- indexing latency ------------------------------------------------------------------------
 
 
