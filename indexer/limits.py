@@ -3,13 +3,21 @@ arrival (local vectorizer server), with errors that name the broken limit.
 
 Limits (Azure AI Vision multimodal embeddings): image file < 20 MB; width and height each
 > 10 and < 16,000 pixels; text 1 to 70 words inclusive.
+
+How the service counts words is not documented. Read literally for text written with spaces
+between words, the 70-word limit is checked here; for text in scripts written without spaces
+(Chinese, Japanese, Thai, ...) whitespace says nothing about words, so by default the service
+judges (``word_check="auto"``). ``"strict"`` checks every text by whitespace; ``"service"``
+leaves the upper limit to the service always. An empty text is refused in every mode.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
@@ -89,18 +97,41 @@ def check_dimensions(width: int, height: int) -> None:
         )
 
 
+WordCheck = Literal["auto", "strict", "service"]
+WORD_CHECKS: tuple[str, ...] = ("auto", "strict", "service")
+
+# Scripts written without spaces between words: Han (CJK ideographs and their extensions),
+# Hiragana, Katakana (and the half-width forms), Thai, Lao, Tibetan, Myanmar, Khmer.
+_UNSPACED_SCRIPTS = re.compile(
+    "[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+
+
 def count_words(text: str) -> int:
     return len(text.split())
 
 
-def check_text(text: str) -> str:
-    """Return the text unchanged if it has 1 to 70 words, else raise ``InputLimitError``."""
+def words_are_spaced(text: str) -> bool:
+    """Whether the text has no letters of a script written without spaces between words,
+    so that counting by whitespace counts its words."""
+    return _UNSPACED_SCRIPTS.search(text) is None
+
+
+def check_text(text: str, *, word_check: WordCheck = "auto") -> str:
+    """Return the text unchanged if it has 1 to 70 words, else raise ``InputLimitError``.
+
+    ``word_check`` says where the upper limit is checked (see the module doc): ``"auto"``
+    for text written with spaces, ``"strict"`` always, ``"service"`` never."""
     if not isinstance(text, str):
         raise InputLimitError("the text must be a string", limit="text_type")
+    if word_check not in WORD_CHECKS:
+        raise ValueError(f"word_check must be one of {', '.join(WORD_CHECKS)}, got {word_check!r}")
     words = count_words(text)
     if words < MIN_WORDS:
         raise InputLimitError("the text is empty; give 1 to 70 words", limit="text_words", value=0)
-    if words > MAX_WORDS:
+    checked_here = word_check == "strict" or (word_check == "auto" and words_are_spaced(text))
+    if words > MAX_WORDS and checked_here:
         raise InputLimitError(
             f"the text has {words} words; the limit is {MAX_WORDS} words", limit="text_words", value=words
         )

@@ -114,6 +114,7 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
             timeout=settings.vision_timeout_seconds,
             max_retries=settings.vision_max_retries,
             rate_limiter=build_rate_limiter(settings) if paced else None,
+            word_check=settings.vision_word_check,
         )
     except ValueError as exc:
         raise ConfigurationError(f"VISION_ENDPOINT: {exc}") from None

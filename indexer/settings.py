@@ -8,6 +8,7 @@ The environment variable names are shared with the Bicep app settings
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     # 20 a minute, so set 0.33 there.
     vision_requests_per_second: float = Field(20.0, validation_alias="VISION_REQUESTS_PER_SECOND", gt=0)
     vision_concurrency: int = Field(8, validation_alias="VISION_CONCURRENCY", ge=1)
+    # Where a text's 70-word limit is checked before sending (indexer.limits): "auto" for text
+    # written with spaces, "strict" for all, "service" never (the service judges).
+    vision_word_check: Literal["auto", "strict", "service"] = Field("auto", validation_alias="VISION_WORD_CHECK")
 
     # --- Azure AI Search. Empty endpoint: the local numpy index under IMGSEARCH_DATA_DIR.
     search_endpoint: str = Field("", validation_alias="SEARCH_ENDPOINT")

@@ -10,7 +10,9 @@ The rule of this package: **a stand-in shares no contract code with the client i
 for.** Paths, parameters, limits, error bodies and status codes are written here again from
 Azure's documentation and from live answers quoted in public issues, never imported from
 ``indexer``. A client's mistake therefore cannot be mirrored by its double, and a test that
-passes against a stand-in says something about Azure. What a stand-in may share with the
+passes against a stand-in says something about Azure. ``FIDELITY.md`` lists every rule the
+stand-ins enforce with Azure's behaviour, its source (or "assumption") and its test;
+``tests/contract/test_fidelity_table.py`` keeps it complete. What a stand-in may share with the
 product is what is not contract: value types, the offline models behind the Vision stand-in,
 and file utilities.
 

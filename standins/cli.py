@@ -44,7 +44,7 @@ def serve_vision_command(
         [],
         "--fault-status",
         metavar="STATUS",
-        help="Status of an injected fault (429 or 5xx); repeatable (default 429, 500, 503).",
+        help="Status of an injected fault (408, 429 or 5xx); repeatable (default 429, 500, 503).",
     ),
     fault_retry_after: float | None = typer.Option(
         1.0, "--fault-retry-after", min=0.0, help="Retry-After seconds sent with injected 429/503 answers."
@@ -62,8 +62,24 @@ def serve_vision_command(
     latency_ms: float = typer.Option(
         0.0, "--latency-ms", min=0.0, help="Added to every answer, like a remote service."
     ),
-    preview_api_gone: bool = typer.Option(
-        False, "--preview-api-gone", help="Answer api-version 2023-02-01-preview with 410 Gone, as Azure does today."
+    serve_retired_preview: bool = typer.Option(
+        False,
+        "--serve-retired-preview",
+        help="Answer api-version 2023-02-01-preview as the retired preview did, for old samples "
+        "(default: 410 Gone, as Azure answers it today).",
+    ),
+    allow_private_urls: bool = typer.Option(
+        False,
+        "--allow-private-urls",
+        help="Fetch image URLs on loopback and private networks (Azurite, a local web server) for local "
+        "development (default: refused, as Azure fetches only publicly reachable URLs).",
+    ),
+    max_decode_megapixels: float = typer.Option(
+        100.0,
+        "--max-decode-megapixels",
+        min=1.0,
+        help="Largest non-JPEG image the stand-in decodes at full size; larger ones get a 503 that names "
+        "the stand-in (Azure itself accepts up to 15,999 x 15,999 pixels).",
     ),
     inference_threads: int = typer.Option(2, "--inference-threads", min=1, help="Model calls running at once."),
     pad_to: int | None = typer.Option(
@@ -96,7 +112,9 @@ def serve_vision_command(
                 rate_limit_per_second=rate_limit or None,
                 rate_limit_burst=rate_limit_burst,
                 latency_ms=latency_ms,
-                preview_api_gone=preview_api_gone,
+                serve_retired_preview=serve_retired_preview,
+                allow_private_urls=allow_private_urls,
+                max_decode_pixels=int(max_decode_megapixels * 1_000_000),
                 inference_threads=inference_threads,
                 pad_to=pad_to,
             )
@@ -129,6 +147,13 @@ def serve_search_double_command(
     persist_dir: Path | None = typer.Option(
         None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."
     ),
+    visibility_delay: float = typer.Option(
+        0.0,
+        "--visibility-delay",
+        min=0.0,
+        max=3599.0,
+        help="Seconds before a write is visible to searches, lookups and counts (Azure: 'a few seconds').",
+    ),
 ) -> None:
     """Serve the Azure AI Search double.
 
@@ -139,7 +164,10 @@ def serve_search_double_command(
         except ModuleNotFoundError as exc:
             raise fail(f"the Azure AI Search stand-in is not available ({exc.name} is missing)") from None
         config = SearchDoubleConfig(
-            admin_keys=tuple(_keys_from(keys, "SEARCH_DOUBLE_KEYS")), query_keys=tuple(query_keys), data_dir=persist_dir
+            admin_keys=tuple(_keys_from(keys, "SEARCH_DOUBLE_KEYS")),
+            query_keys=tuple(query_keys),
+            data_dir=persist_dir,
+            visibility_delay_seconds=visibility_delay,
         )
         auth = (
             f"{len(config.admin_keys)} admin and {len(config.query_keys)} query key(s)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -85,6 +85,14 @@ class IndexBackend(Protocol):
 
     def keys_with_hashes(self, conditions: Sequence[Condition] = ()) -> dict[str, str]:
         """Key -> content_hash of every document (matching ``conditions``), for reconcile."""
+
+    def not_yet_visible(self, expected: Mapping[str, str | None]) -> set[str]:
+        """The keys of ``expected`` whose write reads do not show yet.
+
+        A key mapped to a ``content_hash`` is shown once a document with that hash is found
+        under it; a key mapped to None once no document is. Azure AI Search makes writes
+        visible "a few seconds after" it answers them, so a caller that must read its own
+        writes polls this (``indexing.visibility.wait_until_visible``)."""
 
 
 def normalize(vector: np.ndarray) -> np.ndarray:

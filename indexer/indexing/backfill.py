@@ -14,7 +14,9 @@ the run ends or fails, so a hard kill loses at most the blobs finished since the
 those are redone, and the content-hash skip makes their redo a no-op (one download, no
 Vision call). Only the items in flight at the kill are vectorized twice. A finished run
 deletes its checkpoint: the next backfill starts afresh (and, thanks to the hashes, costs no
-Vision calls for what is already indexed).
+Vision calls for what is already indexed). Before it returns, a run waits (bounded) until the
+index shows what it wrote (``visibility``), so a search or a reconcile right after it sees
+those documents.
 
 It skips blobs whose failure is already recorded for the same ETag (retrying cannot help
 until the blob changes), unless ``force``.
@@ -37,6 +39,7 @@ from indexer.backends.base import IndexBackend
 from indexer.indexing.bulk import index_items
 from indexer.indexing.failures import FailureLog, OutcomeTracker, known_failures
 from indexer.indexing.pipeline import Outcome
+from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS, wait_until_visible
 from indexer.sources.blob import BlobItem, BlobSource
 from indexer.vectorizers import Vectorizer
 
@@ -162,12 +165,14 @@ def backfill(
     checkpoint_every: int = 50,
     progress: Any = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    visibility_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> BackfillSummary:
     """Index every blob in ``source``; resumable (see the module doc).
 
     The index must exist (``pipeline.ensure_index``). ``restart`` ignores an existing
     checkpoint. ``progress`` is anything with ``update(n)`` (a tqdm bar); ``on_outcome``
     sees each processed item's outcome after it is final (and checkpointed in memory).
+    ``visibility_timeout``: how long to wait at the end for the index to show the run's writes.
     """
     started = time.monotonic()
     pin = backend.get_pin()
@@ -222,4 +227,6 @@ def backfill(
     if not result.transient_failures:
         checkpoint.delete()
         summary.completed = True
+    wait_until_visible(backend, result.written, timeout=visibility_timeout)
+    summary.elapsed_seconds = time.monotonic() - started
     return summary

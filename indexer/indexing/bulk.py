@@ -60,6 +60,7 @@ class IndexSummary:
     failed: list[Outcome] = field(default_factory=list)
     removed: int = 0
     upserts: int = 0  # number of backend.upsert calls (batches written)
+    written: dict[str, str] = field(default_factory=dict)  # key -> content_hash of each document written
 
     @property
     def seen(self) -> int:
@@ -142,6 +143,9 @@ class _Run:
         if self.documents:
             result = self.backend.upsert(self.documents)
             self.summary.upserts += 1
+            for document in self.documents:
+                if document.key not in result.failed:
+                    self.summary.written[document.key] = str(document.fields.get("content_hash") or "")
         waiting, self.waiting, self.documents = self.waiting, [], []
         for outcome in waiting:
             if outcome.status == "indexed" and outcome.key in result.failed:

@@ -1,7 +1,16 @@
 """Indexing one image: read, check, vectorize, check the pin, upsert. Idempotent.
 
 The document key derives from the image's location and the stored ``content_hash`` lets a
-re-run skip unchanged bytes before the (rate-limited, paid) Vision call. Failures are sorted
+re-run skip unchanged bytes before the (rate-limited, paid) Vision call.
+
+The one-image path (``index_item``, the blob trigger) reads the stored document by key, and on
+Azure AI Search that read can be a few seconds behind the writes (documents become visible "a
+few seconds after" a write is answered). A stale read must never make it skip bytes that are
+not what the index holds: after a blob went A -> B -> A, the read can still show the first A
+while B's write is pending, and a skip would leave B indexed. So it skips only when the
+stored document describes the same *version* of the image: equal content hash and equal
+``last_modified``. A redelivered event for an unchanged blob is still skipped once its
+document is visible; before that it is vectorized again, which costs a call but is correct. Failures are sorted
 into two kinds, because the edges treat them differently:
 
 - permanent (``Outcome.status == "failed"``): the image itself is bad (corrupt, over a limit,
@@ -16,6 +25,7 @@ has been written when it is raised.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -102,11 +112,33 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def stored_hash_of_same_version(stored: Mapping[str, Any] | None, item: ImageItem) -> str | None:
+    """The stored ``content_hash`` if ``stored`` was written from the same version of ``item``
+    (equal ``last_modified``), else None: a document of another version cannot vouch for
+    these bytes, however its hash compares (see the module doc)."""
+    if not stored:
+        return None
+    wanted = item.fields.get("last_modified")
+    if wanted is not None and _instant(stored.get("last_modified")) != _instant(wanted):
+        return None
+    return stored.get("content_hash")
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as a datetime (services may write it back in another format)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def index_item(item: ImageItem, vectorizer: Vectorizer, backend: IndexBackend, *, force: bool = False) -> Outcome:
     """Index one image now (the blob trigger's path). See the module doc for failure kinds."""
     pin = backend.get_pin()
     stored = backend.get(item.key)
-    prepared = prepare(item, vectorizer, pin, stored_hash=(stored or {}).get("content_hash"), force=force)
+    prepared = prepare(item, vectorizer, pin, stored_hash=stored_hash_of_same_version(stored, item), force=force)
     if prepared.document is not None:
         result = backend.upsert([prepared.document])
         if item.key in result.retriable:

@@ -12,6 +12,10 @@
 Images whose permanent failure is already recorded for the same ETag are skipped (retrying
 cannot help until the blob changes), unless ``force``; folder images carry no ETag and are
 always tried.
+
+4. before it returns, wait (bounded) until the index shows what this run wrote and removed
+   (``visibility``): Azure AI Search shows writes a few seconds after it answers them, and a
+   search, or the next run's listing (its content-hash skip and its removals), must see them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from indexer.backends.base import IndexBackend
 from indexer.indexing.bulk import index_items, remove_missing
 from indexer.indexing.failures import FailureLog, OutcomeTracker, known_failures
 from indexer.indexing.pipeline import Outcome
+from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS, wait_until_visible
 from indexer.sources.base import ImageItem, ImageSource
 from indexer.vectorizers import Vectorizer
 
@@ -69,6 +74,7 @@ def sync(
     list_first: bool = False,
     progress: Any = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    visibility_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> SyncSummary:
     """Index what is new or changed in ``source`` and remove what is gone (see the module doc).
 
@@ -115,14 +121,18 @@ def sync(
     finally:
         summary.elapsed_seconds = time.monotonic() - started
     summary.indexed, summary.unchanged, summary.failed = result.indexed, result.unchanged, list(result.failed)
+    expected: dict[str, str | None] = dict(result.written)
     if source.listing_errors:
         summary.removal_skipped = "some folders could not be listed"
     else:
         # The listing completed (index_items consumed it), so what is not in it is gone.
         in_scope = [key for key in stored if source.in_scope(key)]
         summary.removed = remove_missing(present, backend=backend, conditions=source.conditions, stored_keys=in_scope)
+        gone = set(in_scope) - present
+        expected.update(dict.fromkeys(gone))
         if failures is not None:
-            for key in set(in_scope) - present:
+            for key in gone:
                 failures.clear(key)
+    wait_until_visible(backend, expected, timeout=visibility_timeout)
     summary.elapsed_seconds = time.monotonic() - started
     return summary

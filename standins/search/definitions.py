@@ -246,9 +246,9 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
         )
         documents.append(normalized)
     if len(key_fields) != 1:
-        raise invalid_request(
-            "definition",
-            f"The index must have exactly one key field; found {len(key_fields)} ({', '.join(key_fields) or 'none'}).",
+        raise invalid_request(  # the live text (azure-sdk-for-net#48216)
+            "index",
+            f"Found {len(key_fields)} key fields in index '{index_name}'. Each index must have exactly one key field.",
             detail_code="MissingKeyField" if not key_fields else "InvalidField",
         )
     key = key_fields[0]

@@ -6,7 +6,7 @@ Served paths (``api-version`` required on every request; both the OData key form
 
 =======  ===========================================  =========================================
 GET      /indexes                                     list indexes (``$select=name`` too)
-POST     /indexes                                     create an index (409 if it exists)
+POST     /indexes                                     create an index (400 if it exists, as Azure answers)
 PUT      /indexes('name')                             create (201) or update (200/204) an index
 GET      /indexes('name')                             the index definition, with ``@odata.etag``
 DELETE   /indexes('name')                             204, or 404 if missing
@@ -24,9 +24,15 @@ status codes, and checks ``api-key`` (admin keys: everything; query keys: search
 count) or ``Authorization: Bearer`` when configured. ``@odata.context`` is written unless the
 client asks for ``odata.metadata=none`` (the SDK does, for document operations).
 
+Writes become visible to reads (search, lookup, count, statistics) after a configurable
+delay, as on the service, which makes documents searchable "a few seconds after" a 200
+(``visibility_delay_seconds``, default 0; per index with ``set_visibility_delay``).
+
 Faults can be injected per index for tests and benchmarks (``FaultConfig``): per-document
 failures (503, 429, ...) in indexing batches and whole-request failures, at a rate, from a
 seeded random generator, optionally capped per document so retries always converge.
+
+Every rule enforced here is listed, with its source, in ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -60,8 +66,29 @@ from standins.search.definitions import (
 )
 from standins.search.store import IndexStore
 
-SUPPORTED_API_VERSIONS = ("2020-06-30", "2023-11-01", "2024-07-01", "2025-09-01", "2026-04-01")
-FIRST_VECTOR_API_VERSION = "2023-11-01"
+# The data-plane versions the service documents ("REST API versions (Azure AI Search)",
+# https://learn.microsoft.com/rest/api/searchservice/search-service-api-versions), stable and
+# preview, plus 2026-04-01, the version azure-search-documents 12 speaks. Preview versions are
+# accepted like stable ones; what they add beyond this double's subset is refused per feature.
+STABLE_API_VERSIONS = ("2019-05-06", "2020-06-30", "2023-11-01", "2024-07-01", "2025-09-01", "2026-04-01")
+PREVIEW_API_VERSIONS = (
+    "2019-05-06-preview",
+    "2020-06-30-preview",
+    "2021-04-30-preview",
+    "2023-07-01-preview",
+    "2023-10-01-preview",
+    "2024-03-01-preview",
+    "2024-05-01-preview",
+    "2024-09-01-preview",
+    "2024-11-01-preview",
+    "2025-03-01-preview",
+    "2025-05-01-preview",
+    "2025-08-01-preview",
+    "2025-11-01-preview",
+)
+SUPPORTED_API_VERSIONS = STABLE_API_VERSIONS + PREVIEW_API_VERSIONS
+FIRST_VECTOR_API_VERSION = "2023-11-01"  # the first stable version with vector search
+FIRST_VECTOR_PREVIEW_API_VERSION = "2023-07-01-preview"  # vector search's first (public) preview
 MAX_BATCH_ACTIONS = 1000
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 READ_OPERATIONS = frozenset({"search", "lookup", "count"})
@@ -107,9 +134,16 @@ class SearchDoubleConfig:
     max_batch_actions: int = MAX_BATCH_ACTIONS
     max_request_bytes: int = MAX_REQUEST_BYTES
     data_dir: Path | None = None  # keep indexes here across restarts (each write rewrites its index file)
+    # Seconds between a write's answer and the moment reads see it (the service: "a few seconds").
+    visibility_delay_seconds: float = 0.0
+    clock: Callable[[], float] = time.monotonic  # what the visibility delay is measured with
     faults: FaultConfig = field(default_factory=FaultConfig)
     service_name: str = "search-double"
     request_log_size: int = 100_000  # the most recent requests kept for ``requests_for``
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.visibility_delay_seconds < 3600:
+            raise ValueError(f"visibility_delay_seconds must be from 0 to 3600, got {self.visibility_delay_seconds}")
 
     @property
     def requires_auth(self) -> bool:
@@ -171,6 +205,7 @@ class SearchDoubleService:
         self.requests: collections.deque[RequestRecord] = collections.deque(maxlen=config.request_log_size)
         self._faults: dict[str, FaultConfig] = {}
         self._fault_states: dict[str, _FaultState] = {}
+        self._visibility_delays: dict[str, float] = {}
         self._etags = itertools.count(1)
         if config.data_dir is not None:
             self._load(Path(config.data_dir))
@@ -185,6 +220,26 @@ class SearchDoubleService:
             else:
                 self._faults[index] = faults
             self._fault_states.pop(index, None)
+
+    def set_visibility_delay(self, index: str, seconds: float | None) -> None:
+        """Make writes to one index visible to reads ``seconds`` after their answer (None: back
+        to the config default). Applies to the index now or whenever it is created."""
+        if seconds is not None and not 0.0 <= seconds < 3600:
+            raise ValueError(f"the visibility delay must be from 0 to 3600 seconds, got {seconds}")
+        with self.lock:
+            if seconds is None:
+                self._visibility_delays.pop(index, None)
+            else:
+                self._visibility_delays[index] = seconds
+            store = self.indexes.get(index)
+            if store is not None:
+                store.visibility_delay = self.visibility_delay(index)
+
+    def visibility_delay(self, index: str) -> float:
+        return self._visibility_delays.get(index, self.config.visibility_delay_seconds)
+
+    def new_store(self, definition: IndexDefinition) -> IndexStore:
+        return IndexStore(definition, visibility_delay=self.visibility_delay(definition.name), clock=self.config.clock)
 
     def requests_for(self, index: str, operation: str | None = None) -> list[RequestRecord]:
         with self.lock:
@@ -208,11 +263,12 @@ class SearchDoubleService:
             saved = json.loads(path.read_text(encoding="utf-8"))
             definition = parse_definition(saved["definition"])
             definition.etag = self.next_etag()
-            store = IndexStore(definition)
+            store = self.new_store(definition)
             documents = saved.get("documents") or []
             if documents:
                 actions = [{"@search.action": "upload", **d} for d in documents]
                 store.apply(store.validate_batch({"value": actions}, max_actions=len(actions)))
+                store.publish_all()  # what was stored before a restart is searchable at once
             self.indexes[definition.name] = store
 
     def save(self, name: str) -> None:
@@ -428,8 +484,9 @@ def _parse_json(body: bytes, parameter: str) -> Any:
 def _store(service: SearchDoubleService, name: str) -> IndexStore:
     store = service.indexes.get(name)
     if store is None:
+        # An empty code, as the live answer quoted in Azure-Samples/azure-search-openai-demo#79.
         raise SearchServiceError(
-            404, "ResourceNotFound", f"The index '{name}' for service '{service.config.service_name}' was not found."
+            404, "", f"The index '{name}' for service '{service.config.service_name}' was not found."
         )
     return store
 
@@ -438,8 +495,14 @@ def _index_payload(definition: IndexDefinition) -> dict[str, Any]:
     return {"@odata.etag": definition.etag, **definition.document}
 
 
+def _supports_vectors(api_version: str) -> bool:
+    if api_version.endswith("-preview"):
+        return api_version >= FIRST_VECTOR_PREVIEW_API_VERSION
+    return api_version >= FIRST_VECTOR_API_VERSION
+
+
 def _check_vector_api_version(call: _Call, uses_vectors: bool) -> None:
-    if uses_vectors and call.api_version is not None and call.api_version < FIRST_VECTOR_API_VERSION:
+    if uses_vectors and call.api_version is not None and not _supports_vectors(call.api_version):
         raise invalid_request(
             "api-version",
             f"Vector search needs api-version {FIRST_VECTOR_API_VERSION} or "
@@ -465,11 +528,16 @@ def _create_index(service: SearchDoubleService, call: _Call, body: bytes) -> Res
     call.index = definition.name
     _check_vector_api_version(call, bool(definition.vector_fields))
     if definition.name in service.indexes:
+        # 400, not 409: the live answer quoted in azure-sdk-for-net#38026.
+        message = f"Cannot create index '{definition.name}' because it already exists."
         raise SearchServiceError(
-            409, "ResourceNameAlreadyInUse", f"Cannot create index '{definition.name}' because it already exists."
+            400,
+            "ResourceNameAlreadyInUse",
+            message,
+            details=[{"code": "CannotCreateExistingIndex", "message": message}],
         )
     definition.etag = service.next_etag()
-    service.indexes[definition.name] = IndexStore(definition)
+    service.indexes[definition.name] = service.new_store(definition)
     service.save(definition.name)
     return _json(
         call.request,
@@ -489,7 +557,7 @@ def _create_or_update_index(service: SearchDoubleService, call: _Call, body: byt
     _check_vector_api_version(call, bool(definition.vector_fields))
     definition.etag = service.next_etag()
     if existing is None:
-        service.indexes[call.index] = IndexStore(definition)
+        service.indexes[call.index] = service.new_store(definition)
         status = 201
     else:
         check_update(existing.definition, definition)
@@ -532,9 +600,10 @@ def _delete_index(service: SearchDoubleService, call: _Call, body: bytes) -> Res
 
 def _index_stats(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
+    store.publish()
     vector_bytes = sum(
         4 * v.dimensions
-        for d in store.documents.values()
+        for d in store.visible.values()
         for name, v in store.definition.vector_fields.items()
         if d.get(name) is not None
     )
@@ -558,7 +627,9 @@ def _index_documents(service: SearchDoubleService, call: _Call, body: bytes) -> 
     payload = _parse_json(body, "actions")
     if isinstance(payload, dict) and isinstance(payload.get("value"), list):
         call.actions = len(payload["value"])
-    parsed = store.validate_batch(payload, max_actions=service.config.max_batch_actions)
+    parsed = store.validate_batch(
+        payload, max_actions=service.config.max_batch_actions, api_version=call.api_version or ""
+    )
     faults = service.fault_state(call.index or "")
     results = store.apply(parsed, faults.document_fault)
     service.save(call.index or "")
@@ -627,9 +698,9 @@ def _lookup(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     store = _store(service, call.index or "")
     document = store.lookup(call.key or "", call.request.query_params.get("$select"))
     if document is None:
-        raise SearchServiceError(
-            404, "DocumentNotFound", f"No document with key '{call.key}' exists in index '{call.index}'."
-        )
+        # No body: no public live answer shows one, so no client may rely on a code or text here
+        # (an assumption; see FIDELITY.md). The status alone says the document is not there.
+        return Response(status_code=404)
     return _json(call.request, document, context=f"indexes('{call.index}')/$metadata#docs(*)/$entity")
 
 

@@ -8,6 +8,14 @@ The double keeps its own store instead of wrapping ``NumpyIndex`` because it mus
 index definitions (any fields, no pin) and evaluate full OData filters (``or``, ``not``,
 lambdas), which the ``Condition`` list of the backend protocol cannot express.
 
+Writes and reads see two states, as on the service: an indexing request is validated and
+applied against the documents as written (``documents``: a merge finds a document uploaded a
+moment ago), while lookups, searches and counts read ``visible``, which catches up with each
+write ``visibility_delay`` seconds after it was answered ("Indexing runs in the background
+and makes new documents available (that is, queryable and searchable) a few seconds after the
+indexing operation completed", https://learn.microsoft.com/azure/search/search-howto-reindex).
+Documents are replaced, never mutated in place, so a pending write cannot leak into reads.
+
 Scores follow the service's documented relation for the cosine metric
 (https://learn.microsoft.com/azure/search/vector-search-ranking):
 ``@search.score = 1 / (1 + cosine_distance)`` with ``cosine_distance = 1 - cosine``.
@@ -17,6 +25,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,9 +74,11 @@ def cosine_to_score(cosine: np.ndarray | float) -> np.ndarray | float:
 
 
 def odata_error(error: ODataError) -> SearchServiceError:
+    """An OData error as the live answer has it: an empty code and "Invalid expression: ...
+    Parameter name: $select" (MicrosoftLearning/AI-102-AIEngineer#113)."""
     return SearchServiceError(
         400,
-        "InvalidRequestParameter",
+        "",
         error.service_message(),
         details=[{"code": "InvalidExpression", "message": error.message}],
     )
@@ -91,27 +103,78 @@ class ActionResult:
 class IndexStore:
     """One index's documents. Not thread-safe by itself: the service serialises access."""
 
-    def __init__(self, definition: IndexDefinition) -> None:
+    def __init__(
+        self, definition: IndexDefinition, *, visibility_delay: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.definition = definition
-        self.documents: dict[str, dict[str, Any]] = {}
+        self.documents: dict[str, dict[str, Any]] = {}  # as written: what indexing requests see
+        self.visible: dict[str, dict[str, Any]] = {}  # what reads see
+        self.visibility_delay = visibility_delay
+        self._clock = clock
+        self._pending: deque[tuple[float, str, dict[str, Any] | None]] = deque()  # (due, key, document or None)
         self._matrices: dict[str, tuple[list[str], np.ndarray]] = {}
 
     def replace_definition(self, definition: IndexDefinition) -> None:
         """Adopt an updated definition (checked by ``check_update``: fields only added)."""
         self.definition = definition
-        for document in self.documents.values():
-            for name in definition.fields:
-                document.setdefault(name, None)
+        for documents in (self.documents, self.visible):
+            for key, document in list(documents.items()):
+                documents[key] = {**dict.fromkeys(definition.fields), **document}
+        blank = dict.fromkeys(definition.fields)
+        self._pending = deque((due, key, None if d is None else {**blank, **d}) for due, key, d in self._pending)
+        self._matrices.clear()
+
+    # ------------------------------------------------------------------ visibility
+
+    def _written(self, key: str, document: dict[str, Any] | None) -> None:
+        """Record a write; reads see it once its delay has passed."""
+        self._pending.append((self._clock() + self.visibility_delay, key, document))
+        if self.visibility_delay <= 0:
+            self.publish()
+
+    def publish(self) -> None:
+        """Let reads see every write whose delay has passed (in the order they were made)."""
+        now = self._clock()
+        changed = False
+        while self._pending and self._pending[0][0] <= now:
+            _, key, document = self._pending.popleft()
+            if document is None:
+                self.visible.pop(key, None)
+            else:
+                self.visible[key] = document
+            changed = True
+        if changed:
+            self._matrices.clear()
+
+    def publish_all(self) -> None:
+        """Make every write visible now (documents loaded at start-up)."""
+        while self._pending:
+            _, key, document = self._pending.popleft()
+            if document is None:
+                self.visible.pop(key, None)
+            else:
+                self.visible[key] = document
         self._matrices.clear()
 
     # ------------------------------------------------------------------ indexing
 
-    def validate_batch(self, body: Any, *, max_actions: int) -> list[tuple[str, str, dict[str, Any]]]:
+    def validate_batch(
+        self, body: Any, *, max_actions: int, api_version: str = "2026-04-01"
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """Check a whole ``search.index`` body; return (action, key, typed fields) per action.
 
         Anything wrong fails the whole request with 400 and nothing is applied, as the service
         does for malformed actions, unknown fields, values of the wrong type, bad keys and
-        vectors of the wrong length.
+        vectors of the wrong length. The answers take the shapes of live ones:
+
+        - a property the index does not have fails while the body is read, with an empty code
+          ("() The request is invalid. Details: The property 'skey' does not exist on type
+          'search.documentFields' or is not present in the API version '2025-08-01-preview'",
+          Azure-Samples/azure-search-openai-demo#2823);
+        - any other bad action: ``OperationNotAllowed``, "The request is invalid. Details:
+          actions : 0: <problem>", with the problem's own code in ``details``, e.g.
+          ``MissingKeyField`` (azure-sdk-for-net#24607, MicrosoftDocs/azure-docs#117056) or a
+          vector of the wrong length (a 2025 live answer quoted in public logs).
         """
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise invalid_request(
@@ -126,6 +189,16 @@ class IndexStore:
                 f"The items collection must have from 1 to {max_actions} valid items to be indexed.",
                 detail_code="InvalidActions",
             )
+        for action in actions:
+            names = action if isinstance(action, dict) else {}
+            unknown = [n for n in names if not n.startswith("@search.") and n not in self.definition.fields]
+            if unknown:
+                raise SearchServiceError(
+                    400,
+                    "",
+                    f"The request is invalid. Details: The property '{unknown[0]}' does not exist on type "
+                    f"'search.documentFields' or is not present in the API version '{api_version}'.",
+                )
         problems: list[tuple[str, str]] = []
         parsed: list[tuple[str, str, dict[str, Any]]] = []
         for position, action in enumerate(actions):
@@ -134,13 +207,10 @@ class IndexStore:
             except _ActionProblem as problem:
                 problems.append((f"{position}: {problem.message}", problem.code))
         if problems:
-            code = problems[0][1]
+            details = [{"code": c, "message": f"{m} Parameters: actions"} for m, c in problems]
             text = " ".join(message for message, _ in problems)
             raise SearchServiceError(
-                400,
-                code,
-                f"The request is invalid. Details: actions : {text}",
-                details=[{"code": c, "message": f"{m} Parameters: actions"} for m, c in problems],
+                400, "OperationNotAllowed", f"The request is invalid. Details: actions : {text}", details=details
             )
         return parsed
 
@@ -155,7 +225,7 @@ class IndexStore:
         key_field = self.definition.key_field
         key = action.get(key_field)
         if key is None or key == "":
-            raise _ActionProblem("Document key cannot be missing or empty.", "MissingDocumentKey")
+            raise _ActionProblem("Document key cannot be missing or empty.", "MissingKeyField")
         check_key(key)
         typed: dict[str, Any] = {}
         for name, value in action.items():
@@ -163,13 +233,7 @@ class IndexStore:
                 if name != "@search.action":
                     raise _ActionProblem(f"The annotation '{name}' is not valid in an index action.", "InvalidActions")
                 continue
-            spec = self.definition.fields.get(name)
-            if spec is None:
-                raise _ActionProblem(
-                    f"The property '{name}' does not exist on type 'search.documentFields'. Make "
-                    f"sure to only use property names that are defined by the type.",
-                    "InvalidDocument",
-                )
+            spec = self.definition.fields[name]  # (unknown names were refused with the whole body)
             if kind == "delete":
                 continue  # the service ignores every field of a delete but the key
             typed[name] = self._convert(spec, value)
@@ -246,19 +310,18 @@ class IndexStore:
         if kind == "delete":
             if existing is not None:
                 del self.documents[key]
-                self._matrices.clear()
+                self._written(key, None)
             return ActionResult(key, True, 200)
         if kind == "merge" and existing is None:
             return ActionResult(key, False, 404, "Document not found.")
         if kind == "upload" or existing is None:
-            document = dict.fromkeys(self.definition.fields)
-            document.update(fields)
-            self.documents[key] = document
+            document = {**dict.fromkeys(self.definition.fields), **fields}
             status = 201 if existing is None else 200
-        else:  # merge or mergeOrUpload of an existing document
-            existing.update(fields)
+        else:  # merge or mergeOrUpload of an existing document: a new dict, never an in-place change
+            document = {**existing, **fields}
             status = 200
-        self._matrices.clear()
+        self.documents[key] = document
+        self._written(key, document)
         return ActionResult(key, True, status)
 
     # ------------------------------------------------------------------ reading
@@ -268,7 +331,8 @@ class IndexStore:
             names = parse_select(select, self.definition.fields)
         except ODataError as error:
             raise odata_error(error) from None
-        document = self.documents.get(key)
+        self.publish()
+        document = self.visible.get(key)
         if document is None:
             return None
         return self.render(document, names)
@@ -282,12 +346,13 @@ class IndexStore:
     def search(self, request: Mapping[str, Any]) -> SearchOutcome:
         """Run a search request (body of ``search.post.search``); see ``SearchRequest``."""
         query = SearchRequest.parse(request, self.definition)
+        self.publish()
         if query.vector is None:
-            hits = [(1.0, k, d) for k, d in self.documents.items() if query.filter is None or query.filter(d)]
+            hits = [(1.0, k, d) for k, d in self.visible.items() if query.filter is None or query.filter(d)]
         else:
             allowed = None
             if query.filter is not None and query.prefilter:
-                allowed = {k for k, d in self.documents.items() if query.filter(d)}
+                allowed = {k for k, d in self.visible.items() if query.filter(d)}
             hits = self._nearest(query, allowed)
             if query.filter is not None and not query.prefilter:
                 hits = [hit for hit in hits if query.filter(hit[2])]
@@ -319,19 +384,19 @@ class IndexStore:
             cosines = np.where(mask, cosines, -np.inf)
         order = np.argsort(-cosines, kind="stable")[: query.k]
         return [
-            (float(cosine_to_score(float(cosines[i]))), keys[i], self.documents[keys[i]])
+            (float(cosine_to_score(float(cosines[i]))), keys[i], self.visible[keys[i]])
             for i in order
             if np.isfinite(cosines[i])
         ]
 
     def _matrix(self, field_name: str) -> tuple[list[str], np.ndarray]:
-        """Keys and normalised vectors of every document that has one (zero vectors, whose
-        cosine is undefined, are left out); rebuilt after any write."""
+        """Keys and normalised vectors of every visible document that has one (zero vectors,
+        whose cosine is undefined, are left out); rebuilt after writes become visible."""
         cached = self._matrices.get(field_name)
         if cached is None:
             keys: list[str] = []
             rows: list[np.ndarray] = []
-            for key, document in self.documents.items():
+            for key, document in self.visible.items():
                 vector = document.get(field_name)
                 if vector is None:
                     continue
@@ -347,10 +412,12 @@ class IndexStore:
         return cached
 
     def count(self) -> int:
-        return len(self.documents)
+        self.publish()
+        return len(self.visible)
 
     def storage_size(self) -> int:
-        return sum(len(repr(d)) for d in self.documents.values())
+        self.publish()
+        return sum(len(repr(d)) for d in self.visible.values())
 
 
 @dataclass
@@ -392,6 +459,10 @@ _SEARCH_PROPERTIES = {
 }
 _IGNORED_WHEN_SET = {"sessionId", "scoringStatistics", "minimumCoverage", "searchMode", "searchFields"}
 _VECTOR_QUERY_PROPERTIES = {"kind", "vector", "fields", "k", "exhaustive", "weight", "oversampling"}
+# Valid in preview API versions only (vector query reference, 2024-05-01-preview and later); the
+# double accepts those versions but not these features.
+_PREVIEW_VECTOR_QUERY_PROPERTIES = {"threshold", "filterOverride", "perDocumentVectorLimit"}
+_PREVIEW_SEARCH_PROPERTIES = {"hybridSearch", "queryRewrites", "semanticFields", "speller", "queryLanguage"}
 
 
 @dataclass
@@ -413,7 +484,10 @@ class SearchRequest:
             raise invalid_request(
                 "parameters", "The search request must be a JSON object.", detail_code="InvalidParameter"
             )
-        unknown = sorted(set(body) - _SEARCH_PROPERTIES)
+        preview_only = sorted(set(body) & _PREVIEW_SEARCH_PROPERTIES)
+        if preview_only and any(body.get(name) not in (None, [], "") for name in preview_only):
+            raise not_supported(f"The search parameter '{preview_only[0]}' (preview API versions)")
+        unknown = sorted(set(body) - _SEARCH_PROPERTIES - _PREVIEW_SEARCH_PROPERTIES)
         if unknown:
             raise invalid_request(
                 "parameters",
@@ -454,12 +528,12 @@ class SearchRequest:
         top = _non_negative_int(body.get("top"), "top")
         skip = _non_negative_int(body.get("skip"), "skip") or 0
         if skip > MAX_SKIP:
-            raise invalid_request(
-                "$skip",
-                f"The value {skip} for $skip is too large; it must be at most "
-                f"{MAX_SKIP}. To page further, order by a field and filter on it "
-                f"instead.",
-                detail_code="InvalidParameter",
+            # The live answer quoted in azure-sdk-for-python#32307.
+            raise SearchServiceError(
+                400,
+                "ParameterValueOutOfRange",
+                f"Value must be between 0 and {MAX_SKIP}.\nParameter name: $skip",
+                details=[{"code": "ParameterValueOutOfRange", "message": f"Value must be between 0 and {MAX_SKIP}."}],
             )
         count = body.get("count")
         if count not in (None, True, False):
@@ -487,13 +561,8 @@ class SearchRequest:
             raise invalid_request(
                 "vectorQueries", "Each vector query must be a JSON object.", detail_code="InvalidVectorQuery"
             )
-        unknown = sorted(set(query) - _VECTOR_QUERY_PROPERTIES)
-        if unknown:
-            raise invalid_request(
-                "vectorQueries",
-                f"The parameter '{unknown[0]}' is not a valid parameter of a vector query.",
-                detail_code="InvalidVectorQuery",
-            )
+        # The kind first: a text query on a field without a vectorizer is refused for that
+        # reason, not for its 'text' property, which is valid for that kind.
         kind = query.get("kind")
         if kind in ("text", "imageUrl", "imageBinary"):
             raise invalid_request(
@@ -504,6 +573,26 @@ class SearchRequest:
         if kind != "vector":
             raise invalid_request(
                 "vectorQueries", f"'{kind}' is not a valid vector query kind.", detail_code="InvalidVectorQuery"
+            )
+        preview_only = sorted(set(query) & _PREVIEW_VECTOR_QUERY_PROPERTIES)
+        if preview_only:
+            raise not_supported(f"The vector query parameter '{preview_only[0]}' (preview API versions)")
+        unknown = sorted(set(query) - _VECTOR_QUERY_PROPERTIES)
+        if unknown:
+            raise invalid_request(
+                "vectorQueries",
+                f"The parameter '{unknown[0]}' is not a valid parameter of a vector query.",
+                detail_code="InvalidVectorQuery",
+            )
+        weight = query.get("weight")
+        if weight is not None and (
+            isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0
+        ):
+            # "the value needs to be a positive number larger than zero" (VectorQuery.Weight, REST reference).
+            raise invalid_request(
+                "vectorQueries",
+                f"The weight of a vector query must be a positive number larger than zero, not {weight!r}.",
+                detail_code="InvalidVectorQuery",
             )
         if query.get("oversampling") is not None:
             raise invalid_request(

@@ -8,16 +8,27 @@ material (SDK troubleshooting sections, REST reference, issue threads quoting li
   endpoint. ..." (azure-ai-vision-imageanalysis README, Troubleshooting);
 - undecodable image: 400, ``InvalidRequest`` / inner ``InvalidImageFormat`` "Input data is
   not a valid image." (same README);
+- an image of 0 bytes or over 20 MB: 400 ``InvalidRequest`` "The image size is not allowed to
+  be zero or larger than 20971520 bytes." with no inner code, and an image URL that cannot be
+  fetched: 400 ``InvalidRequest`` "Image URL is badly formatted or not accessible." with no
+  inner code (the error list of "Call the Image Analysis 4.0 Analyze API", which says the URL
+  must be "valid and publicly accessible");
+- pixel dimensions out of range: inner code ``InvalidImageSize`` (the live answer the mission
+  brief records; the Computer Vision error-code enum has no ``InvalidImageDimension``);
 - unknown api-version: 404, code ``"404"``, "Resource not found" (azure-docs#120920);
 - retired preview: 410, code ``Gone`` (azure-search-openai-demo#2514).
 
 Our choices where no live answer could be found (kept in Azure's envelope and naming style,
 inner codes taken from the Computer Vision error-code enum): the missing-key wording (APIM's
-standard sentence), ``InvalidImageSize`` / ``InvalidImageDimension`` for the size limits,
-``InvalidParameter`` for text outside 1..70 words, ``InvalidModel`` for an unknown model
-version, 415 ``UnsupportedMediaType`` for a wrong content type (as Computer Vision v3.2
-answered), ``BadArgument`` for a malformed body, ``InvalidImageUrl`` for an unreachable URL,
-the 429 sentence (the Cognitive Services pattern) and the 5xx bodies.
+standard sentence), the wording of the pixel-size message, ``InvalidParameter`` for text
+outside 1..70 words, ``InvalidModel`` for an unknown model version, 415
+``UnsupportedMediaType`` for a wrong content type (as Computer Vision v3.2 answered),
+``BadArgument`` for a malformed body, the 429 sentence (the Cognitive Services pattern) and
+the 5xx bodies.
+
+A limit of the stand-in itself (its decode budget, its JSON body cap) is never answered as one
+of Azure's permanent 4xx: it is a 503 whose message says it is the stand-in's (``stand_in_limit``).
+Every answer here is listed with its source in ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations
@@ -133,16 +144,34 @@ def invalid_image_format(detail: str = "Input data is not a valid image.") -> Er
     return ErrorAnswer(400, "InvalidRequest", "Image format is not valid.", "InvalidImageFormat", detail)
 
 
-def invalid_image_url(detail: str) -> ErrorAnswer:
-    return ErrorAnswer(400, "InvalidRequest", "Image URL is not accessible.", "InvalidImageUrl", detail)
+IMAGE_BYTES_MESSAGE = "The image size is not allowed to be zero or larger than 20971520 bytes."
+IMAGE_URL_MESSAGE = "Image URL is badly formatted or not accessible."
+
+
+def image_bytes_not_allowed() -> ErrorAnswer:
+    """An empty image, or one of 20 MB or more: Azure's answer has no inner code."""
+    return ErrorAnswer(400, "InvalidRequest", IMAGE_BYTES_MESSAGE)
+
+
+def image_url_not_accessible() -> ErrorAnswer:
+    """A URL the service cannot fetch (bad, unreachable, private, failing): no inner code."""
+    return ErrorAnswer(400, "InvalidRequest", IMAGE_URL_MESSAGE)
 
 
 def invalid_image_size(detail: str) -> ErrorAnswer:
+    """Pixel dimensions outside (10, 16,000): inner code ``InvalidImageSize``."""
     return ErrorAnswer(400, "InvalidRequest", "Image size is not valid.", "InvalidImageSize", detail)
 
 
-def invalid_image_dimension(detail: str) -> ErrorAnswer:
-    return ErrorAnswer(400, "InvalidRequest", "Image dimension is not valid.", "InvalidImageDimension", detail)
+def stand_in_limit(detail: str) -> ErrorAnswer:
+    """A resource limit of this stand-in, not of Azure: transient-shaped (503), so no client
+    records an image Azure accepts as permanently refused."""
+    return ErrorAnswer(
+        503,
+        "ServiceUnavailable",
+        f"The local Vision stand-in cannot take this input: {detail} This is a limit of the stand-in, "
+        f"not of Azure AI Vision, which accepts it.",
+    )
 
 
 def invalid_text(detail: str) -> ErrorAnswer:
@@ -194,4 +223,6 @@ def injected(status: int, path: str, retry_after: float | None) -> ErrorAnswer:
         return too_many_requests(path, retry_after if retry_after is not None else 1.0)
     if status >= 500:
         return server_error(status, retry_after=retry_after if status == 503 else None)
+    if status == 408:
+        return ErrorAnswer(408, "408", "The request timed out (injected fault).")
     return ErrorAnswer(status, str(status), "Injected fault.")

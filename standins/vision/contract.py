@@ -2,15 +2,17 @@
 client's code (the rule of this package: a client's mistake must not be mirrored here).
 
 Sources: the how-to "Do image retrieval using multimodal embeddings (version 4.0)" and its
-concept page "Multimodal embeddings" (paths, parameters, bodies, limits); the REST reference of
-``retrieval:vectorizeImage`` / ``retrieval:vectorizeText``; live answers quoted in public issues
-(see ``answers.py``).
+concept page "Multimodal embeddings" (paths, parameters, bodies, limits); the Image Analysis
+4.0 input requirements (formats); the REST reference of ``retrieval:vectorizeImage`` /
+``retrieval:vectorizeText``; live answers quoted in public issues (see ``answers.py``). Each
+rule, its source and its test are listed in ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
@@ -38,6 +40,16 @@ IMAGE_BYTES_LIMIT = 20 * 1024 * 1024
 SIDE_ABOVE = 10
 SIDE_BELOW = 16_000
 WORDS_MIN, WORDS_MAX = 1, 70
+# "The image must be presented in JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, or MPO format", as
+# Pillow names them. Anything else Pillow can read (TGA, PPM, PCX, SGI, DDS, QOI, JPEG 2000,
+# XBM, ...) is refused as the service refuses an image it cannot read.
+FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "ICO", "TIFF", "MPO"})
+
+# Reading a header must never fail for an image the service accepts: Pillow refuses to open
+# images over twice MAX_IMAGE_PIXELS (about 179 megapixels by default), but 15,999 x 15,999
+# is allowed. Past this floor an image has a side of 16,000 or more, which is refused anyway.
+if Image.MAX_IMAGE_PIXELS is not None:
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, SIDE_BELOW * SIDE_BELOW // 2)
 
 
 class Refused(Exception):
@@ -48,40 +60,61 @@ class Refused(Exception):
         self.error = error
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    width: int
+    height: int
+    format: str  # Pillow's name, one of FORMATS
+
+
 def check_image_bytes(size: int) -> None:
-    if size >= IMAGE_BYTES_LIMIT:
-        raise Refused(
-            answers.invalid_image_size(
-                f"The image is {size:,} bytes or more; the limit is under {IMAGE_BYTES_LIMIT:,} bytes (20 MB)."
-            )
-        )
+    """Zero bytes, or 20 MB and more: Azure's size answer (no inner code)."""
+    if size <= 0 or size >= IMAGE_BYTES_LIMIT:
+        raise Refused(answers.image_bytes_not_allowed())
 
 
-def check_image(data: bytes) -> None:
+def check_image(data: bytes) -> ImageHeader:
     """Refuse what the service refuses before it runs the model: an empty or oversized body,
-    bytes that are no image, and sides outside (10, 16,000) pixels. Reads the header only."""
-    if not data:
-        raise Refused(answers.invalid_image_format("Input data is not a valid image: the image is empty."))
+    bytes that are no image, formats outside the documented list, and sides outside
+    (10, 16,000) pixels. Reads the header only."""
     check_image_bytes(len(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-    except Image.DecompressionBombError as exc:
-        raise Refused(answers.invalid_image_dimension(f"The image is too large to decode: {exc}")) from None
+                fmt = image.format or ""
+    except Image.DecompressionBombError:
+        # Only past 2 x MAX_IMAGE_PIXELS (see above): a side is 16,000 or more.
+        raise Refused(
+            answers.invalid_image_size(
+                f"The image has more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; both sides must be smaller "
+                f"than {SIDE_BELOW:,} pixels."
+            )
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise Refused(answers.invalid_image_format()) from None
+    if fmt not in FORMATS:
+        raise Refused(
+            answers.invalid_image_format(
+                f"Input data is not a valid image: {fmt or 'this'} images are not supported; the supported formats "
+                f"are {', '.join(sorted(FORMATS))}."
+            )
+        )
     if min(width, height) <= SIDE_ABOVE or max(width, height) >= SIDE_BELOW:
         raise Refused(
-            answers.invalid_image_dimension(
+            answers.invalid_image_size(
                 f"The image is {width}x{height} pixels; both sides must be larger than {SIDE_ABOVE} and smaller than "
                 f"{SIDE_BELOW:,} pixels."
             )
         )
+    return ImageHeader(width, height, fmt)
 
 
 def check_text(text: object) -> str:
+    """1 to 70 words, counted between whitespace: the documented rule read literally, and the
+    lenient reading where it is undocumented (a CJK sentence without spaces is one "word"), so
+    the stand-in never refuses a text Azure might accept."""
     if not isinstance(text, str):
         raise Refused(answers.invalid_text("'text' must be a string of 1 to 70 words."))
     words = len(text.split())

@@ -1,7 +1,7 @@
 """Deliberate failures for the local vectorizer server, so retries are tested for real.
 
 A client's retry logic is only trustworthy if it has met the failures it claims to handle:
-429 with ``Retry-After``, 5xx, a connection dropped mid-answer, an answer that never comes in
+408, 429 with ``Retry-After``, 5xx, a connection dropped mid-answer, an answer that never comes in
 time. The injector decides, per request, whether to fail and how. It is deterministic for a
 given ``seed`` and request order, so a failing test can be replayed.
 """
@@ -43,8 +43,8 @@ class FaultInjector:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"fault rate must be between 0 and 1, got {rate!r}")
         for status in statuses:
-            if not (status == 429 or 500 <= status <= 599):
-                raise ValueError(f"fault statuses must be 429 or 5xx (what a client should retry), got {status}")
+            if not (status in (408, 429) or 500 <= status <= 599):
+                raise ValueError(f"fault statuses must be 408, 429 or 5xx (what a client should retry), got {status}")
         self._kinds: list[Fault] = [Fault("status", int(s)) for s in statuses]
         if drop_connection:
             self._kinds.append(Fault("drop"))

@@ -12,9 +12,16 @@ may name an Azure version (``2023-04-15``, ``2022-04-11``) or a local one; the a
 comes from the local model that stands in for it and reports *that model's own name* in
 ``modelVersion``: a local vector can never pass for an Azure one.
 
+It accepts everything Azure accepts: images the offline model cannot decode as they are are
+fitted to it first (``pixels``), texts longer than the model reads are cut to what it reads,
+and a limit of the stand-in's own is a 503 that says so, never one of Azure's permanent 4xx.
+As on Azure, ``api-version=2023-02-01-preview`` is answered 410 Gone and image URLs on
+loopback or private networks are refused; both can be switched on for old samples and local
+development (``serve_retired_preview``, ``allow_private_urls``).
+
 For tests and benchmarks the server can also behave like a busy remote service: added
 latency, a request-rate limit answered with 429 + ``Retry-After`` (as Azure does), and
-injected faults (429/5xx, dropped connections, answers too slow for the client's timeout).
+injected faults (408/429/5xx, dropped connections, answers too slow for the client's timeout).
 
 Model inference and URL downloads run in worker threads, never on the event loop.
 """
@@ -37,6 +44,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import numpy as np
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -58,19 +66,26 @@ from standins.vision.contract import (
     PREVIEW_API_VERSION,
     PREVIEW_LATEST_MODEL,
     TEXT_PATH,
+    ImageHeader,
     Refused,
     check_image,
     check_image_bytes,
     check_text,
 )
 from standins.vision.faults import FaultInjector
-from standins.vision.fetch import fetch_image
+from standins.vision.fetch import UrlRefused, fetch_image
+from standins.vision.pixels import DEFAULT_MAX_DECODE_PIXELS, StandInLimit, fit_for_model
 from standins.vision.throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
 
 # JSON bodies carry one URL or up to 70 words; anything near this size is not a real request.
+# A limit of the stand-in (Azure's own is not documented): answered with its 503.
 MAX_JSON_BYTES = 1024 * 1024
+# The offline model reads at most this many characters of a text (its encoder does not
+# truncate, and time and memory grow with length). Azure limits words, not characters, so the
+# stand-in vectorizes the first MODEL_TEXT_CHARS characters rather than refuse the text.
+MODEL_TEXT_CHARS = 4096
 # An oversized image body is read (and discarded) up to here so the client gets Azure's 400
 # rather than a reset connection; beyond it the server stops reading.
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
@@ -97,8 +112,12 @@ class ServerConfig:
     :ivar rate_limit_burst: requests allowed at once before the rate limit applies. Default:
         one second's worth, since Azure's quotas count calls per second (S1: 20 in a second).
     :ivar latency_ms: added to every call, to mimic a remote service.
-    :ivar preview_api_gone: answer ``api-version=2023-02-01-preview`` with 410 Gone, as Azure
-        does today (by default the preview is served, as it was for the older clients).
+    :ivar serve_retired_preview: answer ``api-version=2023-02-01-preview`` as the preview once
+        did, for old samples. Off by default: Azure answers it with 410 Gone today.
+    :ivar allow_private_urls: fetch image URLs on loopback, private and link-local hosts
+        (Azurite, a local web server). Off by default: Azure fetches only public URLs.
+    :ivar max_decode_pixels: the most pixels of a non-JPEG image the stand-in decodes at
+        full size; beyond, a 503 that names the stand-in (Azure itself would accept it).
     :ivar inference_threads: model calls running at once (each one uses the CPU fully).
     :ivar pad_to: answer vectors of this many dimensions (Azure's 1024), the offline model's
         vector followed by zeros, for apps that assume Azure's length. Zeros change no dot
@@ -118,7 +137,9 @@ class ServerConfig:
     rate_limit_per_second: float | None = None
     rate_limit_burst: int | None = None
     latency_ms: float = 0.0
-    preview_api_gone: bool = False
+    serve_retired_preview: bool = False
+    allow_private_urls: bool = False
+    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
     inference_threads: int = 2
     pad_to: int | None = None
 
@@ -131,6 +152,8 @@ class ServerConfig:
             raise ValueError(f"inference_threads must be at least 1, got {self.inference_threads}")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError(f"rate_limit_per_second must be positive, got {self.rate_limit_per_second}")
+        if self.max_decode_pixels < 1_000_000:
+            raise ValueError(f"max_decode_pixels must be at least 1,000,000, got {self.max_decode_pixels}")
 
 
 # --- instrumentation for tests ---------------------------------------------------------------
@@ -274,10 +297,11 @@ async def _read_body(request: Request, *, limit: int) -> tuple[bytes, int]:
 # --- responses -------------------------------------------------------------------------------
 
 
-def _error_response(error: ErrorAnswer, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        error.body(), status_code=error.status, headers={**error.headers(), "apim-request-id": request_id}
-    )
+def _error_response(error: ErrorAnswer, request_id: str, detail: str | None = None) -> JSONResponse:
+    headers = {**error.headers(), "apim-request-id": request_id}
+    if detail:  # the stand-in's own reason, where Azure's body gives none (kept out of the body)
+        headers["x-standin-detail"] = detail.encode("ascii", "replace").decode("ascii")[:500]
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
 class _DroppedConnection(Exception):
@@ -373,6 +397,9 @@ class _VisionService:
                 {"modelVersion": embedding.model_version, "vector": self._padded(embedding.vector).tolist()},
                 headers={"apim-request-id": request_id},
             )
+        except UrlRefused as refused:
+            logger.info("image URL refused: %s", refused.reason)
+            response = _error_response(refused.error, request_id, refused.reason)
         except Refused as refused:
             response = _error_response(refused.error, request_id)
         except _ForcedResponse as forced:
@@ -418,7 +445,7 @@ class _VisionService:
         api_version = request.query_params.get("api-version")
         if api_version not in MODEL_PARAMETER:
             raise Refused(errors.resource_not_found())
-        if api_version == PREVIEW_API_VERSION and config.preview_api_gone:
+        if api_version == PREVIEW_API_VERSION and not config.serve_retired_preview:
             raise Refused(errors.api_version_gone(api_version))
         self._authenticate(request)
         if self.rate_limiter is not None:
@@ -488,9 +515,10 @@ class _VisionService:
             data = await self._download(url.strip())
         else:
             raise Refused(errors.unsupported_media_type(request.headers.get("content-type"), [OCTET_STREAM, JSON]))
-        check_image(data)
+        header = check_image(data)
         model = await self._model(model_name)
-        return await self._infer(model.vectorize_image, data)
+        fitted = await self._fit(data, header)
+        return await self._infer(model.vectorize_image, fitted)
 
     async def _text_embedding(self, request: Request, model_name: str) -> Embedding:
         if _media_type(request) != JSON:
@@ -500,14 +528,16 @@ class _VisionService:
             raise Refused(errors.malformed_body("The body must be a JSON object with a 'text' string."))
         text = check_text(payload["text"])
         model = await self._model(model_name)
-        return await self._infer(model.vectorize_text, text)
+        return await self._infer(model.vectorize_text, text[:MODEL_TEXT_CHARS])
 
     @staticmethod
     async def _json_payload(request: Request) -> dict[str, Any]:
         raw, size = await _read_body(request, limit=MAX_JSON_BYTES)
         if size > MAX_JSON_BYTES:
             raise Refused(
-                errors.malformed_body(f"The JSON body is {size:,} bytes; it must be under {MAX_JSON_BYTES:,} bytes.")
+                errors.stand_in_limit(
+                    f"the JSON body is {size:,} bytes, and the stand-in reads at most {MAX_JSON_BYTES:,}."
+                )
             )
         try:
             payload = _lenient_json(raw)
@@ -518,7 +548,21 @@ class _VisionService:
         return payload
 
     async def _download(self, url: str) -> bytes:
-        return await anyio.to_thread.run_sync(fetch_image, url)
+        allow_private = self.config.allow_private_urls
+        return await anyio.to_thread.run_sync(lambda: fetch_image(url, allow_private=allow_private))
+
+    async def _fit(self, data: bytes, header: ImageHeader) -> bytes:
+        """The image as the offline model can take it (``pixels``), decoded in a worker thread
+        under the inference limiter, so at most ``inference_threads`` large decodes run at once."""
+        budget = self.config.max_decode_pixels
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: fit_for_model(data, header, max_decode_pixels=budget), limiter=self._inference_limiter()
+            )
+        except StandInLimit as exc:
+            raise Refused(errors.stand_in_limit(str(exc))) from None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise Refused(errors.invalid_image_format(f"Input data is not a valid image: {exc}.")) from None
 
     async def _model(self, name: str) -> Any:
         return await anyio.to_thread.run_sync(self.models.get, name, limiter=self._inference_limiter())
@@ -527,9 +571,9 @@ class _VisionService:
         try:
             return await anyio.to_thread.run_sync(fn, value, limiter=self._inference_limiter())
         except InputLimitError as exc:
-            # A limit of the offline model's own (its decode cap, its text length), beyond the checks above.
-            answer = errors.invalid_text if exc.limit.startswith("text_") else errors.invalid_image_dimension
-            raise Refused(answer(str(exc))) from None
+            # A limit of the offline model's own that the preparation above did not avoid: the
+            # input is valid on Azure, so this is the stand-in's limit, never Azure's 400.
+            raise Refused(errors.stand_in_limit(f"the offline model refused it ({exc}).")) from None
         except InvalidImageError as exc:
             raise Refused(errors.invalid_image_format(f"Input data is not a valid image: {exc}.")) from None
         except Exception:

@@ -5,6 +5,7 @@ filter escaping, and scores that equal numpy's cosine."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -137,6 +138,95 @@ def test_an_index_without_a_pin_is_not_ours(azure_backend_factory, search_double
         backend.get_pin()
     with pytest.raises(ModelVersionMismatchError):
         backend.ensure_index(tiny_schema())
+
+
+class OtherCreatorWinsTheRace:
+    """ASGI middleware: just before the first "create index" request reaches the double, another
+    creator (replaying the same request, or ``winner`` if given) creates the index, so the request
+    itself meets an index that already exists, which the double answers as live Azure does."""
+
+    def __init__(self, app, winner: dict | None = None) -> None:
+        self.app = app
+        self.winner = winner
+        self.raced = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.raced or scope.get("type") != "http" or scope["method"] != "POST" or scope["path"] != "/indexes":
+            await self.app(scope, receive, send)
+            return
+        self.raced = True
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        first = json.dumps(self.winner).encode() if self.winner is not None else body
+        statuses = []
+
+        def replay(data: bytes):
+            async def receive_body():
+                return {"type": "http.request", "body": data, "more_body": False}
+
+            return receive_body
+
+        async def swallow(message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await self.app(scope, replay(first), swallow)  # the other creator: 201
+        assert statuses == [201]
+        await self.app(scope, replay(body), send)  # ours: the index exists by now
+
+
+@pytest.mark.parametrize("same_pin", [True, False])
+def test_ensure_index_survives_the_create_race_against_the_live_400(same_pin):
+    schema = tiny_schema()
+    winner = None if same_pin else tiny_schema(dimensions=16, model_version="another-model").named("raced")
+    app = create_app(SearchDoubleConfig())
+    racer = OtherCreatorWinsTheRace(app, winner)
+    with serve_in_thread(app=racer) as endpoint:
+        backend = AzureSearchBackend(endpoint, "raced", AzureKeyCredential("unused"), retry_backoff_seconds=0.001)
+        try:
+            if same_pin:
+                assert backend.ensure_index(schema) == schema.pin  # "it exists; verify the pin"
+            else:
+                with pytest.raises(ModelVersionMismatchError, match="another-model"):
+                    backend.ensure_index(schema)
+        finally:
+            backend.close()
+    creates = [r.status for r in app.state.service.requests_for("raced", "create_index")]
+    assert racer.raced and creates == [201, 400]  # the double answered our create as live Azure does
+
+
+def test_create_errors_other_than_exists_are_not_taken_for_the_race():
+    from azure.core.exceptions import HttpResponseError
+
+    from indexer.backends.azure_search.backend import index_already_exists
+
+    class Answer:
+        def __init__(self, status: int, body: dict) -> None:
+            self.status_code = status
+            self.reason = "x"
+            self.headers = {"Content-Type": "application/json"}
+            self._body = json.dumps(body).encode()
+            self.request = None
+
+        def text(self, encoding=None):
+            return self._body.decode()
+
+        def body(self):
+            return self._body
+
+    def error(status: int, code: str, details: tuple[str, ...] = ()) -> HttpResponseError:
+        body = {"error": {"code": code, "message": "m", "details": [{"code": d, "message": "m"} for d in details]}}
+        return HttpResponseError(response=Answer(status, body))
+
+    assert index_already_exists(error(400, "ResourceNameAlreadyInUse"))
+    assert index_already_exists(error(400, "", ("CannotCreateExistingIndex",)))
+    assert index_already_exists(error(409, "Conflict"))
+    assert not index_already_exists(error(400, "InvalidRequestParameter", ("InvalidField",)))
+    assert not index_already_exists(error(403, "ResourceNameAlreadyInUse"))
 
 
 def test_a_missing_index_is_reported(azure_backend_factory):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import requests
 from azure.core.credentials import AccessToken, AzureKeyCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.search.documents import SearchClient
 from azure.search.documents.indexes import SearchIndexClient
 from azure.search.documents.indexes.models import SearchIndex
-from azure.search.documents.models import VectorizedQuery
+from azure.search.documents.models import VectorizableTextQuery, VectorizedQuery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,10 +54,15 @@ def post_batch(double: RunningSearchDouble, name: str, actions: list[dict[str, A
     )
 
 
-def assert_error(response: requests.Response, status: int, *fragments: str) -> dict[str, Any]:
+def assert_error(response: requests.Response, status: int, *fragments: str, code: str | None = None) -> dict[str, Any]:
+    """Azure's error shape; ``code`` when given is the exact code (Azure sends "" for some)."""
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["code"], str)
+    if code is None:
+        assert error["code"]
+    else:
+        assert error["code"] == code
     for fragment in fragments:
         assert fragment in error["message"], error["message"]
     return error
@@ -161,7 +166,7 @@ def test_an_update_may_add_fields_but_not_change_existing_ones(search_double, se
     assert [f.name for f in client.get_index(search_index_name).fields] == [f["name"] for f in added["fields"]]
 
 
-def test_creating_an_existing_index_conflicts_and_deleting_twice_is_not_found(search_double, search_index_name):
+def test_creating_an_existing_index_is_400_as_live_and_deleting_twice_is_not_found(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
     again = requests.post(
         url(search_double, "/indexes"),
@@ -170,7 +175,13 @@ def test_creating_an_existing_index_conflicts_and_deleting_twice_is_not_found(se
         headers=admin(search_double),
         timeout=10,
     )
-    assert_error(again, 409, "already exists")
+    # azure-sdk-for-net#38026 quotes the live answer: 400, not 409.
+    error = assert_error(again, 400, "already exists", code="ResourceNameAlreadyInUse")
+    assert [d["code"] for d in error["details"]] == ["CannotCreateExistingIndex"]
+    client = SearchIndexClient(search_double.endpoint, search_double.credential)
+    with pytest.raises(HttpResponseError) as raised:
+        client.create_index(SearchIndex(tiny_schema(4).named(search_index_name)))
+    assert raised.value.status_code == 400 and not isinstance(raised.value, ResourceExistsError)
     first = requests.delete(
         url(search_double, f"/indexes('{search_index_name}')"),
         params={"api-version": API},
@@ -184,7 +195,34 @@ def test_creating_an_existing_index_conflicts_and_deleting_twice_is_not_found(se
         headers=admin(search_double),
         timeout=10,
     )
-    assert_error(second, 404, search_index_name)
+    # A missing index's 404 carries an empty code (Azure-Samples/azure-search-openai-demo#79).
+    assert_error(second, 404, f"The index '{search_index_name}'", "was not found", code="")
+
+
+def test_reads_of_a_missing_index_are_404_with_an_empty_code(search_double, search_index_name):
+    client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
+    for read in (client.get_document_count, lambda: client.get_document("a"), lambda: list(client.search("*"))):
+        with pytest.raises(ResourceNotFoundError) as raised:
+            read()
+        assert raised.value.status_code == 404
+    for path in (f"/indexes('{search_index_name}')", f"/indexes('{search_index_name}')/docs/$count"):
+        response = requests.get(
+            url(search_double, path), params={"api-version": API}, headers=admin(search_double), timeout=10
+        )
+        assert_error(response, 404, "was not found", code="")
+
+
+def test_a_missing_document_is_404_without_a_body(search_double, search_index_name):
+    create_tiny_index(search_double, search_index_name)
+    response = requests.get(
+        url(search_double, f"/indexes('{search_index_name}')/docs('nope')"),
+        params={"api-version": API},
+        headers=admin(search_double),
+        timeout=10,
+    )
+    assert response.status_code == 404 and response.content == b""
+    with pytest.raises(ResourceNotFoundError):
+        SearchClient(search_double.endpoint, search_index_name, search_double.credential).get_document("nope")
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -236,7 +274,7 @@ def test_batch_answers_per_document_with_the_service_shape(search_double, search
     [
         ({"id": "a", "image_vector": [1, 0, 0]}, 400, "mismatch in vector dimensions"),
         ({"id": "a", "image_vector": [1, 0, "x", 0]}, 400, "array of numbers"),
-        ({"id": "a", "colour": "red"}, 400, "does not exist on type 'search.documentFields'"),
+        ({"id": "a", "colour": "red"}, 400, "The property 'colour' does not exist on type 'search.documentFields'"),
         ({"id": "a", "width": "wide"}, 400, "Edm.Int32"),
         ({"id": "a", "width": 2**40}, 400, "Edm.Int32"),
         ({"id": "a", "last_modified": "2024-05-01"}, 400, "Edm.DateTimeOffset"),
@@ -244,7 +282,7 @@ def test_batch_answers_per_document_with_the_service_shape(search_double, search
         ({"id": "_a"}, 400, "leading underscore"),
         ({"id": "a/b"}, 400, "Keys can only contain letters"),
         ({"id": "k" * 1025}, 400, "longer than 1024"),
-        ({"source": "no key"}, 400, "cannot be missing or empty"),
+        ({"source": "no key"}, 400, "Document key cannot be missing or empty."),
         ({"@search.action": "replace", "id": "a"}, 400, "not a valid @search.action"),
     ],
 )
@@ -252,8 +290,18 @@ def test_a_bad_action_fails_the_whole_batch(search_double, search_index_name, ac
     create_tiny_index(search_double, search_index_name)
     good = {"@search.action": "upload", "id": "good", "image_vector": [0, 1, 0, 0]}
     response = post_batch(search_double, search_index_name, [good, {"@search.action": "upload", **action}])
-    error = assert_error(response, status, fragment)
-    assert "1: " in error["message"]  # the service numbers the offending action
+    error = response.json()["error"]
+    assert response.status_code == status and fragment in error["message"], response.text
+    if "colour" in action:
+        # Read with the body: an empty code (Azure-Samples/azure-search-openai-demo#2823).
+        assert error["code"] == "" and "or is not present in the API version '2026-04-01'" in error["message"]
+    else:
+        # OperationNotAllowed, the action numbered, its own code in details (azure-sdk-for-net#24607).
+        assert error["code"] == "OperationNotAllowed"
+        assert error["message"].startswith("The request is invalid. Details: actions : 1: ")
+        assert error["details"][0]["message"].startswith("1: ")
+        if "source" in action and "id" not in action:
+            assert error["details"][0]["code"] == "MissingKeyField"
     assert count(search_double, search_index_name) == 0  # nothing applied, not even the good one
 
     if "@search.action" not in action:  # the SDK's upload_documents sets the action itself
@@ -347,7 +395,7 @@ def test_malformed_or_invalid_filters_are_refused(search_double, search_index_na
         ({"select": ["colour"]}, "Could not find a property named 'colour'"),
         ({"select": ["image_vector"]}, "not retrievable"),
         ({"order_by": ["tags asc"]}, "not sortable"),
-        ({"skip": 100_001}, "at most 100000"),
+        ({"skip": 100_001}, "Value must be between 0 and 100000"),
     ],
 )
 def test_unknown_or_unusable_fields_in_select_and_orderby_are_refused(
@@ -390,6 +438,31 @@ def test_vector_query_scores_follow_the_documented_cosine_relation(search_double
             )
         )
     assert raised.value.status_code == 400 and "dimensions" in raised.value.message
+
+
+@pytest.mark.parametrize("weight", [0, -1.5])
+def test_a_vector_query_weight_must_be_positive(search_double, search_index_name, weight):
+    # "Default is 1.0 and the value needs to be a positive number larger than zero"
+    # (VectorQuery.Weight in the REST reference and the SDKs).
+    create_tiny_index(search_double, search_index_name)
+    seed_documents(search_double, search_index_name, 3)
+    client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
+    query = VectorizedQuery(vector=[1.0, 0.0, 0.0, 0.0], k_nearest_neighbors=2, fields="image_vector", weight=weight)
+    with pytest.raises(HttpResponseError) as raised:
+        list(client.search(search_text=None, vector_queries=[query]))
+    assert raised.value.status_code == 400 and "positive number larger than zero" in raised.value.message
+    weighted = VectorizedQuery(vector=[1.0, 0.0, 0.0, 0.0], k_nearest_neighbors=2, fields="image_vector", weight=0.5)
+    assert len(list(client.search(search_text=None, vector_queries=[weighted]))) == 2
+
+
+def test_a_text_vector_query_without_a_vectorizer_says_so(search_double, search_index_name):
+    create_tiny_index(search_double, search_index_name)
+    client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
+    query = VectorizableTextQuery(text="a red bus", k_nearest_neighbors=2, fields="image_vector")
+    with pytest.raises(HttpResponseError) as raised:
+        list(client.search(search_text=None, vector_queries=[query]))
+    assert raised.value.status_code == 400
+    assert "needs a vectorizer" in raised.value.message and "not a valid parameter" not in raised.value.message
 
 
 def test_server_side_paging_follows_next_page_parameters(search_double, search_index_name):
@@ -486,10 +559,49 @@ def test_api_version_is_required_and_checked(search_double):
         url(search_double, "/indexes"), params={"api-version": "2099-01-01"}, headers=admin(search_double), timeout=10
     )
     assert_error(unknown, 400, "2099-01-01")
-    client = SearchIndexClient(search_double.endpoint, search_double.credential, api_version="2019-05-06")
+    # 2015-02-28: "Unsupported after 10-10-2020" in the service's list of REST API versions.
+    client = SearchIndexClient(search_double.endpoint, search_double.credential, api_version="2015-02-28")
     with pytest.raises(HttpResponseError) as raised:
         list(client.list_index_names())
     assert raised.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "version", ["2019-05-06", "2023-10-01-preview", "2024-05-01-preview", "2025-08-01-preview", "2025-11-01-preview"]
+)
+def test_documented_stable_and_preview_api_versions_are_accepted(search_double, search_index_name, version):
+    # Preview versions are listed beside the stable ones in "REST API versions (Azure AI Search)".
+    create_tiny_index(search_double, search_index_name)
+    index_client = SearchIndexClient(search_double.endpoint, search_double.credential, api_version=version)
+    assert search_index_name in list(index_client.list_index_names())
+    response = requests.post(
+        url(search_double, f"/indexes('{search_index_name}')/docs/search.post.search"),
+        params={"api-version": version},
+        json={"search": "*", "count": True},
+        headers=admin(search_double),
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["@odata.count"] == 0
+    if version < "2023":
+        return  # before vector search
+    # What a preview adds beyond the double's subset is refused by name, not as an unknown word.
+    threshold = requests.post(
+        url(search_double, f"/indexes('{search_index_name}')/docs/search.post.search"),
+        params={"api-version": version},
+        json={
+            "vectorQueries": [
+                {
+                    "kind": "vector",
+                    "vector": [1, 0, 0, 0],
+                    "fields": "image_vector",
+                    "threshold": {"kind": "vectorSimilarity", "value": 0.5},
+                }
+            ]
+        },
+        headers=admin(search_double),
+        timeout=10,
+    )
+    assert_error(threshold, 400, "'threshold'", "not implemented by this stand-in", code="NotSupportedByStandIn")
 
 
 def test_keys_and_tokens_are_checked(search_double, search_index_name):
@@ -522,6 +634,123 @@ def test_keys_and_tokens_are_checked(search_double, search_index_name):
 
     client = SearchClient(search_double.endpoint, search_index_name, StaticToken())
     assert client.get_document_count(enforce_https=False) == 0  # the double speaks plain HTTP
+
+
+def test_protocol_odds_paths_methods_bodies_preconditions_and_versions(search_double, search_index_name):
+    params = {"api-version": API}
+    unknown = requests.get(url(search_double, "/indexers"), params=params, headers=admin(search_double), timeout=10)
+    assert_error(unknown, 404, code="ResourceNotFound")
+    wrong_method = requests.patch(
+        url(search_double, f"/indexes('{search_index_name}')"), params=params, headers=admin(search_double), timeout=10
+    )
+    assert_error(wrong_method, 405, code="MethodNotAllowed")
+    for body in (b"", b"{not json"):
+        response = requests.post(
+            url(search_double, "/indexes"),
+            params=params,
+            data=body,
+            headers={**admin(search_double), "Content-Type": "application/json"},
+            timeout=10,
+        )
+        error = assert_error(response, 400, code="InvalidRequestParameter")
+        assert error["details"][0]["code"] == "InvalidRequestBody"
+    created = create_tiny_index(search_double, search_index_name)
+    index_path = url(search_double, f"/indexes('{search_index_name}')")
+    stale = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-Match": '"0x0"'},
+        timeout=10,
+    )
+    assert_error(stale, 412, code="PreconditionFailed")
+    exists = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-None-Match": "*"},
+        timeout=10,
+    )
+    assert_error(exists, 412, code="PreconditionFailed")
+    current = requests.put(
+        index_path,
+        params=params,
+        json=tiny_schema(4).named(search_index_name),
+        headers={**admin(search_double), "If-Match": created["@odata.etag"]},
+        timeout=10,
+    )
+    assert current.status_code == 204
+    # Vector fields exist from 2023-11-01 (stable) and 2023-07-01-preview: not in 2020-06-30.
+    old = requests.post(
+        url(search_double, "/indexes"),
+        params={"api-version": "2020-06-30"},
+        json=tiny_schema(4).named(f"{search_index_name}-old"),
+        headers=admin(search_double),
+        timeout=10,
+    )
+    error = assert_error(old, 400, "Vector search needs api-version", code="InvalidRequestParameter")
+    assert error["details"][0]["code"] == "InvalidApiVersionParameter"
+
+
+# --- indexing latency ------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def delayed_double():
+    """A double whose writes become visible 5 (fake) seconds after they are answered."""
+    clock = FakeClock()
+    app = create_app(SearchDoubleConfig(visibility_delay_seconds=5.0, clock=clock))
+    with serve_in_thread(app=app) as endpoint:
+        yield endpoint, clock, app.state.service
+
+
+def test_writes_become_visible_to_reads_only_after_the_delay(delayed_double):
+    endpoint, clock, _ = delayed_double
+    credential = AzureKeyCredential("any")
+    SearchIndexClient(endpoint, credential).create_index(SearchIndex(tiny_schema(4).named("late")))
+    client = SearchClient(endpoint, "late", credential)
+    client.upload_documents([{"id": "a", "source": "first", "image_vector": [1, 0, 0, 0]}])
+    # Answered 200, but not yet searchable, countable or readable ...
+    assert client.get_document_count() == 0
+    with pytest.raises(ResourceNotFoundError):
+        client.get_document("a")
+    assert list(client.search(search_text="*")) == []
+    query = VectorizedQuery(vector=[1.0, 0.0, 0.0, 0.0], k_nearest_neighbors=1, fields="image_vector")
+    assert list(client.search(search_text=None, vector_queries=[query])) == []
+    # ... while writes already see it: a merge of the invisible document succeeds.
+    merged = client.merge_documents([{"id": "a", "source": "second"}])
+    assert merged[0].succeeded
+
+    clock.now += 5.0
+    assert client.get_document_count() == 1
+    assert client.get_document("a")["source"] == "second"
+    assert [r["id"] for r in client.search(search_text=None, vector_queries=[query])] == ["a"]
+
+    client.delete_documents([{"id": "a"}])
+    assert client.get_document("a")["source"] == "second"  # the delete is not visible yet either
+    clock.now += 5.0
+    assert client.get_document_count() == 0
+
+
+def test_the_delay_can_be_set_per_index(delayed_double):
+    endpoint, clock, service = delayed_double
+    credential = AzureKeyCredential("any")
+    service.set_visibility_delay("prompt", 0)
+    for name in ("prompt", "late"):
+        SearchIndexClient(endpoint, credential).create_index(SearchIndex(tiny_schema(4).named(name)))
+        SearchClient(endpoint, name, credential).upload_documents([{"id": "a"}])
+    assert SearchClient(endpoint, "prompt", credential).get_document_count() == 1
+    assert SearchClient(endpoint, "late", credential).get_document_count() == 0
+    with pytest.raises(ValueError):
+        service.set_visibility_delay("late", -1)
 
 
 # --- fault injection and persistence ---------------------------------------------------------

@@ -85,11 +85,23 @@ def test_the_client_sends_the_seeds_query_parameters_and_headers(vision_server, 
     assert text_request.headers["content-type"] == "application/json"
 
 
-def test_preview_api_version_sends_model_version_the_older_way(vision_server):
-    with client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client:
+def test_preview_api_version_sends_model_version_the_older_way(faulty_vision_server):
+    server = faulty_vision_server(serve_retired_preview=True)  # Azure itself answers 410 Gone now
+    with client_for(server, api_version="2023-02-01-preview", model_version="latest") as client:
         embedding = client.vectorize_text("a red bus")
-    assert vision_server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
+    assert server.requests.last().query == {"api-version": "2023-02-01-preview", "modelVersion": "latest"}
     assert embedding.model_version == offline_model_for(AZURE_ENGLISH).name
+
+
+def test_the_retired_preview_is_a_request_error_not_retried(vision_server):
+    before = len(vision_server.requests)
+    with (
+        client_for(vision_server, api_version="2023-02-01-preview", model_version="latest") as client,
+        pytest.raises(VisionRequestError) as caught,
+    ):
+        client.vectorize_text("a red bus")
+    assert (caught.value.status_code, caught.value.code) == (410, "Gone")
+    assert len(vision_server.requests) == before + 1
 
 
 # --- typed errors for what the service refuses -------------------------------------------------
@@ -135,8 +147,9 @@ def test_unknown_model_version_raises_request_error_and_is_not_retried(vision_se
     "name,data,inner",
     [
         ("url-corrupt.jpg", b"\x89PNG\r\n\x1a\n but truncated", "InvalidImageFormat"),
-        ("url-tiny.png", tiny_png(8), "InvalidImageDimension"),
-        ("url-wide.png", png_header(16000, 20), "InvalidImageDimension"),
+        ("url-tiny.png", tiny_png(8), "InvalidImageSize"),
+        ("url-wide.png", png_header(16000, 20), "InvalidImageSize"),
+        ("url-empty.png", b"", "InvalidRequest"),  # the size answer has no inner code: the outer one is reported
     ],
 )
 def test_images_refused_by_the_service_raise_request_errors_never_retried(
@@ -226,6 +239,42 @@ def test_limits_are_checked_before_any_request(vision_server, call, expected, li
     assert len(vision_server.requests) == before
 
 
+# --- the word limit: documented where words are spaced, the service's call elsewhere ----------
+
+SPACED_71 = " ".join(["word"] * 71)
+UNSPACED_80 = " ".join(["猫"] * 80)  # 80 whitespace-separated pieces of a script without word spaces
+CHINESE_SENTENCE = "一只黑色的猫坐在红色的沙发上看着窗外的雨" * 8  # no spaces: "words" are undocumented
+
+
+@pytest.mark.parametrize(
+    "word_check, text, sent",
+    [
+        ("auto", SPACED_71, False),  # Azure's documented limit, read literally: refused before sending
+        ("auto", UNSPACED_80, True),  # the rule is undocumented for this script: the service judges
+        ("auto", CHINESE_SENTENCE, True),
+        ("strict", UNSPACED_80, False),  # the override: count by whitespace, always
+        ("service", SPACED_71, True),  # the other override: always let the service judge
+    ],
+)
+def test_the_word_limit_is_checked_where_it_is_documented_unless_overridden(vision_server, word_check, text, sent):
+    before = len(vision_server.requests)
+    with client_for(vision_server, word_check=word_check) as client:
+        try:
+            client.vectorize_text(text)
+        except InputLimitError as refused:
+            assert not sent and refused.limit == "text_words"
+        except VisionRequestError as answered:
+            assert sent and answered.code == "InvalidParameter"  # the stand-in counts by whitespace
+    assert len(vision_server.requests) == before + (1 if sent else 0)
+
+
+def test_an_empty_text_is_never_sent_and_nonsense_word_checks_are_refused(vision_server):
+    with client_for(vision_server, word_check="service") as client, pytest.raises(InputLimitError):
+        client.vectorize_text("   ")
+    with pytest.raises(ValueError, match="word_check"):
+        VisionClient(vision_server.url, AzureKeyCredential("k"), word_check="loose")
+
+
 # --- retries, driven by the server's fault injection ------------------------------------------
 
 
@@ -248,6 +297,14 @@ def test_5xx_is_retried_with_backoff_and_then_succeeds(faulty_vision_server, vis
     assert embedding.dimensions == offline_model_for(AZURE_MULTILINGUAL).dimensions
     statuses = [r.status for r in server.requests.all()]
     assert statuses[-1] == 200 and len(statuses) == 4 and all(s >= 500 for s in statuses[:3])
+
+
+def test_408_is_retried(faulty_vision_server):
+    server = faulty_vision_server(fault_first=1, fault_statuses=(408,), fault_retry_after=None)
+    with client_for(server) as client:
+        embedding = client.vectorize_text("a cat")
+    assert embedding.model_version == offline_model_for(AZURE_MULTILINGUAL).name
+    assert [r.status for r in server.requests.all()] == [408, 200]
 
 
 def test_dropped_connections_are_retried(faulty_vision_server):
@@ -368,6 +425,65 @@ def test_rejected_entra_id_token_raises_authentication_error_without_leaking_it(
         client.vectorize_text("a cat")
     assert caught.value.status_code == 401 and caught.value.code == "PermissionDenied"
     assert "a-wrong-token-xyz" not in str(caught.value) and "a-wrong-token-xyz" not in caplog.text
+    assert [r.status for r in server.requests.all()] == [401, 401]  # one retry with a fresh token, no more
+
+
+def test_a_401_to_a_cached_token_is_retried_once_with_a_fresh_one(faulty_vision_server):
+    # The token was cached (an hour left) but the service refuses it now (revoked, or the
+    # role assignment changed): the client asks the credential again and retries once.
+    server = faulty_vision_server(bearer_tokens=["the-new-token"])
+    tokens = iter(["a-revoked-token", "the-new-token", "never-asked-for"])
+    credential = mock.Mock(spec=["get_token"])
+    credential.get_token.side_effect = lambda *scopes, **kw: AccessToken(next(tokens), int(time.time() + 3600))
+    with VisionClient(server.url, credential) as client:
+        first = client.vectorize_text("a cat")
+        second = client.vectorize_text("a dog")
+    assert first.model_version == second.model_version == offline_model_for(AZURE_MULTILINGUAL).name
+    assert [r.status for r in server.requests.all()] == [401, 200, 200]
+    assert credential.get_token.call_count == 2  # the fresh token is cached again
+    assert server.requests.last().headers["authorization"] == "Bearer the-new-token"
+
+
+class _ChallengeThenAnswer(BaseHTTPRequestHandler):
+    """A service that answers the first request 401 with a WWW-Authenticate challenge (no
+    claims), and later ones 200 with an embedding; it keeps the tokens it was sent."""
+
+    tokens: list = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.tokens.append(self.headers.get("Authorization"))
+        if len(self.tokens) == 1:
+            body = json.dumps({"error": {"code": "401", "message": "token expired"}}).encode()
+            self.send_response(401)
+            challenge = 'Bearer authorization_uri="https://login.example", error="invalid_token"'
+            self.send_header("WWW-Authenticate", challenge)
+        else:
+            body = json.dumps({"modelVersion": "2023-04-15", "vector": [0.1, 0.2, 0.3]}).encode()
+            self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_challenged_401_is_retried_once_with_a_fresh_token_too():
+    handler = type("Challenge", (_ChallengeThenAnswer,), {"tokens": []})
+    service = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    tokens = iter(["old", "fresh"])
+    credential = mock.Mock(spec=["get_token"])
+    credential.get_token.side_effect = lambda *scopes, **kw: AccessToken(next(tokens), int(time.time() + 3600))
+    try:
+        with VisionClient(f"http://127.0.0.1:{service.server_address[1]}", credential) as client:
+            assert client.vectorize_text("a cat").dimensions == 3
+    finally:
+        service.shutdown()
+        service.server_close()
+    assert handler.tokens == ["Bearer old", "Bearer fresh"]
 
 
 def test_an_unusable_credential_is_refused_up_front():

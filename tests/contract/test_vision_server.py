@@ -155,11 +155,13 @@ def test_local_model_names_are_accepted_as_model_version(vision_server):
     assert response.json()["modelVersion"] == local
 
 
-def test_preview_api_with_model_version_latest_as_older_clients_sent_it(vision_server):
+def test_preview_api_with_model_version_latest_as_older_clients_sent_it_when_opted_in(faulty_vision_server):
+    server = faulty_vision_server(serve_retired_preview=True)
     response = post(
-        vision_server,
+        server,
         TEXT_PATH,
         "api-version=2023-02-01-preview&modelVersion=latest",
+        key=None,
         json={"text": "a red bus"},
         content_type="application/json",
     )
@@ -169,13 +171,12 @@ def test_preview_api_with_model_version_latest_as_older_clients_sent_it(vision_s
     )  # the seed's answers: latest meant 2022-04-11
 
 
-def test_retired_preview_answers_gone_when_configured(faulty_vision_server):
-    server = faulty_vision_server(preview_api_gone=True)
+def test_retired_preview_answers_gone_by_default(vision_server):
+    # Live Azure answers the retired preview with 410 Gone (azure-search-openai-demo#2514).
     response = post(
-        server,
+        vision_server,
         TEXT_PATH,
         "api-version=2023-02-01-preview&modelVersion=latest",
-        key=None,
         json={"text": "a red bus"},
         content_type="application/json",
     )
@@ -269,34 +270,81 @@ def test_corrupt_image_is_400_invalid_image_format(vision_server):
     assert_azure_error(response, 400, "InvalidRequest", "InvalidImageFormat")
 
 
-def test_empty_image_body_is_400_invalid_image_format(vision_server):
+IMAGE_BYTES_MESSAGE = "The image size is not allowed to be zero or larger than 20971520 bytes."
+IMAGE_URL_MESSAGE = "Image URL is badly formatted or not accessible."
+
+
+def test_empty_image_body_is_400_with_the_size_answer(vision_server):
+    # "InvalidRequest - The image size is not allowed to be zero or larger than 20971520 bytes",
+    # with no inner code (Image Analysis 4.0 error list; the mission brief's live answer).
     response = post(vision_server, IMAGE_PATH, data=b"", content_type="application/octet-stream")
-    assert_azure_error(response, 400, "InvalidRequest", "InvalidImageFormat")
+    error = assert_azure_error(response, 400, "InvalidRequest")
+    assert error["message"] == IMAGE_BYTES_MESSAGE
 
 
-def test_image_too_small_is_400(vision_server):
+def test_image_too_small_is_400_invalid_image_size(vision_server):
     response = post(vision_server, IMAGE_PATH, data=tiny_png(8), content_type="application/octet-stream")
-    error = assert_azure_error(response, 400, "InvalidRequest", "InvalidImageDimension")
+    error = assert_azure_error(response, 400, "InvalidRequest", "InvalidImageSize")
     assert "8x8" in error["innererror"]["message"]
 
 
-@pytest.mark.parametrize("width,height", [(16000, 20), (20, 16000), (16000, 16000)])
-def test_image_dimensions_too_large_is_400(vision_server, width, height):
+@pytest.mark.parametrize("width,height", [(16000, 20), (20, 16000), (16000, 16000), (40000, 40000)])
+def test_image_dimensions_too_large_is_400_invalid_image_size(vision_server, width, height):
     response = post(vision_server, IMAGE_PATH, data=png_header(width, height), content_type="application/octet-stream")
-    assert_azure_error(response, 400, "InvalidRequest", "InvalidImageDimension")
+    assert_azure_error(response, 400, "InvalidRequest", "InvalidImageSize")
 
 
-def test_image_of_20_mb_is_400_invalid_image_size(vision_server):
+def test_image_of_20_mb_is_400_invalid_request_without_an_inner_code(vision_server):
     data = b"\xff\xd8\xff" + bytes(20 * 1024 * 1024 - 3)  # exactly 20 MiB: the limit is "under 20 MB"
     response = post(vision_server, IMAGE_PATH, data=data, content_type="application/octet-stream")
-    error = assert_azure_error(response, 400, "InvalidRequest", "InvalidImageSize")
-    assert "20 MB" in error["innererror"]["message"]
+    error = assert_azure_error(response, 400, "InvalidRequest")
+    assert error["message"] == IMAGE_BYTES_MESSAGE
 
 
-def test_image_url_that_cannot_be_fetched_is_400(vision_server, image_url_server):
+def test_image_url_that_cannot_be_fetched_is_400_without_an_inner_code(vision_server, image_url_server):
     missing = image_url_server("placeholder.jpg", b"").rsplit("/", 1)[0] + "/no-such-image.jpg"
     response = post(vision_server, IMAGE_PATH, json={"url": missing}, content_type="application/json")
-    assert_azure_error(response, 400, "InvalidRequest", "InvalidImageUrl")
+    error = assert_azure_error(response, 400, "InvalidRequest")
+    assert error["message"] == IMAGE_URL_MESSAGE
+    assert "404" in response.headers["x-standin-detail"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.0.0.1", "192.168.1.20", "169.254.169.254"])
+def test_image_urls_on_loopback_or_private_hosts_are_refused_by_default(faulty_vision_server, image_url_server, host):
+    # Azure fetches only publicly reachable URLs ("valid and publicly accessible"): refused before
+    # any connection, with the answer Azure gives for a URL it cannot fetch.
+    server = faulty_vision_server()
+    served = image_url_server("private.jpg", tiny_png(64))
+    url = served.replace("127.0.0.1", host)
+    response = post(server, IMAGE_PATH, key=None, json={"url": url}, content_type="application/json")
+    error = assert_azure_error(response, 400, "InvalidRequest")
+    assert error["message"] == IMAGE_URL_MESSAGE
+    assert "--allow-private-urls" in response.headers["x-standin-detail"]
+
+
+def test_which_hosts_count_as_private():
+    from standins.vision.fetch import UrlRefused, _check_url, private_address
+
+    assert private_address("8.8.8.8") is None  # a public literal resolves to itself, offline
+    _check_url("https://8.8.8.8/cat.jpg", allow_private=False)
+    for url in ("http://127.0.0.2/a.jpg", "http://[fd00::1]/a.jpg", "http://100.64.0.1/a.jpg", "ftp://8.8.8.8/a"):
+        with pytest.raises(UrlRefused):
+            _check_url(url, allow_private=False)
+    _check_url("http://127.0.0.2/a.jpg", allow_private=True)
+
+
+def test_every_redirect_hop_is_checked(image_url_server, monkeypatch):
+    from standins.vision import fetch
+
+    target = image_url_server("hop-target.png", tiny_png(64))
+    first = image_url_server("hop.png", b"", "redirect:" + target.replace("127.0.0.1", "localhost"))
+    assert fetch.fetch_image(first, allow_private=True) == tiny_png(64)  # redirects are followed
+    # Pretend 127.0.0.1 is a public host: the first hop passes, the redirect to localhost not.
+    real = fetch.private_address
+    monkeypatch.setattr(fetch, "private_address", lambda host: None if host == "127.0.0.1" else real(host))
+    with pytest.raises(fetch.UrlRefused) as refused:
+        fetch.fetch_image(first, allow_private=False)
+    assert "localhost" in refused.value.reason and "not publicly reachable" in refused.value.reason
 
 
 def test_image_url_pointing_at_a_corrupt_file_is_400_invalid_image_format(vision_server, image_url_server):
@@ -455,3 +503,103 @@ def test_configured_latency_is_added_to_every_answer(faulty_vision_server):
 def test_nonsense_server_options_are_refused_up_front(options):
     with pytest.raises(ValueError):
         create_app(ServerConfig(**options), model_lookup=lambda name: None)
+
+
+# --- formats: Azure's list, nothing more -----------------------------------------------------
+
+
+def saved(fmt: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", size, (200, 60, 30))
+    if fmt == "XBM":
+        image = image.convert("1")
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PPM", "PCX", "SGI", "DDS", "QOI", "JPEG2000", "XBM"])
+def test_formats_outside_azures_list_are_400_invalid_image_format(vision_server, fmt):
+    # "JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, or MPO" (input requirements); Pillow reads these too.
+    response = post(vision_server, IMAGE_PATH, data=saved(fmt), content_type="application/octet-stream")
+    error = assert_azure_error(response, 400, "InvalidRequest", "InvalidImageFormat")
+    assert "supported formats" in error["innererror"]["message"]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP", "ICO", "TIFF", "MPO"])
+def test_every_format_on_azures_list_is_vectorized(vision_server, fmt):
+    response = post(vision_server, IMAGE_PATH, data=saved(fmt), content_type="application/octet-stream")
+    assert response.status_code == 200, response.text
+
+
+# --- what Azure accepts, the stand-in accepts ------------------------------------------------
+
+
+def big_picture(width: int, height: int, fmt: str) -> bytes:
+    """A large image that compresses well (flat colours and a few shapes), well under 20 MB."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (40, 90, 160))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((width // 4, height // 4, 3 * width // 4, 3 * height // 4), fill=(230, 200, 40))
+    out = io.BytesIO()
+    image.save(out, fmt, **({"compress_level": 1} if fmt == "PNG" else {"quality": 80}))
+    data = out.getvalue()
+    assert len(data) < 20 * 1024 * 1024
+    return data
+
+
+def test_an_8000_by_7000_png_is_accepted(vision_server):
+    # 56 megapixels: over the offline model's own 50-megapixel decode cap, under Azure's limits.
+    response = post(
+        vision_server, IMAGE_PATH, data=big_picture(8000, 7000, "PNG"), content_type="application/octet-stream"
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["vector"]) == offline_model_for(AZURE_MULTILINGUAL).dimensions
+
+
+def test_beyond_the_stand_ins_decode_budget_the_answer_is_a_503_naming_the_stand_in(faulty_vision_server):
+    server = faulty_vision_server(max_decode_pixels=10_000_000)
+    png = big_picture(5000, 4000, "PNG")  # 20 megapixels: valid on Azure, over this stand-in's budget
+    response = post(server, IMAGE_PATH, key=None, data=png, content_type="application/octet-stream")
+    error = assert_azure_error(response, 503, "ServiceUnavailable")
+    assert "stand-in" in error["message"] and "Azure AI Vision, which accepts it" in error["message"]
+    # The same picture as a JPEG is decoded scaled down while decoding, whatever its size.
+    jpeg = big_picture(5000, 4000, "JPEG")
+    assert post(server, IMAGE_PATH, key=None, data=jpeg, content_type="application/octet-stream").status_code == 200
+
+
+def test_a_text_longer_than_the_model_reads_is_still_vectorized(vision_server):
+    long_words = " ".join(["incomprehensibilities" * 40] * 10)  # 10 words, 8,000+ characters
+    response = post(vision_server, TEXT_PATH, json={"text": long_words}, content_type="application/json")
+    assert response.status_code == 200, response.text
+    # Where the word rule is undocumented (no spaces between words), the stand-in lets it through.
+    chinese = "一只黑色的猫坐在红色的沙发上看着窗外的雨" * 10  # 200 characters, no spaces
+    response = post(vision_server, TEXT_PATH, json={"text": chinese}, content_type="application/json")
+    assert response.status_code == 200, response.text
+
+
+def test_a_limit_of_the_model_is_a_503_never_an_azure_400():
+    from indexer.errors import InputLimitError
+    from standins.vision.server import serve_in_thread
+
+    class Refusing:
+        def vectorize_text(self, text):
+            raise InputLimitError("too much for the offline model", limit="text_chars")
+
+        vectorize_image = vectorize_text
+
+    with serve_in_thread(ServerConfig(), model_lookup=lambda name: Refusing()) as url:
+        response = requests.post(
+            f"{url}{TEXT_PATH}?{GA}", json={"text": "a cat"}, headers={"Content-Type": "application/json"}, timeout=30
+        )
+    error = assert_azure_error(response, 503, "ServiceUnavailable")
+    assert "too much for the offline model" in error["message"] and "stand-in" in error["message"]
+
+
+def test_a_json_body_over_the_stand_ins_cap_is_a_503(vision_server):
+    body = b'{"text": "' + b"a" * (1024 * 1024) + b'"}'
+    response = post(vision_server, TEXT_PATH, data=body, content_type="application/json")
+    error = assert_azure_error(response, 503, "ServiceUnavailable")
+    assert "stand-in" in error["message"]

@@ -9,7 +9,10 @@ the data of a small picture, over 20 MB, 10 x 10 pixels, 16,000 pixels wide, and
 
 For each entry point: every bad input gets an error that names the problem, nothing crashes
 or is retried, good images indexed before are still there and still found, and (in a server
-process of its own) memory stays bounded while the bombs are refused.
+process of its own) memory stays bounded while the bombs are refused. The 15,000 x 15,000 PNG
+is no bad image to Azure: the Vision stand-in answers it with a 503 naming its own decode limit
+(transient, so it is retried and never recorded as a permanent failure), the in-process offline
+model skips it naming its limit.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from azure.storage.blob import ContentSettings
 
 from indexer.entrypoints import functions as handlers
 from indexer.entrypoints.http import search_http
-from indexer.errors import InputLimitError, InvalidImageError, VisionRequestError
+from indexer.errors import InputLimitError, InvalidImageError, ServiceError, VisionRequestError, VisionServiceError
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
@@ -42,6 +45,11 @@ CASE_NAMES = [case.name for case in BAD_IMAGES]
 
 def names_the_problem(case, message: str) -> bool:
     return re.search(case.problem, message, re.IGNORECASE | re.DOTALL) is not None
+
+
+def service_message(error: dict) -> str:
+    """The message that names the problem: the inner one where Azure's answer has one."""
+    return (error.get("innererror") or {}).get("message") or error["message"]
 
 
 def image_requests(server) -> int:
@@ -68,12 +76,16 @@ def test_vision_client_names_the_problem_and_never_retries(name, bad_image_cases
     case, data = bad_image_cases[name]
     before = image_requests(vision_server)
 
-    with pytest.raises((InputLimitError, InvalidImageError, VisionRequestError)) as caught:
+    with pytest.raises((InputLimitError, InvalidImageError, VisionServiceError)) as caught:
         vision_client.vectorize_image(data)
 
     assert names_the_problem(case, str(caught.value)), str(caught.value)
     sent = image_requests(vision_server) - before
-    if case.caught_before_sending:
+    if case.azure_accepts:  # the stand-in's own limit: transient, retried, never a 400
+        assert type(caught.value) is VisionServiceError and caught.value.retriable
+        assert caught.value.status_code == 503 and "stand-in" in str(caught.value)
+        assert sent > 1 and vision_server.requests.last().status == 503
+    elif case.caught_before_sending:
         assert sent == 0  # refused by the header check: no call, no cost
     else:
         assert sent == 1 and vision_server.requests.last().status == 400  # the service's 400, not retried
@@ -110,15 +122,21 @@ def test_the_vectorizer_server_answers_400_naming_the_problem(name, bad_image_ca
 
     response = post_image(vision_server.url, vision_server.key, data)
 
-    assert response.status_code == 400, response.text
     error = response.json()["error"]
+    if case.azure_accepts:
+        assert response.status_code == 503 and error["code"] == "ServiceUnavailable", response.text
+        assert "stand-in" in error["message"] and names_the_problem(case, error["message"]), error
+        return
+    assert response.status_code == 400, response.text
     assert error["code"] == "InvalidRequest" and response.headers["x-ms-error-code"] == "InvalidRequest"
-    assert names_the_problem(case, error["innererror"]["message"]), error
+    assert names_the_problem(case, service_message(error)), error
 
 
 def test_the_vectorizer_server_keeps_serving_after_every_bad_image(bad_image_cases, good_images, vision_server):
-    for _, data in bad_image_cases.values():
-        assert post_image(vision_server.url, vision_server.key, data).status_code == 400
+    for case, data in bad_image_cases.values():
+        assert post_image(vision_server.url, vision_server.key, data).status_code == (
+            503 if case.azure_accepts else 400
+        )
     for data in good_images.values():
         answer = post_image(vision_server.url, vision_server.key, data)
         assert answer.status_code == 200 and len(answer.json()["vector"]) == 512
@@ -145,7 +163,8 @@ def test_bombs_leave_the_server_process_memory_bounded(bad_image_cases, good_ima
     huge = post_image(server.url, server.key, jpeg_claiming(15_999, 15_999, cut=False))
 
     growth_mb = (server.peak_rss_kb() - baseline) / 1024
-    assert all(a.status_code == 400 for a in answers.values()), {n: a.text for n, a in answers.items()}
+    expected = {name: 503 if bad_image_cases[name][0].azure_accepts else 400 for name in BOMBS}
+    assert {n: a.status_code for n, a in answers.items()} == expected, {n: a.text for n, a in answers.items()}
     assert huge.status_code == 200, huge.text
     assert growth_mb < 150, f"peak memory grew by {growth_mb:.0f} MB while refusing the bombs"
     assert server.peak_rss_kb() / 1024 < 1500  # the whole process, model included: generous
@@ -164,6 +183,7 @@ def function_services(azurite, blob_container, vision_server, local_index, tmp_p
         VISION_ENDPOINT=vision_server.url,
         VISION_KEY=vision_server.key,
         VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        VISION_MAX_RETRIES=1,
         IMGSEARCH_DATA_DIR=str(tmp_path),
     )
     services = build_services(settings, backend=local_index, failures=JsonlFailureLog(tmp_path / "failures.jsonl"))
@@ -188,6 +208,12 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
     for case, data in bad_image_cases.values():
         blob_container.upload_blob(case.file_name, data, content_settings=claimed_type(case.file_name))
         calls = image_requests(vision_server)
+        if case.azure_accepts:  # the stand-in's limit is transient: the host retries, nothing is recorded
+            with pytest.raises(ServiceError) as raised:
+                handlers.index_blob(f"{container}/{case.file_name}", function_services)
+            assert raised.value.retriable and "stand-in" in str(raised.value)
+            assert function_services.failures.get(document_key(blob_identity(container, case.file_name))) is None
+            continue
         outcome = handlers.index_blob(f"{container}/{case.file_name}", function_services)  # never raises
 
         assert outcome.status == "failed" and not outcome.transient, (case.name, outcome)

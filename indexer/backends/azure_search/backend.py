@@ -2,6 +2,16 @@
 
 What it adds on top of the SDK, and why:
 
+- **The create race.** Two processes may both find no index and both create it (two cold
+  starts, or the provisioning hook racing the Function app). The loser's create is answered
+  400 ``ResourceNameAlreadyInUse`` (detail ``CannotCreateExistingIndex``), as quoted live in
+  azure-sdk-for-net#38026; 409 is taken the same way. Either means "it exists": the winner's
+  definition is read back and its pin verified.
+- **A missing index** is recognised by the status alone: a 404 on an index-level request
+  (definition, search, count, an indexing batch) can only mean the index is gone; its body
+  carries an empty code, so no text is matched. A 404 on a document lookup means that
+  document is absent (the index was there when its pin was read; if it vanished since, the
+  next write says so).
 - **The pin.** The index ``description`` holds ``imgsearch pin: model_version=...;
   dimensions=...`` (``indexer.schema``) and the vector field holds the dimension count. Every
   write and query checks the caller's vectors against the pin read from the live index
@@ -31,7 +41,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -40,7 +50,6 @@ import numpy as np
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
-    ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -75,6 +84,9 @@ DEFAULT_API_VERSION = "2026-04-01"
 PAGE_SIZE = 1000  # the most results one search request returns
 MAX_SKIP = 100_000  # the service refuses larger $skip values
 RETRIABLE_DOCUMENT_STATUSES = frozenset({409, 422, 429, 503})
+# How the service says "that index already exists" to a create: 400 with these codes (the live
+# answer in azure-sdk-for-net#38026), or 409 (ResourceExistsError) as HTTP would have it.
+INDEX_EXISTS_CODES = frozenset({"ResourceNameAlreadyInUse", "CannotCreateExistingIndex"})
 _ENVELOPE_BYTES = len('{"value": [') + len("]}")
 _SEPARATOR_BYTES = len(", ")
 
@@ -182,18 +194,12 @@ class AzureSearchBackend:
         """
         existing = self._get_index_or_none()
         if existing is None:
-            try:
-                definition = SearchIndex(schema.named(self.index_name))
-                created = self._call(
-                    lambda: self._index_client.create_index(definition),
-                    f"create index {self.index_name!r}",
-                    allow=(ResourceExistsError,),
-                )
-            except ResourceExistsError:  # someone else created it meanwhile: check theirs
-                existing = self._get_index_or_none()
-            else:
+            definition = SearchIndex(schema.named(self.index_name))
+            created = self._call(lambda: self._create_unless_exists(definition), f"create index {self.index_name!r}")
+            if created is not None:
                 self._live = self._read_live(created.as_dict())
                 return self._live.pin
+            existing = self._get_index_or_none()  # someone else created it meanwhile: check theirs
         if existing is None:  # pragma: no cover - created and deleted in between
             raise IndexNotFoundError(f"the index {self.index_name!r} disappeared while it was being created")
         current = existing.as_dict()
@@ -221,6 +227,15 @@ class AzureSearchBackend:
         except ResourceNotFoundError:
             pass
         self._live = None
+
+    def _create_unless_exists(self, definition: SearchIndex) -> SearchIndex | None:
+        """Create the index; None when the service answers that it already exists."""
+        try:
+            return self._index_client.create_index(definition)
+        except HttpResponseError as exc:
+            if index_already_exists(exc):
+                return None
+            raise
 
     def get_pin(self) -> IndexPin:
         return self._live_index().pin
@@ -507,13 +522,8 @@ class AzureSearchBackend:
                 f"read document {key!r}",
                 allow=(ResourceNotFoundError,),
             )
-        except ResourceNotFoundError as exc:
-            if _is_missing_index(exc):
-                self._live = None
-                raise IndexNotFoundError(
-                    f"the Azure AI Search index {self.index_name!r} no longer exists at {self.endpoint}"
-                ) from None
-            return None
+        except ResourceNotFoundError:
+            return None  # the document is absent (see the module doc on 404s)
         return {name: document.get(name) for name in selected}
 
     def count(self) -> int:
@@ -606,6 +616,32 @@ class AzureSearchBackend:
             last = page[-1][KEY_FIELD]
             skip += len(page)
 
+    def not_yet_visible(self, expected: Mapping[str, str | None]) -> set[str]:
+        """See ``IndexBackend.not_yet_visible``. Asks for the expected keys with
+        ``search.in(id, ...)``, up to ``PAGE_SIZE`` keys per request, so the cost follows the
+        number of keys checked, not the size of the index."""
+        live = self._live_index()
+        has_hash = "content_hash" in live.schema.fields
+        select = [KEY_FIELD] + (["content_hash"] if has_hash else [])
+        keys = [key for key in expected if key_problem(key) is None]  # (keys with commas cannot exist)
+        pending = {key for key in expected if key_problem(key) is not None and expected[key] is not None}
+        for start in range(0, len(keys), PAGE_SIZE):
+            chunk = keys[start : start + PAGE_SIZE]
+            odata_filter = f"search.in({KEY_FIELD}, {quote_string(','.join(chunk))}, ',')"
+            rows: list[Any] = self._call(
+                partial(self._search_page, filter=odata_filter, select=select),
+                f"check which writes {self.index_name!r} shows",
+            )
+            found = {row[KEY_FIELD]: row.get("content_hash") or "" for row in rows}
+            for key in chunk:
+                digest = expected[key]
+                if digest is None:
+                    if key in found:
+                        pending.add(key)
+                elif key not in found or (has_hash and found[key] != digest):
+                    pending.add(key)
+        return pending
+
     # ------------------------------------------------------------------ helpers
 
     def _search_page(self, **options: Any) -> list[Any]:
@@ -632,14 +668,13 @@ class AzureSearchBackend:
             return operation()
         except allow:
             raise
-        except ResourceNotFoundError as exc:
-            if _is_missing_index(exc):
-                self._live = None
-                raise IndexNotFoundError(
-                    f"the Azure AI Search index {self.index_name!r} does not exist at "
-                    f"{self.endpoint}; create it with `imgsearch index`"
-                ) from None
-            raise self._service_error(exc, what) from None
+        except ResourceNotFoundError:
+            # Every call through here addresses the index itself, so a 404 means it is gone.
+            self._live = None
+            raise IndexNotFoundError(
+                f"the Azure AI Search index {self.index_name!r} does not exist at "
+                f"{self.endpoint}; create it with `imgsearch index`"
+            ) from None
         except HttpResponseError as exc:
             raise self._service_error(exc, what) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
@@ -691,11 +726,16 @@ def _error_message(exc: HttpResponseError) -> str:
     return f"HTTP {exc.status_code} {exc.reason or ''}".strip()
 
 
-def _is_missing_index(exc: HttpResponseError) -> bool:
-    """A 404 about the index itself (not about one document): the service says
-    "The index '<name>' for service '<service>' was not found."."""
-    message = _error_message(exc).lower()
-    return "index" in message and "was not found" in message
+def index_already_exists(exc: HttpResponseError) -> bool:
+    """Whether a create-index error says the index exists: 409, or 400 with one of
+    ``INDEX_EXISTS_CODES`` as the code or a detail's code."""
+    if exc.status_code == 409:
+        return True
+    if exc.status_code != 400:
+        return False
+    error = getattr(exc, "error", None)
+    codes = {getattr(error, "code", None)} | {getattr(d, "code", None) for d in getattr(error, "details", None) or []}
+    return bool(codes & INDEX_EXISTS_CODES)
 
 
 def _first_line(exc: Exception) -> str:

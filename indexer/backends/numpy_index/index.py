@@ -21,7 +21,7 @@ import bisect
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -397,6 +397,20 @@ class NumpyIndex:
 
     def count(self) -> int:
         return len(self._current().locations)
+
+    def not_yet_visible(self, expected: Mapping[str, str | None]) -> set[str]:
+        """Reads show every committed write at once here, so this is empty unless another
+        writer changed a document since (then its key is reported, as on Azure)."""
+        state = self._current()
+        pending = set()
+        for key, digest in expected.items():
+            row = state.locations.get(key)
+            if digest is None:
+                if row is not None:
+                    pending.add(key)
+            elif row is None or (state.fields_of(row).get("content_hash") or "") != digest:
+                pending.add(key)
+        return pending
 
     def search(
         self,

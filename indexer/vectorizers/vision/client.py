@@ -7,12 +7,16 @@ It follows the Azure SDK for Python's shape: an azure-core ``PipelineClient`` wh
 do the authentication (``AzureKeyCredentialPolicy`` for a resource key, azure-core's
 ``BearerTokenCredentialPolicy`` for Microsoft Entra ID, which caches the token and refreshes
 it before it expires) and the logging (``HttpLoggingPolicy``, which redacts credential
-headers). Retries are ours, not the pipeline's, because they share the bulk runs' pace
-(``RateLimiter``) and its 429 penalty; the arithmetic is ``indexer.retry``.
+headers). A 401 answered to a cached token (revoked, or its role assignment changed) is
+retried once with a token fetched anew from the credential (``_FreshTokenOn401Policy``).
+Retries are ours, not the pipeline's, because they share the bulk runs' pace (``RateLimiter``)
+and its 429 penalty; the arithmetic is ``indexer.retry``.
 
 What it guarantees:
 - inputs are checked against the service's documented limits before anything is sent, so a
-  bad image costs no call (and no money) and the error names the broken limit;
+  bad image costs no call (and no money) and the error names the broken limit; where a rule
+  is not documented (how words are counted in text without spaces) the service judges, unless
+  ``word_check="strict"`` (``indexer.limits``);
 - 408/429/5xx answers and calls with no answer are retried with bounded attempts; other 4xx
   never are;
 - every failure surfaces as a typed error from ``indexer.errors``; keys and tokens never
@@ -55,7 +59,7 @@ from indexer import __version__
 from indexer.call_log import CallLogPolicy
 from indexer.documents import Embedding
 from indexer.errors import InvalidImageError, VisionAuthenticationError, VisionServiceError
-from indexer.limits import check_text, inspect_image
+from indexer.limits import WORD_CHECKS, WordCheck, check_text, inspect_image
 from indexer.ratelimit import RateLimiter
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
 from indexer.vectorizers.vision.contract import (
@@ -75,12 +79,40 @@ logger = logging.getLogger(__name__)
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+class _FreshTokenOn401Policy(BearerTokenCredentialPolicy):
+    """azure-core's bearer policy, plus: a 401 is retried once with a token fetched anew.
+
+    azure-core drops its cached token on any 401 but resends the request only after a
+    ``WWW-Authenticate`` challenge that asks for claims (Continuous Access Evaluation). A
+    cached token can also be refused plainly (revoked, or the identity's role changed since it
+    was issued): then the request is authorized again with a fresh token and sent once more.
+    A second 401 is final (``VisionAuthenticationError``)."""
+
+    def on_challenge(self, request: Any, response: Any) -> bool:
+        if super().on_challenge(request, response):  # a claims challenge (CAE)
+            return True
+        self.authorize_request(request, *self._scopes)  # any other challenge: a fresh token, once
+        return True
+
+    def send(self, request: Any) -> Any:
+        response = super().send(request)  # with a challenge header, on_challenge had its one retry
+        if response.http_response.status_code == 401 and "WWW-Authenticate" not in response.http_response.headers:
+            self.authorize_request(request, *self._scopes)
+            try:
+                response = self.next.send(request)
+            except Exception:
+                self.on_exception(request)
+                raise
+            self.on_response(request, response)
+        return response
+
+
 def _credential_policy(credential: Any) -> Any:
     """Pick the authentication policy for ``credential``; anything else is refused."""
     if isinstance(credential, AzureKeyCredential):
         return AzureKeyCredentialPolicy(credential, SUBSCRIPTION_KEY_HEADER)
     if callable(getattr(credential, "get_token", None)):
-        return BearerTokenCredentialPolicy(credential, COGNITIVE_SERVICES_SCOPE)
+        return _FreshTokenOn401Policy(credential, COGNITIVE_SERVICES_SCOPE)
     raise TypeError(
         "credential must be an azure.core.credentials.AzureKeyCredential (a Vision resource key) or an "
         "azure-identity TokenCredential such as DefaultAzureCredential; got "
@@ -104,6 +136,11 @@ class VisionClient:
     :keyword backoff_max: cap of one backoff delay, in seconds.
     :keyword rate_limiter: paces every HTTP attempt of every call (retries included) and is
         slowed down for all callers when the service answers 429; share one across threads.
+    :keyword word_check: where the 70-word limit of a text is checked before sending:
+        ``"auto"`` (default) for text written with spaces between words, leaving text in
+        scripts without spaces (Chinese, Japanese, Thai, ...) to the service, whose rule for
+        them is undocumented; ``"strict"`` for every text (by whitespace); ``"service"`` never
+        (the service judges every text). Empty text is never sent.
     :keyword transport: an azure-core transport (default: ``RequestsTransport`` with a pool
         large enough for a bulk run's worker threads).
     """
@@ -120,6 +157,7 @@ class VisionClient:
         backoff_factor: float = 0.5,
         backoff_max: float = 30.0,
         rate_limiter: RateLimiter | None = None,
+        word_check: WordCheck = "auto",
         transport: Any = None,
     ) -> None:
         if not endpoint or not endpoint.lower().startswith(("http://", "https://")):
@@ -129,6 +167,9 @@ class VisionClient:
             )
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if word_check not in WORD_CHECKS:
+            raise ValueError(f"word_check must be one of {', '.join(WORD_CHECKS)}, got {word_check!r}")
+        self.word_check: WordCheck = word_check
         self.endpoint = endpoint.rstrip("/")
         self.api_version = api_version
         self.model_version = model_version
@@ -138,7 +179,7 @@ class VisionClient:
         credential_policy = _credential_policy(credential)
         # Entra ID tokens travel only over TLS, except to a stand-in on this machine.
         self._send_options: dict[str, Any] = {"connection_timeout": timeout, "read_timeout": timeout}
-        if isinstance(credential_policy, BearerTokenCredentialPolicy):
+        if isinstance(credential_policy, BearerTokenCredentialPolicy):  # (and its subclass above)
             self._send_options["enforce_https"] = (urlsplit(self.endpoint).hostname or "") not in _LOOPBACK_HOSTS
         if transport is None:
             session = requests.Session()
@@ -171,7 +212,7 @@ class VisionClient:
 
     def vectorize_text(self, text: str) -> Embedding:
         """Vectorize a query text of 1 to 70 words (sent as ``{"text": ...}``)."""
-        check_text(text)
+        check_text(text, word_check=self.word_check)
         return self._call(VECTORIZE_TEXT_PATH, json_body={"text": text})
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -1,0 +1,72 @@
+"""Fit an image Azure accepts to what the offline model behind the stand-in can decode.
+
+Azure takes any image under 20 MB with sides from 11 to 15,999 pixels. The offline model
+decodes JPEGs in draft mode (scaled by libjpeg while decoding, so any size is cheap), but
+decodes other formats at full size and refuses them above its own budget (50 megapixels). The
+stand-in must not pass that budget on as a refusal Azure would not give, so before the model
+sees an image:
+
+- a JPEG goes through unchanged (the model drafts it itself);
+- any other image up to ``PASS_THROUGH_PIXELS`` goes through unchanged, so ordinary images get
+  exactly the model's vector;
+- a larger one is decoded once here, in as little memory as its format allows (MPO, a JPEG
+  container, in draft mode; everything else at full size, within ``max_decode_pixels``),
+  turned upright per EXIF, reduced to ``WORKING_SIDE`` pixels on its longer side and handed to
+  the model as a lossless PNG;
+- one that would take more than ``max_decode_pixels`` to decode raises ``StandInLimit``, which
+  the server answers with a 503 that names the stand-in, never with Azure's permanent 400.
+
+Memory is bounded by ``max_decode_pixels`` times the bytes per pixel (3 for RGB), held once per
+concurrent request (the server runs at most ``inference_threads`` of these at once). Measured in
+a ``serve-vision`` process: an 8,000 x 7,000 PNG (168 MB as RGB) raised the peak resident
+memory by about 280 MB for 1.2 s; the same picture as a JPEG by nothing measurable.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from standins.vision.contract import ImageHeader
+
+PASS_THROUGH_PIXELS = 16_000_000
+WORKING_SIDE = 2048
+# 100 megapixels: 300 MB as RGB, 400 MB as RGBA. Covers 10,000 x 10,000 and the 8,000 x 7,000
+# scans and panoramas that a 50-megapixel cap refused; larger non-JPEGs get the 503.
+DEFAULT_MAX_DECODE_PIXELS = 100_000_000
+_DRAFTABLE = ("JPEG", "MPO")
+
+
+class StandInLimit(Exception):
+    """The input is valid on Azure but beyond what this stand-in will decode."""
+
+
+def fit_for_model(data: bytes, header: ImageHeader, *, max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> bytes:
+    """``data`` itself, or a reduced lossless copy the offline model can decode (see above)."""
+    pixels = header.width * header.height
+    if header.format == "JPEG" or pixels <= PASS_THROUGH_PIXELS:
+        return data
+    if header.format not in _DRAFTABLE and pixels > max_decode_pixels:
+        raise StandInLimit(
+            f"the {header.format} image is {header.width:,}x{header.height:,} = {pixels:,} pixels, and the stand-in "
+            f"decodes at most {max_decode_pixels:,} pixels of a non-JPEG image (serve-vision --max-decode-megapixels)."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            # thumbnail() drafts a JPEG/MPO (libjpeg scales while decoding), decodes, and reduces
+            # in place: the full raster is held once, and only until it is reduced.
+            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            upright = ImageOps.exif_transpose(image)  # on the small copy, before EXIF is dropped
+    if upright.mode in ("I", "F"):  # 32-bit integer or float samples: scale to 8 bits by the peak
+        samples = np.asarray(upright, dtype=np.float32)
+        peak = max(float(samples.max()), 1.0)
+        upright = Image.fromarray(np.clip(samples / peak * 255.0, 0, 255).astype(np.uint8))
+    if upright.mode not in ("1", "L", "LA", "RGB", "RGBA", "P", "I;16"):
+        upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+    out = io.BytesIO()
+    upright.save(out, "PNG", compress_level=1)
+    return out.getvalue()
