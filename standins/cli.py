@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from indexer.entrypoints.cli.common import fail, handle_errors
+from indexer.entrypoints.local_host import bind
 from indexer.errors import EXIT_USAGE
 
 
@@ -128,6 +129,7 @@ def serve_vision_command(
             f"auth: {auth or 'none (every caller is accepted)'}",
             err=True,
         )
+        bind(host, port).close()  # a busy port is a configuration error (exit 2), named
         run_server(config, host, port, log_level=log_level)
 
 
@@ -177,6 +179,7 @@ def serve_search_double_command(
         typer.echo(
             f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
         )
+        bind(host, port).close()
         run_server(config, host, port)
 
 

@@ -102,4 +102,12 @@ def test_the_cli_refuses_a_network_address_without_a_key_and_a_busy_port(tmp_pat
         taken = subprocess.run(
             [*imgsearch, "serve", "--port", str(busy.getsockname()[1])], capture_output=True, text=True, timeout=60
         )
+        stand_ins = [
+            subprocess.run(
+                [*imgsearch, command, "--port", str(busy.getsockname()[1])], capture_output=True, text=True, timeout=60
+            )
+            for command in ("serve-vision", "serve-search-double")
+        ]
     assert taken.returncode == 2 and "already using the port" in taken.stderr
+    for result in stand_ins:  # uvicorn's own exit code would have been 3: "pinned to another model"
+        assert result.returncode == 2 and "already using the port" in result.stderr
