@@ -92,6 +92,10 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     (it reports its own model version name, which is what the index is pinned to).
     ``paced`` (bulk work) gives the client the ``VISION_REQUESTS_PER_SECOND`` limiter: pacing
     inside the client covers its retries too and slows every worker after a 429.
+
+    Several endpoints (comma-separated) make a ``VisionPool``: one client per resource, each
+    with its own pace and backoff; bulk work spreads over them, a single call takes the first
+    healthy one.
     """
     model_version = index_model_version(settings)
     if settings.uses_offline_model:
@@ -105,29 +109,49 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
         return get_offline_vectorizer(model_version)
     from indexer.vectorizers.vision.client import VisionClient
 
-    try:
-        return VisionClient(
-            settings.vision_endpoint,
-            build_credential(settings.vision_key, settings),
-            api_version=settings.vision_api_version,
-            model_version=settings.vision_model_version,
-            timeout=settings.vision_timeout_seconds,
-            max_retries=settings.vision_max_retries,
-            rate_limiter=build_rate_limiter(settings) if paced else None,
-            word_check=settings.vision_word_check,
+    endpoints, keys = settings.vision_endpoints, settings.vision_keys
+    if keys and len(keys) != len(endpoints):
+        raise ConfigurationError(
+            f"VISION_KEY holds {len(keys)} key(s) for {len(endpoints)} endpoint(s) in VISION_ENDPOINT: give one key "
+            f"per endpoint, in the same order (comma-separated), or none to use Microsoft Entra ID"
         )
+    if len(set(endpoints)) != len(endpoints):
+        raise ConfigurationError("VISION_ENDPOINT names the same endpoint twice: each Vision resource once")
+    credential = None if keys else build_credential("", settings)  # one Entra ID credential for all
+    clients = []
+    try:
+        for position, endpoint in enumerate(endpoints):
+            clients.append(
+                VisionClient(
+                    endpoint,
+                    build_credential(keys[position], settings) if keys else credential,
+                    api_version=settings.vision_api_version,
+                    model_version=settings.vision_model_version,
+                    timeout=settings.vision_timeout_seconds,
+                    max_retries=settings.vision_max_retries,
+                    rate_limiter=build_rate_limiter(settings) if paced else None,
+                    word_check=settings.vision_word_check,
+                )
+            )
     except ValueError as exc:
+        close_quietly(*clients)
         raise ConfigurationError(f"VISION_ENDPOINT: {exc}") from None
+    if len(clients) == 1:
+        return clients[0]
+    from indexer.vectorizers.vision.pool import VisionPool
+
+    return VisionPool(clients, spread=paced)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The pace of bulk Vision calls (``VISION_REQUESTS_PER_SECOND``); None for the offline
-    model, which has no quota to respect."""
+    """The pace of bulk Vision calls for one resource (``VISION_REQUESTS_PER_SECOND``), adaptive:
+    it paces a little under the limit and slows down on a 429 (``indexer.ratelimit``). None for
+    the offline model, which has no quota to respect."""
     if settings.uses_offline_model:
         return None
     from indexer.ratelimit import RateLimiter
 
-    return RateLimiter(settings.vision_requests_per_second)
+    return RateLimiter(settings.vision_requests_per_second, adaptive=True)
 
 
 # --------------------------------------------------------------------------- the index
@@ -180,7 +204,7 @@ def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> I
     requested = get_model_version(settings.vision_model_version)
     if settings.uses_offline_model:
         return load_schema(pinned_here)
-    if is_azure_endpoint(settings.vision_endpoint):
+    if all(is_azure_endpoint(endpoint) for endpoint in settings.vision_endpoints):
         # Azure answers with the version asked for (and every write checks it again), so the
         # provisioning hook needs no Vision call, nor the role to make one.
         return load_schema(requested.name)
@@ -193,9 +217,9 @@ def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> I
             close_quietly(vectorizer)
     if not answers_for(probe.model_version, requested.name):
         raise ModelVersionMismatchError(
-            f"VISION_ENDPOINT {settings.vision_endpoint} answers VISION_MODEL_VERSION={requested.name} with vectors "
-            f"of model version {probe.model_version!r}, which is neither that version nor its offline stand-in; "
-            f"check the endpoint and the model version",
+            f"VISION_ENDPOINT {settings.vision_endpoints[0]} answers VISION_MODEL_VERSION={requested.name} with "
+            f"vectors of model version {probe.model_version!r}, which is neither that version nor its offline "
+            f"stand-in; check the endpoint and the model version",
             expected=requested.name,
             actual=probe.model_version,
         )
@@ -405,7 +429,9 @@ def describe_vectorizer(settings: Settings) -> str:
     if settings.uses_offline_model:
         return f"offline model {index_model_version(settings)} in-process (no VISION_ENDPOINT set)"
     auth = "key" if settings.vision_key else "Microsoft Entra ID"
-    return f"{settings.vision_endpoint} (model-version {settings.vision_model_version}, {auth} auth)"
+    endpoints = settings.vision_endpoints
+    where = endpoints[0] if len(endpoints) == 1 else f"{len(endpoints)} resources ({', '.join(endpoints)})"
+    return f"{where} (model-version {settings.vision_model_version}, {auth} auth)"
 
 
 def configured_model(settings: Settings) -> Any:
