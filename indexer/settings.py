@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         return _split(self.vision_endpoint)
 
     @property
+    def bulk_concurrency(self) -> int:
+        """Images in flight at once in bulk work: ``VISION_CONCURRENCY`` for each Vision resource."""
+        return self.vision_concurrency * max(1, len(self.vision_endpoints))
+
+    @property
     def vision_keys(self) -> list[str]:
         """``VISION_KEY`` as a list: empty (Microsoft Entra ID), or one key per endpoint."""
         return _split(self.vision_key)
