@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.storage.blob import BlobServiceClient
 
     from indexer.backends.base import IndexBackend
+    from indexer.indexing.deferrals import DeferralQueue
     from indexer.indexing.failures import FailureLog
     from indexer.ratelimit import RateLimiter
     from indexer.sources.blob import BlobSource
@@ -312,6 +313,42 @@ def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobSe
     )
 
 
+def deferral_queue(settings: Settings, *, credential: Any = None) -> DeferralQueue | None:
+    """The ``imgsearch-deferred`` queue of the images account (``indexing.deferrals``), or None
+    when no queue service is configured: a connection string naming a ``BlobEndpoint`` but no
+    ``QueueEndpoint`` (Azurite's blob service alone), or no storage at all. Builds no connection."""
+    from indexer.indexing.deferrals import DEFERRED_QUEUE, StorageQueueDeferrals
+
+    options = {**SDK_CLIENT_OPTIONS}
+    connection = settings.storage_connection_string
+    if connection:
+        parts = {k.strip().lower() for k, _, _ in (p.partition("=") for p in connection.split(";")) if k.strip()}
+        if "blobendpoint" in parts and "queueendpoint" not in parts:
+            return None
+        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+        try:
+            client = QueueClient.from_connection_string(
+                connection, DEFERRED_QUEUE, message_encode_policy=TextBase64EncodePolicy(), **options
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"IMAGES_STORAGE is not a valid storage connection string: {exc}") from None
+        return StorageQueueDeferrals(client)
+    uri = settings.storage_queue_service_uri or settings.storage_blob_service_uri.replace(".blob.", ".queue.", 1)
+    if not uri or uri == settings.storage_blob_service_uri:
+        return None
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+    client = QueueClient(
+        uri,
+        DEFERRED_QUEUE,
+        credential=credential or build_credential("", settings),
+        message_encode_policy=TextBase64EncodePolicy(),
+        **options,
+    )
+    return StorageQueueDeferrals(client)
+
+
 def blob_source(
     settings: Settings, *, container: str | None = None, prefix: str = "", service: BlobServiceClient | None = None
 ) -> BlobSource:
@@ -353,6 +390,7 @@ class Services:
     backend: IndexBackend
     blob_service: BlobServiceClient | None
     failures: FailureLog | None
+    deferrals: DeferralQueue | None = None
     _sources: dict[str, BlobSource] = field(default_factory=dict, repr=False)
 
     def source(self, container: str) -> BlobSource:
@@ -375,6 +413,7 @@ def build_services(
     backend: IndexBackend | None = None,
     blob_service: BlobServiceClient | None = None,
     failures: FailureLog | None = None,
+    deferrals: DeferralQueue | None = None,
     storage: bool = True,
 ) -> Services:
     """Build what is not given from ``settings``. Builds no network connection. With
@@ -399,6 +438,7 @@ def build_services(
         blob_service=blob_service,
         failures=failures
         or (None if blob_service is None else BlobFailureLog(blob_service.get_container_client(FAILURES_CONTAINER))),
+        deferrals=deferrals or (None if blob_service is None else deferral_queue(settings)),
     )
 
 

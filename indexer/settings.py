@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     storage_blob_service_uri: str = Field(
         "", validation_alias=AliasChoices("IMAGES_STORAGE__blobServiceUri", "IMAGES_STORAGE__BLOBSERVICEURI")
     )
+    # The queue service of the same account (deferred indexing of throttled blobs). With a
+    # connection string it comes from its QueueEndpoint (or the account's default); with an
+    # identity, from IMAGES_STORAGE__queueServiceUri, else the blob URI with .blob. -> .queue.
+    storage_queue_service_uri: str = Field(
+        "", validation_alias=AliasChoices("IMAGES_STORAGE__queueServiceUri", "IMAGES_STORAGE__QUEUESERVICEURI")
+    )
     images_container: str = Field("images", validation_alias="IMAGES_CONTAINER")
     max_image_bytes: int = Field(20 * 1024 * 1024, validation_alias="MAX_IMAGE_BYTES", gt=0)
 

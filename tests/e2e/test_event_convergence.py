@@ -16,9 +16,10 @@ What the properties show, and where a ``reconcile`` is needed (said plainly):
   the index converges to the container with no reconcile (first property);
 - events lost for good (a poisoned trigger, an Event Grid delivery that ran out of retries):
   the index can be left stale, and ``reconcile`` brings it back (second property);
-- two events of the *same* blob handled *concurrently* (the host runs triggers in parallel):
-  an older read can be written after a newer one, leaving the older content indexed with no
-  event left to fix it. Only ``reconcile`` repairs that (last test, deterministic).
+- two events of the *same* blob handled *concurrently* (the host runs triggers in parallel,
+  on several instances): an older read can be written after a newer one; each handler checks
+  the blob's ETag after it writes and acts again if it changed (``indexing.events``), so the
+  index converges with no reconcile here too (third property, and two deterministic cases).
 
 The vectorizer here is a deterministic test double (``ContentVectorizer``: a vector derived
 from the bytes' hash), acceptable here and only here because the property under test is event
@@ -237,12 +238,11 @@ def test_lost_delete_event_leaves_a_stale_document_until_reconcile(azurite, blob
         world.close()
 
 
-def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repairs_it(azurite, blob_service, tmp_path):
+def test_concurrent_events_of_one_blob_converge_to_the_newer_bytes_without_reconcile(azurite, blob_service, tmp_path):
     """Two triggers of one blob running at once: the first reads the old bytes and is slow to
     vectorize them; meanwhile the blob is overwritten and the second trigger indexes the new
-    bytes; then the first one writes the old document over it. No event is left to correct
-    it, so the handlers alone leave the index stale: this is why ``reconcile`` exists (run it
-    on a schedule, or after an incident)."""
+    bytes; then the first one writes the old document over it. Its check after the write sees
+    the blob's ETag changed and indexes the blob again, so the newer bytes stay indexed."""
     world = World(azurite, blob_service, tmp_path)
     try:
         world.put("a.png", 0)
@@ -258,13 +258,30 @@ def test_concurrent_events_of_one_blob_can_index_older_bytes_and_reconcile_repai
         assert not first.is_alive()
 
         key = document_key(blob_identity(world.name, "a.png"))
-        old = "sha256:" + hashlib.sha256(CONTENTS[0]).hexdigest()
-        assert world.index_state() == {key: old}  # the older write landed last
-        assert world.container_state() != world.index_state()
+        new = "sha256:" + hashlib.sha256(CONTENTS[1]).hexdigest()
+        assert world.index_state() == {key: new} == world.container_state()
+        assert world.vectorizer.calls == 3  # old bytes, new bytes, and the first trigger's redo
+    finally:
+        world.close()
 
-        summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index)
-        assert summary.indexed == 1
-        assert world.index_state() == world.container_state()
+
+def test_a_stale_write_racing_a_delete_is_removed_without_reconcile(azurite, blob_service, tmp_path):
+    """The first trigger is slow with bytes of a blob that is then deleted, and the delete event
+    is handled before the slow write lands: the write's check finds the blob gone and removes
+    the document it just wrote."""
+    world = World(azurite, blob_service, tmp_path)
+    try:
+        world.put("a.png", 0)
+        world.vectorizer.gate = gate = threading.Event()
+        first = threading.Thread(target=world.deliver, args=((BLOB_CREATED, "a.png"),))
+        first.start()
+        while world.vectorizer.calls == 0:
+            first.join(0.01)
+        world.deliver(world.delete("a.png"))  # handled first: nothing to remove yet
+        gate.set()
+        first.join(30)
+        assert not first.is_alive()
+        assert world.index_state() == {} == world.container_state()
     finally:
         world.close()
 
