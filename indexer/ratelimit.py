@@ -131,9 +131,14 @@ class RateLimiter:
             self._tokens = 1.0
             self._updated = max(self._updated, self._blocked_until)
 
-    def slow_down(self) -> bool:
+    def slow_down(self, asked: float | None = None) -> bool:
         """A 429 came back: lower the pace (adaptive only), unless it was lowered less than
-        ``cooldown`` seconds ago. Returns whether it was lowered."""
+        ``cooldown`` seconds ago. Returns whether it was lowered.
+
+        ``asked`` is the wait the service asked for, in seconds. The cut is in proportion to
+        it, counted in intervals of the pace: a call that came 5 ms early (a strict limiter
+        and a little jitter) cuts the pace by a small fraction, one refused for the rest of a
+        whole window (or with no exact wait given) by the full ``decrease``."""
         if not self.adaptive:
             return False
         with self._lock:
@@ -142,7 +147,9 @@ class RateLimiter:
                 return False
             self._refill(now)
             self._last_decrease = now
-            self.rate_per_second = max(self.floor, self.rate_per_second * self._decrease)
+            share = 1.0 if asked is None else min(1.0, max(0.0, asked) * self.rate_per_second)
+            factor = 1.0 - (1.0 - self._decrease) * share
+            self.rate_per_second = max(self.floor, self.rate_per_second * factor)
             return True
 
     def speed_up(self) -> None:

@@ -451,6 +451,10 @@ class _VisionService:
         route (api-version), authentication, throttling; then the model version. Returns the
         name of the local model that will answer."""
         config = self.config
+        # The added latency is the request's way to a remote gateway: it reaches the gateway,
+        # and is counted by its rate limit, that long after it left (not whenever this event
+        # loop happens to wake up from the sleep that stands for it).
+        arrived = time.monotonic() + config.latency_ms / 1000.0
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000.0)
         api_version = request.query_params.get("api-version")
@@ -460,7 +464,7 @@ class _VisionService:
             raise Refused(errors.api_version_gone(api_version))
         self._authenticate(request)
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.take()
+            wait = self.rate_limiter.take(arrived)
             if wait > 0:
                 raise Refused(errors.too_many_requests(request.url.path, wait, precise=True))
         await self._maybe_fault(request)

@@ -37,11 +37,12 @@ class TokenBucket:
         self._stamp = clock()
         self._lock = threading.Lock()
 
-    def take(self) -> float:
+    def take(self, at: float | None = None) -> float:
         """Take a token and return 0, or take nothing and return the seconds until one is free
-        (what goes into ``Retry-After``)."""
+        (what goes into ``Retry-After``). ``at``: the moment the request arrived (default now;
+        never before an earlier request's)."""
         with self._lock:
-            now = self._clock()
+            now = max(self._clock() if at is None else at, self._stamp)
             self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens >= 1.0 - 1e-9:
@@ -80,11 +81,13 @@ class FixedWindow:
         self._count = 0
         self._lock = threading.Lock()
 
-    def take(self) -> float:
-        """Count the request and return 0, or return the seconds until the interval ends."""
+    def take(self, at: float | None = None) -> float:
+        """Count the request and return 0, or return the seconds until the interval ends. ``at``:
+        the moment the request arrived (default now)."""
         with self._lock:
-            elapsed = self._clock() - self._origin
-            index = int(elapsed // self.window)
+            elapsed = (self._clock() if at is None else at) - self._origin
+            index = max(int(elapsed // self.window), self._index)
+            elapsed = max(elapsed, index * self.window)
             if index != self._index:
                 self._index, self._count = index, 0
             if self._count < self.allowance:

@@ -168,3 +168,14 @@ def test_refused_resources_are_skipped_and_none_left_is_an_error():
     with pytest.raises(NoResourceLeft, match="another model version"):
         dispatch([bad, good], lambda g: "x", policy=RetryPolicy(), operation="op", spread=True,
                  clock=clock, sleep=clock.sleep)  # fmt: skip
+
+
+def test_the_cut_follows_how_long_the_service_asked_to_wait():
+    clock = Clock()
+    paced = limiter(clock)  # 19/s: one interval is about 53 ms
+    assert paced.slow_down(0.005)  # 5 ms early: about a tenth of an interval
+    assert paced.rate_per_second == pytest.approx(19 * (1 - 0.1 * 0.005 * 19))
+    clock.now += 1.0
+    before = paced.rate_per_second
+    assert paced.slow_down(0.8)  # refused for most of a one-second window: the full cut
+    assert paced.rate_per_second == pytest.approx(before * 0.9)

@@ -59,3 +59,17 @@ def test_a_token_bucket_without_burst_spaces_requests_by_the_rate():
 def test_nonsense_limits_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_a_request_is_counted_when_it_arrives_not_when_it_is_looked_at():
+    # The stand-in's added latency is the way to the gateway: a request that left at t arrives at
+    # t + latency, whenever the event loop gets round to it; arrival moments never go backwards.
+    clock = Clock()
+    bucket = TokenBucket(20, 1, clock=clock)
+    assert bucket.take(at=clock.now + 0.100) == 0.0
+    clock.now += 0.140  # looked at late ...
+    assert bucket.take(at=clock.now - 0.040 + 0.050) == 0.0  # ... but it arrived 50 ms after the first
+    assert bucket.take(at=clock.now - 0.040 + 0.050) == pytest.approx(0.05)  # one at the same moment is early
+    window = FixedWindow(1, 1.0, clock=clock)
+    assert window.take(at=clock.now + 5.0) == 0.0
+    assert window.take(at=clock.now + 4.0) == pytest.approx(1.0)  # counted in the later window, not an earlier one

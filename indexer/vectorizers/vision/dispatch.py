@@ -113,7 +113,7 @@ class Gate:
         pause = DEFAULT_THROTTLE_PAUSE if retry_after is None else retry_after
         self.pause(pause)
         if self.limiter is not None:
-            self.limiter.slow_down()
+            self.limiter.slow_down(retry_after)
         return pause
 
     def succeeded(self) -> None:
