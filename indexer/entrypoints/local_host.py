@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import socket
 from collections.abc import Sequence
@@ -58,7 +57,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
-    """The ASGI app with the Function app's HTTP routes over ``services``."""
+    """The ASGI app with the Function app's HTTP routes over ``services``: the search page at
+    ``/`` (and ``/api/page``, its route in the Function app), ``/api/search``, ``/api/info``
+    and ``/api/thumbnail``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -72,31 +73,49 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
         given = (request.headers.get(KEY_HEADER) or request.query_params.get("code") or "").encode()
         return any(hmac.compare_digest(given, key) for key in accepted)
 
-    async def search(request: Request) -> Response:
-        if not authorised(request):
-            return Response(status_code=401)  # what the Functions host answers without a valid key
-        body = await request.body()
-        params = {k: v for k, v in request.query_params.items() if k != "code"}
-        # The handlers block (a Vision call, a search): keep them off the event loop.
-        import anyio.to_thread
+    def endpoint(handle: Any) -> Any:
+        async def serve(request: Request) -> Response:
+            if not authorised(request):
+                return Response(status_code=401)  # what the Functions host answers without a valid key
+            body = await request.body()
+            params = {k: v for k, v in request.query_params.items() if k != "code"}
+            # The handlers block (a Vision call, a search, a blob read): keep them off the loop.
+            import anyio.to_thread
 
-        answer = await anyio.to_thread.run_sync(
-            lambda: http.search_http(
-                method=request.method,
-                params=params,
-                body=body,
-                content_type=request.headers.get("content-type"),
-                services=services,
+            answer = await anyio.to_thread.run_sync(lambda: handle(request, params, body))
+            return Response(
+                answer.payload(), status_code=answer.status, headers=answer.headers, media_type=answer.media_type
             )
-        )
-        return Response(
-            json.dumps(answer.body, ensure_ascii=False),
-            status_code=answer.status,
-            headers=answer.headers,
-            media_type="application/json; charset=utf-8",
+
+        return serve
+
+    def search(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.search_http(
+            method=request.method,
+            params=params,
+            body=body,
+            content_type=request.headers.get("content-type"),
+            services=services,
         )
 
-    return Starlette(routes=[Route("/api/search", search, methods=["GET", "POST"])])
+    def info(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.info_http(services)
+
+    def thumbnail(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.thumbnail_http(params, if_none_match=request.headers.get("if-none-match"), services=services)
+
+    def page(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.page_http()
+
+    return Starlette(
+        routes=[
+            Route("/", endpoint(page), methods=["GET"]),
+            Route("/api/page", endpoint(page), methods=["GET"]),
+            Route("/api/search", endpoint(search), methods=["GET", "POST"]),
+            Route("/api/info", endpoint(info), methods=["GET"]),
+            Route("/api/thumbnail", endpoint(thumbnail), methods=["GET"]),
+        ]
+    )
 
 
 def check_exposure(host: str, keys: Sequence[str]) -> None:
