@@ -84,7 +84,7 @@ def test_field_names_may_have_128_characters_but_no_more():
     assert str(caught.value) == f"invalid field name {'a' * 129!r} in filter"
 
 
-@pytest.mark.parametrize("field", ["", "1a", "_a", "a-b", "a.b", "a b", "tags/any"])
+@pytest.mark.parametrize("field", ["", "1a", "_a", "a-b", "a.b", "a b", "tags/any", "a\n", "width\n", "\nwidth"])
 def test_a_condition_refuses_a_field_name_that_is_not_an_identifier(field):
     with pytest.raises(FilterError) as caught:
         Condition(field, "eq", "x")

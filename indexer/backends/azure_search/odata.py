@@ -30,7 +30,7 @@ from indexer.errors import FilterError
 from indexer.filters import Condition
 from indexer.schema import IndexSchema
 
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}\Z")
 _RANGE_VARIABLE = "t"
 
 
