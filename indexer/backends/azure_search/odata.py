@@ -67,8 +67,7 @@ def render_literal(value: Any, edm_type: str) -> str:
     number = float(value)
     if not math.isfinite(number):  # pragma: no cover - coerce_filter_value refuses these
         raise FilterError(f"{value!r} is not a finite number")
-    text = repr(number)
-    return text if ("." in text or "e" in text) else text + ".0"
+    return repr(number)  # a finite float's repr always has a '.' or an exponent: 5.0, 1e+20
 
 
 def render_condition(condition: Condition, edm_type: str) -> str:
