@@ -85,6 +85,13 @@ def test_different_identities_never_share_a_key(a, b):
         assert document_key(a) != document_key(b)
 
 
+@pytest.mark.parametrize("key", ["é", "abc", "_w=="])
+def test_a_key_document_key_cannot_have_made_is_a_value_error(key):
+    # Not ASCII, not Base64 (bad padding), not UTF-8 underneath.
+    with pytest.raises(ValueError):
+        identity_from_key(key)
+
+
 def test_blob_identity_is_container_slash_name():
     assert blob_identity("photos", "2024/cat.jpg") == "photos/2024/cat.jpg"
     assert document_key(blob_identity("photos", "cat.jpg")) == document_key("photos/cat.jpg")
