@@ -64,6 +64,8 @@ def test_an_empty_value_is_kept_as_an_empty_string():
         ("name=x'", "x'"),
         ("name='x", "'x"),
         ("name=aba", "aba"),  # same first and last character, but no quote
+        ("name=XyX", "XyX"),
+        ("name=``", "``"),
     ],
 )
 def test_matching_quotes_around_the_value_are_removed(expression, value):

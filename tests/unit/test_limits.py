@@ -151,6 +151,12 @@ def test_the_largest_accepted_image_is_read_from_its_header_without_a_warning():
     assert (info.width, info.height, info.format) == (15_999, 15_999, "PNG")
 
 
+def test_only_the_decompression_bomb_warning_is_silenced():
+    # Pillow's other warnings (here: a TIFF whose EXIF block is cut off) still reach the caller.
+    with pytest.warns(UserWarning, match="Corrupt EXIF data"), pytest.raises(InvalidImageError):
+        inspect_image(b"II*\x00" + b"\xff" * 20)
+
+
 @pytest.mark.parametrize("width,height", [(16_000, 64), (64, 16_000), (16_000, 16_000)])
 def test_inspect_image_refuses_a_side_of_16000(width, height):
     with pytest.raises(InputLimitError) as caught:
