@@ -6,7 +6,6 @@ rendered filter selects what ``tests/oracle.py`` says it should."""
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
@@ -69,17 +68,6 @@ TYPES = {name: f["type"] for name, f in SCHEMA.fields.items()}
 FIELD_SPECS = {
     name: FieldSpec(name, f["type"], filterable=bool(f.get("filterable"))) for name, f in SCHEMA.fields.items()
 }
-
-
-@pytest.fixture
-def far_from_utc(monkeypatch):
-    """A local time zone far from UTC, so a date read or written as local time shows."""
-    monkeypatch.setenv("TZ", "XYZ-05:45")  # POSIX: a fixed UTC+05:45, no tz database needed
-    time.tzset()
-    assert time.localtime().tm_gmtoff == 5 * 3600 + 45 * 60
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def render(name: str, op: str, value) -> str:
