@@ -16,11 +16,12 @@ MAX_KEY_LENGTH = 1024
 
 
 def document_key(identity: str) -> str:
-    encoded = base64.urlsafe_b64encode(identity.encode("utf-8")).decode("ascii")
+    data = identity.encode()  # UTF-8 (str.encode's default, whatever the locale)
+    encoded = base64.urlsafe_b64encode(data).decode()
     if len(encoded) <= MAX_KEY_LENGTH:
         return encoded
     # '=' never appears at the start of Base64, so this prefix marks the digest form.
-    return "=sha256=" + hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    return "=sha256=" + hashlib.sha256(data).hexdigest()
 
 
 def blob_identity(container: str, blob_name: str) -> str:
@@ -31,4 +32,5 @@ def identity_from_key(key: str) -> str | None:
     """The identity a key was made from, or None for the digest form."""
     if key.startswith("=sha256="):
         return None
-    return base64.urlsafe_b64decode(key.encode("ascii")).decode("utf-8")
+    # A str argument must be ASCII (else ValueError), as every key document_key makes is.
+    return base64.urlsafe_b64decode(key).decode()

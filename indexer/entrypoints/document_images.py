@@ -40,7 +40,10 @@ class DocumentImage:
 def read_document_image(key: str, services: Services) -> DocumentImage:
     """The bytes of the image indexed under ``key`` (see the module doc)."""
     fields = services.backend.get(key)
-    identity = identity_from_key(key) if fields is not None else None
+    try:
+        identity = identity_from_key(key) if fields is not None else None
+    except ValueError:  # a key this project did not make
+        identity = None
     if fields is None or identity is None:
         raise DocumentNotFoundError(f"no image is indexed under the key {key!r}")
     container = str(fields.get("container") or "")

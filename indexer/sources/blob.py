@@ -116,7 +116,10 @@ class BlobSource:
         """Whether a document of this container lies under the prefix."""
         if not self.prefix:
             return True
-        identity = identity_from_key(key)
+        try:
+            identity = identity_from_key(key)
+        except ValueError:  # a key another writer made: not ours to remove
+            return False
         # A digest-form key (identity too long to encode) cannot be placed; leave it alone.
         return identity is not None and identity.startswith(f"{self.container_name}/{self.prefix}")
 

@@ -71,8 +71,21 @@ def jpeg(color=(90, 90, 90), size=(64, 64)) -> bytes:
 # --------------------------------------------------------------------------- declarations
 
 
-def test_the_app_declares_exactly_the_three_functions(function_app):
-    assert sorted(functions_by_name(function_app)) == ["index_image", "remove_image", "search"]
+def test_the_app_declares_exactly_its_functions(function_app):
+    assert sorted(functions_by_name(function_app)) == [
+        "index_image",
+        "info",
+        "page",
+        "remove_image",
+        "search",
+        "thumbnail",
+    ]
+
+
+@pytest.mark.parametrize("name", ["search", "info", "thumbnail", "page"])
+def test_every_http_function_needs_the_function_key(function_app, name):
+    trigger = functions_by_name(function_app)[name].get_trigger()
+    assert trigger.get_binding_name() == "httpTrigger" and trigger.auth_level == func.AuthLevel.FUNCTION
 
 
 def test_index_image_is_an_event_grid_blob_trigger_on_the_configured_container(function_app):
