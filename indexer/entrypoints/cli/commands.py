@@ -63,7 +63,8 @@ def index_command(
             )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
-        _report_not_images([(str(source.root / path), reason) for path, reason in source.skipped])
+        lookalikes, others = _split_not_images(source.skipped)
+        _report_not_images([(str(source.root / path), reason) for path, reason in lookalikes])
 
     if as_json:
         typer.echo(
@@ -84,11 +85,12 @@ def index_command(
         )
         _exit_if_undone(len(summary.transient_failures), "index")
         return
-    skipped = len(summary.failed) + len(source.skipped)
+    skipped = len(summary.failed) + len(lookalikes)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
+    other_note = f"; {len(others)} other files are not images (--json lists them)" if others else ""
     typer.echo(
         f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
-        f"{skipped} skipped, {summary.removed} removed{removal_note}"
+        f"{skipped} skipped, {summary.removed} removed{removal_note}{other_note}"
     )
     if skipped:
         retry = len(summary.transient_failures)
@@ -98,6 +100,21 @@ def index_command(
             err=True,
         )
     _exit_if_undone(len(summary.transient_failures), "index")
+
+
+# Names a person takes for images: such a file that is no image the service reads is worth a
+# line of its own (a renamed text file, an iPhone's HEIC); a README or a .json is not.
+IMAGE_LIKE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .png .gif .bmp .webp .ico .tif .tiff .mpo .heic .heif .avif .jp2 .jxl .psd .svg .raw .cr2 "
+    ".nef .dng .arw .tga .ppm .pcx .qoi .dds".split()
+)
+
+
+def _split_not_images(skipped: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(files named like images, other files) among those that are not images."""
+    lookalikes = [s for s in skipped if Path(s[0]).suffix.lower() in IMAGE_LIKE_SUFFIXES or " is not a format " in s[1]]
+    others = [s for s in skipped if s not in lookalikes]
+    return lookalikes, others
 
 
 def _report_not_images(skipped: list[tuple[str, str]], limit: int = 20) -> None:
