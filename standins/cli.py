@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from indexer.entrypoints.cli.common import fail, handle_errors
-from indexer.entrypoints.local_host import bind
 from indexer.errors import EXIT_USAGE
 
 
@@ -129,6 +128,8 @@ def serve_vision_command(
             f"auth: {auth or 'none (every caller is accepted)'}",
             err=True,
         )
+        from indexer.entrypoints.local_host import bind
+
         bind(host, port).close()  # a busy port is a configuration error (exit 2), named
         run_server(config, host, port, log_level=log_level)
 
@@ -179,6 +180,8 @@ def serve_search_double_command(
         typer.echo(
             f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
         )
+        from indexer.entrypoints.local_host import bind
+
         bind(host, port).close()
         run_server(config, host, port)
 
