@@ -24,10 +24,10 @@ from PIL import Image
 from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.indexing.pipeline import Outcome
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import DEFAULT_MODEL_VERSION, OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
+from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
@@ -286,7 +286,7 @@ def blob_event(container, name: str, event_type: str = handlers.BLOB_DELETED, *,
 
 
 def key_of(container, name: str) -> str:
-    return document_key(blob_identity(container.container_name, name))
+    return blob_key(container, name)
 
 
 def call(function_app, name: str, *args):
