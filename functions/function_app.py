@@ -1,8 +1,8 @@
-"""The Azure Functions app (Python v2 programming model): three thin functions.
+"""The Azure Functions app (Python v2 programming model): four thin functions.
 
 Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
-search); these functions only unpack what the host hands
-them. Settings, clients and the vectorizer are built once per worker, on first use.
+search, ``vectorize`` for Azure AI Search's custom Web API calls); these functions only unpack
+what the host hands them. Settings, clients and the vectorizer are built once per worker, on first use.
 
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
   Consumption supports: seconds, not the polling trigger's minutes) on
@@ -28,6 +28,14 @@ them. Settings, clients and the vectorizer are built once per worker, on first u
 - ``search``: ``GET|POST /api/search`` (function key): text, image URL or image bytes, ``k``,
   ``threshold``, ``filter``; JSON with cosine scores; 400 with an Azure-style error body for
   bad input, 503 (with ``Retry-After`` when known) when a service is throttling or down.
+- ``vectorize``: ``POST /api/vectorize`` (function key): Azure AI Search's custom Web API
+  interface, for the index's ``WebApiVectorizer`` (a text query sent to the search service) and
+  the pull mode's ``WebApiSkill``. ``{"values": [{"recordId", "data"}]}`` in, one answer per
+  record out (``data.vector``, ``errors``, ``warnings``); a bad record gets its own error and the
+  rest of the batch is answered. The search service sends the key in the vectorizer's and the
+  skill's ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the host asks for it
+  even when App Service authentication has also validated a Microsoft Entra token, which is what
+  ``authResourceId`` adds (azure-functions-host#11394). README, "The vectorize endpoint".
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
 
 from indexer.entrypoints import functions as handlers  # noqa: E402
 from indexer.entrypoints import http  # noqa: E402
+from indexer.entrypoints import vectorize as vectorize_handler  # noqa: E402
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -77,6 +86,23 @@ def search(req: func.HttpRequest) -> func.HttpResponse:
     )
     if answer.status >= 400:
         logging.info("search: %d %s", answer.status, answer.body["error"]["message"])
+    return func.HttpResponse(
+        json.dumps(answer.body, ensure_ascii=False),
+        status_code=answer.status,
+        headers=answer.headers,
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+@app.function_name(name="vectorize")
+@app.route(route="vectorize", methods=[func.HttpMethod.POST, func.HttpMethod.PUT], auth_level=func.AuthLevel.FUNCTION)
+def vectorize(req: func.HttpRequest) -> func.HttpResponse:
+    answer = vectorize_handler.vectorize_http(
+        method=req.method, body=req.get_body(), content_type=req.headers.get("content-type")
+    )
+    if answer.status >= 400:
+        logging.info("vectorize: %d %s", answer.status, answer.body["error"]["message"])
     return func.HttpResponse(
         json.dumps(answer.body, ensure_ascii=False),
         status_code=answer.status,

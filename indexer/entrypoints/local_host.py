@@ -2,9 +2,11 @@
 would host them, for users without Azure Functions Core Tools (and for this project's tests,
 which cannot install them).
 
-The routes and their handlers are the Function app's own (``indexer.entrypoints.http``):
-``/api/search`` answers exactly what the deployed ``search`` function answers. What differs
-is only the host: a Starlette app under uvicorn instead of the Functions runtime.
+The routes and their handlers are the Function app's own: ``/api/search``
+(``indexer.entrypoints.http``) and ``/api/vectorize`` (``indexer.entrypoints.vectorize``, the
+custom Web API skill and vectorizer endpoint) answer exactly what the deployed ``search`` and
+``vectorize`` functions answer. What differs is only the host: a Starlette app under uvicorn
+instead of the Functions runtime.
 
 Keys work as the Functions host's do: a request carries one in the ``x-functions-key``
 header or the ``code`` query parameter. On loopback no key is needed (as ``func start``
@@ -22,7 +24,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.entrypoints import http
+from indexer.entrypoints import http, vectorize
 from indexer.errors import ConfigurationError
 from indexer.services import Services
 
@@ -58,7 +60,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
-    """The ASGI app with the Function app's HTTP routes over ``services``."""
+    """The ASGI app with the Function app's HTTP routes (``/api/search``, ``/api/vectorize``)
+    over ``services``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -77,10 +80,7 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
             return Response(status_code=401)  # what the Functions host answers without a valid key
         body = await request.body()
         params = {k: v for k, v in request.query_params.items() if k != "code"}
-        # The handlers block (a Vision call, a search): keep them off the event loop.
-        import anyio.to_thread
-
-        answer = await anyio.to_thread.run_sync(
+        answer = await _off_the_loop(
             lambda: http.search_http(
                 method=request.method,
                 params=params,
@@ -89,22 +89,51 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
                 services=services,
             )
         )
-        return Response(
-            json.dumps(answer.body, ensure_ascii=False),
-            status_code=answer.status,
-            headers=answer.headers,
-            media_type="application/json; charset=utf-8",
-        )
+        return _json(answer.body, answer.status, answer.headers)
 
-    return Starlette(routes=[Route("/api/search", search, methods=["GET", "POST"])])
+    async def vectorize_endpoint(request: Request) -> Response:
+        if not authorised(request):
+            return Response(status_code=401)
+        body = await request.body()
+        answer = await _off_the_loop(
+            lambda: vectorize.vectorize_http(
+                method=request.method, body=body, content_type=request.headers.get("content-type"), services=services
+            )
+        )
+        return _json(answer.body, answer.status, answer.headers)
+
+    return Starlette(
+        routes=[
+            Route("/api/search", search, methods=["GET", "POST"]),
+            Route("/api/vectorize", vectorize_endpoint, methods=["POST", "PUT"]),
+        ]
+    )
+
+
+async def _off_the_loop(handler: Any) -> Any:
+    """Run a blocking handler (a Vision call, a search) in a worker thread, off the event loop."""
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(handler)
+
+
+def _json(body: Any, status: int, headers: dict[str, str]) -> Any:
+    from starlette.responses import Response
+
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers=headers,
+        media_type="application/json; charset=utf-8",
+    )
 
 
 def check_exposure(host: str, keys: Sequence[str]) -> None:
     """Refuse to open the endpoints to a network without a key."""
     if not keys and not is_loopback(host):
         raise ConfigurationError(
-            f"serving on {host} opens the search endpoint to the network: give --key (callers send it as "
-            f"{KEY_HEADER} or ?code=), or listen on 127.0.0.1"
+            f"serving on {host} opens the search and vectorize endpoints to the network: give --key (callers "
+            f"send it as {KEY_HEADER} or ?code=), or listen on 127.0.0.1"
         )
 
 
