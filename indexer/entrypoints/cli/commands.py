@@ -145,6 +145,12 @@ def search_command(
     paths: bool = typer.Option(
         False, "--paths", help="Print only each result's path or URL, one a line (for shell pipelines)."
     ),
+    in_service: bool = typer.Option(
+        False,
+        "--in-service",
+        help="Send the TEXT itself to Azure AI Search (VectorizableTextQuery), whose vectorizer calls "
+        "/api/vectorize, as any app can; needs an index created with SEARCH_VECTORIZER_URI.",
+    ),
 ) -> None:
     """Rank images by similarity to TEXT or --image."""
     from indexer.filters import parse_conditions
@@ -161,12 +167,17 @@ def search_command(
         query_image: str | Path | None = image
         if image is not None and not image.lower().startswith(("http://", "https://")):
             query_image = Path(image).expanduser()  # a local file, read with a size guard
-        vectorizer = build_vectorizer(settings)
+        if in_service and image is not None:
+            raise fail("--in-service vectorizes a TEXT in the search service; it does not take --image", EXIT_USAGE)
+        vectorizer = None if in_service else build_vectorizer(settings)
         cleanup.callback(close_quietly, vectorizer)
         options: dict[str, Any] = dict(
             vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
         )
-        hits = search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
+        if query_image is not None:
+            hits = search_image(query_image, **options)
+        else:
+            hits = search_text(text or "", vectorize="service" if in_service else "here", **options)
 
     if as_json:
         typer.echo(
