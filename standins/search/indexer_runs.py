@@ -28,8 +28,10 @@ One run, as the service documents it for a blob indexer with a skillset:
    within retention, and its document is deleted; with the policy off nothing is detected, as on
    Azure, where the deleted blob is simply gone;
 6. ``maxFailedItems`` / ``maxFailedItemsPerBatch`` (-1: no limit, default 0) stop the run with
-   ``transientFailure`` when exceeded; the high-water mark covers the batches processed, failed
-   items included (they are tried again when they change: an assumption).
+   ``transientFailure`` when exceeded; the high-water mark covers the batches processed, and an
+   item that failed is tried again by the next run until it succeeds or is gone ("If an indexer
+   ... repeatedly fails on the same document each time", search-howto-schedule-indexers; the
+   service's slower schedule for such an indexer is not modelled).
 """
 
 from __future__ import annotations
@@ -126,18 +128,33 @@ class IndexerState:
     """What the service tracks for an indexer between runs."""
 
     high_water_mark: str | None = None  # the newest LastModified processed (ISO 8601)
+    # The blob versions (name, ETag) processed whose LastModified is the mark: LastModified has
+    # whole seconds, so a blob changed again within that second is recognised by its ETag.
+    at_mark: set[tuple[str, str]] = field(default_factory=set)
     seen: dict[str, str] = field(default_factory=dict)  # blob name -> document key, from earlier listings
+    failed: set[str] = field(default_factory=set)  # blobs whose last try failed: tried again by the next run
     running: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)  # execution results, newest first
     next_run: float | None = None  # time.time() of the next scheduled run
     reset_pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"high_water_mark": self.high_water_mark, "seen": self.seen, "history": self.history[:HISTORY]}
+        return {
+            "high_water_mark": self.high_water_mark,
+            "at_mark": sorted(self.at_mark),
+            "seen": self.seen,
+            "failed": sorted(self.failed),
+            "history": self.history[:HISTORY],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IndexerState:
-        state = cls(high_water_mark=data.get("high_water_mark"), seen=dict(data.get("seen") or {}))
+        state = cls(
+            high_water_mark=data.get("high_water_mark"),
+            at_mark={(n, e) for n, e in data.get("at_mark") or []},
+            seen=dict(data.get("seen") or {}),
+            failed=set(data.get("failed") or []),
+        )
         history = list(data.get("history") or [])
         for result in history:  # a run cut short by a restart did not finish
             if result.get("status") == "inProgress":
@@ -263,18 +280,29 @@ def _run(ctx: RunContext, result: dict[str, Any]) -> None:
     listing = list(container.list_blobs(name_starts_with=ctx.data_source.prefix or None, include=["metadata"]))
     live = {props.name: props for props in listing}
     mark = state.high_water_mark
-    changed = sorted(
-        (p for p in listing if mark is None or _iso(p.last_modified) > mark),
-        key=lambda p: (p.last_modified, p.name),
-    )
+
+    def is_new(props: Any) -> bool:
+        modified = _iso(props.last_modified)
+        if props.name in state.failed:  # "fails on the same document each time": it is tried again
+            return True
+        return mark is None or modified > mark or (modified == mark and (props.name, props.etag) not in state.at_mark)
+
+    changed = sorted((p for p in listing if is_new(p)), key=lambda p: (p.last_modified, p.name))
     configuration = indexer.configuration
     failed_total = 0
     for start in range(0, len(changed), indexer.batch_size):
         batch = changed[start : start + indexer.batch_size]
-        failed = _process_batch(ctx, container, batch, configuration, result)
+        failed_names = _process_batch(ctx, container, batch, configuration, result)
+        failed = len(failed_names)
         failed_total += failed
         with ctx.lock:
-            state.high_water_mark = max(_iso(p.last_modified) for p in batch)
+            state.failed -= {p.name for p in batch}
+            state.failed |= failed_names
+            newest = max(_iso(p.last_modified) for p in batch)
+            if newest != state.high_water_mark:
+                state.at_mark = set()
+            state.high_water_mark = newest
+            state.at_mark |= {(p.name, p.etag) for p in batch if _iso(p.last_modified) == newest}
             for props in batch:
                 key = _key_of(ctx, props.name, container)
                 if key:
@@ -285,6 +313,7 @@ def _run(ctx: RunContext, result: dict[str, Any]) -> None:
                 f"The indexer stopped: {failed_total} items failed, more than maxFailedItems ({limit}) or "
                 f"maxFailedItemsPerBatch ({per_batch}) allow."
             )
+    state.failed &= set(live)  # a failed blob that is gone is not tried again
     for name in live:  # every blob listed now can be detected as deleted later
         if name not in state.seen:
             key = _key_of(ctx, name, container)
@@ -392,9 +421,10 @@ class _Item:
 
 def _process_batch(
     ctx: RunContext, container: Any, batch: list[Any], configuration: dict[str, Any], result: dict
-) -> int:
+) -> set[str]:
+    """Process one batch; return the names of the blobs that failed."""
     items: list[_Item] = []
-    failed = 0
+    failed: set[str] = set()
     read_file = bool(configuration.get("allowSkillsetToReadFileData"))
     for props in batch:
         path = container.get_blob_client(props.name).url.split("?", 1)[0]
@@ -404,7 +434,7 @@ def _process_batch(
         size = int(props.size or 0)
         if size > ctx.max_document_bytes:
             result["itemsProcessed"] += 1
-            failed += 1
+            failed.add(props.name)
             result["errors"].append(
                 _error(
                     key_hint,
@@ -422,7 +452,7 @@ def _process_batch(
             mapped, explicit = _field_mapped(ctx.indexer, source, ctx.key_field)
         except MappingError as exc:
             result["itemsProcessed"] += 1
-            failed += 1
+            failed.add(props.name)
             result["errors"].append(_error(key_hint, "FieldMapping", str(exc), 400))
             continue
         key = mapped.get(ctx.key_field)
@@ -433,13 +463,14 @@ def _process_batch(
             _run_skill(ctx, skill, [i for i in items if not i.failed], result)
     writes: list[tuple[str, dict[str, Any]]] = []
     paths: dict[str, str] = {}
+    names: dict[str, str] = {}
     for item in items:
         result["itemsProcessed"] += 1
         if item.failed:
-            failed += 1
+            failed.add(item.props.name)
             continue
         if not item.key:
-            failed += 1
+            failed.add(item.props.name)
             result["errors"].append(
                 _error(
                     item.source["metadata_storage_path"], "Index.Key", "Document key cannot be missing or empty.", 400
@@ -449,12 +480,13 @@ def _process_batch(
         document = _index_document(ctx, item)
         writes.append((item.key, document))
         paths[item.key] = item.source["metadata_storage_path"]
+        names[item.key] = item.props.name
     if writes:
         for key, ok, status, message in ctx.write("mergeOrUpload", writes):
             if not ok:
-                failed += 1
+                failed.add(names.get(key, key))
                 result["errors"].append(_error(paths.get(key, key), "Index.MergeOrUpload", message or "", status))
-    result["itemsFailed"] += failed
+    result["itemsFailed"] += len(failed)
     return failed
 
 

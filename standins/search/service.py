@@ -1191,6 +1191,8 @@ def _reset_indexer(service: SearchDoubleService, call: _Call, body: bytes) -> Re
         raise _missing(service, "indexer", name)
     state = service.indexer_states.setdefault(name, IndexerState())
     state.high_water_mark = None
+    state.at_mark = set()
+    state.failed = set()
     from standins.search.indexer_runs import utc_now
 
     now = utc_now()

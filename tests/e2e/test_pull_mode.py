@@ -124,6 +124,27 @@ def test_an_app_finds_the_cat_by_text_in_an_index_built_by_pull(world, search_do
     assert any(call.uri == world.endpoint and call.records == 1 for call in search_double.service.web_api_calls)
 
 
+def test_an_app_finds_the_cat_by_text_in_an_index_built_by_push(world):
+    # The Function's path (its blob-trigger handler), into an index whose vectorizer points at
+    # the same endpoint: apps query it the same way, whichever mode filled it.
+    pin = ensure_index(world.settings, world.backend)
+    for name in PHOTOS:
+        world.upload(name, (SAMPLES / name).read_bytes())
+        outcome = handlers.index_blob(f"{world.container.container_name}/{name}", world.services)
+        assert outcome is not None and outcome.status == "indexed"
+    eventually(lambda: len(world.documents()) == len(PHOTOS), "every photo to be searchable")
+
+    hits = world.text_query("a cat")
+
+    assert pin.model_version == OFFLINE_MULTILINGUAL
+    assert hits[0]["file_name"] == "cat.jpg"
+    # The same query through the query module's option answers the same ranking.
+    from indexer.query import search_text
+
+    ranked = search_text("a cat", vectorizer=None, backend=world.backend, k=3, vectorize="service")
+    assert [h.key for h in ranked] == [h["id"] for h in hits]
+
+
 def comparable(document: dict) -> dict:
     """A document's fields that say what was indexed (not when)."""
     return {k: v for k, v in document.items() if k not in ("indexed_at", "@search.score")}
