@@ -272,6 +272,24 @@ def ensure_index_command(
         cleanup.callback(close_quietly, backend)
         pin = ensure_index(settings, backend, repin=repin)
     typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
+    _warn_about_an_unauthenticated_vectorizer(settings)
+
+
+def _warn_about_an_unauthenticated_vectorizer(settings: Any) -> None:
+    """A vectorizer that calls a Function without its key is answered 401: say so (loopback,
+    where `imgsearch serve` needs no key, is fine)."""
+    from urllib.parse import urlsplit
+
+    from indexer.entrypoints.local_host import is_loopback
+
+    uri = settings.search_vectorizer_uri.strip()
+    if not uri or settings.search_vectorizer_key or is_loopback(urlsplit(uri).hostname or ""):
+        return
+    typer.echo(
+        f"warning: the index's vectorizer calls {uri} without a function key, so the Function will answer 401 "
+        f"to the search service; set SEARCH_VECTORIZER_KEY and run this again (README, 'The vectorize endpoint')",
+        err=True,
+    )
 
 
 def serve_command(
