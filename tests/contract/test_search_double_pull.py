@@ -549,3 +549,55 @@ def test_a_blob_over_the_extraction_limit_fails_with_the_service_text(
         f"Document is '{limit + 1}' bytes, which exceeds the maximum size '{limit}' bytes for document extraction for "
         f"your current service tier."
     )
+
+
+def test_pull_resources_and_their_tracking_persist_in_the_data_dir(tmp_path, azurite, blob_container, web_api):
+    from starlette.testclient import TestClient
+
+    from standins.search.service import SearchDoubleConfig, create_app
+
+    config = SearchDoubleConfig(data_dir=tmp_path / "double", run_schedules=False)
+    headers = {"Prefer": "return=representation"}
+    web_api.answer = lambda payload: (200, vectors_for(payload["values"], [1.0, 0.0, 0.0, 0.0]))
+    blob_container.upload_blob("a.jpg", b"a")
+    first = create_app(config)
+    with TestClient(first) as client:
+        params = {"api-version": API}
+        assert client.put("/indexes('idx')", params=params, json=index_definition("idx")).status_code == 201
+        source = {
+            "name": "ds",
+            "type": "azureblob",
+            "credentials": {"connectionString": azurite.connection_string},
+            "container": {"name": blob_container.container_name},
+        }
+        assert client.put("/datasources('ds')", params=params, json=source, headers=headers).status_code == 201
+        skill = {
+            "@odata.type": "#Microsoft.Skills.Custom.WebApiSkill",
+            "uri": web_api.url,
+            "inputs": [{"name": "path", "source": "/document/metadata_storage_path"}],
+            "outputs": [{"name": "vector", "targetName": "v"}],
+        }
+        assert client.put("/skillsets('ss')", params=params, json={"name": "ss", "skills": [skill]}).status_code == 201
+        indexer = {
+            "name": "ix",
+            "dataSourceName": "ds",
+            "skillsetName": "ss",
+            "targetIndexName": "idx",
+            "outputFieldMappings": [{"sourceFieldName": "/document/v", "targetFieldName": "v"}],
+        }
+        assert client.put("/indexers('ix')", params=params, json=indexer).status_code == 201
+        first.state.service.wait_for_runs()
+    calls = len(web_api.requests)
+
+    second = create_app(config)  # a restart
+    with TestClient(second) as client:
+        service = second.state.service
+        assert (
+            set(service.indexers) == {"ix"}
+            and service.data_sources["ds"].connection_string == azurite.connection_string
+        )
+        assert client.post("/indexers('ix')/search.run", params={"api-version": API}).status_code == 202
+        service.wait_for_runs()
+        status = client.get("/indexers('ix')/search.status", params={"api-version": API}).json()
+    assert [r["status"] for r in status["executionHistory"]] == ["success", "success"]
+    assert status["lastResult"]["itemsProcessed"] == 0 and len(web_api.requests) == calls  # nothing new
