@@ -1,8 +1,9 @@
 """The Azure Functions app (Python v2 programming model): thin functions.
 
 Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
-the HTTP endpoints); these functions only unpack what the host hands them. Settings, clients
-and the vectorizer are built once per worker, on first use.
+the HTTP endpoints, ``vectorize`` for Azure AI Search's custom Web API calls); these functions
+only unpack what the host hands them. Settings, clients and the vectorizer are built once per
+worker, on first use.
 
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
   Consumption supports: seconds, not the polling trigger's minutes) on
@@ -32,6 +33,14 @@ and the vectorizer are built once per worker, on first use.
   and what it calls besides ``search``: the index's pin, size and filterable fields, and small
   JPEGs of indexed images read through the app's own identity (the images' container stays
   private; the browser never sees a SAS or an account key).
+- ``vectorize``: ``POST /api/vectorize`` (function key): Azure AI Search's custom Web API
+  interface, for the index's ``WebApiVectorizer`` (a text query sent to the search service) and
+  the pull mode's ``WebApiSkill``. ``{"values": [{"recordId", "data"}]}`` in, one answer per
+  record out (``data.vector``, ``errors``, ``warnings``); a bad record gets its own error and the
+  rest of the batch is answered. The search service sends the key in the vectorizer's and the
+  skill's ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the host asks for it
+  even when App Service authentication has also validated a Microsoft Entra token, which is what
+  ``authResourceId`` adds (azure-functions-host#11394). README, "The vectorize endpoint".
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
 
 from indexer.entrypoints import functions as handlers  # noqa: E402
 from indexer.entrypoints import http  # noqa: E402
+from indexer.entrypoints import vectorize as vectorize_handler  # noqa: E402
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -111,3 +121,12 @@ def _respond(name: str, answer: http.HttpAnswer) -> func.HttpResponse:
         mimetype=media_type,
         charset=charset or "utf-8",
     )
+
+
+@app.function_name(name="vectorize")
+@app.route(route="vectorize", methods=[func.HttpMethod.POST, func.HttpMethod.PUT], auth_level=func.AuthLevel.FUNCTION)
+def vectorize(req: func.HttpRequest) -> func.HttpResponse:
+    answer = vectorize_handler.vectorize_http(
+        method=req.method, body=req.get_body(), content_type=req.headers.get("content-type")
+    )
+    return _respond("vectorize", answer)

@@ -27,13 +27,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from indexer.indexing.failures import FailureLog
 from indexer.indexing.pipeline import Outcome, index_item, remove_item
-from indexer.keys import blob_identity, document_key
+from indexer.keys import blob_identity, blob_url_parts, document_key
 from indexer.services import Services, build_services
 from indexer.settings import load_settings
 
@@ -96,24 +95,12 @@ def parse_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | No
     if subject.startswith(_SUBJECT_PREFIX) and "/blobs/" in subject:
         container, _, name = subject[len(_SUBJECT_PREFIX) :].partition("/blobs/")
     elif url:
-        container, name = _container_and_name_from_url(url)
+        container, name = blob_url_parts(url)
     else:
         container = name = ""
     if not container or not name:
         raise ValueError(f"the {event_type} event names no blob: subject={subject!r}, url={url!r}")
     return BlobEvent(event_type, container, name, url)
-
-
-def _container_and_name_from_url(url: str) -> tuple[str, str]:
-    """``https://<account>.blob.core.windows.net/<container>/<name>``, or the path-style
-    ``http://127.0.0.1:10000/<account>/<container>/<name>`` of Azurite (an IP or localhost)."""
-    parts = urlsplit(url)
-    path = unquote(parts.path).lstrip("/")
-    host = parts.hostname or ""
-    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
-        path = path.partition("/")[2]  # drop the account segment
-    container, _, name = path.partition("/")
-    return container, name
 
 
 def _record(outcome: Outcome, failures: FailureLog | None, *, etag: str = "") -> None:
@@ -176,8 +163,8 @@ def handle_blob_event(
     try:
         source.get_item(event.blob_name)
     except ResourceNotFoundError:
-        key = document_key(blob_identity(event.container, event.blob_name))
-        outcome = remove_item(key, event.url or source.blob_url(event.blob_name), services.backend)
+        url = source.blob_url(event.blob_name)  # the SDK's form, as every key of the container was made
+        outcome = remove_item(document_key(blob_identity(url)), event.url or url, services.backend)
         _record(outcome, services.failures)
         log.info("removed the document of %s/%s", event.container, event.blob_name)
         return outcome

@@ -245,9 +245,10 @@ def search_http(
         return error_answer(exc, "search")
 
 
-def error_answer(exc: Exception, what: str) -> HttpAnswer:
+def error_answer(exc: BaseException, what: str, *, retry_after_default: float | None = None) -> HttpAnswer:
     """The Azure-shaped JSON answer for an error, with the status ``errors.classify`` gives;
-    a bug raises (the host answers 500 and logs it)."""
+    a bug raises (the host answers 500 and logs it). ``retry_after_default`` is sent as
+    ``Retry-After`` when trying again can help and the service named no wait of its own."""
     kind = classify(exc)
     if kind.kind == "bug":
         raise exc
@@ -259,7 +260,7 @@ def error_answer(exc: Exception, what: str) -> HttpAnswer:
         message = exc.error_message
     if kind.retriable:
         message = f"try again later: {message}"
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = getattr(exc, "retry_after", None) or retry_after_default
         if retry_after:
             headers["Retry-After"] = str(max(1, round(retry_after)))
     if kind.http_status >= 500:

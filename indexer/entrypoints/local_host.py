@@ -2,9 +2,11 @@
 would host them, for users without Azure Functions Core Tools (and for this project's tests,
 which cannot install them).
 
-The routes and their handlers are the Function app's own (``indexer.entrypoints.http``):
-``/api/search`` answers exactly what the deployed ``search`` function answers. What differs
-is only the host: a Starlette app under uvicorn instead of the Functions runtime.
+The routes and their handlers are the Function app's own: ``/api/search``
+(``indexer.entrypoints.http``) and ``/api/vectorize`` (``indexer.entrypoints.vectorize``, the
+custom Web API skill and vectorizer endpoint) answer exactly what the deployed ``search`` and
+``vectorize`` functions answer. What differs is only the host: a Starlette app under uvicorn
+instead of the Functions runtime.
 
 Keys work as the Functions host's do: a request carries one in the ``x-functions-key``
 header or the ``code`` query parameter. On loopback no key is needed (as ``func start``
@@ -21,7 +23,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.entrypoints import http
+from indexer.entrypoints import http, vectorize
 from indexer.errors import ConfigurationError
 from indexer.services import Services
 
@@ -58,8 +60,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
     """The ASGI app with the Function app's HTTP routes over ``services``: the search page at
-    ``/`` (and ``/api/page``, its route in the Function app), ``/api/search``, ``/api/info``
-    and ``/api/thumbnail``."""
+    ``/`` (and ``/api/page``, its route in the Function app), ``/api/search``, ``/api/info``,
+    ``/api/thumbnail`` and ``/api/vectorize`` (Azure AI Search's custom skill and vectorizer)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -107,6 +109,11 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
     def page(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
         return http.page_http()
 
+    def vectorize_records(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return vectorize.vectorize_http(
+            method=request.method, body=body, content_type=request.headers.get("content-type"), services=services
+        )
+
     return Starlette(
         routes=[
             Route("/", endpoint(page), methods=["GET"]),
@@ -114,6 +121,7 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
             Route("/api/search", endpoint(search), methods=["GET", "POST"]),
             Route("/api/info", endpoint(info), methods=["GET"]),
             Route("/api/thumbnail", endpoint(thumbnail), methods=["GET"]),
+            Route("/api/vectorize", endpoint(vectorize_records), methods=["POST", "PUT"]),
         ]
     )
 
@@ -122,8 +130,8 @@ def check_exposure(host: str, keys: Sequence[str]) -> None:
     """Refuse to open the endpoints to a network without a key."""
     if not keys and not is_loopback(host):
         raise ConfigurationError(
-            f"serving on {host} opens the search endpoint to the network: give --key (callers send it as "
-            f"{KEY_HEADER} or ?code=), or listen on 127.0.0.1"
+            f"serving on {host} opens the search and vectorize endpoints to the network: give --key (callers "
+            f"send it as {KEY_HEADER} or ?code=), or listen on 127.0.0.1"
         )
 
 

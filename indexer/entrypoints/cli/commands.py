@@ -162,6 +162,12 @@ def search_command(
     paths: bool = typer.Option(
         False, "--paths", help="Print only each result's path or URL, one a line (for shell pipelines)."
     ),
+    in_service: bool = typer.Option(
+        False,
+        "--in-service",
+        help="Send the TEXT itself to Azure AI Search (VectorizableTextQuery), whose vectorizer calls "
+        "/api/vectorize, as any app can; needs an index created with SEARCH_VECTORIZER_URI.",
+    ),
 ) -> None:
     """Rank images by similarity to TEXT or --image."""
     from indexer.filters import parse_conditions
@@ -178,12 +184,17 @@ def search_command(
         query_image: str | Path | None = image
         if image is not None and not image.lower().startswith(("http://", "https://")):
             query_image = Path(image).expanduser()  # a local file, read with a size guard
-        vectorizer = build_vectorizer(settings)
+        if in_service and image is not None:
+            raise fail("--in-service vectorizes a TEXT in the search service; it does not take --image", EXIT_USAGE)
+        vectorizer = None if in_service else build_vectorizer(settings)
         cleanup.callback(close_quietly, vectorizer)
         options: dict[str, Any] = dict(
             vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
         )
-        hits = search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
+        if query_image is not None:
+            hits = search_image(query_image, **options)
+        else:
+            hits = search_text(text or "", vectorize="service" if in_service else "here", **options)
 
     if as_json:
         typer.echo(
@@ -278,6 +289,24 @@ def ensure_index_command(
         cleanup.callback(close_quietly, backend)
         pin = ensure_index(settings, backend, repin=repin)
     typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
+    _warn_about_an_unauthenticated_vectorizer(settings)
+
+
+def _warn_about_an_unauthenticated_vectorizer(settings: Any) -> None:
+    """A vectorizer that calls a Function without its key is answered 401: say so (loopback,
+    where `imgsearch serve` needs no key, is fine)."""
+    from urllib.parse import urlsplit
+
+    from indexer.entrypoints.local_host import is_loopback
+
+    uri = settings.search_vectorizer_uri.strip()
+    if not uri or settings.search_vectorizer_key or is_loopback(urlsplit(uri).hostname or ""):
+        return
+    typer.echo(
+        f"warning: the index's vectorizer calls {uri} without a function key, so the Function will answer 401 "
+        f"to the search service; set SEARCH_VECTORIZER_KEY and run this again (README, 'The vectorize endpoint')",
+        err=True,
+    )
 
 
 def serve_command(
