@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from indexer.errors import DocumentNotFoundError, InputLimitError, InvalidImageError
-from indexer.keys import identity_from_key
+from indexer.keys import blob_url_parts, identity_from_key
 from indexer.services import Services
 from indexer.sources.folder import read_file_guarded
 
@@ -54,9 +54,11 @@ def read_document_image(key: str, services: Services) -> DocumentImage:
                 raise DocumentNotFoundError(f"the document {key!r} does not name its own file")
             data = read_file_guarded(Path(identity), max_bytes=services.settings.max_image_bytes)
         else:
-            name = identity.partition("/")[2]
-            source = services.source(container)
-            data = source.download(name)
+            # A blob's identity is its URL (see indexer.keys); the container it names is the one read.
+            container, name = blob_url_parts(identity)
+            if not name:
+                raise DocumentNotFoundError(f"the document {key!r} names no blob")
+            data = services.source(container).download(name)
     except (FileNotFoundError, LookupError) as exc:
         raise DocumentNotFoundError(f"the image of {key!r} is gone from where it was indexed ({exc})") from None
     except Exception as exc:
