@@ -1,4 +1,4 @@
-"""Benchmark 7: the CLI's own backfill against rate-limited Vision resources, one and two.
+"""Benchmark 8: the CLI's own backfill against rate-limited Vision resources, one and two.
 
 What a user runs, end to end: ``imgsearch backfill --json`` in a process of its own with the
 default settings, against ``imgsearch serve-vision --rate-limit R`` processes (one per Vision
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     scenarios = QUICK_SCENARIOS if args.quick else SCENARIOS
     print_header(
-        "Benchmark 7: the CLI's own backfill against rate-limited Vision resources",
+        "Benchmark 8: the CLI's own backfill against rate-limited Vision resources",
         f"`imgsearch backfill` (default settings) -> `imgsearch serve-vision --rate-limit R` processes "
         f"(1 or 2 resources) -> search double; {args.blobs} blobs per resource; {len(scenarios)} scenarios",
     )
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.indexing.pipeline import content_hash
     from indexer.keys import blob_identity, document_key
 
-    report = Report("Benchmark 7 figures")
+    report = Report("Benchmark 8 figures")
     failures: list[str] = []
     images = {
         f"{p}/img-{i:05d}.jpg": tiny_jpeg(i + (0 if p == "a" else 100_000)) for p in "ab" for i in range(args.blobs)
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 for server in servers:
                     server.stop()
             wanted = {
-                document_key(blob_identity(container.container_name, name)): content_hash(data)
+                document_key(blob_identity(container.get_blob_client(name).url)): content_hash(data)
                 for name, data in images.items()
                 if name.startswith(prefix)
             }

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # --- what the index holds ---------------------------------------------------------
         expected = {
-            document_key(blob_identity(container.container_name, name)): content_hash(data)
+            document_key(blob_identity(container.get_blob_client(name).url)): content_hash(data)
             for name, data in blobs.items()
         }
         stored = backend.keys_with_hashes()

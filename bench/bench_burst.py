@@ -1,4 +1,4 @@
-"""Benchmark 8: a burst of uploads through the Function path, against one Vision resource at R.
+"""Benchmark 9: a burst of uploads through the Function path, against one Vision resource at R.
 
 N images land in the container at once; a simulated Functions host
 (``standins.functions_host.SimulatedHost``: W workers for the fleet's instances x their
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logs()
     logging.getLogger("standins").setLevel(logging.ERROR)
     print_header(
-        "Benchmark 8: a burst of uploads through the Function path",
+        "Benchmark 9: a burst of uploads through the Function path",
         f"{args.blobs} images at once -> simulated host ({args.workers} workers, blob trigger + deferred queue) -> "
         f"`imgsearch serve-vision --rate-limit R` -> search double",
     )
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from standins.azurite import connection_string, start_azurite_blob, start_azurite_queue
     from standins.functions_host import SimulatedHost
 
-    report = Report("Benchmark 8 figures")
+    report = Report("Benchmark 9 figures")
     images = {f"burst/img-{i:05d}.jpg": tiny_jpeg(200_000 + i) for i in range(args.blobs)}
     blob_server, queue_server = start_azurite_blob(), start_azurite_queue()
     try:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     duplicate_rate=0.05,
                 )
                 wanted = {
-                    document_key(blob_identity(container.container_name, name)): content_hash(data)
+                    document_key(blob_identity(container.get_blob_client(name).url)): content_hash(data)
                     for name, data in images.items()
                 }
                 calls_before = vision.image_answers(200)

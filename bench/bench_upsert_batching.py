@@ -112,7 +112,11 @@ def make_documents(count: int, dimensions: int, *, prefix: str, seed: int) -> li
             "indexed_at": "2024-05-01T12:00:01.000Z",
         }
         documents.append(
-            Document(document_key(blob_identity("images", name)), Embedding(vectors[i], MODEL_VERSION), fields)
+            Document(
+                document_key(blob_identity(f"https://bench.blob.core.windows.net/images/{name}")),
+                Embedding(vectors[i], MODEL_VERSION),
+                fields,
+            )
         )
     return documents
 

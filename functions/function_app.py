@@ -1,8 +1,9 @@
-"""The Azure Functions app (Python v2 programming model): four thin functions.
+"""The Azure Functions app (Python v2 programming model): thin functions.
 
 Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
-search); these functions only unpack what the host hands
-them. Settings, clients and the vectorizer are built once per worker, on first use.
+the HTTP endpoints, ``vectorize`` for Azure AI Search's custom Web API calls); these functions
+only unpack what the host hands them. Settings, clients and the vectorizer are built once per
+worker, on first use.
 
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
   Consumption supports: seconds, not the polling trigger's minutes) on
@@ -29,11 +30,22 @@ them. Settings, clients and the vectorizer are built once per worker, on first u
 - ``search``: ``GET|POST /api/search`` (function key): text, image URL or image bytes, ``k``,
   ``threshold``, ``filter``; JSON with cosine scores; 400 with an Azure-style error body for
   bad input, 503 (with ``Retry-After`` when known) when a service is throttling or down.
+- ``page``, ``info``, ``thumbnail``: the search page (``GET /api/page?code=<function key>``)
+  and what it calls besides ``search``: the index's pin, size and filterable fields, and small
+  JPEGs of indexed images read through the app's own identity (the images' container stays
+  private; the browser never sees a SAS or an account key).
+- ``vectorize``: ``POST /api/vectorize`` (function key): Azure AI Search's custom Web API
+  interface, for the index's ``WebApiVectorizer`` (a text query sent to the search service) and
+  the pull mode's ``WebApiSkill``. ``{"values": [{"recordId", "data"}]}`` in, one answer per
+  record out (``data.vector``, ``errors``, ``warnings``); a bad record gets its own error and the
+  rest of the batch is answered. The search service sends the key in the vectorizer's and the
+  skill's ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the host asks for it
+  even when App Service authentication has also validated a Microsoft Entra token, which is what
+  ``authResourceId`` adds (azure-functions-host#11394). README, "The vectorize endpoint".
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -50,6 +62,7 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
 
 from indexer.entrypoints import functions as handlers  # noqa: E402
 from indexer.entrypoints import http  # noqa: E402
+from indexer.entrypoints import vectorize as vectorize_handler  # noqa: E402
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -84,12 +97,45 @@ def search(req: func.HttpRequest) -> func.HttpResponse:
     answer = http.search_http(
         method=req.method, params=req.params, body=req.get_body(), content_type=req.headers.get("content-type")
     )
-    if answer.status >= 400:
-        logging.info("search: %d %s", answer.status, answer.body["error"]["message"])
+    return _respond("search", answer)
+
+
+@app.function_name(name="info")
+@app.route(route="info", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+def info(req: func.HttpRequest) -> func.HttpResponse:
+    return _respond("info", http.info_http())
+
+
+@app.function_name(name="thumbnail")
+@app.route(route="thumbnail", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+def thumbnail(req: func.HttpRequest) -> func.HttpResponse:
+    return _respond("thumbnail", http.thumbnail_http(req.params, if_none_match=req.headers.get("if-none-match")))
+
+
+@app.function_name(name="page")
+@app.route(route="page", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+def page(req: func.HttpRequest) -> func.HttpResponse:
+    # The same key (?code=) the page was opened with goes with its API calls.
+    return _respond("page", http.page_http())
+
+
+def _respond(name: str, answer: http.HttpAnswer) -> func.HttpResponse:
+    if answer.status >= 400 and answer.body is not None:
+        logging.info("%s: %d %s", name, answer.status, answer.body["error"]["message"])
+    media_type, _, charset = answer.media_type.partition("; charset=")
     return func.HttpResponse(
-        json.dumps(answer.body, ensure_ascii=False),
+        answer.payload(),
         status_code=answer.status,
         headers=answer.headers,
-        mimetype="application/json",
-        charset="utf-8",
+        mimetype=media_type,
+        charset=charset or "utf-8",
     )
+
+
+@app.function_name(name="vectorize")
+@app.route(route="vectorize", methods=[func.HttpMethod.POST, func.HttpMethod.PUT], auth_level=func.AuthLevel.FUNCTION)
+def vectorize(req: func.HttpRequest) -> func.HttpResponse:
+    answer = vectorize_handler.vectorize_http(
+        method=req.method, body=req.get_body(), content_type=req.headers.get("content-type")
+    )
+    return _respond("vectorize", answer)

@@ -16,6 +16,7 @@ Azure SDK errors handle ours too. The hierarchy::
     │   └── BadRequest                 an HTTP request the search endpoint cannot read
     ├── ModelVersionMismatchError      vectors of another model version than the index's pin
     ├── IndexNotFoundError             the index does not exist (yet)
+    ├── DocumentNotFoundError          no document with that key (or its image is gone)
     ├── CorruptIndexError              the numpy index's files do not match its manifest
     ├── BulkIndexingAborted            a bulk run stopped: too many transient failures in a row
     └── ServiceError (+ HttpResponseError)   an Azure-style error answer, or no answer at all
@@ -136,6 +137,13 @@ class IndexNotFoundError(ImageSearchError):
     """The index does not exist yet; run ``imgsearch ensure-index`` or the provisioning hook."""
 
     error_code = "IndexNotFound"
+
+
+class DocumentNotFoundError(ImageSearchError, LookupError):
+    """No document with that key in the index, or its image is no longer where it was indexed
+    from (answered 404 by the HTTP endpoints)."""
+
+    error_code = "DocumentNotFound"
 
 
 class CorruptIndexError(ImageSearchError):
@@ -263,6 +271,8 @@ def classify(exc: BaseException) -> Classification:
         return Classification("configuration", EXIT_USAGE, 500, code)
     if isinstance(exc, IndexNotFoundError):
         return Classification("unavailable", EXIT_FAILED, 503, code)
+    if isinstance(exc, DocumentNotFoundError):
+        return Classification("failed", EXIT_FAILED, 404, code)
     if isinstance(exc, VisionAuthenticationError):
         return Classification("configuration", EXIT_USAGE, 500, "VisionAuthentication")
     if isinstance(exc, VisionRequestError):

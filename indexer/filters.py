@@ -17,7 +17,7 @@ from indexer.errors import FilterError
 
 OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le")
 _SYMBOLS = {"=": "eq", "==": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
-_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}\Z")
 _EXPRESSION = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$", re.DOTALL)
 
 

@@ -17,15 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from indexer.backends.base import IndexBackend
 from indexer.backends.schema_rules import check_filter_fields, check_k, check_threshold
 from indexer.documents import Embedding, Hit, IndexPin
-from indexer.errors import FilterError, InvalidQueryError, ModelVersionMismatchError
+from indexer.errors import ConfigurationError, FilterError, InvalidQueryError, ModelVersionMismatchError
 from indexer.filters import Condition, parse_condition
-from indexer.limits import check_image_size
+from indexer.limits import check_image_size, check_text
 from indexer.vectorizers import Vectorizer
 
 FilterSpec = Condition | str
@@ -83,17 +84,36 @@ def search_vector(
 def search_text(
     text: str,
     *,
-    vectorizer: Vectorizer,
+    vectorizer: Vectorizer | None,
     backend: IndexBackend,
     k: int = 10,
     threshold: float | None = None,
     filters: Iterable[FilterSpec] = (),
     select: Sequence[str] | None = None,
+    vectorize: Literal["here", "service"] = "here",
 ) -> list[Hit]:
-    """Search images by a description (1 to 70 words, in any language the model knows)."""
+    """Search images by a description (1 to 70 words, in any language the model knows).
+
+    ``vectorize="here"`` vectorizes the text with ``vectorizer`` and checks the vector against
+    the pin before searching. ``vectorize="service"`` sends the text itself to Azure AI Search
+    (``VectorizableTextQuery``), whose Web API vectorizer calls this project's ``/api/vectorize``,
+    which checks the pin there: what any app, in any language, can do with the index alone."""
     conditions = _conditions(filters)
     k, threshold = check_k(k), check_threshold(threshold)
     pin = _pin_checking_fields(backend, conditions)  # before a paid Vision call
+    if vectorize == "service":
+        by_text = getattr(backend, "search_by_text", None)
+        if by_text is None:
+            raise ConfigurationError(
+                "the search service vectorizes queries only in Azure AI Search (SEARCH_ENDPOINT) with a vectorizer "
+                "(SEARCH_VECTORIZER_URI); the local index is searched with vectors made here"
+            )
+        check_text(text, word_check="service")  # an empty text is refused before any call
+        return list(by_text(text, k=k, threshold=threshold, filters=conditions, select=select))
+    if vectorize != "here":
+        raise InvalidQueryError(f"vectorize must be 'here' or 'service', not {vectorize!r}")
+    if vectorizer is None:
+        raise InvalidQueryError("a vectorizer is needed to vectorize the query here")
     embedding = vectorizer.vectorize_text(text)
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
 

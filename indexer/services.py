@@ -28,7 +28,7 @@ from indexer.call_log import log_response
 from indexer.documents import IndexPin
 from indexer.errors import ConfigurationError, ImageSearchError, ModelVersionMismatchError, ServiceError
 from indexer.model_versions import answers_for, get_model_version
-from indexer.schema import IndexSchema, load_schema
+from indexer.schema import IndexSchema, PullDefinitions, VectorizerEndpoint, load_pull_definitions, load_schema
 from indexer.settings import Settings, pinned_model_version
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.storage.blob import BlobServiceClient
 
+    from indexer.backends.azure_search.pull import AzureSearchPull
     from indexer.backends.base import IndexBackend
     from indexer.indexing.deferrals import DeferralQueue
     from indexer.indexing.failures import FailureLog
@@ -190,7 +191,29 @@ def build_backend(settings: Settings) -> IndexBackend:
 PROBE_TEXT = "a photo"
 
 
+def vectorizer_endpoint(settings: Settings) -> VectorizerEndpoint | None:
+    """Where Azure AI Search calls this project back (``SEARCH_VECTORIZER_URI``, with the key
+    and Entra resource the settings give), or None when no URI is set."""
+    uri = settings.search_vectorizer_uri.strip()
+    if not uri:
+        return None
+    if not uri.lower().startswith(("https://", "http://")):
+        raise ConfigurationError(
+            f"SEARCH_VECTORIZER_URI must be the URL of the vectorize endpoint, e.g. "
+            f"https://<function-app>.azurewebsites.net/api/vectorize, got {uri!r}"
+        )
+    return VectorizerEndpoint(
+        uri=uri, key=settings.search_vectorizer_key, auth_resource_id=settings.search_vectorizer_auth_resource_id
+    )
+
+
 def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
+    """The schema of the index these settings must use, with its Web API vectorizer pointed at
+    ``SEARCH_VECTORIZER_URI`` when that is set (``pinned_schema`` has the rest)."""
+    return pinned_schema(settings, vectorizer).with_vectorizer(vectorizer_endpoint(settings))
+
+
+def pinned_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
     """The schema of the index these settings must use.
 
     The version *requested* is configuration (``VISION_MODEL_VERSION``); the version *pinned*
@@ -277,6 +300,72 @@ def ensure_index(
             expected=existing.model_version,
             actual=schema.pin.model_version,
         ) from None
+
+
+# --------------------------------------------------------------------------- pull mode
+
+
+def pull_definitions(settings: Settings) -> PullDefinitions:
+    """The data source, skillset and indexer of ``schemas/`` for these settings: the images
+    container (read with the account's connection string, or with the search service's managed
+    identity through ``IMAGES_STORAGE_RESOURCE_ID``) and ``SEARCH_VECTORIZER_URI`` as the skill."""
+    if settings.uses_numpy_index:
+        raise ConfigurationError(
+            "pull mode runs in Azure AI Search: set SEARCH_ENDPOINT (the local numpy index has no indexers)"
+        )
+    endpoint = vectorizer_endpoint(settings)
+    if endpoint is None:
+        raise ConfigurationError(
+            "pull mode needs SEARCH_VECTORIZER_URI, the vectorize endpoint the indexer's skill calls "
+            "(https://<function-app>.azurewebsites.net/api/vectorize, or `imgsearch serve`'s /api/vectorize)"
+        )
+    if settings.storage_connection_string:
+        connection = settings.storage_connection_string
+    elif settings.images_storage_resource_id:
+        connection = f"ResourceId={settings.images_storage_resource_id.strip()};"
+    else:
+        raise ConfigurationError(
+            "pull mode needs the images account for the indexer's data source: IMAGES_STORAGE_RESOURCE_ID (its "
+            "resource id; the search service reads it with its managed identity) or IMAGES_STORAGE (a connection "
+            "string)"
+        )
+    values = {
+        "SEARCH_INDEX_NAME": settings.search_index_name,
+        "IMAGES_STORAGE_CONNECTION": connection,
+        "IMAGES_CONTAINER": settings.images_container,
+        "SEARCH_VECTORIZER_URI": endpoint.uri,
+    }
+    return load_pull_definitions(values, vectorize=endpoint)
+
+
+def build_pull(settings: Settings) -> AzureSearchPull:
+    """The pull-mode client of ``SEARCH_ENDPOINT``."""
+    from indexer.backends.azure_search.pull import AzureSearchPull
+
+    if settings.uses_numpy_index:
+        raise ConfigurationError("pull mode runs in Azure AI Search: set SEARCH_ENDPOINT")
+    try:
+        return AzureSearchPull(
+            settings.search_endpoint, build_credential(settings.search_key, settings), **SDK_CLIENT_OPTIONS
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"SEARCH_ENDPOINT: {exc}") from None
+
+
+def ensure_indexer(settings: Settings, backend: IndexBackend, pull: AzureSearchPull) -> tuple[IndexPin, str]:
+    """Pull mode's one set-up path: the pinned index with its vectorizer (``ensure_index``),
+    then the data source, skillset and indexer. Returns the pin and the indexer's name."""
+    definitions = pull_definitions(settings)  # every setting checked before anything is created
+    pin = ensure_index(settings, backend)
+    pull.ensure(definitions)
+    return pin, str(definitions.indexer["name"])
+
+
+def indexer_name(settings: Settings) -> str:
+    """The pull-mode indexer of ``SEARCH_INDEX_NAME`` (``schemas/indexer.json``)."""
+    from indexer.schema import pull_indexer_name
+
+    return pull_indexer_name(settings.search_index_name)
 
 
 # --------------------------------------------------------------------------- Blob Storage

@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     search_key: str = Field("", validation_alias="SEARCH_KEY", repr=False)
     search_index_name: str = Field("images", validation_alias="SEARCH_INDEX_NAME")
 
+    # --- Azure AI Search calling this project back (the Function's /api/vectorize, or `imgsearch
+    # serve`'s): the index's Web API vectorizer (apps send text straight to the search service)
+    # and the pull mode's Web API skill. Empty URI: no vectorizer in the index, no pull mode.
+    search_vectorizer_uri: str = Field("", validation_alias="SEARCH_VECTORIZER_URI")
+    # Microsoft Entra: the application ID URI (api://<appId>) the search service's managed
+    # identity gets a token for (authResourceId); the Function validates it with App Service
+    # authentication. The function key (x-functions-key) goes with it or alone.
+    search_vectorizer_auth_resource_id: str = Field("", validation_alias="SEARCH_VECTORIZER_AUTH_RESOURCE_ID")
+    search_vectorizer_key: str = Field("", validation_alias="SEARCH_VECTORIZER_KEY", repr=False)
+    # How images reach the index: "push" (the Function's blob trigger, seconds) or "pull" (an
+    # Azure AI Search indexer on a schedule, minutes; schemas/indexer.json).
+    ingestion_mode: Literal["push", "pull"] = Field("push", validation_alias="INGESTION_MODE")
+
     # --- Blob Storage. The names follow the Functions connection named IMAGES_STORAGE, so the
     # blob trigger and our SDK client read the same settings: a connection string (Azurite),
     # or IMAGES_STORAGE__blobServiceUri with a managed identity (AZURE_CLIENT_ID).
@@ -53,6 +66,9 @@ class Settings(BaseSettings):
     storage_queue_service_uri: str = Field(
         "", validation_alias=AliasChoices("IMAGES_STORAGE__queueServiceUri", "IMAGES_STORAGE__QUEUESERVICEURI")
     )
+    # Pull mode with a managed identity: the search service reads the account as itself, named by
+    # its resource id (the data source's "ResourceId=...;" connection string).
+    images_storage_resource_id: str = Field("", validation_alias="IMAGES_STORAGE_RESOURCE_ID")
     images_container: str = Field("images", validation_alias="IMAGES_CONTAINER")
     max_image_bytes: int = Field(20 * 1024 * 1024, validation_alias="MAX_IMAGE_BYTES", gt=0)
 

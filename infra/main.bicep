@@ -196,6 +196,19 @@ param imagesStorageSku string = 'Standard_GRS'
 @description('Private network mode: private endpoints, public network access disabled.')
 param vnetEnabled bool = false
 
+// How images reach the index (azd: INGESTION_MODE). push (default): the Function's blob trigger,
+// fed by Event Grid, indexes each upload within seconds. pull: an Azure AI Search indexer reads
+// the images container every 5 minutes with the search service's managed identity and calls the
+// Function's /api/vectorize as its custom skill (schemas/indexer.json); the push triggers are
+// disabled, blob soft delete is on so that the indexer sees deletions, and the search service may
+// read the images container.
+@allowed([
+  'push'
+  'pull'
+])
+@description('push: the Function indexes each upload (seconds); pull: a search indexer on a schedule (minutes).')
+param ingestionMode string = 'push'
+
 // The blob trigger (function index_image) binds to images/{name}; the container name is fixed so
 // the trigger path, the Event Grid filter and the app setting cannot drift apart.
 var imagesContainerName = 'images'
@@ -285,6 +298,9 @@ module imagesStorage 'app/storage.bicep' = {
     tags: tags
     skuName: imagesStorageSku
     publicNetworkAccess: publicNetworkAccess
+    // Native blob soft delete lets a pull-mode indexer see deletions ("Change and delete detection
+    // using indexers for Azure Storage"); retention well above the indexer's 5-minute schedule.
+    blobSoftDeleteDays: ingestionMode == 'pull' ? 14 : 0
     containerNames: [
       imagesContainerName
       failuresContainerName
@@ -375,6 +391,7 @@ module rbac 'app/rbac.bicep' = {
     visionAccountName: vision.outputs.name
     additionalVisionAccountNames: vision.outputs.additionalNames
     appInsightsName: monitoring.outputs.appInsightsName
+    searchPrincipalId: ingestionMode == 'pull' ? search.outputs.principalId : ''
   }
 }
 
@@ -402,6 +419,7 @@ module functionApp 'app/function.bicep' = {
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
     virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
+    ingestionMode: ingestionMode
   }
   // Start the host only once its identity can reach host storage, so the first start does not
   // fail on 403s while the role assignments are created.
@@ -435,3 +453,9 @@ output AZURE_VISION_MODEL_VERSION string = visionModelVersion
 output AZURE_VISION_API_VERSION string = visionApiVersion
 output AZURE_VISION_REQUESTS_PER_SECOND string = visionRequestsPerSecond
 output AZURE_VNET_ENABLED bool = vnetEnabled
+output AZURE_INGESTION_MODE string = ingestionMode
+// Where the search service calls the Function back: the index's Web API vectorizer (text queries
+// sent to the search service) and, in pull mode, the indexer's skill (SEARCH_VECTORIZER_URI).
+output AZURE_SEARCH_VECTORIZER_URI string = 'https://${functionApp.outputs.defaultHostName}/api/vectorize'
+// The pull-mode data source connects as the search service's managed identity: ResourceId=<this>;
+output AZURE_STORAGE_ACCOUNT_ID string = imagesStorage.outputs.id

@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from indexer.entrypoints.cli.common import fail, handle_errors
-from indexer.entrypoints.local_host import bind
 from indexer.errors import EXIT_USAGE
 
 
@@ -142,6 +141,8 @@ def serve_vision_command(
             f"auth: {auth or 'none (every caller is accepted)'}",
             err=True,
         )
+        from indexer.entrypoints.local_host import bind
+
         bind(host, port).close()  # a busy port is a configuration error (exit 2), named
         run_server(config, host, port, log_level=log_level)
 
@@ -192,6 +193,8 @@ def serve_search_double_command(
         typer.echo(
             f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
         )
+        from indexer.entrypoints.local_host import bind
+
         bind(host, port).close()
         run_server(config, host, port)
 
@@ -204,12 +207,19 @@ def dev_command(
     data_dir: Path = typer.Option(
         Path(".imgsearch/dev"), "--data-dir", metavar="PATH", help="Blobs, indexes, logs and dev.env live here."
     ),
+    pull: bool = typer.Option(
+        False,
+        "--pull",
+        help="Pull mode (also INGESTION_MODE=pull): the search double's indexer reads the container every 5 "
+        "minutes or on `imgsearch indexer run`, instead of the watch runner.",
+    ),
 ) -> None:
     """Run the whole Azure path here: storage, Vision, Search, the Function.
 
     Starts Azurite (with the images container), the Vision stand-in, the Azure AI Search
-    double, the watch runner and serve, each logging to its own file, and prints the settings
-    for a second terminal. Ctrl-C stops everything it started."""
+    double, serve and, in push mode, the watch runner (in pull mode, the double's indexer), each
+    logging to its own file, and prints the settings for a second terminal. Ctrl-C stops
+    everything it started."""
     from indexer.model_versions import DEFAULT_MODEL_VERSION
     from standins.dev import DevPorts, start, supervise
 
@@ -218,15 +228,19 @@ def dev_command(
 
     with handle_errors():
         model_version = os.environ.get("VISION_MODEL_VERSION") or DEFAULT_MODEL_VERSION
+        pull = pull or os.environ.get("INGESTION_MODE", "").strip().lower() == "pull"
         ports = DevPorts(blob=blob_port, vision=vision_port, search=search_port, api=api_port)
-        say(f"starting the local Azure path in {data_dir} (VISION_MODEL_VERSION={model_version})")
-        env = start(data_dir, ports, model_version=model_version, say=say)
+        mode = "pull" if pull else "push"
+        say(f"starting the local Azure path in {data_dir} (VISION_MODEL_VERSION={model_version}, {mode} mode)")
+        env = start(data_dir, ports, model_version=model_version, say=say, pull=pull)
         say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
         for name, value in env.settings.items():
             say(f"  export {name}={shlex.quote(value)}")
         say(
-            f"\ntry:  imgsearch upload samples/cat.jpg\n"
-            f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+            "\ntry:  imgsearch upload samples/cat.jpg\n"
+            + ("      imgsearch indexer run        # or wait for its 5-minute schedule\n" if pull else "")
+            + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+            f'      imgsearch search --in-service "a cat"   # the text sent to the search service\n'
             f"Ctrl-C stops everything."
         )
         raise typer.Exit(supervise(env, say))

@@ -5,8 +5,14 @@ It starts, each as a process of its own with its log in a file of its own:
 - Azurite (Blob Storage) with its own data folder, and the images container in it;
 - the Vision stand-in (``serve-vision``) and the Azure AI Search double
   (``serve-search-double``, persisted under the data folder), each with a fresh key;
-- the ``watch`` runner (the Functions host and Event Grid: it indexes what is uploaded and
-  removes what is deleted) and ``serve`` (the Function app's HTTP endpoints).
+- ``serve`` (the Function app's HTTP endpoints: ``/api/search`` and ``/api/vectorize``, which
+  the index's Web API vectorizer calls for text queries sent to the search service);
+- push mode (the default): the ``watch`` runner (the Functions host and Event Grid: it indexes
+  what is uploaded and removes what is deleted);
+- pull mode (``--pull`` or ``INGESTION_MODE=pull``): no watcher; ``imgsearch ensure-indexer``
+  creates the double's data source, skillset and indexer (the skill calls ``serve``'s
+  ``/api/vectorize``), which runs every 5 minutes or on ``imgsearch indexer run``; Azurite's
+  blob delete retention is switched on, as ``infra/`` switches on blob soft delete in pull mode.
 
 It waits until each answers, prints the settings a second terminal or an app needs (and
 writes them to ``<data folder>/dev.env`` to ``source``), then shows one line per process.
@@ -129,10 +135,11 @@ def start(
     model_version: str,
     say: Callable[[str], None],
     startup_timeout: float = 120.0,
+    pull: bool = False,
 ) -> DevEnvironment:
     """Start everything (see the module doc) and return it running; stops what it started
     if any part fails."""
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient, RetentionPolicy
 
     _check_free(ports)
     data_dir = data_dir.resolve()
@@ -152,6 +159,9 @@ def start(
             "SEARCH_ENDPOINT": f"http://127.0.0.1:{ports.search}",
             "SEARCH_KEY": search_key,
             "SEARCH_INDEX_NAME": "images",
+            # The index's Web API vectorizer (and pull mode's skill) call serve's endpoint.
+            "SEARCH_VECTORIZER_URI": f"http://127.0.0.1:{ports.api}/api/vectorize",
+            "INGESTION_MODE": "pull" if pull else "push",
             "IMGSEARCH_DATA_DIR": str(data_dir),
         }
         env.settings = settings
@@ -175,27 +185,40 @@ def start(
             env.children.append(child)
             _wait_for(url, child, startup_timeout)
             say(f"{name:<13} ready   {url}   log {child.log_path}")
-        # The index first (asking the stand-in which model version it answers with), then the
-        # processes that use it.
-        ensured = subprocess.run(_imgsearch("ensure-index"), env=child_env, capture_output=True, text=True)
-        if ensured.returncode != 0:
-            raise ConfigurationError(f"ensure-index failed: {ensured.stderr.strip()}")
-        say(f"index         ready   {ensured.stdout.strip()}")
         api = f"http://127.0.0.1:{ports.api}/api/search"
-        for name, command, url in (
-            ("watch", _imgsearch("watch", "--interval", "1"), ""),
-            ("serve", _imgsearch("serve", "--port", str(ports.api)), api),
-        ):
+        if not pull:
+            # The index first (asking the stand-in which model version it answers with), then the
+            # processes that use it.
+            _run_step("ensure-index", child_env, say, "index")
+            processes = [
+                ("watch", _imgsearch("watch", "--interval", "1"), ""),
+                ("serve", _imgsearch("serve", "--port", str(ports.api)), api),
+            ]
+        else:
+            # What infra/ does in pull mode: blob soft delete on, so the indexer sees deletions.
+            service.set_service_properties(delete_retention_policy=RetentionPolicy(enabled=True, days=7))
+            processes = [("serve", _imgsearch("serve", "--port", str(ports.api)), api)]
+        for name, command, url in processes:
             child = _spawn(name, command, child_env, logs, url)
             env.children.append(child)
             if url:
                 _wait_for(url, child, startup_timeout)
             say(f"{name:<13} running {url or '(polls the images container every second)'}   log {child.log_path}")
+        if pull:
+            # The skill calls serve's /api/vectorize, which must answer before the first run.
+            _run_step("ensure-indexer", child_env, say, "indexer")
         _write_env_file(env)
         return env
     except BaseException:
         env.stop()
         raise
+
+
+def _run_step(command: str, env: dict[str, str], say: Callable[[str], None], label: str) -> None:
+    done = subprocess.run(_imgsearch(command), env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ConfigurationError(f"{command} failed: {done.stderr.strip()}")
+    say(f"{label:<13} ready   {done.stdout.strip()}")
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], logs: Path, url: str) -> Child:

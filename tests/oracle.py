@@ -33,7 +33,8 @@ def _coerce_like(value: Any, like: Any) -> Any:
 def matches(condition: Condition, fields: dict[str, Any]) -> bool:
     actual = fields.get(condition.field)
     if actual is None:
-        return condition.op == "ne" and condition.value is not None
+        # OData: ``field eq null`` holds for a null field, and a null differs from any value.
+        return condition.op == ("eq" if condition.value is None else "ne")
     if isinstance(actual, (list, tuple)):
         # Collections follow what OData can say: ``any`` element matches, and ``ne`` means no
         # element equals the value (``not tags/any(t: t eq 'x')``).

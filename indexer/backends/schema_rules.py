@@ -35,8 +35,8 @@ from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema
 
 MAX_K = 1000
 
-_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,127}$")
-_KEY = re.compile(r"^[A-Za-z0-9_\-=]+$")
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,127}\Z")
+_KEY = re.compile(r"^[A-Za-z0-9_\-=]+\Z")
 
 SCALAR_TYPES = ("Edm.String", "Edm.Int32", "Edm.Int64", "Edm.Double", "Edm.Boolean", "Edm.DateTimeOffset")
 _INT_RANGES = {"Edm.Int32": (-(2**31), 2**31 - 1), "Edm.Int64": (-(2**63), 2**63 - 1)}

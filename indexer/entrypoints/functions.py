@@ -31,13 +31,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from indexer.indexing.deferrals import Deferral, deferral_delay, is_throttling
 from indexer.indexing.events import index_blob_now, remove_blob_now
 from indexer.indexing.failures import FailureLog
 from indexer.indexing.pipeline import Outcome
-from indexer.keys import blob_identity, document_key
+from indexer.keys import blob_identity, blob_url_parts, document_key
 from indexer.services import Services, build_services
 from indexer.settings import load_settings
 
@@ -100,24 +99,12 @@ def parse_blob_event(event_type: str, subject: str, data: Mapping[str, Any] | No
     if subject.startswith(_SUBJECT_PREFIX) and "/blobs/" in subject:
         container, _, name = subject[len(_SUBJECT_PREFIX) :].partition("/blobs/")
     elif url:
-        container, name = _container_and_name_from_url(url)
+        container, name = blob_url_parts(url)
     else:
         container = name = ""
     if not container or not name:
         raise ValueError(f"the {event_type} event names no blob: subject={subject!r}, url={url!r}")
     return BlobEvent(event_type, container, name, url)
-
-
-def _container_and_name_from_url(url: str) -> tuple[str, str]:
-    """``https://<account>.blob.core.windows.net/<container>/<name>``, or the path-style
-    ``http://127.0.0.1:10000/<account>/<container>/<name>`` of Azurite (an IP or localhost)."""
-    parts = urlsplit(url)
-    path = unquote(parts.path).lstrip("/")
-    host = parts.hostname or ""
-    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
-        path = path.partition("/")[2]  # drop the account segment
-    container, _, name = path.partition("/")
-    return container, name
 
 
 def _record(outcome: Outcome, failures: FailureLog | None, *, etag: str = "") -> None:
@@ -153,7 +140,7 @@ def index_blob(blob_path: str, services: Services | None = None, *, deferrals: i
         delay = deferral_delay(getattr(exc, "retry_after", None), deferral.deferrals)
         services.deferrals.defer(deferral, delay)  # if this fails, it raises: the host retries the blob
         log.info("throttled: %s deferred for %.0f s (deferral %d)", blob_path, delay, deferral.deferrals)
-        key = document_key(blob_identity(container, name))
+        key = document_key(blob_identity(source.blob_url(name)))
         return Outcome(key, source.blob_url(name), "deferred", reason=f"throttled; retried in {delay:.0f} s")
     if outcome is None:
         log.info("blob %s/%s is gone; nothing to index", container, name)

@@ -1,19 +1,32 @@
-"""The Function app's HTTP search endpoint: parse a request, run the query, answer JSON.
+"""The Function app's HTTP endpoints: parse a request, do the work, answer.
 
-``functions/function_app.py`` hands it the request's parts; errors become Azure-shaped JSON
-answers with the status ``errors.classify`` gives, so the CLI and this endpoint agree on
-what is the caller's fault and what is worth retrying.
+- ``search_http``: ``/api/search``, a query by text, image URL, image bytes or an indexed
+  document ("more like this"); JSON with cosine scores;
+- ``info_http``: ``/api/info``, what the search page needs to know about the index (its
+  pin, its size, the fields it can filter on);
+- ``thumbnail_http``: ``/api/thumbnail``, a small JPEG of an indexed image, read through the
+  app's own access to the images (never a public container or a key in the browser);
+- ``page_http``: the search page itself (one self-contained HTML file, no build step, no CDN).
+
+``functions/function_app.py`` and ``imgsearch serve`` (``local_host``) hand them the
+request's parts; errors become Azure-shaped JSON answers with the status
+``errors.classify`` gives, so the CLI and these endpoints agree on what is the caller's
+fault and what is worth retrying.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from indexer import query
+from indexer.entrypoints.document_images import DEFAULT_THUMBNAIL_SIDE, THUMBNAIL_SIDES, read_document_image, thumbnail
 from indexer.entrypoints.functions import get_services
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
@@ -30,13 +43,18 @@ class SearchRequest:
     text: str | None = None
     image_url: str | None = None
     image: bytes | None = None
+    like: str | None = None  # the key of an indexed document: "more like this"
     k: int = DEFAULT_K
     threshold: float | None = None
     filters: list[Condition] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
-        return "text" if self.text is not None else "image_url" if self.image_url is not None else "image"
+        if self.text is not None:
+            return "text"
+        if self.image_url is not None:
+            return "image_url"
+        return "like" if self.like is not None else "image"
 
 
 def _as_int(name: str, value: Any) -> int:
@@ -47,6 +65,18 @@ def _as_int(name: str, value: Any) -> int:
     if not 1 <= number <= MAX_K:
         raise BadRequest(f"{name} must be between 1 and {MAX_K}, got {number}")
     return number
+
+
+def _base64_image(value: Any) -> bytes:
+    """An image sent inside JSON (``{"image": "<base64>"}``, as a browser sends a dropped
+    file along with its filters), or a data URL of one."""
+    if not isinstance(value, str):
+        raise BadRequest("image must be the image's bytes in base64")
+    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("image is not valid base64") from None
 
 
 def _as_threshold(value: Any) -> float:
@@ -106,13 +136,16 @@ def parse_search_request(
 
     text = options.get("text", options.get("q"))
     image_url = options.get("image_url", options.get("url"))
+    like = options.get("like")
+    if image is None and options.get("image") not in (None, ""):
+        image = _base64_image(options["image"])
     given = [
         name
-        for name, value in (("text", text), ("image_url", image_url), ("image", image))
+        for name, value in (("text", text), ("image_url", image_url), ("image", image), ("like", like))
         if value not in (None, "", b"")
     ]
     if not given:
-        raise BadRequest("give a query: text=..., image_url=..., or POST the image bytes")
+        raise BadRequest("give a query: text=..., image_url=..., like=<document key>, or POST the image bytes")
     if len(given) > 1:
         raise BadRequest(f"give exactly one query, not {' and '.join(given)}")
     if text is not None and text != "" and not isinstance(text, str):
@@ -121,10 +154,13 @@ def parse_search_request(
         isinstance(image_url, str) and image_url.lower().startswith(("http://", "https://"))
     ):
         raise BadRequest(f"image_url must be an http(s) URL, got {image_url!r}")
+    if like not in (None, "") and not isinstance(like, str):
+        raise BadRequest("like must be the key of an indexed document")
     return SearchRequest(
         text=text or None,
         image_url=image_url or None,
         image=image,
+        like=like or None,
         k=_as_int("k", options["k"]) if options.get("k") not in (None, "") else DEFAULT_K,
         threshold=_as_threshold(options["threshold"]) if options.get("threshold") not in (None, "") else None,
         filters=_as_filters(options.get("filter", options.get("filters"))),
@@ -144,6 +180,11 @@ def run_search(request: SearchRequest, services: Services) -> dict[str, Any]:
         hits = query.search_text(request.text, **common)
     elif request.image_url is not None:
         hits = query.search_image(request.image_url, **common)
+    elif request.like is not None:
+        # The result's own image, read where it was indexed from; itself is left out.
+        liked = read_document_image(request.like, services)
+        common["k"] = min(request.k + 1, MAX_K)
+        hits = [hit for hit in query.search_image(liked.data, **common) if hit.key != request.like][: request.k]
     else:
         hits = query.search_image(request.image or b"", **common)
     return {
@@ -165,9 +206,18 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class HttpAnswer:
+    """An answer: JSON ``body``, or ``content`` bytes of ``media_type`` (a thumbnail, the page)."""
+
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    media_type: str = "application/json"
+
+    def payload(self) -> bytes:
+        if self.content is not None:
+            return self.content
+        return json.dumps(self.body, ensure_ascii=False).encode("utf-8")
 
 
 def search_http(
@@ -191,21 +241,91 @@ def search_http(
     try:
         request = parse_search_request(method=method, params=params, body=body, content_type=content_type)
         return HttpAnswer(200, run_search(request, services or get_services()))
-    except Exception as exc:
-        kind = classify(exc)
-        if kind.kind == "bug":
-            raise
-        headers: dict[str, str] = {}
-        message = str(exc)
-        if isinstance(exc, InputLimitError):
-            message = f"{exc} (limit: {exc.limit})"
-        elif isinstance(exc, ServiceError):
-            message = exc.error_message
-        if kind.retriable:
-            message = f"try again later: {message}"
-            retry_after = getattr(exc, "retry_after", None)
-            if retry_after:
-                headers["Retry-After"] = str(max(1, round(retry_after)))
-        if kind.http_status >= 500:
-            log.error("search cannot run: %s", describe(exc))
-        return HttpAnswer(kind.http_status, error_body(kind.code, message), headers)
+    except Exception as exc:  # noqa: BLE001 - error_answer re-raises what is no expected error
+        return error_answer(exc, "search")
+
+
+def error_answer(exc: BaseException, what: str, *, retry_after_default: float | None = None) -> HttpAnswer:
+    """The Azure-shaped JSON answer for an error, with the status ``errors.classify`` gives;
+    a bug raises (the host answers 500 and logs it). ``retry_after_default`` is sent as
+    ``Retry-After`` when trying again can help and the service named no wait of its own."""
+    kind = classify(exc)
+    if kind.kind == "bug":
+        raise exc
+    headers: dict[str, str] = {}
+    message = str(exc)
+    if isinstance(exc, InputLimitError):
+        message = f"{exc} (limit: {exc.limit})"
+    elif isinstance(exc, ServiceError):
+        message = exc.error_message
+    if kind.retriable:
+        message = f"try again later: {message}"
+        retry_after = getattr(exc, "retry_after", None) or retry_after_default
+        if retry_after:
+            headers["Retry-After"] = str(max(1, round(retry_after)))
+    if kind.http_status >= 500:
+        log.error("%s cannot run: %s", what, describe(exc))
+    return HttpAnswer(kind.http_status, error_body(kind.code, message), headers)
+
+
+def info_http(services: Services | None = None) -> HttpAnswer:
+    """What the search page shows and offers: the pin, the document count, and the fields it
+    can filter on with their types (``{"documents": 0}`` is the empty index's state)."""
+    try:
+        services = services or get_services()
+        pin = services.backend.get_pin()
+        schema = services.backend.schema
+        filterable = [
+            {"name": f["name"], "type": f["type"]}
+            for f in schema.definition["fields"]
+            if f.get("filterable") and f["name"] not in ("id", "content_hash", "source")
+        ]
+        body = {
+            "model_version": pin.model_version,
+            "dimensions": pin.dimensions,
+            "documents": services.backend.count(),
+            "filterable": filterable,
+        }
+        return HttpAnswer(200, body, {"Cache-Control": "no-store"})
+    except Exception as exc:  # noqa: BLE001 - error_answer re-raises what is no expected error
+        return error_answer(exc, "info")
+
+
+def thumbnail_http(
+    params: Mapping[str, str], *, if_none_match: str | None = None, services: Services | None = None
+) -> HttpAnswer:
+    """A JPEG of the indexed image ``key``, at most ``size`` pixels a side (64 to 1024). The
+    ETag is the image's content hash, so a browser keeps it until the image changes."""
+    try:
+        key = params.get("key") or ""
+        if not key:
+            raise BadRequest("give the document key: ?key=...")
+        low, high = THUMBNAIL_SIDES
+        try:
+            size = int(str(params.get("size") or DEFAULT_THUMBNAIL_SIDE).strip())
+        except ValueError:
+            raise BadRequest(f"size must be a whole number of pixels, got {params.get('size')!r}") from None
+        if not low <= size <= high:
+            raise BadRequest(f"size must be between {low} and {high} pixels, got {size}")
+        image = read_document_image(key, services or get_services())
+        etag = f'"{image.content_hash.removeprefix("sha256:")[:32]}-{size}"'
+        # private: the answer sits behind the app's key or sign-in, so no shared cache keeps it
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+        if if_none_match and etag in if_none_match:
+            return HttpAnswer(304, None, headers, content=b"", media_type="image/jpeg")
+        return HttpAnswer(200, None, headers, content=thumbnail(image, size), media_type="image/jpeg")
+    except Exception as exc:  # noqa: BLE001 - error_answer re-raises what is no expected error
+        return error_answer(exc, "thumbnail")
+
+
+def page_http() -> HttpAnswer:
+    """The search page (``indexer/entrypoints/search_page.html``)."""
+    page = Path(__file__).with_name("search_page.html").read_bytes()
+    headers = {
+        "Cache-Control": "no-cache",
+        # Everything the page needs is in this file and on this origin.
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HttpAnswer(200, None, headers, content=page, media_type="text/html; charset=utf-8")

@@ -2,9 +2,11 @@
 would host them, for users without Azure Functions Core Tools (and for this project's tests,
 which cannot install them).
 
-The routes and their handlers are the Function app's own (``indexer.entrypoints.http``):
-``/api/search`` answers exactly what the deployed ``search`` function answers. What differs
-is only the host: a Starlette app under uvicorn instead of the Functions runtime.
+The routes and their handlers are the Function app's own: ``/api/search``
+(``indexer.entrypoints.http``) and ``/api/vectorize`` (``indexer.entrypoints.vectorize``, the
+custom Web API skill and vectorizer endpoint) answer exactly what the deployed ``search`` and
+``vectorize`` functions answer. What differs is only the host: a Starlette app under uvicorn
+instead of the Functions runtime.
 
 Keys work as the Functions host's do: a request carries one in the ``x-functions-key``
 header or the ``code`` query parameter. On loopback no key is needed (as ``func start``
@@ -16,13 +18,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import socket
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.entrypoints import http
+from indexer.entrypoints import http, vectorize
 from indexer.errors import ConfigurationError
 from indexer.services import Services
 
@@ -58,7 +59,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
-    """The ASGI app with the Function app's HTTP routes over ``services``."""
+    """The ASGI app with the Function app's HTTP routes over ``services``: the search page at
+    ``/`` (and ``/api/page``, its route in the Function app), ``/api/search``, ``/api/info``,
+    ``/api/thumbnail`` and ``/api/vectorize`` (Azure AI Search's custom skill and vectorizer)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -72,39 +75,63 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
         given = (request.headers.get(KEY_HEADER) or request.query_params.get("code") or "").encode()
         return any(hmac.compare_digest(given, key) for key in accepted)
 
-    async def search(request: Request) -> Response:
-        if not authorised(request):
-            return Response(status_code=401)  # what the Functions host answers without a valid key
-        body = await request.body()
-        params = {k: v for k, v in request.query_params.items() if k != "code"}
-        # The handlers block (a Vision call, a search): keep them off the event loop.
-        import anyio.to_thread
+    def endpoint(handle: Any) -> Any:
+        async def serve(request: Request) -> Response:
+            if not authorised(request):
+                return Response(status_code=401)  # what the Functions host answers without a valid key
+            body = await request.body()
+            params = {k: v for k, v in request.query_params.items() if k != "code"}
+            # The handlers block (a Vision call, a search, a blob read): keep them off the loop.
+            import anyio.to_thread
 
-        answer = await anyio.to_thread.run_sync(
-            lambda: http.search_http(
-                method=request.method,
-                params=params,
-                body=body,
-                content_type=request.headers.get("content-type"),
-                services=services,
+            answer = await anyio.to_thread.run_sync(lambda: handle(request, params, body))
+            return Response(
+                answer.payload(), status_code=answer.status, headers=answer.headers, media_type=answer.media_type
             )
-        )
-        return Response(
-            json.dumps(answer.body, ensure_ascii=False),
-            status_code=answer.status,
-            headers=answer.headers,
-            media_type="application/json; charset=utf-8",
+
+        return serve
+
+    def search(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.search_http(
+            method=request.method,
+            params=params,
+            body=body,
+            content_type=request.headers.get("content-type"),
+            services=services,
         )
 
-    return Starlette(routes=[Route("/api/search", search, methods=["GET", "POST"])])
+    def info(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.info_http(services)
+
+    def thumbnail(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.thumbnail_http(params, if_none_match=request.headers.get("if-none-match"), services=services)
+
+    def page(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return http.page_http()
+
+    def vectorize_records(request: Request, params: dict[str, str], body: bytes) -> http.HttpAnswer:
+        return vectorize.vectorize_http(
+            method=request.method, body=body, content_type=request.headers.get("content-type"), services=services
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", endpoint(page), methods=["GET"]),
+            Route("/api/page", endpoint(page), methods=["GET"]),
+            Route("/api/search", endpoint(search), methods=["GET", "POST"]),
+            Route("/api/info", endpoint(info), methods=["GET"]),
+            Route("/api/thumbnail", endpoint(thumbnail), methods=["GET"]),
+            Route("/api/vectorize", endpoint(vectorize_records), methods=["POST", "PUT"]),
+        ]
+    )
 
 
 def check_exposure(host: str, keys: Sequence[str]) -> None:
     """Refuse to open the endpoints to a network without a key."""
     if not keys and not is_loopback(host):
         raise ConfigurationError(
-            f"serving on {host} opens the search endpoint to the network: give --key (callers send it as "
-            f"{KEY_HEADER} or ?code=), or listen on 127.0.0.1"
+            f"serving on {host} opens the search and vectorize endpoints to the network: give --key (callers "
+            f"send it as {KEY_HEADER} or ?code=), or listen on 127.0.0.1"
         )
 
 

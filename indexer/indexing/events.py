@@ -64,7 +64,7 @@ def index_blob_now(
     gone and nothing was written. ``force`` vectorizes even bytes the index seems to hold.
     Raises on transient errors, as ``index_item`` does."""
     wrote = False
-    key = document_key(blob_identity(source.container_name, name))
+    key = document_key(blob_identity(source.blob_url(name)))
     for _ in range(max_rounds):
         try:
             item = source.get_item(name)
@@ -119,7 +119,7 @@ def remove_blob_now(
             name,
         )
         return index_blob_now(source, name, vectorizer, backend, max_rounds=max_rounds)
-    key = document_key(blob_identity(source.container_name, name))
+    key = document_key(blob_identity(source.blob_url(name)))
     outcome = remove_item(key, url or source.blob_url(name), backend)
     if current_etag(source, name) is None:
         return outcome, None

@@ -1,7 +1,8 @@
 """Images in an Azure Blob Storage container (Azure or Azurite), through azure-storage-blob.
 
-Each blob becomes a ``BlobItem`` whose identity is ``container/blob-name`` (so the document
-key is stable for the blob's location) and whose ``source`` is the blob's URL. Metadata comes
+Each blob becomes a ``BlobItem`` whose identity and ``source`` are the blob's URL (so the
+document key is stable for the blob's location, and is the key an Azure AI Search indexer
+derives from ``metadata_storage_path``: see ``indexer.keys``). Metadata comes
 from the listing or the blob's properties, never from the bytes:
 
 - ``container``, ``blob_path`` (the blob name), ``file_name`` (its last path segment),
@@ -34,7 +35,7 @@ from azure.storage.blob import BlobProperties, ContainerClient
 
 from indexer.errors import InputLimitError
 from indexer.filters import Condition
-from indexer.keys import blob_identity, identity_from_key
+from indexer.keys import blob_identity, blob_url_parts, identity_from_key
 from indexer.limits import MAX_IMAGE_BYTES
 from indexer.sources.base import ImageItem
 
@@ -116,9 +117,15 @@ class BlobSource:
         """Whether a document of this container lies under the prefix."""
         if not self.prefix:
             return True
-        identity = identity_from_key(key)
+        try:
+            identity = identity_from_key(key)
+        except ValueError:
+            return False  # not a key this tool makes (another writer's document): leave it alone
         # A digest-form key (identity too long to encode) cannot be placed; leave it alone.
-        return identity is not None and identity.startswith(f"{self.container_name}/{self.prefix}")
+        if identity is None:
+            return False
+        container, name = blob_url_parts(identity)
+        return container == self.container_name and name.startswith(self.prefix)
 
     def list_items(self) -> Iterator[BlobItem]:
         """Every blob under the prefix, with its metadata, from one paged listing."""
@@ -152,7 +159,7 @@ class BlobSource:
         size = int(props.size or 0)
         etag = props.etag or ""
         return BlobItem(
-            identity=blob_identity(self.container_name, name),
+            identity=blob_identity(self.blob_url(name)),
             source=self.blob_url(name),
             read=lambda: self.download(name, known_size=size),
             fields=fields,

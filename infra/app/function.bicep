@@ -47,6 +47,13 @@ param instanceMemoryMB int = 2048
 @description('Subnet the app is integrated into (private network mode); empty: none.')
 param virtualNetworkSubnetId string = ''
 
+@allowed([
+  'push'
+  'pull'
+])
+@description('push: the blob trigger and the BlobDeleted handler index uploads; pull: they are disabled (an indexer does it).')
+param ingestionMode string = 'push'
+
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
 }
@@ -170,6 +177,13 @@ var appSettings = {
 
   SEARCH_ENDPOINT: searchEndpoint
   SEARCH_INDEX_NAME: searchIndexName
+  // This app's /api/vectorize: the index's Web API vectorizer and the pull-mode skill call it.
+  SEARCH_VECTORIZER_URI: 'https://${site.properties.defaultHostName}/api/vectorize'
+  INGESTION_MODE: ingestionMode
+  // Pull mode: an Azure AI Search indexer indexes the container; the push functions stay off
+  // ("How to disable functions in Azure Functions": AzureWebJobs.<name>.Disabled).
+  'AzureWebJobs.index_image.Disabled': ingestionMode == 'pull' ? 'true' : 'false'
+  'AzureWebJobs.remove_image.Disabled': ingestionMode == 'pull' ? 'true' : 'false'
 
   // Application Insights: see the note above this variable.
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString

@@ -1,6 +1,7 @@
-// Role assignments, least privilege. Each one names why it is needed. Three principals:
+// Role assignments, least privilege. Each one names why it is needed. Four principals:
 // - the Function's user-assigned identity (always);
 // - the Event Grid system topic's system-assigned identity (always), for dead-lettering;
+// - the search service's system-assigned identity (pull mode only), to read the photos;
 // - the deploying person or CI principal (principalId), optional, so that the post-provision hook
 //   can create the index and the backfill can run from a laptop with the same Entra-only access.
 // Role definition ids are the built-in role GUIDs ("Azure built-in roles", Microsoft Learn).
@@ -26,6 +27,9 @@ param visionAccountName string
 param additionalVisionAccountNames array = []
 param appInsightsName string
 
+@description('The search service\'s identity; set in pull mode only, when its indexer reads the images container.')
+param searchPrincipalId string = ''
+
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -39,6 +43,7 @@ var roles = {
 }
 
 var assignUser = !empty(userPrincipalId)
+var assignSearch = !empty(searchPrincipalId)
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
@@ -231,6 +236,20 @@ resource eventGridDeadLetter 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: eventGridPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- The search service's identity (pull mode) ----
+
+// Pull mode's data source lists and reads the photos (ResourceId=...; connection, the search
+// service's system-assigned identity). Blob Data Reader on the images container only.
+resource searchImages 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (assignSearch) {
+  name: guid(imagesContainer.id, searchPrincipalId, roles.storageBlobDataReader)
+  scope: imagesContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: searchPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -37,6 +37,11 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
   sku: {
     name: sku
   }
+  // Its own identity: pull mode's data source reads the images container as it
+  // (ResourceId=...; connection) and a vectorizer or skill with authResourceId gets its tokens.
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     replicaCount: replicaCount
     partitionCount: 1
@@ -51,3 +56,4 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
 output id string = search.id
 output name string = search.name
 output endpoint string = 'https://${search.name}.search.windows.net'
+output principalId string = search.identity.principalId

@@ -31,6 +31,11 @@ param publicNetworkAccess string = 'Enabled'
 @description('Private blob containers to create.')
 param containerNames array = []
 
+@minValue(0)
+@maxValue(365)
+@description('Days deleted blobs are kept (native blob soft delete); 0: off.')
+param blobSoftDeleteDays int = 0
+
 // checkov: the three skips inside the resource are decided by the caller, per account.
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_206: replication is a parameter; main.bicep gives the images account geo-redundant Standard_GRS (the photos) and the host account Standard_LRS (host state and a package azd uploads again), and tests/test_infra_graph.py holds it to that
@@ -63,6 +68,17 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   parent: account
   name: 'default'
+  properties: {
+    // Pull mode's indexer deletes a document when it sees its blob soft-deleted; blob versioning
+    // must stay off for that ("Change and delete detection using indexers for Azure Storage").
+    deleteRetentionPolicy: blobSoftDeleteDays > 0 ? {
+      enabled: true
+      days: blobSoftDeleteDays
+    } : {
+      enabled: false
+    }
+    isVersioningEnabled: false
+  }
 }
 
 resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [

@@ -17,6 +17,12 @@ foreach ($name in 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_NAME', 'AZURE_EVENTGRI
 }
 Assert-AzLogin
 
+# Pull mode: no Event Grid subscriptions; the push functions are disabled (see postdeploy.sh).
+if ($env:AZURE_INGESTION_MODE -eq 'pull') {
+    Write-HookMessage "pull mode: no Event Grid subscriptions (index_image and remove_image are disabled); create the indexer with 'imgsearch ensure-indexer' (README, `"Pull mode`")"
+    exit 0
+}
+
 $sub = $env:AZURE_SUBSCRIPTION_ID
 $rg = $env:AZURE_RESOURCE_GROUP
 $app = $env:AZURE_FUNCTION_NAME

@@ -29,6 +29,14 @@ require_var AZURE_IMAGES_CONTAINER "$hint"
 require_var AZURE_EVENTGRID_DEADLETTER_CONTAINER "$hint"
 check_az_login
 
+# Pull mode (INGESTION_MODE=pull): an Azure AI Search indexer reads the container and the push
+# functions are disabled (infra/app/function.bicep), so no blob event is subscribed to them. The
+# indexer is created by `imgsearch ensure-indexer` with the function key (README, "Pull mode").
+if [ "${AZURE_INGESTION_MODE:-push}" = pull ]; then
+    say "pull mode: no Event Grid subscriptions (index_image and remove_image are disabled); create the indexer with 'imgsearch ensure-indexer' (README, \"Pull mode\")"
+    exit 0
+fi
+
 sub=$AZURE_SUBSCRIPTION_ID
 rg=$AZURE_RESOURCE_GROUP
 app=$AZURE_FUNCTION_NAME

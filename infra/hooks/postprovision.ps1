@@ -32,6 +32,8 @@ $env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
 $env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
 $env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
 $env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
+# The index's Web API vectorizer points at the Function's /api/vectorize (see postprovision.sh).
+if ($env:AZURE_SEARCH_VECTORIZER_URI) { $env:SEARCH_VECTORIZER_URI = $env:AZURE_SEARCH_VECTORIZER_URI }
 # DefaultAzureCredential uses azd's sign-in, and nothing else. Only a deployment without azd
 # names another credential, on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
 $env:AZURE_TOKEN_CREDENTIALS = if ($env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS) { $env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS } else { 'AzureDeveloperCliCredential' }

@@ -13,19 +13,28 @@ Rules enforced (from the service documentation and MISSION.md):
   filterable, sortable or facetable;
 - HNSW parameters within the documented ranges (m 4-10, efConstruction and efSearch 100-1000);
 - an update may add fields and change a field's ``retrievable``; it may not remove fields or
-  change any other attribute of an existing field.
+  change any other attribute of an existing field;
+- vectorizers (``vectorSearch.vectorizers``) of kind ``customWebApi`` ("Custom Web API
+  vectorizer", vector-search-vectorizer-custom-web-api): unique names, an ``https`` ``uri``
+  ("Only the https URI scheme is allowed"; as a stand-in, ``http`` to a loopback address is
+  allowed too, so that a local endpoint can serve it), ``httpMethod`` PUT or POST, no
+  prohibited ``httpHeaders``, a ``timeout`` from 1 to 230 seconds (default 30); a profile's
+  ``vectorizer`` must name one of them.
 
 What the double does not implement (complex and geography types, analyzers, scoring
-profiles, suggesters, semantic configurations, vectorizers, vector compression, metrics other
-than cosine) is refused with a 400 that says so, instead of being accepted and ignored.
+profiles, suggesters, semantic configurations, vectorizers of other kinds, vector compression,
+metrics other than cosine) is refused with a 400 that says so, instead of being accepted and
+ignored.
 """
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from standins.search.odata_parser import FieldSpec
 
@@ -167,6 +176,20 @@ class VectorField:
     name: str
     dimensions: int
     metric: str
+    vectorizer: str | None = None  # the name of its profile's vectorizer, if any
+
+
+@dataclass(frozen=True)
+class WebApiVectorizer:
+    """A ``customWebApi`` vectorizer as the service keeps it (``customWebApiParameters``)."""
+
+    name: str
+    uri: str
+    http_method: str
+    http_headers: dict[str, str]
+    timeout_seconds: float
+    auth_resource_id: str | None
+    auth_identity: Any
 
 
 @dataclass
@@ -178,6 +201,7 @@ class IndexDefinition:
     fields: dict[str, FieldSpec] = field(default_factory=dict)
     key_field: str = ""
     vector_fields: dict[str, VectorField] = field(default_factory=dict)
+    vectorizers: dict[str, WebApiVectorizer] = field(default_factory=dict)
     etag: str = ""
 
 
@@ -213,7 +237,7 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
     if description is not None and not isinstance(description, str):
         raise invalid_request("definition", "The index description must be a string.")
 
-    algorithms, profiles = _parse_vector_search(body.get("vectorSearch"))
+    algorithms, profiles, vectorizers = _parse_vector_search(body.get("vectorSearch"))
     raw_fields = body.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise invalid_request("definition", "The index must have at least one field.")
@@ -236,7 +260,8 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
                     f"The vector field '{fname}' refers to the vector search "
                     f"profile '{profile}', which is not defined in vectorSearch.",
                 )
-            vector_fields[fname] = VectorField(fname, normalized["dimensions"], algorithms[profiles[profile]])
+            algorithm, vectorizer = profiles[profile]
+            vector_fields[fname] = VectorField(fname, normalized["dimensions"], algorithms[algorithm], vectorizer)
         fields[fname] = FieldSpec(
             fname,
             normalized["type"],
@@ -273,7 +298,7 @@ def parse_definition(body: Any, *, name: str | None = None) -> IndexDefinition:
         "semantic": None,
         "vectorSearch": _vector_search_document(body.get("vectorSearch")),
     }
-    return IndexDefinition(index_name, document, fields, key, vector_fields)
+    return IndexDefinition(index_name, document, fields, key, vector_fields, vectorizers)
 
 
 def _normalize_field(raw: Any) -> dict[str, Any]:
@@ -384,15 +409,17 @@ def _normalize_field(raw: Any) -> dict[str, Any]:
     }
 
 
-def _parse_vector_search(section: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """Algorithm name -> metric, and profile name -> algorithm name."""
+def _parse_vector_search(
+    section: Any,
+) -> tuple[dict[str, str], dict[str, tuple[str, str | None]], dict[str, WebApiVectorizer]]:
+    """Algorithm name -> metric, profile name -> (algorithm name, vectorizer name or None), and
+    vectorizer name -> its parameters."""
     if section is None:
-        return {}, {}
+        return {}, {}, {}
     if not isinstance(section, dict):
         raise invalid_request("definition", "vectorSearch must be a JSON object.")
-    for part in ("vectorizers", "compressions"):
-        if section.get(part):
-            raise not_supported(f"vectorSearch.{part}")
+    if section.get("compressions"):
+        raise not_supported("vectorSearch.compressions")
     algorithms: dict[str, str] = {}
     for algorithm in section.get("algorithms") or []:
         name = algorithm.get("name") if isinstance(algorithm, dict) else None
@@ -424,7 +451,8 @@ def _parse_vector_search(section: Any) -> tuple[dict[str, str], dict[str, str]]:
         if name in algorithms:
             raise invalid_request("definition", f"The vector search algorithm name '{name}' is used twice.")
         algorithms[name] = metric
-    profiles: dict[str, str] = {}
+    vectorizers = _parse_vectorizers(section.get("vectorizers"))
+    profiles: dict[str, tuple[str, str | None]] = {}
     for profile in section.get("profiles") or []:
         name = profile.get("name") if isinstance(profile, dict) else None
         if not isinstance(name, str) or not name:
@@ -435,11 +463,152 @@ def _parse_vector_search(section: Any) -> tuple[dict[str, str], dict[str, str]]:
                 "definition",
                 f"The vector search profile '{name}' refers to the algorithm '{algorithm}', which is not defined.",
             )
-        for part in ("vectorizer", "compression"):
-            if profile.get(part):
-                raise not_supported(f"The vector search profile option '{part}'")
-        profiles[name] = algorithm
-    return algorithms, profiles
+        if profile.get("compression"):
+            raise not_supported("The vector search profile option 'compression'")
+        vectorizer = profile.get("vectorizer")
+        if vectorizer is not None and vectorizer not in vectorizers:
+            raise invalid_request(
+                "definition",
+                f"The vector search profile '{name}' refers to the vectorizer '{vectorizer}', which is not defined.",
+            )
+        profiles[name] = (algorithm, vectorizer)
+    return algorithms, profiles, vectorizers
+
+
+# "The following headers are prohibited from being in this collection" (Custom Web API vectorizer
+# and skill, "httpHeaders"); compared without regard to case, as HTTP header names are.
+PROHIBITED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Content-Length",
+        "Content-Type",
+        "Cookie",
+        "Host",
+        "TE",
+        "Upgrade",
+        "Via",
+    )
+)
+WEB_API_TIMEOUT_RANGE = (1.0, 230.0)  # "a maximum of 230 seconds and a minimum of 1 second"
+WEB_API_DEFAULT_TIMEOUT = 30.0  # "If not set, a default value of 30 seconds is chosen."
+_DAY_TIME_DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_day_time_duration(value: Any, where: str) -> float:
+    """Seconds of an XSD ``dayTimeDuration`` (``PT60S``, ``PT1M30S``), within 1 to 230 s."""
+    match = _DAY_TIME_DURATION.match(value) if isinstance(value, str) else None
+    if match is None or value in ("P", "PT") or value.endswith("T"):
+        raise invalid_request(
+            "definition",
+            f"The timeout {value!r} of {where} is not an XSD dayTimeDuration such as 'PT30S'.",
+        )
+    seconds = (
+        int(match["d"] or 0) * 86400 + int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + float(match["s"] or 0)
+    )
+    low, high = WEB_API_TIMEOUT_RANGE
+    if not low <= seconds <= high:
+        raise invalid_request(
+            "definition",
+            f"The timeout of {where} is {seconds:g} seconds; it can be set to a maximum of 230 seconds and a "
+            f"minimum of 1 second.",
+        )
+    return seconds
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_web_api_uri(uri: Any, where: str) -> str:
+    """``https`` only, as the service requires; the stand-in also lets ``http`` reach a loopback
+    address (a local endpoint), and nothing else."""
+    parts = urlsplit(uri) if isinstance(uri, str) else None
+    if parts is None or not parts.hostname or parts.scheme not in ("https", "http"):
+        raise invalid_request("definition", f"The uri of {where} must be an absolute https URI, not {uri!r}.")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise invalid_request(
+            "definition",
+            f"The uri of {where} is {uri!r}: only the https URI scheme is allowed (this stand-in also accepts "
+            f"http to a loopback address).",
+        )
+    return uri
+
+
+def check_http_headers(headers: Any, where: str) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise invalid_request("definition", f"The httpHeaders of {where} must be an object of strings.")
+    prohibited = sorted(h for h in headers if h.lower() in PROHIBITED_HEADERS)
+    if prohibited:
+        raise invalid_request(
+            "definition", f"The header '{prohibited[0]}' is prohibited in the httpHeaders of {where}."
+        )
+    return dict(headers)
+
+
+def check_http_method(method: Any, where: str) -> str:
+    if method is None:
+        return "POST"
+    if method not in ("PUT", "POST"):
+        raise invalid_request(
+            "definition", f"The httpMethod of {where} is {method!r}; the allowed methods are PUT and POST."
+        )
+    return method
+
+
+_VECTORIZER_KINDS = ("azureOpenAI", "customWebApi", "aiServicesVision", "aml")
+_WEB_API_PARAMETERS = {"uri", "httpMethod", "httpHeaders", "timeout", "authResourceId", "authIdentity"}
+
+
+def _parse_vectorizers(section: Any) -> dict[str, WebApiVectorizer]:
+    if section is None:
+        return {}
+    if not isinstance(section, list):
+        raise invalid_request("definition", "vectorSearch.vectorizers must be an array.")
+    vectorizers: dict[str, WebApiVectorizer] = {}
+    for raw in section:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if not isinstance(name, str) or not name:
+            raise invalid_request("definition", "Each vectorizer needs a name.")
+        if name in vectorizers:
+            raise invalid_request("definition", f"The vectorizer name '{name}' is used twice.")
+        kind = raw.get("kind")
+        if kind not in _VECTORIZER_KINDS:
+            raise invalid_request(
+                "definition",
+                f"The vectorizer '{name}' has an invalid kind {kind!r}; use one of {', '.join(_VECTORIZER_KINDS)}.",
+            )
+        if kind != "customWebApi":
+            raise not_supported(f"The vectorizer kind '{kind}'")
+        parameters = raw.get("customWebApiParameters")
+        where = f"the vectorizer '{name}'"
+        if not isinstance(parameters, dict):
+            raise invalid_request("definition", f"The vectorizer '{name}' needs customWebApiParameters.")
+        unknown = sorted(set(parameters) - _WEB_API_PARAMETERS)
+        if unknown:
+            raise invalid_request(
+                "definition", f"The property '{unknown[0]}' does not exist on the parameters of {where}."
+            )
+        timeout = parameters.get("timeout")
+        vectorizers[name] = WebApiVectorizer(
+            name=name,
+            uri=check_web_api_uri(parameters.get("uri"), where),
+            http_method=check_http_method(parameters.get("httpMethod"), where),
+            http_headers=check_http_headers(parameters.get("httpHeaders"), where),
+            timeout_seconds=WEB_API_DEFAULT_TIMEOUT if timeout is None else parse_day_time_duration(timeout, where),
+            auth_resource_id=parameters.get("authResourceId"),
+            auth_identity=parameters.get("authIdentity"),
+        )
+    return vectorizers
 
 
 def _vector_search_document(section: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -459,10 +628,27 @@ def _vector_search_document(section: dict[str, Any] | None) -> dict[str, Any] | 
             algorithm.setdefault("hnswParameters", None)
         algorithms.append(algorithm)
     profiles = [
-        {"name": p["name"], "algorithm": p["algorithm"], "vectorizer": None, "compression": None}
+        {"name": p["name"], "algorithm": p["algorithm"], "vectorizer": p.get("vectorizer"), "compression": None}
         for p in section.get("profiles") or []
     ]
-    return {"algorithms": algorithms, "profiles": profiles, "vectorizers": [], "compressions": []}
+    vectorizers = []
+    for raw in section.get("vectorizers") or []:
+        parameters = raw["customWebApiParameters"]
+        vectorizers.append(
+            {
+                "name": raw["name"],
+                "kind": raw["kind"],
+                "customWebApiParameters": {
+                    "uri": parameters["uri"],
+                    "httpMethod": parameters.get("httpMethod") or "POST",
+                    "httpHeaders": parameters.get("httpHeaders") or {},
+                    "timeout": parameters.get("timeout") or "PT30S",
+                    "authResourceId": parameters.get("authResourceId"),
+                    "authIdentity": parameters.get("authIdentity"),
+                },
+            }
+        )
+    return {"algorithms": algorithms, "profiles": profiles, "vectorizers": vectorizers, "compressions": []}
 
 
 def check_update(old: IndexDefinition, new: IndexDefinition) -> None:

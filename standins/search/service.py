@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import http
 import itertools
 import json
 import random
@@ -46,7 +47,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -64,7 +65,18 @@ from standins.search.definitions import (
     invalid_request,
     parse_definition,
 )
-from standins.search.store import IndexStore
+from standins.search.indexer_runs import IndexerState, RunContext, status_document
+from standins.search.indexer_runs import run as run_indexer
+from standins.search.pull_definitions import (
+    DataSource,
+    Indexer,
+    Skillset,
+    parse_data_source,
+    parse_indexer,
+    parse_skillset,
+)
+from standins.search.store import VECTORIZABLE_KINDS, IndexStore, vectorizable_field
+from standins.search.web_api import CallRecord, WebApiCallError, WebApiTarget, call_web_api
 
 # The data-plane versions the service documents ("REST API versions (Azure AI Search)",
 # https://learn.microsoft.com/rest/api/searchservice/search-service-api-versions), stable and
@@ -89,6 +101,10 @@ PREVIEW_API_VERSIONS = (
 SUPPORTED_API_VERSIONS = STABLE_API_VERSIONS + PREVIEW_API_VERSIONS
 FIRST_VECTOR_API_VERSION = "2023-11-01"  # the first stable version with vector search
 FIRST_VECTOR_PREVIEW_API_VERSION = "2023-07-01-preview"  # vector search's first (public) preview
+# Vectorizers (and the vectorizable queries they serve) are GA in 2024-07-01 and were previewed
+# from 2023-10-01-Preview ("Custom Web API vectorizer"; versions: "integrated vectorization").
+FIRST_VECTORIZER_API_VERSION = "2024-07-01"
+FIRST_VECTORIZER_PREVIEW_API_VERSION = "2023-10-01-preview"
 MAX_BATCH_ACTIONS = 1000
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 READ_OPERATIONS = frozenset({"search", "lookup", "count"})
@@ -140,6 +156,11 @@ class SearchDoubleConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     service_name: str = "search-double"
     request_log_size: int = 100_000  # the most recent requests kept for ``requests_for``
+    # Data source connection strings the double cannot use itself (``ResourceId=...;`` of a
+    # managed identity), mapped to one it can (Azurite's); keys compare without regard to case.
+    storage_connections: Mapping[str, str] = field(default_factory=dict)
+    run_schedules: bool = True  # run indexers on their schedules (a background thread)
+    max_document_extraction_bytes: int = 16 * 1024 * 1024  # the basic tier's blob size limit
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.visibility_delay_seconds < 3600:
@@ -207,8 +228,17 @@ class SearchDoubleService:
         self._fault_states: dict[str, _FaultState] = {}
         self._visibility_delays: dict[str, float] = {}
         self._etags = itertools.count(1)
+        self.web_api_calls: collections.deque[CallRecord] = collections.deque(maxlen=10_000)
+        self.data_sources: dict[str, DataSource] = {}
+        self.skillsets: dict[str, Skillset] = {}
+        self.indexers: dict[str, Indexer] = {}
+        self.indexer_states: dict[str, IndexerState] = {}
+        self._runs: dict[str, threading.Thread] = {}
+        self._scheduler: threading.Thread | None = None
+        self._stopping = threading.Event()
         if config.data_dir is not None:
             self._load(Path(config.data_dir))
+            self._load_pull(Path(config.data_dir) / "pull")
 
     # -------------------------------------------------------------- test controls
 
@@ -254,6 +284,174 @@ class SearchDoubleService:
 
     def next_etag(self) -> str:
         return f'"0x{next(self._etags) + int(time.time() * 1000):016X}"'
+
+    # -------------------------------------------------------------- indexers
+
+    def start_run(self, name: str) -> bool:
+        """Start a run of indexer ``name`` in a thread; False if one is in progress."""
+        with self.lock:
+            indexer = self.indexers[name]
+            state = self.indexer_states.setdefault(name, IndexerState())
+            if state.running:
+                return False
+            try:
+                context = self._run_context(indexer, state)
+            except (KeyError, ValueError, SearchServiceError) as exc:
+                # A run that cannot start (its data source unusable here, its index gone) is a
+                # failed run in the status, as the service reports its runs.
+                from standins.search.indexer_runs import utc_now
+
+                message = exc.message if isinstance(exc, SearchServiceError) else str(exc)
+                now = utc_now()
+                state.history.insert(
+                    0,
+                    {
+                        "status": "transientFailure",
+                        "statusDetail": None,
+                        "errorMessage": message,
+                        "startTime": now,
+                        "endTime": now,
+                        "errors": [],
+                        "warnings": [],
+                        "itemsProcessed": 0,
+                        "itemsFailed": 0,
+                        "initialTrackingState": state.high_water_mark,
+                        "finalTrackingState": state.high_water_mark,
+                    },
+                )
+                return True
+            state.running = True
+        thread = threading.Thread(target=run_indexer, args=(context,), name=f"indexer-{name}", daemon=True)
+        self._runs[name] = thread
+        thread.start()
+        return True
+
+    def wait_for_runs(self, timeout: float = 60.0) -> None:
+        """Test control: wait until every started run has ended."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._runs.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        """Stop the scheduler (runs in progress finish on their own)."""
+        self._stopping.set()
+
+    def _run_context(self, indexer: Indexer, state: IndexerState) -> RunContext:
+        data_source = self.data_sources[indexer.data_source]
+        skillset = self.skillsets.get(indexer.skillset) if indexer.skillset else None
+        index_name = indexer.target_index
+
+        def write(action: str, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bool, int, str | None]]:
+            with self.lock:
+                store = _store(self, index_name)
+                key_field = store.definition.key_field
+                results = store.apply_each([{"@search.action": action, key_field: k, **f} for k, f in items])
+                self.save(index_name)
+            return [(r.key, r.status, r.status_code, r.error_message) for r in results]
+
+        def index_fields() -> list[str]:
+            with self.lock:
+                return list(_store(self, index_name).definition.fields)
+
+        with self.lock:
+            key_field = _store(self, index_name).definition.key_field
+        return RunContext(
+            indexer=indexer,
+            data_source=data_source,
+            skillset=skillset,
+            state=state,
+            lock=self.lock,
+            write=write,
+            index_fields=index_fields,
+            key_field=key_field,
+            connection_string=self.storage_connection(data_source.connection_string),
+            log_call=self.web_api_calls.append,
+            max_document_bytes=self.config.max_document_extraction_bytes,
+            save=self.save_pull,
+        )
+
+    def storage_connection(self, connection_string: str) -> str:
+        """A connection string the double can use for a data source's: itself, or the one
+        ``storage_connections`` maps a ``ResourceId=...;`` form to."""
+        wanted = connection_string.strip().lower()
+        for given, usable in self.config.storage_connections.items():
+            if given.strip().lower() == wanted:
+                return usable
+        if wanted.startswith("resourceid="):
+            raise ValueError(
+                "the data source connects with a managed identity (ResourceId=...), which the stand-in cannot use; "
+                "map it to a connection string with SearchDoubleConfig.storage_connections"
+            )
+        return connection_string
+
+    def schedule(self, name: str) -> None:
+        indexer = self.indexers[name]
+        state = self.indexer_states.setdefault(name, IndexerState())
+        state.next_run = None if indexer.interval_seconds is None else time.time() + indexer.interval_seconds
+        if state.next_run is not None and self.config.run_schedules and self._scheduler is None:
+            self._scheduler = threading.Thread(target=self._run_schedules, name="indexer-scheduler", daemon=True)
+            self._scheduler.start()
+
+    def _run_schedules(self) -> None:
+        while not self._stopping.wait(1.0):
+            due = []
+            with self.lock:
+                now = time.time()
+                for name, indexer in self.indexers.items():
+                    state = self.indexer_states.get(name)
+                    if state is None or indexer.disabled or state.next_run is None or state.next_run > now:
+                        continue
+                    state.next_run = now + (indexer.interval_seconds or 0)
+                    due.append(name)
+            for name in due:
+                with contextlib.suppress(KeyError, ValueError, SearchServiceError):
+                    self.start_run(name)
+
+    def _load_pull(self, directory: Path) -> None:
+        path = directory / "state.json"
+        if not path.exists():
+            return
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        for body in saved.get("data_sources", []):
+            connection = body.pop("__connection__", "")
+            body["credentials"] = {"connectionString": connection}
+            self.data_sources[body["name"]] = parse_data_source(body)
+        for body in saved.get("skillsets", []):
+            self.skillsets[body["name"]] = parse_skillset(body)
+        for body in saved.get("indexers", []):
+            indexer = parse_indexer(
+                body, data_sources=self.data_sources, skillsets=self.skillsets, index_fields=self._index_fields
+            )
+            self.indexers[indexer.name] = indexer
+        for name, state in (saved.get("states") or {}).items():
+            self.indexer_states[name] = IndexerState.from_json(state)
+        for resource in (*self.data_sources.values(), *self.skillsets.values(), *self.indexers.values()):
+            resource.etag = self.next_etag()
+        for name in self.indexers:
+            self.schedule(name)
+
+    def _index_fields(self, name: str) -> list[str] | None:
+        store = self.indexes.get(name)
+        return None if store is None else list(store.definition.fields)
+
+    def save_pull(self) -> None:
+        """Write the data sources, skillsets, indexers and their tracking state (atomically)."""
+        if self.config.data_dir is None:
+            return
+        from indexer.atomic import atomic_write_bytes
+
+        with self.lock:
+            payload = {
+                "data_sources": [
+                    {**d.document, "__connection__": d.connection_string} for d in self.data_sources.values()
+                ],
+                "skillsets": [k.document for k in self.skillsets.values()],
+                "indexers": [i.document for i in self.indexers.values()],
+                "states": {n: s.to_json() for n, s in self.indexer_states.items()},
+            }
+            directory = Path(self.config.data_dir) / "pull"
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(directory / "state.json", json.dumps(payload).encode("utf-8"))
 
     # -------------------------------------------------------------- persistence
 
@@ -309,8 +507,39 @@ class _Call:
     actions: int = 0
 
 
+_PULL_COLLECTION = re.compile(r"^/(?P<kind>datasources|skillsets|indexers)/?$")
+_PULL_ITEM = re.compile(
+    r"^/(?P<kind>datasources|skillsets|indexers)(?:\('(?P<quoted>(?:[^']|'')*)'\)|/(?P<plain>[^/()]+))(?P<rest>/.*)?$"
+)
+_KINDS = {"datasources": "data_source", "skillsets": "skillset", "indexers": "indexer"}
+
+
 def _resolve(method: str, path: str) -> tuple[str, str | None, str | None]:
-    """(operation, index name, document key) for a path, or SearchServiceError 404/405."""
+    """(operation, index name, document key) for a path, or SearchServiceError 404/405. For a
+    data source, skillset or indexer path the second item is its name."""
+    collection = _PULL_COLLECTION.match(path)
+    if collection:
+        kind = _KINDS[collection["kind"]]
+        operation = {"GET": f"list_{kind}s", "POST": f"create_{kind}"}.get(method)
+        return operation or _not_allowed(method, path), None, None
+    item = _PULL_ITEM.match(path)
+    if item:
+        kind = _KINDS[item["kind"]]
+        name = item["quoted"].replace("''", "'") if item["quoted"] is not None else item["plain"]
+        rest = item["rest"] or ""
+        if rest in ("", "/"):
+            operation = {"GET": f"get_{kind}", "PUT": f"put_{kind}", "DELETE": f"delete_{kind}"}.get(method)
+            return operation or _not_allowed(method, path), None, name
+        if kind == "indexer" and rest in ("/search.run", "/search.reset", "/search.status"):
+            wanted = "GET" if rest == "/search.status" else "POST"
+            if method != wanted:
+                _not_allowed(method, path)
+            return (
+                {"/search.run": "run_indexer", "/search.reset": "reset_indexer"}.get(rest, "indexer_status"),
+                None,
+                name,
+            )
+        raise SearchServiceError(404, "ResourceNotFound", f"The resource '{path}' does not exist on this service.")
     if _INDEXES.match(path):
         return {"GET": "list_indexes", "POST": "create_index"}.get(method) or _not_allowed(method, path), None, None
     match = _INDEX.match(path)
@@ -359,6 +588,10 @@ def create_app(config: SearchDoubleConfig | None = None) -> Starlette:
             _check_auth(request, config, call.operation)
             body = await request.body()
             call.body_bytes = len(body)
+            if call.operation == "search":
+                # Vectorizable queries call their vectorizer first, outside the lock (it is a
+                # remote call that may take seconds).
+                body = await _vectorize_queries(service, call, body)
             with service.lock:
                 if call.index is not None:
                     injected = service.fault_state(call.index).request_fault(call.operation)
@@ -403,6 +636,96 @@ def create_app(config: SearchDoubleConfig | None = None) -> Starlette:
     app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
     app.state.service = service
     return app
+
+
+async def _vectorize_queries(service: SearchDoubleService, call: _Call, body: bytes) -> bytes:
+    """Replace each ``text``, ``imageUrl`` or ``imageBinary`` vector query by the ``vector`` query
+    its field's vectorizer answers (anything malformed is left for the search to refuse)."""
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    queries = payload.get("vectorQueries") if isinstance(payload, dict) else None
+    if not isinstance(queries, list) or not any(
+        isinstance(q, dict) and q.get("kind") in VECTORIZABLE_KINDS for q in queries
+    ):
+        return body
+    with service.lock:
+        store = service.indexes.get(call.index or "")
+        definition = store.definition if store is not None else None
+    if definition is None:
+        return body  # the search answers that the index is missing
+    _check_vector_api_version(call, True)
+    _check_vectorizer_api_version(call, True)
+    for position, query in enumerate(queries):
+        if not isinstance(query, dict) or query.get("kind") not in VECTORIZABLE_KINDS:
+            continue
+        field_spec = vectorizable_field(query, definition)
+        vectorizer = definition.vectorizers[field_spec.vectorizer or ""]
+        kind = str(query["kind"])
+        value_property = VECTORIZABLE_KINDS[kind]
+        target = WebApiTarget(
+            vectorizer.uri,
+            vectorizer.http_method,
+            vectorizer.http_headers,
+            vectorizer.timeout_seconds,
+            vectorizer.auth_resource_id,
+        )
+        vector = await run_in_threadpool(
+            _vectorize, service, target, kind, query[value_property], field_spec.dimensions
+        )
+        rewritten = {k: v for k, v in query.items() if k != value_property}
+        rewritten.update(kind="vector", vector=vector)
+        queries[position] = rewritten
+    return json.dumps(payload).encode("utf-8")
+
+
+# The data key a Web API vectorizer sends each query kind's input under ("Custom Web API
+# vectorizer", "JSON payload structure"); an imageBinary query is sent as {"data": <base64>}.
+_VECTORIZER_DATA_KEYS = {"text": "text", "imageUrl": "imageUrl", "imageBinary": "imageBinary"}
+
+
+def _vectorize(
+    service: SearchDoubleService, target: WebApiTarget, kind: str, value: str, dimensions: int
+) -> list[float]:
+    """Call a Web API vectorizer for one query, as the service does: one record in ``values``,
+    the vector expected under ``data.vector``; errors and warnings of the record are ignored.
+    Failures are answered with the live texts (empty codes) quoted in
+    Azure/azure-search-vector-samples#133, #325 and #300."""
+    data: dict[str, Any] = {_VECTORIZER_DATA_KEYS[kind]: {"data": value} if kind == "imageBinary" else value}
+    try:
+        answers = call_web_api(target, [("0", data)], log=service.web_api_calls.append, retries=0)
+    except WebApiCallError as error:
+        if error.reason == "unreachable":
+            raise SearchServiceError(
+                400, "", "Could not complete vectorization action. Could not reach the vectorization endpoint."
+            ) from None
+        if error.reason == "status" and error.status is not None:
+            phrase = http.HTTPStatus(error.status).phrase if error.status in http.HTTPStatus._value2member_map_ else ""
+            raise SearchServiceError(
+                400,
+                "",
+                f"Could not complete vectorization action. The vectorization endpoint returned status code "
+                f"'{error.status}' ({phrase}).",
+            ) from None
+        raise _invalid_vectorizer_response() from None
+    answer = answers["0"]
+    vector = (answer.data or {}).get("vector")
+    if (
+        not isinstance(vector, list)
+        or len(vector) != dimensions
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector)
+    ):
+        raise _invalid_vectorizer_response()
+    return [float(x) for x in vector]
+
+
+def _invalid_vectorizer_response() -> SearchServiceError:
+    return SearchServiceError(
+        400, "", "Could not vectorize the query because the vectorization endpoint response is invalid."
+    )
 
 
 def _check_api_version(request: Request, config: SearchDoubleConfig) -> str:
@@ -501,6 +824,20 @@ def _supports_vectors(api_version: str) -> bool:
     return api_version >= FIRST_VECTOR_API_VERSION
 
 
+def _check_vectorizer_api_version(call: _Call, uses_vectorizers: bool) -> None:
+    version = call.api_version
+    if not uses_vectorizers or version is None:
+        return
+    first = FIRST_VECTORIZER_PREVIEW_API_VERSION if version.endswith("-preview") else FIRST_VECTORIZER_API_VERSION
+    if version < first:
+        raise invalid_request(
+            "api-version",
+            f"Vectorizers and vectorizable queries need api-version {FIRST_VECTORIZER_API_VERSION} or later; "
+            f"this request uses {version}.",
+            detail_code="InvalidApiVersionParameter",
+        )
+
+
 def _check_vector_api_version(call: _Call, uses_vectors: bool) -> None:
     if uses_vectors and call.api_version is not None and not _supports_vectors(call.api_version):
         raise invalid_request(
@@ -527,6 +864,7 @@ def _create_index(service: SearchDoubleService, call: _Call, body: bytes) -> Res
     definition = parse_definition(_parse_json(body, "definition"))
     call.index = definition.name
     _check_vector_api_version(call, bool(definition.vector_fields))
+    _check_vectorizer_api_version(call, bool(definition.vectorizers))
     if definition.name in service.indexes:
         # 400, not 409: the live answer quoted in azure-sdk-for-net#38026.
         message = f"Cannot create index '{definition.name}' because it already exists."
@@ -555,6 +893,7 @@ def _create_or_update_index(service: SearchDoubleService, call: _Call, body: byt
     _check_preconditions(call.request, existing.definition.etag if existing else None)
     definition = parse_definition(_parse_json(body, "definition"), name=call.index)
     _check_vector_api_version(call, bool(definition.vector_fields))
+    _check_vectorizer_api_version(call, bool(definition.vectorizers))
     definition.etag = service.next_etag()
     if existing is None:
         service.indexes[call.index] = service.new_store(definition)
@@ -709,7 +1048,196 @@ def _count(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
     return PlainTextResponse(str(store.count()))
 
 
+# ------------------------------------------------------------------ data sources, skillsets, indexers
+
+_RESOURCE_LABELS = {"data_source": "data source", "skillset": "skillset", "indexer": "indexer"}
+
+
+def _resources(service: SearchDoubleService, kind: str) -> dict[str, Any]:
+    return {"data_source": service.data_sources, "skillset": service.skillsets, "indexer": service.indexers}[kind]
+
+
+def _missing(service: SearchDoubleService, kind: str, name: str) -> SearchServiceError:
+    # The wording follows the index's live answer (D16); the text is an assumption.
+    return SearchServiceError(
+        404, "", f"The {_RESOURCE_LABELS[kind]} '{name}' for service '{service.config.service_name}' was not found."
+    )
+
+
+def _parse_resource(service: SearchDoubleService, kind: str, body: Any, name: str | None) -> Any:
+    if kind == "data_source":
+        existing = service.data_sources.get(name or "") if name else None
+        return parse_data_source(body, name=name, existing=existing)
+    if kind == "skillset":
+        return parse_skillset(body, name=name)
+    return parse_indexer(
+        body,
+        name=name,
+        data_sources=service.data_sources,
+        skillsets=service.skillsets,
+        index_fields=service._index_fields,
+    )
+
+
+def _resource_answer(call: _Call, resource: Any, kind: str, status: int) -> Response:
+    collection = {"data_source": "datasources", "skillset": "skillsets", "indexer": "indexers"}[kind]
+    return _json(
+        call.request,
+        resource.public(),
+        status=status,
+        context=f"$metadata#{collection}/$entity",
+        headers={"ETag": resource.etag},
+    )
+
+
+def _put_resource(kind: str) -> Callable[[SearchDoubleService, _Call, bytes], Response]:
+    def handler(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+        name = call.key or ""
+        resources = _resources(service, kind)
+        existing = resources.get(name)
+        _check_preconditions(call.request, existing.etag if existing else None)
+        resource = _parse_resource(service, kind, _parse_json(body, "definition"), name)
+        resource.etag = service.next_etag()
+        resources[name] = resource
+        if kind == "indexer":
+            state = service.indexer_states.setdefault(name, IndexerState())
+            service.schedule(name)
+            if existing is None and not resource.disabled and not state.running:
+                service.start_run(name)  # "indexers run immediately when you create them"
+        service.save_pull()
+        if existing is not None and "return=representation" not in call.request.headers.get("prefer", ""):
+            return Response(status_code=204, headers={"ETag": resource.etag})
+        return _resource_answer(call, resource, kind, 201 if existing is None else 200)
+
+    return handler
+
+
+def _create_resource(kind: str) -> Callable[[SearchDoubleService, _Call, bytes], Response]:
+    def handler(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+        payload = _parse_json(body, "definition")
+        resource = _parse_resource(service, kind, payload, None)
+        resources = _resources(service, kind)
+        if resource.name in resources:
+            # As an existing index is answered (D14); an assumption for these resources.
+            message = f"Cannot create {_RESOURCE_LABELS[kind]} '{resource.name}' because it already exists."
+            raise SearchServiceError(400, "ResourceNameAlreadyInUse", message)
+        resource.etag = service.next_etag()
+        resources[resource.name] = resource
+        if kind == "indexer":
+            service.indexer_states.setdefault(resource.name, IndexerState())
+            service.schedule(resource.name)
+            if not resource.disabled:
+                service.start_run(resource.name)
+        service.save_pull()
+        return _resource_answer(call, resource, kind, 201)
+
+    return handler
+
+
+def _get_resource(kind: str) -> Callable[[SearchDoubleService, _Call, bytes], Response]:
+    def handler(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+        resource = _resources(service, kind).get(call.key or "")
+        if resource is None:
+            raise _missing(service, kind, call.key or "")
+        return _resource_answer(call, resource, kind, 200)
+
+    return handler
+
+
+def _list_resources(kind: str) -> Callable[[SearchDoubleService, _Call, bytes], Response]:
+    def handler(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+        collection = {"data_source": "datasources", "skillset": "skillsets", "indexer": "indexers"}[kind]
+        values = [r.public() for r in _resources(service, kind).values()]
+        select = call.request.query_params.get("$select")
+        if select and select.strip() != "*":
+            names = [n.strip() for n in select.split(",")]
+            values = [{k: v for k, v in value.items() if k in names} for value in values]
+        return _json(call.request, {"value": values}, context=f"$metadata#{collection}")
+
+    return handler
+
+
+def _delete_resource(kind: str) -> Callable[[SearchDoubleService, _Call, bytes], Response]:
+    def handler(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+        resources = _resources(service, kind)
+        resource = resources.get(call.key or "")
+        if resource is None:
+            raise _missing(service, kind, call.key or "")
+        _check_preconditions(call.request, resource.etag)
+        del resources[call.key or ""]
+        if kind == "indexer":
+            service.indexer_states.pop(call.key or "", None)
+        service.save_pull()
+        return Response(status_code=204)
+
+    return handler
+
+
+def _run_indexer(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+    name = call.key or ""
+    if name not in service.indexers:
+        raise _missing(service, "indexer", name)
+    if not service.start_run(name):
+        # The live answer quoted in Azure-Samples/azure-search-openai-demo#1253 (409, empty code).
+        raise SearchServiceError(
+            409, "", "Another indexer invocation is currently in progress; concurrent invocations are not allowed."
+        )
+    return Response(status_code=202)
+
+
+def _reset_indexer(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+    name = call.key or ""
+    if name not in service.indexers:
+        raise _missing(service, "indexer", name)
+    state = service.indexer_states.setdefault(name, IndexerState())
+    state.high_water_mark = None
+    state.at_mark = set()
+    state.failed = set()
+    from standins.search.indexer_runs import utc_now
+
+    now = utc_now()
+    state.history.insert(
+        0,
+        {
+            "status": "reset",
+            "statusDetail": None,
+            "errorMessage": None,
+            "startTime": now,
+            "endTime": now,
+            "errors": [],
+            "warnings": [],
+            "itemsProcessed": 0,
+            "itemsFailed": 0,
+            "initialTrackingState": None,
+            "finalTrackingState": None,
+        },
+    )
+    service.save_pull()
+    return Response(status_code=204)
+
+
+def _indexer_status(service: SearchDoubleService, call: _Call, body: bytes) -> Response:
+    name = call.key or ""
+    indexer = service.indexers.get(name)
+    if indexer is None:
+        raise _missing(service, "indexer", name)
+    state = service.indexer_states.setdefault(name, IndexerState())
+    return _json(
+        call.request,
+        status_document(name, state, indexer.disabled),
+        context="$metadata#Microsoft.Azure.Search.V2026_04_01.IndexerExecutionInfo",
+    )
+
+
 _HANDLERS = {
+    **{f"put_{k}": _put_resource(k) for k in _RESOURCE_LABELS},
+    **{f"create_{k}": _create_resource(k) for k in _RESOURCE_LABELS},
+    **{f"get_{k}": _get_resource(k) for k in _RESOURCE_LABELS},
+    **{f"list_{k}s": _list_resources(k) for k in _RESOURCE_LABELS},
+    **{f"delete_{k}": _delete_resource(k) for k in _RESOURCE_LABELS},
+    "run_indexer": _run_indexer,
+    "reset_indexer": _reset_indexer,
+    "indexer_status": _indexer_status,
     "list_indexes": _list_indexes,
     "create_index": _create_index,
     "create_or_update_index": _create_or_update_index,

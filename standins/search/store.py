@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from standins.search.definitions import IndexDefinition, SearchServiceError, invalid_request, not_supported
+from standins.search.definitions import (
+    IndexDefinition,
+    SearchServiceError,
+    VectorField,
+    invalid_request,
+    not_supported,
+)
 from standins.search.odata_parser import (
     INT32_RANGE,
     INT64_RANGE,
@@ -267,6 +273,24 @@ class IndexStore:
                 )
             return [_convert_scalar(spec.name, spec.element_type, item) for item in value]
         return _convert_scalar(spec.name, spec.type, value)
+
+    def apply_each(self, actions: list[dict[str, Any]]) -> list[ActionResult]:
+        """Validate and apply actions one by one, so a bad document fails alone (what an indexer
+        gets: a per-item error, never a failed batch)."""
+        results: list[ActionResult] = []
+        for action in actions:
+            key = str(action.get(self.definition.key_field) or "")
+            unknown = [n for n in action if not n.startswith("@search.") and n not in self.definition.fields]
+            if unknown:
+                results.append(ActionResult(key, False, 400, f"The property '{unknown[0]}' does not exist."))
+                continue
+            try:
+                parsed = self._validate_action(action)
+            except _ActionProblem as problem:
+                results.append(ActionResult(key, False, 400, problem.message))
+                continue
+            results.extend(self.apply([parsed]))
+        return results
 
     def apply(
         self, parsed: list[tuple[str, str, dict[str, Any]]], fault: Callable[[str], int | None] = lambda key: None
@@ -564,10 +588,12 @@ class SearchRequest:
         # The kind first: a text query on a field without a vectorizer is refused for that
         # reason, not for its 'text' property, which is valid for that kind.
         kind = query.get("kind")
-        if kind in ("text", "imageUrl", "imageBinary"):
+        if kind in VECTORIZABLE_KINDS:
+            vectorizable_field(query, definition)  # refuses a field without a vectorizer, with the live text
+            # A field with a vectorizer: the service layer vectorizes such a query before it gets here.
             raise invalid_request(
                 "vectorQueries",
-                f"A vector query of kind '{kind}' needs a vectorizer on the vector field's profile; none is defined.",
+                f"The vector query of kind '{kind}' was not vectorized.",
                 detail_code="InvalidVectorQuery",
             )
         if kind != "vector":
@@ -651,6 +677,72 @@ class SearchRequest:
                 "The query vector is all zeros; cosine similarity is undefined for it.",
                 detail_code="InvalidVectorQuery",
             ) from None
+
+
+# ------------------------------------------------------------------ vectorizable queries
+
+# The vector query kinds a vectorizer turns into a vector, and the property that holds the input
+# (REST "VectorizableTextQuery" ``text``, "VectorizableImageUrlQuery" ``url``,
+# "VectorizableImageBinaryQuery" ``base64Image``).
+VECTORIZABLE_KINDS = {"text": "text", "imageUrl": "url", "imageBinary": "base64Image"}
+
+
+def vectorizable_field(query: Mapping[str, Any], definition: IndexDefinition) -> VectorField:
+    """The one vector field a vectorizable query searches, which must have a vectorizer.
+
+    Refused as the service refuses it: unknown properties, an input that is not a non-empty
+    string, a field list that names no single vector field (400 ``InvalidVectorQuery``), and
+    a field whose profile has no vectorizer, with the live text "Field 'embedding' does not have
+    a vectorizer defined in it's vector profile." (quoted in Azure-Samples/azure-search-openai-demo#2679).
+    """
+    kind = query.get("kind")
+    value_property = VECTORIZABLE_KINDS[str(kind)]
+    allowed = (_VECTOR_QUERY_PROPERTIES - {"vector"}) | {value_property}
+    preview_only = sorted(set(query) & _PREVIEW_VECTOR_QUERY_PROPERTIES)
+    if preview_only:
+        raise not_supported(f"The vector query parameter '{preview_only[0]}' (preview API versions)")
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise invalid_request(
+            "vectorQueries",
+            f"The parameter '{unknown[0]}' is not a valid parameter of a vector query of kind '{kind}'.",
+            detail_code="InvalidVectorQuery",
+        )
+    value = query.get(value_property)
+    if not isinstance(value, str) or not value.strip():
+        raise invalid_request(
+            "vectorQueries",
+            f"A vector query of kind '{kind}' needs a non-empty string in '{value_property}'.",
+            detail_code="InvalidVectorQuery",
+        )
+    names = [n.strip() for n in str(query.get("fields") or "").split(",") if n.strip()]
+    if len(names) != 1:
+        if not names:
+            raise invalid_request(
+                "vectorQueries",
+                "A vector query must name the vector field(s) to search in 'fields'.",
+                detail_code="InvalidVectorQuery",
+            )
+        raise not_supported("A vector query over several vector fields")
+    name = names[0]
+    if name not in definition.fields:
+        raise invalid_request(
+            "vectorQueries", f"Unknown field '{name}' in vector field list.", detail_code="InvalidVectorQuery"
+        )
+    field_spec = definition.vector_fields.get(name)
+    if field_spec is None:
+        raise invalid_request(
+            "vectorQueries",
+            f"The field '{name}' in the vector field list is not a vector field.",
+            detail_code="InvalidVectorQuery",
+        )
+    if field_spec.vectorizer is None:
+        raise SearchServiceError(
+            400,
+            "InvalidVectorQuery",
+            f"Field '{name}' does not have a vectorizer defined in it's vector profile.",
+        )
+    return field_spec
 
 
 # ------------------------------------------------------------------ helpers

@@ -92,6 +92,42 @@ def test_ensure_index_again_changes_nothing(azure_backend_factory, search_double
     assert other.count() == 3
 
 
+def test_ensure_index_puts_the_vectorizer_on_an_index_made_without_one(
+    azure_backend_factory, search_double, search_index_name
+):
+    from indexer.schema import VectorizerEndpoint
+
+    schema = load_schema(OFFLINE_MULTILINGUAL)
+    backend = azure_backend_factory()
+    backend.ensure_index(schema)  # SEARCH_VECTORIZER_URI unset: an index without a vectorizer
+    vectors = np.random.default_rng(0).normal(size=(2, schema.pin.dimensions)).astype(np.float32)
+    backend.upsert(
+        [Document(f"d{i}", Embedding(v, OFFLINE_MULTILINGUAL), {"source": f"d{i}"}) for i, v in enumerate(vectors)]
+    )
+    assert search_double.service.indexes[search_index_name].definition.vectorizers == {}
+
+    def writes() -> int:
+        operations = ("create_index", "create_or_update_index")
+        return sum(1 for r in search_double.requests_for(search_index_name) if r.operation in operations)
+
+    endpoint = VectorizerEndpoint("http://127.0.0.1:7071/api/vectorize")
+    assert azure_backend_factory().ensure_index(schema.with_vectorizer(endpoint)) == schema.pin
+    definition = search_double.service.indexes[search_index_name].definition
+    [vectorizer] = definition.vectorizers.values()
+    assert vectorizer.uri == endpoint.uri and definition.vector_fields["image_vector"].vectorizer == vectorizer.name
+    assert writes() == 2 and azure_backend_factory().count() == 2  # the documents stay
+    # The same vectorizer again changes nothing; another URI (a new Function host) is put in.
+    azure_backend_factory().ensure_index(schema.with_vectorizer(endpoint))
+    assert writes() == 2
+    moved = VectorizerEndpoint("https://func-y.azurewebsites.net/api/vectorize", key="k")
+    azure_backend_factory().ensure_index(schema.with_vectorizer(moved))
+    [vectorizer] = search_double.service.indexes[search_index_name].definition.vectorizers.values()
+    assert (vectorizer.uri, vectorizer.http_headers) == (moved.uri, {"x-functions-key": "k"}) and writes() == 3
+    # Settings without a URI leave the index's vectorizer alone.
+    azure_backend_factory().ensure_index(schema)
+    assert search_double.service.indexes[search_index_name].definition.vectorizers and writes() == 3
+
+
 def test_a_conflicting_pin_raises_and_changes_nothing(azure_backend_factory, search_double, search_index_name):
     azure_backend_factory().ensure_index(load_schema(OFFLINE_ENGLISH))
     backend = azure_backend_factory()

@@ -11,7 +11,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 from PIL import Image
 
 from indexer.errors import ConfigurationError, InputLimitError
-from indexer.keys import blob_identity, document_key
+from indexer.keys import document_key, url_token_decode, url_token_encode
 from indexer.services import blob_service_client, blob_source
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource, parse_tags
@@ -55,9 +55,13 @@ def test_lists_only_blobs_under_the_prefix_with_keys_sources_and_fields(blob_con
     assert sorted(items) == ["holiday/2024/dunes one.jpg", "holiday/beach.jpg"]
     item = items["holiday/2024/dunes one.jpg"]
     container = blob_container.container_name
-    assert item.identity == blob_identity(container, "holiday/2024/dunes one.jpg")
-    assert item.key == document_key(f"{container}/holiday/2024/dunes one.jpg")
-    assert item.source == blob_container.get_blob_client("holiday/2024/dunes one.jpg").url
+    url = blob_container.get_blob_client("holiday/2024/dunes one.jpg").url
+    # The identity is the URL, and the key its UrlTokenEncode: what an Azure AI Search indexer
+    # derives from metadata_storage_path with base64Encode (indexer.keys).
+    assert item.identity == url
+    assert item.key == document_key(url) == url_token_encode(url)
+    assert url_token_decode(item.key) == url
+    assert item.source == url
     assert item.source.endswith(f"/{container}/holiday/2024/dunes%20one.jpg")
     assert item.fields["container"] == container
     assert item.fields["blob_path"] == "holiday/2024/dunes one.jpg"

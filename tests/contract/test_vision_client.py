@@ -6,7 +6,6 @@ the only test double is the Entra ID credential, because no Entra ID stand-in ex
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
@@ -32,7 +31,6 @@ from indexer.errors import (
 )
 from indexer.model_versions import AZURE_ENGLISH, AZURE_MULTILINGUAL, offline_model_for
 from indexer.ratelimit import RateLimiter
-from indexer.retry import RetryPolicy, parse_retry_after
 from indexer.vectorizers import Vectorizer
 from indexer.vectorizers.vision import VisionClient
 from indexer.vectorizers.vision.contract import COGNITIVE_SERVICES_SCOPE
@@ -616,101 +614,3 @@ def test_a_non_azure_error_page_still_raises_a_typed_error(broken_service):
         client.vectorize_text("a cat")
     assert caught.value.status_code == 418 and caught.value.code == "418"
     assert "teapot" in str(caught.value)
-
-
-# --- the retry arithmetic --------------------------------------------------------------------
-
-
-def test_retry_after_reads_seconds_and_http_dates():
-    now = time.time()
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
-    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
-    for unreadable in (None, "", "soon", "nan", "inf"):
-        assert parse_retry_after(unreadable) is None
-
-
-def test_backoff_is_full_jitter_under_the_cap_and_bounded():
-    import random
-
-    policy = RetryPolicy(max_retries=6, backoff_factor=0.5, backoff_max=3.0, rng=random.Random(7))
-    for retry_number in range(6):
-        ceiling = min(3.0, 0.5 * 2**retry_number)
-        delays = [policy.delay(retry_number, None) for _ in range(200)]
-        assert all(0.0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.8  # spread over the whole range, not fixed
-    assert policy.delay(6, None) is None
-    assert policy.delay(0, 2.5) == 2.5
-    assert policy.delay(0, 61.0) is None  # beyond retry_after_max: give the hint back instead
-
-
-# --- the shared rate limiter -----------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
-    clock = FakeClock()
-    limiter = RateLimiter(20, burst=3, clock=clock, sleep=clock.sleep)
-    start = clock.now
-    waits = [limiter.acquire() for _ in range(3 + 40)]
-    assert waits[:3] == [0.0, 0.0, 0.0]
-    # 40 more calls at 20 a second take two seconds.
-    assert clock.now - start == pytest.approx(2.0, abs=1e-6)
-
-
-def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
-    clock = FakeClock()
-    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
-    assert limiter.try_acquire() == 0.0
-    assert limiter.try_acquire() == pytest.approx(2.0)
-    clock.now += 2.0
-    assert limiter.try_acquire() == 0.0
-
-
-def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst():
-    clock = FakeClock()
-    limiter = RateLimiter(10, burst=5, clock=clock, sleep=clock.sleep)
-    limiter.penalize(3.0)
-    assert limiter.try_acquire() == pytest.approx(3.0)
-    clock.now += 3.0
-    assert limiter.try_acquire() == 0.0
-    assert limiter.try_acquire() == pytest.approx(0.1)  # back to the steady pace, no burst of 5
-
-
-def test_rate_limiter_is_thread_safe():
-    limiter = RateLimiter(1000, burst=1)
-    granted = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(25):
-            limiter.acquire()
-            with lock:
-                granted.append(time.monotonic())
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(granted) == 200
-    # 200 tokens at 1000 a second, starting with one: never faster than the rate allows.
-    assert max(granted) - started >= 199 / 1000 * 0.99
-
-
-@pytest.mark.parametrize("rate,burst", [(0, 1), (-1, 1), (float("inf"), 1), (1, 0)])
-def test_rate_limiter_refuses_nonsense(rate, burst):
-    with pytest.raises(ValueError):
-        RateLimiter(rate, burst=burst)

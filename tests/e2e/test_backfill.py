@@ -22,11 +22,11 @@ from PIL import Image
 from indexer.indexing.backfill import Checkpoint, backfill, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.indexing.sync import sync
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import build_vectorizer
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
+from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,7 +134,7 @@ def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(
     assert resumed.indexed + resumed.unchanged + resumed.resumed == total
     assert index.count() == total
     for name in ("gen/0/img-000.jpg", "gen/2/img-299.jpg", "samples/cat.jpg"):
-        assert index.get(document_key(blob_identity(blob_container.container_name, name))) is not None
+        assert index.get(blob_key(blob_container, name)) is not None
     # Every blob vectorized once; only the work in flight at the interruption (the pending
     # batch and the items being prepared) may have been vectorized a second time.
     calls = image_calls(vision_server) - calls_before
@@ -214,9 +214,8 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
     assert (summary.listed, summary.removed, summary.indexed, summary.unchanged) == (5, 2, 2, 3)
     assert image_calls(vision_server) - before == 2  # only the new and the changed blob
     assert index.count() == 5
-    container = blob_container.container_name
-    assert index.get(document_key(blob_identity(container, "p/0.jpg"))) is None
-    changed = index.get(document_key(blob_identity(container, "p/2.jpg")))
+    assert index.get(blob_key(blob_container, "p/0.jpg")) is None
+    changed = index.get(blob_key(blob_container, "p/2.jpg"))
     assert changed["size_bytes"] == len(tiny_jpeg(99))
     # Nothing left to do.
     again = sync(source, vectorizer=vectorizer, backend=index)
@@ -232,9 +231,8 @@ def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vecto
     summary = sync(BlobSource(blob_container, prefix="scope/"), vectorizer=vectorizer, backend=index)
 
     assert summary.removed == 1
-    container = blob_container.container_name
-    assert index.get(document_key(blob_identity(container, "keep/a.jpg"))) is not None  # out of scope
-    assert index.get(document_key(blob_identity(container, "scope/b.jpg"))) is None
+    assert index.get(blob_key(blob_container, "keep/a.jpg")) is not None  # out of scope
+    assert index.get(blob_key(blob_container, "scope/b.jpg")) is None
 
 
 # --------------------------------------------------------------------------- the CLI

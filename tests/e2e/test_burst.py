@@ -69,7 +69,7 @@ def burst(connection: str, container, index, tmp_path, vision, *, workers: int, 
 
 def expected(container) -> dict[str, str]:
     return {
-        document_key(blob_identity(container.container_name, f"burst/{n:03d}.jpg")): "sha256:"
+        document_key(blob_identity(container.get_blob_client(f"burst/{n:03d}.jpg").url)): "sha256:"
         + hashlib.sha256(image(n)).hexdigest()
         for n in range(BLOBS)
     }

@@ -281,6 +281,20 @@ def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_
     assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == OFFLINE_MULTILINGUAL
 
 
+def test_ensure_index_warns_when_the_vectorizer_would_call_a_function_without_its_key(run_cli) -> None:
+    remote = run_cli("ensure-index", env={"SEARCH_VECTORIZER_URI": "https://func-x.azurewebsites.net/api/vectorize"})
+    keyed = run_cli(
+        "ensure-index",
+        env={"SEARCH_VECTORIZER_URI": "https://func-x.azurewebsites.net/api/vectorize", "SEARCH_VECTORIZER_KEY": "k"},
+    )
+    local = run_cli("ensure-index", env={"SEARCH_VECTORIZER_URI": "http://127.0.0.1:7071/api/vectorize"})
+
+    assert remote.exit_code == keyed.exit_code == local.exit_code == 0
+    assert "SEARCH_VECTORIZER_KEY" in remote.stderr and "401" in remote.stderr
+    assert "warning" not in keyed.stderr and "warning" not in local.stderr
+    assert "k" not in keyed.stdout.split()  # the key is never printed
+
+
 def test_productions_model_version_works_against_the_local_stand_in(run_cli, small_folder, tmp_path, vision_server):
     """VISION_MODEL_VERSION=2023-04-15, as in production: the stand-in answers with its offline
     model, and the index is pinned to what it reports, never to Azure's name."""
@@ -516,3 +530,17 @@ def test_verbose_logging_shows_debug_messages_but_never_a_key(
     assert "DEBUG indexer.indexing.bulk: not indexed:" in result.stderr and "corrupt.jpg" in result.stderr
     assert "azure" in result.stderr  # the SDK's request logs are on
     assert search_double.api_key not in result.output
+
+
+def test_files_that_are_no_images_are_counted_and_those_named_like_images_listed(run_cli, small_folder) -> None:
+    (small_folder / "notes.txt").write_text("shopping list")
+    (small_folder / "vacation.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+
+    result = run_cli("index", small_folder)
+    as_json = json.loads(run_cli("index", small_folder, "--json").stdout)
+
+    assert result.exit_code == 0
+    assert "vacation.heic: HEIC is not a format Azure AI Vision reads" in result.stderr
+    assert "notes.txt" not in result.stderr  # counted, not listed: a folder of photos has many such files
+    assert "1 skipped" in result.stdout and "1 other files are not images" in result.stdout
+    assert sorted(entry["path"] for entry in as_json["not_images"]) == ["notes.txt", "vacation.heic"]

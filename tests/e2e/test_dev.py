@@ -4,6 +4,7 @@ the index follows, and Ctrl-C that leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -144,6 +145,77 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
         output, _ = dev.communicate(timeout=120)
     assert dev.returncode == 0, output
     assert "stopped every process" in output
+    time.sleep(1)
+    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    assert not left, f"processes left running: {left}"
+
+
+@pytest.mark.slow
+def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
+    """`imgsearch dev --pull`: no watcher; the search double's indexer reads the container through
+    serve's /api/vectorize on `imgsearch indexer run`, an app finds the cat by sending the text to
+    the search service, and a deleted blob leaves the index on the next run (soft delete on)."""
+    from azure.core.credentials import AzureKeyCredential
+    from azure.search.documents import SearchClient
+    from azure.search.documents.models import VectorizableTextQuery
+
+    blob, vision, search, api = free_ports(4)
+    data_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    imgsearch = [sys.executable, "-m", "indexer"]
+    ports = ["--blob-port", str(blob), "--vision-port", str(vision), "--search-port", str(search)]
+    dev = subprocess.Popen(
+        [*imgsearch, "dev", "--pull", "--data-dir", str(data_dir), *ports, "--api-port", str(api)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        env_file = data_dir / "dev.env"
+        wait_for(lambda: env_file.exists() or dev.poll() is not None, 240, "imgsearch dev --pull to start")
+        assert dev.poll() is None, dev.stdout.read() if dev.stdout else ""
+        settings = read_env_file(env_file)
+        assert settings["INGESTION_MODE"] == "pull"
+        assert settings["SEARCH_VECTORIZER_URI"] == f"http://127.0.0.1:{api}/api/vectorize"
+        user_env = {**env, **settings}
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [*imgsearch, *args], cwd=REPO, env=user_env, capture_output=True, text=True, timeout=300
+            )
+
+        uploaded = cli("upload", "samples/cat.jpg", "samples/bus.jpg", "samples/dog.jpg")
+        assert uploaded.returncode == 0, uploaded.stderr
+        ran = cli("indexer", "run", "--json")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert json.loads(ran.stdout)["last_run"]["status"] == "success"
+
+        client = SearchClient(settings["SEARCH_ENDPOINT"], "images", AzureKeyCredential(settings["SEARCH_KEY"]))
+
+        def text_query(text: str) -> list[str]:
+            query = VectorizableTextQuery(text=text, k_nearest_neighbors=3, fields="image_vector")
+            return [r["file_name"] for r in client.search(search_text=None, vector_queries=[query], top=3)]
+
+        names = wait_for(lambda: (found := text_query("a cat")) and len(found) == 3 and found, 60, "three documents")
+        assert names[0] == "cat.jpg"
+        in_service = cli("search", "--in-service", "a red bus", "-k", "1", "--paths")
+        assert in_service.returncode == 0 and in_service.stdout.strip().endswith("bus.jpg"), in_service.stderr
+        status = cli("indexer", "status")
+        assert status.returncode == 0 and "success" in status.stdout
+
+        container = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"]).get_container_client("images")
+        container.delete_blob("cat.jpg")
+        assert cli("indexer", "run").returncode == 0
+        wait_for(lambda: "cat.jpg" not in text_query("a cat"), 60, "the deleted blob to leave the index")
+        client.close()
+    finally:
+        started = descendants(dev.pid) if dev.poll() is None else set()
+        dev.send_signal(signal.SIGINT)
+        output, _ = dev.communicate(timeout=120)
+    assert dev.returncode == 0, output
+    assert "pull mode" in output and "stopped every process" in output
     time.sleep(1)
     left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
     assert not left, f"processes left running: {left}"

@@ -28,10 +28,10 @@ import pytest
 
 from indexer.entrypoints import functions as handlers
 from indexer.entrypoints.watch import BlobWatcher, Change
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import Services, build_backend, ensure_index
 from indexer.settings import load_settings
+from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = REPO_ROOT / "samples"
@@ -159,7 +159,7 @@ def test_upload_search_reupload_delete_and_a_corrupt_blob(
 
         # The documents went through the real SDK into the search double.
         assert search_double.requests_for(search_index_name, "index")
-        cat_key = document_key(blob_identity(blob_container.container_name, "photos/cat.jpg"))
+        cat_key = blob_key(blob_container, "photos/cat.jpg")
         cat = backend.get(cat_key)
         assert cat["tags"] == tags["cat.jpg"] and cat["model_version"] == OFFLINE_MULTILINGUAL
 
@@ -207,7 +207,7 @@ def test_upload_search_reupload_delete_and_a_corrupt_blob(
         )
 
     wait_until(lambda: backend.count() == len(PHOTOS), "bus.jpg to be visible")  # 6 - dog + bus, not the corrupt one
-    corrupt_key = document_key(blob_identity(blob_container.container_name, "photos/corrupt.jpg"))
+    corrupt_key = blob_key(blob_container, "photos/corrupt.jpg")
     assert backend.get(corrupt_key) is None
     record = services.failures.get(corrupt_key)
     assert record is not None and "InvalidImageError" in record.reason

@@ -47,10 +47,10 @@ from indexer.documents import Embedding
 from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.indexing.sync import sync
-from indexer.keys import blob_identity, document_key
 from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
+from tests.fixtures.azurite import blob_key
 from tests.fixtures.bad_images import good_png
 from tests.fixtures.search_double import tiny_schema
 
@@ -146,7 +146,7 @@ class World:
 
     def container_state(self) -> dict[str, str]:
         return {
-            document_key(blob_identity(self.name, b.name)): "sha256:"
+            blob_key(self.container, b.name): "sha256:"
             + hashlib.sha256(self.container.download_blob(b.name).readall()).hexdigest()
             for b in self.container.list_blobs()
         }
@@ -304,7 +304,7 @@ def test_lost_delete_event_leaves_a_stale_document_until_reconcile(azurite, blob
         world.delete("a.png")  # ... and its BlobDeleted event is lost
         world.deliver(world.put("folder/b.png", 1))
         stale = world.index_state()
-        assert document_key(blob_identity(world.name, "a.png")) in stale
+        assert blob_key(world.container, "a.png") in stale
         assert sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index).removed == 1
         assert world.index_state() == world.container_state()
     finally:
@@ -330,7 +330,7 @@ def test_concurrent_events_of_one_blob_converge_to_the_newer_bytes_without_recon
         first.join(30)
         assert not first.is_alive()
 
-        key = document_key(blob_identity(world.name, "a.png"))
+        key = blob_key(world.container, "a.png")
         new = "sha256:" + hashlib.sha256(CONTENTS[1]).hexdigest()
         assert world.index_state() == {key: new} == world.container_state()
         assert world.vectorizer.calls == 3  # old bytes, new bytes, and the first trigger's redo

@@ -30,10 +30,10 @@ from PIL import Image
 from indexer.entrypoints import functions as handlers
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.indexing.pipeline import Outcome
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import DEFAULT_MODEL_VERSION, OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
+from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_APP = REPO_ROOT / "functions" / "function_app.py"
@@ -77,8 +77,23 @@ def jpeg(color=(90, 90, 90), size=(64, 64)) -> bytes:
 # --------------------------------------------------------------------------- declarations
 
 
-def test_the_app_declares_exactly_the_four_functions(function_app):
-    assert sorted(functions_by_name(function_app)) == ["index_deferred", "index_image", "remove_image", "search"]
+def test_the_app_declares_exactly_its_functions(function_app):
+    assert sorted(functions_by_name(function_app)) == [
+        "index_deferred",
+        "index_image",
+        "info",
+        "page",
+        "remove_image",
+        "search",
+        "thumbnail",
+        "vectorize",
+    ]
+
+
+@pytest.mark.parametrize("name", ["search", "info", "thumbnail", "page", "vectorize"])
+def test_every_http_function_needs_the_function_key(function_app, name):
+    trigger = functions_by_name(function_app)[name].get_trigger()
+    assert trigger.get_binding_name() == "httpTrigger" and trigger.auth_level == func.AuthLevel.FUNCTION
 
 
 def test_index_image_is_an_event_grid_blob_trigger_on_the_configured_container(function_app):
@@ -117,6 +132,40 @@ def test_search_is_an_http_route_with_function_keys(function_app):
     assert sorted(trigger["methods"]) == ["GET", "POST"]
     assert trigger["authLevel"] == "FUNCTION"
     assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings)
+
+
+def test_vectorize_is_a_post_route_with_function_keys(function_app):
+    # Azure AI Search sends the custom Web API payload with POST (or PUT, as a skill may be set
+    # to); with auth level FUNCTION the key travels in the vectorizer's and skill's httpHeaders.
+    fn = functions_by_name(function_app)["vectorize"]
+    bindings = json.loads(fn.get_function_json())["bindings"]
+    trigger = next(b for b in bindings if b["type"] == "httpTrigger")
+    assert trigger["route"] == "vectorize"
+    assert sorted(trigger["methods"]) == ["POST", "PUT"]
+    assert trigger["authLevel"] == "FUNCTION"
+
+
+def test_vectorize_answers_the_documented_vectorizer_payload_through_the_function(function_app, local_index):
+    from indexer.entrypoints import functions as handlers_module
+    from indexer.vectorizers.offline import get_offline_vectorizer
+
+    services = build_services(
+        Settings(),
+        vectorizer=get_offline_vectorizer(OFFLINE_MULTILINGUAL),
+        backend=local_index,
+        storage=False,
+    )
+    handlers_module.set_services(services)
+    try:
+        body = json.dumps({"values": [{"recordId": "0", "data": {"text": "a cat"}}]}).encode()
+        request = func.HttpRequest("POST", "/api/vectorize", body=body, headers={"content-type": "application/json"})
+        response = call(function_app, "vectorize", request)
+    finally:
+        handlers_module.set_services(None)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    record = json.loads(response.get_body())["values"][0]
+    assert record["recordId"] == "0" and record["errors"] is None and record["warnings"] is None
+    assert len(record["data"]["vector"]) == local_index.get_pin().dimensions
 
 
 def test_host_json_sets_bundle_retries_and_concurrency():
@@ -307,7 +356,7 @@ def blob_event(container, name: str, event_type: str = handlers.BLOB_DELETED, *,
 
 
 def key_of(container, name: str) -> str:
-    return document_key(blob_identity(container.container_name, name))
+    return blob_key(container, name)
 
 
 def call(function_app, name: str, *args):

@@ -3,11 +3,10 @@ on a free port), answering exactly what the deployed ``search`` function answers
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 import requests
@@ -25,29 +24,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def serve(indexed_samples):
-    """``serve(keys=())`` runs the local host in a thread over the indexed samples; returns its URL."""
-    servers = []
+def serve(indexed_samples, run_asgi):
+    """``serve(keys=())`` runs the local host over the indexed samples; returns its URL."""
 
     def start(keys: tuple[str, ...] = ()) -> str:
-        import uvicorn
-
         settings = Settings(IMGSEARCH_DATA_DIR=str(indexed_samples.data_dir))
-        app = local_host.create_app(build_services(settings, storage=False), keys=keys)
-        sock = local_host.bind("127.0.0.1", 0)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        servers.append((server, thread, sock))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return run_asgi(local_host.create_app(build_services(settings, storage=False), keys=keys))
 
-    yield start
-    for server, thread, sock in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return start
 
 
 def test_search_answers_as_the_function_does(serve):
@@ -111,3 +95,44 @@ def test_the_cli_refuses_a_network_address_without_a_key_and_a_busy_port(tmp_pat
     assert taken.returncode == 2 and "already using the port" in taken.stderr
     for result in stand_ins:  # uvicorn's own exit code would have been 3: "pinned to another model"
         assert result.returncode == 2 and "already using the port" in result.stderr
+
+
+def test_thumbnails_are_small_cached_jpegs_of_indexed_images_only(serve):
+    url = serve()
+    key = requests.get(f"{url}/api/search", params={"text": "a cat", "k": 1}, timeout=60).json()["results"][0]["key"]
+
+    thumb = requests.get(f"{url}/api/thumbnail", params={"key": key, "size": 96}, timeout=60)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.headers["cache-control"].startswith("private") and thumb.headers["etag"]
+    from PIL import Image
+
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == 96
+    again = requests.get(
+        f"{url}/api/thumbnail",
+        params={"key": key, "size": 96},
+        headers={"If-None-Match": thumb.headers["etag"]},
+        timeout=60,
+    )
+    assert again.status_code == 304 and again.content == b""
+
+    too_big = requests.get(f"{url}/api/thumbnail", params={"key": key, "size": 5000}, timeout=60)
+    assert too_big.status_code == 400 and "size must be between 64 and 1024" in too_big.json()["error"]["message"]
+    # A key that names no indexed document reads nothing, whatever file it would decode to.
+    import base64
+
+    stranger = base64.urlsafe_b64encode(b"/etc/passwd").decode()
+    missing = requests.get(f"{url}/api/thumbnail", params={"key": stranger}, timeout=60)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "DocumentNotFound"
+
+
+def test_more_like_this_leaves_the_example_out_and_info_describes_the_index(serve):
+    url = serve()
+    cat = requests.get(f"{url}/api/search", params={"text": "a cat", "k": 1}, timeout=60).json()["results"][0]
+    like = requests.post(f"{url}/api/search", json={"like": cat["key"], "k": 5}, timeout=60).json()
+    assert like["query"]["kind"] == "like" and like["count"] == 5
+    assert cat["key"] not in [r["key"] for r in like["results"]]
+
+    info = requests.get(f"{url}/api/info", timeout=60).json()
+    assert info["documents"] == 34 and info["model_version"] == "local-conse-usem3-v1"
+    assert {"name": "tags", "type": "Collection(Edm.String)"} in info["filterable"]
+    assert all(f["name"] not in ("id", "content_hash") for f in info["filterable"])

@@ -31,11 +31,11 @@ from indexer.entrypoints import functions as handlers
 from indexer.entrypoints.http import search_http
 from indexer.errors import InputLimitError, InvalidImageError, ServiceError, VisionRequestError, VisionServiceError
 from indexer.indexing.failures import JsonlFailureLog
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.vectorizers.vision.client import VisionClient
+from tests.fixtures.azurite import blob_key
 from tests.fixtures.bad_images import BAD_IMAGES, jpeg_claiming
 
 IMAGE_PATH = "/computervision/retrieval:vectorizeImage"
@@ -212,13 +212,13 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
             with pytest.raises(ServiceError) as raised:
                 handlers.index_blob(f"{container}/{case.file_name}", function_services)
             assert raised.value.retriable and "stand-in" in str(raised.value)
-            assert function_services.failures.get(document_key(blob_identity(container, case.file_name))) is None
+            assert function_services.failures.get(blob_key(blob_container, case.file_name)) is None
             continue
         outcome = handlers.index_blob(f"{container}/{case.file_name}", function_services)  # never raises
 
         assert outcome.status == "failed" and not outcome.transient, (case.name, outcome)
         assert names_the_problem(case, outcome.reason), (case.name, outcome.reason)
-        record = function_services.failures.get(document_key(blob_identity(container, case.file_name)))
+        record = function_services.failures.get(blob_key(blob_container, case.file_name))
         assert record is not None and record.reason == outcome.reason and record.etag
         assert image_requests(vision_server) - calls == (0 if case.caught_before_sending else 1)
 
@@ -226,7 +226,7 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
     backend = function_services.backend
     assert {k: backend.get(k) for k in backend.keys_with_hashes()} == before
     # The type sniffed from the bytes wins over the blob's claim (image/jpeg for a PNG).
-    assert backend.get(document_key(blob_identity(container, "png-named.jpg")))["content_type"] == "image/png"
+    assert backend.get(blob_key(blob_container, "png-named.jpg"))["content_type"] == "image/png"
     answer = search_http(
         method="POST",
         params={"k": "1"},

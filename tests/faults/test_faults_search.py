@@ -17,12 +17,12 @@ from azure.core.credentials import AzureKeyCredential
 from indexer.documents import Document, Embedding
 from indexer.indexing.backfill import backfill, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
 from indexer.vectorizers.vision.client import VisionClient
 from standins.search.service import FaultConfig
+from tests.fixtures.azurite import blob_key
 from tests.fixtures.bad_images import good_jpeg
 from tests.fixtures.search_double import tiny_schema
 
@@ -200,8 +200,7 @@ def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_ea
         )
 
     assert summary.completed and summary.indexed == len(blobs) and summary.failed == []
-    container = blob_container.container_name
-    keys = {document_key(blob_identity(container, name)): data for name, data in blobs.items()}
+    keys = {blob_key(blob_container, name): data for name, data in blobs.items()}
     assert backend.keys_with_hashes() == {k: "sha256:" + hashlib.sha256(d).hexdigest() for k, d in keys.items()}
     assert search_double.recorder.applied_per_key(search_index_name) == dict.fromkeys(keys, 1)
     assert any(not a.applied for a in search_double.recorder.actions_for(search_index_name))
@@ -240,7 +239,6 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
 
     assert second.completed and second.indexed == len(blobs) and second.known_failures == 0
     assert backend.count() == len(blobs)
-    container = blob_container.container_name
     assert search_double.recorder.applied_per_key(search_index_name) == {
-        document_key(blob_identity(container, name)): 1 for name in blobs
+        blob_key(blob_container, name): 1 for name in blobs
     }

@@ -27,12 +27,12 @@ from azure.core.credentials import AzureKeyCredential
 
 from indexer.indexing.backfill import backfill, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
 from indexer.vectorizers.vision.client import VisionClient
 from standins.vision.faults import FaultInjector
+from tests.fixtures.azurite import blob_key
 from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
 
 FAULT_RATE = 0.2
@@ -178,10 +178,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     assert summary.completed, summary.to_dict()
     assert (summary.listed, summary.indexed) == (len(blobs), len(good))
     assert backend.count() == len(good)
-    container = blob_container.container_name
-    good_keys = {
-        document_key(blob_identity(container, name)): data for name, data in blobs.items() if name.startswith("photos/")
-    }
+    good_keys = {blob_key(blob_container, name): data for name, data in blobs.items() if name.startswith("photos/")}
     for key_, data in good_keys.items():
         assert backend.get(key_)["content_hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
     applied = search_double.recorder.applied_per_key(search_index_name)
@@ -206,7 +203,7 @@ def test_a_backfill_under_20_percent_vision_faults_indexes_every_blob_exactly_on
     assert not any(o.transient for o in summary.failed)
     records = {r.key: r for r in failures.records()}
     for i in range(len(bad)):
-        record = records[document_key(blob_identity(container, f"broken/{i}.jpg"))]
+        record = records[blob_key(blob_container, f"broken/{i}.jpg")]
         assert "InvalidImageFormat" in record.reason and "truncated" in record.reason and record.etag
 
 
@@ -243,9 +240,8 @@ def test_a_permanent_400_is_sent_once_never_retried_and_recorded(
             # Faults before it may be retried; the 400 itself is answered once and is the last.
             assert answers.count(400) == 1 and answers[-1] == 400, answers
             assert len(answers) <= MAX_RETRIES + 1
-        container = blob_container.container_name
         for i in range(len(bad)):
-            record = failures.get(document_key(blob_identity(container, f"bad/{i}.jpg")))
+            record = failures.get(blob_key(blob_container, f"bad/{i}.jpg"))
             assert record is not None
             assert "VisionRequestError" in record.reason and "InvalidImageFormat" in record.reason
 

@@ -29,13 +29,13 @@ from indexer.backends.azure_search import AzureSearchBackend
 from indexer.entrypoints import functions as handlers
 from indexer.entrypoints.http import search_http
 from indexer.indexing.failures import BlobFailureLog
-from indexer.keys import blob_identity, document_key
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.vectorizers.vision.client import VisionClient
 from standins.azurite import ACCOUNT_KEY
+from tests.fixtures.azurite import blob_key
 from tests.fixtures.bad_images import good_jpeg, truncated_jpeg
 
 LOGGERS = (
@@ -137,7 +137,7 @@ def test_no_secret_reaches_a_log_in_a_full_run(
         for name, data in {"a.jpg": good_jpeg(1), "b.jpg": good_jpeg(2), "broken.jpg": truncated_jpeg()}.items():
             container.upload_blob(name, data)
             handlers.index_blob(f"{container.container_name}/{name}", services)
-        assert services.failures.get(document_key(blob_identity(container.container_name, "broken.jpg")))
+        assert services.failures.get(blob_key(container, "broken.jpg"))
         container.delete_blob("b.jpg")
         handlers.handle_blob_event(
             handlers.BLOB_DELETED,

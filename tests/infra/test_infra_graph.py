@@ -6,6 +6,7 @@ The facts these tests hold the Bicep to were looked up, not guessed; each table 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -602,6 +603,8 @@ FIELDS_SET_ON_AZURE = [
     "storage_blob_service_uri",
     "images_container",
     "azure_client_id",
+    "search_vectorizer_uri",
+    "ingestion_mode",
 ]
 SECRET_FIELDS = ["vision_key", "search_key", "storage_connection_string"]
 
@@ -1006,7 +1009,12 @@ SCOPE_NAMES = {
     ("Microsoft.CognitiveServices/accounts", "accountName"): "additional vision accounts",
     ("Microsoft.Insights/components", "appInsightsName"): "application insights",
 }
-PRINCIPALS = {"functionPrincipalId": "function", "userPrincipalId": "user", "eventGridPrincipalId": "eventgrid"}
+PRINCIPALS = {
+    "functionPrincipalId": "function",
+    "userPrincipalId": "user",
+    "eventGridPrincipalId": "eventgrid",
+    "searchPrincipalId": "search",
+}
 
 # Least privilege, as decided and justified in infra/app/rbac.bicep.
 EXPECTED_ASSIGNMENTS = {
@@ -1021,6 +1029,8 @@ EXPECTED_ASSIGNMENTS = {
     Assignment("function", "Cognitive Services User", "additional vision accounts"),
     Assignment("function", "Monitoring Metrics Publisher", "application insights"),
     Assignment("eventgrid", "Storage Blob Data Contributor", "dead-letter container"),
+    # pull mode only: the indexer's data source reads the photos as the search service
+    Assignment("search", "Storage Blob Data Reader", "images container"),
     Assignment("user", "Storage Blob Data Contributor", "images container"),
     Assignment("user", "Storage Blob Data Reader", "failures container"),
     Assignment("user", "Search Service Contributor", "search service"),
@@ -1094,6 +1104,7 @@ def test_each_assignment_is_named_after_scope_principal_and_role_and_typed():
     rbac = bicep("app/rbac.bicep")
     names = set()
     assert str(rbac.variables["assignUser"]) == "!empty(userPrincipalId)"
+    assert str(rbac.variables["assignSearch"]) == "!empty(searchPrincipalId)"
     for assignment, resource in role_assignments(rbac).items():
         principal_param = next(p for p, who in PRINCIPALS.items() if who == assignment.principal)
         scope = str(resource.get("scope"))
@@ -1102,6 +1113,9 @@ def test_each_assignment_is_named_after_scope_principal_and_role_and_typed():
         names.add(str(resource.get("name")))
         if assignment.principal in ("function", "eventgrid"):
             assert resource.condition is None
+            assert resource.get("properties", "principalType") == "ServicePrincipal"
+        elif assignment.principal == "search":
+            assert resource.condition == "(assignSearch)"
             assert resource.get("properties", "principalType") == "ServicePrincipal"
         else:
             assert resource.condition == "(assignUser)"
@@ -1126,6 +1140,8 @@ def test_main_wires_the_rbac_module_to_the_right_resources():
         "visionAccountName": "vision.outputs.name",
         "additionalVisionAccountNames": "vision.outputs.additionalNames",
         "appInsightsName": "monitoring.outputs.appInsightsName",
+        # the search service reads the photos in pull mode only
+        "searchPrincipalId": "ingestionMode == 'pull' ? search.outputs.principalId : ''",
     }
     [function] = modules_of("app/function.bicep")
     assert str(function.params["identityName"]) == "identity.outputs.name"
@@ -1455,3 +1471,48 @@ def test_private_mode_integrates_the_function_into_a_delegated_subnet():
         evaluate(setting, {"virtualNetworkSubnetId": "/subscriptions/x/subnets/app"}) == "/subscriptions/x/subnets/app"
     )
     assert str(bicep("main.bicep").outputs["AZURE_VNET_ENABLED"].value) == "vnetEnabled"
+
+
+# ---- ingestion mode: push (default) or pull ----
+
+
+def test_ingestion_mode_is_push_by_default_and_set_by_azd():
+    main = bicep("main.bicep")
+    assert main.params["ingestionMode"].default == "push"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["ingestionMode"]["value"] == "${INGESTION_MODE=push}"
+    [function] = modules_of("app/function.bicep")
+    assert str(function.params["ingestionMode"]) == "ingestionMode"
+    outputs = main.outputs
+    assert str(outputs["AZURE_INGESTION_MODE"].value) == "ingestionMode"
+    assert "functionApp.outputs.defaultHostName" in str(outputs["AZURE_SEARCH_VECTORIZER_URI"].value)
+    assert str(outputs["AZURE_SEARCH_VECTORIZER_URI"].value).endswith("/api/vectorize'")
+    assert str(outputs["AZURE_STORAGE_ACCOUNT_ID"].value) == "imagesStorage.outputs.id"
+
+
+def test_the_function_knows_its_vectorize_url_and_turns_its_push_functions_off_in_pull_mode():
+    settings = function_settings()
+    assert "site.properties.defaultHostName" in str(settings["SEARCH_VECTORIZER_URI"])
+    assert str(settings["SEARCH_VECTORIZER_URI"]).endswith("/api/vectorize'")
+    assert str(settings["INGESTION_MODE"]) == "ingestionMode"
+    # "How to disable functions": AzureWebJobs.<name>.Disabled, for the two push functions only.
+    for name in ("index_image", "remove_image"):
+        assert str(settings[f"AzureWebJobs.{name}.Disabled"]) == "ingestionMode == 'pull' ? 'true' : 'false'"
+    assert not [n for n in settings if n.startswith("AzureWebJobs.") and n.split(".")[1] in ("search", "vectorize")]
+
+
+def test_pull_mode_turns_on_blob_soft_delete_and_gives_the_search_service_an_identity():
+    [images] = [m for m in modules_of("app/storage.bicep") if m.symbol == "imagesStorage"]
+    assert str(images.params["blobSoftDeleteDays"]) == "ingestionMode == 'pull' ? 14 : 0"
+    [host] = [m for m in modules_of("app/storage.bicep") if m.symbol == "hostStorage"]
+    assert "blobSoftDeleteDays" not in host.params
+    storage = bicep("app/storage.bicep")
+    [service] = storage.resources_of_type("Microsoft.Storage/storageAccounts/blobServices")
+    policy = str(service.get("properties", "deleteRetentionPolicy"))
+    assert "blobSoftDeleteDays > 0" in policy and "enabled: true" in policy
+    # Native soft delete detection is not supported with blob versioning.
+    assert service.get("properties", "isVersioningEnabled") is False
+    search = bicep("app/search.bicep")
+    [service] = search.resources_of_type("Microsoft.Search/searchServices")
+    assert service.get("identity", "type") == "SystemAssigned"
+    assert str(search.outputs["principalId"].value) == "search.identity.principalId"

@@ -606,6 +606,26 @@ def test_postdeploy_deploys_the_event_subscriptions_template_with_the_deployment
     assert "dead-lettered to container imgsearch-deadletter" in result.stdout
 
 
+def test_postdeploy_subscribes_nothing_in_pull_mode(tree, az):
+    # INGESTION_MODE=pull: the indexer reads the container and the push functions are disabled.
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, AZURE_INGESTION_MODE="pull"))
+    assert result.returncode == 0, result.stderr
+    assert _deployments(az) == []
+    assert "pull mode" in result.stdout and "imgsearch ensure-indexer" in result.stdout
+
+
+def test_postprovision_points_the_index_vectorizer_at_the_function(tree, imgsearch):
+    vectorize = "https://func-abc.azurewebsites.net/api/vectorize"
+    script = tree / "bin" / "imgsearch"
+    script.write_text(
+        script.read_text().replace('"AZURE_TOKEN_CREDENTIALS"]', '"AZURE_TOKEN_CREDENTIALS", "SEARCH_VECTORIZER_URI"]')
+    )
+    result = run_hook(tree, "postprovision.sh", _provision_env(imgsearch, AZURE_SEARCH_VECTORIZER_URI=vectorize))
+    assert result.returncode == 0, result.stderr
+    [(args, seen)] = calls(imgsearch)
+    assert args == ["ensure-index"] and seen["SEARCH_VECTORIZER_URI"] == vectorize
+
+
 def test_every_az_call_of_postdeploy_is_pinned_to_azds_subscription(tree, az):
     # az keeps its own default subscription (the stand-in's default is OTHER_SUBSCRIPTION's
     # sibling, and resource calls on any other subscription fail): every call must say which.

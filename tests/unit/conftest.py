@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -32,6 +33,19 @@ SLOW_FIXTURES = frozenset(
 def _no_slow_fixture(request: pytest.FixtureRequest) -> None:
     used = SLOW_FIXTURES & set(request.fixturenames)
     assert not used, f"a unit test may not use {sorted(used)}: move it to tests/contract or tests/e2e"
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch):
+    """Run in a local time zone far from UTC (a fixed UTC+05:45, given as a POSIX TZ string so
+    no time zone database is needed), so that a date read or written as local time instead
+    of UTC shows. The machines that run the tests are usually on UTC, where it would not."""
+    monkeypatch.setenv("TZ", "XYZ-05:45")
+    time.tzset()
+    assert time.localtime().tm_gmtoff == 5 * 3600 + 45 * 60
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -58,7 +58,7 @@ from azure.core.rest import HttpRequest
 from azure.search.documents import SearchClient
 from azure.search.documents.indexes import SearchIndexClient
 from azure.search.documents.indexes.models import SearchIndex
-from azure.search.documents.models import VectorizedQuery
+from azure.search.documents.models import VectorizableTextQuery, VectorizedQuery
 
 from indexer.backends.azure_search.odata import and_filters, quote_string, render_filter
 from indexer.backends.base import WriteResult, normalize
@@ -190,7 +190,10 @@ class AzureSearchBackend:
         An existing index pinned to another model version or dimension count raises
         ``ModelVersionMismatchError`` and nothing is changed. Fields that ``schema`` adds to an
         existing index with the same pin are added (the service allows adding fields);
-        removing or retyping a field is refused with ``ConfigurationError``.
+        removing or retyping a field is refused with ``ConfigurationError``. A Web API
+        vectorizer in ``schema`` (``SEARCH_VECTORIZER_URI``) is added to the existing index or
+        brought up to date (vectorizers can change without a rebuild); one the index has that
+        ``schema`` lacks is left alone.
         """
         existing = self._get_index_or_none()
         if existing is None:
@@ -205,12 +208,19 @@ class AzureSearchBackend:
         current = existing.as_dict()
         live = self._read_live(current, expected=schema.pin)
         added = self._added_fields(current, schema)
-        if added:
+        vector_search = _vectorizers_brought_up_to_date(current, schema)
+        if added or vector_search is not None:
             updated = dict(current)
-            updated["fields"] = list(current["fields"]) + added
+            changes = []
+            if added:
+                updated["fields"] = list(current["fields"]) + added
+                changes.append(f"add fields {', '.join(f['name'] for f in added)} to")
+            if vector_search is not None:
+                updated["vectorSearch"] = vector_search
+                changes.append("point the vectorizer of")
             self._call(
                 lambda: self._index_client.create_or_update_index(SearchIndex(updated)),
-                f"add fields {', '.join(f['name'] for f in added)} to index {self.index_name!r}",
+                f"{' and '.join(changes)} index {self.index_name!r}",
             )
             live = self._read_live(self._get_index_or_none().as_dict())  # type: ignore[union-attr]
         self._live = live
@@ -549,16 +559,57 @@ class AzureSearchBackend:
             normalize(vector)
         except ValueError as exc:
             raise InvalidQueryError(f"cannot search: {exc}") from None
-        selected = check_select(live.schema, select)
-        odata_filter = render_filter(list(filters), live.schema)
-        request_fields = list(
-            dict.fromkeys([KEY_FIELD, *(["source"] if "source" in live.schema.fields else []), *selected])
-        )
         vector_query = VectorizedQuery(
             vector=vector.astype(np.float32).tolist(),
             k_nearest_neighbors=k,
             fields=VECTOR_FIELD,
             exhaustive=True if self.exhaustive else None,
+        )
+        return self._vector_search(live, vector_query, k=k, threshold=threshold, filters=filters, select=select)
+
+    def search_by_text(
+        self,
+        text: str,
+        *,
+        k: int = 10,
+        threshold: float | None = None,
+        filters: Sequence[Condition] = (),
+        select: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` for a text the *search service* vectorizes (``VectorizableTextQuery``, REST
+        ``kind: "text"``), with the index's Web API vectorizer, which calls this project's
+        ``/api/vectorize``; that endpoint checks the vector against the index's pin. Needs an
+        index created with ``SEARCH_VECTORIZER_URI`` set."""
+        k = check_k(k)
+        threshold = check_threshold(threshold)
+        live = self._live_index()
+        if not live.schema.vectorizer_name:
+            raise ConfigurationError(
+                f"the index {self.index_name!r} has no vectorizer on its vector field, so the search service cannot "
+                f"vectorize a text: set SEARCH_VECTORIZER_URI to the vectorize endpoint and run `imgsearch "
+                f"ensure-index`, or vectorize the query here"
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidQueryError("the query text is empty; give 1 to 70 words")
+        vector_query = VectorizableTextQuery(
+            text=text, k_nearest_neighbors=k, fields=VECTOR_FIELD, exhaustive=True if self.exhaustive else None
+        )
+        return self._vector_search(live, vector_query, k=k, threshold=threshold, filters=filters, select=select)
+
+    def _vector_search(
+        self,
+        live: _LiveIndex,
+        vector_query: Any,
+        *,
+        k: int,
+        threshold: float | None,
+        filters: Sequence[Condition],
+        select: Sequence[str] | None,
+    ) -> list[Hit]:
+        selected = check_select(live.schema, select)
+        odata_filter = render_filter(list(filters), live.schema)
+        request_fields = list(
+            dict.fromkeys([KEY_FIELD, *(["source"] if "source" in live.schema.fields else []), *selected])
         )
         rows = self._call(
             lambda: list(
@@ -699,6 +750,41 @@ class AzureSearchBackend:
             status_code=status,
             response=exc.response,
         )
+
+
+def _vectorizers_brought_up_to_date(current: dict[str, Any], schema: IndexSchema) -> dict[str, Any] | None:
+    """The live index's ``vectorSearch`` with the vectorizers of ``schema`` put in and bound to
+    the same profiles, or None when nothing needs to change. A vectorizer whose parameters hold
+    a key is always sent again: the service may not show the key it keeps."""
+    wanted = (schema.definition.get("vectorSearch") or {}).get("vectorizers") or []
+    if not wanted:
+        return None
+    live_search = dict(current.get("vectorSearch") or {})
+    live_vectorizers = {v.get("name"): v for v in live_search.get("vectorizers") or []}
+    wanted_profiles = {
+        p["name"]: p.get("vectorizer") for p in (schema.definition.get("vectorSearch") or {}).get("profiles") or []
+    }
+    live_profiles = [dict(p) for p in live_search.get("profiles") or []]
+
+    def same(mine: dict[str, Any], theirs: dict[str, Any] | None) -> bool:
+        if theirs is None or (mine.get("customWebApiParameters") or {}).get("httpHeaders"):
+            return False
+        ours = mine.get("customWebApiParameters") or {}
+        live = theirs.get("customWebApiParameters") or {}
+        return mine.get("kind") == theirs.get("kind") and all(live.get(k) == v for k, v in ours.items())
+
+    changed = not all(same(v, live_vectorizers.get(v["name"])) for v in wanted)
+    for profile in live_profiles:
+        binding = wanted_profiles.get(profile.get("name"))
+        if binding and profile.get("vectorizer") != binding:
+            profile["vectorizer"] = binding
+            changed = True
+    if not changed:
+        return None
+    names = {v["name"] for v in wanted}
+    live_search["vectorizers"] = [v for n, v in live_vectorizers.items() if n not in names] + list(wanted)
+    live_search["profiles"] = live_profiles
+    return live_search
 
 
 def _upload_action(key: str, fields: dict[str, Any], vector: np.ndarray) -> str:

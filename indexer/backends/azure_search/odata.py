@@ -30,7 +30,7 @@ from indexer.errors import FilterError
 from indexer.filters import Condition
 from indexer.schema import IndexSchema
 
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}\Z")
 _RANGE_VARIABLE = "t"
 
 
@@ -67,8 +67,7 @@ def render_literal(value: Any, edm_type: str) -> str:
     number = float(value)
     if not math.isfinite(number):  # pragma: no cover - coerce_filter_value refuses these
         raise FilterError(f"{value!r} is not a finite number")
-    text = repr(number)
-    return text if ("." in text or "e" in text) else text + ".0"
+    return repr(number)  # a finite float's repr always has a '.' or an exponent: 5.0, 1e+20
 
 
 def render_condition(condition: Condition, edm_type: str) -> str:

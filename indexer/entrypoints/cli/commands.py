@@ -67,7 +67,8 @@ def index_command(
             )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
-        _report_not_images([(str(source.root / path), reason) for path, reason in source.skipped])
+        lookalikes, others = _split_not_images(source.skipped)
+        _report_not_images([(str(source.root / path), reason) for path, reason in lookalikes])
 
     if as_json:
         typer.echo(
@@ -88,11 +89,12 @@ def index_command(
         )
         _exit_if_undone(len(summary.transient_failures), "index")
         return
-    skipped = len(summary.failed) + len(source.skipped)
+    skipped = len(summary.failed) + len(lookalikes)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
+    other_note = f"; {len(others)} other files are not images (--json lists them)" if others else ""
     typer.echo(
         f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
-        f"{skipped} skipped, {summary.removed} removed{removal_note}"
+        f"{skipped} skipped, {summary.removed} removed{removal_note}{other_note}"
     )
     if skipped:
         retry = len(summary.transient_failures)
@@ -102,6 +104,21 @@ def index_command(
             err=True,
         )
     _exit_if_undone(len(summary.transient_failures), "index")
+
+
+# Names a person takes for images: such a file that is no image the service reads is worth a
+# line of its own (a renamed text file, an iPhone's HEIC); a README or a .json is not.
+IMAGE_LIKE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .png .gif .bmp .webp .ico .tif .tiff .mpo .heic .heif .avif .jp2 .jxl .psd .svg .raw .cr2 "
+    ".nef .dng .arw .tga .ppm .pcx .qoi .dds".split()
+)
+
+
+def _split_not_images(skipped: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(files named like images, other files) among those that are not images."""
+    lookalikes = [s for s in skipped if Path(s[0]).suffix.lower() in IMAGE_LIKE_SUFFIXES or " is not a format " in s[1]]
+    others = [s for s in skipped if s not in lookalikes]
+    return lookalikes, others
 
 
 def _report_not_images(skipped: list[tuple[str, str]], limit: int = 20) -> None:
@@ -149,6 +166,12 @@ def search_command(
     paths: bool = typer.Option(
         False, "--paths", help="Print only each result's path or URL, one a line (for shell pipelines)."
     ),
+    in_service: bool = typer.Option(
+        False,
+        "--in-service",
+        help="Send the TEXT itself to Azure AI Search (VectorizableTextQuery), whose vectorizer calls "
+        "/api/vectorize, as any app can; needs an index created with SEARCH_VECTORIZER_URI.",
+    ),
 ) -> None:
     """Rank images by similarity to TEXT or --image."""
     from indexer.filters import parse_conditions
@@ -165,12 +188,17 @@ def search_command(
         query_image: str | Path | None = image
         if image is not None and not image.lower().startswith(("http://", "https://")):
             query_image = Path(image).expanduser()  # a local file, read with a size guard
-        vectorizer = build_vectorizer(settings)
+        if in_service and image is not None:
+            raise fail("--in-service vectorizes a TEXT in the search service; it does not take --image", EXIT_USAGE)
+        vectorizer = None if in_service else build_vectorizer(settings)
         cleanup.callback(close_quietly, vectorizer)
         options: dict[str, Any] = dict(
             vectorizer=vectorizer, backend=backend, k=k, threshold=threshold, filters=conditions
         )
-        hits = search_image(query_image, **options) if query_image is not None else search_text(text or "", **options)
+        if query_image is not None:
+            hits = search_image(query_image, **options)
+        else:
+            hits = search_text(text or "", vectorize="service" if in_service else "here", **options)
 
     if as_json:
         typer.echo(
@@ -265,6 +293,24 @@ def ensure_index_command(
         cleanup.callback(close_quietly, backend)
         pin = ensure_index(settings, backend, repin=repin)
     typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
+    _warn_about_an_unauthenticated_vectorizer(settings)
+
+
+def _warn_about_an_unauthenticated_vectorizer(settings: Any) -> None:
+    """A vectorizer that calls a Function without its key is answered 401: say so (loopback,
+    where `imgsearch serve` needs no key, is fine)."""
+    from urllib.parse import urlsplit
+
+    from indexer.entrypoints.local_host import is_loopback
+
+    uri = settings.search_vectorizer_uri.strip()
+    if not uri or settings.search_vectorizer_key or is_loopback(urlsplit(uri).hostname or ""):
+        return
+    typer.echo(
+        f"warning: the index's vectorizer calls {uri} without a function key, so the Function will answer 401 "
+        f"to the search service; set SEARCH_VECTORIZER_KEY and run this again (README, 'The vectorize endpoint')",
+        err=True,
+    )
 
 
 def serve_command(

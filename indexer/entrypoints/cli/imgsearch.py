@@ -8,7 +8,8 @@ one ``error: ...`` line to stderr, with the exit code ``indexer.errors.classify`
 configuration or argument error, 3 the index is pinned to another model version.
 
 Commands live in modules that register themselves: ``commands`` (index, search, info,
-ensure-index), ``blob`` (backfill, reconcile, watch) and, when the ``standins`` package is
+ensure-index, serve), ``blob`` (backfill, reconcile, watch, upload, failures), ``pull``
+(ensure-indexer, indexer run|status|reset) and, when the ``standins`` package is
 installed (the ``[local]`` extra), ``standins.cli`` (serve-vision, serve-search-double).
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import typer
 
-from indexer.entrypoints.cli import blob, commands
+from indexer.entrypoints.cli import blob, commands, pull
 from indexer.entrypoints.cli.common import CliState, configure_logging
 
 app = typer.Typer(
@@ -87,6 +88,7 @@ def main() -> None:
 
 commands.register(app)
 blob.register(app)
+pull.register(app)
 
 # The stand-ins ship beside the package but are not part of it (the Function deployment
 # leaves them out): their commands exist only where they are installed. Only the absence of

@@ -1,0 +1,265 @@
+"""Pull mode: an Azure AI Search indexer reads the images container on a schedule and writes
+the same index the Function pushes to, through ``/api/vectorize`` as its custom skill.
+
+``AzureSearchPull`` drives the three resources of ``schemas/`` (``indexer.schema.
+load_pull_definitions``) with the SDK's ``SearchIndexerClient``: create or update them, run the
+indexer on demand ("Indexers - Run": answered 202; a run in progress makes it 409, "Another
+indexer invocation is currently in progress", as quoted in
+Azure-Samples/azure-search-openai-demo#1253), reset it, and read its status ("Indexers - Get
+Status": ``status``, ``lastResult`` with ``itemsProcessed``, ``itemsFailed``, ``errors`` and
+``warnings``, ``executionHistory``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from azure.core.credentials import AzureKeyCredential, TokenCredential
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.search.documents.indexes import SearchIndexerClient
+from azure.search.documents.indexes.models import (
+    SearchIndexer,
+    SearchIndexerDataSourceConnection,
+    SearchIndexerSkillset,
+)
+
+from indexer.errors import ConfigurationError, SearchServiceError
+from indexer.keys import identity_from_key
+from indexer.schema import PullDefinitions
+
+FINISHED = ("success", "transientFailure", "persistentFailure", "reset")
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    """One error or warning of a run: the item (a blob's URL where it can be told), what went
+    wrong, and the service's details."""
+
+    item: str
+    message: str
+    details: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class IndexerRun:
+    """An indexer's state and its last run, as ``imgsearch indexer status`` shows them."""
+
+    indexer: str
+    status: str  # the indexer's: running, error, disabled, unknown
+    run_status: str | None  # the last run's: inProgress, success, transientFailure, persistentFailure, reset
+    started: str | None = None
+    ended: str | None = None
+    processed: int = 0
+    failed: int = 0
+    error_message: str | None = None
+    errors: list[ItemProblem] = field(default_factory=list)
+    warnings: list[ItemProblem] = field(default_factory=list)
+    # The run that was in progress when this one was asked for (``run`` waited for it): its
+    # items are not tried again by this one, so its errors still matter.
+    previous: IndexerRun | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.run_status in FINISHED or self.run_status is None
+
+    @property
+    def ok(self) -> bool:
+        """The last run ended well and failed no item."""
+        return self.run_status in ("success", "reset", None) and self.failed == 0 and self.status != "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        summary = {
+            "indexer": self.indexer,
+            "status": self.status,
+            "last_run": {
+                "status": self.run_status,
+                "started": self.started,
+                "ended": self.ended,
+                "items_processed": self.processed,
+                "items_failed": self.failed,
+                "error_message": self.error_message,
+                "errors": [vars(e) for e in self.errors],
+                "warnings": [vars(w) for w in self.warnings],
+            },
+        }
+        if self.previous is not None:
+            summary["previous_run"] = self.previous.to_dict()["last_run"]
+        return summary
+
+
+def _item_name(key: Any) -> str:
+    """An item's key as a person reads it: the blob URL the service reports, or, for a document
+    key, the identity it encodes."""
+    text = str(key or "")
+    if text.lower().startswith(("http://", "https://")):
+        return text
+    try:
+        return identity_from_key(text) or text
+    except ValueError:
+        return text
+
+
+class AzureSearchPull:
+    """The pull-mode resources on one search service (``SearchIndexerClient``)."""
+
+    def __init__(self, endpoint: str, credential: AzureKeyCredential | TokenCredential, **client_kwargs: Any) -> None:
+        if not endpoint or not endpoint.lower().startswith(("https://", "http://")):
+            raise ValueError(f"the search endpoint must be an http(s) URL, got {endpoint!r}")
+        self.endpoint = endpoint.rstrip("/")
+        self._client = SearchIndexerClient(self.endpoint, credential, **client_kwargs)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def ensure(self, definitions: PullDefinitions) -> None:
+        """Create the data source, skillset and indexer, or bring them up to date (a new indexer
+        runs at once; an existing one keeps its change tracking)."""
+        self._call(
+            lambda: self._client.create_or_update_data_source_connection(
+                SearchIndexerDataSourceConnection(definitions.data_source)
+            ),
+            f"create or update the data source {definitions.data_source['name']!r}",
+        )
+        self._call(
+            lambda: self._client.create_or_update_skillset(SearchIndexerSkillset(definitions.skillset)),
+            f"create or update the skillset {definitions.skillset['name']!r}",
+        )
+        self._call(
+            lambda: self._client.create_or_update_indexer(SearchIndexer(definitions.indexer)),
+            f"create or update the indexer {definitions.indexer['name']!r}",
+        )
+
+    def status(self, name: str) -> IndexerRun:
+        raw = self._call(lambda: self._client.get_indexer_status(name), f"read the status of indexer {name!r}")
+        data = raw.as_dict() if hasattr(raw, "as_dict") else dict(raw)
+        last = data.get("lastResult") or {}
+        return IndexerRun(
+            indexer=name,
+            status=str(data.get("status") or "unknown"),
+            run_status=last.get("status"),
+            started=_text(last.get("startTime")),
+            ended=_text(last.get("endTime")),
+            processed=int(last.get("itemsProcessed") or 0),
+            failed=int(last.get("itemsFailed") or 0),
+            error_message=last.get("errorMessage"),
+            errors=[
+                ItemProblem(
+                    _item_name(e.get("key")), e.get("errorMessage") or "", e.get("details") or "", e.get("name") or ""
+                )
+                for e in last.get("errors") or []
+            ],
+            warnings=[
+                ItemProblem(
+                    _item_name(w.get("key")), w.get("message") or "", w.get("details") or "", w.get("name") or ""
+                )
+                for w in last.get("warnings") or []
+            ],
+        )
+
+    def reset(self, name: str) -> None:
+        """Forget the change tracking: the next run reads (and vectorizes) every blob again."""
+        self._call(lambda: self._client.reset_indexer(name), f"reset indexer {name!r}")
+
+    def run(
+        self,
+        name: str,
+        *,
+        wait: bool = True,
+        timeout: float = 600.0,
+        poll: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> IndexerRun:
+        """Run the indexer now. A run already in progress may have listed the container before
+        the latest change, so ``wait`` lets it end, starts a new one, and waits for that one;
+        without ``wait`` a run in progress is an error."""
+        deadline = clock() + timeout
+        before = self.status(name)
+        previous = None
+        while True:
+            try:
+                self._client.run_indexer(name)
+                break
+            except HttpResponseError as exc:
+                if exc.status_code != 409 or not wait:
+                    raise self._error(exc, f"run indexer {name!r}") from None
+            before = previous = self._wait_until_finished(name, deadline, poll, sleep, clock)
+        if not wait:
+            return self.status(name)
+        while True:
+            current = self.status(name)
+            if current.started != before.started and current.finished:
+                return replace(current, previous=previous)
+            if clock() > deadline:
+                raise SearchServiceError(
+                    f"indexer {name!r} did not finish its run within {timeout:g} s; see `imgsearch indexer status`",
+                    code="IndexerRunTimeout",
+                    status_code=None,
+                )
+            sleep(poll)
+
+    def wait(
+        self,
+        name: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> IndexerRun:
+        """Wait for the run in progress (a new indexer's first run, a scheduled one) to end."""
+        return self._wait_until_finished(name, clock() + timeout, poll, sleep, clock)
+
+    def _wait_until_finished(
+        self, name: str, deadline: float, poll: float, sleep: Callable[[float], None], clock: Callable[[], float]
+    ) -> IndexerRun:
+        while True:
+            current = self.status(name)
+            if current.finished:
+                return current
+            if clock() > deadline:
+                raise SearchServiceError(
+                    f"indexer {name!r} is still running; try again later",
+                    code="IndexerBusy",
+                    status_code=409,
+                )
+            sleep(poll)
+
+    def _call(self, operation: Callable[[], Any], what: str) -> Any:
+        try:
+            return operation()
+        except ResourceNotFoundError:
+            raise ConfigurationError(
+                f"cannot {what}: it does not exist at {self.endpoint}; create the pull-mode resources with "
+                f"`imgsearch ensure-indexer`"
+            ) from None
+        except HttpResponseError as exc:
+            raise self._error(exc, what) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise SearchServiceError(
+                f"cannot {what}: the search service at {self.endpoint} does not answer ({type(exc).__name__}); check "
+                f"SEARCH_ENDPOINT",
+                code="ServiceUnreachable",
+                status_code=None,
+            ) from None
+
+    def _error(self, exc: HttpResponseError, what: str) -> SearchServiceError:
+        error = getattr(exc, "error", None)
+        code = getattr(error, "code", None) or exc.reason or f"HTTP{exc.status_code}"
+        message = " ".join(str(getattr(error, "message", None) or exc.message or "").split())
+        hint = (
+            " (check SEARCH_KEY, or the identity's role: Search Service Contributor)"
+            if exc.status_code in (401, 403)
+            else ""
+        )
+        return SearchServiceError(f"cannot {what}: {message}{hint}", code=code, status_code=exc.status_code)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

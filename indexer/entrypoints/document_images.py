@@ -1,0 +1,94 @@
+"""The image behind an indexed document, read back for the search page: thumbnails, and
+"more like this" (a search by a result's own image).
+
+A document is found by its key in the index first; only then is its image read, from where it
+was indexed from: a blob through the app's own identity (Blob Storage access stays with the
+Function; the browser never gets a SAS or an account key, and the container stays private),
+or, for the numpy index built from a local folder, the file whose path the document records.
+A key that names no document reads nothing, so the endpoints never open a file or a blob a
+caller merely names.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from indexer.errors import DocumentNotFoundError, InputLimitError, InvalidImageError
+from indexer.keys import blob_url_parts, identity_from_key
+from indexer.services import Services
+from indexer.sources.folder import read_file_guarded
+
+THUMBNAIL_SIDES = (64, 1024)  # the sizes a caller may ask for, smallest and largest
+DEFAULT_THUMBNAIL_SIDE = 320
+# A non-JPEG raster is decoded whole to make its thumbnail; beyond this many pixels the
+# thumbnail is refused (a JPEG of any size is scaled while decoding, at a small cost).
+MAX_THUMBNAIL_SOURCE_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class DocumentImage:
+    key: str
+    data: bytes
+    content_hash: str
+
+
+def read_document_image(key: str, services: Services) -> DocumentImage:
+    """The bytes of the image indexed under ``key`` (see the module doc)."""
+    fields = services.backend.get(key)
+    try:
+        identity = identity_from_key(key) if fields is not None else None
+    except ValueError:  # a key this project did not make
+        identity = None
+    if fields is None or identity is None:
+        raise DocumentNotFoundError(f"no image is indexed under the key {key!r}")
+    container = str(fields.get("container") or "")
+    try:
+        if container.startswith("file://"):
+            # A folder's document: its identity is the file's path, recorded in ``source``.
+            if fields.get("source") != identity:
+                raise DocumentNotFoundError(f"the document {key!r} does not name its own file")
+            data = read_file_guarded(Path(identity), max_bytes=services.settings.max_image_bytes)
+        else:
+            # A blob's identity is its URL (see indexer.keys); the container it names is the one read.
+            container, name = blob_url_parts(identity)
+            if not name:
+                raise DocumentNotFoundError(f"the document {key!r} names no blob")
+            data = services.source(container).download(name)
+    except (FileNotFoundError, LookupError) as exc:
+        raise DocumentNotFoundError(f"the image of {key!r} is gone from where it was indexed ({exc})") from None
+    except Exception as exc:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if isinstance(exc, ResourceNotFoundError):
+            raise DocumentNotFoundError(f"the blob of {key!r} no longer exists") from None
+        raise
+    return DocumentImage(key, data, str(fields.get("content_hash") or ""))
+
+
+def thumbnail(image: DocumentImage, side: int) -> bytes:
+    """A JPEG no larger than ``side`` pixels on its longer side."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image.data)) as picture:
+                if picture.format == "JPEG":
+                    picture.draft("RGB", (side, side))  # scaled while decoding: cheap for any size
+                elif picture.width * picture.height > MAX_THUMBNAIL_SOURCE_PIXELS:
+                    raise InputLimitError(
+                        f"the image is {picture.width}x{picture.height} pixels; thumbnails are made of images up "
+                        f"to {MAX_THUMBNAIL_SOURCE_PIXELS:,} pixels (JPEGs of any size)",
+                        limit="thumbnail_pixels",
+                    )
+                picture.thumbnail((side, side))
+                out = io.BytesIO()
+                picture.convert("RGB").save(out, format="JPEG", quality=80)
+    except (InputLimitError, InvalidImageError):
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InvalidImageError(f"the image of {image.key!r} cannot be read for a thumbnail ({exc})") from None
+    return out.getvalue()

@@ -1,0 +1,271 @@
+"""The shared token bucket (``indexer.ratelimit.RateLimiter``), driven by a fake clock: the
+burst, the pace, the exact waits it reports, and how a 429's penalty holds every caller back."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+
+from indexer.ratelimit import RateLimiter
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limiter_on(clock: FakeClock, rate: float, burst: int = 1) -> RateLimiter:
+    return RateLimiter(rate, burst=burst, clock=clock, sleep=clock.sleep)
+
+
+def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 20, burst=3)
+    start = clock.now
+    waits = [limiter.acquire() for _ in range(3 + 40)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == pytest.approx([0.05] * 40)
+    # 40 more calls at 20 a second take two seconds.
+    assert clock.now - start == pytest.approx(2.0, abs=1e-6)
+
+
+def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)  # the default burst is 1
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(2.0)
+    assert limiter.try_acquire() == pytest.approx(2.0)  # asking again took nothing
+    clock.now += 0.5
+    assert limiter.try_acquire() == pytest.approx(1.5)
+    clock.now += 1.5
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(2.0)
+    assert clock.slept == []  # try_acquire never sleeps
+
+
+def test_an_idle_bucket_refills_up_to_the_burst_and_no_further():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10, burst=3)
+    assert [limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    clock.now += 100.0  # long enough for 1000 tokens
+    assert [limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.try_acquire() == pytest.approx(0.1)
+
+
+def test_part_of_a_token_shortens_the_wait_by_that_part():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10)
+    limiter.try_acquire()
+    clock.now += 0.03
+    assert limiter.try_acquire() == pytest.approx(0.07)
+    clock.now += 0.07
+    assert limiter.try_acquire() == 0.0
+
+
+def test_acquire_sleeps_for_the_wait_and_returns_it():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 4)
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.25)
+    assert clock.slept == pytest.approx([0.25])
+    assert clock.now == pytest.approx(1000.25)
+
+
+def test_a_bucket_within_a_nanosecond_of_a_token_counts_as_having_it():
+    # Refills are float sums; 0.99999999999 of a token must not make a caller sleep for
+    # an amount of time no clock can measure.
+    clock = FakeClock(start=0.0)
+    limiter = limiter_on(clock, 1)
+    limiter.try_acquire()
+    clock.now = 1.0 - 1e-11
+    assert limiter.try_acquire() == 0.0
+    limiter = limiter_on(clock := FakeClock(start=0.0), 1)
+    limiter.try_acquire()
+    clock.now = 1.0 - 1e-9  # the edge of the slack is still inside it
+    assert limiter.try_acquire() == 0.0
+
+
+def test_a_bucket_short_of_a_token_by_more_than_the_slack_waits():
+    clock = FakeClock(start=0.0)
+    limiter = limiter_on(clock, 1)
+    limiter.try_acquire()
+    clock.now = 1.0 - 1e-6
+    assert limiter.try_acquire() == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_the_shortest_wait_reported_is_a_nanosecond():
+    clock = FakeClock(start=0.0)
+    limiter = limiter_on(clock, 1000)
+    limiter.try_acquire()
+    clock.now = (1.0 - 2e-9) / 1000  # 2e-9 of a token missing: 2e-12 s at this rate
+    assert limiter.try_acquire() == 1e-9
+
+
+def test_a_token_taken_within_the_slack_leaves_an_empty_bucket_not_a_debt():
+    clock = FakeClock(start=0.0)
+    limiter = limiter_on(clock, 1)
+    limiter.try_acquire()
+    clock.now = 1.0 - 1e-11
+    assert limiter.try_acquire() == 0.0  # took 0.99999999999 of a token
+    assert limiter.try_acquire() == pytest.approx(1.0)  # a whole token from empty, not 1 + 1e-11
+    clock.now += 1.0
+    assert limiter.try_acquire() == 0.0
+
+
+# --- penalties ----------------------------------------------------------------------------
+
+
+def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10, burst=5)
+    limiter.penalize(3.0)
+    assert limiter.try_acquire() == pytest.approx(3.0)
+    clock.now += 1.0
+    assert limiter.try_acquire() == pytest.approx(2.0)
+    clock.now += 2.0
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(0.1)  # back to the steady pace, no burst of 5
+
+
+def test_nothing_accrues_during_a_penalty():
+    # A bucket emptied before the penalty is still empty when it ends: the next call waits
+    # its pace, at the very end of the pause as just after it.
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10)
+    limiter.try_acquire()
+    limiter.penalize(1.0)
+    assert limiter.try_acquire() == pytest.approx(1.0)
+    clock.now += 1.0
+    assert limiter.try_acquire() == pytest.approx(0.1)
+    clock.now += 0.05
+    assert limiter.try_acquire() == pytest.approx(0.05)
+    clock.now += 0.05
+    assert limiter.try_acquire() == 0.0
+
+
+def test_tokens_earned_before_a_penalty_count_but_at_most_one():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10, burst=3)
+    for _ in range(3):
+        limiter.try_acquire()
+    clock.now += 0.05  # half a token earned
+    limiter.penalize(1.0)
+    clock.now += 1.0
+    assert limiter.try_acquire() == pytest.approx(0.05)
+
+
+def test_a_shorter_penalty_does_not_cut_a_longer_one_short():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10)
+    limiter.penalize(5.0)
+    clock.now += 1.0
+    limiter.penalize(1.0)
+    assert limiter.try_acquire() == pytest.approx(4.0)
+    limiter.penalize(10.0)  # a longer one extends it
+    assert limiter.try_acquire() == pytest.approx(10.0)
+
+
+def test_a_penalty_that_arrives_while_a_caller_sleeps_holds_that_caller_back_too():
+    clock = FakeClock(start=0.0)
+
+    def sleep_and_get_a_429_meanwhile(seconds: float) -> None:
+        clock.sleep(seconds)
+        if len(clock.slept) == 1:
+            limiter.penalize(2.0)
+
+    limiter = RateLimiter(10, clock=clock, sleep=sleep_and_get_a_429_meanwhile)
+    assert limiter.acquire() == 0.0
+    waited = limiter.acquire()  # sleeps 0.1, gets a penalty of 2 s meanwhile, sleeps again
+    assert clock.slept == pytest.approx([0.1, 2.0])
+    assert waited == pytest.approx(2.1)
+    assert clock.now == pytest.approx(2.1)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.0, -1.0, -math.inf, math.inf, math.nan, None])
+def test_a_meaningless_penalty_is_ignored(seconds):
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10, burst=5)
+    limiter.penalize(seconds)  # must not raise
+    # must not block, nor take the burst away
+    assert [limiter.try_acquire() for _ in range(5)] == [0.0] * 5
+    assert limiter.try_acquire() == pytest.approx(0.1)
+
+
+def test_a_tiny_penalty_still_counts():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10, burst=5)
+    limiter.penalize(0.5)
+    assert limiter.try_acquire() == pytest.approx(0.5)
+
+
+# --- construction and threads -------------------------------------------------------------
+
+
+def test_the_default_clock_and_sleep_are_real_time():
+    limiter = RateLimiter(200)
+    started = time.monotonic()
+    assert limiter.acquire() == 0.0
+    waited = limiter.acquire()
+    assert 0.0 < waited <= 0.005 + 1e-6
+    assert time.monotonic() - started >= waited * 0.9
+
+
+def test_rate_limiter_is_thread_safe():
+    limiter = RateLimiter(1000, burst=1)
+    granted = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            limiter.acquire()
+            with lock:
+                granted.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 200
+    # 200 tokens at 1000 a second, starting with one: never faster than the rate allows.
+    assert max(granted) - started >= 199 / 1000 * 0.99
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("inf"), float("nan")])
+def test_rate_limiter_refuses_a_rate_that_is_not_positive_and_finite(rate):
+    with pytest.raises(ValueError) as caught:
+        RateLimiter(rate)
+    assert str(caught.value) == f"rate_per_second must be a positive finite number, got {rate!r}"
+
+
+@pytest.mark.parametrize("burst", [0, -3])
+def test_rate_limiter_refuses_a_burst_under_one(burst):
+    with pytest.raises(ValueError) as caught:
+        RateLimiter(1, burst=burst)
+    assert str(caught.value) == f"burst must be at least 1, got {burst!r}"
+
+
+def test_tiny_rates_and_a_burst_of_one_are_fine():
+    clock = FakeClock()
+    limiter = limiter_on(clock, 1e-6)
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(1e6)
+
+
+def test_repr_shows_the_rate_and_the_burst_as_numbers():
+    assert repr(RateLimiter(20, burst=3)) == "RateLimiter(rate_per_second=20.0, burst=3)"
+    limiter = RateLimiter(2, burst=2.0)
+    assert (limiter.rate_per_second, limiter.burst) == (2.0, 2)
+    assert type(limiter.rate_per_second) is float and type(limiter.burst) is int
