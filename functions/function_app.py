@@ -8,18 +8,19 @@ worker, on first use.
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
   Consumption supports: seconds, not the polling trigger's minutes) on
   ``%IMAGES_CONTAINER%/{name}`` (an app-setting expression, so the container is configured,
-  not hard-coded) through the connection ``IMAGES_STORAGE``. It passes only the blob's path to
-  the handler, which reads the blob through ``BlobSource``: properties first, the size guard,
-  then at most ``MAX_IMAGE_BYTES`` bytes. The ``InputStream`` binding itself still makes the
-  host read the blob once (the Python worker has no lazy stream); the handler does not use
-  those bytes, so that the Function, the local watch runner and backfill build identical
-  documents from the Storage SDK's view of the blob. The price is one more read of an image
-  under 20 MB. (The SDK-type binding ``azurefunctions.extensions.bindings.blob.BlobClient``
-  would avoid the host's read; it is kept out to keep the deployment lean.)
+  not hard-coded) through the connection ``IMAGES_STORAGE``. It binds to the Storage SDK's
+  ``BlobClient`` (the SDK-type binding of ``azurefunctions-extensions-bindings-blob``), so the
+  host hands over a client and reads nothing; the handler reads the blob once, through
+  ``BlobSource``: properties first, the size guard, then at most ``MAX_IMAGE_BYTES`` bytes. (The
+  ``InputStream`` binding made the host read every image before the handler read it again.)
   Retries: the Event Grid-based blob trigger queues the work inside the host, so a raised
   exception is retried up to ``extensions.blobs.poisonBlobThreshold`` times (host.json) and
   then lands in the ``webjobs-blobtrigger-poison`` queue. Permanent failures never raise: the
-  handler records them in the ``imgsearch-failures`` container.
+  handler records them in the ``imgsearch-failures`` container. Throttling never raises either:
+  a blob Vision still throttles after the client's retries is deferred to the queue below.
+- ``index_deferred``: a queue trigger on ``imgsearch-deferred`` (connection ``IMAGES_STORAGE``):
+  a blob deferred because Vision was throttling, indexed when its message becomes visible (a
+  delay from the service's Retry-After with growing jitter), or deferred again.
 - ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); for
   ``Microsoft.Storage.BlobDeleted`` it removes the document, other event types are logged
   and ignored. A raised exception makes Event Grid redeliver the event under its
@@ -50,6 +51,7 @@ import sys
 from pathlib import Path
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob  # SDK-type blob bindings (no host-side read)
 
 try:
     import indexer  # noqa: F401  - deployed: the azd prepackage hook copies indexer/ next to this file
@@ -67,10 +69,17 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.function_name(name="index_image")
 @app.blob_trigger(
-    arg_name="blob", path="%IMAGES_CONTAINER%/{name}", connection="IMAGES_STORAGE", source=func.BlobSource.EVENT_GRID
+    arg_name="client", path="%IMAGES_CONTAINER%/{name}", connection="IMAGES_STORAGE", source=func.BlobSource.EVENT_GRID
 )
-def index_image(blob: func.InputStream) -> None:
-    handlers.index_blob(blob.name)
+def index_image(client: blob.BlobClient) -> None:
+    # The SDK's client names the blob; the handler reads it (once) through the size guard.
+    handlers.index_blob(f"{client.container_name}/{client.blob_name}")
+
+
+@app.function_name(name="index_deferred")
+@app.queue_trigger(arg_name="message", queue_name="imgsearch-deferred", connection="IMAGES_STORAGE")
+def index_deferred(message: func.QueueMessage) -> None:
+    handlers.index_deferred(message.get_body().decode("utf-8"))
 
 
 @app.function_name(name="remove_image")

@@ -5,9 +5,19 @@ second; free F0: 20 a minute). Retrying after a 429 works, but every refused cal
 costs a round trip and delays the whole batch, so a backfill paces itself *before* sending.
 
 One bucket is shared by every worker thread of a batch. ``penalize`` lets a worker that got a
-429 slow the whole batch down for the time the service asked for, instead of each thread
-discovering the limit on its own. The local vectorizer server uses the same bucket, without
-blocking (``try_acquire``), to answer 429 as Azure does.
+429 hold the whole batch back for the time the service asked for, instead of each thread
+discovering the limit on its own.
+
+An *adaptive* limiter (``adaptive=True``, what bulk work uses) never stands exactly on the
+limit: requests leave the client evenly spaced but reach the service with some jitter (threads,
+the network, the service's own front end), and a limiter that counts strictly refuses the ones
+that arrive early. So it paces at ``headroom`` (95%) of the limit, and adapts like TCP's
+congestion control: a 429 lowers the pace by a fraction (``slow_down``, at most once per
+``cooldown``, since the answers to requests already in flight say the same thing), and each
+success raises it a little (``speed_up``) back towards the ceiling. Azure counts each resource
+in fixed one-second intervals (``standins/FIDELITY.md``, V7a), so 95% of R evenly spaced never
+fills an interval; against a limiter with no burst at all, the pace settles just below where
+the early arrivals stop.
 """
 
 from __future__ import annotations
@@ -23,13 +33,23 @@ _EPSILON = 1e-9
 
 
 class RateLimiter:
-    """Allow ``rate_per_second`` acquisitions a second on average, ``burst`` at once at most."""
+    """Allow ``rate_per_second`` acquisitions a second on average, ``burst`` at once at most.
+
+    With ``adaptive=True`` the given rate is the service's limit (``limit_per_second``) and the
+    pace (``rate_per_second``) moves between ``floor`` and ``headroom`` of it (see the module doc).
+    """
 
     def __init__(
         self,
         rate_per_second: float,
         *,
         burst: int = 1,
+        adaptive: bool = False,
+        headroom: float = 0.95,
+        floor: float = 0.25,
+        decrease: float = 0.9,
+        increase: float = 0.004,
+        cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -37,7 +57,17 @@ class RateLimiter:
             raise ValueError(f"rate_per_second must be a positive finite number, got {rate_per_second!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
-        self.rate_per_second = float(rate_per_second)
+        if not (0 < floor <= headroom <= 1 and 0 < decrease < 1 and increase >= 0 and cooldown >= 0):
+            raise ValueError("need 0 < floor <= headroom <= 1, 0 < decrease < 1, increase >= 0 and cooldown >= 0")
+        self.limit_per_second = float(rate_per_second)
+        self.adaptive = adaptive
+        self.ceiling = self.limit_per_second * (headroom if adaptive else 1.0)
+        self.floor = self.limit_per_second * (floor if adaptive else 1.0)
+        self._decrease = decrease
+        self._increase = increase * self.limit_per_second
+        self._cooldown = cooldown
+        self._last_decrease = float("-inf")
+        self.rate_per_second = self.ceiling
         self.burst = int(burst)
         self._clock = clock
         self._sleep = sleep
@@ -97,8 +127,44 @@ class RateLimiter:
             now = self._clock()
             self._refill(now)
             self._blocked_until = max(self._blocked_until, now + seconds)
-            self._tokens = min(self._tokens, 1.0)
+            # The refused call may go out the moment the pause ends (it has waited its turn).
+            self._tokens = 1.0
             self._updated = max(self._updated, self._blocked_until)
 
+    def slow_down(self, asked: float | None = None) -> bool:
+        """A 429 came back: lower the pace (adaptive only), unless it was lowered less than
+        ``cooldown`` seconds ago. Returns whether it was lowered.
+
+        ``asked`` is the wait the service asked for, in seconds. The cut is in proportion to
+        it, counted in intervals of the pace: a call that came 5 ms early (a strict limiter
+        and a little jitter) cuts the pace by a small fraction, one refused for the rest of a
+        whole window (or with no exact wait given) by the full ``decrease``."""
+        if not self.adaptive:
+            return False
+        with self._lock:
+            now = self._clock()
+            if now - self._last_decrease < self._cooldown:
+                return False
+            self._refill(now)
+            self._last_decrease = now
+            share = 1.0 if asked is None else min(1.0, max(0.0, asked) * self.rate_per_second)
+            factor = 1.0 - (1.0 - self._decrease) * share
+            self.rate_per_second = max(self.floor, self.rate_per_second * factor)
+            return True
+
+    def speed_up(self) -> None:
+        """A call succeeded: raise the pace a little towards the ceiling (adaptive only)."""
+        if not self.adaptive or self.rate_per_second >= self.ceiling:
+            return
+        with self._lock:
+            self._refill(self._clock())
+            self.rate_per_second = min(self.ceiling, self.rate_per_second + self._increase)
+
+    def paused_for(self) -> float:
+        """Seconds left of a pause (``penalize``), 0 when none."""
+        with self._lock:
+            return max(0.0, self._blocked_until - self._clock())
+
     def __repr__(self) -> str:
-        return f"RateLimiter(rate_per_second={self.rate_per_second}, burst={self.burst})"
+        kind = f", adaptive up to {self.ceiling:g}" if self.adaptive else ""
+        return f"RateLimiter(rate_per_second={self.rate_per_second:g}{kind}, burst={self.burst})"

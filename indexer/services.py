@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from indexer.backends.azure_search.pull import AzureSearchPull
     from indexer.backends.base import IndexBackend
+    from indexer.indexing.deferrals import DeferralQueue
     from indexer.indexing.failures import FailureLog
     from indexer.ratelimit import RateLimiter
     from indexer.sources.blob import BlobSource
@@ -93,6 +94,10 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     (it reports its own model version name, which is what the index is pinned to).
     ``paced`` (bulk work) gives the client the ``VISION_REQUESTS_PER_SECOND`` limiter: pacing
     inside the client covers its retries too and slows every worker after a 429.
+
+    Several endpoints (comma-separated) make a ``VisionPool``: one client per resource, each
+    with its own pace and backoff; bulk work spreads over them, a single call takes the first
+    healthy one.
     """
     model_version = index_model_version(settings)
     if settings.uses_offline_model:
@@ -106,29 +111,49 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
         return get_offline_vectorizer(model_version)
     from indexer.vectorizers.vision.client import VisionClient
 
-    try:
-        return VisionClient(
-            settings.vision_endpoint,
-            build_credential(settings.vision_key, settings),
-            api_version=settings.vision_api_version,
-            model_version=settings.vision_model_version,
-            timeout=settings.vision_timeout_seconds,
-            max_retries=settings.vision_max_retries,
-            rate_limiter=build_rate_limiter(settings) if paced else None,
-            word_check=settings.vision_word_check,
+    endpoints, keys = settings.vision_endpoints, settings.vision_keys
+    if keys and len(keys) != len(endpoints):
+        raise ConfigurationError(
+            f"VISION_KEY holds {len(keys)} key(s) for {len(endpoints)} endpoint(s) in VISION_ENDPOINT: give one key "
+            f"per endpoint, in the same order (comma-separated), or none to use Microsoft Entra ID"
         )
+    if len(set(endpoints)) != len(endpoints):
+        raise ConfigurationError("VISION_ENDPOINT names the same endpoint twice: each Vision resource once")
+    credential = None if keys else build_credential("", settings)  # one Entra ID credential for all
+    clients = []
+    try:
+        for position, endpoint in enumerate(endpoints):
+            clients.append(
+                VisionClient(
+                    endpoint,
+                    build_credential(keys[position], settings) if keys else credential,
+                    api_version=settings.vision_api_version,
+                    model_version=settings.vision_model_version,
+                    timeout=settings.vision_timeout_seconds,
+                    max_retries=settings.vision_max_retries,
+                    rate_limiter=build_rate_limiter(settings) if paced else None,
+                    word_check=settings.vision_word_check,
+                )
+            )
     except ValueError as exc:
+        close_quietly(*clients)
         raise ConfigurationError(f"VISION_ENDPOINT: {exc}") from None
+    if len(clients) == 1:
+        return clients[0]
+    from indexer.vectorizers.vision.pool import VisionPool
+
+    return VisionPool(clients, spread=paced)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The pace of bulk Vision calls (``VISION_REQUESTS_PER_SECOND``); None for the offline
-    model, which has no quota to respect."""
+    """The pace of bulk Vision calls for one resource (``VISION_REQUESTS_PER_SECOND``), adaptive:
+    it paces a little under the limit and slows down on a 429 (``indexer.ratelimit``). None for
+    the offline model, which has no quota to respect."""
     if settings.uses_offline_model:
         return None
     from indexer.ratelimit import RateLimiter
 
-    return RateLimiter(settings.vision_requests_per_second)
+    return RateLimiter(settings.vision_requests_per_second, adaptive=True)
 
 
 # --------------------------------------------------------------------------- the index
@@ -203,7 +228,7 @@ def pinned_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> I
     requested = get_model_version(settings.vision_model_version)
     if settings.uses_offline_model:
         return load_schema(pinned_here)
-    if is_azure_endpoint(settings.vision_endpoint):
+    if all(is_azure_endpoint(endpoint) for endpoint in settings.vision_endpoints):
         # Azure answers with the version asked for (and every write checks it again), so the
         # provisioning hook needs no Vision call, nor the role to make one.
         return load_schema(requested.name)
@@ -216,9 +241,9 @@ def pinned_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> I
             close_quietly(vectorizer)
     if not answers_for(probe.model_version, requested.name):
         raise ModelVersionMismatchError(
-            f"VISION_ENDPOINT {settings.vision_endpoint} answers VISION_MODEL_VERSION={requested.name} with vectors "
-            f"of model version {probe.model_version!r}, which is neither that version nor its offline stand-in; "
-            f"check the endpoint and the model version",
+            f"VISION_ENDPOINT {settings.vision_endpoints[0]} answers VISION_MODEL_VERSION={requested.name} with "
+            f"vectors of model version {probe.model_version!r}, which is neither that version nor its offline "
+            f"stand-in; check the endpoint and the model version",
             expected=requested.name,
             actual=probe.model_version,
         )
@@ -377,6 +402,42 @@ def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobSe
     )
 
 
+def deferral_queue(settings: Settings, *, credential: Any = None) -> DeferralQueue | None:
+    """The ``imgsearch-deferred`` queue of the images account (``indexing.deferrals``), or None
+    when no queue service is configured: a connection string naming a ``BlobEndpoint`` but no
+    ``QueueEndpoint`` (Azurite's blob service alone), or no storage at all. Builds no connection."""
+    from indexer.indexing.deferrals import DEFERRED_QUEUE, StorageQueueDeferrals
+
+    options = {**SDK_CLIENT_OPTIONS}
+    connection = settings.storage_connection_string
+    if connection:
+        parts = {k.strip().lower() for k, _, _ in (p.partition("=") for p in connection.split(";")) if k.strip()}
+        if "blobendpoint" in parts and "queueendpoint" not in parts:
+            return None
+        from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+        try:
+            client = QueueClient.from_connection_string(
+                connection, DEFERRED_QUEUE, message_encode_policy=TextBase64EncodePolicy(), **options
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"IMAGES_STORAGE is not a valid storage connection string: {exc}") from None
+        return StorageQueueDeferrals(client)
+    uri = settings.storage_queue_service_uri or settings.storage_blob_service_uri.replace(".blob.", ".queue.", 1)
+    if not uri or uri == settings.storage_blob_service_uri:
+        return None
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+    client = QueueClient(
+        uri,
+        DEFERRED_QUEUE,
+        credential=credential or build_credential("", settings),
+        message_encode_policy=TextBase64EncodePolicy(),
+        **options,
+    )
+    return StorageQueueDeferrals(client)
+
+
 def blob_source(
     settings: Settings, *, container: str | None = None, prefix: str = "", service: BlobServiceClient | None = None
 ) -> BlobSource:
@@ -418,6 +479,7 @@ class Services:
     backend: IndexBackend
     blob_service: BlobServiceClient | None
     failures: FailureLog | None
+    deferrals: DeferralQueue | None = None
     _sources: dict[str, BlobSource] = field(default_factory=dict, repr=False)
 
     def source(self, container: str) -> BlobSource:
@@ -440,6 +502,7 @@ def build_services(
     backend: IndexBackend | None = None,
     blob_service: BlobServiceClient | None = None,
     failures: FailureLog | None = None,
+    deferrals: DeferralQueue | None = None,
     storage: bool = True,
 ) -> Services:
     """Build what is not given from ``settings``. Builds no network connection. With
@@ -464,6 +527,7 @@ def build_services(
         blob_service=blob_service,
         failures=failures
         or (None if blob_service is None else BlobFailureLog(blob_service.get_container_client(FAILURES_CONTAINER))),
+        deferrals=deferrals or (None if blob_service is None else deferral_queue(settings)),
     )
 
 
@@ -494,7 +558,9 @@ def describe_vectorizer(settings: Settings) -> str:
     if settings.uses_offline_model:
         return f"offline model {index_model_version(settings)} in-process (no VISION_ENDPOINT set)"
     auth = "key" if settings.vision_key else "Microsoft Entra ID"
-    return f"{settings.vision_endpoint} (model-version {settings.vision_model_version}, {auth} auth)"
+    endpoints = settings.vision_endpoints
+    where = endpoints[0] if len(endpoints) == 1 else f"{len(endpoints)} resources ({', '.join(endpoints)})"
+    return f"{where} (model-version {settings.vision_model_version}, {auth} auth)"
 
 
 def configured_model(settings: Settings) -> Any:

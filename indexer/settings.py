@@ -20,14 +20,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
 
     # --- Azure AI Vision (or the local vectorizer server). Empty endpoint: the offline model in-process.
+    # Several resources of one model version: comma-separated endpoints (and keys, one each).
     vision_endpoint: str = Field("", validation_alias="VISION_ENDPOINT")
     vision_key: str = Field("", validation_alias="VISION_KEY", repr=False)
     vision_api_version: str = Field("2024-02-01", validation_alias="VISION_API_VERSION")
     vision_model_version: str = Field(DEFAULT_MODEL_VERSION, validation_alias="VISION_MODEL_VERSION")
     vision_timeout_seconds: float = Field(30.0, validation_alias="VISION_TIMEOUT_SECONDS", gt=0)
     vision_max_retries: int = Field(5, validation_alias="VISION_MAX_RETRIES", ge=0)
-    # The pace of bulk work (backfill). S1 allows 20 calls a second; the free tier F0 allows
-    # 20 a minute, so set 0.33 there.
+    # The pace of bulk work (backfill), per Vision resource. S1 allows 20 calls a second; the
+    # free tier F0 allows 20 a minute, so set 0.33 there.
     vision_requests_per_second: float = Field(20.0, validation_alias="VISION_REQUESTS_PER_SECOND", gt=0)
     vision_concurrency: int = Field(8, validation_alias="VISION_CONCURRENCY", ge=1)
     # Where a text's 70-word limit is checked before sending (indexer.limits): "auto" for text
@@ -59,6 +60,12 @@ class Settings(BaseSettings):
     storage_blob_service_uri: str = Field(
         "", validation_alias=AliasChoices("IMAGES_STORAGE__blobServiceUri", "IMAGES_STORAGE__BLOBSERVICEURI")
     )
+    # The queue service of the same account (deferred indexing of throttled blobs). With a
+    # connection string it comes from its QueueEndpoint (or the account's default); with an
+    # identity, from IMAGES_STORAGE__queueServiceUri, else the blob URI with .blob. -> .queue.
+    storage_queue_service_uri: str = Field(
+        "", validation_alias=AliasChoices("IMAGES_STORAGE__queueServiceUri", "IMAGES_STORAGE__QUEUESERVICEURI")
+    )
     # Pull mode with a managed identity: the search service reads the account as itself, named by
     # its resource id (the data source's "ResourceId=...;" connection string).
     images_storage_resource_id: str = Field("", validation_alias="IMAGES_STORAGE_RESOURCE_ID")
@@ -73,11 +80,30 @@ class Settings(BaseSettings):
 
     @property
     def uses_offline_model(self) -> bool:
-        return not self.vision_endpoint
+        return not self.vision_endpoint.strip(" ,")
+
+    @property
+    def vision_endpoints(self) -> list[str]:
+        """``VISION_ENDPOINT`` as a list: one Vision resource each, in order of preference."""
+        return _split(self.vision_endpoint)
+
+    @property
+    def bulk_concurrency(self) -> int:
+        """Images in flight at once in bulk work: ``VISION_CONCURRENCY`` for each Vision resource."""
+        return self.vision_concurrency * max(1, len(self.vision_endpoints))
+
+    @property
+    def vision_keys(self) -> list[str]:
+        """``VISION_KEY`` as a list: empty (Microsoft Entra ID), or one key per endpoint."""
+        return _split(self.vision_key)
 
     @property
     def uses_numpy_index(self) -> bool:
         return not self.search_endpoint
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def load_settings(**overrides) -> Settings:

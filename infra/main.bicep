@@ -73,6 +73,32 @@ param visionLocation string = contains([
   'japaneast'
 ], location) ? location : 'eastus'
 
+// Several Vision accounts of the same model version: each has its own quota, and bulk work
+// (backfill, reconcile) spreads over all of them, each at its own pace (VISION_ENDPOINT lists
+// them; one identity holds Cognitive Services User on each). Accounts 2..N go to
+// visionAdditionalLocations in turn, or to visionLocation when it is empty.
+@description('Number of Vision accounts (1 to 8), all serving the same model version.')
+@minValue(1)
+@maxValue(8)
+param visionCount int = 1
+
+@description('Regions of Vision accounts 2..N, in turn (empty: visionLocation).')
+@allowed([
+  'eastus'
+  'westus'
+  'westus2'
+  'francecentral'
+  'northeurope'
+  'westeurope'
+  'swedencentral'
+  'switzerlandnorth'
+  'australiaeast'
+  'southeastasia'
+  'koreacentral'
+  'japaneast'
+])
+param visionAdditionalLocations array = []
+
 @description('Vision pricing tier. F0 allows 20 calls a minute, S1 up to 20 calls a second.')
 @allowed([
   'F0'
@@ -218,6 +244,10 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 // Storage, Search and Vision take no traffic from the internet in private network mode.
 var publicNetworkAccess = vnetEnabled ? 'Disabled' : 'Enabled'
 
+// Regions of Vision accounts 2..N: visionAdditionalLocations in turn, else visionLocation.
+var visionAdditionalPool = empty(visionAdditionalLocations) ? [visionLocation] : visionAdditionalLocations
+var visionAdditionalRegions = [for i in range(0, visionCount - 1): visionAdditionalPool[i % length(visionAdditionalPool)]]
+
 // The free tier allows 20 Vision transactions a minute; S1 up to 20 a second. The backfill's
 // pace follows the tier (VISION_REQUESTS_PER_SECOND).
 var visionRequestsPerSecond = visionSku == 'F0' ? '0.33' : '20'
@@ -309,6 +339,7 @@ module vision 'app/vision.bicep' = {
   params: {
     name: names.vision
     location: visionLocation
+    additionalLocations: visionAdditionalRegions
     tags: tags
     sku: visionSku
     publicNetworkAccess: publicNetworkAccess
@@ -339,6 +370,7 @@ module network 'app/network.bicep' = if (vnetEnabled) {
     imagesStorageName: imagesStorage.outputs.name
     searchServiceName: search.outputs.name
     visionAccountName: vision.outputs.name
+    additionalVisionAccountNames: vision.outputs.additionalNames
   }
 }
 
@@ -357,6 +389,7 @@ module rbac 'app/rbac.bicep' = {
     eventGridPrincipalId: eventGrid.outputs.principalId
     searchServiceName: search.outputs.name
     visionAccountName: vision.outputs.name
+    additionalVisionAccountNames: vision.outputs.additionalNames
     appInsightsName: monitoring.outputs.appInsightsName
     searchPrincipalId: ingestionMode == 'pull' ? search.outputs.principalId : ''
   }
@@ -379,7 +412,7 @@ module functionApp 'app/function.bicep' = {
     imagesContainerName: imagesContainerName
     searchEndpoint: search.outputs.endpoint
     searchIndexName: searchIndexName
-    visionEndpoint: vision.outputs.endpoint
+    visionEndpoint: vision.outputs.endpoints
     visionModelVersion: visionModelVersion
     visionApiVersion: visionApiVersion
     visionRequestsPerSecond: visionRequestsPerSecond
@@ -414,7 +447,7 @@ output AZURE_SEARCH_SERVICE_NAME string = search.outputs.name
 output AZURE_SEARCH_ENDPOINT string = search.outputs.endpoint
 output AZURE_SEARCH_INDEX_NAME string = searchIndexName
 output AZURE_VISION_ACCOUNT_NAME string = vision.outputs.name
-output AZURE_VISION_ENDPOINT string = vision.outputs.endpoint
+output AZURE_VISION_ENDPOINT string = vision.outputs.endpoints
 output AZURE_VISION_LOCATION string = visionLocation
 output AZURE_VISION_MODEL_VERSION string = visionModelVersion
 output AZURE_VISION_API_VERSION string = visionApiVersion

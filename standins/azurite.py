@@ -30,29 +30,32 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def connection_string(blob_endpoint: str) -> str:
-    """A connection string for the development account at ``blob_endpoint``."""
+def connection_string(blob_endpoint: str, queue_endpoint: str | None = None) -> str:
+    """A connection string for the development account at ``blob_endpoint`` (and the queue
+    service at ``queue_endpoint``, when one runs)."""
+    queue = f"QueueEndpoint={queue_endpoint.rstrip('/')};" if queue_endpoint else ""
     return (
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint={blob_endpoint.rstrip('/')};"
+        f"BlobEndpoint={blob_endpoint.rstrip('/')};{queue}"
     )
 
 
-def find_azurite_blob(explicit: str | os.PathLike | None = None) -> Path:
-    """Where the ``azurite-blob`` launcher is: ``explicit``, ``$AZURITE_BLOB``, the repository's
-    ``node_modules/.bin``, or the PATH, in that order."""
+def find_azurite_blob(explicit: str | os.PathLike | None = None, *, service: str = "blob") -> Path:
+    """Where the ``azurite-blob`` (or ``azurite-queue``) launcher is: ``explicit``,
+    ``$AZURITE_BLOB`` (``$AZURITE_QUEUE``), the repository's ``node_modules/.bin``, or the PATH,
+    in that order."""
     candidates = [
         explicit,
-        os.environ.get("AZURITE_BLOB"),
-        REPO_ROOT / "node_modules" / ".bin" / "azurite-blob",
-        shutil.which("azurite-blob"),
+        os.environ.get(f"AZURITE_{service.upper()}"),
+        REPO_ROOT / "node_modules" / ".bin" / f"azurite-{service}",
+        shutil.which(f"azurite-{service}"),
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise ConfigurationError(
-        "Azurite is not installed: expected node_modules/.bin/azurite-blob under the repository root; "
-        "run `npm install` (or `make`), or set AZURITE_BLOB to the launcher's path"
+        f"Azurite is not installed: expected node_modules/.bin/azurite-{service} under the repository root; "
+        f"run `npm install` (or `make`), or set AZURITE_{service.upper()} to the launcher's path"
     )
 
 
@@ -64,7 +67,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class AzuriteBlob:
-    """A running Azurite blob service. Use as a context manager, or call ``stop()``."""
+    """A running Azurite blob (or queue: ``service``) service. Use as a context manager, or call
+    ``stop()``."""
 
     process: subprocess.Popen
     host: str
@@ -72,6 +76,7 @@ class AzuriteBlob:
     data_dir: Path
     log_path: Path
     _owns_data_dir: bool = field(default=False, repr=False)
+    service: str = "blob"
 
     @property
     def pid(self) -> int:
@@ -82,7 +87,14 @@ class AzuriteBlob:
         return f"http://{self.host}:{self.port}/{ACCOUNT_NAME}"
 
     @property
+    def endpoint(self) -> str:
+        """The service's endpoint (``blob_endpoint`` is the same URL, named for the blob service)."""
+        return self.blob_endpoint
+
+    @property
     def connection_string(self) -> str:
+        if self.service == "queue":
+            raise ValueError("a queue service alone has no blob endpoint: use connection_string(blob, queue)")
         return connection_string(self.blob_endpoint)
 
     def is_running(self) -> bool:
@@ -119,14 +131,18 @@ def start_azurite_blob(
     launcher: str | os.PathLike | None = None,
     startup_timeout: float = 30.0,
     in_memory: bool = False,
+    service: str = "blob",
 ) -> AzuriteBlob:
-    """Start the blob service only and wait until it answers HTTP.
+    """Start the blob service only (or, with ``service="queue"``, the queue service only) and
+    wait until it answers HTTP.
 
     ``port=0`` picks a free port. ``data_dir=None`` uses a new temporary folder that ``stop()``
     removes. ``--skipApiVersionCheck`` lets a newer azure-storage-blob talk to this Azurite;
     ``--loose`` ignores headers Azurite does not implement instead of failing the request.
     """
-    exe = find_azurite_blob(launcher)
+    if service not in ("blob", "queue"):
+        raise ValueError(f"Azurite service must be 'blob' or 'queue', got {service!r}")
+    exe = find_azurite_blob(launcher, service=service)
     owns = data_dir is None
     workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if owns else Path(data_dir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -137,9 +153,9 @@ def start_azurite_blob(
         log_path = workdir / f"azurite-{chosen}.log"
         args = [
             str(exe),
-            "--blobHost",
+            f"--{service}Host",
             host,
-            "--blobPort",
+            f"--{service}Port",
             str(chosen),
             "--location",
             str(workdir),
@@ -161,7 +177,7 @@ def start_azurite_blob(
                 cwd=workdir,
                 start_new_session=True,
             )
-        server = AzuriteBlob(process, host, chosen, workdir, log_path, _owns_data_dir=owns)
+        server = AzuriteBlob(process, host, chosen, workdir, log_path, _owns_data_dir=owns, service=service)
         if _wait_until_answers(server, startup_timeout):
             return server
         last_error = log_path.read_text(errors="replace")[-2000:]
@@ -169,7 +185,13 @@ def start_azurite_blob(
         server.stop()
     if owns:
         shutil.rmtree(workdir, ignore_errors=True)
-    raise RuntimeError(f"Azurite did not start on {host}; its last output:\n{last_error}")
+    raise RuntimeError(f"Azurite ({service}) did not start on {host}; its last output:\n{last_error}")
+
+
+def start_azurite_queue(**options) -> AzuriteBlob:
+    """Start Azurite's queue service only (``start_azurite_blob`` with ``service="queue"``); pair
+    it with a blob service through ``connection_string(blob.blob_endpoint, queue.endpoint)``."""
+    return start_azurite_blob(service="queue", **options)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -58,7 +58,19 @@ def serve_vision_command(
     rate_limit: float | None = typer.Option(
         None, "--rate-limit", min=0.0, help="Answer 429 above this many requests a second (S1: 20, F0: 0.33)."
     ),
-    rate_limit_burst: int = typer.Option(1, "--rate-limit-burst", min=1, help="Requests allowed at once."),
+    rate_limit_burst: int | None = typer.Option(
+        None,
+        "--rate-limit-burst",
+        min=1,
+        help="Count with a token bucket of this many requests at once instead (1: no burst at all, the strictest "
+        "limiter). Default: Azure's fixed-window count, the rate's allowance in each interval.",
+    ),
+    rate_limit_window: float | None = typer.Option(
+        None,
+        "--rate-limit-window",
+        min=0.001,
+        help="Seconds of one counting interval (default 1, or 60 for rates below 1/s such as F0's 20 a minute).",
+    ),
     latency_ms: float = typer.Option(
         0.0, "--latency-ms", min=0.0, help="Added to every answer, like a remote service."
     ),
@@ -111,6 +123,7 @@ def serve_vision_command(
                 slow_seconds=slow_seconds,
                 rate_limit_per_second=rate_limit or None,
                 rate_limit_burst=rate_limit_burst,
+                rate_limit_window=rate_limit_window,
                 latency_ms=latency_ms,
                 serve_retired_preview=serve_retired_preview,
                 allow_private_urls=allow_private_urls,

@@ -6,18 +6,22 @@ tested offline is what runs in Azure.
 
 Failure policy (see ``indexer.indexing.pipeline``): a *permanent* failure (corrupt image, over a limit,
 a 4xx from Vision) is recorded in the ``FailureLog`` with its reason and the handler returns
-normally, so the platform does not retry what cannot succeed. A *transient* failure (429
-after the client's retries, 5xx, storage or network errors) raises, so the platform retries:
-the blob trigger re-runs up to ``poisonBlobThreshold`` times (``host.json``), Event Grid
-redelivers a failed ``BlobDeleted`` event on its subscription's retry policy.
+normally, so the platform does not retry what cannot succeed. Throttling is no failure: a blob
+still throttled after the client's retries is deferred to a queue and indexed later
+(``indexing.deferrals``, ``index_deferred``). Any other *transient* failure (5xx, storage or
+network errors) raises, so the platform retries: the blob trigger re-runs up to
+``poisonBlobThreshold`` times (``host.json``), Event Grid redelivers a failed ``BlobDeleted``
+event on its subscription's retry policy.
 
 The settings, vectorizer, backend and clients are built once per worker process on first use
 (``get_services``) and shared by every invocation in it: building them costs far more than
 one image, and the clients keep their connection pools.
 
-Events arrive at least once and in any order, so each handler acts on the blob's *current*
-state rather than on the event alone: indexing a blob that is gone does nothing, and a
-``BlobDeleted`` for a blob that exists again re-indexes it instead of removing it.
+Events arrive at least once and in any order, and handlers of one blob may run at the same
+time, so each handler acts on the blob's *current* state rather than on the event alone, and
+checks it again after acting (``indexing.events``): indexing a blob that is gone does nothing,
+a ``BlobDeleted`` for a blob that exists again re-indexes it instead of removing it, and a
+document written from bytes that changed meanwhile is written again from the new ones.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
+from indexer.indexing.deferrals import Deferral, deferral_delay, is_throttling
+from indexer.indexing.events import index_blob_now, remove_blob_now
 from indexer.indexing.failures import FailureLog
-from indexer.indexing.pipeline import Outcome, index_item, remove_item
+from indexer.indexing.pipeline import Outcome
 from indexer.keys import blob_identity, blob_url_parts, document_key
 from indexer.services import Services, build_services
 from indexer.settings import load_settings
@@ -113,26 +117,49 @@ def _record(outcome: Outcome, failures: FailureLog | None, *, etag: str = "") ->
         failures.clear(outcome.key)
 
 
-def index_blob(blob_path: str, services: Services | None = None) -> Outcome | None:
+def index_blob(blob_path: str, services: Services | None = None, *, deferrals: int = 0) -> Outcome | None:
     """The blob trigger: index ``container/name`` as it is now.
 
-    Reads through ``BlobSource`` (properties first, size guard, then the bytes) rather than
-    the bytes the binding delivered, so that the Function, the watch runner and backfill
-    build identical documents. Returns None when the blob no longer exists (its
-    ``BlobDeleted`` event removes the document). Raises on transient errors.
+    Reads through ``BlobSource`` (properties first, size guard, then the bytes, once), so that
+    the Function, the watch runner and backfill build identical documents; checks after the
+    write that the blob did not change meanwhile, and redoes it if it did
+    (``indexing.events``). Returns None when the blob no longer exists (its ``BlobDeleted``
+    event removes the document). Still throttled after the client's retries, the blob is
+    deferred to the ``imgsearch-deferred`` queue (``indexing.deferrals``) and the outcome is
+    "deferred"; other transient errors raise, so the host retries.
     """
     container, name = split_blob_path(blob_path)
     services = services or get_services()
     source = services.source(container)
     try:
-        item = source.get_item(name)
-        outcome = index_item(item, services.vectorizer, services.backend)
-    except ResourceNotFoundError:
+        outcome, item = index_blob_now(source, name, services.vectorizer, services.backend)
+    except Exception as exc:
+        if services.deferrals is None or not is_throttling(exc):
+            raise
+        deferral = Deferral(container, name, deferrals + 1)
+        delay = deferral_delay(getattr(exc, "retry_after", None), deferral.deferrals)
+        services.deferrals.defer(deferral, delay)  # if this fails, it raises: the host retries the blob
+        log.info("throttled: %s deferred for %.0f s (deferral %d)", blob_path, delay, deferral.deferrals)
+        key = document_key(blob_identity(source.blob_url(name)))
+        return Outcome(key, source.blob_url(name), "deferred", reason=f"throttled; retried in {delay:.0f} s")
+    if outcome is None:
         log.info("blob %s/%s is gone; nothing to index", container, name)
         return None
-    _record(outcome, services.failures, etag=item.etag)
+    _record(outcome, services.failures, etag=item.etag if item is not None else "")
     log.info("%s: %s%s", outcome.status, outcome.source, f" ({outcome.reason})" if outcome.reason else "")
     return outcome
+
+
+def index_deferred(message: str, services: Services | None = None) -> Outcome | None:
+    """The queue trigger of ``imgsearch-deferred``: index a blob that was deferred because Vision
+    was throttling, as it is now (and defer it again if Vision still is). A message that is not
+    ours is logged and dropped: retrying it could never help."""
+    try:
+        deferral = Deferral.from_message(message)
+    except ValueError as exc:
+        log.error("dropping a message of the deferred-indexing queue: %s", exc)
+        return None
+    return index_blob(deferral.blob_path, services, deferrals=deferral.deferrals)
 
 
 def handle_blob_event(
@@ -141,7 +168,8 @@ def handle_blob_event(
     """The Event Grid trigger: remove the document of a deleted blob; ignore other events.
 
     If the blob exists again (deleted, then uploaded again before this event arrived), the
-    document is kept and brought up to date instead of removed.
+    document is kept and brought up to date instead of removed; if it comes back while the
+    document is being removed, it is indexed again (``indexing.events``).
     """
     if event_type != BLOB_DELETED:
         log.info("ignoring Event Grid event of type %r (only %s removes documents)", event_type, BLOB_DELETED)
@@ -160,17 +188,8 @@ def handle_blob_event(
         )
         return None
     source = services.source(event.container)
-    try:
-        source.get_item(event.blob_name)
-    except ResourceNotFoundError:
-        url = source.blob_url(event.blob_name)  # the SDK's form, as every key of the container was made
-        outcome = remove_item(document_key(blob_identity(url)), event.url or url, services.backend)
-        _record(outcome, services.failures)
-        log.info("removed the document of %s/%s", event.container, event.blob_name)
-        return outcome
-    log.info(
-        "blob %s/%s exists again; keeping its document up to date instead of removing it",
-        event.container,
-        event.blob_name,
-    )
-    return index_blob(f"{event.container}/{event.blob_name}", services)
+    outcome, item = remove_blob_now(source, event.blob_name, services.vectorizer, services.backend, url=event.url)
+    if outcome is not None:
+        _record(outcome, services.failures, etag=item.etag if item is not None else "")
+        log.info("%s: %s/%s", outcome.status, event.container, event.blob_name)
+    return outcome

@@ -37,7 +37,8 @@ from indexer.limits import inspect_image
 from indexer.sources.base import ImageItem
 from indexer.vectorizers import Vectorizer
 
-Status = Literal["indexed", "unchanged", "failed", "deleted"]
+# "deferred": throttled, queued to be indexed later (``indexing.deferrals``), not a failure.
+Status = Literal["indexed", "unchanged", "failed", "deleted", "deferred"]
 
 
 @dataclass(frozen=True)

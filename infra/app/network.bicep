@@ -18,6 +18,8 @@ param hostStorageName string
 param imagesStorageName string
 param searchServiceName string
 param visionAccountName string
+@description('Vision accounts 2..N: a private endpoint each, in the same zone as the first.')
+param additionalVisionAccountNames array = []
 
 @description('Address space of the virtual network and its two subnets.')
 param addressPrefix string = '10.0.0.0/16'
@@ -85,7 +87,16 @@ var zoneNames = [
 ]
 
 // zone: the index of the endpoint's zone in zoneNames.
-var endpoints = [
+var additionalVisionEndpoints = [
+  for accountName in additionalVisionAccountNames: {
+    name: 'pe-${accountName}'
+    target: resourceId('Microsoft.CognitiveServices/accounts', accountName)
+    groupId: 'account'
+    zone: 3
+  }
+]
+var endpoints = concat(baseEndpoints, additionalVisionEndpoints)
+var baseEndpoints = [
   {
     name: 'pe-${hostStorageName}-blob'
     target: hostStorage.id

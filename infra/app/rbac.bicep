@@ -23,6 +23,8 @@ param deadLetterContainerName string
 param eventGridPrincipalId string
 param searchServiceName string
 param visionAccountName string
+@description('Vision accounts 2..N (the same roles as on the first).')
+param additionalVisionAccountNames array = []
 param appInsightsName string
 
 @description('The search service\'s identity; set in pull mode only, when its indexer reads the images container.')
@@ -78,6 +80,12 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' existing = {
 resource vision 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = {
   name: visionAccountName
 }
+
+resource additionalVision 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = [
+  for accountName in additionalVisionAccountNames: {
+    name: accountName
+  }
+]
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
@@ -192,6 +200,19 @@ resource fnVision 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// The same on Vision accounts 2..N (bulk work spreads over all of them).
+resource fnAdditionalVision 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (accountName, i) in additionalVisionAccountNames: {
+    name: guid(additionalVision[i].id, functionPrincipalId, roles.cognitiveServicesUser)
+    scope: additionalVision[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesUser)
+      principalId: functionPrincipalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
 // Telemetry: with local auth disabled, Application Insights ingests only what an identity holding
 // Monitoring Metrics Publisher on the component signs (despite its name it covers all telemetry).
 resource fnTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -290,3 +311,15 @@ resource userVision 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (a
     principalType: userPrincipalType
   }
 }
+
+resource userAdditionalVision 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (accountName, i) in additionalVisionAccountNames: if (assignUser) {
+    name: guid(additionalVision[i].id, userPrincipalId, roles.cognitiveServicesUser)
+    scope: additionalVision[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesUser)
+      principalId: userPrincipalId
+      principalType: userPrincipalType
+    }
+  }
+]

@@ -21,6 +21,25 @@ param name string
   'japaneast'
 ])
 param location string
+
+// More accounts of the same model version, one per entry, named '<name>-2', '<name>-3', ...: each
+// has its own quota (S1: 20 calls a second), so a backfill across N accounts runs N times faster.
+@description('Regions of the additional Vision accounts, one entry per account (the same region may repeat).')
+@allowed([
+  'eastus'
+  'westus'
+  'westus2'
+  'francecentral'
+  'northeurope'
+  'westeurope'
+  'swedencentral'
+  'switzerlandnorth'
+  'australiaeast'
+  'southeastasia'
+  'koreacentral'
+  'japaneast'
+])
+param additionalLocations array = []
 param tags object = {}
 
 @allowed([
@@ -58,9 +77,36 @@ resource vision 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   }
 }
 
-// The account reports its endpoint with a trailing slash; the Vision client joins paths itself.
+resource additional 'Microsoft.CognitiveServices/accounts@2024-10-01' = [
+  for (region, i) in additionalLocations: {
+    // checkov:skip=CKV_AZURE_134: as for the first account: Disabled in private network mode, Entra tokens only otherwise
+    name: '${name}-${i + 2}'
+    location: region
+    tags: tags
+    kind: 'ComputerVision'
+    sku: {
+      name: sku
+    }
+    identity: {
+      type: 'SystemAssigned'
+    }
+    properties: {
+      customSubDomainName: '${name}-${i + 2}'
+      disableLocalAuth: true
+      publicNetworkAccess: publicNetworkAccess
+    }
+  }
+]
+
+// The accounts report their endpoints with a trailing slash; the Vision client joins paths itself.
 var endpoint = vision.properties.endpoint
+var firstEndpoint = endsWith(endpoint, '/') ? substring(endpoint, 0, length(endpoint) - 1) : endpoint
+// (The client strips a trailing slash itself; only the first endpoint is also an output alone.)
+var others = [for (region, i) in additionalLocations: additional[i].properties.endpoint]
 
 output id string = vision.id
 output name string = vision.name
-output endpoint string = endsWith(endpoint, '/') ? substring(endpoint, 0, length(endpoint) - 1) : endpoint
+output endpoint string = firstEndpoint
+output additionalNames array = [for (region, i) in additionalLocations: additional[i].name]
+@description('The endpoints of every account, comma-separated (VISION_ENDPOINT), the first one first.')
+output endpoints string = join(concat([firstEndpoint], others), ',')

@@ -46,6 +46,8 @@ class ErrorAnswer:
     inner_code: str | None = None
     inner_message: str | None = None
     retry_after: float | None = None  # seconds; sent as an integer ``Retry-After`` header
+    # Also send the exact wait as ``retry-after-ms`` (the rate limit's own 429s do).
+    precise_retry_after: bool = False
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -58,6 +60,10 @@ class ErrorAnswer:
         if self.retry_after is not None:
             # HTTP's Retry-After is whole seconds; round up so a client never comes back early.
             headers["Retry-After"] = str(max(0, math.ceil(self.retry_after)))
+            if self.precise_retry_after:
+                # Whole seconds say "1" for a wait of 3 ms; Azure AI services' finer hint (the
+                # header azure-core's retry policy reads first) tells the wait to the millisecond.
+                headers["retry-after-ms"] = str(max(1, math.ceil(self.retry_after * 1000)))
         return headers
 
 
@@ -185,7 +191,7 @@ def _operation_name(path: str) -> str:
     return "Vectorize Text" if path.endswith("vectorizeText") else "Vectorize Image"
 
 
-def too_many_requests(path: str, retry_after: float) -> ErrorAnswer:
+def too_many_requests(path: str, retry_after: float, *, precise: bool = False) -> ErrorAnswer:
     seconds = max(0, math.ceil(retry_after))
     return ErrorAnswer(
         429,
@@ -195,6 +201,7 @@ def too_many_requests(path: str, retry_after: float) -> ErrorAnswer:
         f"after {seconds} second{'s' if seconds != 1 else ''}. Please contact Azure "
         f"support service if you would like to further increase the default rate limit.",
         retry_after=retry_after,
+        precise_retry_after=precise,
     )
 
 

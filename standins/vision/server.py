@@ -75,7 +75,7 @@ from standins.vision.contract import (
 from standins.vision.faults import FaultInjector
 from standins.vision.fetch import UrlRefused, fetch_image
 from standins.vision.pixels import DEFAULT_MAX_DECODE_PIXELS, StandInLimit, fit_for_model
-from standins.vision.throttle import TokenBucket
+from standins.vision.throttle import FixedWindow, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,12 @@ class ServerConfig:
     :ivar fault_seed: seed of the fault draw, so a run can be replayed.
     :ivar fault_first: always fail the first N requests (deterministic retry tests).
     :ivar rate_limit_per_second: above this request rate answer 429 with ``Retry-After``.
-    :ivar rate_limit_burst: requests allowed at once before the rate limit applies. Default:
-        one second's worth, since Azure's quotas count calls per second (S1: 20 in a second).
+    :ivar rate_limit_burst: None (default): count as Azure's gateway does, at most
+        ``rate * rate_limit_window`` requests in each fixed interval (``throttle.FixedWindow``);
+        a number: a token bucket of that many requests at once (1: no burst at all, the
+        strictest limiter; ``throttle.TokenBucket``).
+    :ivar rate_limit_window: the interval of the fixed-window count, in seconds. Default: 1 s
+        for rates of 1/s or more (S1: 20 in each second), 60 s below (F0: 20 a minute).
     :ivar latency_ms: added to every call, to mimic a remote service.
     :ivar serve_retired_preview: answer ``api-version=2023-02-01-preview`` as the preview once
         did, for old samples. Off by default: Azure answers it with 410 Gone today.
@@ -136,6 +140,7 @@ class ServerConfig:
     fault_first: int = 0
     rate_limit_per_second: float | None = None
     rate_limit_burst: int | None = None
+    rate_limit_window: float | None = None
     latency_ms: float = 0.0
     serve_retired_preview: bool = False
     allow_private_urls: bool = False
@@ -152,6 +157,10 @@ class ServerConfig:
             raise ValueError(f"inference_threads must be at least 1, got {self.inference_threads}")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError(f"rate_limit_per_second must be positive, got {self.rate_limit_per_second}")
+        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
+            raise ValueError(f"rate_limit_burst must be at least 1, got {self.rate_limit_burst}")
+        if self.rate_limit_window is not None and self.rate_limit_window <= 0:
+            raise ValueError(f"rate_limit_window must be positive, got {self.rate_limit_window}")
         if self.max_decode_pixels < 1_000_000:
             raise ValueError(f"max_decode_pixels must be at least 1,000,000, got {self.max_decode_pixels}")
 
@@ -369,10 +378,12 @@ class _VisionService:
             seed=config.fault_seed,
             first=config.fault_first,
         )
-        self.rate_limiter = None
+        self.rate_limiter: FixedWindow | TokenBucket | None = None
         if config.rate_limit_per_second:
-            burst = config.rate_limit_burst or max(1, int(config.rate_limit_per_second))
-            self.rate_limiter = TokenBucket(config.rate_limit_per_second, burst)
+            if config.rate_limit_burst is None:
+                self.rate_limiter = FixedWindow(config.rate_limit_per_second, config.rate_limit_window)
+            else:
+                self.rate_limiter = TokenBucket(config.rate_limit_per_second, config.rate_limit_burst)
         self._limiter: anyio.CapacityLimiter | None = None
 
     def _inference_limiter(self) -> anyio.CapacityLimiter:
@@ -440,6 +451,10 @@ class _VisionService:
         route (api-version), authentication, throttling; then the model version. Returns the
         name of the local model that will answer."""
         config = self.config
+        # The added latency is the request's way to a remote gateway: it reaches the gateway,
+        # and is counted by its rate limit, that long after it left (not whenever this event
+        # loop happens to wake up from the sleep that stands for it).
+        arrived = time.monotonic() + config.latency_ms / 1000.0
         if config.latency_ms:
             await asyncio.sleep(config.latency_ms / 1000.0)
         api_version = request.query_params.get("api-version")
@@ -449,9 +464,9 @@ class _VisionService:
             raise Refused(errors.api_version_gone(api_version))
         self._authenticate(request)
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.take()
+            wait = self.rate_limiter.take(arrived)
             if wait > 0:
-                raise Refused(errors.too_many_requests(request.url.path, wait))
+                raise Refused(errors.too_many_requests(request.url.path, wait, precise=True))
         await self._maybe_fault(request)
         return self._model_name(request, api_version)
 

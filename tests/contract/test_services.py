@@ -95,12 +95,13 @@ def test_a_vision_endpoint_with_a_key_builds_the_rest_client(vision_server) -> N
     assert isinstance(client, VisionClient) and client.timeout == 7
     assert embedding.model_version == OFFLINE_MULTILINGUAL
     limiter = build_rate_limiter(chosen)
-    assert isinstance(limiter, RateLimiter) and limiter.rate_per_second == 3
+    assert isinstance(limiter, RateLimiter) and limiter.limit_per_second == 3
     # Bulk work paces inside the client (retries included); a one-off call is not paced.
     assert client.rate_limiter is None
     paced = build_vectorizer(chosen, paced=True)
     try:
-        assert isinstance(paced.rate_limiter, RateLimiter) and paced.rate_limiter.rate_per_second == 3
+        assert isinstance(paced.rate_limiter, RateLimiter) and paced.rate_limiter.limit_per_second == 3
+        assert paced.rate_limiter.adaptive and paced.rate_limiter.rate_per_second < 3  # never on the limit
     finally:
         paced.close()
     assert vision_server.key not in describe_vectorizer(chosen)

@@ -376,9 +376,49 @@ def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(
     assert all(isinstance(r, Embedding) for r in results), results
     statuses = [r.status for r in server.requests.all()]
     assert statuses.count(200) == 3 and 429 in statuses
-    # Each 429's Retry-After slowed the shared limiter down for every worker.
+    # Each 429 paused the shared limiter for every worker, for what the server asked: its exact
+    # wait (retry-after-ms, at most 1/2 s at 2 a second), not the whole second Retry-After says.
     assert len(limiter.penalties) == statuses.count(429)
-    assert all(seconds >= 1 for seconds in limiter.penalties)
+    assert all(0 < seconds <= 0.5 for seconds in limiter.penalties), limiter.penalties
+
+
+def test_a_429_with_whole_seconds_only_pauses_for_those_seconds(faulty_vision_server):
+    class RecordingLimiter(RateLimiter):
+        penalties: list[float] = []
+
+        def penalize(self, seconds: float) -> None:
+            self.penalties.append(seconds)
+            super().penalize(seconds)
+
+    server = faulty_vision_server(fault_first=1, fault_statuses=(429,), fault_retry_after=1)
+    limiter = RecordingLimiter(100)
+    with client_for(server, rate_limiter=limiter) as client:
+        started = time.monotonic()
+        client.vectorize_text("a cat")
+        elapsed = time.monotonic() - started
+    assert limiter.penalties == [1.0]
+    assert [r.status for r in server.requests.all()] == [429, 200]
+    assert elapsed >= 1.0  # the refused call went out again only after the pause
+
+
+def test_throttling_is_pacing_not_failure_for_a_paced_client(faulty_vision_server, vision_sample_images):
+    # No retries allowed at all, a limiter with no burst, four callers at once: every call still
+    # succeeds, because a paced client waits out 429s instead of counting them as failures.
+    server = faulty_vision_server(rate_limit_per_second=4, rate_limit_burst=1)
+    images = list(vision_sample_images.values())[:4]
+    with client_for(server, max_retries=0, rate_limiter=RateLimiter(40, adaptive=True)) as client:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(client.vectorize_image, images))
+    assert all(isinstance(r, Embedding) for r in results)
+    assert 429 in [r.status for r in server.requests.all()]
+
+
+def test_an_unpaced_client_counts_429s_against_its_retries(faulty_vision_server):
+    server = faulty_vision_server(fault_rate=1.0, fault_statuses=(429,), fault_retry_after=0)
+    with client_for(server, max_retries=2) as client, pytest.raises(VisionThrottledError) as caught:
+        client.vectorize_text("a cat")
+    assert "3 attempts" in str(caught.value)
+    assert len(server.requests) == 3
 
 
 # --- Microsoft Entra ID ----------------------------------------------------------------------

@@ -424,6 +424,32 @@ def test_over_the_rate_limit_the_answer_is_429_with_retry_after(faulty_vision_se
     assert f"retry after {second.headers['Retry-After']} second" in error["message"]
 
 
+def test_azures_gateway_count_admits_a_windows_allowance_at_once_then_429_until_the_window_ends(
+    faulty_vision_server,
+):
+    # The default model is Azure's: a fixed interval (here 5 s) with the rate's allowance (2/s
+    # x 5 s = 10), taken at once by a burst; the 11th is refused until the interval ends.
+    server = faulty_vision_server(rate_limit_per_second=2, rate_limit_window=5.0)
+    answers = [
+        post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json") for _ in range(11)
+    ]
+    assert [a.status_code for a in answers[:10]] == [200] * 10
+    refused = answers[10]
+    assert_azure_error(refused, 429, "429")
+    # Whole seconds in Retry-After (what the message says), the exact wait in retry-after-ms.
+    seconds, millis = int(refused.headers["Retry-After"]), int(refused.headers["retry-after-ms"])
+    assert 1 <= seconds <= 5 and 0 < millis <= 5000 and seconds == -(-millis // 1000)
+
+
+def test_a_no_burst_token_bucket_refuses_a_second_request_at_once_with_its_exact_wait(faulty_vision_server):
+    server = faulty_vision_server(rate_limit_per_second=4, rate_limit_burst=1)
+    first = post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json")
+    second = post(server, TEXT_PATH, key=None, json={"text": "cat"}, content_type="application/json")
+    assert first.status_code == 200 and second.status_code == 429
+    assert second.headers["Retry-After"] == "1"  # 0.25 s at most, rounded up to whole seconds
+    assert 0 < int(second.headers["retry-after-ms"]) <= 250
+
+
 def test_injected_faults_use_the_configured_statuses_and_retry_after(faulty_vision_server):
     server = faulty_vision_server(fault_rate=1.0, fault_statuses=(429, 503), fault_retry_after=7)
     statuses = set()

@@ -10,15 +10,21 @@ import io
 import json
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob_ext
 import pytest
-from azure.functions.blob import BlobConverter
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.meta import Datum
+from azure.storage.blob import BlobClient as StorageBlobClient
+from azure.storage.blob import BlobServiceClient
+from azurefunctions.extensions.base import Datum as SdkDatum
+from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClientConverter
 from PIL import Image
 
 from indexer.entrypoints import functions as handlers
@@ -73,6 +79,7 @@ def jpeg(color=(90, 90, 90), size=(64, 64)) -> bytes:
 
 def test_the_app_declares_exactly_its_functions(function_app):
     assert sorted(functions_by_name(function_app)) == [
+        "index_deferred",
         "index_image",
         "info",
         "page",
@@ -97,9 +104,18 @@ def test_index_image_is_an_event_grid_blob_trigger_on_the_configured_container(f
     assert binding["source"] == "EventGrid"
     assert binding["path"] == "%IMAGES_CONTAINER%/{name}"  # app-setting expression, not a fixed name
     assert binding["connection"] == "IMAGES_STORAGE"
-    assert binding["direction"] == "IN" and binding["name"] == "blob"
-    assert list(fn.get_user_function().__annotations__.values())[0] in (func.InputStream, "func.InputStream")
-    assert BlobConverter.check_input_type_annotation(func.InputStream)
+    assert binding["direction"] == "IN" and binding["name"] == "client"
+    # The SDK-type binding: the host hands over a BlobClient and reads none of the blob.
+    annotation = list(fn.get_user_function().__annotations__.values())[0]
+    assert annotation in (blob_ext.BlobClient, "blob.BlobClient")
+    assert BlobClientConverter.check_input_type_annotation(blob_ext.BlobClient)
+
+
+def test_index_deferred_is_a_queue_trigger_on_the_deferred_queue(function_app):
+    fn = functions_by_name(function_app)["index_deferred"]
+    binding = json.loads(fn.get_function_json())["bindings"][0]
+    assert binding["type"] == "queueTrigger"
+    assert binding["queueName"] == "imgsearch-deferred" and binding["connection"] == "IMAGES_STORAGE"
 
 
 def test_remove_image_is_an_event_grid_trigger(function_app):
@@ -279,6 +295,12 @@ def make_services(azurite, container, vision, index, failures_container, tmp_pat
     return build_services(settings, backend=index, failures=BlobFailureLog(failures_container))
 
 
+@pytest.fixture(autouse=True)
+def _binding_connection(azurite, monkeypatch):
+    """The app setting the SDK-type binding builds its client from (as the host has it)."""
+    monkeypatch.setenv("IMAGES_STORAGE", azurite.connection_string)
+
+
 @pytest.fixture
 def services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path):
     built = make_services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path)
@@ -287,19 +309,19 @@ def services(azurite, blob_container, vision_server, local_index, failures_conta
     handlers.set_services(None)
 
 
-def input_stream(container, name: str, data: bytes | None = None) -> func.InputStream:
-    """The blob trigger's argument, decoded by the worker's own converter from what the host
-    sends: the content and the trigger metadata (``BlobTrigger`` is ``<container>/<blob>``)."""
-    blob = container.get_blob_client(name)
-    if data is None:
-        data = blob.download_blob().readall()
-    metadata = {
-        "BlobTrigger": Datum(f"{container.container_name}/{name}", "string"),
-        "Uri": Datum(blob.url, "string"),
-        "Properties": Datum(json.dumps({"Length": len(data), "ContentType": "application/octet-stream"}), "json"),
-        "Metadata": Datum(json.dumps({}), "json"),
-    }
-    return BlobConverter.decode(Datum(data, "bytes"), trigger_metadata=metadata)
+def blob_binding(container, name: str, data: bytes | None = None):
+    """The blob trigger's argument as the worker builds it for the SDK-type binding: the host
+    sends model binding data (the connection's name, the container and the blob), never the
+    content, and the extension's converter turns it into an azure-storage-blob ``BlobClient``
+    from the connection's app setting (``IMAGES_STORAGE``, set by the ``services`` fixture)."""
+    del data  # what the InputStream binding used to carry; the SDK-type binding carries none
+    content = json.dumps({"Connection": "IMAGES_STORAGE", "ContainerName": container.container_name, "BlobName": name})
+    binding_data = SimpleNamespace(
+        version="1.0", source="AzureStorageBlobs", content_type="application/json", content=content
+    )
+    return BlobClientConverter.decode(
+        SdkDatum(value=binding_data, type="model_binding_data"), trigger_metadata={}, pytype=blob_ext.BlobClient
+    )
 
 
 def blob_event(container, name: str, event_type: str = handlers.BLOB_DELETED, *, cloud_events: bool = False):
@@ -345,7 +367,7 @@ def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, 
     data = photos["cat.jpg"]
     blob_container.upload_blob("pets/cat.jpg", data, metadata={"tags": "cat,pet"})
 
-    assert call(function_app, "index_image", input_stream(blob_container, "pets/cat.jpg", data)) is None
+    assert call(function_app, "index_image", blob_binding(blob_container, "pets/cat.jpg", data)) is None
 
     doc = services.backend.get(key_of(blob_container, "pets/cat.jpg"))
     assert doc is not None
@@ -358,11 +380,110 @@ def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, 
     assert services.backend.count() == 1
 
 
+def test_the_function_reads_each_image_once_through_the_size_guard(
+    azurite, blob_container, vision_server, local_index, failures_container, tmp_path, function_app, photos
+):
+    # Every request of the handler's storage client, counted on the wire.
+    seen: list[tuple[str, str, str]] = []
+
+    def record(response) -> None:
+        request = response.http_request
+        seen.append((request.method, request.url.split("?")[0], request.headers.get("x-ms-range", "")))
+
+    counted = BlobServiceClient.from_connection_string(azurite.connection_string, raw_response_hook=record)
+    settings = Settings(
+        IMAGES_STORAGE=azurite.connection_string,
+        IMAGES_CONTAINER=blob_container.container_name,
+        VISION_ENDPOINT=vision_server.url,
+        VISION_KEY=vision_server.key or "",
+        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        IMGSEARCH_DATA_DIR=str(tmp_path),
+    )
+    handlers.set_services(
+        build_services(settings, backend=local_index, failures=BlobFailureLog(failures_container), blob_service=counted)
+    )
+    try:
+        blob_container.upload_blob("one-read.jpg", photos["dog.jpg"])
+        argument = blob_binding(blob_container, "one-read.jpg")
+        assert isinstance(argument, StorageBlobClient)  # what the host hands over: a client, no bytes
+        call(function_app, "index_image", argument)
+    finally:
+        handlers.set_services(None)
+    url = blob_container.get_blob_client("one-read.jpg").url
+    reads = [(method, rng) for method, where, rng in seen if where == url and method == "GET"]
+    # One download, ranged to the size guard; the other calls are property reads (HEAD).
+    assert len(reads) == 1 and reads[0][1].startswith("bytes=0-"), seen
+    assert local_index.get(key_of(blob_container, "one-read.jpg")) is not None
+
+
+def test_a_blob_still_throttled_is_deferred_to_the_queue_and_indexed_from_it_later(
+    storage_with_queues, blob_container, faulty_vision_server, local_index, failures_container, tmp_path, function_app
+):
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+    throttling = faulty_vision_server(fault_rate=1.0, fault_statuses=(429,), fault_retry_after=0)
+    settings = dict(
+        IMAGES_STORAGE=storage_with_queues,
+        IMAGES_CONTAINER=blob_container.container_name,
+        VISION_KEY="any",
+        VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
+        VISION_MAX_RETRIES=1,
+        IMGSEARCH_DATA_DIR=str(tmp_path),
+    )
+    queue = QueueClient.from_connection_string(
+        storage_with_queues, "imgsearch-deferred", message_decode_policy=TextBase64DecodePolicy()
+    )
+    throttled = build_services(
+        Settings(VISION_ENDPOINT=throttling.url, **settings),
+        backend=local_index,
+        failures=BlobFailureLog(failures_container),
+    )
+    handlers.set_services(throttled)
+    try:
+        blob_container.upload_blob("busy.jpg", jpeg())
+        assert call(function_app, "index_image", blob_binding(blob_container, "busy.jpg")) is None  # no raise
+        assert handlers.index_blob(f"{blob_container.container_name}/busy.jpg").status == "deferred"
+    finally:
+        handlers.set_services(None)
+    assert local_index.count() == 0 and throttled.failures.get(key_of(blob_container, "busy.jpg")) is None
+    # Two messages (two events), each invisible for at least the second Retry-After asks for.
+    assert queue.peek_messages(max_messages=32) == []
+    deadline = time.monotonic() + 30
+    messages = []
+    while len(messages) < 2 and time.monotonic() < deadline:
+        messages += list(queue.receive_messages(max_messages=32, visibility_timeout=60))
+        time.sleep(0.2)
+    assert len(messages) == 2
+    body = json.loads(messages[0].content)
+    assert body == {"container": blob_container.container_name, "blob": "busy.jpg", "deferrals": 1}
+
+    # The queue trigger, once Vision has room again: the blob is indexed as it is now.
+    recovered = faulty_vision_server()
+    handlers.set_services(
+        build_services(
+            Settings(VISION_ENDPOINT=recovered.url, **settings), backend=local_index, failures=throttled.failures
+        )
+    )
+    try:
+        for message in messages:  # at least once: the second message finds it unchanged
+            call(function_app, "index_deferred", func.QueueMessage(body=message.content.encode("utf-8")))
+            queue.delete_message(message)
+    finally:
+        handlers.set_services(None)
+    assert local_index.get(key_of(blob_container, "busy.jpg")) is not None
+    assert len([r for r in recovered.requests.all() if r.path.endswith("vectorizeImage")]) == 1
+
+
+def test_a_message_that_is_not_ours_is_dropped_not_retried(function_app, services):
+    assert call(function_app, "index_deferred", func.QueueMessage(body=b"not json")) is None
+    assert handlers.index_deferred('{"container": "images"}') is None
+
+
 def test_a_second_trigger_for_unchanged_bytes_makes_no_vision_call(
     function_app, services, blob_container, vision_server
 ):
     blob_container.upload_blob("a.jpg", jpeg())
-    call(function_app, "index_image", input_stream(blob_container, "a.jpg"))
+    call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
     before = len(vision_server.requests.all())
 
     outcome = handlers.index_blob(f"{blob_container.container_name}/a.jpg")
@@ -377,7 +498,7 @@ def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(
 ):
     blob_container.upload_blob("broken.jpg", b"\xff\xd8\xff this is not a jpeg")
 
-    call(function_app, "index_image", input_stream(blob_container, "broken.jpg"))  # does not raise
+    call(function_app, "index_image", blob_binding(blob_container, "broken.jpg"))  # does not raise
 
     key = key_of(blob_container, "broken.jpg")
     assert services.backend.get(key) is None
@@ -389,7 +510,7 @@ def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(
 
     # Uploading a good image under the same name indexes it and clears the record.
     blob_container.upload_blob("broken.jpg", jpeg(), overwrite=True)
-    call(function_app, "index_image", input_stream(blob_container, "broken.jpg"))
+    call(function_app, "index_image", blob_binding(blob_container, "broken.jpg"))
     assert services.backend.get(key) is not None
     assert services.failures.get(key) is None
 
@@ -404,7 +525,7 @@ def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(
     try:
         blob_container.upload_blob("huge.jpg", jpeg(size=(400, 400)))
         before = len(vision_server.requests.all())
-        call(function_app, "index_image", input_stream(blob_container, "huge.jpg"))
+        call(function_app, "index_image", blob_binding(blob_container, "huge.jpg"))
     finally:
         handlers.set_services(None)
     record = small_limit.failures.get(key_of(blob_container, "huge.jpg"))
@@ -423,7 +544,7 @@ def test_a_transient_vision_failure_raises_so_the_host_retries(
     try:
         blob_container.upload_blob("a.jpg", jpeg())
         with pytest.raises(Exception) as caught:
-            call(function_app, "index_image", input_stream(blob_container, "a.jpg"))
+            call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
     finally:
         handlers.set_services(None)
     assert getattr(caught.value, "status_code", None) == 503
@@ -433,7 +554,7 @@ def test_a_transient_vision_failure_raises_so_the_host_retries(
 
 def test_index_image_for_a_blob_already_gone_does_nothing(function_app, services, blob_container):
     assert handlers.index_blob(f"{blob_container.container_name}/gone.jpg") is None
-    call(function_app, "index_image", input_stream(blob_container, "gone.jpg", b""))
+    call(function_app, "index_image", blob_binding(blob_container, "gone.jpg", b""))
     assert services.backend.count() == 0
 
 

@@ -423,13 +423,37 @@ def test_the_readme_lists_the_same_vision_regions_as_the_bicep():
 
 def test_the_vision_account_is_computer_vision_with_entra_only_access():
     vision = bicep("app/vision.bicep")
-    [account] = vision.resources_of_type("Microsoft.CognitiveServices/accounts")
-    assert account.get("kind") == "ComputerVision"
-    assert account.get("properties", "disableLocalAuth") is True
-    subdomain = account.get("properties", "customSubDomainName")
-    assert subdomain not in (None, ""), "Entra ID auth needs the custom subdomain endpoint"
+    accounts = vision.resources_of_type("Microsoft.CognitiveServices/accounts")
+    assert [a.symbol for a in accounts] == ["vision", "additional"]  # the first, and accounts 2..N
     sku = vision.params["sku"]
-    assert set(sku.allowed) == {"F0", "S1"} and str(account.get("sku", "name")) == "sku"
+    assert set(sku.allowed) == {"F0", "S1"}
+    for account in accounts:
+        assert account.get("kind") == "ComputerVision"
+        assert account.get("properties", "disableLocalAuth") is True
+        subdomain = account.get("properties", "customSubDomainName")
+        assert subdomain not in (None, ""), "Entra ID auth needs the custom subdomain endpoint"
+        assert str(account.get("sku", "name")) == "sku"
+        assert str(account.get("properties", "publicNetworkAccess")) == "publicNetworkAccess"
+    assert accounts[1].loop == "for (region, i) in additionalLocations"
+    assert str(accounts[1].get("location")) == "region"
+
+
+def test_n_vision_accounts_of_one_model_version_in_the_multimodal_embeddings_regions():
+    main = bicep("main.bicep")
+    count = main.params["visionCount"]
+    assert count.default == 1  # one account unless asked
+    extra = main.params["visionAdditionalLocations"]
+    assert set(extra.allowed) == MULTIMODAL_EMBEDDINGS_REGIONS and extra.default == []
+    vision = bicep("app/vision.bicep")
+    assert set(vision.params["additionalLocations"].allowed) == MULTIMODAL_EMBEDDINGS_REGIONS
+    [module] = modules_of("app/vision.bicep")
+    assert str(module.params["additionalLocations"]) == "visionAdditionalRegions"
+    assert "range(0, visionCount - 1)" in str(main.variables["visionAdditionalRegions"])
+    # The Function and the outputs get every endpoint, comma-separated (VISION_ENDPOINT).
+    [function] = modules_of("app/function.bicep")
+    assert str(function.params["visionEndpoint"]) == "vision.outputs.endpoints"
+    assert str(main.outputs["AZURE_VISION_ENDPOINT"].value) == "vision.outputs.endpoints"
+    assert "join(concat([firstEndpoint], others), ',')" in str(vision.outputs["endpoints"].value)
 
 
 def test_the_vision_model_version_choices_are_the_azure_models_with_a_schema_each():
@@ -982,6 +1006,7 @@ SCOPE_NAMES = {
     ("Microsoft.Storage/storageAccounts/blobServices/containers", "deadLetterContainerName"): "dead-letter container",
     ("Microsoft.Search/searchServices", "searchServiceName"): "search service",
     ("Microsoft.CognitiveServices/accounts", "visionAccountName"): "vision account",
+    ("Microsoft.CognitiveServices/accounts", "accountName"): "additional vision accounts",
     ("Microsoft.Insights/components", "appInsightsName"): "application insights",
 }
 PRINCIPALS = {
@@ -1001,6 +1026,7 @@ EXPECTED_ASSIGNMENTS = {
     Assignment("function", "Search Index Data Contributor", "search service"),
     Assignment("function", "Reader", "search service"),
     Assignment("function", "Cognitive Services User", "vision account"),
+    Assignment("function", "Cognitive Services User", "additional vision accounts"),
     Assignment("function", "Monitoring Metrics Publisher", "application insights"),
     Assignment("eventgrid", "Storage Blob Data Contributor", "dead-letter container"),
     # pull mode only: the indexer's data source reads the photos as the search service
@@ -1010,6 +1036,7 @@ EXPECTED_ASSIGNMENTS = {
     Assignment("user", "Search Service Contributor", "search service"),
     Assignment("user", "Search Index Data Contributor", "search service"),
     Assignment("user", "Cognitive Services User", "vision account"),
+    Assignment("user", "Cognitive Services User", "additional vision accounts"),
 }
 
 
@@ -1028,7 +1055,7 @@ def _role_name(key: str) -> str:
 
 
 def _scope_name(parsed: BicepFile, symbol: str) -> str:
-    resource = parsed.resource(symbol)
+    resource = parsed.resource(symbol.split("[", 1)[0])  # additionalVision[i]: one of a loop
     name = str(resource.get("name"))
     label = SCOPE_NAMES.get((resource.type, name))
     assert label, f"role assignment scoped to unexpected {resource.type} named {name}"
@@ -1111,6 +1138,7 @@ def test_main_wires_the_rbac_module_to_the_right_resources():
         "eventGridPrincipalId": "eventGrid.outputs.principalId",
         "searchServiceName": "search.outputs.name",
         "visionAccountName": "vision.outputs.name",
+        "additionalVisionAccountNames": "vision.outputs.additionalNames",
         "appInsightsName": "monitoring.outputs.appInsightsName",
         # the search service reads the photos in pull mode only
         "searchPrincipalId": "ingestionMode == 'pull' ? search.outputs.principalId : ''",
@@ -1355,8 +1383,8 @@ def test_private_mode_disables_public_network_access_on_storage_search_and_visio
     assert account.get("properties", "networkAcls", "bypass") == "AzureServices"
     [service] = bicep("app/search.bicep").resources_of_type("Microsoft.Search/searchServices")
     assert evaluate(service.get("properties", "publicNetworkAccess"), scope) == access.lower()
-    [vision] = bicep("app/vision.bicep").resources_of_type("Microsoft.CognitiveServices/accounts")
-    assert evaluate(vision.get("properties", "publicNetworkAccess"), scope) == access
+    for vision in bicep("app/vision.bicep").resources_of_type("Microsoft.CognitiveServices/accounts"):
+        assert evaluate(vision.get("properties", "publicNetworkAccess"), scope) == access
 
 
 # The private link group ids and private DNS zones ("Azure Private Endpoint private DNS zone
@@ -1383,12 +1411,19 @@ def test_private_mode_puts_blob_queue_search_and_vision_behind_private_endpoints
     assert module.condition == "(vnetEnabled)"
     zones = [str(z) if isinstance(z, Expr) else z for z in network.variables["zoneNames"]]
     seen = set()
-    for endpoint in network.variables["endpoints"]:
+    assert str(network.variables["endpoints"]) == "concat(baseEndpoints, additionalVisionEndpoints)"
+    for endpoint in network.variables["baseEndpoints"]:
         target = network.resource(str(endpoint["target"]).removesuffix(".id"))
         assert target.existing
         seen.add((target.symbol, endpoint["groupId"]))
         assert zones[endpoint["zone"]] == PRIVATE_DNS_ZONES[endpoint["groupId"]], endpoint
     assert seen == PRIVATE_ENDPOINTS
+    # Vision accounts 2..N: one private endpoint each, in the Vision zone, by resource id
+    more = network.variables["additionalVisionEndpoints"]
+    assert "for accountName in additionalVisionAccountNames" in str(more)
+    assert "resourceId('Microsoft.CognitiveServices/accounts', accountName)" in str(more)
+    assert "groupId: 'account'" in str(more) and "zone: 3" in str(more)
+    assert str(module.params["additionalVisionAccountNames"]) == "vision.outputs.additionalNames"
     # the existing resources are the deployment's own accounts and services
     names = {r.symbol: str(r.get("name")) for r in network.resources if r.existing}
     for symbol, param in [

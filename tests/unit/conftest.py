@@ -14,6 +14,8 @@ SLOW_FIXTURES = frozenset(
         "azurite",
         "blob_container",
         "blob_service",
+        "azurite_queue",
+        "storage_with_queues",
         "vision_server",
         "faulty_vision_server",
         "local_multilingual",

@@ -138,15 +138,18 @@ def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst(
     assert limiter.try_acquire() == pytest.approx(0.1)  # back to the steady pace, no burst of 5
 
 
-def test_nothing_accrues_during_a_penalty():
-    # A bucket emptied before the penalty is still empty when it ends: the next call waits
-    # its pace, at the very end of the pause as just after it.
+def test_a_pause_ends_with_one_call_ready_and_nothing_more():
+    # The refused call has waited its turn, so it goes the moment the pause ends; nothing else
+    # accrues during the pause, so the next one waits its whole pace.
     clock = FakeClock()
     limiter = limiter_on(clock, 10)
     limiter.try_acquire()
     limiter.penalize(1.0)
     assert limiter.try_acquire() == pytest.approx(1.0)
-    clock.now += 1.0
+    clock.now += 0.5
+    assert limiter.try_acquire() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.try_acquire() == 0.0
     assert limiter.try_acquire() == pytest.approx(0.1)
     clock.now += 0.05
     assert limiter.try_acquire() == pytest.approx(0.05)
@@ -154,15 +157,14 @@ def test_nothing_accrues_during_a_penalty():
     assert limiter.try_acquire() == 0.0
 
 
-def test_tokens_earned_before_a_penalty_count_but_at_most_one():
+def test_a_full_bucket_gives_no_burst_after_a_pause():
     clock = FakeClock()
     limiter = limiter_on(clock, 10, burst=3)
-    for _ in range(3):
-        limiter.try_acquire()
-    clock.now += 0.05  # half a token earned
+    clock.now += 0.05
     limiter.penalize(1.0)
     clock.now += 1.0
-    assert limiter.try_acquire() == pytest.approx(0.05)
+    assert limiter.try_acquire() == 0.0
+    assert limiter.try_acquire() == pytest.approx(0.1)
 
 
 def test_a_shorter_penalty_does_not_cut_a_longer_one_short():
@@ -265,7 +267,8 @@ def test_tiny_rates_and_a_burst_of_one_are_fine():
 
 
 def test_repr_shows_the_rate_and_the_burst_as_numbers():
-    assert repr(RateLimiter(20, burst=3)) == "RateLimiter(rate_per_second=20.0, burst=3)"
+    assert repr(RateLimiter(20, burst=3)) == "RateLimiter(rate_per_second=20, burst=3)"
+    assert repr(RateLimiter(20, adaptive=True)) == "RateLimiter(rate_per_second=19, adaptive up to 19, burst=1)"
     limiter = RateLimiter(2, burst=2.0)
     assert (limiter.rate_per_second, limiter.burst) == (2.0, 2)
     assert type(limiter.rate_per_second) is float and type(limiter.burst) is int

@@ -55,7 +55,11 @@ def backfill_command(
     force: bool = typer.Option(False, "--force", help="Vectorize every blob again, even unchanged ones."),
     restart: bool = typer.Option(False, "--restart", help="Ignore the checkpoint of an interrupted run."),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Blobs in flight at once (default: VISION_CONCURRENCY)."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Blobs in flight at once (default: VISION_CONCURRENCY for each Vision resource).",
     ),
     batch_size: int = typer.Option(
         100,
@@ -119,7 +123,7 @@ def _bulk_options(settings, concurrency: int | None) -> dict:
     return dict(
         vectorizer=LazyVectorizer(lambda: build_vectorizer(settings, paced=True)),
         failures=JsonlFailureLog(settings.data_dir / FAILURES_FILE),
-        concurrency=concurrency or settings.vision_concurrency,
+        concurrency=concurrency or settings.bulk_concurrency,
     )
 
 
@@ -132,7 +136,11 @@ def reconcile_command(
         "", "--prefix", metavar="PREFIX", help="Only blobs (and documents) whose names start with this."
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Blobs in flight at once (default: VISION_CONCURRENCY)."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Blobs in flight at once (default: VISION_CONCURRENCY for each Vision resource).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

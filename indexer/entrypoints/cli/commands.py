@@ -22,7 +22,11 @@ def index_command(
     path: Path = typer.Argument(..., help="Folder of images; indexed recursively (hidden files skipped)."),
     force: bool = typer.Option(False, "--force", help="Vectorize every image again, even unchanged ones."),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Images in flight at once (default: VISION_CONCURRENCY, 8)."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Images in flight at once (default: VISION_CONCURRENCY, 8, for each Vision resource).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -55,7 +59,7 @@ def index_command(
                 source,
                 vectorizer=vectorizer,
                 backend=backend,
-                concurrency=concurrency or settings.vision_concurrency,
+                concurrency=concurrency or settings.bulk_concurrency,
                 force=force,
                 list_first=True,
                 progress=bar,

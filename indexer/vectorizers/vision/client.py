@@ -10,7 +10,8 @@ it before it expires) and the logging (``HttpLoggingPolicy``, which redacts cred
 headers). A 401 answered to a cached token (revoked, or its role assignment changed) is
 retried once with a token fetched anew from the credential (``_FreshTokenOn401Policy``).
 Retries are ours, not the pipeline's, because they share the bulk runs' pace (``RateLimiter``)
-and its 429 penalty; the arithmetic is ``indexer.retry``.
+and its 429 pause; ``dispatch`` decides what a failed attempt leads to, the arithmetic is
+``indexer.retry``. ``attempt`` (one HTTP attempt, no waiting) is what ``VisionPool`` builds on.
 
 What it guarantees:
 - inputs are checked against the service's documented limits before anything is sent, so a
@@ -72,6 +73,7 @@ from indexer.vectorizers.vision.contract import (
     VECTORIZE_TEXT_PATH,
     query_parameters,
 )
+from indexer.vectorizers.vision.dispatch import DEFAULT_THROTTLE_BUDGET, Gate, Retriable, dispatch
 from indexer.vectorizers.vision.errors import error_from_response
 
 logger = logging.getLogger(__name__)
@@ -135,7 +137,9 @@ class VisionClient:
     :keyword backoff_factor: base of the exponential backoff, in seconds.
     :keyword backoff_max: cap of one backoff delay, in seconds.
     :keyword rate_limiter: paces every HTTP attempt of every call (retries included) and is
-        slowed down for all callers when the service answers 429; share one across threads.
+        paused and slowed down for all callers when the service answers 429; share one across
+        threads. A paced client treats throttling as pacing, not failure (``dispatch``).
+    :keyword throttle_budget: seconds one paced call may keep meeting 429s before it fails.
     :keyword word_check: where the 70-word limit of a text is checked before sending:
         ``"auto"`` (default) for text written with spaces between words, leaving text in
         scripts without spaces (Chinese, Japanese, Thai, ...) to the service, whose rule for
@@ -157,6 +161,7 @@ class VisionClient:
         backoff_factor: float = 0.5,
         backoff_max: float = 30.0,
         rate_limiter: RateLimiter | None = None,
+        throttle_budget: float = DEFAULT_THROTTLE_BUDGET,
         word_check: WordCheck = "auto",
         transport: Any = None,
     ) -> None:
@@ -175,7 +180,10 @@ class VisionClient:
         self.model_version = model_version
         self.timeout = timeout
         self.rate_limiter = rate_limiter
+        self.throttle_budget = throttle_budget
         self._retry = RetryPolicy(max_retries=max_retries, backoff_factor=backoff_factor, backoff_max=backoff_max)
+        # This resource's own pace and pause (a pool holds one gate per resource).
+        self.gate = Gate(self.endpoint, rate_limiter)
         credential_policy = _credential_policy(credential)
         # Entra ID tokens travel only over TLS, except to a stand-in on this machine.
         self._send_options: dict[str, Any] = {"connection_timeout": timeout, "read_timeout": timeout}
@@ -204,16 +212,18 @@ class VisionClient:
 
     def vectorize_image(self, image: bytes) -> Embedding:
         """Vectorize raw image bytes (sent as ``application/octet-stream``)."""
-        return self._vectorize_image_bytes(image)
+        path, data, body = self.prepare(image)
+        return self._call(path, data=data, json_body=body)
 
     def vectorize_image_url(self, url: str) -> Embedding:
         """Vectorize an image the service downloads from ``url`` (sent as ``{"url": ...}``)."""
-        return self._vectorize_image_url(url)
+        path, data, body = self.prepare(url=url)
+        return self._call(path, data=data, json_body=body)
 
     def vectorize_text(self, text: str) -> Embedding:
         """Vectorize a query text of 1 to 70 words (sent as ``{"text": ...}``)."""
-        check_text(text, word_check=self.word_check)
-        return self._call(VECTORIZE_TEXT_PATH, json_body={"text": text})
+        path, data, body = self.prepare(text=text)
+        return self._call(path, data=data, json_body=body)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -234,95 +244,84 @@ class VisionClient:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _vectorize_image_bytes(self, image: bytes) -> Embedding:
+    def _call(self, path: str, *, data: bytes | None = None, json_body: dict[str, Any] | None = None) -> Embedding:
+        return dispatch(
+            [self.gate],
+            lambda gate: self.attempt(path, data=data, json_body=json_body),
+            policy=self._retry,
+            operation=path.rsplit(":", 1)[-1],
+            spread=False,
+            throttle_budget=self.throttle_budget,
+        )
+
+    def prepare(self, image: bytes | None = None, *, url: str | None = None, text: str | None = None) -> tuple:
+        """Check an input against the documented limits once, before any resource is asked:
+        ``(path, data, json_body)`` for ``attempt``."""
+        if text is not None:
+            check_text(text, word_check=self.word_check)
+            return VECTORIZE_TEXT_PATH, None, {"text": text}
+        if url is not None:
+            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+                raise InvalidImageError(f"the image URL must be an http or https URL the service can reach: {url!r}")
+            return VECTORIZE_IMAGE_PATH, None, {"url": url}
         if not isinstance(image, (bytes, bytearray)):
             raise TypeError(
                 f"vectorize_image takes the image bytes, got {type(image).__name__}; use vectorize_image_url for a URL"
             )
         inspect_image(bytes(image))
-        return self._call(VECTORIZE_IMAGE_PATH, data=bytes(image))
+        return VECTORIZE_IMAGE_PATH, bytes(image), None
 
-    def _vectorize_image_url(self, url: str) -> Embedding:
-        if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
-            raise InvalidImageError(f"the image URL must be an http or https URL the service can reach: {url!r}")
-        return self._call(VECTORIZE_IMAGE_PATH, json_body={"url": url})
-
-    def _call(self, path: str, *, data: bytes | None = None, json_body: dict[str, Any] | None = None) -> Embedding:
+    def attempt(self, path: str, *, data: bytes | None = None, json_body: dict[str, Any] | None = None) -> Embedding:
+        """One HTTP attempt, no pacing and no waiting: the embedding, a final typed error, or
+        ``Retriable`` for an answer (408/429/5xx) or a failure that may pass if tried again."""
         operation = path.rsplit(":", 1)[-1]
-        params = query_parameters(self.api_version, self.model_version)
-        content_type = OCTET_STREAM if data is not None else JSON
-        rate_limiter = self.rate_limiter
-        retry_number = 0
-        while True:
-            if rate_limiter is not None:
-                rate_limiter.acquire()
-            request = HttpRequest(
-                "POST",
-                self.endpoint + path,
-                params=params,
-                headers={"Content-Type": content_type},
-                content=data,
-                json=json_body,
-            )
-            started = time.monotonic()
-            try:
-                response = self._client.send_request(request, **self._send_options)
-            except ClientAuthenticationError as exc:
-                # The credential could not produce a token (no az login, no managed identity):
-                # asking again will not help, and the fix is a setting.
-                raise VisionAuthenticationError(
-                    f"{operation} was not sent: no Microsoft Entra ID token for {self.endpoint} ({exc.message}). "
-                    f"Set VISION_KEY to the resource's key, or sign in (az login) with an identity that has the "
-                    f"'Cognitive Services User' role on the Vision resource.",
-                    code="CredentialUnavailable",
+        request = HttpRequest(
+            "POST",
+            self.endpoint + path,
+            params=query_parameters(self.api_version, self.model_version),
+            headers={"Content-Type": OCTET_STREAM if data is not None else JSON},
+            content=data,
+            json=json_body,
+        )
+        started = time.monotonic()
+        try:
+            response = self._client.send_request(request, **self._send_options)
+        except ClientAuthenticationError as exc:
+            # The credential could not produce a token (no az login, no managed identity):
+            # asking again will not help, and the fix is a setting.
+            raise VisionAuthenticationError(
+                f"{operation} was not sent: no Microsoft Entra ID token for {self.endpoint} ({exc.message}). "
+                f"Set VISION_KEY to the resource's key, or sign in (az login) with an identity that has the "
+                f"'Cognitive Services User' role on the Vision resource.",
+                code="CredentialUnavailable",
+                status_code=None,
+            ) from None
+        except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
+            if isinstance(exc, HttpResponseError) and exc.response is not None:
+                raise  # pragma: no cover - send_request returns answers, it does not raise them
+            # No answer, or an answer cut off: the request may never have reached the service.
+            reason = _short_reason(exc)
+
+            def unreachable(attempts: int) -> Exception:
+                return VisionServiceError(
+                    f"{operation} failed: no answer from {self.endpoint} after {attempts} attempt(s) "
+                    f"({reason}). Check VISION_ENDPOINT and the network (for the local stand-in, that it "
+                    f"runs: `imgsearch dev` starts it), or raise VISION_TIMEOUT_SECONDS (now {self.timeout:g}).",
+                    code="ServiceUnreachable",
                     status_code=None,
-                ) from None
-            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
-                if isinstance(exc, HttpResponseError) and exc.response is not None:
-                    raise  # pragma: no cover - send_request returns answers, it does not raise them
-                # No answer, or an answer cut off: the request may never have reached the service.
-                delay = self._retry.delay(retry_number, None)
-                reason = _short_reason(exc)
-                if delay is None:
-                    raise VisionServiceError(
-                        f"{operation} failed: no answer from {self.endpoint} after {retry_number + 1} attempt(s) "
-                        f"({reason}). Check VISION_ENDPOINT and the network (for the local stand-in, that it "
-                        f"runs: `imgsearch dev` starts it), or raise VISION_TIMEOUT_SECONDS (now {self.timeout:g}).",
-                        code="ServiceUnreachable",
-                        status_code=None,
-                    ) from None
-                logger.warning(
-                    "vision %s: %s; retry %d/%d in %.2fs",
-                    operation,
-                    type(exc).__name__,
-                    retry_number + 1,
-                    self._retry.max_retries,
-                    delay,
                 )
-            else:
-                if response.status_code < 300:
-                    return _embedding_from(response, operation=operation)
-                if not is_retriable_status(response.status_code):
-                    raise error_from_response(response, operation=operation)
-                retry_after = retry_after_from_headers(response.headers)
-                if response.status_code == 429 and rate_limiter is not None:
-                    rate_limiter.penalize(retry_after if retry_after is not None else 1.0)
-                delay = self._retry.delay(retry_number, retry_after)
-                if delay is None:
-                    raise error_from_response(response, operation=operation, attempts=retry_number + 1)
-                logger.warning(
-                    "vision %s: HTTP %d after %.2fs; retry %d/%d in %.2fs%s",
-                    operation,
-                    response.status_code,
-                    time.monotonic() - started,
-                    retry_number + 1,
-                    self._retry.max_retries,
-                    delay,
-                    " (server's Retry-After)" if retry_after is not None else "",
-                )
-            if delay > 0:
-                time.sleep(delay)
-            retry_number += 1
+
+            raise Retriable(unreachable, reason=type(exc).__name__) from None
+        if response.status_code < 300:
+            return _embedding_from(response, operation=operation)
+        if not is_retriable_status(response.status_code):
+            raise error_from_response(response, operation=operation)
+        raise Retriable(
+            lambda attempts: error_from_response(response, operation=operation, attempts=attempts),
+            retry_after=retry_after_from_headers(response.headers),
+            throttled=response.status_code == 429,
+            reason=f"HTTP {response.status_code} after {time.monotonic() - started:.2f}s",
+        )
 
 
 def _embedding_from(response: HttpResponse, *, operation: str) -> Embedding:

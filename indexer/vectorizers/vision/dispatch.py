@@ -1,0 +1,212 @@
+"""Where a Vision call goes, and what happens when an attempt fails: one loop for one resource
+(``VisionClient``) and for several (``VisionPool``).
+
+Each resource has a ``Gate``: its own pace (a ``RateLimiter`` in bulk work, none for single
+calls), its own pause (after a 429 or a failure) and, in a pool, whether it is refused (it
+answered with another model version). ``dispatch`` picks a gate, makes one attempt through it,
+and on a retriable answer decides what comes next:
+
+- **429** (throttled): the gate pauses for exactly what the service asked (``retry-after-ms``,
+  else ``Retry-After``, else one second), and its pace slows down (adaptive limiters only).
+  Nothing else waits on top: the refused call goes out again when a gate is free. In bulk
+  work (a paced gate) throttling is not a failure and does not count against
+  ``max_retries``; only ``throttle_budget`` seconds of it for one call, or a wait longer than
+  ``retry_after_max``, make the call fail (transient, so the run reports it and exits 1).
+  A single call (no pace) counts it, so the Functions host can defer the blob instead of a
+  worker sleeping through minutes of throttling.
+- **5xx, 408, no answer**: the gate is backed off on its own (full-jitter exponential
+  backoff, or the server's ``Retry-After``) and the call is tried again, on another resource
+  if one is free; these count against ``max_retries``.
+
+``spread=True`` (bulk work) takes whichever gate is free first, starting from a rotating
+position, so calls spread over the resources each at its own pace; ``spread=False`` (a query,
+one blob event) uses the first gate that is neither paused nor refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from indexer.ratelimit import RateLimiter
+from indexer.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What a 429 without any Retry-After pauses its resource for (S1 counts per second).
+DEFAULT_THROTTLE_PAUSE = 1.0
+# How long one call in bulk work may keep meeting 429s before it fails (transiently).
+DEFAULT_THROTTLE_BUDGET = 600.0
+
+
+class Retriable(Exception):
+    """One attempt that may succeed if tried again: a 408/429/5xx answer or no answer.
+
+    ``final(attempts)`` is the error to raise when no more attempts are made."""
+
+    def __init__(
+        self,
+        final: Callable[[int], Exception],
+        *,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        refused: bool = False,
+        reason: str = "",
+    ) -> None:
+        super().__init__(reason)
+        self.final = final
+        self.retry_after = retry_after
+        self.throttled = throttled
+        self.refused = refused
+        self.reason = reason
+
+
+@dataclass(eq=False)
+class Gate:
+    """One resource's own pace, pause and standing."""
+
+    name: str
+    limiter: RateLimiter | None = None
+    refused: str = ""  # why this resource is not used (it answered with another model version)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _paused_until: float = field(default=float("-inf"), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def paced(self) -> bool:
+        return self.limiter is not None
+
+    def paused_for(self) -> float:
+        """Seconds until this resource may be asked again (0: now)."""
+        if self.limiter is not None:
+            return self.limiter.paused_for()
+        with self._lock:
+            return max(0.0, self._paused_until - self.clock())
+
+    def take(self) -> float:
+        """Take this resource's next slot if it is free now (0.0), else the seconds until it is."""
+        if self.refused:
+            return math.inf
+        if self.limiter is not None:
+            return self.limiter.try_acquire()
+        return self.paused_for()
+
+    def pause(self, seconds: float) -> None:
+        if not seconds or seconds <= 0 or not math.isfinite(seconds):
+            return
+        if self.limiter is not None:
+            self.limiter.penalize(seconds)
+            return
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def throttled(self, retry_after: float | None) -> float:
+        """A 429: pause for what the service asked and slow the pace. Returns the pause."""
+        pause = DEFAULT_THROTTLE_PAUSE if retry_after is None else retry_after
+        self.pause(pause)
+        if self.limiter is not None:
+            self.limiter.slow_down(retry_after)
+        return pause
+
+    def succeeded(self) -> None:
+        if self.limiter is not None:
+            self.limiter.speed_up()
+
+
+class NoResourceLeft(Exception):
+    """Every resource of a pool was refused; ``reasons`` says why each was."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def choose(gates: Sequence[Gate], *, spread: bool, start: int = 0) -> tuple[Gate | None, float]:
+    """The gate to use now (its slot taken), or None and the seconds until one is free
+    (``math.inf`` when every gate is refused)."""
+    usable = [g for g in gates if not g.refused]
+    if not usable:
+        return None, math.inf
+    if not spread:
+        # The first resource that is not paused; a paced one is waited for, not skipped.
+        for gate in usable:
+            if gate.paused_for() > 0:
+                continue
+            wait = gate.take()
+            return (gate, 0.0) if wait <= 0 else (None, wait)
+        return None, min(g.paused_for() for g in usable)
+    shortest = math.inf
+    for offset in range(len(usable)):
+        gate = usable[(start + offset) % len(usable)]
+        wait = gate.take()
+        if wait <= 0:
+            return gate, 0.0
+        shortest = min(shortest, wait)
+    return None, shortest
+
+
+def dispatch(
+    gates: Sequence[Gate],
+    attempt: Callable[[Gate], T],
+    *,
+    policy: RetryPolicy,
+    operation: str,
+    spread: bool,
+    throttle_budget: float = DEFAULT_THROTTLE_BUDGET,
+    rotation: itertools.count | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Make ``attempt`` succeed through one of ``gates`` (see the module doc)."""
+    started = clock()
+    retries = 0
+    while True:
+        gate, wait = choose(gates, spread=spread, start=next(rotation) if rotation is not None else 0)
+        if gate is None:
+            if math.isinf(wait):
+                raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
+            sleep(wait)
+            continue
+        try:
+            return _succeeded(gate, attempt(gate))
+        except Retriable as retry:
+            if retry.refused:
+                continue  # the gate is refused now; another resource takes the call
+            if retry.throttled:
+                pause = gate.throttled(retry.retry_after)
+                if retry.retry_after is not None and retry.retry_after > policy.retry_after_max:
+                    raise retry.final(retries + 1) from None  # minutes: the caller reschedules
+                if gate.paced:
+                    if clock() - started > throttle_budget:
+                        raise retry.final(retries + 1) from None
+                    logger.debug("vision %s: throttled by %s; paused %.3fs", operation, gate.name, pause)
+                    continue
+            delay = policy.delay(retries, retry.retry_after)
+            if delay is None:
+                raise retry.final(retries + 1) from None
+            retries += 1
+            if not retry.throttled:
+                gate.pause(delay)  # this resource is backed off on its own
+            logger.warning(
+                "vision %s: %s from %s; retry %d/%d in %.2fs%s",
+                operation,
+                retry.reason,
+                gate.name,
+                retries,
+                policy.max_retries,
+                delay,
+                " (server's Retry-After)" if retry.retry_after is not None else "",
+            )
+
+
+def _succeeded(gate: Gate, result: T) -> T:
+    gate.succeeded()
+    return result

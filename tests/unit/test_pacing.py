@@ -1,0 +1,181 @@
+"""Adaptive pacing (``indexer.ratelimit``) and the dispatch of one Vision call over one or more
+resources (``indexer.vectorizers.vision.dispatch``), on a clock the test moves."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from indexer.ratelimit import RateLimiter
+from indexer.retry import RetryPolicy
+from indexer.vectorizers.vision.dispatch import Gate, NoResourceLeft, Retriable, choose, dispatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def limiter(clock: Clock, rate: float = 20, **options) -> RateLimiter:
+    return RateLimiter(rate, adaptive=True, clock=clock, sleep=clock.sleep, **options)
+
+
+def test_an_adaptive_limiter_paces_under_the_limit_never_on_it():
+    clock = Clock()
+    paced = limiter(clock)
+    start = clock.now
+    for _ in range(96):
+        paced.acquire()
+    # 95 intervals at 95% of 20/s: 5 s, where standing on the limit would take 4.75 s.
+    assert clock.now - start == pytest.approx(95 / 19, rel=1e-6)
+
+
+def test_a_429_slows_the_pace_once_per_cooldown_and_successes_bring_it_back():
+    clock = Clock()
+    paced = limiter(clock)
+    assert paced.rate_per_second == pytest.approx(19)
+    assert paced.slow_down() and paced.rate_per_second == pytest.approx(17.1)
+    assert not paced.slow_down()  # answers to calls already in flight say the same thing
+    clock.now += 1.0
+    assert paced.slow_down() and paced.rate_per_second == pytest.approx(15.39)
+    for _ in range(1000):
+        paced.speed_up()
+    assert paced.rate_per_second == pytest.approx(19)  # back to the ceiling, never above it
+
+
+def test_the_pace_never_falls_below_its_floor():
+    clock = Clock()
+    paced = limiter(clock, floor=0.5)
+    for _ in range(50):
+        paced.slow_down()
+        clock.now += 1.0
+    assert paced.rate_per_second == pytest.approx(10)
+
+
+def test_a_fixed_limiter_does_not_adapt():
+    fixed = RateLimiter(20)
+    assert not fixed.slow_down()
+    fixed.speed_up()
+    assert fixed.rate_per_second == 20
+
+
+def throttled(retry_after: float | None) -> Retriable:
+    return Retriable(
+        lambda attempts: RuntimeError(f"throttled after {attempts}"), retry_after=retry_after, throttled=True
+    )
+
+
+def failed() -> Retriable:
+    return Retriable(lambda attempts: RuntimeError(f"failed after {attempts}"), reason="HTTP 503")
+
+
+def test_a_429_pauses_its_resource_for_exactly_what_was_asked():
+    clock = Clock()
+    gate = Gate("a", limiter(clock), clock=clock)
+    answers = iter([throttled(0.004), "done"])
+    seen: list[float] = []
+
+    def attempt(g: Gate):
+        seen.append(clock.now)
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    policy = RetryPolicy(max_retries=0)
+    result = dispatch([gate], attempt, policy=policy, operation="op", spread=True, clock=clock, sleep=clock.sleep)
+    assert result == "done"
+    # The refused call went out again 4 ms later (the pause), and not a whole second later.
+    assert seen[1] - seen[0] == pytest.approx(0.004, abs=1e-6)
+
+
+def test_paced_throttling_is_not_counted_as_a_failure_but_has_a_time_budget():
+    clock = Clock()
+    gate = Gate("a", limiter(clock), clock=clock)
+    calls = itertools.count()
+
+    def always_throttled(g: Gate):
+        next(calls)
+        raise throttled(1.0)
+
+    policy = RetryPolicy(max_retries=0)
+    with pytest.raises(RuntimeError, match="throttled"):
+        dispatch(
+            [gate], always_throttled, policy=policy, operation="op", spread=True, throttle_budget=30,
+            clock=clock, sleep=clock.sleep,
+        )  # fmt: skip
+    assert 30 <= next(calls) <= 33  # about one attempt a second for the 30 s budget, no more
+
+
+def test_an_unpaced_single_call_counts_429s_and_gives_up_after_its_retries():
+    clock = Clock()
+    gate = Gate("a", clock=clock)
+    calls = itertools.count()
+
+    def always_throttled(g: Gate):
+        next(calls)
+        raise throttled(2.0)
+
+    with pytest.raises(RuntimeError, match="throttled after 3"):
+        dispatch([gate], always_throttled, policy=RetryPolicy(max_retries=2), operation="op", spread=False,
+                 clock=clock, sleep=clock.sleep)  # fmt: skip
+    assert next(calls) == 3
+
+
+def test_a_failure_backs_off_that_resource_and_the_call_moves_to_the_next():
+    clock = Clock()
+    first, second = Gate("first", clock=clock), Gate("second", clock=clock)
+    used: list[str] = []
+
+    def attempt(g: Gate):
+        used.append(g.name)
+        if g is first:
+            raise failed()
+        return g.name
+
+    policy = RetryPolicy(max_retries=3, backoff_factor=10, backoff_max=10)
+    for _ in range(3):
+        assert dispatch([first, second], attempt, policy=policy, operation="op", spread=False,
+                        clock=clock, sleep=clock.sleep) == "second"  # fmt: skip
+    assert used == ["first", "second", "second", "second"]  # the failed one is left alone while backed off
+    assert first.paused_for() > 0
+
+
+def test_spread_takes_whichever_resource_is_free_starting_from_a_rotating_position():
+    clock = Clock()
+    gates = [Gate(name, limiter(clock, rate=10), clock=clock) for name in "abc"]
+    rotation = itertools.count()
+    picked = [choose(gates, spread=True, start=next(rotation))[0] for _ in range(3)]
+    assert [g.name for g in picked if g] == ["a", "b", "c"]
+    gate, wait = choose(gates, spread=True, start=0)  # every slot taken: wait for the soonest
+    assert gate is None and wait == pytest.approx(1 / 9.5)
+
+
+def test_refused_resources_are_skipped_and_none_left_is_an_error():
+    clock = Clock()
+    good, bad = Gate("good", clock=clock), Gate("bad", clock=clock, refused="another model version")
+    assert choose([bad, good], spread=False)[0] is good
+    good.refused = "another model version"
+    assert choose([bad, good], spread=True) == (None, math.inf)
+    with pytest.raises(NoResourceLeft, match="another model version"):
+        dispatch([bad, good], lambda g: "x", policy=RetryPolicy(), operation="op", spread=True,
+                 clock=clock, sleep=clock.sleep)  # fmt: skip
+
+
+def test_the_cut_follows_how_long_the_service_asked_to_wait():
+    clock = Clock()
+    paced = limiter(clock)  # 19/s: one interval is about 53 ms
+    assert paced.slow_down(0.005)  # 5 ms early: about a tenth of an interval
+    assert paced.rate_per_second == pytest.approx(19 * (1 - 0.1 * 0.005 * 19))
+    clock.now += 1.0
+    before = paced.rate_per_second
+    assert paced.slow_down(0.8)  # refused for most of a one-second window: the full cut
+    assert paced.rate_per_second == pytest.approx(before * 0.9)
