@@ -221,7 +221,7 @@ def dev_command(
     logging to its own file, and prints the settings for a second terminal. Ctrl-C stops
     everything it started."""
     from indexer.model_versions import DEFAULT_MODEL_VERSION
-    from standins.dev import DevPorts, start, supervise
+    from standins.dev import DevPorts, start, stopped_by_kill_and_hangup, supervise
 
     def say(text: str) -> None:
         typer.echo(text, err=True)
@@ -232,18 +232,20 @@ def dev_command(
         ports = DevPorts(blob=blob_port, vision=vision_port, search=search_port, api=api_port)
         mode = "pull" if pull else "push"
         say(f"starting the local Azure path in {data_dir} (VISION_MODEL_VERSION={model_version}, {mode} mode)")
-        env = start(data_dir, ports, model_version=model_version, say=say, pull=pull)
-        say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
-        for name, value in env.settings.items():
-            say(f"  export {name}={shlex.quote(value)}")
-        say(
-            "\ntry:  imgsearch upload samples/cat.jpg\n"
-            + ("      imgsearch indexer run        # or wait for its 5-minute schedule\n" if pull else "")
-            + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
-            f'      imgsearch search --in-service "a cat"   # the text sent to the search service\n'
-            f"Ctrl-C stops everything."
-        )
-        raise typer.Exit(supervise(env, say))
+        with stopped_by_kill_and_hangup():  # kill or a closed terminal stops everything too
+            env = start(data_dir, ports, model_version=model_version, say=say, pull=pull)
+            say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
+            for name, value in env.settings.items():
+                say(f"  export {name}={shlex.quote(value)}")
+            say(
+                "\ntry:  imgsearch upload samples/cat.jpg\n"
+                + ("      imgsearch indexer run        # or wait for its 5-minute schedule\n" if pull else "")
+                + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+                f'      imgsearch search --in-service "a cat"   # the text sent to the search service\n'
+                f"Ctrl-C stops everything."
+            )
+            code = supervise(env, say)
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

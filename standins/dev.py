@@ -30,12 +30,15 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from indexer.errors import ConfigurationError
 from standins.azurite import AzuriteBlob, start_azurite_blob
@@ -235,6 +238,29 @@ def _write_env_file(env: DevEnvironment) -> None:
     path = env.env_file()
     path.write_text("# written by `imgsearch dev`; `source` it in another terminal\n" + "\n".join(lines) + "\n")
     path.chmod(0o600)  # it holds the stand-ins' keys
+
+
+@contextmanager
+def stopped_by_kill_and_hangup() -> Iterator[None]:
+    """Treat SIGTERM (``kill``) and SIGHUP (a closed terminal) as Ctrl-C while inside.
+
+    The children run in sessions of their own (so a Ctrl-C reaches dev first, and dev stops
+    them in order); without this, ``kill <dev>`` would end dev at once and leave them running.
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, interrupt) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def supervise(env: DevEnvironment, say: Callable[[str], None], poll: float = 1.0) -> int:

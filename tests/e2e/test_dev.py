@@ -212,7 +212,7 @@ def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
         client.close()
     finally:
         started = descendants(dev.pid) if dev.poll() is None else set()
-        dev.send_signal(signal.SIGINT)
+        dev.send_signal(signal.SIGTERM)  # what `kill` sends: stops everything, as Ctrl-C does
         output, _ = dev.communicate(timeout=120)
     assert dev.returncode == 0, output
     assert "pull mode" in output and "stopped every process" in output
