@@ -121,6 +121,33 @@ def test_wrong_key_raises_authentication_error_without_leaking_the_key(vision_se
     assert secret not in caplog.text
 
 
+class NoTokenCredential:
+    """A TokenCredential that cannot produce a token, as DefaultAzureCredential with no sign-in:
+    its message lists each credential tried, one per line (azure-identity's own format)."""
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.exceptions import ClientAuthenticationError
+
+        raise ClientAuthenticationError(
+            "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+            "Attempted credentials:\n\tEnvironmentCredential: unavailable.\n\tAzureCliCredential: not found"
+        )
+
+
+def test_no_entra_token_is_one_line_naming_the_setting_and_sends_nothing(vision_server):
+    before = len(vision_server.requests)
+    with (
+        VisionClient(vision_server.url, NoTokenCredential()) as client,
+        pytest.raises(VisionAuthenticationError) as caught,
+    ):
+        client.vectorize_text("cat")
+    message = str(caught.value)
+    assert "\n" not in message and "DefaultAzureCredential failed to retrieve a token" in message
+    assert "VISION_KEY" in message and "Cognitive Services User" in message
+    assert caught.value.code == "CredentialUnavailable" and not caught.value.retriable
+    assert len(vision_server.requests) == before  # nothing was sent without a token
+
+
 def test_unknown_api_version_raises_request_error_and_is_not_retried(vision_server):
     before = len(vision_server.requests)
     with (

@@ -82,7 +82,11 @@ def configure_logging(verbosity: int) -> None:
     logs redact credential headers, and this package never logs keys.
     """
     if verbosity <= 0:
+        # DefaultAzureCredential logs every credential it tried as a warning (15 lines); the
+        # CLI's own error already names the failure and the setting to fix. -vv shows them.
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
         return
+    logging.getLogger("azure.identity").setLevel(logging.NOTSET)
     package, root = logging.getLogger("indexer"), logging.getLogger()
     for logger in (package, root):  # one handler of ours, however often the CLI runs in a process
         for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:

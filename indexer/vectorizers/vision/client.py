@@ -289,8 +289,12 @@ class VisionClient:
         except ClientAuthenticationError as exc:
             # The credential could not produce a token (no az login, no managed identity):
             # asking again will not help, and the fix is a setting.
+            # DefaultAzureCredential's message lists every credential it tried, one per line;
+            # its first line says what failed, and azure.identity's log has the rest.
+            text = (exc.message or str(exc)).strip()
+            reason = text.splitlines()[0] if text else "no credential answered"
             raise VisionAuthenticationError(
-                f"{operation} was not sent: no Microsoft Entra ID token for {self.endpoint} ({exc.message}). "
+                f"{operation} was not sent: no Microsoft Entra ID token for {self.endpoint} ({reason}). "
                 f"Set VISION_KEY to the resource's key, or sign in (az login) with an identity that has the "
                 f"'Cognitive Services User' role on the Vision resource.",
                 code="CredentialUnavailable",
