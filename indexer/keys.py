@@ -40,10 +40,10 @@ DIGEST_PREFIX = "=sha256="
 def url_token_encode(text: str) -> str:
     """``HttpServerUtility.UrlTokenEncode`` of the UTF-8 bytes of ``text``: URL-safe Base64
     without padding, followed by the number of padding characters removed (0, 1 or 2)."""
-    data = text.encode("utf-8")
+    data = text.encode()  # UTF-8
     if not data:
         return ""
-    encoded = base64.urlsafe_b64encode(data).decode("ascii")
+    encoded = base64.urlsafe_b64encode(data).decode()
     stripped = encoded.rstrip("=")
     return f"{stripped}{len(encoded) - len(stripped)}"
 
@@ -56,7 +56,7 @@ def url_token_decode(token: str) -> str:
     if padding not in "012":
         raise ValueError(f"not a URL token (its last character must be 0, 1 or 2): {token[:40]!r}")
     try:
-        return base64.urlsafe_b64decode(body + "=" * int(padding)).decode("utf-8")
+        return base64.urlsafe_b64decode(body + "=" * int(padding)).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise ValueError(f"not a URL token: {exc}") from None
 
@@ -80,7 +80,7 @@ def blob_identity(blob_url: str) -> str:
     """A blob's identity: its URL without query string or fragment (a SAS never becomes part
     of a key). Pass the Storage SDK's ``BlobClient.url``, which is what Azure AI Search's
     blob indexer reports as ``metadata_storage_path`` for the same blob."""
-    return blob_url.split("?", 1)[0].split("#", 1)[0]
+    return blob_url.partition("?")[0].partition("#")[0]
 
 
 def blob_url_parts(url: str) -> tuple[str, str]:
@@ -90,8 +90,8 @@ def blob_url_parts(url: str) -> tuple[str, str]:
     URL names no blob."""
     parts = urlsplit(url)
     path = unquote(parts.path).lstrip("/")
-    host = parts.hostname or ""
-    if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+    host = parts.hostname
+    if host is not None and (host == "localhost" or host.replace(".", "").isdigit() or ":" in host):
         path = path.partition("/")[2]  # drop the account segment
     container, _, name = path.partition("/")
     return (container, name) if container and name else ("", "")

@@ -66,7 +66,7 @@ class RateLimiter:
         self._decrease = decrease
         self._increase = increase * self.limit_per_second
         self._cooldown = cooldown
-        self._last_decrease = float("-inf")
+        self._last_decrease = -math.inf
         self.rate_per_second = self.ceiling
         self.burst = int(burst)
         self._clock = clock
@@ -75,7 +75,7 @@ class RateLimiter:
         # Start full: the first ``burst`` calls go at once, as a fresh Azure resource allows.
         self._tokens = float(burst)
         self._updated = clock()
-        self._blocked_until = float("-inf")
+        self._blocked_until = -math.inf
 
     def _refill(self, now: float) -> None:
         if now <= self._updated:  # still inside a penalty: nothing accrues

@@ -124,3 +124,53 @@ def test_identities_past_the_limit_fall_back_to_a_sha256_digest(identity):
     assert key_problem(key) is None  # still a valid Azure AI Search key
     assert identity_from_key(key) is None  # the digest cannot be read back
     assert document_key(identity + "b") != key
+
+
+# --- the edges of the token form and of blob URLs ---------------------------------------------
+
+
+def test_the_empty_identity_is_the_empty_token_both_ways():
+    assert url_token_encode("") == "" and url_token_decode("") == ""
+
+
+def test_only_the_padding_is_stripped_never_a_character_of_the_token():
+    assert base64.urlsafe_b64encode(b"\x00\x00\x17").decode() == "AAAX"  # Base64 that ends in X
+    assert url_token_encode("\x00\x00\x17") == "AAAX0"
+    assert url_token_encode("X") == "WA2" and url_token_decode("WA2") == "X"
+
+
+@pytest.mark.parametrize("token", ["abcX", "abc3", "abc=", "X"])
+def test_a_token_must_end_in_its_padding_count(token):
+    with pytest.raises(ValueError, match=r"its last character must be 0, 1 or 2"):
+        url_token_decode(token)
+
+
+def test_a_refused_token_is_quoted_to_forty_characters():
+    token = "A" * 39 + "BCDEFG" + "x"
+    with pytest.raises(ValueError) as caught:
+        url_token_decode(token)
+    assert repr(token[:40]) in str(caught.value) and token[:41] not in str(caught.value)
+
+
+def test_a_token_that_is_no_base64_says_so():
+    with pytest.raises(ValueError, match=r"^not a URL token: "):
+        url_token_decode("A0")  # one character of Base64 cannot be decoded
+
+
+def test_a_blob_identity_cuts_at_the_first_question_mark_and_hash():
+    url = "https://acct.blob.core.windows.net/images/a.jpg"
+    assert blob_identity(url + "?sv=1?x=2") == url
+    assert blob_identity(url + "#one#two") == url
+    assert blob_identity(url + "?a=1#b?c") == url
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("https://acct.blob.core.windows.net/Xmas/XX.jpg", ("Xmas", "XX.jpg")),  # no character but '/' is stripped
+        ("http://[::1]:10000/devstoreaccount1/images/cat.jpg", ("images", "cat.jpg")),  # IPv6 loopback: path style
+        ("/images/cat.jpg", ("images", "cat.jpg")),  # no host: the path as it stands
+    ],
+)
+def test_blob_url_parts_at_the_edges(url, parts):
+    assert blob_url_parts(url) == parts

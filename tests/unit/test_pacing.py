@@ -179,3 +179,68 @@ def test_the_cut_follows_how_long_the_service_asked_to_wait():
     before = paced.rate_per_second
     assert paced.slow_down(0.8)  # refused for most of a one-second window: the full cut
     assert paced.rate_per_second == pytest.approx(before * 0.9)
+
+
+# --- the adaptive settings, at their edges ---------------------------------------------------
+
+SETTINGS_RULE = "need 0 < floor <= headroom <= 1, 0 < decrease < 1, increase >= 0 and cooldown >= 0"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"floor": 0},
+        {"floor": 0.96},  # above the headroom
+        {"headroom": 1.5},
+        {"decrease": 0},
+        {"decrease": 1},
+        {"decrease": 1.5},
+        {"increase": -0.001},
+        {"cooldown": -1},
+    ],
+)
+def test_each_adaptive_setting_out_of_range_is_refused_on_its_own(options):
+    with pytest.raises(ValueError) as caught:
+        RateLimiter(20, adaptive=True, **options)
+    assert str(caught.value) == SETTINGS_RULE
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"floor": 0.95},  # equal to the headroom: a fixed pace under the limit
+        {"headroom": 1.0, "floor": 1.0},
+        {"increase": 0},  # never climbs back
+        {"cooldown": 0},
+        {"cooldown": 0.5},
+    ],
+)
+def test_adaptive_settings_on_their_bounds_are_accepted(options):
+    assert RateLimiter(20, adaptive=True, **options).rate_per_second <= 20
+
+
+def test_one_success_climbs_by_a_fraction_of_the_limit():
+    clock = Clock()
+    paced = limiter(clock)
+    paced.slow_down()  # 19 -> 17.1
+    paced.speed_up()
+    assert paced.rate_per_second == pytest.approx(17.1 + 0.004 * 20)
+
+
+def test_a_fixed_limiter_has_no_room_to_move():
+    fixed = RateLimiter(20)
+    assert fixed.floor == fixed.ceiling == fixed.rate_per_second == 20
+    adaptive = RateLimiter(20, adaptive=True)
+    assert (adaptive.floor, adaptive.ceiling) == (pytest.approx(5), pytest.approx(19))
+
+
+def test_paused_for_counts_down_the_pause():
+    clock = Clock()
+    paced = limiter(clock)
+    assert paced.paused_for() == 0.0
+    paced.penalize(2.0)
+    assert paced.paused_for() == pytest.approx(2.0)
+    clock.now += 0.5
+    assert paced.paused_for() == pytest.approx(1.5)
+    clock.now += 5.0
+    assert paced.paused_for() == 0.0
