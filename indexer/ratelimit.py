@@ -76,6 +76,7 @@ class RateLimiter:
         self._tokens = float(burst)
         self._updated = clock()
         self._blocked_until = -math.inf
+        self._last_taken = -math.inf  # when the latest token was handed out
 
     def _refill(self, now: float) -> None:
         if now <= self._updated:  # still inside a penalty: nothing accrues
@@ -100,6 +101,7 @@ class RateLimiter:
             wait = self._wait_time(now)
             if wait <= 0.0:
                 self._tokens = max(0.0, self._tokens - 1.0)
+                self._last_taken = now
                 return 0.0
             return wait
 
@@ -117,16 +119,23 @@ class RateLimiter:
             self._sleep(wait)
             waited += wait
 
-    def penalize(self, seconds: float) -> None:
+    def penalize(self, seconds: float, *, since: float | None = None) -> None:
         """Hand out no token for ``seconds`` from now (e.g. a 429's ``Retry-After``). When the
         pause ends one call may go, then the steady pace resumes (no burst into a service
-        that has just refused us)."""
+        that has just refused us).
+
+        ``since``: when the refused call left (this limiter's clock). A 429 comes back a round
+        trip after its call, and other calls may have left at the pace meanwhile; the call that
+        goes when the pause ends then keeps the pace after the latest of them, rather than
+        following it too closely and being refused in turn."""
         if not seconds or seconds <= 0 or not math.isfinite(seconds):
             return
         with self._lock:
             now = self._clock()
             self._refill(now)
             self._blocked_until = max(self._blocked_until, now + seconds)
+            if since is not None and self._last_taken > since:
+                self._blocked_until = max(self._blocked_until, self._last_taken + 1.0 / self.rate_per_second)
             # The refused call may go out the moment the pause ends (it has waited its turn).
             self._tokens = 1.0
             self._updated = max(self._updated, self._blocked_until)
@@ -159,6 +168,10 @@ class RateLimiter:
         with self._lock:
             self._refill(self._clock())
             self.rate_per_second = min(self.ceiling, self.rate_per_second + self._increase)
+
+    def now(self) -> float:
+        """This limiter's clock (what ``penalize``'s ``since`` is counted on)."""
+        return self._clock()
 
     def paused_for(self) -> float:
         """Seconds left of a pause (``penalize``), 0 when none."""

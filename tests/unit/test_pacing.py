@@ -244,3 +244,27 @@ def test_paused_for_counts_down_the_pause():
     assert paced.paused_for() == pytest.approx(1.5)
     clock.now += 5.0
     assert paced.paused_for() == 0.0
+
+
+def test_a_429_that_comes_back_after_other_calls_left_keeps_the_pace_after_them():
+    # 120 ms of round trip at 19/s: two more calls leave before the 429 of the first comes
+    # back. The retry may go once the pause is over *and* one interval after the latest call,
+    # not 4 ms after that call (which a limiter with no burst would refuse again).
+    clock = Clock()
+    paced = limiter(clock)
+    assert paced.try_acquire() == 0.0
+    refused_left = clock.now
+    for _ in range(2):
+        clock.now += paced.try_acquire()
+        assert paced.try_acquire() == 0.0
+    latest = clock.now
+    clock.now = refused_left + 0.12  # the answer to the first call arrives
+    assert clock.now > latest
+    paced.penalize(0.004, since=refused_left)
+    assert paced.paused_for() == pytest.approx(latest + 1 / 19 - clock.now)
+    # Without other calls since the refused one, the pause is exactly what was asked.
+    calm = limiter(Clock())
+    calm.try_acquire()
+    calm.penalize(0.004, since=calm.now())
+    assert calm.paused_for() == pytest.approx(0.004)
+    assert calm.now() == 100.0

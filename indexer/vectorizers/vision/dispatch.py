@@ -84,6 +84,10 @@ class Gate:
     def paced(self) -> bool:
         return self.limiter is not None
 
+    def now(self) -> float:
+        """The time on this resource's clock (its limiter's, when paced)."""
+        return self.limiter.now() if self.limiter is not None else self.clock()
+
     def paused_for(self) -> float:
         """Seconds until this resource may be asked again (0: now)."""
         if self.limiter is not None:
@@ -99,19 +103,22 @@ class Gate:
             return self.limiter.try_acquire()
         return self.paused_for()
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, *, since: float | None = None) -> None:
+        """Send nothing through this resource for ``seconds``; ``since``: when the call that
+        brought the answer left (``RateLimiter.penalize``)."""
         if not seconds or seconds <= 0 or not math.isfinite(seconds):
             return
         if self.limiter is not None:
-            self.limiter.penalize(seconds)
+            self.limiter.penalize(seconds, since=since)
             return
         with self._lock:
             self._paused_until = max(self._paused_until, self.clock() + seconds)
 
-    def throttled(self, retry_after: float | None) -> float:
-        """A 429: pause for what the service asked and slow the pace. Returns the pause."""
+    def throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> float:
+        """A 429: pause for what the service asked and slow the pace. Returns the pause.
+        ``sent_at``: when the refused call left."""
         pause = DEFAULT_THROTTLE_PAUSE if retry_after is None else retry_after
-        self.pause(pause)
+        self.pause(pause, since=sent_at)
         if self.limiter is not None:
             self.limiter.slow_down(retry_after)
         return pause
@@ -175,13 +182,14 @@ def dispatch(
                 raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
             sleep(wait)
             continue
+        sent_at = gate.now()
         try:
             return _succeeded(gate, attempt(gate))
         except Retriable as retry:
             if retry.refused:
                 continue  # the gate is refused now; another resource takes the call
             if retry.throttled:
-                pause = gate.throttled(retry.retry_after)
+                pause = gate.throttled(retry.retry_after, sent_at=sent_at)
                 if retry.retry_after is not None and retry.retry_after > policy.retry_after_max:
                     raise retry.final(retries + 1) from None  # minutes: the caller reschedules
                 if gate.paced:
