@@ -391,9 +391,9 @@ def test_the_servers_rate_limit_is_absorbed_by_retries_of_concurrent_callers(
             super().__init__(*args, **kwargs)
             self.penalties: list[float] = []
 
-        def penalize(self, seconds: float) -> None:
+        def penalize(self, seconds: float, **options) -> None:
             self.penalties.append(seconds)
-            super().penalize(seconds)
+            super().penalize(seconds, **options)
 
     server = faulty_vision_server(rate_limit_per_second=2, rate_limit_burst=1)
     images = list(vision_sample_images.values())[:3]
@@ -413,9 +413,9 @@ def test_a_429_with_whole_seconds_only_pauses_for_those_seconds(faulty_vision_se
     class RecordingLimiter(RateLimiter):
         penalties: list[float] = []
 
-        def penalize(self, seconds: float) -> None:
+        def penalize(self, seconds: float, **options) -> None:
             self.penalties.append(seconds)
-            super().penalize(seconds)
+            super().penalize(seconds, **options)
 
     server = faulty_vision_server(fault_first=1, fault_statuses=(429,), fault_retry_after=1)
     limiter = RecordingLimiter(100)
