@@ -449,7 +449,7 @@ class AzureSearchBackend:
                         pending, result, f"({_error_code(exc)}) {_error_message(exc)}{suffix}", retriable=busy
                     )
                     return
-                raise self._service_error(exc, f"{what} index {self.index_name!r}") from None
+                raise service_error(exc, f"{what} index {self.index_name!r}") from None
             by_key = {answer.get("key"): answer for answer in answers}
             retry: list[_Pending] = []
             for p in pending:
@@ -727,29 +727,9 @@ class AzureSearchBackend:
                 f"{self.endpoint}; create it with `imgsearch index`"
             ) from None
         except HttpResponseError as exc:
-            raise self._service_error(exc, what) from None
+            raise service_error(exc, what) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise SearchServiceError(
-                f"cannot {what}: the search service at {self.endpoint} does not answer ({_first_line(exc)}); check "
-                f"SEARCH_ENDPOINT, and for the local double that it runs (`imgsearch dev` starts it)",
-                code="ServiceUnreachable",
-                status_code=None,
-            ) from None
-
-    def _service_error(self, exc: HttpResponseError, what: str) -> SearchServiceError:
-        status = exc.status_code
-        hint = ""
-        if status in (401, 403):
-            hint = (
-                " (check SEARCH_KEY, or the identity's role assignment: Search Index Data Contributor / "
-                "Search Service Contributor)"
-            )
-        return SearchServiceError(
-            f"cannot {what}: {_error_message(exc)}{hint}",
-            code=_error_code(exc),
-            status_code=status,
-            response=exc.response,
-        )
+            raise unreachable_error(exc, what, self.endpoint) from None
 
 
 def _vectorizers_brought_up_to_date(current: dict[str, Any], schema: IndexSchema) -> dict[str, Any] | None:
@@ -796,6 +776,32 @@ def _upload_action(key: str, fields: dict[str, Any], vector: np.ndarray) -> str:
     values = np.asarray(vector, dtype=np.float32).tolist()
     numbers = ",".join(["%.9g" % x for x in values])  # noqa: UP031 - %-formatting is the fast path
     return f'{head[:-1]}, "{VECTOR_FIELD}": [{numbers}]}}'
+
+
+def service_error(exc: HttpResponseError, what: str) -> SearchServiceError:
+    """What the search service refused, as this package's error: its code and message."""
+    hint = ""
+    if exc.status_code in (401, 403):
+        hint = (
+            " (check SEARCH_KEY, or the identity's role assignment: Search Index Data Contributor / "
+            "Search Service Contributor)"
+        )
+    return SearchServiceError(
+        f"cannot {what}: {_error_message(exc)}{hint}",
+        code=_error_code(exc),
+        status_code=exc.status_code,
+        response=exc.response,
+    )
+
+
+def unreachable_error(exc: Exception, what: str, endpoint: str) -> SearchServiceError:
+    """The search service did not answer (connection refused, timed out, reset)."""
+    return SearchServiceError(
+        f"cannot {what}: the search service at {endpoint} does not answer ({_first_line(exc)}); check "
+        f"SEARCH_ENDPOINT, and for the local double that it runs (`imgsearch dev` starts it)",
+        code="ServiceUnreachable",
+        status_code=None,
+    )
 
 
 def _error_code(exc: HttpResponseError) -> str:

@@ -26,6 +26,7 @@ from azure.search.documents.indexes.models import (
     SearchIndexerSkillset,
 )
 
+from indexer.backends.azure_search.backend import service_error, unreachable_error
 from indexer.errors import ConfigurationError, SearchServiceError
 from indexer.keys import identity_from_key
 from indexer.schema import PullDefinitions
@@ -186,7 +187,7 @@ class AzureSearchPull:
                 break
             except HttpResponseError as exc:
                 if exc.status_code != 409 or not wait:
-                    raise self._error(exc, f"run indexer {name!r}") from None
+                    raise service_error(exc, f"run indexer {name!r}") from None
             before = previous = self._wait_until_finished(name, deadline, poll, sleep, clock)
         if not wait:
             return self.status(name)
@@ -238,25 +239,9 @@ class AzureSearchPull:
                 f"`imgsearch ensure-indexer`"
             ) from None
         except HttpResponseError as exc:
-            raise self._error(exc, what) from None
+            raise service_error(exc, what) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise SearchServiceError(
-                f"cannot {what}: the search service at {self.endpoint} does not answer ({type(exc).__name__}); check "
-                f"SEARCH_ENDPOINT",
-                code="ServiceUnreachable",
-                status_code=None,
-            ) from None
-
-    def _error(self, exc: HttpResponseError, what: str) -> SearchServiceError:
-        error = getattr(exc, "error", None)
-        code = getattr(error, "code", None) or exc.reason or f"HTTP{exc.status_code}"
-        message = " ".join(str(getattr(error, "message", None) or exc.message or "").split())
-        hint = (
-            " (check SEARCH_KEY, or the identity's role: Search Service Contributor)"
-            if exc.status_code in (401, 403)
-            else ""
-        )
-        return SearchServiceError(f"cannot {what}: {message}{hint}", code=code, status_code=exc.status_code)
+            raise unreachable_error(exc, what, self.endpoint) from None
 
 
 def _text(value: Any) -> str | None:
