@@ -74,38 +74,54 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.slow
-def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(tmp_path):
+IMGSEARCH = [sys.executable, "-m", "indexer"]
+
+
+def start_dev(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen, dict[str, str], dict[str, str], int]:
+    """``imgsearch dev [flags]`` on free ports, as a user starts it; returns the process, the
+    settings it wrote to dev.env, the user's environment and the port of ``serve``."""
     blob, vision, search, api = free_ports(4)
     data_dir = tmp_path / "dev"
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-    imgsearch = [sys.executable, "-m", "indexer"]
+    ports = ["--blob-port", str(blob), "--vision-port", str(vision), "--search-port", str(search)]
     dev = subprocess.Popen(
-        [
-            *imgsearch,
-            "dev",
-            "--data-dir",
-            str(data_dir),
-            "--blob-port",
-            str(blob),
-            "--vision-port",
-            str(vision),
-            "--search-port",
-            str(search),
-            "--api-port",
-            str(api),
-        ],
+        [*IMGSEARCH, "dev", *flags, "--data-dir", str(data_dir), *ports, "--api-port", str(api)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    env_file = data_dir / "dev.env"
     try:
-        env_file = data_dir / "dev.env"
-        wait_for(lambda: env_file.exists() or dev.poll() is not None, 240, "imgsearch dev to start")
+        wait_for(lambda: env_file.exists() or dev.poll() is not None, 240, f"imgsearch dev {' '.join(flags)} to start")
         assert dev.poll() is None, dev.stdout.read() if dev.stdout else ""
-        settings = read_env_file(env_file)
+    except BaseException:
+        stop_dev(dev, signal.SIGINT)
+        raise
+    return dev, read_env_file(env_file), env, api
+
+
+def stop_dev(dev: subprocess.Popen, sig: int) -> tuple[set[int], str]:
+    """Send ``sig`` to dev; return the processes it had started and what it printed."""
+    started = descendants(dev.pid) if dev.poll() is None else set()
+    dev.send_signal(sig)
+    output, _ = dev.communicate(timeout=120)
+    return started, output
+
+
+def assert_stopped_everything(dev: subprocess.Popen, started: set[int], output: str) -> None:
+    assert dev.returncode == 0, output
+    assert "stopped every process" in output
+    time.sleep(1)
+    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    assert not left, f"processes left running: {left}"
+
+
+@pytest.mark.slow
+def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(tmp_path):
+    dev, settings, env, api = start_dev(tmp_path)
+    try:
         assert settings["VISION_MODEL_VERSION"] == "2023-04-15"  # production's value, unchanged
         started = descendants(dev.pid)
         assert len(started) >= 5  # azurite (node), vision, search, watch, serve
@@ -113,7 +129,7 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
 
         user_env = {**env, **settings}
         uploaded = subprocess.run(
-            [*imgsearch, "upload", "samples/cat.jpg", "samples/bus.jpg"],
+            [*IMGSEARCH, "upload", "samples/cat.jpg", "samples/bus.jpg"],
             cwd=REPO,
             env=user_env,
             capture_output=True,
@@ -140,14 +156,8 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
 
         wait_for(gone, 120, "the deleted blob to leave the index")
     finally:
-        started = descendants(dev.pid) if dev.poll() is None else set()
-        dev.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        output, _ = dev.communicate(timeout=120)
-    assert dev.returncode == 0, output
-    assert "stopped every process" in output
-    time.sleep(1)
-    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
-    assert not left, f"processes left running: {left}"
+        stopped, output = stop_dev(dev, signal.SIGINT)  # what Ctrl-C sends
+    assert_stopped_everything(dev, stopped, output)
 
 
 @pytest.mark.slow
@@ -159,31 +169,15 @@ def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
     from azure.search.documents import SearchClient
     from azure.search.documents.models import VectorizableTextQuery
 
-    blob, vision, search, api = free_ports(4)
-    data_dir = tmp_path / "dev"
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
-    imgsearch = [sys.executable, "-m", "indexer"]
-    ports = ["--blob-port", str(blob), "--vision-port", str(vision), "--search-port", str(search)]
-    dev = subprocess.Popen(
-        [*imgsearch, "dev", "--pull", "--data-dir", str(data_dir), *ports, "--api-port", str(api)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    dev, settings, env, api = start_dev(tmp_path, "--pull")
     try:
-        env_file = data_dir / "dev.env"
-        wait_for(lambda: env_file.exists() or dev.poll() is not None, 240, "imgsearch dev --pull to start")
-        assert dev.poll() is None, dev.stdout.read() if dev.stdout else ""
-        settings = read_env_file(env_file)
         assert settings["INGESTION_MODE"] == "pull"
         assert settings["SEARCH_VECTORIZER_URI"] == f"http://127.0.0.1:{api}/api/vectorize"
         user_env = {**env, **settings}
 
         def cli(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(
-                [*imgsearch, *args], cwd=REPO, env=user_env, capture_output=True, text=True, timeout=300
+                [*IMGSEARCH, *args], cwd=REPO, env=user_env, capture_output=True, text=True, timeout=300
             )
 
         uploaded = cli("upload", "samples/cat.jpg", "samples/bus.jpg", "samples/dog.jpg")
@@ -211,11 +205,6 @@ def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
         wait_for(lambda: "cat.jpg" not in text_query("a cat"), 60, "the deleted blob to leave the index")
         client.close()
     finally:
-        started = descendants(dev.pid) if dev.poll() is None else set()
-        dev.send_signal(signal.SIGTERM)  # what `kill` sends: stops everything, as Ctrl-C does
-        output, _ = dev.communicate(timeout=120)
-    assert dev.returncode == 0, output
-    assert "pull mode" in output and "stopped every process" in output
-    time.sleep(1)
-    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
-    assert not left, f"processes left running: {left}"
+        stopped, output = stop_dev(dev, signal.SIGTERM)  # what `kill` sends: stops everything, as Ctrl-C does
+    assert "pull mode" in output
+    assert_stopped_everything(dev, stopped, output)
