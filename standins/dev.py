@@ -176,8 +176,16 @@ def start(
         # The stand-ins take their keys from the environment, never from a command line that
         # `ps` would show.
         vision = _imgsearch("serve-vision", "--port", str(ports.vision), "--log-level", "warning")
+        # Writes show after a second, as Azure shows them "a few seconds after" (FIDELITY X13), so
+        # the local path meets the same read-after-write delay as production.
         search = _imgsearch(
-            "serve-search-double", "--port", str(ports.search), "--persist-dir", str(data_dir / "search")
+            "serve-search-double",
+            "--port",
+            str(ports.search),
+            "--persist-dir",
+            str(data_dir / "search"),
+            "--visibility-delay",
+            "1",
         )
         plan = [
             ("vision", vision, {"VISION_SERVER_KEYS": vision_key}, f"http://127.0.0.1:{ports.vision}/"),

@@ -13,7 +13,9 @@ What it models (``functions/host.json`` and the Functions docs; see ``FIDELITY.m
   handled), polling again at once while it finds messages and backing off to
   ``max_polling_interval`` when the queue is empty; a message whose function succeeds is
   deleted, one whose function raises is made visible again, and after ``max_dequeue_count``
-  dequeues it goes to the ``<queue>-poison`` queue.
+  dequeues it is poisoned: the host would move it to ``<queue>-poison``; here it is deleted and
+  recorded in ``stats.poisoned_messages`` (nothing reads the poison queue, and a test counts
+  poisoned messages, which must be none).
 - ``workers`` run at once: instances x ``maxDegreeOfParallelism``, the whole fleet.
 
 It never imports the product: the two functions are given as callables.
@@ -40,7 +42,7 @@ class HostStats:
     queue_runs: int = 0
     queue_failures: int = 0
     poisoned: list[str] = field(default_factory=list)  # blob paths parked in webjobs-blobtrigger-poison
-    poisoned_messages: list[str] = field(default_factory=list)  # messages moved to <queue>-poison
+    poisoned_messages: list[str] = field(default_factory=list)  # what the host moves to <queue>-poison
 
 
 class SimulatedHost:

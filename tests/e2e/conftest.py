@@ -2,7 +2,8 @@
 
 Azure AI Search makes a document searchable "a few seconds after" it answers the indexing
 request with 200 (search-howto-reindex, "Responses"). The contract tests keep the double's
-visibility delay at 0 for speed; here every index gets ``VISIBILITY_DELAY_SECONDS``, so a flow
+visibility delay at 0 for speed; here every index the ``search_index_name`` fixture makes
+gets ``VISIBILITY_DELAY_SECONDS`` (``imgsearch dev`` runs its double with 1 s too), so a flow
 that reads right after it writes (the content-hash skip, counts, reconcile's listing, "index
 then query") meets the delay it meets on Azure. A test that must see its own write waits for
 it with ``eventually`` (a bounded poll), as an application on Azure would.
