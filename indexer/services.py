@@ -527,7 +527,9 @@ def build_services(
         blob_service=blob_service,
         failures=failures
         or (None if blob_service is None else BlobFailureLog(blob_service.get_container_client(FAILURES_CONTAINER))),
-        deferrals=deferrals or (None if blob_service is None else deferral_queue(settings)),
+        # The queue shares the blob client's identity (one token cache, not a second credential).
+        deferrals=deferrals
+        or (None if blob_service is None else deferral_queue(settings, credential=blob_service.credential)),
     )
 
 

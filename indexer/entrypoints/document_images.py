@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from azure.core.exceptions import ResourceNotFoundError
 from PIL import Image
 
 from indexer.errors import DocumentNotFoundError, InputLimitError, InvalidImageError
@@ -46,27 +48,25 @@ def read_document_image(key: str, services: Services) -> DocumentImage:
         identity = None
     if fields is None or identity is None:
         raise DocumentNotFoundError(f"no image is indexed under the key {key!r}")
-    container = str(fields.get("container") or "")
+    read: Callable[[], bytes]
+    if str(fields.get("container") or "").startswith("file://"):
+        # A folder's document: its identity is the file's path, recorded in ``source``.
+        if fields.get("source") != identity:
+            raise DocumentNotFoundError(f"the document {key!r} does not name its own file")
+        path = Path(identity)
+        read = lambda: read_file_guarded(path, max_bytes=services.settings.max_image_bytes)  # noqa: E731
+    else:
+        # A blob's identity is its URL (see indexer.keys); the container it names is the one read.
+        container, name = blob_url_parts(identity)
+        if not name:
+            raise DocumentNotFoundError(f"the document {key!r} names no blob")
+        read = lambda: services.source(container).download(name)  # noqa: E731
     try:
-        if container.startswith("file://"):
-            # A folder's document: its identity is the file's path, recorded in ``source``.
-            if fields.get("source") != identity:
-                raise DocumentNotFoundError(f"the document {key!r} does not name its own file")
-            data = read_file_guarded(Path(identity), max_bytes=services.settings.max_image_bytes)
-        else:
-            # A blob's identity is its URL (see indexer.keys); the container it names is the one read.
-            container, name = blob_url_parts(identity)
-            if not name:
-                raise DocumentNotFoundError(f"the document {key!r} names no blob")
-            data = services.source(container).download(name)
+        data = read()
+    except ResourceNotFoundError:
+        raise DocumentNotFoundError(f"the blob of {key!r} no longer exists") from None
     except (FileNotFoundError, LookupError) as exc:
         raise DocumentNotFoundError(f"the image of {key!r} is gone from where it was indexed ({exc})") from None
-    except Exception as exc:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        if isinstance(exc, ResourceNotFoundError):
-            raise DocumentNotFoundError(f"the blob of {key!r} no longer exists") from None
-        raise
     return DocumentImage(key, data, str(fields.get("content_hash") or ""))
 
 
