@@ -840,3 +840,65 @@ def test_indexes_persist_in_the_data_dir(tmp_path):
         document = requests.get(f"{endpoint}/indexes('kept')/docs('a')", params={"api-version": API}, timeout=10).json()
     assert document["width"] == 3 and document["last_modified"] == "2024-05-01T08:00:00Z"
     assert app.state.service.indexes["kept"].documents["a"]["image_vector"].tolist() == [1, 2, 3, 4]
+
+
+# --- what the double refuses rather than ignores (FIDELITY D10, Q8, Q9) ------------------------
+
+UNSUPPORTED_INDEX_PARTS = {
+    "scoringProfiles": [{"name": "boost", "text": {"weights": {"file_name": 2}}}],
+    "suggesters": [{"name": "sg", "searchMode": "analyzingInfixMatching", "sourceFields": ["file_name"]}],
+    "analyzers": [{"name": "a", "@odata.type": "#Microsoft.Azure.Search.CustomAnalyzer", "tokenizer": "standard"}],
+    "semantic": {"configurations": [{"name": "s", "prioritizedFields": {}}]},
+    "corsOptions": {"allowedOrigins": ["*"]},
+    "encryptionKey": {"keyVaultKeyName": "k", "keyVaultKeyVersion": "1", "keyVaultUri": "https://v.vault.azure.net"},
+}
+
+
+@pytest.mark.parametrize("part", sorted(UNSUPPORTED_INDEX_PARTS))
+def test_index_features_the_double_lacks_are_refused_not_ignored(search_double, search_index_name, part):
+    body = {**tiny_schema(4).named(search_index_name), part: UNSUPPORTED_INDEX_PARTS[part]}
+    response = requests.put(
+        url(search_double, f"/indexes('{search_index_name}')"),
+        params={"api-version": API},
+        json=body,
+        headers=admin(search_double),
+        timeout=10,
+    )
+    assert_error(response, 400, f"'{part}'", code="NotSupportedByStandIn")
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment", "code"),
+    [
+        ({"search": "cat"}, "Full-text search", "NotSupportedByStandIn"),
+        ({"queryType": "semantic"}, "queryType 'semantic'", "NotSupportedByStandIn"),
+        ({"facets": ["tags"]}, "'facets'", "NotSupportedByStandIn"),
+        ({"highlight": "file_name"}, "'highlight'", "NotSupportedByStandIn"),
+        ({"scoringProfile": "boost"}, "'scoringProfile'", "NotSupportedByStandIn"),
+        ({"notAParameter": 1}, "'notAParameter'", ""),  # live Azure: InvalidParameter in the details
+        (
+            {
+                "vectorQueries": [
+                    {"kind": "vector", "vector": [1, 0, 0, 0], "fields": "image_vector", "k": 1},
+                    {"kind": "vector", "vector": [0, 1, 0, 0], "fields": "image_vector", "k": 1},
+                ]
+            },
+            "More than one vector query",
+            "NotSupportedByStandIn",
+        ),
+    ],
+)
+def test_query_features_the_double_lacks_are_refused_not_ignored(
+    search_double, search_index_name, query, fragment, code
+):
+    create_tiny_index(search_double, search_index_name)
+    response = requests.post(
+        url(search_double, f"/indexes('{search_index_name}')/docs/search.post.search"),
+        params={"api-version": API},
+        json=query,
+        headers=admin(search_double),
+        timeout=10,
+    )
+    error = assert_error(response, 400, fragment, code=code or None)
+    if not code:
+        assert error["details"][0]["code"] == "InvalidParameter"

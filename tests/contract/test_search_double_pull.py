@@ -348,7 +348,8 @@ def test_definitions_are_checked_as_documented(pull, blob_container, azurite, we
     assert raw.status_code in (200, 204) and search_double.service.data_sources[ds].connection_string == conn
 
     assert "maximum of 230 seconds" in refused(lambda: pull.skillset(web_api.url, timeout="PT300S")).message
-    assert "10" in refused(lambda: pull.skillset(web_api.url, degreeOfParallelism=11)).message
+    parallel = refused(lambda: pull.skillset(web_api.url, degreeOfParallelism=11)).message
+    assert "10" in parallel and "degreeOfParallelism" in parallel and "from 1 to 10, not 11" in parallel
     assert (
         refused(lambda: pull.skillset(web_api.url, context="/document/pages/*")).error.code == "NotSupportedByStandIn"
     )

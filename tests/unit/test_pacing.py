@@ -216,7 +216,9 @@ def test_each_adaptive_setting_out_of_range_is_refused_on_its_own(options):
     ],
 )
 def test_adaptive_settings_on_their_bounds_are_accepted(options):
-    assert RateLimiter(20, adaptive=True, **options).rate_per_second <= 20
+    paced = RateLimiter(20, adaptive=True, **options)
+    assert paced.rate_per_second <= 20
+    assert paced.rate_per_second == pytest.approx(20 * options.get("headroom", 0.95))  # it starts at its ceiling
 
 
 def test_one_success_climbs_by_a_fraction_of_the_limit():
