@@ -39,8 +39,34 @@ class DocumentImage:
     content_hash: str
 
 
+@dataclass(frozen=True)
+class IndexedImage:
+    """Where the image of an indexed document lies, found in the index; nothing read yet."""
+
+    key: str
+    content_hash: str
+    read: Callable[[], bytes]
+
+    def load(self) -> DocumentImage:
+        """Read the image's bytes from where it was indexed from."""
+        try:
+            data = self.read()
+        except ResourceNotFoundError:
+            raise DocumentNotFoundError(f"the blob of {self.key!r} no longer exists") from None
+        except (FileNotFoundError, LookupError) as exc:
+            raise DocumentNotFoundError(
+                f"the image of {self.key!r} is gone from where it was indexed ({exc})"
+            ) from None
+        return DocumentImage(self.key, data, self.content_hash)
+
+
 def read_document_image(key: str, services: Services) -> DocumentImage:
     """The bytes of the image indexed under ``key`` (see the module doc)."""
+    return find_document_image(key, services).load()
+
+
+def find_document_image(key: str, services: Services) -> IndexedImage:
+    """The image indexed under ``key``, looked up in the index only (see the module doc)."""
     fields = services.backend.get(key)
     try:
         identity = identity_from_key(key) if fields is not None else None
@@ -61,13 +87,7 @@ def read_document_image(key: str, services: Services) -> DocumentImage:
         if not name:
             raise DocumentNotFoundError(f"the document {key!r} names no blob")
         read = lambda: services.source(container).download(name)  # noqa: E731
-    try:
-        data = read()
-    except ResourceNotFoundError:
-        raise DocumentNotFoundError(f"the blob of {key!r} no longer exists") from None
-    except (FileNotFoundError, LookupError) as exc:
-        raise DocumentNotFoundError(f"the image of {key!r} is gone from where it was indexed ({exc})") from None
-    return DocumentImage(key, data, str(fields.get("content_hash") or ""))
+    return IndexedImage(key, str(fields.get("content_hash") or ""), read)
 
 
 def thumbnail(image: DocumentImage, side: int) -> bytes:

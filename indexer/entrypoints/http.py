@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from indexer import query
-from indexer.entrypoints.document_images import DEFAULT_THUMBNAIL_SIDE, THUMBNAIL_SIDES, read_document_image, thumbnail
+from indexer.entrypoints.document_images import (
+    DEFAULT_THUMBNAIL_SIDE,
+    THUMBNAIL_SIDES,
+    find_document_image,
+    read_document_image,
+    thumbnail,
+)
 from indexer.entrypoints.functions import get_services
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
@@ -307,13 +313,14 @@ def thumbnail_http(
             raise BadRequest(f"size must be a whole number of pixels, got {params.get('size')!r}") from None
         if not low <= size <= high:
             raise BadRequest(f"size must be between {low} and {high} pixels, got {size}")
-        image = read_document_image(key, services or get_services())
-        etag = f'"{image.content_hash.removeprefix("sha256:")[:32]}-{size}"'
+        found = find_document_image(key, services or get_services())
+        etag = f'"{found.content_hash.removeprefix("sha256:")[:32]}-{size}"'
         # private: the answer sits behind the app's key or sign-in, so no shared cache keeps it
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+        # The ETag comes from the index: a browser that holds this version costs no read of the image.
         if if_none_match and etag in if_none_match:
             return HttpAnswer(304, None, headers, content=b"", media_type="image/jpeg")
-        return HttpAnswer(200, None, headers, content=thumbnail(image, size), media_type="image/jpeg")
+        return HttpAnswer(200, None, headers, content=thumbnail(found.load(), size), media_type="image/jpeg")
     except Exception as exc:  # noqa: BLE001 - error_answer re-raises what is no expected error
         return error_answer(exc, "thumbnail")
 

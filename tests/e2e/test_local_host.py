@@ -7,6 +7,7 @@ import io
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -136,3 +137,25 @@ def test_more_like_this_leaves_the_example_out_and_info_describes_the_index(serv
     assert info["documents"] == 34 and info["model_version"] == "local-conse-usem3-v1"
     assert {"name": "tags", "type": "Collection(Edm.String)"} in info["filterable"]
     assert all(f["name"] not in ("id", "content_hash") for f in info["filterable"])
+
+
+def test_a_thumbnail_the_browser_holds_is_answered_from_the_index_without_reading_the_image(serve, indexed_samples):
+    url = serve()
+    hit = requests.get(f"{url}/api/search", params={"text": "a red bus", "k": 1}, timeout=60).json()["results"][0]
+    first = requests.get(f"{url}/api/thumbnail", params={"key": hit["key"]}, timeout=60)
+    assert first.status_code == 200
+    image = Path(hit["source"])
+    hidden = image.with_name(image.name + ".away")
+    image.rename(hidden)  # the file cannot be read now: only a read of it would notice
+    try:
+        held = requests.get(
+            f"{url}/api/thumbnail",
+            params={"key": hit["key"]},
+            headers={"If-None-Match": first.headers["etag"]},
+            timeout=60,
+        )
+        fresh = requests.get(f"{url}/api/thumbnail", params={"key": hit["key"]}, timeout=60)
+    finally:
+        hidden.rename(image)
+    assert held.status_code == 304 and held.headers["etag"] == first.headers["etag"]
+    assert fresh.status_code == 404 and fresh.json()["error"]["code"] == "DocumentNotFound"
