@@ -270,3 +270,42 @@ def test_a_429_that_comes_back_after_other_calls_left_keeps_the_pace_after_them(
     calm.penalize(0.004, since=calm.now())
     assert calm.paused_for() == pytest.approx(0.004)
     assert calm.now() == 100.0
+
+
+class NoJitter:
+    """A policy's random source that always draws the shortest wait: the worst case for a
+    resource that is down (each call's own backoff alone would free it again at once)."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return low
+
+
+def test_a_resource_that_is_down_is_left_alone_longer_and_longer_across_calls():
+    clock = Clock()
+    dead, alive = (Gate(name, limiter(clock, rate=1), clock=clock) for name in ("dead", "alive"))
+    used: list[str] = []
+
+    def attempt(g: Gate):
+        used.append(g.name)
+        if g is dead:
+            raise failed()
+        return g.name
+
+    policy = RetryPolicy(max_retries=5, rng=NoJitter())  # type: ignore[arg-type]
+    rotation = itertools.count()
+    for _ in range(40):  # bulk work: each call starts from the next resource in turn
+        assert dispatch([dead, alive], attempt, policy=policy, operation="op", spread=True, rotation=rotation,
+                        clock=clock, sleep=clock.sleep) == "alive"  # fmt: skip
+    # Its pause doubles with each failure in a row (0.25, 0.5, 1, ... s), whichever call made it.
+    assert used.count("dead") <= 9 and used.count("alive") == 40
+    assert dead.paused_for() > 0
+
+
+def test_a_success_ends_a_resources_run_of_failures():
+    clock = Clock()
+    gate = Gate("a", clock=clock)
+    policy = RetryPolicy(backoff_factor=1, backoff_max=60)
+    assert [gate.failed(0.0, policy) for _ in range(3)] == [0.5, 1.0, 2.0]
+    gate.succeeded()
+    assert gate.failed(0.0, policy) == 0.5
+    assert gate.failed(7.0, policy) == 7.0  # the server's Retry-After, when longer, wins

@@ -14,8 +14,10 @@ and on a retriable answer decides what comes next:
   ``retry_after_max``, make the call fail (transient, so the run reports it and exits 1).
   A single call (no pace) counts it, so the Functions host can defer the blob instead of a
   worker sleeping through minutes of throttling.
-- **5xx, 408, no answer**: the gate is backed off on its own (full-jitter exponential
-  backoff, or the server's ``Retry-After``) and the call is tried again, on another resource
+- **5xx, 408, no answer**: the gate is backed off on its own (the call's full-jitter
+  exponential backoff or the server's ``Retry-After``, and at least half the backoff of the
+  resource's own failures in a row, so a resource that is down stays out of the way of every
+  call, not just the one that found it down) and the call is tried again, on another resource
   if one is free; these count against ``max_retries``.
 
 ``spread=True`` (bulk work) takes whichever gate is free first, starting from a rotating
@@ -78,6 +80,7 @@ class Gate:
     refused: str = ""  # why this resource is not used (it answered with another model version)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _paused_until: float = field(default=float("-inf"), repr=False)
+    _failures: int = field(default=0, repr=False)  # failures in a row (5xx, 408, no answer)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -123,7 +126,23 @@ class Gate:
             self.limiter.slow_down(retry_after)
         return pause
 
+    def failed(self, delay: float, policy: RetryPolicy) -> float:
+        """A 5xx, 408 or no answer: back this resource off on its own, for at least ``delay``
+        (the call's backoff, or the server's Retry-After) and for at least half the exponential
+        backoff of its own failures in a row, whichever call they came from. So a resource that
+        is down is left alone for longer and longer while the others go on, instead of being
+        tried again at once by each new call. A success resets the count. Returns the pause."""
+        with self._lock:
+            self._failures += 1
+            failures = self._failures
+        ceiling = min(policy.backoff_max, policy.backoff_factor * 2 ** (failures - 1))
+        pause = max(delay, ceiling / 2)
+        self.pause(pause)
+        return pause
+
     def succeeded(self) -> None:
+        with self._lock:
+            self._failures = 0
         if self.limiter is not None:
             self.limiter.speed_up()
 
@@ -202,7 +221,7 @@ def dispatch(
                 raise retry.final(retries + 1) from None
             retries += 1
             if not retry.throttled:
-                gate.pause(delay)  # this resource is backed off on its own
+                delay = gate.failed(delay, policy)  # this resource is backed off on its own
             logger.warning(
                 "vision %s: %s from %s; retry %d/%d in %.2fs%s",
                 operation,
