@@ -141,8 +141,8 @@ def _decode_base64(value: Any, what: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        try:
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        try:  # the URL-safe alphabet, padding optional; validated, so stray characters are refused
+            return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raise InvalidImageError(f"{what} is not valid Base64") from None
 

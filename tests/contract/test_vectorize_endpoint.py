@@ -160,6 +160,7 @@ def test_bad_records_get_their_own_errors_and_the_rest_is_answered(endpoint, sam
         "empty": {},
         "two": {"text": "a cat", "imageBinary": {"data": b64(cat)}},
         "not-base64": {"imageBinary": {"data": "%%% not base64 %%%"}},
+        "punctuation": {"imageBinary": {"data": "!!!"}},  # no character of either alphabet
         "not-an-image": {"imageBinary": {"data": b64(b"these bytes are no image")}},
         "too-small": {"imageBinary": {"data": b64(png(10, 10))}},
         "too-large": {"imageBinary": {"data": b64(png(16000, 1))}},
@@ -179,6 +180,7 @@ def test_bad_records_get_their_own_errors_and_the_rest_is_answered(endpoint, sam
     assert "no input" in messages["empty"]
     assert "exactly one input" in messages["two"]
     assert "Base64" in messages["not-base64"]
+    assert "not valid Base64" in messages["punctuation"]  # not "the image is empty"
     assert "not a readable image" in messages["not-an-image"]
     assert "10x10" in messages["too-small"] and "16000x1" in messages["too-large"]
     assert "neither 'data'" in messages["no-data"]
