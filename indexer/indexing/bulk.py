@@ -5,7 +5,8 @@ unchanged, check limits, vectorize, check the pin) is ``pipeline.prepare``; this
 
 - bounded concurrency: a thread pool, because a Vision call is network I/O (the offline
   model serialises itself with a lock, so threads only overlap file reads there), with at
-  most ``2 * concurrency`` items in flight so a listing of millions never fills memory;
+  most ``2 * concurrency`` items unfinished (and a bounded number finished behind a slow one,
+  ``_Window``) so a listing of millions never fills memory;
 - pacing stays inside the vectorizer (a paced ``VisionClient`` takes a token per attempt);
 - batching: one ``backend.upsert`` per ``batch_size`` documents (the Azure backend splits
   further at the service's 1000 actions / 16 MB per request);
@@ -32,7 +33,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_DELETE_BATCH = 1000  # Azure AI Search: at most 1000 actions per indexing request
 MAX_WAITING_OUTCOMES = 1000  # outcomes held back behind a batch not yet written
+MAX_HELD_PER_WORKER = 8  # finished items that may wait behind a slow oldest one, per worker
 
 
 @dataclass
@@ -222,15 +225,18 @@ def index_items(
     if stored_hashes is None:
         stored_hashes = {} if force else backend.keys_with_hashes()
     run = _Run(backend, batch_size, on_outcome, progress, max_consecutive_failures)
-    in_flight: deque[Future[Prepared]] = deque()
+    in_flight = _Window(queued=2 * concurrency, held=MAX_HELD_PER_WORKER * concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imgsearch-index") as pool:
         try:
             for item in items:
-                in_flight.append(pool.submit(_prepare_one, item, vectorizer, pin, stored_hashes.get(item.key), force))
-                while len(in_flight) >= 2 * concurrency:
-                    run.take(in_flight.popleft().result())
+                in_flight.add(pool.submit(_prepare_one, item, vectorizer, pin, stored_hashes.get(item.key), force))
+                in_flight.wait_for_room()
+                for prepared in in_flight.take_finished():
+                    run.take(prepared)
             while in_flight:
-                run.take(in_flight.popleft().result())
+                in_flight.wait_for_oldest()
+                for prepared in in_flight.take_finished():
+                    run.take(prepared)
             run.flush()
         except BaseException:
             # Stop at once: nothing more is started, and the pending batch is dropped (its
@@ -239,6 +245,53 @@ def index_items(
                 future.cancel()
             raise
     return run.summary
+
+
+class _Window:
+    """The items handed to the pool and not yet taken, oldest first.
+
+    Results are taken in the order the items came (``on_outcome`` promises it), but the pool
+    is kept fed by what is still *unfinished*, not by the oldest item: one slow image (a
+    retry after a 429, a large blob) would otherwise hold back every submission behind it,
+    idle the workers, and leave a paced Vision resource's slots unused. At most ``queued``
+    items are unfinished at once and at most ``held`` finished ones wait behind a slow
+    oldest item, so memory stays bounded."""
+
+    def __init__(self, *, queued: int, held: int) -> None:
+        self.queued = queued
+        self.held = held
+        self._futures: deque[Future[Prepared]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._futures)
+
+    def __iter__(self) -> Iterator[Future[Prepared]]:
+        return iter(self._futures)
+
+    def add(self, future: Future[Prepared]) -> None:
+        self._futures.append(future)
+
+    def _unfinished(self) -> list[Future[Prepared]]:
+        return [f for f in self._futures if not f.done()]
+
+    def wait_for_room(self) -> None:
+        """Until one more item may be added."""
+        while True:
+            if self._futures and self._futures[0].done():
+                return  # taking the oldest makes room
+            unfinished = self._unfinished()
+            if len(unfinished) < self.queued and len(self._futures) < self.queued + self.held:
+                return
+            futures.wait(unfinished, return_when=futures.FIRST_COMPLETED)
+
+    def wait_for_oldest(self) -> None:
+        if self._futures:
+            futures.wait([self._futures[0]])
+
+    def take_finished(self) -> Iterator[Prepared]:
+        """The results that can be taken in order now (the oldest ones that are finished)."""
+        while self._futures and self._futures[0].done():
+            yield self._futures.popleft().result()
 
 
 def remove_missing(
