@@ -31,20 +31,26 @@ class IndexPin:
         """Raise ``ModelVersionMismatchError`` unless ``embedding`` belongs in this index."""
         from indexer.errors import ModelVersionMismatchError
 
-        if embedding.model_version != self.model_version:
-            raise ModelVersionMismatchError(
-                f"cannot {action}: the vector was made by model version {embedding.model_version!r} "
-                f"but the index is pinned to {self.model_version!r}; use a vectorizer with that "
-                f"model version, or create a new index for the new version and backfill it",
-                expected=self.model_version,
-                actual=embedding.model_version,
-            )
+        self.check_version(embedding.model_version, action=action)
         if embedding.dimensions != self.dimensions:
             raise ModelVersionMismatchError(
                 f"cannot {action}: the vector has {embedding.dimensions} dimensions but the index "
                 f"pinned to {self.model_version!r} holds {self.dimensions}",
                 expected=self.dimensions,
                 actual=embedding.dimensions,
+            )
+
+    def check_version(self, model_version: str, *, action: str) -> None:
+        """Raise ``ModelVersionMismatchError`` unless vectors of ``model_version`` belong here."""
+        from indexer.errors import ModelVersionMismatchError
+
+        if model_version != self.model_version:
+            raise ModelVersionMismatchError(
+                f"cannot {action}: the vector was made by model version {model_version!r} "
+                f"but the index is pinned to {self.model_version!r}; use a vectorizer with that "
+                f"model version, or create a new index for the new version and backfill it",
+                expected=self.model_version,
+                actual=model_version,
             )
 
     def check_claim(self, key: str, fields: dict[str, Any]) -> None:

@@ -114,6 +114,7 @@ def search_text(
         raise InvalidQueryError(f"vectorize must be 'here' or 'service', not {vectorize!r}")
     if vectorizer is None:
         raise InvalidQueryError("a vectorizer is needed to vectorize the query here")
+    _check_known_version(vectorizer, pin)
     embedding = vectorizer.vectorize_text(text)
     return _search(embedding, pin, backend=backend, k=k, threshold=threshold, conditions=conditions, select=select)
 
@@ -137,6 +138,7 @@ def search_image(
     conditions = _conditions(filters)
     k, threshold = check_k(k), check_threshold(threshold)
     pin = _pin_checking_fields(backend, conditions)
+    _check_known_version(vectorizer, pin)
     if isinstance(image, (bytes, bytearray, memoryview)):
         embedding = vectorizer.vectorize_image(bytes(image))
     elif isinstance(image, str) and image.strip().lower().startswith(("http://", "https://")):
@@ -157,6 +159,16 @@ def _pin_checking_fields(backend: IndexBackend, conditions: list[Condition]) -> 
     if conditions:
         check_filter_fields(backend.schema, conditions)
     return pin
+
+
+def _check_known_version(vectorizer: Vectorizer, pin: IndexPin) -> None:
+    """A vectorizer that knows before any call which model version its vectors will report
+    (``reported_model_version``: the offline model, whose name is its own) is checked against
+    the pin first, so a mismatch is named at once rather than after loading a model. Azure AI
+    Vision says which version answered only in its answer; that one is checked in ``_search``."""
+    known = getattr(vectorizer, "reported_model_version", None)
+    if isinstance(known, str):
+        pin.check_version(known, action="search")
 
 
 def _search(

@@ -26,6 +26,11 @@ class Vectorizer(Protocol):
         """Vectorize a query text of 1 to 70 words."""
 
 
+# A vectorizer may also say, before any call, which model version its vectors will report:
+# ``reported_model_version`` (a str; the offline model has it). Callers read it with getattr,
+# since Azure AI Vision names the version only in its answers.
+
+
 class LazyVectorizer:
     """Builds the real vectorizer on first use.
 
@@ -54,6 +59,11 @@ class LazyVectorizer:
         close = getattr(self._vectorizer, "close", None)
         if close is not None:
             close()
+
+    @property
+    def reported_model_version(self) -> str | None:
+        """The built vectorizer's, once built (building it here would defeat the laziness)."""
+        return getattr(self._vectorizer, "reported_model_version", None)
 
     def vectorize_image(self, image: bytes) -> Embedding:
         return self._get().vectorize_image(image)

@@ -251,3 +251,32 @@ def test_a_missing_index_fails_before_any_vectorizing(tmp_path, vectorizer):
     with pytest.raises(IndexNotFoundError):
         search_image(b"red car", vectorizer=vectorizer, backend=missing)
     assert vectorizer.calls == []
+
+
+class KnownVersionVectorizer(WordVectorizer):
+    """Says before any call which model version its vectors will report, as the offline model does."""
+
+    @property
+    def reported_model_version(self) -> str:
+        return self.model_version
+
+
+def test_a_vectorizer_that_knows_its_version_is_refused_before_it_is_called(index):
+    other = KnownVersionVectorizer(OFFLINE_ENGLISH, DIMS)
+    with pytest.raises(ModelVersionMismatchError, match=OFFLINE_ENGLISH):
+        search_text("red car", vectorizer=other, backend=index)
+    with pytest.raises(ModelVersionMismatchError, match=OFFLINE_ENGLISH):
+        search_image(b"red car", vectorizer=other, backend=index)
+    assert other.calls == []  # no model loaded, no paid call made
+    same = KnownVersionVectorizer(MODEL, DIMS)
+    assert keys(search_text("red car", vectorizer=same, backend=index, k=1)) == ["red-car"]
+
+
+def test_the_offline_model_names_its_version_without_loading_anything(index):
+    from indexer.vectorizers.offline.vectorizer import OfflineVectorizer
+
+    english = OfflineVectorizer(OFFLINE_ENGLISH)
+    with pytest.raises(ModelVersionMismatchError, match=f"pinned to '{MODEL}'"):
+        search_text("red car", vectorizer=english, backend=index)
+    # Loading is what made a mismatched query take seconds; nothing may have been loaded.
+    assert english._text_encoder is None and english._classifier is None

@@ -105,6 +105,12 @@ class OfflineVectorizer:
         self._label_embeddings: np.ndarray | None = None
 
     @property
+    def reported_model_version(self) -> str:
+        """The model version every vector of this vectorizer reports, known before loading
+        anything (so a query against an index pinned to another version fails at once)."""
+        return self.model.name
+
+    @property
     def text_encoder(self) -> Any:
         if self._text_encoder is None:
             with self._load_lock:
