@@ -17,10 +17,12 @@ Printed, per scenario:
   undone), and the 429 answers the stand-ins gave;
 - the two-resource rate over the one-resource rate of the same run (the goal: about 2).
 
-The offline model answers every call, so the machine must be able to compute more than the
-rates asked for, or the figure measures the CPU, not the pacing: the stand-ins' capacity is
-measured first (unlimited, same processes), and R is lowered (and the reason printed) when
-(resources x R) is more than 80% of it.
+The offline model answers every call on this machine's CPU, beside the CLI, Azurite and the
+search double, so the machine must be able to run the whole pipeline faster than the rates
+asked for, or the figure measures the CPU, not the pacing: the pipeline's capacity is measured
+first, with the same command against unlimited stand-ins (one, then two), and R is lowered
+(and the reason printed) when (resources x R) is more than 80% of it. The stand-ins' capacity
+alone is printed too; it is higher, since it leaves out the CLI's own work.
 
 Run: ``python bench/bench_backfill_cli.py`` (about 6 minutes) or ``--quick`` (a smoke run).
 """
@@ -57,6 +59,8 @@ from common import (  # noqa: E402
 )
 
 HEADROOM = 0.8  # the share of the measured capacity the rate limits may ask for
+MEASURED_PREFIX = "measured/"  # the scenarios' blobs: a/ for one resource, a/ and b/ for two
+CAPACITY_PREFIX = "capacity/"  # the capacity runs' blobs, apart from the measured ones
 MODEL = "2023-04-15"  # production's setting; the stand-in answers with its offline model
 
 
@@ -88,12 +92,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: few blobs, three scenarios")
     parser.add_argument("--blobs", type=int, default=500, help="blobs per resource and scenario (default 500)")
     parser.add_argument("--rate", type=float, default=20.0, help="R per resource (default 20, Azure S1)")
+    parser.add_argument(
+        "--capacity-blobs", type=int, default=240, help="blobs of the pipeline's capacity runs (default 240)"
+    )
     parser.add_argument("--force-rate", action="store_true", help="keep R even above the measured capacity")
     args = parser.parse_args(argv)
     if args.quick:
         args.blobs = min(args.blobs, 30)
-    if args.blobs < 1 or args.rate <= 0:
-        parser.error("--blobs must be at least 1 and --rate positive")
+        args.capacity_blobs = min(args.capacity_blobs, 30)
+    if args.blobs < 1 or args.capacity_blobs < 1 or args.rate <= 0:
+        parser.error("--blobs and --capacity-blobs must be at least 1 and --rate positive")
     return args
 
 
@@ -193,7 +201,8 @@ def start_resources(work: Path, count: int, *options: str) -> list[VisionProcess
 
 
 def capacity(work: Path, count: int, images: list[bytes], seconds: float) -> float:
-    """Image calls a second ``count`` unlimited stand-ins answer together, 8 callers each."""
+    """Image calls a second ``count`` unlimited stand-ins answer together, 8 callers each
+    (the stand-ins alone: no blob reads, no index writes)."""
     from azure.core.credentials import AzureKeyCredential
 
     from indexer.vectorizers.vision import VisionClient
@@ -223,6 +232,43 @@ def capacity(work: Path, count: int, images: list[bytes], seconds: float) -> flo
     finally:
         for server in servers:
             server.stop()
+
+
+def backfill_env(storage, container, search, servers, index_name: str, data_dir: Path, rate: float) -> dict[str, str]:
+    """The environment of one ``imgsearch backfill``: what a user sets, nothing more."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "IMAGES_STORAGE": storage.connection_string,
+        "IMAGES_CONTAINER": container.container_name,
+        "VISION_ENDPOINT": ",".join(s.url for s in servers),
+        "VISION_KEY": ",".join(s.key for s in servers),
+        "VISION_MODEL_VERSION": MODEL,
+        "SEARCH_ENDPOINT": search.endpoint,
+        "SEARCH_KEY": search.api_key,
+        "SEARCH_INDEX_NAME": index_name,
+        "IMGSEARCH_DATA_DIR": str(data_dir),
+    }
+    for name in ("VISION_REQUESTS_PER_SECOND", "VISION_CONCURRENCY", "VISION_MAX_RETRIES"):
+        env.pop(name, None)
+    if rate != 20.0:
+        env["VISION_REQUESTS_PER_SECOND"] = f"{rate:g}"
+    return env
+
+
+def pipeline_capacity(work: Path, count: int, storage, container, search, number: int) -> float:
+    """Blobs a second the CLI's backfill indexes through ``count`` unlimited stand-ins (the
+    pace set far above what they can answer): the whole pipeline on this machine."""
+    servers = start_resources(work, count)
+    try:
+        env = backfill_env(storage, container, search, servers, f"capacity-{number}", work / f"cap-{number}", 1000.0)
+        code, summary, stderr = run_backfill(env, CAPACITY_PREFIX)
+    finally:
+        for server in servers:
+            server.stop()
+    if code != 0 or not summary.get("elapsed_seconds"):
+        raise RuntimeError(f"the capacity run through {count} stand-in(s) failed (exit {code}): {stderr}")
+    return float(summary["indexed"]) / float(summary["elapsed_seconds"])
 
 
 def run_backfill(env: dict[str, str], prefix: str) -> tuple[int, dict, str]:
@@ -255,28 +301,41 @@ def main(argv: list[str] | None = None) -> int:
     report = Report("Benchmark 8 figures")
     failures: list[str] = []
     images = {
-        f"{p}/img-{i:05d}.jpg": tiny_jpeg(i + (0 if p == "a" else 100_000)) for p in "ab" for i in range(args.blobs)
+        f"{MEASURED_PREFIX}{p}/img-{i:05d}.jpg": tiny_jpeg(i + (0 if p == "a" else 100_000))
+        for p in "ab"
+        for i in range(args.blobs)
     }
+    calibration = {f"{CAPACITY_PREFIX}img-{i:05d}.jpg": tiny_jpeg(200_000 + i) for i in range(args.capacity_blobs)}
     with azurite() as storage, search_double(tally=True) as search, tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
         service = BlobServiceClient.from_connection_string(storage.connection_string)
         container = service.create_container("backfill-cli")
-        upload_blobs(container, images)
-        say(f"uploaded {len(images)} JPEGs ({args.blobs} under a/ and {args.blobs} under b/)")
+        upload_blobs(container, {**images, **calibration})
+        say(
+            f"uploaded {len(images)} JPEGs ({args.blobs} under {MEASURED_PREFIX}a/ and {MEASURED_PREFIX}b/) and "
+            f"{len(calibration)} under {CAPACITY_PREFIX}"
+        )
 
         sample = list(images.values())[:64]
         seconds = 3.0 if args.quick else 6.0
         one = capacity(work, 1, sample, seconds)
         two = capacity(work, 2, sample, seconds)
         say(f"stand-in capacity, unlimited: one {one:.1f} calls/s, two together {two:.1f} calls/s")
-        report.add("stand-ins' capacity, unlimited (one / two together)", f"{one:.1f} / {two:.1f} calls/s")
+        report.add("stand-ins' capacity alone, unlimited (one / two together)", f"{one:.1f} / {two:.1f} calls/s")
+        whole_one = pipeline_capacity(work, 1, storage, container, search, 1)
+        whole_two = pipeline_capacity(work, 2, storage, container, search, 2)
+        say(f"pipeline capacity (the CLI's backfill, unlimited): one {whole_one:.1f}/s, two {whole_two:.1f}/s")
+        report.add(
+            "pipeline capacity, unlimited (backfill through one / two stand-ins)",
+            f"{whole_one:.1f} / {whole_two:.1f} blobs/s",
+        )
         rates = {}
-        for resources, measured in ((1, one), (2, two)):
+        for resources, measured in ((1, whole_one), (2, whole_two)):
             fits = math.floor(HEADROOM * measured / resources)
             rate = args.rate if args.force_rate or args.rate <= fits else float(max(1, fits))
             if rate != args.rate:
                 report.note(
-                    f"{resources} resource(s): the stand-ins compute {measured:.1f} calls/s together here, so R was "
+                    f"{resources} resource(s): the whole pipeline indexes {measured:.1f} blobs/s here, so R was "
                     f"lowered from {args.rate:g} to {rate:g} per resource ({HEADROOM:.0%} of capacity; --force-rate "
                     f"keeps it); VISION_REQUESTS_PER_SECOND is set to the same R, as for a tier of that rate."
                 )
@@ -291,25 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             if scenario.counting == "no-burst":
                 options += ["--rate-limit-burst", "1"]
             servers = start_resources(work, scenario.resources, *options)
-            prefix = "a/" if scenario.resources == 1 else ""
+            prefix = f"{MEASURED_PREFIX}a/" if scenario.resources == 1 else MEASURED_PREFIX
             index_name = f"cli-{number}"
-            env = {
-                **os.environ,
-                "HF_HUB_OFFLINE": "1",
-                "IMAGES_STORAGE": storage.connection_string,
-                "IMAGES_CONTAINER": container.container_name,
-                "VISION_ENDPOINT": ",".join(s.url for s in servers),
-                "VISION_KEY": ",".join(s.key for s in servers),
-                "VISION_MODEL_VERSION": MODEL,
-                "SEARCH_ENDPOINT": search.endpoint,
-                "SEARCH_KEY": search.api_key,
-                "SEARCH_INDEX_NAME": index_name,
-                "IMGSEARCH_DATA_DIR": str(work / f"data-{number}"),
-            }
-            for name in ("VISION_REQUESTS_PER_SECOND", "VISION_CONCURRENCY", "VISION_MAX_RETRIES"):
-                env.pop(name, None)
-            if rate != 20.0:
-                env["VISION_REQUESTS_PER_SECOND"] = f"{rate:g}"
+            env = backfill_env(storage, container, search, servers, index_name, work / f"data-{number}", rate)
             say(f"{scenario.label}: backfilling {args.blobs * scenario.resources} blobs at R={rate:g}/s per resource")
             try:
                 code, summary, stderr = run_backfill(env, prefix)
