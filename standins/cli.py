@@ -228,7 +228,11 @@ def dev_command(
 
     with handle_errors():
         model_version = os.environ.get("VISION_MODEL_VERSION") or DEFAULT_MODEL_VERSION
-        pull = pull or os.environ.get("INGESTION_MODE", "").strip().lower() == "pull"
+        configured_mode = os.environ.get("INGESTION_MODE", "").strip().lower()
+        if configured_mode not in ("", "push", "pull"):
+            # Settings refuses it too; dev reads it before any Settings exist, so it says so here.
+            raise fail(f"INGESTION_MODE must be 'push' or 'pull', not {configured_mode!r}", EXIT_USAGE)
+        pull = pull or configured_mode == "pull"
         ports = DevPorts(blob=blob_port, vision=vision_port, search=search_port, api=api_port)
         mode = "pull" if pull else "push"
         say(f"starting the local Azure path in {data_dir} (VISION_MODEL_VERSION={model_version}, {mode} mode)")

@@ -208,3 +208,18 @@ def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
         stopped, output = stop_dev(dev, signal.SIGTERM)  # what `kill` sends: stops everything, as Ctrl-C does
     assert "pull mode" in output
     assert_stopped_everything(dev, stopped, output)
+
+
+def test_dev_refuses_an_ingestion_mode_it_does_not_know_before_starting_anything(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    result = subprocess.run(
+        [*IMGSEARCH, "dev", "--data-dir", str(tmp_path / "dev")],
+        cwd=REPO,
+        env={**env, "INGESTION_MODE": "pul"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "INGESTION_MODE must be 'push' or 'pull', not 'pul'" in result.stderr
+    assert not (tmp_path / "dev").exists()  # nothing was started or written
