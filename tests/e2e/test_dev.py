@@ -77,6 +77,10 @@ def descendants(pid: int) -> set[int]:
 IMGSEARCH = [sys.executable, "-m", "indexer"]
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_dev(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen, dict[str, str], dict[str, str], int]:
     """``imgsearch dev [flags]`` on free ports, as a user starts it; returns the process, the
     settings it wrote to dev.env, the user's environment and the port of ``serve``."""
@@ -91,6 +95,9 @@ def start_dev(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen, dict[str, 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As in a terminal: a shell runs background jobs (a test run started with `&`) with
+        # SIGINT ignored, and Python then never turns SIGINT into Ctrl-C's KeyboardInterrupt.
+        preexec_fn=_interruptible,
     )
     env_file = data_dir / "dev.env"
     try:
