@@ -40,12 +40,20 @@ def discover(directory: Path, only: list[str] | None = None) -> list[Path]:
     return sorted(scripts, key=order)
 
 
+def _hears_interrupts() -> None:
+    """In the script's process: SIGINT at its default. A shell starts background jobs (``make
+    bench &``, a CI step) with SIGINT ignored, and Python then never raises KeyboardInterrupt,
+    so the interrupt below would go unheard, the grace run out and the kill leave the script's
+    stand-ins (Azurite) running."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_one(script: Path, *, quick: bool, timeout: float) -> tuple[int | None, float]:
     """Run one script with this Python; return (exit code or None if it timed out, seconds)."""
     command = [sys.executable, str(script)] + (["--quick"] if quick else [])
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=str(script.parent.parent), env=env)
+    process = subprocess.Popen(command, cwd=str(script.parent.parent), env=env, preexec_fn=_hears_interrupts)
     try:
         code: int | None = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -96,10 +96,20 @@ def test_run_all_succeeds_when_every_selected_script_passes(bench_dir: Path):
 
 
 def test_run_all_stops_a_script_past_its_timeout(tmp_path: Path):
-    (tmp_path / "bench_hangs.py").write_text("import time\ntime.sleep(60)\n")
+    (tmp_path / "bench_hangs.py").write_text(
+        "import time\n"
+        "try:\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted: stopping my stand-ins', flush=True)\n"
+        "    raise SystemExit(130)\n"
+    )
     result = run_script(str(BENCH / "run_all.py"), "--bench-dir", str(tmp_path), "--timeout", "1", timeout=60)
     assert result.returncode == 1
     assert "TIMED OUT" in result.stdout
+    # The script heard the interrupt (and could stop its stand-ins), even when this test run
+    # was started in the background, where a shell hands SIGINT down ignored.
+    assert "interrupted: stopping my stand-ins" in result.stdout
 
 
 def test_indexing_tally_counts_every_accepted_upload_per_key():
