@@ -236,9 +236,22 @@ def _spawn(name: str, command: list[str], env: dict[str, str], logs: Path, url: 
     log_path = logs / f"{name}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_hears_interrupts,
         )
     return Child(name, process, log_path, url)
+
+
+def _hears_interrupts() -> None:
+    """In the child: SIGINT at its default, since ``Child.stop`` asks with SIGINT first. A shell
+    starts background jobs (``imgsearch dev &``) with SIGINT ignored, which children inherit;
+    each would then take the full timeout before the SIGTERM that follows."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _write_env_file(env: DevEnvironment) -> None:
