@@ -31,7 +31,7 @@ class IndexPin:
         """Raise ``ModelVersionMismatchError`` unless ``embedding`` belongs in this index."""
         from indexer.errors import ModelVersionMismatchError
 
-        self.check_version(embedding.model_version, action=action)
+        self.check_version(embedding.model_version, action=action, what="the vector was made by")
         if embedding.dimensions != self.dimensions:
             raise ModelVersionMismatchError(
                 f"cannot {action}: the vector has {embedding.dimensions} dimensions but the index "
@@ -40,13 +40,16 @@ class IndexPin:
                 actual=embedding.dimensions,
             )
 
-    def check_version(self, model_version: str, *, action: str) -> None:
-        """Raise ``ModelVersionMismatchError`` unless vectors of ``model_version`` belong here."""
+    def check_version(
+        self, model_version: str, *, action: str, what: str = "the vectorizer makes vectors with"
+    ) -> None:
+        """Raise ``ModelVersionMismatchError`` unless vectors of ``model_version`` belong here.
+        ``what`` says where the version comes from, for the message."""
         from indexer.errors import ModelVersionMismatchError
 
         if model_version != self.model_version:
             raise ModelVersionMismatchError(
-                f"cannot {action}: the vector was made by model version {model_version!r} "
+                f"cannot {action}: {what} model version {model_version!r} "
                 f"but the index is pinned to {self.model_version!r}; use a vectorizer with that "
                 f"model version, or create a new index for the new version and backfill it",
                 expected=self.model_version,
