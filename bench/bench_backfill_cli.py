@@ -24,7 +24,8 @@ first, with the same command against unlimited stand-ins (one, then two), and R 
 (and the reason printed) when (resources x R) is more than 80% of it. The stand-ins' capacity
 alone is printed too; it is higher, since it leaves out the CLI's own work.
 
-Run: ``python bench/bench_backfill_cli.py`` (about 6 minutes) or ``--quick`` (a smoke run).
+Run: ``python bench/bench_backfill_cli.py`` (about 12 minutes on 2 cores, where R comes out
+near 8) or ``--quick`` (a smoke run).
 """
 
 from __future__ import annotations
