@@ -22,6 +22,7 @@ from indexer.backends.azure_search.odata import quote_string
 from indexer.schema import load_schema
 from standins.search.odata_parser import FieldSpec, ODataError, compile_filter
 from standins.search.service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
+from tests.fixtures.clock import ManualClock
 from tests.fixtures.search_double import RunningSearchDouble, tiny_schema
 
 API = "2026-04-01"
@@ -35,11 +36,14 @@ def admin(double: RunningSearchDouble) -> dict[str, str]:
     return {"api-key": double.api_key}
 
 
-def create_tiny_index(double: RunningSearchDouble, name: str, dimensions: int = 4) -> dict[str, Any]:
-    body = tiny_schema(dimensions).named(name)
-    response = requests.put(
+def put_index(double: RunningSearchDouble, name: str, body: dict[str, Any]) -> requests.Response:
+    return requests.put(
         url(double, f"/indexes('{name}')"), params={"api-version": API}, json=body, headers=admin(double), timeout=10
     )
+
+
+def create_tiny_index(double: RunningSearchDouble, name: str, dimensions: int = 4) -> dict[str, Any]:
+    response = put_index(double, name, tiny_schema(dimensions).named(name))
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -131,13 +135,7 @@ def test_invalid_index_names_are_refused(search_double, name):
 def test_invalid_definitions_are_refused(search_double, search_index_name, mutate, fragment):
     body = tiny_schema().named(search_index_name)
     mutate(body)
-    response = requests.put(
-        url(search_double, f"/indexes('{search_index_name}')"),
-        params={"api-version": API},
-        json=body,
-        headers=admin(search_double),
-        timeout=10,
-    )
+    response = put_index(search_double, search_index_name, body)
     assert_error(response, 400, fragment)
     assert search_index_name not in search_double.service.indexes
 
@@ -698,18 +696,10 @@ def test_protocol_odds_paths_methods_bodies_preconditions_and_versions(search_do
 # --- indexing latency ------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def delayed_double():
     """A double whose writes become visible 5 (fake) seconds after they are answered."""
-    clock = FakeClock()
+    clock = ManualClock()
     app = create_app(SearchDoubleConfig(visibility_delay_seconds=5.0, clock=clock))
     with serve_in_thread(app=app) as endpoint:
         yield endpoint, clock, app.state.service
@@ -857,13 +847,7 @@ UNSUPPORTED_INDEX_PARTS = {
 @pytest.mark.parametrize("part", sorted(UNSUPPORTED_INDEX_PARTS))
 def test_index_features_the_double_lacks_are_refused_not_ignored(search_double, search_index_name, part):
     body = {**tiny_schema(4).named(search_index_name), part: UNSUPPORTED_INDEX_PARTS[part]}
-    response = requests.put(
-        url(search_double, f"/indexes('{search_index_name}')"),
-        params={"api-version": API},
-        json=body,
-        headers=admin(search_double),
-        timeout=10,
-    )
+    response = put_index(search_double, search_index_name, body)
     assert_error(response, 400, f"'{part}'", code="NotSupportedByStandIn")
 
 

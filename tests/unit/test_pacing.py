@@ -11,25 +11,15 @@ import pytest
 from indexer.ratelimit import RateLimiter
 from indexer.retry import RetryPolicy
 from indexer.vectorizers.vision.dispatch import Gate, NoResourceLeft, Retriable, choose, dispatch
+from tests.fixtures.clock import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def limiter(clock: Clock, rate: float = 20, **options) -> RateLimiter:
+def limiter(clock: ManualClock, rate: float = 20, **options) -> RateLimiter:
     return RateLimiter(rate, adaptive=True, clock=clock, sleep=clock.sleep, **options)
 
 
 def test_an_adaptive_limiter_paces_under_the_limit_never_on_it():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)
     start = clock.now
     for _ in range(96):
@@ -39,7 +29,7 @@ def test_an_adaptive_limiter_paces_under_the_limit_never_on_it():
 
 
 def test_a_429_slows_the_pace_once_per_cooldown_and_successes_bring_it_back():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)
     assert paced.rate_per_second == pytest.approx(19)
     assert paced.slow_down() and paced.rate_per_second == pytest.approx(17.1)
@@ -52,7 +42,7 @@ def test_a_429_slows_the_pace_once_per_cooldown_and_successes_bring_it_back():
 
 
 def test_the_pace_never_falls_below_its_floor():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock, floor=0.5)
     for _ in range(50):
         paced.slow_down()
@@ -78,7 +68,7 @@ def failed() -> Retriable:
 
 
 def test_a_429_pauses_its_resource_for_exactly_what_was_asked():
-    clock = Clock()
+    clock = ManualClock(100.0)
     gate = Gate("a", limiter(clock), clock=clock)
     answers = iter([throttled(0.004), "done"])
     seen: list[float] = []
@@ -98,7 +88,7 @@ def test_a_429_pauses_its_resource_for_exactly_what_was_asked():
 
 
 def test_paced_throttling_is_not_counted_as_a_failure_but_has_a_time_budget():
-    clock = Clock()
+    clock = ManualClock(100.0)
     gate = Gate("a", limiter(clock), clock=clock)
     calls = itertools.count()
 
@@ -116,7 +106,7 @@ def test_paced_throttling_is_not_counted_as_a_failure_but_has_a_time_budget():
 
 
 def test_an_unpaced_single_call_counts_429s_and_gives_up_after_its_retries():
-    clock = Clock()
+    clock = ManualClock(100.0)
     gate = Gate("a", clock=clock)
     calls = itertools.count()
 
@@ -131,7 +121,7 @@ def test_an_unpaced_single_call_counts_429s_and_gives_up_after_its_retries():
 
 
 def test_a_failure_backs_off_that_resource_and_the_call_moves_to_the_next():
-    clock = Clock()
+    clock = ManualClock(100.0)
     first, second = Gate("first", clock=clock), Gate("second", clock=clock)
     used: list[str] = []
 
@@ -150,7 +140,7 @@ def test_a_failure_backs_off_that_resource_and_the_call_moves_to_the_next():
 
 
 def test_spread_takes_whichever_resource_is_free_starting_from_a_rotating_position():
-    clock = Clock()
+    clock = ManualClock(100.0)
     gates = [Gate(name, limiter(clock, rate=10), clock=clock) for name in "abc"]
     rotation = itertools.count()
     picked = [choose(gates, spread=True, start=next(rotation))[0] for _ in range(3)]
@@ -160,7 +150,7 @@ def test_spread_takes_whichever_resource_is_free_starting_from_a_rotating_positi
 
 
 def test_refused_resources_are_skipped_and_none_left_is_an_error():
-    clock = Clock()
+    clock = ManualClock(100.0)
     good, bad = Gate("good", clock=clock), Gate("bad", clock=clock, refused="another model version")
     assert choose([bad, good], spread=False)[0] is good
     good.refused = "another model version"
@@ -171,7 +161,7 @@ def test_refused_resources_are_skipped_and_none_left_is_an_error():
 
 
 def test_the_cut_follows_how_long_the_service_asked_to_wait():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)  # 19/s: one interval is about 53 ms
     assert paced.slow_down(0.005)  # 5 ms early: about a tenth of an interval
     assert paced.rate_per_second == pytest.approx(19 * (1 - 0.1 * 0.005 * 19))
@@ -222,7 +212,7 @@ def test_adaptive_settings_on_their_bounds_are_accepted(options):
 
 
 def test_one_success_climbs_by_a_fraction_of_the_limit():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)
     paced.slow_down()  # 19 -> 17.1
     paced.speed_up()
@@ -237,7 +227,7 @@ def test_a_fixed_limiter_has_no_room_to_move():
 
 
 def test_paused_for_counts_down_the_pause():
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)
     assert paced.paused_for() == 0.0
     paced.penalize(2.0)
@@ -252,7 +242,7 @@ def test_a_429_that_comes_back_after_other_calls_left_keeps_the_pace_after_them(
     # 120 ms of round trip at 19/s: two more calls leave before the 429 of the first comes
     # back. The retry may go once the pause is over *and* one interval after the latest call,
     # not 4 ms after that call (which a limiter with no burst would refuse again).
-    clock = Clock()
+    clock = ManualClock(100.0)
     paced = limiter(clock)
     assert paced.try_acquire() == 0.0
     refused_left = clock.now
@@ -265,7 +255,7 @@ def test_a_429_that_comes_back_after_other_calls_left_keeps_the_pace_after_them(
     paced.penalize(0.004, since=refused_left)
     assert paced.paused_for() == pytest.approx(latest + 1 / 19 - clock.now)
     # Without other calls since the refused one, the pause is exactly what was asked.
-    calm = limiter(Clock())
+    calm = limiter(ManualClock(100.0))
     calm.try_acquire()
     calm.penalize(0.004, since=calm.now())
     assert calm.paused_for() == pytest.approx(0.004)
@@ -281,7 +271,7 @@ class NoJitter:
 
 
 def test_a_resource_that_is_down_is_left_alone_longer_and_longer_across_calls():
-    clock = Clock()
+    clock = ManualClock(100.0)
     dead, alive = (Gate(name, limiter(clock, rate=1), clock=clock) for name in ("dead", "alive"))
     used: list[str] = []
 
@@ -302,7 +292,7 @@ def test_a_resource_that_is_down_is_left_alone_longer_and_longer_across_calls():
 
 
 def test_a_success_ends_a_resources_run_of_failures():
-    clock = Clock()
+    clock = ManualClock(100.0)
     gate = Gate("a", clock=clock)
     policy = RetryPolicy(backoff_factor=1, backoff_max=60)
     assert [gate.failed(0.0, policy) for _ in range(3)] == [0.5, 1.0, 2.0]

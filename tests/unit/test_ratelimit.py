@@ -10,27 +10,15 @@ import time
 import pytest
 
 from indexer.ratelimit import RateLimiter
+from tests.fixtures.clock import ManualClock
 
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def limiter_on(clock: FakeClock, rate: float, burst: int = 1) -> RateLimiter:
+def limiter_on(clock: ManualClock, rate: float, burst: int = 1) -> RateLimiter:
     return RateLimiter(rate, burst=burst, clock=clock, sleep=clock.sleep)
 
 
 def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 20, burst=3)
     start = clock.now
     waits = [limiter.acquire() for _ in range(3 + 40)]
@@ -41,7 +29,7 @@ def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
 
 
 def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)  # the default burst is 1
     assert limiter.try_acquire() == 0.0
     assert limiter.try_acquire() == pytest.approx(2.0)
@@ -55,7 +43,7 @@ def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
 
 
 def test_an_idle_bucket_refills_up_to_the_burst_and_no_further():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10, burst=3)
     assert [limiter.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     clock.now += 100.0  # long enough for 1000 tokens
@@ -64,7 +52,7 @@ def test_an_idle_bucket_refills_up_to_the_burst_and_no_further():
 
 
 def test_part_of_a_token_shortens_the_wait_by_that_part():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10)
     limiter.try_acquire()
     clock.now += 0.03
@@ -74,7 +62,7 @@ def test_part_of_a_token_shortens_the_wait_by_that_part():
 
 
 def test_acquire_sleeps_for_the_wait_and_returns_it():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 4)
     assert limiter.acquire() == 0.0
     assert limiter.acquire() == pytest.approx(0.25)
@@ -85,19 +73,19 @@ def test_acquire_sleeps_for_the_wait_and_returns_it():
 def test_a_bucket_within_a_nanosecond_of_a_token_counts_as_having_it():
     # Refills are float sums; 0.99999999999 of a token must not make a caller sleep for
     # an amount of time no clock can measure.
-    clock = FakeClock(start=0.0)
+    clock = ManualClock(start=0.0)
     limiter = limiter_on(clock, 1)
     limiter.try_acquire()
     clock.now = 1.0 - 1e-11
     assert limiter.try_acquire() == 0.0
-    limiter = limiter_on(clock := FakeClock(start=0.0), 1)
+    limiter = limiter_on(clock := ManualClock(start=0.0), 1)
     limiter.try_acquire()
     clock.now = 1.0 - 1e-9  # the edge of the slack is still inside it
     assert limiter.try_acquire() == 0.0
 
 
 def test_a_bucket_short_of_a_token_by_more_than_the_slack_waits():
-    clock = FakeClock(start=0.0)
+    clock = ManualClock(start=0.0)
     limiter = limiter_on(clock, 1)
     limiter.try_acquire()
     clock.now = 1.0 - 1e-6
@@ -105,7 +93,7 @@ def test_a_bucket_short_of_a_token_by_more_than_the_slack_waits():
 
 
 def test_the_shortest_wait_reported_is_a_nanosecond():
-    clock = FakeClock(start=0.0)
+    clock = ManualClock(start=0.0)
     limiter = limiter_on(clock, 1000)
     limiter.try_acquire()
     clock.now = (1.0 - 2e-9) / 1000  # 2e-9 of a token missing: 2e-12 s at this rate
@@ -113,7 +101,7 @@ def test_the_shortest_wait_reported_is_a_nanosecond():
 
 
 def test_a_token_taken_within_the_slack_leaves_an_empty_bucket_not_a_debt():
-    clock = FakeClock(start=0.0)
+    clock = ManualClock(start=0.0)
     limiter = limiter_on(clock, 1)
     limiter.try_acquire()
     clock.now = 1.0 - 1e-11
@@ -127,7 +115,7 @@ def test_a_token_taken_within_the_slack_leaves_an_empty_bucket_not_a_debt():
 
 
 def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10, burst=5)
     limiter.penalize(3.0)
     assert limiter.try_acquire() == pytest.approx(3.0)
@@ -141,7 +129,7 @@ def test_rate_limiter_penalize_holds_everyone_back_then_resumes_without_a_burst(
 def test_a_pause_ends_with_one_call_ready_and_nothing_more():
     # The refused call has waited its turn, so it goes the moment the pause ends; nothing else
     # accrues during the pause, so the next one waits its whole pace.
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10)
     limiter.try_acquire()
     limiter.penalize(1.0)
@@ -158,7 +146,7 @@ def test_a_pause_ends_with_one_call_ready_and_nothing_more():
 
 
 def test_a_full_bucket_gives_no_burst_after_a_pause():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10, burst=3)
     clock.now += 0.05
     limiter.penalize(1.0)
@@ -168,7 +156,7 @@ def test_a_full_bucket_gives_no_burst_after_a_pause():
 
 
 def test_a_shorter_penalty_does_not_cut_a_longer_one_short():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10)
     limiter.penalize(5.0)
     clock.now += 1.0
@@ -179,7 +167,7 @@ def test_a_shorter_penalty_does_not_cut_a_longer_one_short():
 
 
 def test_a_penalty_that_arrives_while_a_caller_sleeps_holds_that_caller_back_too():
-    clock = FakeClock(start=0.0)
+    clock = ManualClock(start=0.0)
 
     def sleep_and_get_a_429_meanwhile(seconds: float) -> None:
         clock.sleep(seconds)
@@ -196,7 +184,7 @@ def test_a_penalty_that_arrives_while_a_caller_sleeps_holds_that_caller_back_too
 
 @pytest.mark.parametrize("seconds", [0, 0.0, -1.0, -math.inf, math.inf, math.nan, None])
 def test_a_meaningless_penalty_is_ignored(seconds):
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10, burst=5)
     limiter.penalize(seconds)  # must not raise
     # must not block, nor take the burst away
@@ -205,7 +193,7 @@ def test_a_meaningless_penalty_is_ignored(seconds):
 
 
 def test_a_tiny_penalty_still_counts():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 10, burst=5)
     limiter.penalize(0.5)
     assert limiter.try_acquire() == pytest.approx(0.5)
@@ -260,7 +248,7 @@ def test_rate_limiter_refuses_a_burst_under_one(burst):
 
 
 def test_tiny_rates_and_a_burst_of_one_are_fine():
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = limiter_on(clock, 1e-6)
     assert limiter.try_acquire() == 0.0
     assert limiter.try_acquire() == pytest.approx(1e6)

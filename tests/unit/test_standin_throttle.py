@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from standins.vision.throttle import FixedWindow, TokenBucket, default_window
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fixtures.clock import ManualClock
 
 
 def test_a_fixed_window_admits_its_allowance_at_once_and_refuses_until_the_next_interval():
-    clock = Clock()
+    clock = ManualClock(50.0)
     window = FixedWindow(20, clock=clock)
     assert [window.take() for _ in range(20)] == [0.0] * 20
     clock.now += 0.25
@@ -28,7 +21,7 @@ def test_a_fixed_window_admits_its_allowance_at_once_and_refuses_until_the_next_
 def test_a_fixed_window_allows_two_allowances_across_an_interval_boundary():
     # What a per-second count allows and a token bucket does not: 20 at the end of one second
     # and 20 more at the start of the next.
-    clock = Clock()
+    clock = ManualClock(50.0)
     window = FixedWindow(20, clock=clock)
     clock.now += 0.99
     assert all(window.take() == 0.0 for _ in range(20))
@@ -38,7 +31,7 @@ def test_a_fixed_window_allows_two_allowances_across_an_interval_boundary():
 
 
 def test_a_per_minute_tier_is_counted_over_a_minute():
-    clock = Clock()
+    clock = ManualClock(50.0)
     window = FixedWindow(20 / 60, clock=clock)
     assert default_window(20 / 60) == 60.0 and window.allowance == 20
     assert all(window.take() == 0.0 for _ in range(20))
@@ -46,7 +39,7 @@ def test_a_per_minute_tier_is_counted_over_a_minute():
 
 
 def test_a_token_bucket_without_burst_spaces_requests_by_the_rate():
-    clock = Clock()
+    clock = ManualClock(50.0)
     bucket = TokenBucket(20, 1, clock=clock)
     assert bucket.take() == 0.0
     clock.now += 0.049
@@ -64,7 +57,7 @@ def test_nonsense_limits_are_refused(make):
 def test_a_request_is_counted_when_it_arrives_not_when_it_is_looked_at():
     # The stand-in's added latency is the way to the gateway: a request that left at t arrives at
     # t + latency, whenever the event loop gets round to it; arrival moments never go backwards.
-    clock = Clock()
+    clock = ManualClock(50.0)
     bucket = TokenBucket(20, 1, clock=clock)
     assert bucket.take(at=clock.now + 0.100) == 0.0
     clock.now += 0.140  # looked at late ...
