@@ -2,7 +2,10 @@
 and the offline model (``vectorizers.offline``).
 
 Both return ``Embedding(vector=float32[dims], model_version=...)``; the model version is the
-one the service *reported*, which is what the index pin is checked against.
+one the service *reported*, which is what the index pin is checked against. A vectorizer may
+also say before any call which version its vectors will report, as ``reported_model_version``
+(a str; the offline model has it, since its name is its own). Callers read it with getattr:
+Azure AI Vision names the version only in its answers.
 """
 
 from __future__ import annotations
@@ -24,11 +27,6 @@ class Vectorizer(Protocol):
 
     def vectorize_text(self, text: str) -> Embedding:
         """Vectorize a query text of 1 to 70 words."""
-
-
-# A vectorizer may also say, before any call, which model version its vectors will report:
-# ``reported_model_version`` (a str; the offline model has it). Callers read it with getattr,
-# since Azure AI Vision names the version only in its answers.
 
 
 class LazyVectorizer:
