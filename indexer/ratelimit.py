@@ -51,7 +51,6 @@ class RateLimiter:
         increase: float = 0.004,
         cooldown: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not (rate_per_second > 0 and math.isfinite(rate_per_second)):
             raise ValueError(f"rate_per_second must be a positive finite number, got {rate_per_second!r}")
@@ -70,7 +69,6 @@ class RateLimiter:
         self.rate_per_second = self.ceiling
         self.burst = int(burst)
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
         # Start full: the first ``burst`` calls go at once, as a fresh Azure resource allows.
         self._tokens = float(burst)
@@ -104,20 +102,6 @@ class RateLimiter:
                 self._last_taken = now
                 return 0.0
             return wait
-
-    def acquire(self) -> float:
-        """Block until a token is free, take it, and return the seconds spent waiting.
-
-        Waiters do not reserve slots: after sleeping each one checks again, so a
-        ``penalize`` that arrives meanwhile holds back callers that are already waiting.
-        """
-        waited = 0.0
-        while True:
-            wait = self.try_acquire()
-            if wait <= 0.0:
-                return waited
-            self._sleep(wait)
-            waited += wait
 
     def penalize(self, seconds: float, *, since: float | None = None) -> None:
         """Hand out no token for ``seconds`` from now (e.g. a 429's ``Retry-After``). When the

@@ -10,18 +10,18 @@ import time
 import pytest
 
 from indexer.ratelimit import RateLimiter
-from tests.fixtures.clock import ManualClock
+from tests.fixtures.clock import ManualClock, take_token
 
 
 def limiter_on(clock: ManualClock, rate: float, burst: int = 1) -> RateLimiter:
-    return RateLimiter(rate, burst=burst, clock=clock, sleep=clock.sleep)
+    return RateLimiter(rate, burst=burst, clock=clock)
 
 
 def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
     clock = ManualClock()
     limiter = limiter_on(clock, 20, burst=3)
     start = clock.now
-    waits = [limiter.acquire() for _ in range(3 + 40)]
+    waits = [take_token(limiter, clock.sleep) for _ in range(3 + 40)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert waits[3:] == pytest.approx([0.05] * 40)
     # 40 more calls at 20 a second take two seconds.
@@ -30,7 +30,7 @@ def test_rate_limiter_allows_a_burst_then_keeps_the_pace():
 
 def test_rate_limiter_try_acquire_reports_the_wait_without_taking_a_token():
     clock = ManualClock()
-    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)  # the default burst is 1
+    limiter = RateLimiter(0.5, clock=clock)  # the default burst is 1
     assert limiter.try_acquire() == 0.0
     assert limiter.try_acquire() == pytest.approx(2.0)
     assert limiter.try_acquire() == pytest.approx(2.0)  # asking again took nothing
@@ -59,15 +59,6 @@ def test_part_of_a_token_shortens_the_wait_by_that_part():
     assert limiter.try_acquire() == pytest.approx(0.07)
     clock.now += 0.07
     assert limiter.try_acquire() == 0.0
-
-
-def test_acquire_sleeps_for_the_wait_and_returns_it():
-    clock = ManualClock()
-    limiter = limiter_on(clock, 4)
-    assert limiter.acquire() == 0.0
-    assert limiter.acquire() == pytest.approx(0.25)
-    assert clock.slept == pytest.approx([0.25])
-    assert clock.now == pytest.approx(1000.25)
 
 
 def test_a_bucket_within_a_nanosecond_of_a_token_counts_as_having_it():
@@ -166,22 +157,6 @@ def test_a_shorter_penalty_does_not_cut_a_longer_one_short():
     assert limiter.try_acquire() == pytest.approx(10.0)
 
 
-def test_a_penalty_that_arrives_while_a_caller_sleeps_holds_that_caller_back_too():
-    clock = ManualClock(start=0.0)
-
-    def sleep_and_get_a_429_meanwhile(seconds: float) -> None:
-        clock.sleep(seconds)
-        if len(clock.slept) == 1:
-            limiter.penalize(2.0)
-
-    limiter = RateLimiter(10, clock=clock, sleep=sleep_and_get_a_429_meanwhile)
-    assert limiter.acquire() == 0.0
-    waited = limiter.acquire()  # sleeps 0.1, gets a penalty of 2 s meanwhile, sleeps again
-    assert clock.slept == pytest.approx([0.1, 2.0])
-    assert waited == pytest.approx(2.1)
-    assert clock.now == pytest.approx(2.1)
-
-
 @pytest.mark.parametrize("seconds", [0, 0.0, -1.0, -math.inf, math.inf, math.nan, None])
 def test_a_meaningless_penalty_is_ignored(seconds):
     clock = ManualClock()
@@ -202,13 +177,13 @@ def test_a_tiny_penalty_still_counts():
 # --- construction and threads -------------------------------------------------------------
 
 
-def test_the_default_clock_and_sleep_are_real_time():
+def test_the_default_clock_is_real_time():
     limiter = RateLimiter(200)
-    started = time.monotonic()
-    assert limiter.acquire() == 0.0
-    waited = limiter.acquire()
-    assert 0.0 < waited <= 0.005 + 1e-6
-    assert time.monotonic() - started >= waited * 0.9
+    assert limiter.try_acquire() == 0.0
+    wait = limiter.try_acquire()
+    assert 0.0 < wait <= 0.005 + 1e-6
+    time.sleep(wait)  # real time passes, so the token is free
+    assert limiter.try_acquire() == 0.0
 
 
 def test_rate_limiter_is_thread_safe():
@@ -218,7 +193,7 @@ def test_rate_limiter_is_thread_safe():
 
     def worker() -> None:
         for _ in range(25):
-            limiter.acquire()
+            take_token(limiter, time.sleep)
             with lock:
                 granted.append(time.monotonic())
 
