@@ -36,7 +36,7 @@ from typing import Any
 
 from indexer.atomic import atomic_write_bytes
 from indexer.backends.base import IndexBackend
-from indexer.indexing.bulk import index_items
+from indexer.indexing.bulk import RunOptions, index_items
 from indexer.indexing.failures import FailureLog, OutcomeTracker, known_failures
 from indexer.indexing.pipeline import Outcome
 from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS, wait_until_visible
@@ -212,12 +212,10 @@ def backfill(
             items(),
             vectorizer=vectorizer,
             backend=backend,
-            concurrency=concurrency,
-            batch_size=batch_size,
             stored_hashes=stored,
-            force=force,
-            on_outcome=tracker,
-            progress=progress,
+            options=RunOptions(
+                concurrency=concurrency, batch_size=batch_size, force=force, on_outcome=tracker, progress=progress
+            ),
         )
     finally:
         if checkpoint.pending_writes:

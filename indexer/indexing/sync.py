@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from indexer.backends.base import IndexBackend
-from indexer.indexing.bulk import index_items, remove_missing
+from indexer.indexing.bulk import RunOptions, index_items, remove_missing
 from indexer.indexing.failures import FailureLog, OutcomeTracker, known_failures
 from indexer.indexing.pipeline import Outcome
 from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS, wait_until_visible
@@ -111,12 +111,10 @@ def sync(
             items(),
             vectorizer=vectorizer,
             backend=backend,
-            concurrency=concurrency,
-            batch_size=batch_size,
             stored_hashes=stored,
-            force=force,
-            on_outcome=tracker,
-            progress=progress,
+            options=RunOptions(
+                concurrency=concurrency, batch_size=batch_size, force=force, on_outcome=tracker, progress=progress
+            ),
         )
     finally:
         summary.elapsed_seconds = time.monotonic() - started
