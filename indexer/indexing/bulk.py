@@ -1,7 +1,7 @@
 """Bulk indexing: many images through the one-image pipeline, concurrently, in batches.
 
-The engine of every bulk run (``imgsearch index``, ``backfill``, ``reconcile``). The
-per-image work (read, hash, skip if unchanged, check limits,
+The engine of every run over a source (``run.index_source``: ``imgsearch index``,
+``backfill``, ``reconcile``). The per-image work (read, hash, skip if unchanged, check limits,
 vectorize, check the pin) is ``pipeline.prepare``; this module adds:
 
 - bounded concurrency: a thread pool, because a Vision call is network I/O (the offline
@@ -45,6 +45,7 @@ from indexer.documents import Document, IndexPin
 from indexer.errors import BulkIndexingAborted, ServiceError, classify, describe
 from indexer.filters import Condition
 from indexer.indexing.pipeline import Outcome, Prepared, prepare
+from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS
 from indexer.sources.base import ImageItem
 from indexer.vectorizers import Vectorizer
 
@@ -57,12 +58,15 @@ MAX_HELD_PER_WORKER = 8  # finished items that may wait behind a slow oldest one
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a bulk run goes.
+    """How a bulk run goes; the same for ``index_items`` and a run over a source.
 
-    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item.
-    ``on_outcome`` sees each item's final outcome, in the order the items came. ``force``
-    re-vectorizes unchanged bytes. ``max_consecutive_failures`` transient failures in a row
-    stop the run (None: never).
+    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item (and given
+    a ``total`` when ``list_first``). ``on_outcome`` sees each item's final outcome, in the
+    order the items came. ``force`` re-vectorizes unchanged bytes. ``max_consecutive_failures``
+    transient failures in a row stop the run (None: never). Only a run over a source uses
+    ``list_first`` (list the whole source before indexing, so the bar knows its total: cheap
+    for a folder) and ``visibility_timeout`` (how long it waits at the end for the index to
+    show its writes).
     """
 
     concurrency: int = 8
@@ -71,6 +75,8 @@ class RunOptions:
     progress: Any = None
     on_outcome: Callable[[Outcome], None] | None = None
     max_consecutive_failures: int | None = 25
+    list_first: bool = False
+    visibility_timeout: float = DEFAULT_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
