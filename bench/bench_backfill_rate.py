@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     from azure.core.credentials import AzureKeyCredential
     from azure.storage.blob import BlobServiceClient
 
-    from indexer.indexing.backfill import backfill
+    from indexer.indexing.bulk import RunOptions
+    from indexer.indexing.checkpoint import Checkpoint
     from indexer.indexing.pipeline import content_hash, prepare
+    from indexer.indexing.run import index_source
     from indexer.keys import blob_identity, document_key
     from indexer.model_versions import OFFLINE_MULTILINGUAL
     from indexer.ratelimit import RateLimiter
@@ -174,13 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             # Paced once, by the client's limiter (which also backs off for everyone on a
             # 429); giving backfill a rate_limiter too would take two tokens per call.
             say(f"backfilling {len(blobs)} blobs at R={rate:g}/s, concurrency {args.concurrency} ...")
-            summary = backfill(
+            summary = index_source(
                 source,
                 vectorizer=client,
                 backend=backend,
-                checkpoint_file=Path(work) / "checkpoint.json",
-                concurrency=args.concurrency,
-                batch_size=args.batch_size,
+                checkpoint=Checkpoint(Path(work) / "checkpoint.json"),
+                options=RunOptions(concurrency=args.concurrency, batch_size=args.batch_size),
             )
         elapsed = summary.elapsed_seconds
         calls = vision.image_calls(200) - calls_before

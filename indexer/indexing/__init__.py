@@ -2,7 +2,8 @@
 
 - ``pipeline``: one image: read, check, vectorize, check the pin, upsert (the blob trigger);
 - ``bulk``: many images concurrently, in batches, with the content-hash skip;
-- ``sync``: make an index match a folder or a container (``index``, ``reconcile``);
-- ``backfill``: index a whole container, resumably (checkpoints);
+- ``run``: one run over a folder or a container (``index``, ``backfill``, ``reconcile``),
+  resumable with a ``checkpoint``, or removing the documents of images that are gone;
+- ``checkpoint``: the blobs a resumable run has finished;
 - ``failures``: the record of images that cannot be indexed, and why.
 """

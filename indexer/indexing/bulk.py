@@ -1,7 +1,8 @@
 """Bulk indexing: many images through the one-image pipeline, concurrently, in batches.
 
-Used by ``imgsearch index PATH`` and by backfill. The per-image work (read, hash, skip if
-unchanged, check limits, vectorize, check the pin) is ``pipeline.prepare``; this module adds:
+The engine of every run over a source (``run.index_source``: ``imgsearch index``,
+``backfill``, ``reconcile``). The per-image work (read, hash, skip if unchanged, check limits,
+vectorize, check the pin) is ``pipeline.prepare``; this module adds:
 
 - bounded concurrency: a thread pool, because a Vision call is network I/O (the offline
   model serialises itself with a lock, so threads only overlap file reads there), with at
@@ -44,6 +45,7 @@ from indexer.documents import Document, IndexPin
 from indexer.errors import BulkIndexingAborted, ServiceError, classify, describe
 from indexer.filters import Condition
 from indexer.indexing.pipeline import Outcome, Prepared, prepare
+from indexer.indexing.visibility import DEFAULT_TIMEOUT_SECONDS
 from indexer.sources.base import ImageItem
 from indexer.vectorizers import Vectorizer
 
@@ -54,6 +56,35 @@ MAX_WAITING_OUTCOMES = 1000  # outcomes held back behind a batch not yet written
 MAX_HELD_PER_WORKER = 8  # finished items that may wait behind a slow oldest one, per worker
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a bulk run goes; the same for ``index_items`` and a run over a source.
+
+    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item (and given
+    a ``total`` when ``list_first``). ``on_outcome`` sees each item's final outcome, in the
+    order the items came. ``force`` re-vectorizes unchanged bytes. ``max_consecutive_failures``
+    transient failures in a row stop the run (None: never). Only a run over a source uses
+    ``list_first`` (list the whole source before indexing, so the bar knows its total: cheap
+    for a folder) and ``visibility_timeout`` (how long it waits at the end for the index to
+    show its writes).
+    """
+
+    concurrency: int = 8
+    batch_size: int = 100
+    force: bool = False
+    progress: Any = None
+    on_outcome: Callable[[Outcome], None] | None = None
+    max_consecutive_failures: int | None = 25
+    list_first: bool = False
+    visibility_timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
 @dataclass
 class IndexSummary:
     """What a bulk run did. ``failed`` holds both kinds; see ``Outcome.transient``."""
@@ -61,7 +92,6 @@ class IndexSummary:
     indexed: int = 0
     unchanged: int = 0
     failed: list[Outcome] = field(default_factory=list)
-    removed: int = 0
     upserts: int = 0  # number of backend.upsert calls (batches written)
     written: dict[str, str] = field(default_factory=dict)  # key -> content_hash of each document written
 
@@ -70,20 +100,8 @@ class IndexSummary:
         return self.indexed + self.unchanged + len(self.failed)
 
     @property
-    def permanent_failures(self) -> list[Outcome]:
-        return [o for o in self.failed if not o.transient]
-
-    @property
     def transient_failures(self) -> list[Outcome]:
         return [o for o in self.failed if o.transient]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "indexed": self.indexed,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "failed": [o.failure_dict() for o in self.failed],
-        }
 
 
 def _prepare_one(
@@ -108,19 +126,12 @@ def _prepare_one(
 class _Run:
     """The ordered hand-off from prepared items to batched writes and reported outcomes."""
 
-    def __init__(
-        self,
-        backend: IndexBackend,
-        batch_size: int,
-        on_outcome: Callable[[Outcome], None] | None,
-        progress: Any,
-        max_consecutive_failures: int | None,
-    ) -> None:
+    def __init__(self, backend: IndexBackend, options: RunOptions) -> None:
         self.backend = backend
-        self.batch_size = batch_size
-        self.on_outcome = on_outcome
-        self.progress = progress
-        self.max_consecutive_failures = max_consecutive_failures
+        self.batch_size = options.batch_size
+        self.on_outcome = options.on_outcome
+        self.progress = options.progress
+        self.max_consecutive_failures = options.max_consecutive_failures
         self.summary = IndexSummary()
         self.documents: list[Document] = []
         self.waiting: list[Outcome] = []  # outcomes held back until the pending batch is written
@@ -201,30 +212,21 @@ def index_items(
     *,
     vectorizer: Vectorizer,
     backend: IndexBackend,
-    concurrency: int = 4,
-    batch_size: int = 100,
     stored_hashes: dict[str, str] | None = None,
-    force: bool = False,
-    on_outcome: Callable[[Outcome], None] | None = None,
-    progress: Any = None,
-    max_consecutive_failures: int | None = 25,
+    options: RunOptions | None = None,
 ) -> IndexSummary:
     """Index ``items`` into ``backend`` (which must exist: see ``pipeline.ensure_index``).
 
     ``stored_hashes`` maps document keys to their stored ``content_hash``; when None it is
-    fetched once with ``backend.keys_with_hashes()``. ``force`` re-vectorizes unchanged
-    bytes. Pacing is the vectorizer's own business (``VisionClient(rate_limiter=...)``, which
-    paces its retries too).
-    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item.
+    fetched once with ``backend.keys_with_hashes()``. Pacing is the vectorizer's own business
+    (``VisionClient(rate_limiter=...)``, which paces its retries too).
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    options = options or RunOptions()
+    force, concurrency = options.force, options.concurrency
     pin = backend.get_pin()
     if stored_hashes is None:
         stored_hashes = {} if force else backend.keys_with_hashes()
-    run = _Run(backend, batch_size, on_outcome, progress, max_consecutive_failures)
+    run = _Run(backend, options)
     in_flight = _Window(queued=2 * concurrency, held=MAX_HELD_PER_WORKER * concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imgsearch-index") as pool:
         try:

@@ -247,7 +247,7 @@ class OutcomeTracker:
     def __init__(
         self,
         failures: FailureLog | None,
-        on_finished: Callable[[Any, Outcome], None] | None = None,
+        on_finished: Callable[[ImageItem], None] | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.failures = failures
@@ -271,6 +271,6 @@ class OutcomeTracker:
             elif outcome.status == "indexed":
                 self.failures.clear(outcome.key)
         if item is not None and not transient and self.on_finished is not None:
-            self.on_finished(item, outcome)
+            self.on_finished(item)
         if self.on_outcome is not None:
             self.on_outcome(outcome)

@@ -34,7 +34,7 @@ class ImageItem:
 class ImageSource(Protocol):
     """A place images are listed from: a local folder or a blob container (or a prefix of one).
 
-    ``indexing.sync`` makes an index match any source through these members alone, so the
+    ``indexing.run`` makes an index match any source through these members alone, so the
     folder and the container are kept in step by one algorithm.
     """
 

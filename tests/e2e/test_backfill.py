@@ -13,19 +13,21 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.indexing.backfill import Checkpoint, backfill, checkpoint_path
+from indexer.indexing.bulk import RunOptions
+from indexer.indexing.checkpoint import Checkpoint, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
-from indexer.indexing.sync import sync
+from indexer.indexing.run import index_source
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import build_vectorizer
 from indexer.settings import Settings
-from indexer.sources.blob import BlobSource
+from indexer.sources.blob import BlobItem, BlobSource
 from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,26 +107,20 @@ def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(
         if len(seen) == stop_after:
             raise Interrupted()
 
+    options = RunOptions(concurrency=concurrency, batch_size=batch_size)
     with pytest.raises(Interrupted):
-        backfill(
+        index_source(
             source,
             vectorizer=vectorizer,
             backend=index,
-            checkpoint_file=checkpoint_file,
-            concurrency=concurrency,
-            batch_size=batch_size,
-            on_outcome=interrupt,
+            checkpoint=Checkpoint(checkpoint_file),
+            options=replace(options, on_outcome=interrupt),
         )
     assert checkpoint_file.is_file()
     assert 0 < index.count() < len(many_blobs)
 
-    resumed = backfill(
-        source,
-        vectorizer=vectorizer,
-        backend=index,
-        checkpoint_file=checkpoint_file,
-        concurrency=concurrency,
-        batch_size=batch_size,
+    resumed = index_source(
+        source, vectorizer=vectorizer, backend=index, checkpoint=Checkpoint(checkpoint_file), options=options
     )
 
     total = len(many_blobs)
@@ -145,13 +141,8 @@ def test_interrupted_backfill_resumes_and_vectorizes_each_blob_once(
     assert not checkpoint_file.exists()  # a finished run leaves no checkpoint behind
 
     # A fresh run over an unchanged container costs no Vision call at all.
-    again = backfill(
-        source,
-        vectorizer=vectorizer,
-        backend=index,
-        checkpoint_file=checkpoint_file,
-        concurrency=concurrency,
-        batch_size=batch_size,
+    again = index_source(
+        source, vectorizer=vectorizer, backend=index, checkpoint=Checkpoint(checkpoint_file), options=options
     )
     assert again.unchanged == total and again.indexed == 0
     assert image_calls(vision_server) - calls_before == calls
@@ -169,29 +160,38 @@ def test_backfill_of_a_prefix_records_bad_blobs_and_skips_them_next_time(
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
     checkpoint_file = checkpoint_path(tmp_path, source, "images")
 
-    first = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file, failures=failures)
+    first = index_source(
+        source, vectorizer=vectorizer, backend=index, failures=failures, checkpoint=Checkpoint(checkpoint_file)
+    )
 
     assert (first.listed, first.indexed, len(first.failed)) == (3, 2, 1)
     assert index.count() == 2  # b/3.jpg is outside the prefix
     [record] = failures.records()
     assert record.source.endswith("/a/broken.jpg") and "InvalidImageError" in record.reason and record.etag
-    second = backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=checkpoint_file, failures=failures)
+    second = index_source(
+        source, vectorizer=vectorizer, backend=index, failures=failures, checkpoint=Checkpoint(checkpoint_file)
+    )
     assert second.known_failures == 1 and second.unchanged == 2 and second.failed == []
+
+
+def blob(name: str, etag: str) -> BlobItem:
+    return BlobItem(f"c/{name}", f"c/{name}", lambda: b"", blob_name=name, etag=etag)
 
 
 def test_checkpoint_is_written_atomically_and_only_trusted_for_its_own_model_version(tmp_path):
     path = tmp_path / "checkpoints" / "backfill-x.json"
-    checkpoint = Checkpoint(path, model_version=OFFLINE_MULTILINGUAL)
-    checkpoint.mark("a.jpg", "0x1")
+    checkpoint = Checkpoint(path).load(model_version=OFFLINE_MULTILINGUAL)
+    checkpoint.mark(blob("a.jpg", "0x1"))
     checkpoint.save()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
 
-    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).is_done("a.jpg", "0x1")
-    assert not Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).is_done("a.jpg", "0x2")  # blob changed
-    assert Checkpoint.load(path, model_version="2023-04-15").done == {}
-    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL, force=True).done == {}
+    assert Checkpoint(path).load(model_version=OFFLINE_MULTILINGUAL).is_done(blob("a.jpg", "0x1"))
+    assert not Checkpoint(path).load(model_version=OFFLINE_MULTILINGUAL).is_done(blob("a.jpg", "0x2"))  # changed
+    assert Checkpoint(path, restart=True).load(model_version=OFFLINE_MULTILINGUAL).done == {}
+    assert Checkpoint(path).load(model_version="2023-04-15").done == {}
+    assert Checkpoint(path).load(model_version=OFFLINE_MULTILINGUAL, force=True).done == {}
     path.write_text("{ torn")
-    assert Checkpoint.load(path, model_version=OFFLINE_MULTILINGUAL).done == {}
+    assert Checkpoint(path).load(model_version=OFFLINE_MULTILINGUAL).done == {}
 
 
 def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
@@ -199,7 +199,7 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
 ):
     upload_all(blob_container, {f"p/{i}.jpg": tiny_jpeg(10 + i) for i in range(6)})
     source = BlobSource(blob_container)
-    backfill(source, vectorizer=vectorizer, backend=index, checkpoint_file=tmp_path / "cp.json")
+    index_source(source, vectorizer=vectorizer, backend=index, checkpoint=Checkpoint(tmp_path / "cp.json"))
     assert index.count() == 6
     # While the trigger was not looking: two deleted, one replaced, one added, one re-uploaded unchanged.
     blob_container.delete_blob("p/0.jpg")
@@ -209,7 +209,7 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
     blob_container.upload_blob("p/3.jpg", tiny_jpeg(13), overwrite=True)
     before = image_calls(vision_server)
 
-    summary = sync(source, vectorizer=vectorizer, backend=index)
+    summary = index_source(source, vectorizer=vectorizer, backend=index, remove_gone=True)
 
     assert (summary.listed, summary.removed, summary.indexed, summary.unchanged) == (5, 2, 2, 3)
     assert image_calls(vision_server) - before == 2  # only the new and the changed blob
@@ -218,17 +218,21 @@ def test_reconcile_removes_gone_documents_and_indexes_new_and_changed_blobs(
     changed = index.get(blob_key(blob_container, "p/2.jpg"))
     assert changed["size_bytes"] == len(tiny_jpeg(99))
     # Nothing left to do.
-    again = sync(source, vectorizer=vectorizer, backend=index)
+    again = index_source(source, vectorizer=vectorizer, backend=index, remove_gone=True)
     assert (again.removed, again.indexed, again.unchanged) == (0, 0, 5)
 
 
 def test_reconcile_of_a_prefix_leaves_documents_outside_it(blob_container, vectorizer, index, tmp_path):
     upload_all(blob_container, {"keep/a.jpg": tiny_jpeg(1), "scope/b.jpg": tiny_jpeg(2), "scope/c.jpg": tiny_jpeg(3)})
-    backfill(BlobSource(blob_container), vectorizer=vectorizer, backend=index, checkpoint_file=tmp_path / "cp.json")
+    index_source(
+        BlobSource(blob_container), vectorizer=vectorizer, backend=index, checkpoint=Checkpoint(tmp_path / "cp.json")
+    )
     blob_container.delete_blob("keep/a.jpg")
     blob_container.delete_blob("scope/b.jpg")
 
-    summary = sync(BlobSource(blob_container, prefix="scope/"), vectorizer=vectorizer, backend=index)
+    summary = index_source(
+        BlobSource(blob_container, prefix="scope/"), vectorizer=vectorizer, backend=index, remove_gone=True
+    )
 
     assert summary.removed == 1
     assert index.get(blob_key(blob_container, "keep/a.jpg")) is not None  # out of scope
@@ -263,6 +267,10 @@ def test_cli_backfill_reconcile_and_watch_print_json_summaries(
     result = run_cli("backfill", "--json", env=env, data_dir=data_dir)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
+    assert list(summary) == [
+        "container", "prefix", "listed", "resumed", "known_failures", "indexed", "unchanged", "failed",
+        "checkpoint", "completed", "elapsed_seconds",
+    ]  # fmt: skip
     assert (summary["listed"], summary["indexed"], len(summary["failed"])) == (3, 2, 1)
     assert summary["completed"] is True
     assert "InvalidImageError" in (tmp_path / "data" / "failures.jsonl").read_text()
@@ -270,7 +278,12 @@ def test_cli_backfill_reconcile_and_watch_print_json_summaries(
     blob_container.delete_blob("x/1.jpg")
     result = run_cli("reconcile", "--json", env=env, data_dir=data_dir)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["removed"] == 1
+    reconciled = json.loads(result.stdout)
+    assert list(reconciled) == [
+        "container", "prefix", "listed", "known_failures", "indexed", "unchanged", "removed", "failed",
+        "removal_skipped", "elapsed_seconds",
+    ]  # fmt: skip
+    assert reconciled["removed"] == 1
 
     blob_container.upload_blob("x/3.jpg", tiny_jpeg(3))
     result = run_cli("watch", "--once", "--json", env=env, data_dir=data_dir)

@@ -45,8 +45,9 @@ from hypothesis import strategies as st
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.documents import Embedding
 from indexer.entrypoints import functions as handlers
+from indexer.indexing.bulk import RunOptions
 from indexer.indexing.failures import JsonlFailureLog
-from indexer.indexing.sync import sync
+from indexer.indexing.run import index_source
 from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.sources.blob import BlobSource
@@ -289,7 +290,13 @@ def test_after_lost_events_a_reconcile_brings_the_index_back_to_the_container(az
         world = World(azurite, blob_service, Path(directory))
         try:
             play(world, changes, deliveries)
-            summary = sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index, concurrency=2)
+            summary = index_source(
+                BlobSource(world.container),
+                vectorizer=world.vectorizer,
+                backend=world.index,
+                remove_gone=True,
+                options=RunOptions(concurrency=2),
+            )
             assert summary.failed == []
             assert world.index_state() == world.container_state()
         finally:
@@ -305,7 +312,10 @@ def test_lost_delete_event_leaves_a_stale_document_until_reconcile(azurite, blob
         world.deliver(world.put("folder/b.png", 1))
         stale = world.index_state()
         assert blob_key(world.container, "a.png") in stale
-        assert sync(BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index).removed == 1
+        summary = index_source(
+            BlobSource(world.container), vectorizer=world.vectorizer, backend=world.index, remove_gone=True
+        )
+        assert summary.removed == 1
         assert world.index_state() == world.container_state()
     finally:
         world.close()

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from indexer.errors import ServiceError
-from indexer.indexing.bulk import BulkIndexingAborted, index_items
+from indexer.indexing.bulk import BulkIndexingAborted, RunOptions, index_items
 from indexer.indexing.pipeline import content_hash, index_item
 from indexer.keys import document_key
 from indexer.sources.base import ImageItem
@@ -90,10 +90,8 @@ def test_a_bulk_run_stops_when_the_index_is_down_instead_of_paying_for_every_ima
             listing,
             vectorizer=vectorizer,
             backend=azure_search_backend,
-            concurrency=2,
-            batch_size=10,
             stored_hashes={},
-            max_consecutive_failures=10,
+            options=RunOptions(concurrency=2, batch_size=10, max_consecutive_failures=10),
         )
 
     # One batch was vectorized (plus what was in flight), not all 60 images.

@@ -15,8 +15,10 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 
 from indexer.documents import Document, Embedding
-from indexer.indexing.backfill import backfill, checkpoint_path
+from indexer.indexing.bulk import RunOptions
+from indexer.indexing.checkpoint import Checkpoint, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
+from indexer.indexing.run import index_source
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
@@ -189,14 +191,13 @@ def test_a_backfill_into_a_faulty_index_writes_every_blob_once_and_vectorizes_ea
     calls_before = image_calls(vision_server)
 
     with vision_client(vision_server) as client:
-        summary = backfill(
+        summary = index_source(
             source,
             vectorizer=client,
             backend=backend,
-            batch_size=8,
-            concurrency=4,
-            checkpoint_file=checkpoint_path(tmp_path, source, search_index_name),
             failures=JsonlFailureLog(tmp_path / "failures.jsonl"),
+            checkpoint=Checkpoint(checkpoint_path(tmp_path, source, search_index_name)),
+            options=RunOptions(concurrency=4, batch_size=8),
         )
 
     assert summary.completed and summary.indexed == len(blobs) and summary.failed == []
@@ -221,8 +222,13 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
     search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0, document_fault_statuses=(503,)))
 
     with vision_client(vision_server) as client:
-        first = backfill(
-            source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file, failures=failures, batch_size=3
+        first = index_source(
+            source,
+            vectorizer=client,
+            backend=backend,
+            failures=failures,
+            checkpoint=Checkpoint(checkpoint_file),
+            options=RunOptions(batch_size=3),
         )
 
         # Not written, and reported as "try again later": not a bad image, not done.
@@ -233,8 +239,13 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
         assert failures.records() == []  # nothing recorded as a permanent failure
 
         search_double.set_faults(search_index_name, None)  # the service recovers
-        second = backfill(
-            source, vectorizer=client, backend=backend, checkpoint_file=checkpoint_file, failures=failures, batch_size=3
+        second = index_source(
+            source,
+            vectorizer=client,
+            backend=backend,
+            failures=failures,
+            checkpoint=Checkpoint(checkpoint_file),
+            options=RunOptions(batch_size=3),
         )
 
     assert second.completed and second.indexed == len(blobs) and second.known_failures == 0

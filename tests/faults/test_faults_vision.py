@@ -25,8 +25,10 @@ from collections import defaultdict
 import pytest
 from azure.core.credentials import AzureKeyCredential
 
-from indexer.indexing.backfill import backfill, checkpoint_path
+from indexer.indexing.bulk import RunOptions
+from indexer.indexing.checkpoint import Checkpoint, checkpoint_path
 from indexer.indexing.failures import JsonlFailureLog
+from indexer.indexing.run import index_source
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.blob import BlobSource
@@ -134,14 +136,13 @@ def client_for(server, key: str) -> VisionClient:
 
 def run_backfill(container, client, backend, tmp_path, failures):
     source = BlobSource(container)
-    return backfill(
+    return index_source(
         source,
         vectorizer=client,
         backend=backend,
         failures=failures,
-        checkpoint_file=checkpoint_path(tmp_path, source, backend.index_name),
-        concurrency=4,
-        batch_size=10,
+        checkpoint=Checkpoint(checkpoint_path(tmp_path, source, backend.index_name)),
+        options=RunOptions(concurrency=4, batch_size=10),
     )
 
 

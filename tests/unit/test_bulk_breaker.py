@@ -12,7 +12,7 @@ from PIL import Image
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.documents import Embedding
 from indexer.errors import BulkIndexingAborted, VisionRequestError, VisionServiceError
-from indexer.indexing.bulk import index_items
+from indexer.indexing.bulk import RunOptions, index_items
 from indexer.sources.base import ImageItem
 from tests.fixtures.search_double import tiny_schema
 
@@ -52,7 +52,8 @@ def run(tmp_path, kinds: list[str], limit: int):
     images = [png(i) for i in range(len(kinds))]
     items = [ImageItem(f"/photos/{i}.png", f"/photos/{i}.png", lambda d=data: d) for i, data in enumerate(images)]
     vectorizer = ScriptedVectorizer(dict(zip(images, kinds, strict=True)))
-    return index_items(items, vectorizer=vectorizer, backend=index, concurrency=1, max_consecutive_failures=limit)
+    options = RunOptions(concurrency=1, max_consecutive_failures=limit)
+    return index_items(items, vectorizer=vectorizer, backend=index, options=options)
 
 
 def test_bad_images_between_transient_failures_do_not_keep_an_outage_going(tmp_path):
@@ -68,4 +69,4 @@ def test_a_success_resets_the_count(tmp_path):
 
 def test_bad_images_alone_never_stop_a_run(tmp_path):
     summary = run(tmp_path, ["bad"] * 6 + ["ok"], limit=3)
-    assert summary.indexed == 1 and len(summary.permanent_failures) == 6 and not summary.transient_failures
+    assert summary.indexed == 1 and len(summary.failed) == 6 and not summary.transient_failures

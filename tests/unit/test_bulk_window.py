@@ -10,7 +10,7 @@ import numpy as np
 
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.documents import Embedding
-from indexer.indexing.bulk import MAX_HELD_PER_WORKER, index_items
+from indexer.indexing.bulk import MAX_HELD_PER_WORKER, RunOptions, index_items
 from indexer.sources.base import ImageItem
 from tests.fixtures.search_double import tiny_schema
 from tests.unit.test_bulk_breaker import DIMS, png
@@ -65,8 +65,7 @@ def test_a_slow_oldest_item_does_not_hold_back_the_ones_after_it(tmp_path):
         items_of(images),
         vectorizer=vectorizer,
         backend=index,
-        concurrency=CONCURRENCY,
-        on_outcome=lambda outcome: seen.append(outcome.key),
+        options=RunOptions(concurrency=CONCURRENCY, on_outcome=lambda outcome: seen.append(outcome.key)),
     )
 
     assert not vectorizer.first_waited_out, "the run stalled behind its slow first image"
@@ -83,7 +82,8 @@ def test_finished_items_waiting_behind_a_slow_one_are_bounded(tmp_path):
     index = NumpyIndex(tmp_path, "images")
     index.ensure_index(tiny_schema(DIMS))
 
-    summary = index_items(items_of(images), vectorizer=vectorizer, backend=index, concurrency=CONCURRENCY)
+    options = RunOptions(concurrency=CONCURRENCY)
+    summary = index_items(items_of(images), vectorizer=vectorizer, backend=index, options=options)
 
     assert vectorizer.first_waited_out
     assert summary.indexed == len(images)

@@ -76,7 +76,9 @@ def backfill_command(
 
     Resumable: run it again after an interruption and it continues where it stopped.
     Vision calls are paced at VISION_REQUESTS_PER_SECOND."""
-    from indexer.indexing.backfill import backfill, checkpoint_path
+    from indexer.indexing.bulk import RunOptions
+    from indexer.indexing.checkpoint import Checkpoint, checkpoint_path
+    from indexer.indexing.run import index_source
     from indexer.services import blob_source
 
     with handle_errors():
@@ -85,20 +87,24 @@ def backfill_command(
         options = _bulk_options(settings, concurrency)
         backend = _ready_index(settings, options["vectorizer"])
         with _progress("backfill") as bar:
-            summary = backfill(
+            summary = index_source(
                 source,
+                vectorizer=options["vectorizer"],
                 backend=backend,
-                **options,
-                checkpoint_file=checkpoint_path(settings.data_dir, source, settings.search_index_name),
-                batch_size=batch_size,
-                force=force,
-                restart=restart,
-                progress=bar,
+                failures=options["failures"],
+                checkpoint=Checkpoint(
+                    checkpoint_path(settings.data_dir, source, settings.search_index_name), restart=restart
+                ),
+                options=RunOptions(
+                    concurrency=options["concurrency"], batch_size=batch_size, force=force, progress=bar
+                ),
             )
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        typer.echo(
+            json.dumps({"container": source.container_name, "prefix": source.prefix, **summary.to_dict()}, indent=2)
+        )
     else:
-        scope = f"{summary.container}/{summary.prefix}" if summary.prefix else summary.container
+        scope = f"{source.container_name}/{source.prefix}" if source.prefix else source.container_name
         typer.echo(
             f"{summary.listed} blobs in {scope}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
             f"{len(summary.failed)} not indexed, {summary.resumed} done by an earlier run, "
@@ -150,7 +156,8 @@ def reconcile_command(
 
     Removes documents of deleted blobs and indexes missing or changed blobs. Downloads every
     blob to compare hashes; calls Vision only for new or changed ones."""
-    from indexer.indexing.sync import sync
+    from indexer.indexing.bulk import RunOptions
+    from indexer.indexing.run import index_source
     from indexer.services import blob_source
 
     with handle_errors():
@@ -159,7 +166,14 @@ def reconcile_command(
         options = _bulk_options(settings, concurrency)
         backend = _ready_index(settings, options["vectorizer"])
         with _progress("reconcile") as bar:
-            summary = sync(source, backend=backend, **options, progress=bar)
+            summary = index_source(
+                source,
+                vectorizer=options["vectorizer"],
+                backend=backend,
+                failures=options["failures"],
+                remove_gone=True,
+                options=RunOptions(concurrency=options["concurrency"], progress=bar),
+            )
     if as_json:
         typer.echo(json.dumps({"container": source.container_name, "prefix": prefix, **summary.to_dict()}, indent=2))
     else:

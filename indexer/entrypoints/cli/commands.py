@@ -33,8 +33,9 @@ def index_command(
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
     from tqdm import tqdm
 
+    from indexer.indexing.bulk import RunOptions
     from indexer.indexing.pipeline import Outcome
-    from indexer.indexing.sync import sync
+    from indexer.indexing.run import index_source
     from indexer.services import build_backend, build_vectorizer, close_quietly, ensure_index
     from indexer.sources.folder import FolderSource
     from indexer.vectorizers import LazyVectorizer
@@ -55,15 +56,18 @@ def index_command(
                 if outcome.status == "failed":
                     bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
 
-            summary = sync(
+            summary = index_source(
                 source,
                 vectorizer=vectorizer,
                 backend=backend,
-                concurrency=concurrency or settings.bulk_concurrency,
-                force=force,
-                list_first=True,
-                progress=bar,
-                on_outcome=report,
+                remove_gone=True,
+                options=RunOptions(
+                    concurrency=concurrency or settings.bulk_concurrency,
+                    force=force,
+                    list_first=True,
+                    progress=bar,
+                    on_outcome=report,
+                ),
             )
         for problem in source.listing_errors:
             typer.echo(f"warning: cannot list {problem}", err=True)
