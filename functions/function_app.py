@@ -1,6 +1,6 @@
 """The Azure Functions app (Python v2 programming model): thin functions.
 
-Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
+Every decision lives in ``indexer.entrypoints`` (``blob_events`` for blob events, ``http`` for
 the HTTP endpoints, ``vectorize`` for Azure AI Search's custom Web API calls); these functions
 only unpack what the host hands them. Settings, clients and the vectorizer are built once per
 worker, on first use.
@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
     # and may not be installed in the interpreter the host uses; make it importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.entrypoints import functions as handlers  # noqa: E402
+from indexer.entrypoints import blob_events as handlers  # noqa: E402
 from indexer.entrypoints import http  # noqa: E402
 from indexer.entrypoints import vectorize as vectorize_handler  # noqa: E402
 

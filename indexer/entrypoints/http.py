@@ -33,10 +33,9 @@ from indexer.entrypoints.document_images import (
     read_document_image,
     thumbnail,
 )
-from indexer.entrypoints.functions import get_services
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
-from indexer.services import Services
+from indexer.services import Services, get_services
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ from indexer.errors import (
 )
 from indexer.indexing.pipeline import prepare
 from indexer.keys import blob_url_parts
-from indexer.services import Services
+from indexer.services import Services, get_services
 from indexer.sources.base import ImageItem
 from indexer.sources.blob import iso_utc, parse_tags
 
@@ -326,8 +326,6 @@ def vectorize_http(
     *, method: str, body: bytes | None, content_type: str | None, services: Services | None = None
 ) -> HttpAnswer:
     """The HTTP endpoint: parse, answer every record, or one Azure-shaped error for the call."""
-    from indexer.entrypoints.functions import get_services
-
     try:
         if (method or "").upper() not in ("POST", "PUT"):
             raise BadRequest(f"method {method} is not supported; use POST", code="MethodNotAllowed", status=405)
