@@ -125,25 +125,25 @@ def ensure_index(
             log.warning("re-pinning the empty %s from %s to %s", describe_backend(settings), existing, schema.pin)
             backend.delete_index()
             return backend.ensure_index(schema)
-        origin = (
-            f"VISION_MODEL_VERSION={settings.vision_model_version} with no VISION_ENDPOINT, so the offline model"
-            if settings.uses_offline_model
-            else f"VISION_MODEL_VERSION={settings.vision_model_version} as answered by {settings.vision_endpoint}"
+        existing.check_pin(schema.pin, where=f"the {describe_backend(settings)}", remedy=_remedy(settings, documents))
+        raise  # the same pin: the index is inconsistent in some other way, which the backend's error names
+
+
+def _remedy(settings: Settings, documents: int) -> str:
+    """Where the pin these settings ask for comes from, and the way out of a mismatch."""
+    origin = (
+        f"VISION_MODEL_VERSION={settings.vision_model_version} with no VISION_ENDPOINT, so the offline model"
+        if settings.uses_offline_model
+        else f"VISION_MODEL_VERSION={settings.vision_model_version} as answered by {settings.vision_endpoint}"
+    )
+    if documents == 0:
+        way_out = "It holds no documents: `imgsearch ensure-index --repin` re-pins it."
+    else:
+        way_out = (
+            f"It holds {documents} documents, so it is never re-pinned: use another index (--index-name / "
+            f"SEARCH_INDEX_NAME) or settings that match it."
         )
-        if documents == 0:
-            remedy = "It holds no documents: `imgsearch ensure-index --repin` re-pins it."
-        else:
-            remedy = (
-                f"It holds {documents} documents, so it is never re-pinned: use another index (--index-name / "
-                f"SEARCH_INDEX_NAME) or settings that match it."
-            )
-        raise ModelVersionMismatchError(
-            f"the {describe_backend(settings)} is pinned to model version {existing.model_version!r} "
-            f"({existing.dimensions} dimensions), but the settings give {schema.pin.model_version!r} "
-            f"({schema.pin.dimensions} dimensions; {origin}); nothing was changed. {remedy}",
-            expected=existing.model_version,
-            actual=schema.pin.model_version,
-        ) from None
+    return f"the settings ask for the latter ({origin}); nothing was changed. {way_out}"
 
 
 def pull_definitions(settings: Settings) -> PullDefinitions:

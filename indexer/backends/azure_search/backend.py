@@ -301,14 +301,8 @@ class AzureSearchBackend:
                 expected=pin.dimensions,
                 actual=vector.get("dimensions"),
             )
-        if expected is not None and pin != expected:
-            raise ModelVersionMismatchError(
-                f"{where} is pinned to model version {pin.model_version!r} ({pin.dimensions} dimensions), not "
-                f"{expected.model_version!r} ({expected.dimensions} dimensions); vectors of different model "
-                f"versions cannot share an index: {advice}",
-                expected=pin,
-                actual=expected,
-            )
+        if expected is not None:
+            pin.check_pin(expected, where=where, remedy=advice)
         schema_definition = {k: v for k, v in definition.items() if k not in ("name", "@odata.etag", "e_tag")}
         key = fields.get(KEY_FIELD) or {}
         return _LiveIndex(
