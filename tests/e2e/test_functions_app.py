@@ -5,6 +5,7 @@ HttpRequest objects), against Azurite, the local vectorizer server over HTTP and
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -673,10 +674,16 @@ def test_search_by_text_ranks_the_matching_image_first(function_app, indexed_sam
 
 
 def test_search_by_posted_image_bytes_finds_the_same_image(function_app, indexed_sample_blobs, photos):
-    status, body = search(function_app, http("POST", {"k": "1"}, photos["dog.jpg"], "image/jpeg"))
-    assert status == 200
-    assert body["results"][0]["fields"]["file_name"] == "dog.jpg"
-    assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+    as_bytes = search(function_app, http("POST", {"k": "1"}, photos["dog.jpg"], "image/jpeg"))
+    # The same bytes inside JSON, in the least usual form accepted: a data: URL of URL-safe
+    # Base64 without its padding (indexer.base64_image).
+    encoded = base64.urlsafe_b64encode(photos["dog.jpg"]).decode().rstrip("=")
+    payload = json.dumps({"image": f"data:image/jpeg;base64,{encoded}", "k": 1}).encode()
+    in_json = search(function_app, http("POST", None, payload, "application/json"))
+    for status, body in (as_bytes, in_json):
+        assert status == 200
+        assert body["results"][0]["fields"]["file_name"] == "dog.jpg"
+        assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_search_by_image_url_with_json_body_and_filters(function_app, indexed_sample_blobs, photos, image_url_server):
@@ -710,6 +717,7 @@ def test_search_threshold_drops_weaker_results(function_app, indexed_sample_blob
         (dict(params={"text": " ".join(["word"] * 71)}), "InputLimitExceeded", "70 words"),
         (dict(params={"image_url": "file:///etc/passwd"}), "BadRequest", "http(s) URL"),
         (dict(method="POST", body=b"{not json", content_type="application/json"), "BadRequest", "not valid JSON"),
+        (dict(method="POST", body=b'{"image": "!!!"}', content_type="application/json"), "InvalidImage", "Base64"),
         (
             dict(method="POST", body=b"\x00\x01garbage", content_type="image/png"),
             "InvalidImage",
