@@ -29,6 +29,7 @@ from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClie
 from PIL import Image
 
 from indexer.entrypoints import blob_events as handlers
+from indexer.errors import ConfigurationError
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.indexing.pipeline import Outcome
 from indexer.model_versions import DEFAULT_MODEL_VERSION, OFFLINE_MULTILINGUAL
@@ -750,6 +751,19 @@ def test_search_before_the_index_exists_answers_503(
     worker_services(make_services(azurite, blob_container, vision_server, missing, failures_container, tmp_path))
     status, body = search(function_app, http(params={"text": "a cat"}))
     assert status == 503 and body["error"]["code"] == "IndexNotFound"
+
+
+def test_a_bad_app_setting_is_named_by_the_functions(function_app, blob_container, monkeypatch, worker_services):
+    monkeypatch.setenv("VISION_CONCURRENCY", "none")
+    worker_services(None)  # a fresh worker: it reads its app settings on the first invocation
+
+    status, body = search(function_app, http(params={"text": "a cat"}))
+    with pytest.raises(ConfigurationError) as raised:  # the blob trigger: the host logs it and retries
+        call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
+
+    assert status == 500 and body["error"]["code"] == "Configuration"
+    for message in (body["error"]["message"], str(raised.value)):
+        assert message.startswith("invalid setting: VISION_CONCURRENCY='none': Input should be a valid integer")
 
 
 def test_search_against_an_index_of_another_model_version_answers_500_and_names_both(
