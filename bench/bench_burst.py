@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from azure.storage.blob import BlobServiceClient
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-    from indexer.entrypoints import functions as handlers
+    from indexer.entrypoints import blob_events as handlers
     from indexer.indexing.deferrals import DEFERRED_QUEUE
     from indexer.indexing.pipeline import content_hash
     from indexer.keys import blob_identity, document_key

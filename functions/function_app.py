@@ -1,47 +1,29 @@
 """The Azure Functions app (Python v2 programming model): thin functions.
 
-Every decision lives in ``indexer.entrypoints`` (``functions`` for blob events, ``http`` for
+Every decision lives in ``indexer.entrypoints`` (``blob_events`` for blob events, ``http`` for
 the HTTP endpoints, ``vectorize`` for Azure AI Search's custom Web API calls); these functions
 only unpack what the host hands them. Settings, clients and the vectorizer are built once per
-worker, on first use.
+worker, on first use (``indexer.services.get_services``). What each function does, and what
+fails how (recorded, deferred, or raised for the host or Event Grid to retry), is the README's
+"The Function app" and "The vectorize endpoint".
 
 - ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
   Consumption supports: seconds, not the polling trigger's minutes) on
-  ``%IMAGES_CONTAINER%/{name}`` (an app-setting expression, so the container is configured,
-  not hard-coded) through the connection ``IMAGES_STORAGE``. It binds to the Storage SDK's
-  ``BlobClient`` (the SDK-type binding of ``azurefunctions-extensions-bindings-blob``), so the
-  host hands over a client and reads nothing; the handler reads the blob once, through
-  ``BlobSource``: properties first, the size guard, then at most ``MAX_IMAGE_BYTES`` bytes. (The
-  ``InputStream`` binding made the host read every image before the handler read it again.)
-  Retries: the Event Grid-based blob trigger queues the work inside the host, so a raised
-  exception is retried up to ``extensions.blobs.poisonBlobThreshold`` times (host.json) and
-  then lands in the ``webjobs-blobtrigger-poison`` queue. Permanent failures never raise: the
-  handler records them in the ``imgsearch-failures`` container. Throttling never raises either:
-  a blob Vision still throttles after the client's retries is deferred to the queue below.
-- ``index_deferred``: a queue trigger on ``imgsearch-deferred`` (connection ``IMAGES_STORAGE``):
-  a blob deferred because Vision was throttling, indexed when its message becomes visible (a
-  delay from the service's Retry-After with growing jitter), or deferred again.
-- ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); for
-  ``Microsoft.Storage.BlobDeleted`` it removes the document, other event types are logged
-  and ignored. A raised exception makes Event Grid redeliver the event under its
-  subscription's retry policy (up to 30 delivery attempts within 24 hours, set in
-  ``infra/app/eventsubscriptions.bicep``, which the post-deploy hook deploys); an event still
-  undelivered after that is dead-lettered to the ``imgsearch-deadletter`` container.
-- ``search``: ``GET|POST /api/search`` (function key): text, image URL or image bytes, ``k``,
-  ``threshold``, ``filter``; JSON with cosine scores; 400 with an Azure-style error body for
-  bad input, 503 (with ``Retry-After`` when known) when a service is throttling or down.
-- ``page``, ``info``, ``thumbnail``: the search page (``GET /api/page?code=<function key>``)
-  and what it calls besides ``search``: the index's pin, size and filterable fields, and small
-  JPEGs of indexed images read through the app's own identity (the images' container stays
-  private; the browser never sees a SAS or an account key).
-- ``vectorize``: ``POST /api/vectorize`` (function key): Azure AI Search's custom Web API
-  interface, for the index's ``WebApiVectorizer`` (a text query sent to the search service) and
-  the pull mode's ``WebApiSkill``. ``{"values": [{"recordId", "data"}]}`` in, one answer per
-  record out (``data.vector``, ``errors``, ``warnings``); a bad record gets its own error and the
-  rest of the batch is answered. The search service sends the key in the vectorizer's and the
-  skill's ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the host asks for it
-  even when App Service authentication has also validated a Microsoft Entra token, which is what
-  ``authResourceId`` adds (azure-functions-host#11394). README, "The vectorize endpoint".
+  ``%IMAGES_CONTAINER%/{name}`` through the connection ``IMAGES_STORAGE``. It binds to the
+  Storage SDK's ``BlobClient`` (the SDK-type binding of ``azurefunctions-extensions-bindings-
+  blob``), so the host reads nothing and the handler reads the blob once, through the size guard.
+- ``index_deferred``: a queue trigger on ``imgsearch-deferred``: a blob deferred because Vision
+  was throttling, indexed when its message becomes visible, or deferred again.
+- ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); it removes the
+  document of a ``Microsoft.Storage.BlobDeleted`` blob and ignores other events.
+- ``search``, ``page``, ``info``, ``thumbnail``: ``/api/search`` and the search page with what it
+  calls (function key); bad input is a 400 with an Azure-style error body, a service throttling
+  or down a 503 (with ``Retry-After`` when known).
+- ``vectorize``: ``POST /api/vectorize`` (function key), Azure AI Search's custom Web API
+  interface for the index's ``WebApiVectorizer`` and pull mode's ``WebApiSkill``. The search
+  service sends the key in ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the
+  host asks for it even when App Service authentication has also validated a Microsoft Entra
+  token (azure-functions-host#11394).
 """
 
 from __future__ import annotations
@@ -60,7 +42,7 @@ except ImportError:  # pragma: no cover - depends on how the app is launched
     # and may not be installed in the interpreter the host uses; make it importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.entrypoints import functions as handlers  # noqa: E402
+from indexer.entrypoints import blob_events as handlers  # noqa: E402
 from indexer.entrypoints import http  # noqa: E402
 from indexer.entrypoints import vectorize as vectorize_handler  # noqa: E402
 

@@ -56,6 +56,20 @@ class IndexPin:
                 actual=model_version,
             )
 
+    def check_pin(self, wanted: IndexPin, *, where: str, remedy: str) -> None:
+        """Raise ``ModelVersionMismatchError`` unless ``wanted`` is this index's pin. ``where``
+        names the index; ``remedy`` says what to do instead (each caller knows its own)."""
+        from indexer.errors import ModelVersionMismatchError
+
+        if wanted != self:
+            raise ModelVersionMismatchError(
+                f"{where} is pinned to model version {self.model_version!r} ({self.dimensions} dimensions), not "
+                f"{wanted.model_version!r} ({wanted.dimensions} dimensions), and vectors of different model "
+                f"versions never share an index; {remedy}",
+                expected=self,
+                actual=wanted,
+            )
+
     def check_claim(self, key: str, fields: dict[str, Any]) -> None:
         """A document may not claim, in its ``model_version`` field, another version than the pin."""
         from indexer.errors import ModelVersionMismatchError

@@ -8,11 +8,12 @@ The environment variable names are shared with the Bicep app settings
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.errors import ConfigurationError
 from indexer.model_versions import DEFAULT_MODEL_VERSION
 
 
@@ -85,7 +86,10 @@ class Settings(BaseSettings):
     @property
     def vision_endpoints(self) -> list[str]:
         """``VISION_ENDPOINT`` as a list: one Vision resource each, in order of preference."""
-        return _split(self.vision_endpoint)
+        endpoints = _split(self.vision_endpoint)
+        if len(set(endpoints)) != len(endpoints):
+            raise ConfigurationError("VISION_ENDPOINT names the same endpoint twice: each Vision resource once")
+        return endpoints
 
     @property
     def bulk_concurrency(self) -> int:
@@ -95,7 +99,13 @@ class Settings(BaseSettings):
     @property
     def vision_keys(self) -> list[str]:
         """``VISION_KEY`` as a list: empty (Microsoft Entra ID), or one key per endpoint."""
-        return _split(self.vision_key)
+        keys, endpoints = _split(self.vision_key), self.vision_endpoints
+        if keys and len(keys) != len(endpoints):
+            raise ConfigurationError(
+                f"VISION_KEY holds {len(keys)} key(s) for {len(endpoints)} endpoint(s) in VISION_ENDPOINT: give one "
+                f"key per endpoint, in the same order (comma-separated), or none to use Microsoft Entra ID"
+            )
+        return keys
 
     @property
     def uses_numpy_index(self) -> bool:
@@ -106,9 +116,28 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def load_settings(**overrides) -> Settings:
-    """Read the environment; ``overrides`` (field names) win, for tests and CLI flags."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; ``overrides`` (field names) win, for tests and CLI flags.
+
+    A value that is not valid raises ``ConfigurationError`` naming its environment variable and
+    the problem, with the value itself unless it is a secret (a key or connection string).
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid setting: {'; '.join(map(_problem, exc.errors()))}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``VARIABLE='value': what is wrong``; a secret's value is left out."""
+    name = str(error["loc"][0]).lower() if error["loc"] else ""
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        variables = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [str(alias)]
+        if name in (field_name, *(v.lower() for v in variables)):
+            value = f"={error['input']!r}" if field.repr else ""
+            return f"{variables[0]}{value}: {error['msg']}"
+    return str(error["msg"])
 
 
 def pinned_model_version(settings: Settings) -> str:
@@ -121,6 +150,11 @@ def pinned_model_version(settings: Settings) -> str:
     """
     from indexer.model_versions import get_model_version, offline_model_for
 
-    if settings.uses_offline_model:
-        return offline_model_for(settings.vision_model_version).name
-    return get_model_version(settings.vision_model_version).name
+    try:
+        if settings.uses_offline_model:
+            return offline_model_for(settings.vision_model_version).name
+        return get_model_version(settings.vision_model_version).name
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"VISION_MODEL_VERSION={settings.vision_model_version!r} is not usable: {exc}"
+        ) from None

@@ -16,8 +16,6 @@ fault and what is worth retrying.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer import query
+from indexer.base64_image import decode_base64_image
 from indexer.entrypoints.document_images import (
     DEFAULT_THUMBNAIL_SIDE,
     THUMBNAIL_SIDES,
@@ -33,10 +32,9 @@ from indexer.entrypoints.document_images import (
     read_document_image,
     thumbnail,
 )
-from indexer.entrypoints.functions import get_services
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
-from indexer.services import Services
+from indexer.services import Services, get_services
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +69,6 @@ def _as_int(name: str, value: Any) -> int:
     if not 1 <= number <= MAX_K:
         raise BadRequest(f"{name} must be between 1 and {MAX_K}, got {number}")
     return number
-
-
-def _base64_image(value: Any) -> bytes:
-    """An image sent inside JSON (``{"image": "<base64>"}``, as a browser sends a dropped
-    file along with its filters), or a data URL of one."""
-    if not isinstance(value, str):
-        raise BadRequest("image must be the image's bytes in base64")
-    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest("image is not valid base64") from None
 
 
 def _as_threshold(value: Any) -> float:
@@ -144,7 +130,7 @@ def parse_search_request(
     image_url = options.get("image_url", options.get("url"))
     like = options.get("like")
     if image is None and options.get("image") not in (None, ""):
-        image = _base64_image(options["image"])
+        image = decode_base64_image(options["image"], what="image")  # as a browser sends a dropped file
     given = [
         name
         for name, value in (("text", text), ("image_url", image_url), ("image", image), ("like", like))

@@ -41,8 +41,6 @@ Errors, through ``errors.classify`` as everywhere:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -52,19 +50,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from indexer.base64_image import decode_base64_image
 from indexer.documents import Embedding, IndexPin
 from indexer.entrypoints.http import HttpAnswer, error_answer
 from indexer.errors import (
     BadRequest,
     InputLimitError,
-    InvalidImageError,
     InvalidInputError,
     ServiceError,
     classify,
 )
 from indexer.indexing.pipeline import prepare
 from indexer.keys import blob_url_parts
-from indexer.services import Services
+from indexer.services import Services, get_services
 from indexer.sources.base import ImageItem
 from indexer.sources.blob import iso_utc, parse_tags
 
@@ -135,18 +133,6 @@ def parse_request(body: bytes | None, content_type: str | None) -> list[tuple[st
 # --------------------------------------------------------------------------- one record
 
 
-def _decode_base64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise InvalidImageError(f"{what} must be a non-empty Base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        try:  # the URL-safe alphabet, padding optional; validated, so stray characters are refused
-            return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidImageError(f"{what} is not valid Base64") from None
-
-
 def _file_reference(value: Any, name: str) -> bytes | str:
     """The bytes of an image object (``{"data": <base64>, ...}``), or the URL to fetch it from
     (``{"$type": "file", "url", "sasToken"}``)."""
@@ -156,7 +142,7 @@ def _file_reference(value: Any, name: str) -> bytes | str:
     if kind not in (None, "file"):
         raise RecordError(f"the input '{name}' has $type {kind!r}; a file reference has $type 'file'")
     if value.get("data") is not None:
-        return _decode_base64(value.get("data"), f"the input '{name}' (data)")
+        return decode_base64_image(value.get("data"), what=f"the input '{name}' (data)")
     url = value.get("url")
     if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
         sas = value.get("sasToken")
@@ -326,8 +312,6 @@ def vectorize_http(
     *, method: str, body: bytes | None, content_type: str | None, services: Services | None = None
 ) -> HttpAnswer:
     """The HTTP endpoint: parse, answer every record, or one Azure-shaped error for the call."""
-    from indexer.entrypoints.functions import get_services
-
     try:
         if (method or "").upper() not in ("POST", "PUT"):
             raise BadRequest(f"method {method} is not supported; use POST", code="MethodNotAllowed", status=405)

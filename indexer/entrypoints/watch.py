@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.indexing.pipeline import Outcome
 from indexer.services import Services
 

@@ -12,18 +12,11 @@ from azure.core.credentials import AzureKeyCredential
 
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.errors import ConfigurationError
+from indexer.index_setup import describe_backend, describe_vectorizer
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.ratelimit import RateLimiter
-from indexer.services import (
-    build_backend,
-    build_credential,
-    build_rate_limiter,
-    build_vectorizer,
-    describe_backend,
-    describe_vectorizer,
-    index_model_version,
-)
-from indexer.settings import Settings
+from indexer.services import build_backend, build_credential, build_rate_limiter, build_vectorizer
+from indexer.settings import Settings, pinned_model_version
 from indexer.vectorizers import LazyVectorizer
 from indexer.vectorizers.vision.client import VisionClient
 from tests.fixtures.cli import clean_env
@@ -64,10 +57,10 @@ def test_without_endpoints_the_index_is_local_and_no_pacing_applies(tmp_path) ->
 
 
 def test_the_offline_model_stands_in_for_the_configured_azure_version() -> None:
-    assert index_model_version(settings()) == OFFLINE_MULTILINGUAL
-    assert index_model_version(settings(vision_model_version="2022-04-11")) == OFFLINE_ENGLISH
+    assert pinned_model_version(settings()) == OFFLINE_MULTILINGUAL
+    assert pinned_model_version(settings(vision_model_version="2022-04-11")) == OFFLINE_ENGLISH
     assert (
-        index_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11"))
+        pinned_model_version(settings(vision_endpoint="https://x.example", vision_model_version="2022-04-11"))
         == "2022-04-11"
     )
 

@@ -166,16 +166,18 @@ def test_bad_records_get_their_own_errors_and_the_rest_is_answered(endpoint, sam
         "too-large": {"imageBinary": {"data": b64(png(16000, 1))}},
         "no-data": {"file_data": {"$type": "file"}},
         "good-image": {"file_data": {"$type": "file", "data": b64(cat)}},
+        "url-safe-image": {"imageBinary": {"data": base64.urlsafe_b64encode(cat).decode().rstrip("=")}},
     }
     answer = post(endpoint, {"values": [{"recordId": k, "data": v} for k, v in records.items()]})
 
     assert answer.status_code == 200
     answered = by_id(answer)
     assert set(answered) == set(records)
-    for good in ("good", "seventy", "good-image"):
+    goods = {"good", "seventy", "good-image", "url-safe-image"}
+    for good in goods:
         assert answered[good]["errors"] is None and answered[good]["data"]["vector"], good
     messages = {k: answered[k]["errors"][0]["message"] for k in records if answered[k]["errors"]}
-    assert set(messages) == set(records) - {"good", "seventy", "good-image"}
+    assert set(messages) == set(records) - goods
     assert "71 words" in messages["seventy-one"] and "limit: text_words" in messages["seventy-one"]
     assert "no input" in messages["empty"]
     assert "exactly one input" in messages["two"]

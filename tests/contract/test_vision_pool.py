@@ -10,9 +10,10 @@ import pytest
 from azure.core.credentials import AzureKeyCredential
 
 from indexer.errors import ConfigurationError, ModelVersionMismatchError
+from indexer.index_setup import describe_vectorizer
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.ratelimit import RateLimiter
-from indexer.services import build_vectorizer, describe_vectorizer
+from indexer.services import build_vectorizer
 from indexer.settings import Settings
 from indexer.vectorizers.vision import VisionClient
 from indexer.vectorizers.vision.pool import VisionPool

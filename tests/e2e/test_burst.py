@@ -15,7 +15,7 @@ import hashlib
 import pytest
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.indexing.deferrals import DEFERRED_QUEUE
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.keys import blob_identity, document_key

@@ -263,20 +263,19 @@ def test_index_into_an_index_pinned_to_another_model_exits_3_and_changes_nothing
     result = run_cli("index", small_folder)
 
     assert result.exit_code == 3
-    message = result.stderr
-    assert OFFLINE_ENGLISH in message and OFFLINE_MULTILINGUAL in message and "VISION_MODEL_VERSION" in message
+    message = result.stderr  # the pin check's message (IndexPin.check_pin), as every edge shows it
+    assert f"'{OFFLINE_ENGLISH}' (384 dimensions), not '{OFFLINE_MULTILINGUAL}' (512 dimensions)" in message
+    assert "local numpy index 'images'" in message and "VISION_MODEL_VERSION" in message and "--repin" in message
     assert "Traceback" not in result.output
     index = local_index(tmp_path / "imgsearch-data")
     assert index.count() == 0 and index.get_pin().model_version == OFFLINE_ENGLISH
 
 
-def test_ensure_index_creates_the_pinned_index_once_and_refuses_another_pin(run_cli, tmp_path) -> None:
+def test_ensure_index_creates_the_pinned_index_once(run_cli, tmp_path) -> None:
     first = run_cli("ensure-index")
     again = run_cli("ensure-index")
-    other = run_cli("ensure-index", env={"VISION_MODEL_VERSION": "2022-04-11"})
 
     assert first.exit_code == 0 and again.exit_code == 0 and OFFLINE_MULTILINGUAL in first.stdout
-    assert other.exit_code == 3 and OFFLINE_MULTILINGUAL in other.stderr and OFFLINE_ENGLISH in other.stderr
     info = json.loads(run_cli("info", "--json").stdout)
     assert info["index_exists"] and info["documents"] == 0 and info["model_version"] == OFFLINE_MULTILINGUAL
 
@@ -340,10 +339,7 @@ def test_an_index_pinned_to_azures_version_refuses_the_stand_ins_vectors(
 
     result = run_cli("index", small_folder, env=env)
 
-    assert result.exit_code == 3
-    assert "'2023-04-15'" in result.stderr and OFFLINE_MULTILINGUAL in result.stderr
-    assert "--repin" in result.stderr  # it is empty, so the way out is named
-    assert index.count() == 0
+    assert result.exit_code == 3 and index.count() == 0
 
 
 def test_ensure_index_repins_an_empty_index_and_never_one_with_documents(run_cli, small_folder, tmp_path) -> None:

@@ -10,7 +10,7 @@ writes a second after it answers them (``tests/e2e/conftest.py``), as Azure show
 seconds" after.
 
 The services are configured through environment variables only, as in Azure: the handlers
-build everything from the environment on first use (``handlers.get_services``).
+build everything from the environment on first use (``indexer.services.get_services``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.entrypoints.watch import BlobWatcher, Change
+from indexer.index_setup import ensure_index
 from indexer.model_versions import OFFLINE_MULTILINGUAL
-from indexer.services import Services, build_backend, ensure_index
+from indexer.services import Services, build_backend, get_services
 from indexer.settings import load_settings
 from tests.fixtures.azurite import blob_key
 
@@ -61,7 +62,7 @@ def function_app():
 
 @pytest.fixture
 def azure_like_environment(
-    monkeypatch, azurite, blob_container, vision_server, search_double, search_index_name, tmp_path
+    monkeypatch, azurite, blob_container, vision_server, search_double, search_index_name, tmp_path, worker_services
 ):
     """App settings as the Function app would have them, pointing at the stand-ins."""
     for name, value in {
@@ -81,9 +82,8 @@ def azure_like_environment(
     settings = load_settings()
     # Provisioning: the deployment creates the index pinned to the configured model version.
     ensure_index(settings, build_backend(settings))
-    handlers.set_services(None)  # the handlers build their services from this environment
-    yield settings
-    handlers.set_services(None)
+    worker_services(None)  # the handlers build their services from this environment
+    return settings
 
 
 class RunningWatcher:
@@ -146,7 +146,7 @@ def image_calls(vision_server) -> int:
 def test_upload_search_reupload_delete_and_a_corrupt_blob(
     azure_like_environment, function_app, blob_container, vision_server, search_double, search_index_name
 ):
-    services = handlers.get_services()
+    services = get_services()
     backend = services.backend
     tags = labels()
     for name in PHOTOS:

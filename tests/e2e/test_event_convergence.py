@@ -4,7 +4,7 @@ a few blob names (in Azurite, through the real azure-storage-blob SDK), whose ev
 delivered to the Function handlers duplicated, late and reordered (a delete before its create,
 a create after a later delete, the same event twice), one at a time as the host delivers them.
 
-What the handlers do (``indexer.entrypoints.functions``): ``index_blob`` indexes the blob *as it is now*
+What the handlers do (``indexer.entrypoints.blob_events``): ``index_blob`` indexes the blob *as it is now*
 and does nothing if it is gone; ``handle_blob_event(BlobDeleted)`` removes the document only if
 the blob is really gone, and re-indexes it if it exists again. So every event handled after a
 blob's last change drives its document to the final state, and the last change's own event is
@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.documents import Embedding
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.indexing.bulk import RunOptions
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.indexing.run import index_source

@@ -5,6 +5,7 @@ HttpRequest objects), against Azurite, the local vectorizer server over HTTP and
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -27,7 +28,8 @@ from azurefunctions.extensions.base import Datum as SdkDatum
 from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClientConverter
 from PIL import Image
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
+from indexer.errors import ConfigurationError
 from indexer.indexing.failures import BlobFailureLog, JsonlFailureLog
 from indexer.indexing.pipeline import Outcome
 from indexer.model_versions import DEFAULT_MODEL_VERSION, OFFLINE_MULTILINGUAL
@@ -145,8 +147,9 @@ def test_vectorize_is_a_post_route_with_function_keys(function_app):
     assert trigger["authLevel"] == "FUNCTION"
 
 
-def test_vectorize_answers_the_documented_vectorizer_payload_through_the_function(function_app, local_index):
-    from indexer.entrypoints import functions as handlers_module
+def test_vectorize_answers_the_documented_vectorizer_payload_through_the_function(
+    function_app, local_index, worker_services
+):
     from indexer.vectorizers.offline import get_offline_vectorizer
 
     services = build_services(
@@ -155,13 +158,10 @@ def test_vectorize_answers_the_documented_vectorizer_payload_through_the_functio
         backend=local_index,
         storage=False,
     )
-    handlers_module.set_services(services)
-    try:
-        body = json.dumps({"values": [{"recordId": "0", "data": {"text": "a cat"}}]}).encode()
-        request = func.HttpRequest("POST", "/api/vectorize", body=body, headers={"content-type": "application/json"})
-        response = call(function_app, "vectorize", request)
-    finally:
-        handlers_module.set_services(None)
+    worker_services(services)
+    body = json.dumps({"values": [{"recordId": "0", "data": {"text": "a cat"}}]}).encode()
+    request = func.HttpRequest("POST", "/api/vectorize", body=body, headers={"content-type": "application/json"})
+    response = call(function_app, "vectorize", request)
     assert response.status_code == 200 and response.mimetype == "application/json"
     record = json.loads(response.get_body())["values"][0]
     assert record["recordId"] == "0" and record["errors"] is None and record["warnings"] is None
@@ -241,7 +241,7 @@ def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
     FastAPI/uvicorn/Starlette and nothing of the offline model."""
     code = ["import json, sys", "sys.path.insert(0, sys.argv[1])", "import function_app"]
     if build_services:
-        code.append("function_app.handlers.get_services()")
+        code.append("from indexer.services import get_services; get_services()")
     code.append("print(json.dumps(sorted(sys.modules)))")
     unreachable = "http://127.0.0.1:9"  # never contacted: building clients sends nothing
     env = {
@@ -263,7 +263,7 @@ def test_the_app_in_a_fresh_process_loads_no_heavy_modules(build_services):
     )
     assert result.returncode == 0, result.stderr
     modules = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "function_app" in modules and "indexer.entrypoints.functions" in modules
+    assert "function_app" in modules and "indexer.entrypoints.blob_events" in modules
     if build_services:
         assert "indexer.vectorizers.vision.client" in modules and "indexer.backends.azure_search" in modules
     assert heavy_modules(modules) == []
@@ -302,11 +302,10 @@ def _binding_connection(azurite, monkeypatch):
 
 
 @pytest.fixture
-def services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path):
+def services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path, worker_services):
     built = make_services(azurite, blob_container, vision_server, local_index, failures_container, tmp_path)
-    handlers.set_services(built)  # what get_services() hands every invocation in this worker
+    worker_services(built)  # what get_services() hands every invocation in this worker
     yield built
-    handlers.set_services(None)
 
 
 def blob_binding(container, name: str, data: bytes | None = None):
@@ -381,7 +380,15 @@ def test_index_image_indexes_the_blob_with_its_metadata(function_app, services, 
 
 
 def test_the_function_reads_each_image_once_through_the_size_guard(
-    azurite, blob_container, vision_server, local_index, failures_container, tmp_path, function_app, photos
+    azurite,
+    blob_container,
+    vision_server,
+    local_index,
+    failures_container,
+    tmp_path,
+    function_app,
+    photos,
+    worker_services,
 ):
     # Every request of the handler's storage client, counted on the wire.
     seen: list[tuple[str, str, str]] = []
@@ -399,16 +406,13 @@ def test_the_function_reads_each_image_once_through_the_size_guard(
         VISION_MODEL_VERSION=OFFLINE_MULTILINGUAL,
         IMGSEARCH_DATA_DIR=str(tmp_path),
     )
-    handlers.set_services(
+    worker_services(
         build_services(settings, backend=local_index, failures=BlobFailureLog(failures_container), blob_service=counted)
     )
-    try:
-        blob_container.upload_blob("one-read.jpg", photos["dog.jpg"])
-        argument = blob_binding(blob_container, "one-read.jpg")
-        assert isinstance(argument, StorageBlobClient)  # what the host hands over: a client, no bytes
-        call(function_app, "index_image", argument)
-    finally:
-        handlers.set_services(None)
+    blob_container.upload_blob("one-read.jpg", photos["dog.jpg"])
+    argument = blob_binding(blob_container, "one-read.jpg")
+    assert isinstance(argument, StorageBlobClient)  # what the host hands over: a client, no bytes
+    call(function_app, "index_image", argument)
     url = blob_container.get_blob_client("one-read.jpg").url
     reads = [(method, rng) for method, where, rng in seen if where == url and method == "GET"]
     # One download, ranged to the size guard; the other calls are property reads (HEAD).
@@ -417,7 +421,14 @@ def test_the_function_reads_each_image_once_through_the_size_guard(
 
 
 def test_a_blob_still_throttled_is_deferred_to_the_queue_and_indexed_from_it_later(
-    storage_with_queues, blob_container, faulty_vision_server, local_index, failures_container, tmp_path, function_app
+    storage_with_queues,
+    blob_container,
+    faulty_vision_server,
+    local_index,
+    failures_container,
+    tmp_path,
+    function_app,
+    worker_services,
 ):
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
@@ -438,13 +449,10 @@ def test_a_blob_still_throttled_is_deferred_to_the_queue_and_indexed_from_it_lat
         backend=local_index,
         failures=BlobFailureLog(failures_container),
     )
-    handlers.set_services(throttled)
-    try:
-        blob_container.upload_blob("busy.jpg", jpeg())
-        assert call(function_app, "index_image", blob_binding(blob_container, "busy.jpg")) is None  # no raise
-        assert handlers.index_blob(f"{blob_container.container_name}/busy.jpg").status == "deferred"
-    finally:
-        handlers.set_services(None)
+    worker_services(throttled)
+    blob_container.upload_blob("busy.jpg", jpeg())
+    assert call(function_app, "index_image", blob_binding(blob_container, "busy.jpg")) is None  # no raise
+    assert handlers.index_blob(f"{blob_container.container_name}/busy.jpg").status == "deferred"
     assert local_index.count() == 0 and throttled.failures.get(key_of(blob_container, "busy.jpg")) is None
     # Two messages (two events), each invisible for at least the second Retry-After asks for.
     assert queue.peek_messages(max_messages=32) == []
@@ -459,17 +467,14 @@ def test_a_blob_still_throttled_is_deferred_to_the_queue_and_indexed_from_it_lat
 
     # The queue trigger, once Vision has room again: the blob is indexed as it is now.
     recovered = faulty_vision_server()
-    handlers.set_services(
+    worker_services(
         build_services(
             Settings(VISION_ENDPOINT=recovered.url, **settings), backend=local_index, failures=throttled.failures
         )
     )
-    try:
-        for message in messages:  # at least once: the second message finds it unchanged
-            call(function_app, "index_deferred", func.QueueMessage(body=message.content.encode("utf-8")))
-            queue.delete_message(message)
-    finally:
-        handlers.set_services(None)
+    for message in messages:  # at least once: the second message finds it unchanged
+        call(function_app, "index_deferred", func.QueueMessage(body=message.content.encode("utf-8")))
+        queue.delete_message(message)
     assert local_index.get(key_of(blob_container, "busy.jpg")) is not None
     assert len([r for r in recovered.requests.all() if r.path.endswith("vectorizeImage")]) == 1
 
@@ -516,37 +521,38 @@ def test_a_corrupt_blob_is_recorded_and_the_function_returns_normally(
 
 
 def test_a_blob_over_the_size_limit_is_recorded_without_a_vision_call(
-    azurite, blob_container, vision_server, local_index, failures_container, tmp_path, function_app
+    azurite, blob_container, vision_server, local_index, failures_container, tmp_path, function_app, worker_services
 ):
     small_limit = make_services(
         azurite, blob_container, vision_server, local_index, failures_container, tmp_path, MAX_IMAGE_BYTES=2000
     )
-    handlers.set_services(small_limit)
-    try:
-        blob_container.upload_blob("huge.jpg", jpeg(size=(400, 400)))
-        before = len(vision_server.requests.all())
-        call(function_app, "index_image", blob_binding(blob_container, "huge.jpg"))
-    finally:
-        handlers.set_services(None)
+    worker_services(small_limit)
+    blob_container.upload_blob("huge.jpg", jpeg(size=(400, 400)))
+    before = len(vision_server.requests.all())
+    call(function_app, "index_image", blob_binding(blob_container, "huge.jpg"))
     record = small_limit.failures.get(key_of(blob_container, "huge.jpg"))
     assert record is not None and "InputLimitError" in record.reason and "2,000" in record.reason
     assert len(vision_server.requests.all()) == before
 
 
 def test_a_transient_vision_failure_raises_so_the_host_retries(
-    azurite, blob_container, faulty_vision_server, local_index, failures_container, tmp_path, function_app
+    azurite,
+    blob_container,
+    faulty_vision_server,
+    local_index,
+    failures_container,
+    tmp_path,
+    function_app,
+    worker_services,
 ):
     down = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(503,), fault_retry_after=None)
     flaky = make_services(
         azurite, blob_container, down, local_index, failures_container, tmp_path, VISION_MAX_RETRIES=0
     )
-    handlers.set_services(flaky)
-    try:
-        blob_container.upload_blob("a.jpg", jpeg())
-        with pytest.raises(Exception) as caught:
-            call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
-    finally:
-        handlers.set_services(None)
+    worker_services(flaky)
+    blob_container.upload_blob("a.jpg", jpeg())
+    with pytest.raises(Exception) as caught:
+        call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
     assert getattr(caught.value, "status_code", None) == 503
     assert flaky.failures.get(key_of(blob_container, "a.jpg")) is None  # not a permanent failure
     assert local_index.count() == 0
@@ -669,10 +675,16 @@ def test_search_by_text_ranks_the_matching_image_first(function_app, indexed_sam
 
 
 def test_search_by_posted_image_bytes_finds_the_same_image(function_app, indexed_sample_blobs, photos):
-    status, body = search(function_app, http("POST", {"k": "1"}, photos["dog.jpg"], "image/jpeg"))
-    assert status == 200
-    assert body["results"][0]["fields"]["file_name"] == "dog.jpg"
-    assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+    as_bytes = search(function_app, http("POST", {"k": "1"}, photos["dog.jpg"], "image/jpeg"))
+    # The same bytes inside JSON, in the least usual form accepted: a data: URL of URL-safe
+    # Base64 without its padding (indexer.base64_image).
+    encoded = base64.urlsafe_b64encode(photos["dog.jpg"]).decode().rstrip("=")
+    payload = json.dumps({"image": f"data:image/jpeg;base64,{encoded}", "k": 1}).encode()
+    in_json = search(function_app, http("POST", None, payload, "application/json"))
+    for status, body in (as_bytes, in_json):
+        assert status == 200
+        assert body["results"][0]["fields"]["file_name"] == "dog.jpg"
+        assert body["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_search_by_image_url_with_json_body_and_filters(function_app, indexed_sample_blobs, photos, image_url_server):
@@ -706,6 +718,7 @@ def test_search_threshold_drops_weaker_results(function_app, indexed_sample_blob
         (dict(params={"text": " ".join(["word"] * 71)}), "InputLimitExceeded", "70 words"),
         (dict(params={"image_url": "file:///etc/passwd"}), "BadRequest", "http(s) URL"),
         (dict(method="POST", body=b"{not json", content_type="application/json"), "BadRequest", "not valid JSON"),
+        (dict(method="POST", body=b'{"image": "!!!"}', content_type="application/json"), "InvalidImage", "Base64"),
         (
             dict(method="POST", body=b"\x00\x01garbage", content_type="image/png"),
             "InvalidImage",
@@ -730,47 +743,65 @@ def test_unsupported_media_type_gets_415_and_other_methods_405(function_app, ind
 
 
 def test_search_before_the_index_exists_answers_503(
-    function_app, azurite, blob_container, vision_server, failures_container, tmp_path
+    function_app, azurite, blob_container, vision_server, failures_container, tmp_path, worker_services
 ):
     from indexer.backends.numpy_index import NumpyIndex
 
     missing = NumpyIndex(tmp_path / "never-created", "images")
-    handlers.set_services(make_services(azurite, blob_container, vision_server, missing, failures_container, tmp_path))
-    try:
-        status, body = search(function_app, http(params={"text": "a cat"}))
-    finally:
-        handlers.set_services(None)
+    worker_services(make_services(azurite, blob_container, vision_server, missing, failures_container, tmp_path))
+    status, body = search(function_app, http(params={"text": "a cat"}))
     assert status == 503 and body["error"]["code"] == "IndexNotFound"
 
 
+def test_a_bad_app_setting_is_named_by_the_functions(function_app, blob_container, monkeypatch, worker_services):
+    monkeypatch.setenv("VISION_CONCURRENCY", "none")
+    worker_services(None)  # a fresh worker: it reads its app settings on the first invocation
+
+    status, body = search(function_app, http(params={"text": "a cat"}))
+    with pytest.raises(ConfigurationError) as raised:  # the blob trigger: the host logs it and retries
+        call(function_app, "index_image", blob_binding(blob_container, "a.jpg"))
+
+    assert status == 500 and body["error"]["code"] == "Configuration"
+    for message in (body["error"]["message"], str(raised.value)):
+        assert message.startswith("invalid setting: VISION_CONCURRENCY='none': Input should be a valid integer")
+
+
 def test_search_against_an_index_of_another_model_version_answers_500_and_names_both(
-    function_app, azurite, blob_container, vision_server, failures_container, tmp_path, local_index_factory
+    function_app,
+    azurite,
+    blob_container,
+    vision_server,
+    failures_container,
+    tmp_path,
+    local_index_factory,
+    worker_services,
 ):
     from indexer.model_versions import OFFLINE_ENGLISH
 
     english = local_index_factory(OFFLINE_ENGLISH, directory=tmp_path / "english")
-    handlers.set_services(make_services(azurite, blob_container, vision_server, english, failures_container, tmp_path))
-    try:
-        status, body = search(function_app, http(params={"text": "a cat"}))
-    finally:
-        handlers.set_services(None)
+    worker_services(make_services(azurite, blob_container, vision_server, english, failures_container, tmp_path))
+    status, body = search(function_app, http(params={"text": "a cat"}))
     assert status == 500 and body["error"]["code"] == "ModelVersionMismatch"
     assert OFFLINE_ENGLISH in body["error"]["message"] and OFFLINE_MULTILINGUAL in body["error"]["message"]
 
 
 def test_search_while_vision_throttles_answers_503_with_retry_after(
-    function_app, azurite, blob_container, faulty_vision_server, local_index, failures_container, tmp_path
+    function_app,
+    azurite,
+    blob_container,
+    faulty_vision_server,
+    local_index,
+    failures_container,
+    tmp_path,
+    worker_services,
 ):
     throttled = faulty_vision_server(keys=["test-key"], fault_rate=1.0, fault_statuses=(429,), fault_retry_after=7)
-    handlers.set_services(
+    worker_services(
         make_services(
             azurite, blob_container, throttled, local_index, failures_container, tmp_path, VISION_MAX_RETRIES=0
         )
     )
-    try:
-        response = call(function_app, "search", http(params={"text": "a cat"}))
-    finally:
-        handlers.set_services(None)
+    response = call(function_app, "search", http(params={"text": "a cat"}))
     assert response.status_code == 503
     assert json.loads(response.get_body())["error"]["code"] == "ServiceUnavailable"
     assert response.headers.get("Retry-After") == "7"

@@ -23,9 +23,10 @@ from azure.storage.blob import ContainerClient, RetentionPolicy
 
 from indexer.backends.azure_search import AzureSearchBackend
 from indexer.backends.azure_search.pull import AzureSearchPull
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
+from indexer.index_setup import ensure_index, ensure_indexer, indexer_name
 from indexer.model_versions import OFFLINE_MULTILINGUAL
-from indexer.services import Services, build_services, ensure_index, ensure_indexer, indexer_name
+from indexer.services import Services, build_services
 from indexer.settings import Settings
 from tests.fixtures.azurite import blob_key
 
@@ -105,7 +106,6 @@ def world(
             search_double.service.data_sources.pop(f"{search_index_name}-blobs", None)
         pull.close()
         search.close()
-        handlers.set_services(None)
 
 
 def test_an_app_finds_the_cat_by_text_in_an_index_built_by_pull(world, search_double):

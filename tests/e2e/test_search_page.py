@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.entrypoints import local_host
 from indexer.indexing.failures import BlobFailureLog
 from indexer.model_versions import OFFLINE_MULTILINGUAL
@@ -241,7 +241,9 @@ def function_app_asgi(module, key: str):
 
 
 @pytest.fixture
-def function_app_page(azurite, blob_container, blob_service, vision_server, tmp_path, run_asgi, samples_dir):
+def function_app_page(
+    azurite, blob_container, blob_service, vision_server, tmp_path, run_asgi, samples_dir, worker_services
+):
     from indexer.backends.numpy_index import NumpyIndex
 
     index = NumpyIndex(tmp_path / "index", "images")
@@ -255,7 +257,7 @@ def function_app_page(azurite, blob_container, blob_service, vision_server, tmp_
     )
     failures = BlobFailureLog(blob_service.get_container_client(f"{blob_container.container_name}-failures"))
     services = build_services(settings, backend=index, failures=failures)
-    handlers.set_services(services)
+    worker_services(services)
     for name in ("cat.jpg", "dog.jpg", "bus.jpg", "coffee.jpg"):
         blob_container.upload_blob(name, (samples_dir / name).read_bytes())
         assert handlers.index_blob(f"{blob_container.container_name}/{name}").status == "indexed"
@@ -263,7 +265,6 @@ def function_app_page(azurite, blob_container, blob_service, vision_server, tmp_
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield run_asgi(function_app_asgi(module, key="page-key"))
-    handlers.set_services(None)
 
 
 def test_the_page_works_from_the_function_apps_route_with_its_key(page, function_app_page):

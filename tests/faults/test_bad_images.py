@@ -27,7 +27,7 @@ import requests
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import ContentSettings
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.entrypoints.http import search_http
 from indexer.errors import InputLimitError, InvalidImageError, ServiceError, VisionRequestError, VisionServiceError
 from indexer.indexing.failures import JsonlFailureLog

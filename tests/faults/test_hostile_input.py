@@ -32,7 +32,6 @@ from hypothesis import strategies as st
 
 from indexer.backends.azure_search import AzureSearchBackend
 from indexer.documents import Embedding
-from indexer.entrypoints import functions as handlers
 from indexer.entrypoints.http import search_http
 from indexer.filters import Condition, parse_condition
 from indexer.indexing.failures import JsonlFailureLog
@@ -43,6 +42,7 @@ from indexer.services import build_services
 from indexer.settings import Settings
 from indexer.sources.base import ImageItem
 from indexer.vectorizers.vision.client import VisionClient
+from tests.fixtures.worker_services import worker_services_installed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = {
@@ -109,9 +109,8 @@ def function_app(hostile_world):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.indexed_functions = {f.get_function_name(): f for f in module.app.get_functions()}
-    handlers.set_services(hostile_world)  # what get_services() hands the HTTP trigger
-    yield module
-    handlers.set_services(None)
+    with worker_services_installed(hostile_world):  # what get_services() hands the HTTP trigger
+        yield module
 
 
 def via_handler(services, method="GET", params=None, body=None, content_type=None) -> tuple[int, dict]:

@@ -26,7 +26,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import BlobServiceClient
 
 from indexer.backends.azure_search import AzureSearchBackend
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.entrypoints.http import search_http
 from indexer.indexing.failures import BlobFailureLog
 from indexer.model_versions import OFFLINE_MULTILINGUAL

@@ -70,7 +70,7 @@ from urllib.parse import parse_qsl, urlsplit
 from azure.core.credentials import AzureKeyCredential
 from azure.storage.blob import BlobServiceClient
 
-from indexer.entrypoints import functions as handlers
+from indexer.entrypoints import blob_events as handlers
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.indexing.failures import JsonlFailureLog
 from indexer.settings import Settings

@@ -1,5 +1,5 @@
 """The value types of ``indexer.documents``: an index's pin refuses vectors of another model
-version or dimension count, and documents that claim another version."""
+version or dimension count, another pin, and documents that claim another version."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ def test_the_model_version_is_checked_before_the_dimensions():
     with pytest.raises(ModelVersionMismatchError) as caught:
         PIN.check(embedding("other", dimensions=3), action="upsert")
     assert (caught.value.expected, caught.value.actual) == ("2023-04-15", "other")
+
+
+def test_an_index_pin_is_checked_against_the_wanted_one_naming_both_and_where_the_index_lives():
+    assert PIN.check_pin(IndexPin("2023-04-15", 4), where="the index 'x'", remedy="do y") is None
+    for wanted in (IndexPin("2022-04-11", 4), IndexPin("2023-04-15", 5)):
+        with pytest.raises(ModelVersionMismatchError) as caught:
+            PIN.check_pin(wanted, where="the index 'x' at https://s", remedy="use another index")
+        assert str(caught.value) == (
+            f"the index 'x' at https://s is pinned to model version '2023-04-15' (4 dimensions), not "
+            f"{wanted.model_version!r} ({wanted.dimensions} dimensions), and vectors of different model versions "
+            f"never share an index; use another index"
+        )
+        assert (caught.value.expected, caught.value.actual) == (PIN, wanted)
 
 
 @pytest.mark.parametrize("fields", [{}, {"model_version": None}, {"model_version": "2023-04-15"}, {"width": 3}])

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from indexer.errors import ConfigurationError
+from indexer.index_setup import pull_definitions, vectorizer_endpoint, wanted_schema
 from indexer.model_versions import MODEL_VERSIONS
 from indexer.schema import VECTOR_FIELD, VectorizerEndpoint, load_pull_definitions, load_schema, pull_indexer_name
-from indexer.services import pull_definitions, vectorizer_endpoint, wanted_schema
 from indexer.settings import Settings
 
 ACCOUNT_ID = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/stimgx"

@@ -1,4 +1,5 @@
-"""The Azure AI Search backend (``AzureSearchBackend``) and the OData it renders (``odata``)."""
+"""The Azure AI Search backend (``AzureSearchBackend``), the OData it renders (``odata``), pull
+mode (``pull``) and the errors of both (``errors``)."""
 
 from indexer.backends.azure_search.backend import AzureSearchBackend, score_to_cosine
 

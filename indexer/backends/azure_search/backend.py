@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -60,6 +60,13 @@ from azure.search.documents.indexes import SearchIndexClient
 from azure.search.documents.indexes.models import SearchIndex
 from azure.search.documents.models import VectorizableTextQuery, VectorizedQuery
 
+from indexer.backends.azure_search.errors import (
+    call_service,
+    error_code,
+    error_message,
+    index_already_exists,
+    service_error,
+)
 from indexer.backends.azure_search.odata import and_filters, quote_string, render_filter
 from indexer.backends.base import WriteResult, normalize
 from indexer.backends.schema_rules import (
@@ -73,7 +80,7 @@ from indexer.backends.schema_rules import (
     validate_fields,
 )
 from indexer.documents import Document, Embedding, Hit, IndexPin
-from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError, SearchServiceError
+from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
 from indexer.filters import Condition
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
 from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema, parse_pin
@@ -84,9 +91,6 @@ DEFAULT_API_VERSION = "2026-04-01"
 PAGE_SIZE = 1000  # the most results one search request returns
 MAX_SKIP = 100_000  # the service refuses larger $skip values
 RETRIABLE_DOCUMENT_STATUSES = frozenset({409, 422, 429, 503})
-# How the service says "that index already exists" to a create: 400 with these codes (the live
-# answer in azure-sdk-for-net#38026), or 409 (ResourceExistsError) as HTTP would have it.
-INDEX_EXISTS_CODES = frozenset({"ResourceNameAlreadyInUse", "CannotCreateExistingIndex"})
 _ENVELOPE_BYTES = len('{"value": [') + len("]}")
 _SEPARATOR_BYTES = len(", ")
 
@@ -198,7 +202,12 @@ class AzureSearchBackend:
         existing = self._get_index_or_none()
         if existing is None:
             definition = SearchIndex(schema.named(self.index_name))
-            created = self._call(lambda: self._create_unless_exists(definition), f"create index {self.index_name!r}")
+            created = call_service(
+                lambda: self._create_unless_exists(definition),
+                f"create index {self.index_name!r}",
+                self.endpoint,
+                not_found=self._index_gone,
+            )
             if created is not None:
                 self._live = self._read_live(created.as_dict())
                 return self._live.pin
@@ -218,9 +227,11 @@ class AzureSearchBackend:
             if vector_search is not None:
                 updated["vectorSearch"] = vector_search
                 changes.append("point the vectorizer of")
-            self._call(
+            call_service(
                 lambda: self._index_client.create_or_update_index(SearchIndex(updated)),
                 f"{' and '.join(changes)} index {self.index_name!r}",
+                self.endpoint,
+                not_found=self._index_gone,
             )
             live = self._read_live(self._get_index_or_none().as_dict())  # type: ignore[union-attr]
         self._live = live
@@ -229,10 +240,11 @@ class AzureSearchBackend:
     def delete_index(self) -> None:
         """Delete the index on the service (documents and definition). A missing index is fine."""
         try:
-            self._call(
+            call_service(
                 lambda: self._index_client.delete_index(self.index_name),
                 f"delete index {self.index_name!r}",
-                allow=(ResourceNotFoundError,),
+                self.endpoint,
+                not_found=None,
             )
         except ResourceNotFoundError:
             pass
@@ -257,10 +269,11 @@ class AzureSearchBackend:
 
     def _get_index_or_none(self) -> SearchIndex | None:
         try:
-            return self._call(
+            return call_service(
                 lambda: self._index_client.get_index(self.index_name),
                 f"read index {self.index_name!r}",
-                allow=(ResourceNotFoundError,),
+                self.endpoint,
+                not_found=None,
             )
         except ResourceNotFoundError:
             return None
@@ -301,14 +314,8 @@ class AzureSearchBackend:
                 expected=pin.dimensions,
                 actual=vector.get("dimensions"),
             )
-        if expected is not None and pin != expected:
-            raise ModelVersionMismatchError(
-                f"{where} is pinned to model version {pin.model_version!r} ({pin.dimensions} dimensions), not "
-                f"{expected.model_version!r} ({expected.dimensions} dimensions); vectors of different model "
-                f"versions cannot share an index: {advice}",
-                expected=pin,
-                actual=expected,
-            )
+        if expected is not None:
+            pin.check_pin(expected, where=where, remedy=advice)
         schema_definition = {k: v for k, v in definition.items() if k not in ("name", "@odata.etag", "e_tag")}
         key = fields.get(KEY_FIELD) or {}
         return _LiveIndex(
@@ -445,9 +452,7 @@ class AzureSearchBackend:
                     suffix = f" after {self.max_retries} retries" if busy else ""
                     for p in pending:
                         statuses[p.key] = status
-                    self._fail_all(
-                        pending, result, f"({_error_code(exc)}) {_error_message(exc)}{suffix}", retriable=busy
-                    )
+                    self._fail_all(pending, result, f"({error_code(exc)}) {error_message(exc)}{suffix}", retriable=busy)
                     return
                 raise service_error(exc, f"{what} index {self.index_name!r}") from None
             by_key = {answer.get("key"): answer for answer in answers}
@@ -527,10 +532,11 @@ class AzureSearchBackend:
             return None  # such a key can never have been stored
         selected = check_select(live.schema, None)
         try:
-            document = self._call(
+            document = call_service(
                 lambda: self._client.get_document(key, selected_fields=list(selected) or [KEY_FIELD]),
                 f"read document {key!r}",
-                allow=(ResourceNotFoundError,),
+                self.endpoint,
+                not_found=None,
             )
         except ResourceNotFoundError:
             return None  # the document is absent (see the module doc on 404s)
@@ -538,7 +544,8 @@ class AzureSearchBackend:
 
     def count(self) -> int:
         self._live_index()
-        return int(self._call(self._client.get_document_count, f"count the documents of {self.index_name!r}"))
+        what = f"count the documents of {self.index_name!r}"
+        return int(call_service(self._client.get_document_count, what, self.endpoint, not_found=self._index_gone))
 
     def search(
         self,
@@ -611,13 +618,15 @@ class AzureSearchBackend:
         request_fields = list(
             dict.fromkeys([KEY_FIELD, *(["source"] if "source" in live.schema.fields else []), *selected])
         )
-        rows = self._call(
+        rows = call_service(
             lambda: list(
                 self._client.search(
                     search_text=None, vector_queries=[vector_query], filter=odata_filter, select=request_fields, top=k
                 )
             ),
             f"search index {self.index_name!r}",
+            self.endpoint,
+            not_found=self._index_gone,
         )
         hits = []
         for row in rows:
@@ -656,9 +665,11 @@ class AzureSearchBackend:
                     )
                 page_filter = base_filter
                 options = {"skip": skip}
-            page: list[Any] = self._call(
+            page: list[Any] = call_service(
                 partial(self._search_page, filter=page_filter, select=select, **options),
                 f"list the documents of {self.index_name!r}",
+                self.endpoint,
+                not_found=self._index_gone,
             )
             for row in page:
                 found[row[KEY_FIELD]] = row.get("content_hash") or ""
@@ -679,9 +690,11 @@ class AzureSearchBackend:
         for start in range(0, len(keys), PAGE_SIZE):
             chunk = keys[start : start + PAGE_SIZE]
             odata_filter = f"search.in({KEY_FIELD}, {quote_string(','.join(chunk))}, ',')"
-            rows: list[Any] = self._call(
+            rows: list[Any] = call_service(
                 partial(self._search_page, filter=odata_filter, select=select),
                 f"check which writes {self.index_name!r} shows",
+                self.endpoint,
+                not_found=self._index_gone,
             )
             found = {row[KEY_FIELD]: row.get("content_hash") or "" for row in rows}
             for key in chunk:
@@ -713,23 +726,13 @@ class AzureSearchBackend:
             raise error(f"cannot {action}: the vector has non-finite values")
         return vector
 
-    def _call(self, operation: Callable[[], Any], what: str, *, allow: tuple[type[Exception], ...] = ()) -> Any:
-        """Run one SDK call; turn its errors into ours (``allow`` lets some pass through)."""
-        try:
-            return operation()
-        except allow:
-            raise
-        except ResourceNotFoundError:
-            # Every call through here addresses the index itself, so a 404 means it is gone.
-            self._live = None
-            raise IndexNotFoundError(
-                f"the Azure AI Search index {self.index_name!r} does not exist at "
-                f"{self.endpoint}; create it with `imgsearch index`"
-            ) from None
-        except HttpResponseError as exc:
-            raise service_error(exc, what) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise unreachable_error(exc, what, self.endpoint) from None
+    def _index_gone(self, what: str) -> IndexNotFoundError:
+        """What a 404 on an index-level request means: the index is gone (see the module doc)."""
+        self._live = None
+        return IndexNotFoundError(
+            f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
+            f"create it with `imgsearch index`"
+        )
 
 
 def _vectorizers_brought_up_to_date(current: dict[str, Any], schema: IndexSchema) -> dict[str, Any] | None:
@@ -776,60 +779,3 @@ def _upload_action(key: str, fields: dict[str, Any], vector: np.ndarray) -> str:
     values = np.asarray(vector, dtype=np.float32).tolist()
     numbers = ",".join(["%.9g" % x for x in values])  # noqa: UP031 - %-formatting is the fast path
     return f'{head[:-1]}, "{VECTOR_FIELD}": [{numbers}]}}'
-
-
-def service_error(exc: HttpResponseError, what: str) -> SearchServiceError:
-    """What the search service refused, as this package's error: its code and message."""
-    hint = ""
-    if exc.status_code in (401, 403):
-        hint = (
-            " (check SEARCH_KEY, or the identity's role assignment: Search Index Data Contributor / "
-            "Search Service Contributor)"
-        )
-    return SearchServiceError(
-        f"cannot {what}: {_error_message(exc)}{hint}",
-        code=_error_code(exc),
-        status_code=exc.status_code,
-        response=exc.response,
-    )
-
-
-def unreachable_error(exc: Exception, what: str, endpoint: str) -> SearchServiceError:
-    """The search service did not answer (connection refused, timed out, reset)."""
-    return SearchServiceError(
-        f"cannot {what}: the search service at {endpoint} does not answer ({_first_line(exc)}); check "
-        f"SEARCH_ENDPOINT, and for the local double that it runs (`imgsearch dev` starts it)",
-        code="ServiceUnreachable",
-        status_code=None,
-    )
-
-
-def _error_code(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    return code or (exc.reason or f"HTTP{exc.status_code}")
-
-
-def _error_message(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    message = getattr(error, "message", None)
-    if message:
-        return " ".join(str(message).split())
-    return f"HTTP {exc.status_code} {exc.reason or ''}".strip()
-
-
-def index_already_exists(exc: HttpResponseError) -> bool:
-    """Whether a create-index error says the index exists: 409, or 400 with one of
-    ``INDEX_EXISTS_CODES`` as the code or a detail's code."""
-    if exc.status_code == 409:
-        return True
-    if exc.status_code != 400:
-        return False
-    error = getattr(exc, "error", None)
-    codes = {getattr(error, "code", None)} | {getattr(d, "code", None) for d in getattr(error, "details", None) or []}
-    return bool(codes & INDEX_EXISTS_CODES)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "message", None) or exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azure.core.credentials import AzureKeyCredential, TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError
 from azure.search.documents.indexes import SearchIndexerClient
 from azure.search.documents.indexes.models import (
     SearchIndexer,
@@ -26,7 +26,7 @@ from azure.search.documents.indexes.models import (
     SearchIndexerSkillset,
 )
 
-from indexer.backends.azure_search.backend import service_error, unreachable_error
+from indexer.backends.azure_search.errors import call_service, service_error
 from indexer.errors import ConfigurationError, SearchServiceError
 from indexer.keys import identity_from_key
 from indexer.schema import PullDefinitions
@@ -119,23 +119,34 @@ class AzureSearchPull:
     def ensure(self, definitions: PullDefinitions) -> None:
         """Create the data source, skillset and indexer, or bring them up to date (a new indexer
         runs at once; an existing one keeps its change tracking)."""
-        self._call(
+        call_service(
             lambda: self._client.create_or_update_data_source_connection(
                 SearchIndexerDataSourceConnection(definitions.data_source)
             ),
             f"create or update the data source {definitions.data_source['name']!r}",
+            self.endpoint,
+            not_found=self._not_created,
         )
-        self._call(
+        call_service(
             lambda: self._client.create_or_update_skillset(SearchIndexerSkillset(definitions.skillset)),
             f"create or update the skillset {definitions.skillset['name']!r}",
+            self.endpoint,
+            not_found=self._not_created,
         )
-        self._call(
+        call_service(
             lambda: self._client.create_or_update_indexer(SearchIndexer(definitions.indexer)),
             f"create or update the indexer {definitions.indexer['name']!r}",
+            self.endpoint,
+            not_found=self._not_created,
         )
 
     def status(self, name: str) -> IndexerRun:
-        raw = self._call(lambda: self._client.get_indexer_status(name), f"read the status of indexer {name!r}")
+        raw = call_service(
+            lambda: self._client.get_indexer_status(name),
+            f"read the status of indexer {name!r}",
+            self.endpoint,
+            not_found=self._not_created,
+        )
         data = raw.as_dict() if hasattr(raw, "as_dict") else dict(raw)
         last = data.get("lastResult") or {}
         return IndexerRun(
@@ -163,7 +174,8 @@ class AzureSearchPull:
 
     def reset(self, name: str) -> None:
         """Forget the change tracking: the next run reads (and vectorizes) every blob again."""
-        self._call(lambda: self._client.reset_indexer(name), f"reset indexer {name!r}")
+        what = f"reset indexer {name!r}"
+        call_service(lambda: self._client.reset_indexer(name), what, self.endpoint, not_found=self._not_created)
 
     def run(
         self,
@@ -230,18 +242,12 @@ class AzureSearchPull:
                 )
             sleep(poll)
 
-    def _call(self, operation: Callable[[], Any], what: str) -> Any:
-        try:
-            return operation()
-        except ResourceNotFoundError:
-            raise ConfigurationError(
-                f"cannot {what}: it does not exist at {self.endpoint}; create the pull-mode resources with "
-                f"`imgsearch ensure-indexer`"
-            ) from None
-        except HttpResponseError as exc:
-            raise service_error(exc, what) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise unreachable_error(exc, what, self.endpoint) from None
+    def _not_created(self, what: str) -> ConfigurationError:
+        """What a 404 means in pull mode: the resource was not created yet."""
+        return ConfigurationError(
+            f"cannot {what}: it does not exist at {self.endpoint}; create the pull-mode resources with "
+            f"`imgsearch ensure-indexer`"
+        )
 
 
 def _text(value: Any) -> str | None:

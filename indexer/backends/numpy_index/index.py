@@ -48,7 +48,7 @@ from indexer.backends.schema_rules import (
     validate_fields,
 )
 from indexer.documents import Document, Embedding, Hit, IndexPin
-from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
+from indexer.errors import ConfigurationError, IndexNotFoundError
 from indexer.filters import Condition
 from indexer.schema import KEY_FIELD, IndexSchema
 
@@ -286,15 +286,11 @@ class NumpyIndex:
                 return schema.pin
             manifest = store.parse_manifest(self.root, raw)
             pin = IndexPin(**manifest["pin"])
-            if pin != schema.pin:
-                raise ModelVersionMismatchError(
-                    f"the local index {self.name!r} at {self.root} is pinned to model version "
-                    f"{pin.model_version!r} ({pin.dimensions} dimensions), not {schema.pin.model_version!r} "
-                    f"({schema.pin.dimensions} dimensions); use another index name for the new version "
-                    f"(SEARCH_INDEX_NAME) and backfill it",
-                    expected=pin,
-                    actual=schema.pin,
-                )
+            pin.check_pin(
+                schema.pin,
+                where=f"the local index {self.name!r} at {self.root}",
+                remedy="use another index name for the new version (SEARCH_INDEX_NAME) and backfill it",
+            )
             if manifest["schema"] != schema.definition:
                 _check_schema_evolution(self.name, IndexSchema(pin=pin, definition=manifest["schema"]), schema)
                 manifest = {**manifest, "schema": schema.definition, "generation": manifest["generation"] + 1}

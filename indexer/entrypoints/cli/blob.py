@@ -25,7 +25,8 @@ FAILURES_FILE = "failures.jsonl"
 
 
 def _ready_index(settings: Any, vectorizer: Any):
-    from indexer.services import build_backend, ensure_index
+    from indexer.index_setup import ensure_index
+    from indexer.services import build_backend
 
     backend = build_backend(settings)
     ensure_index(settings, backend, vectorizer=vectorizer)
@@ -212,7 +213,8 @@ def watch_command(
     The offline stand-in for the Functions host and Event Grid: polls the container and
     calls the same handlers as the deployed functions."""
     from indexer.entrypoints.watch import BlobWatcher, Change
-    from indexer.services import blob_source, build_services, ensure_index
+    from indexer.index_setup import ensure_index
+    from indexer.services import blob_source, build_services
 
     def show(change: Change) -> None:
         if change.error:

@@ -33,10 +33,11 @@ def index_command(
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
     from tqdm import tqdm
 
+    from indexer.index_setup import ensure_index
     from indexer.indexing.bulk import RunOptions
     from indexer.indexing.pipeline import Outcome
     from indexer.indexing.run import index_source
-    from indexer.services import build_backend, build_vectorizer, close_quietly, ensure_index
+    from indexer.services import build_backend, build_vectorizer, close_quietly
     from indexer.sources.folder import FolderSource
     from indexer.vectorizers import LazyVectorizer
 
@@ -228,8 +229,9 @@ def info_command(
     The model version the index is pinned to, its document count, and where the index and the
     vectorizer live (endpoints only, never a key)."""
     from indexer.errors import IndexNotFoundError
+    from indexer.index_setup import configured_model, describe_backend, describe_vectorizer
     from indexer.model_versions import answers_for
-    from indexer.services import build_backend, close_quietly, configured_model, describe_backend, describe_vectorizer
+    from indexer.services import build_backend, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -289,7 +291,8 @@ def ensure_index_command(
 
     With VISION_ENDPOINT set, the vectorizer is asked once which model version it answers
     with: that version is the pin (the local stand-in answers with its offline model's name)."""
-    from indexer.services import build_backend, close_quietly, describe_backend, ensure_index
+    from indexer.index_setup import describe_backend, ensure_index
+    from indexer.services import build_backend, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -333,7 +336,8 @@ def serve_command(
     The same handlers and routes as the deployed app (/api/search), as `func start` would
     host them; no function key is needed on loopback."""
     from indexer.entrypoints import local_host
-    from indexer.services import build_services, describe_backend, describe_vectorizer
+    from indexer.index_setup import describe_backend, describe_vectorizer
+    from indexer.services import build_services
 
     with handle_errors():
         settings = state(ctx).settings

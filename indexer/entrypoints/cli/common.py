@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from azure.core.exceptions import HttpResponseError
 
-from indexer.errors import EXIT_FAILED, ConfigurationError, VisionRequestError, classify, describe
+from indexer.errors import EXIT_FAILED, VisionRequestError, classify, describe
 
 log = logging.getLogger("indexer.entrypoints.cli")
 
@@ -35,23 +35,11 @@ class CliState:
 
     @property
     def settings(self):  # -> indexer.settings.Settings
+        from indexer.settings import load_settings  # pydantic: only when a command needs settings
+
         if self._settings is None:
-            self._settings = read_settings(**self.overrides)
+            self._settings = load_settings(**self.overrides)
         return self._settings
-
-
-def read_settings(**overrides: Any):
-    """``load_settings`` with validation errors turned into a ``ConfigurationError`` that
-    names the environment variable."""
-    from pydantic import ValidationError
-
-    from indexer.settings import load_settings
-
-    try:
-        return load_settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigurationError(f"invalid setting: {problems}") from None
 
 
 def state(ctx: typer.Context) -> CliState:

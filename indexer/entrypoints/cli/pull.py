@@ -4,7 +4,7 @@
 Pull mode: an Azure AI Search indexer reads the images container on its schedule (every 5
 minutes, ``schemas/indexer.json``) and writes the index through ``/api/vectorize`` as its custom
 skill; the push path (the Function's blob trigger) does it in seconds. Both write the same
-documents under the same keys. These commands are edges: the work is in ``indexer.services``
+documents under the same keys. These commands are edges: the work is in ``indexer.index_setup``
 and ``indexer.backends.azure_search.pull``.
 """
 
@@ -71,7 +71,8 @@ def ensure_indexer_command(ctx: typer.Context) -> None:
     container, with change detection by LastModified and native blob soft-delete detection),
     the skillset (a Web API skill calling SEARCH_VECTORIZER_URI) and the indexer (every 5
     minutes) from schemas/. A new indexer runs at once."""
-    from indexer.services import build_backend, build_pull, close_quietly, describe_backend, ensure_indexer
+    from indexer.index_setup import describe_backend, ensure_indexer
+    from indexer.services import build_backend, build_pull, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -94,7 +95,8 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Run the indexer now (a run in progress is let finish first)."""
-    from indexer.services import build_pull, close_quietly, indexer_name
+    from indexer.index_setup import indexer_name
+    from indexer.services import build_pull, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -111,7 +113,8 @@ def status_command(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")
 ) -> None:
     """Show the indexer's status and its last run, with each failed item and why."""
-    from indexer.services import build_pull, close_quietly, indexer_name
+    from indexer.index_setup import indexer_name
+    from indexer.services import build_pull, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -126,7 +129,8 @@ def status_command(
 @indexer_app.command("reset")
 def reset_command(ctx: typer.Context) -> None:
     """Forget the change tracking: the next run reads and vectorizes every blob again."""
-    from indexer.services import build_pull, close_quietly, indexer_name
+    from indexer.index_setup import indexer_name
+    from indexer.services import build_pull, close_quietly
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings

@@ -1,33 +1,18 @@
 """The blob-event handlers behind the Azure Functions, callable without the Functions host.
 
 ``functions/function_app.py`` only unpacks the trigger's payload and calls one function here;
-the local ``watch`` runner (``indexer.entrypoints.watch``) calls the very same functions, so what is
-tested offline is what runs in Azure.
-
-Failure policy (see ``indexer.indexing.pipeline``): a *permanent* failure (corrupt image, over a limit,
-a 4xx from Vision) is recorded in the ``FailureLog`` with its reason and the handler returns
-normally, so the platform does not retry what cannot succeed. Throttling is no failure: a blob
-still throttled after the client's retries is deferred to a queue and indexed later
-(``indexing.deferrals``, ``index_deferred``). Any other *transient* failure (5xx, storage or
-network errors) raises, so the platform retries: the blob trigger re-runs up to
-``poisonBlobThreshold`` times (``host.json``), Event Grid redelivers a failed ``BlobDeleted``
-event on its subscription's retry policy.
-
-The settings, vectorizer, backend and clients are built once per worker process on first use
-(``get_services``) and shared by every invocation in it: building them costs far more than
-one image, and the clients keep their connection pools.
+the local ``watch`` runner calls the very same functions, so what is tested offline is what
+runs in Azure. What fails how (recorded, deferred, or raised for the host to retry) is the
+README's "The Function app"; ``indexing.pipeline`` makes the split.
 
 Events arrive at least once and in any order, and handlers of one blob may run at the same
-time, so each handler acts on the blob's *current* state rather than on the event alone, and
-checks it again after acting (``indexing.events``): indexing a blob that is gone does nothing,
-a ``BlobDeleted`` for a blob that exists again re-indexes it instead of removing it, and a
-document written from bytes that changed meanwhile is written again from the new ones.
+time, so each handler acts on the blob's *current* state and checks it again after acting
+(``indexing.events``). Without ``services`` a handler uses the worker's (``get_services``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,39 +22,12 @@ from indexer.indexing.events import index_blob_now, remove_blob_now
 from indexer.indexing.failures import FailureLog
 from indexer.indexing.pipeline import Outcome
 from indexer.keys import blob_identity, blob_url_parts, document_key
-from indexer.services import Services, build_services
-from indexer.settings import load_settings
+from indexer.services import Services, get_services
 
 log = logging.getLogger(__name__)
 
 BLOB_DELETED = "Microsoft.Storage.BlobDeleted"
 _SUBJECT_PREFIX = "/blobServices/default/containers/"
-
-
-# --------------------------------------------------------------------------- the worker's services
-
-_services: Services | None = None
-_services_lock = threading.Lock()
-
-
-def get_services() -> Services:
-    """The worker's shared ``Services``, built from the environment on first use."""
-    global _services
-    if _services is None:
-        with _services_lock:
-            if _services is None:
-                _services = build_services(load_settings())
-    return _services
-
-
-def set_services(services: Services | None) -> None:
-    """Install (or with None, forget) the shared ``Services``: for tests and the watch runner."""
-    global _services
-    with _services_lock:
-        _services = services
-
-
-# --------------------------------------------------------------------------- blob events
 
 
 def split_blob_path(path: str) -> tuple[str, str]:
