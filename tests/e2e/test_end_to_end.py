@@ -27,10 +27,10 @@ import azure.functions as func
 import pytest
 
 from indexer.entrypoints import functions as handlers
-from indexer.entrypoints.watch import BlobWatcher, Change
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import Services, build_backend, ensure_index
 from indexer.settings import load_settings
+from standins.watch import BlobWatcher, Change
 from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
