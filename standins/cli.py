@@ -1,6 +1,7 @@
-"""The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed:
-``serve-vision`` (the Vision stand-in), ``serve-search-double`` (the Azure AI Search double),
-``watch`` (the Functions host and Event Grid) and ``dev`` (all of the local Azure path at once)."""
+"""The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed
+(declared in the ``imgsearch.commands`` entry-point group): ``serve-vision`` (the Vision
+stand-in), ``serve-search-double`` (the Azure AI Search double), ``watch`` (the Functions host
+and Event Grid) and ``dev`` (all of the local Azure path at once)."""
 
 from __future__ import annotations
 
