@@ -3,7 +3,6 @@
 - ``search``: an Azure AI Search double (the REST subset the project uses);
 - ``vision``: the Vision multimodal-embeddings contract, answered by the offline models;
 - ``azurite``: starts Microsoft's Blob Storage emulator (npm ``azurite``);
-- ``indexing_recorder``: a proxy that records the indexing requests a client sends;
 - ``functions_host`` and ``watch``: the Functions host (and Event Grid) running the product's
   handlers, with the retry and poison rules of ``host_rules``;
 - ``dev``: the whole local Azure path at once;
