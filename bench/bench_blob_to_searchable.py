@@ -109,11 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     from azure.storage.blob import BlobServiceClient
 
     from indexer.entrypoints.blob_events import index_blob
-    from indexer.entrypoints.watch import BlobWatcher
     from indexer.index_setup import ensure_index
     from indexer.model_versions import OFFLINE_MULTILINGUAL
     from indexer.services import close_quietly
     from indexer.settings import Settings
+    from standins.watch import BlobWatcher
 
     report = Report("Benchmark 6 figures")
     load_offline_model(OFFLINE_MULTILINGUAL)

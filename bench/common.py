@@ -316,10 +316,10 @@ class RunningSearchDouble:
 def search_double(*, tally: bool = False, latency_ms: float = 0.0) -> Iterator[RunningSearchDouble]:
     """The Azure AI Search double (admin key required) in a background thread; with
     ``tally`` its indexing requests are counted per document key
-    (``standins.indexing_recorder.IndexingRecorder``); with
+    (``tests.indexing_recorder.IndexingRecorder``); with
     ``latency_ms`` every request waits that long first (``AddedLatency``)."""
-    from standins.indexing_recorder import IndexingRecorder
     from standins.search.service import SearchDoubleConfig, create_app, serve_in_thread
+    from tests.indexing_recorder import IndexingRecorder
 
     key = secrets.token_urlsafe(24)
     app = create_app(SearchDoubleConfig(admin_keys=(key,)))

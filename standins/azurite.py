@@ -40,7 +40,7 @@ def connection_string(blob_endpoint: str, queue_endpoint: str | None = None) -> 
     )
 
 
-def find_azurite_blob(explicit: str | os.PathLike | None = None, *, service: str = "blob") -> Path:
+def find_azurite_blob(explicit: str | os.PathLike[str] | None = None, *, service: str = "blob") -> Path:
     """Where the ``azurite-blob`` (or ``azurite-queue``) launcher is: ``explicit``,
     ``$AZURITE_BLOB`` (``$AZURITE_QUEUE``), the repository's ``node_modules/.bin``, or the PATH,
     in that order."""
@@ -125,10 +125,10 @@ class AzuriteBlob:
 
 def start_azurite_blob(
     *,
-    data_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
-    launcher: str | os.PathLike | None = None,
+    launcher: str | os.PathLike[str] | None = None,
     startup_timeout: float = 30.0,
     in_memory: bool = False,
     service: str = "blob",
@@ -144,7 +144,7 @@ def start_azurite_blob(
         raise ValueError(f"Azurite service must be 'blob' or 'queue', got {service!r}")
     exe = find_azurite_blob(launcher, service=service)
     owns = data_dir is None
-    workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if owns else Path(data_dir)
+    workdir = Path(tempfile.mkdtemp(prefix="azurite-")) if data_dir is None else Path(data_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     attempts = 3 if port == 0 else 1
     last_error = ""

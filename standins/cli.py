@@ -1,17 +1,19 @@
-"""The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed:
-``serve-vision`` (the Vision stand-in), ``serve-search-double`` (the Azure AI Search double)
-and ``dev`` (all of the local Azure path at once)."""
+"""The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed
+(declared in the ``imgsearch.commands`` entry-point group): ``serve-vision`` (the Vision
+stand-in), ``serve-search-double`` (the Azure AI Search double), ``watch`` (the Functions host
+and Event Grid) and ``dev`` (all of the local Azure path at once)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
 
 import typer
 
-from indexer.entrypoints.cli.common import fail, handle_errors
-from indexer.errors import EXIT_USAGE
+from indexer.entrypoints.cli.common import fail, handle_errors, state
+from indexer.errors import EXIT_FAILED, EXIT_USAGE
 
 
 def _keys_from(keys: list[str], env_name: str) -> list[str]:
@@ -199,6 +201,63 @@ def serve_search_double_command(
         run_server(config, host, port)
 
 
+def watch_command(
+    ctx: typer.Context,
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
+    ),
+    prefix: str = typer.Option("", "--prefix", metavar="PREFIX", help="Only blobs whose names start with this."),
+    interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between polls."),
+    once: bool = typer.Option(False, "--once", help="Poll once, handle the changes, and exit."),
+    max_seconds: float | None = typer.Option(None, "--max-seconds", min=0, help="Stop after this long."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Do not index the blobs present at start (only later changes)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON at the end."),
+) -> None:
+    """Follow a container's changes like the Function.
+
+    Indexes and removes images as blobs change. Ctrl-C stops.
+
+    The offline stand-in for the Functions host and Event Grid: polls the container and
+    calls the same handlers as the deployed functions."""
+    from standins.watch import BlobWatcher, Change, ready_services
+
+    def show(change: Change) -> None:
+        if change.error:
+            typer.echo(f"{change.kind} {change.blob_name}: error: {change.error}", err=True)
+        elif change.outcome is None:
+            typer.echo(f"{change.kind} {change.blob_name}: nothing to do")
+        else:
+            reason = f" ({change.outcome.reason})" if change.outcome.reason else ""
+            typer.echo(f"{change.kind} {change.blob_name}: {change.outcome.status}{reason}")
+
+    with handle_errors():
+        settings = state(ctx).settings
+        if container:
+            settings = settings.model_copy(update={"images_container": container})
+        watcher = BlobWatcher(
+            ready_services(settings),
+            prefix=prefix,
+            index_existing=not skip_existing,
+            on_change=None if as_json else show,
+        )
+        if not as_json:
+            typer.echo(
+                f"watching {watcher.container}{'/' + prefix if prefix else ''} every {interval:g} s; Ctrl-C stops",
+                err=True,
+            )
+        try:
+            summary = watcher.run(interval=interval, once=once, max_seconds=max_seconds)
+        except KeyboardInterrupt:
+            typer.echo("stopped", err=True)
+            return
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    elif any(change.error for change in summary.changes):
+        raise fail("some changes could not be handled (see above)", EXIT_FAILED)
+
+
 def dev_command(
     blob_port: int = typer.Option(10000, "--blob-port", metavar="PORT", help="Azurite's blob port."),
     vision_port: int = typer.Option(5000, "--vision-port", metavar="PORT", help="The Vision stand-in's port."),
@@ -253,7 +312,8 @@ def dev_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve-vision``, ``serve-search-double`` and ``dev`` to the ``imgsearch`` app."""
+    """Add ``serve-vision``, ``serve-search-double``, ``watch`` and ``dev`` to the ``imgsearch`` app."""
     app.command("serve-vision")(serve_vision_command)
     app.command("serve-search-double")(serve_search_double_command)
+    app.command("watch")(watch_command)
     app.command("dev")(dev_command)

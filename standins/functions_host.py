@@ -5,20 +5,22 @@ What it models (``functions/host.json`` and the Functions docs; see ``FIDELITY.m
 
 - **Event Grid-based blob trigger** (``index_image``): each delivered event goes on the host's
   own queue; a worker runs the function with the blob's path; if the function raises, the event
-  is tried again, at most ``poison_threshold`` (``poisonBlobThreshold``, 5) times in all, and
-  then the blob is *poisoned* (``webjobs-blobtrigger-poison``), where only a reconcile finds it.
+  is tried again, at most ``poisonBlobThreshold`` times in all, and then the blob is *poisoned*
+  (``webjobs-blobtrigger-poison``), where only a reconcile finds it.
   Event Grid delivers at least once: ``duplicate_rate`` of the events are delivered twice.
 - **Queue trigger** (``index_deferred``) on a real Storage queue (Azurite, azure-storage-queue):
   a poller takes up to ``batch_size`` visible messages at a time (invisible while they are
   handled), polling again at once while it finds messages and backing off to
   ``max_polling_interval`` when the queue is empty; a message whose function succeeds is
-  deleted, one whose function raises is made visible again, and after ``max_dequeue_count``
+  deleted, one whose function raises is made visible again, and after ``maxDequeueCount``
   dequeues it is poisoned: the host would move it to ``<queue>-poison``; here it is deleted and
   recorded in ``stats.poisoned_messages`` (nothing reads the poison queue, and a test counts
   poisoned messages, which must be none).
 - ``workers`` run at once: instances x ``maxDegreeOfParallelism``, the whole fleet.
 
-It never imports the product: the two functions are given as callables.
+The two limits are ``functions/host.json``'s, through ``host_rules`` (shared with ``watch``).
+
+It never imports the product's handlers: the two functions are given as callables.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from standins.host_rules import HostRules
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +60,7 @@ class SimulatedHost:
         blob_trigger: Callable[[str], Any],
         queue_trigger: Callable[[str], Any],
         queue: Any,
-        poison_threshold: int = 5,
-        max_dequeue_count: int = 5,
+        rules: HostRules | None = None,
         batch_size: int = 16,
         max_polling_interval: float = 2.0,
         message_visibility: float = 60.0,
@@ -70,8 +73,7 @@ class SimulatedHost:
         self.blob_trigger = blob_trigger
         self.queue_trigger = queue_trigger
         self.queue = queue
-        self.poison_threshold = poison_threshold
-        self.max_dequeue_count = max_dequeue_count
+        self.rules = rules or HostRules.from_host_json()
         self.batch_size = batch_size
         self.max_polling_interval = max_polling_interval
         self.message_visibility = message_visibility
@@ -165,7 +167,7 @@ class SimulatedHost:
             self.blob_trigger(blob_path)
         except Exception as exc:  # noqa: BLE001 - the host catches whatever the function raises
             self.stats.blob_failures += 1
-            if attempt >= self.poison_threshold:
+            if self.rules.gives_up("blob", attempt):
                 logger.warning("poisoned after %d attempts: %s (%s)", attempt, blob_path, exc)
                 self.stats.poisoned.append(blob_path)
                 return
@@ -179,7 +181,7 @@ class SimulatedHost:
             self.queue_trigger(message.content)
         except Exception as exc:  # noqa: BLE001
             self.stats.queue_failures += 1
-            if message.dequeue_count >= self.max_dequeue_count:
+            if self.rules.gives_up("queue", message.dequeue_count):
                 logger.warning("message poisoned after %d dequeues: %s (%s)", message.dequeue_count, message.id, exc)
                 self.stats.poisoned_messages.append(message.content)
                 self.queue.delete_message(message)

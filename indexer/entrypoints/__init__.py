@@ -3,6 +3,5 @@ their own.
 
 - ``functions``: the blob-event handlers behind the Azure Functions (and ``watch``);
 - ``http``: the search endpoint's request parsing and answers;
-- ``watch``: the Functions host and Event Grid, offline (polls a container);
 - ``cli``: the ``imgsearch`` command line.
 """

@@ -27,11 +27,11 @@ import azure.functions as func
 import pytest
 
 from indexer.entrypoints import blob_events as handlers
-from indexer.entrypoints.watch import BlobWatcher, Change
 from indexer.index_setup import ensure_index
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from indexer.services import Services, build_backend, get_services
 from indexer.settings import load_settings
+from standins.watch import BlobWatcher, Change
 from tests.fixtures.azurite import blob_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,12 +1,11 @@
-"""The blob-container commands of ``imgsearch``: ``backfill``, ``reconcile``, ``watch``,
-``upload`` and ``failures``.
+"""The blob-container commands of ``imgsearch``: ``backfill``, ``reconcile``, ``upload`` and
+``failures``.
 
-``indexer.entrypoints.cli`` calls ``register(app)``. These are edges: they read settings, build objects
-(``indexer.services``) and print summaries; the work is in ``indexer.indexing.backfill``,
-``indexer.indexing.sync`` and ``indexer.entrypoints.watch``. Permanent failures of ``backfill`` and
-``reconcile`` go to ``IMGSEARCH_DATA_DIR/failures.jsonl``; ``watch`` stands in for the
-Function app, so it records them where the Function does (the ``imgsearch-failures``
-container of the same storage account).
+``indexer.entrypoints.cli`` calls ``register(app)``. These are edges: they read settings, build
+objects (``indexer.services``) and print summaries; the work is in ``indexer.indexing.run``.
+Permanent failures of ``backfill`` and ``reconcile`` go to ``IMGSEARCH_DATA_DIR/failures.jsonl``;
+the Function app (and ``watch``, the stand-ins' host) records them in the ``imgsearch-failures``
+container of the same storage account.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 import typer
 
 from indexer.entrypoints.cli.common import fail, handle_errors, state
-from indexer.errors import EXIT_FAILED, EXIT_USAGE
+from indexer.errors import EXIT_USAGE
 
 FAILURES_FILE = "failures.jsonl"
 
@@ -192,65 +191,6 @@ def reconcile_command(
         )
 
 
-def watch_command(
-    ctx: typer.Context,
-    container: str | None = typer.Option(
-        None, "--container", metavar="NAME", help="Container (default: IMAGES_CONTAINER)."
-    ),
-    prefix: str = typer.Option("", "--prefix", metavar="PREFIX", help="Only blobs whose names start with this."),
-    interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between polls."),
-    once: bool = typer.Option(False, "--once", help="Poll once, handle the changes, and exit."),
-    max_seconds: float | None = typer.Option(None, "--max-seconds", min=0, help="Stop after this long."),
-    skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Do not index the blobs present at start (only later changes)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON at the end."),
-) -> None:
-    """Follow a container's changes like the Function.
-
-    Indexes and removes images as blobs change. Ctrl-C stops.
-
-    The offline stand-in for the Functions host and Event Grid: polls the container and
-    calls the same handlers as the deployed functions."""
-    from indexer.entrypoints.watch import BlobWatcher, Change
-    from indexer.index_setup import ensure_index
-    from indexer.services import blob_source, build_services
-
-    def show(change: Change) -> None:
-        if change.error:
-            typer.echo(f"{change.kind} {change.blob_name}: error: {change.error}", err=True)
-        elif change.outcome is None:
-            typer.echo(f"{change.kind} {change.blob_name}: nothing to do")
-        else:
-            reason = f" ({change.outcome.reason})" if change.outcome.reason else ""
-            typer.echo(f"{change.kind} {change.blob_name}: {change.outcome.status}{reason}")
-
-    with handle_errors():
-        settings = state(ctx).settings
-        if container:
-            settings = settings.model_copy(update={"images_container": container})
-        services = build_services(settings)
-        blob_source(settings, service=services.blob_service)  # the container must exist
-        ensure_index(settings, services.backend, vectorizer=services.vectorizer)
-        watcher = BlobWatcher(
-            services, prefix=prefix, index_existing=not skip_existing, on_change=None if as_json else show
-        )
-        if not as_json:
-            typer.echo(
-                f"watching {watcher.container}{'/' + prefix if prefix else ''} every {interval:g} s; Ctrl-C stops",
-                err=True,
-            )
-        try:
-            summary = watcher.run(interval=interval, once=once, max_seconds=max_seconds)
-        except KeyboardInterrupt:
-            typer.echo("stopped", err=True)
-            return
-    if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
-    elif any(change.error for change in summary.changes):
-        raise fail("some changes could not be handled (see above)", EXIT_FAILED)
-
-
 def upload_command(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Image files or folders (recursively)."),
@@ -335,9 +275,8 @@ def failures_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``backfill``, ``reconcile``, ``watch``, ``upload`` and ``failures`` to the ``imgsearch`` app."""
+    """Add ``backfill``, ``reconcile``, ``upload`` and ``failures`` to the ``imgsearch`` app."""
     app.command("backfill")(backfill_command)
     app.command("reconcile")(reconcile_command)
-    app.command("watch")(watch_command)
     app.command("upload")(upload_command)
     app.command("failures")(failures_command)

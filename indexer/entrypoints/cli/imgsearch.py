@@ -8,20 +8,21 @@ one ``error: ...`` line to stderr, with the exit code ``indexer.errors.classify`
 configuration or argument error, 3 the index is pinned to another model version.
 
 Commands live in modules that register themselves: ``commands`` (index, search, info,
-ensure-index, serve), ``blob`` (backfill, reconcile, watch, upload, failures), ``pull``
-(ensure-indexer, indexer run|status|reset) and, when the ``standins`` package is
-installed (the ``[local]`` extra), ``standins.cli`` (serve-vision, serve-search-double).
+ensure-index, serve), ``blob`` (backfill, reconcile, upload, failures), ``pull``
+(ensure-indexer, indexer run|status|reset) and the installed plugins of the
+``imgsearch.commands`` entry-point group (``plugins``): the stand-ins' ``standins.cli``
+(serve-vision, serve-search-double, watch, dev).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import typer
 
 from indexer.entrypoints.cli import blob, commands, pull
 from indexer.entrypoints.cli.common import CliState, configure_logging
+from indexer.entrypoints.cli.plugins import register_plugins
 
 app = typer.Typer(
     name="imgsearch",
@@ -89,14 +90,4 @@ def main() -> None:
 commands.register(app)
 blob.register(app)
 pull.register(app)
-
-# The stand-ins ship beside the package but are not part of it (the Function deployment
-# leaves them out): their commands exist only where they are installed. Only the absence of
-# the package or its server dependencies is tolerated; an error inside it must surface.
-try:
-    _standins_cli = importlib.import_module("standins.cli")
-except ModuleNotFoundError as _exc:
-    if _exc.name not in ("standins", "standins.cli"):
-        raise
-else:
-    _standins_cli.register(app)
+register_plugins(app)

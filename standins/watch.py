@@ -8,11 +8,13 @@ into the very calls the Function app makes:
 - a blob that disappeared -> ``handlers.handle_blob_event(BlobDeleted, subject, data)`` with
   the subject and data Event Grid sends, what ``remove_image`` calls.
 
-Like the host, it retries a call that raised (on the next poll) up to ``max_attempts`` times,
-then gives the blob up as "poisoned" (logged) until it changes again. Polling sees only the
-state at each poll: a blob created and deleted between two polls is never seen, which is
-harmless (nothing to index, nothing to remove). On start it indexes what is already there
-(``index_existing``), where the Function would need a backfill.
+Like the host, it retries a call that raised (on the next poll) until the host's rules
+(``host_rules``: ``poisonBlobThreshold`` of ``functions/host.json``) give the blob up as
+"poisoned" (logged) until it changes again; a deletion too, which Event Grid would keep
+redelivering for a day. Polling sees only the state at each poll: a blob created and deleted
+between two polls is never seen, which is harmless (nothing to index, nothing to remove). On
+start it indexes what is already there (``index_existing``), where the Function would need a
+backfill.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from indexer.entrypoints import blob_events as handlers
+from indexer.index_setup import ensure_index
 from indexer.indexing.pipeline import Outcome
-from indexer.services import Services
+from indexer.services import Services, blob_source, build_services
+from indexer.settings import Settings
+from standins.host_rules import HostRules
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class WatchSummary:
     def count(self, kind: str) -> int:
         return sum(1 for c in self.changes if c.kind == kind and not c.error)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "polls": self.polls,
             "created": self.count("created"),
@@ -75,14 +80,14 @@ class BlobWatcher:
         *,
         prefix: str = "",
         index_existing: bool = True,
-        max_attempts: int = 5,
+        rules: HostRules | None = None,
         on_change: Callable[[Change], None] | None = None,
     ) -> None:
         self.services = services
         self.container = services.settings.images_container
         self.prefix = prefix
         self.index_existing = index_existing
-        self.max_attempts = max_attempts
+        self.rules = rules or HostRules.from_host_json()
         self.on_change = on_change
         self._client = services.source(self.container).container_client
         self._known: dict[str, str] | None = None  # blob name -> ETag as last handled
@@ -107,7 +112,7 @@ class BlobWatcher:
 
     def _dispatch(self, kind: ChangeKind, name: str, etag: str) -> Change | None:
         attempt_key = (name, etag if kind != "deleted" else "")
-        if self._attempts.get(attempt_key, 0) >= self.max_attempts:
+        if self.rules.gives_up("blob", self._attempts.get(attempt_key, 0)):
             return None  # given up ("poisoned") until the blob changes again
         try:
             if kind == "deleted":
@@ -118,13 +123,13 @@ class BlobWatcher:
                 outcome = handlers.index_blob(f"{self.container}/{name}", self.services)
         except Exception as exc:  # noqa: BLE001 - the host logs and retries any exception alike
             attempts = self._attempts[attempt_key] = self._attempts.get(attempt_key, 0) + 1
-            giving_up = attempts >= self.max_attempts
+            giving_up = self.rules.gives_up("blob", attempts)
             log.warning(
                 "%s %s failed (attempt %d of %d%s): %s: %s",
                 kind,
                 name,
                 attempts,
-                self.max_attempts,
+                self.rules.poison_blob_threshold,
                 "; giving up until it changes" if giving_up else "; retrying on the next poll",
                 type(exc).__name__,
                 exc,
@@ -142,7 +147,7 @@ class BlobWatcher:
             self.on_change(change)
         return change
 
-    def _deleted_event(self, name: str) -> tuple[str, dict]:
+    def _deleted_event(self, name: str) -> tuple[str, dict[str, str]]:
         """The subject and data Event Grid sends for a deleted block blob."""
         subject = f"/blobServices/default/containers/{self.container}/blobs/{name}"
         data = {"api": "DeleteBlob", "blobType": "BlockBlob", "url": self._client.get_blob_client(name).url}
@@ -175,3 +180,12 @@ class BlobWatcher:
             if stop.wait(wait):
                 break
         return summary
+
+
+def ready_services(settings: Settings) -> Services:
+    """The handlers' services, as the Function's worker builds them, with what the deployment
+    provides checked or made: the images container must exist, the index is created if missing."""
+    services = build_services(settings)
+    blob_source(settings, service=services.blob_service)  # raises if the container is missing
+    ensure_index(settings, services.backend, vectorizer=services.vectorizer)
+    return services
