@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, NoReturn
 
-from standins.search.errors import not_served
+from standins.search.errors import SearchServiceError, not_served
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 _KINDS = ("Equal", "NotEqual", "GreaterThan", "GreaterThanOrEqual", "LessThan", "LessThanOrEqual")
@@ -45,16 +45,13 @@ _TOKEN = re.compile(
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class ODataError(ValueError):
-    """An expression the service refuses; the message reads like the service's own."""
+class ODataError(SearchServiceError):
+    """An expression the service refuses, answered as the live answer has it: 400, an empty code,
+    "Invalid expression: ... Parameter name: $select" (MicrosoftLearning/AI-102-AIEngineer#113)."""
 
-    def __init__(self, message: str, parameter: str = "$filter") -> None:
-        super().__init__(message)
-        self.message = message
-        self.parameter = parameter
-
-    def service_message(self) -> str:
-        return f"Invalid expression: {self.message}\r\nParameter name: {self.parameter}"
+    def __init__(self, problem: str, parameter: str = "$filter") -> None:
+        message = f"Invalid expression: {problem}\r\nParameter name: {parameter}"
+        super().__init__(400, "", message, details=[{"code": "InvalidExpression", "message": problem}])
 
 
 @dataclass(frozen=True)
@@ -253,7 +250,10 @@ class _Parser:
         if token.kind == "string":
             return Literal(token.text[1:-1].replace("''", "'"), "Edm.String", token.position)
         if token.kind == "datetime":
-            return Literal(parse_datetime_offset(token.text), "Edm.DateTimeOffset", token.position)
+            try:
+                return Literal(parse_datetime_offset(token.text), "Edm.DateTimeOffset", token.position)
+            except ValueError:  # a day the month does not have
+                raise self.error(token, f"'{token.text}' is not a valid Edm.DateTimeOffset.") from None
         if token.kind == "number":
             if re.fullmatch(r"[+-]?\d+", token.text):
                 value = int(token.text)
@@ -420,7 +420,7 @@ def parse_select(text: str | Sequence[str] | None, fields: Mapping[str, FieldSpe
 def parse_orderby(text: str | None, fields: Mapping[str, FieldSpec]) -> list[tuple[str, bool]]:
     """``(field, descending)`` per clause of ``field [asc|desc], ...``."""
     clauses = []
-    for clause in (text or "").split(",") if text else []:
+    for clause in text.split(",") if text else []:
         words = clause.split()
         if words and words[0] == "search.score()":
             raise not_served("$orderby=search.score()")

@@ -262,7 +262,8 @@ class SearchDoubleService:
             time.sleep(1.0)
             with self.lock:
                 now = time.time()
-                due = [n for n, s in self.indexer_states.items() if s.next_run is not None and s.next_run <= now]
+                states = [(name, self.indexer_states.get(name)) for name in self.indexers]
+                due = [name for name, s in states if s is not None and s.next_run is not None and s.next_run <= now]
                 for name in due:
                     self.schedule(name)
             for name in due:

@@ -28,7 +28,6 @@ from standins.search.odata_parser import (
     INT32_RANGE,
     INT64_RANGE,
     FieldSpec,
-    ODataError,
     compile_filter,
     format_datetime_offset,
     parse_datetime_offset,
@@ -42,6 +41,7 @@ MAX_KEY_LENGTH = 1024
 MAX_TERM_BYTES = 32766  # filterable, sortable and facetable strings are single terms
 MAX_SKIP = 100_000
 MAX_TOP = 1000
+DEFAULT_TOP = 50  # a search without top answers 50 results and pages on (not served) beyond them
 _KEY_CHARS = re.compile(r"^[A-Za-z0-9_\-=]+$")
 _SEARCH_PARAMETERS = {"search", "filter", "select", "orderby", "top", "skip", "vectorQueries"}
 
@@ -49,14 +49,6 @@ _SEARCH_PARAMETERS = {"search", "filter", "select", "orderby", "top", "skip", "v
 def cosine_to_score(cosine: float) -> float:
     """The service's ``@search.score`` for the cosine metric: ``1 / (1 + (1 - cosine))``."""
     return 1.0 / (2.0 - cosine)
-
-
-def odata_error(error: ODataError) -> SearchServiceError:
-    """An OData error as the live answer has it: an empty code and "Invalid expression: ...
-    Parameter name: $select" (MicrosoftLearning/AI-102-AIEngineer#113)."""
-    return SearchServiceError(
-        400, "", error.service_message(), details=[{"code": "InvalidExpression", "message": error.message}]
-    )
 
 
 def _result(key: str, status_code: int, problem: str | None = None) -> dict[str, Any]:
@@ -252,10 +244,7 @@ class IndexStore:
     # ------------------------------------------------------------------ reading
 
     def lookup(self, key: str, select: str | None) -> dict[str, Any] | None:
-        try:
-            names = parse_select(select, self.definition.fields)
-        except ODataError as error:
-            raise odata_error(error) from None
+        names = parse_select(select, self.definition.fields)
         self.publish()
         document = self.visible.get(key)
         return None if document is None else self.render(document, names)
@@ -284,15 +273,12 @@ class IndexStore:
         if body.get("search") not in (None, "", "*"):
             raise not_served("full-text search (search text other than '*')")
         fields = self.definition.fields
-        try:
-            matches = compile_filter(body["filter"], fields) if body.get("filter") is not None else None
-            select = parse_select(body.get("select"), fields)
-            orderby = parse_orderby(body.get("orderby"), fields)
-        except ODataError as error:
-            raise odata_error(error) from None
+        matches = compile_filter(body["filter"], fields) if body.get("filter") is not None else None
+        select = parse_select(body.get("select"), fields)
+        orderby = parse_orderby(body.get("orderby"), fields)
         top, skip = _count(body.get("top"), "top"), _count(body.get("skip"), "skip") or 0
-        if top is None or top > MAX_TOP:
-            raise not_served("paging over several answers: send 'top' from 0 to 1000")
+        if top is not None and top > MAX_TOP:
+            raise not_served(f"server-side paging (a top over {MAX_TOP:,})")
         if skip > MAX_SKIP:
             # The live answer quoted in azure-sdk-for-python#32307.
             message = f"Value must be between 0 and {MAX_SKIP}."
@@ -308,7 +294,10 @@ class IndexStore:
             hits = [(1.0, d) for d in self.visible.values() if matches is None or matches(d)]
         else:
             field, vector, k = query
-            hits = self._nearest(field, vector, top if k is None else k, matches)
+            hits = self._nearest(field, vector, k or top or DEFAULT_TOP, matches)
+        if top is None and len(hits) - skip > DEFAULT_TOP:
+            raise not_served(f"server-side paging (more than {DEFAULT_TOP} results without a top)")
+        top = DEFAULT_TOP if top is None else top
         for name, descending in reversed(orderby):  # stable sorts, last clause first; nulls sort first
             hits.sort(key=partial(_sort_key, name), reverse=descending)
         return [{"@search.score": score, **self.render(d, select)} for score, d in hits[skip : skip + top]]

@@ -445,16 +445,20 @@ def test_a_text_vector_query_without_a_vectorizer_says_so(search_double, search_
 
 def test_pages_are_ordered_by_key_and_skip_as_the_listing_asks(search_double, search_index_name):
     create_tiny_index(search_double, search_index_name)
-    seed_documents(search_double, search_index_name, 12)
+    seed_documents(search_double, search_index_name, 60)
     client = SearchClient(search_double.endpoint, search_index_name, search_double.credential)
 
     def page(**options) -> list[str]:
-        return [r["id"] for r in client.search(search_text="*", select=["id"], top=5, **options)]
+        return [r["id"] for r in client.search(search_text="*", select=["id"], **options)]
 
-    assert page(order_by=["id asc"]) == [f"k{i:04d}" for i in range(5)]
-    assert page(order_by=["id asc"], filter="id gt 'k0004'") == [f"k{i:04d}" for i in range(5, 10)]
-    assert page(order_by=["width desc"], skip=10) == ["k0001", "k0000"]
-    assert len(page(skip=3)) == 5 and page(skip=12) == []
+    assert page(order_by=["id asc"], top=5) == [f"k{i:04d}" for i in range(5)]
+    assert page(order_by=["id asc"], filter="id gt 'k0004'", top=5) == [f"k{i:04d}" for i in range(5, 10)]
+    assert page(order_by=["width desc"], skip=10, top=3) == ["k0049", "k0048", "k0047"]
+    assert len(page(skip=58, top=5)) == 2
+    assert len(page(filter="width lt 50")) == 50  # without top: 50, the service's default page
+    with pytest.raises(HttpResponseError) as raised:  # more would need a next page
+        page(filter="width lt 51")
+    assert raised.value.error.code == "NotSupportedByStandIn" and "paging" in raised.value.message
 
 
 @settings(max_examples=200, deadline=None)
@@ -716,7 +720,7 @@ NOT_SERVED = {
     "If-Match": ("DELETE", "/indexes('{index}')", None, {"If-Match": "*"}),
     "full-text search": ("POST", "{search}", {"search": "cat", "top": 5}, {}),
     "facets": ("POST", "{search}", {"facets": ["tags"], "top": 5}, {}),
-    "server-side paging": ("POST", "{search}", {"search": "*"}, {}),
+    "server-side paging": ("POST", "{search}", {"search": "*", "top": 1001}, {}),
     "search.ismatch": ("POST", "{search}", {"filter": "search.ismatch('x')", "top": 5}, {}),
     "or": ("POST", "{search}", {"filter": "width eq 1 or width eq 2", "top": 5}, {}),
     "all()": ("POST", "{search}", {"filter": "tags/all(t: t ne 'odd')", "top": 5}, {}),
