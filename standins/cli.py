@@ -159,9 +159,6 @@ def serve_search_double_command(
         help="Accepted admin api-key; repeatable (env SEARCH_DOUBLE_KEYS, comma-separated). "
         "With no key every caller is accepted.",
     ),
-    query_keys: list[str] = typer.Option(
-        [], "--query-key", metavar="KEY", help="Accepted query (read-only) api-key; repeatable."
-    ),
     persist_dir: Path | None = typer.Option(
         None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."
     ),
@@ -175,7 +172,7 @@ def serve_search_double_command(
 ) -> None:
     """Serve the Azure AI Search double.
 
-    The REST subset this project uses, for local end-to-end runs."""
+    The requests imgsearch sends, for local end-to-end runs; anything else is answered 400."""
     with handle_errors():
         try:
             from standins.search.service import SearchDoubleConfig, run_server
@@ -183,15 +180,10 @@ def serve_search_double_command(
             raise fail(f"the Azure AI Search stand-in is not available ({exc.name} is missing)") from None
         config = SearchDoubleConfig(
             admin_keys=tuple(_keys_from(keys, "SEARCH_DOUBLE_KEYS")),
-            query_keys=tuple(query_keys),
             data_dir=persist_dir,
             visibility_delay_seconds=visibility_delay,
         )
-        auth = (
-            f"{len(config.admin_keys)} admin and {len(config.query_keys)} query key(s)"
-            if config.requires_auth
-            else "none (every caller is accepted)"
-        )
+        auth = f"{len(config.admin_keys)} admin key(s)" if config.admin_keys else "none (every caller is accepted)"
         typer.echo(
             f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
         )

@@ -1,3 +1,4 @@
-"""The Azure AI Search double: the REST subset this project uses, over HTTP, as strict as the
-service (``service`` routes and authenticates, ``definitions`` validates index definitions,
-``store`` holds documents and answers queries, ``odata_parser`` reads ``$filter``)."""
+"""The Azure AI Search double: the requests imgsearch sends, over HTTP, as strict as the service
+(``service`` routes and authenticates, ``definitions`` and ``pull_definitions`` validate what is
+defined, ``store`` holds documents and answers queries, ``odata_parser`` reads ``$filter``,
+``indexer_runs`` runs pull mode's indexer); everything else gets one "not served" 400."""

@@ -101,7 +101,6 @@ def test_no_secret_reaches_a_log_in_a_full_run(
         "vision key": vision_key,
         "wrong vision key": wrong_vision_key,
         "search admin key": search_double.api_key,
-        "search query key": search_double.query_key,
         "search bearer token": search_double.bearer_token,
         "wrong search key": wrong_search_key,
         "storage account key": ACCOUNT_KEY,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.search.documents.indexes import SearchIndexClient
 
 from indexer.schema import VECTOR_FIELD, parse_pin
@@ -268,4 +269,5 @@ def test_a_switch_azd_has_not_provisioned_yet_leaves_the_deployed_index_alone(
     assert "SEARCH_INDEX_NAME is" in result.stderr and "azd env set AZURE_SEARCH_INDEX_NAME" in result.stderr
     assert parse_pin(index_definition(search_double, search_index_name).description).model_version == "2023-04-15"
     with SearchIndexClient(search_double.endpoint, search_double.credential) as client:
-        assert f"{search_index_name}-typo" not in set(client.list_index_names())
+        with pytest.raises(ResourceNotFoundError):
+            client.get_index(f"{search_index_name}-typo")
