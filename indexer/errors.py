@@ -250,11 +250,6 @@ class Classification:
     def retriable(self) -> bool:
         return self.kind == "unavailable"
 
-    @property
-    def stops_a_bulk_run(self) -> bool:
-        """An error every other item would meet too: a bulk run stops instead of recording it."""
-        return self.kind in ("configuration", "pin", "failed")
-
 
 def classify(exc: BaseException) -> Classification:
     """The one map from an error to exit code, HTTP status, error code and retry decision."""

@@ -39,7 +39,7 @@ class RateLimiter:
     pace (``rate_per_second``) moves between ``floor`` and ``headroom`` of it (see the module doc).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,
         rate_per_second: float,
         *,

@@ -53,7 +53,7 @@ class SimulatedHost:
     """Run ``blob_trigger(path)`` for delivered events and ``queue_trigger(text)`` for the
     messages of ``queue`` (an azure-storage-queue ``QueueClient`` that decodes Base64 text)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,
         *,
         workers: int,

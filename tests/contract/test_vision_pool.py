@@ -112,10 +112,10 @@ def test_settings_with_several_endpoints_build_a_pool_each_resource_with_its_own
     single = build_vectorizer(chosen)
     try:
         assert isinstance(paced, VisionPool) and paced.spread and paced.endpoints == [first.url, second.url]
-        limiters = paced.rate_limiters
+        limiters = [client.rate_limiter for client in paced.clients]
         assert limiters[0] is not limiters[1] and all(lim.limit_per_second == 7 for lim in limiters)
         assert isinstance(single, VisionPool) and not single.spread
-        assert all(limiter is None for limiter in single.rate_limiters)
+        assert all(client.rate_limiter is None for client in single.clients)
         single.vectorize_text("a cat")
     finally:
         paced.close()

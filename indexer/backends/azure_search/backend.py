@@ -129,7 +129,7 @@ class AzureSearchBackend:
     ``exhaustive=True`` asks the service for exact k-nearest neighbours instead of HNSW.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,
         endpoint: str,
         index_name: str,

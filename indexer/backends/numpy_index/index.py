@@ -93,10 +93,6 @@ class _State:
         segment, local = self.row(global_row)
         return segment.fields[local]
 
-    def vector_of(self, global_row: int) -> np.ndarray:
-        segment, local = self.row(global_row)
-        return np.array(segment.vectors[local], dtype=np.float32)
-
 
 def _build_state(
     stamp: bytes,

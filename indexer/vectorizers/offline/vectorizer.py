@@ -65,7 +65,7 @@ class OfflineVectorizer:
     thread-safe; model calls are serialised per model by locks inside the encoders.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,
         model_version: str = OFFLINE_MULTILINGUAL,
         *,

@@ -149,7 +149,7 @@ class VisionClient:
         large enough for a bulk run's worker threads).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,
         endpoint: str,
         credential: Any,

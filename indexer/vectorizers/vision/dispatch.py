@@ -189,7 +189,6 @@ def dispatch(
     throttle_budget: float = DEFAULT_THROTTLE_BUDGET,
     rotation: itertools.count | None = None,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Make ``attempt`` succeed through one of ``gates`` (see the module doc)."""
     started = clock()
@@ -199,7 +198,7 @@ def dispatch(
         if gate is None:
             if math.isinf(wait):
                 raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
-            sleep(wait)
+            time.sleep(wait)
             continue
         sent_at = gate.now()
         try:

@@ -32,7 +32,6 @@ from typing import Any
 from indexer.documents import Embedding
 from indexer.errors import ModelVersionMismatchError
 from indexer.model_versions import answers_for
-from indexer.ratelimit import RateLimiter
 from indexer.vectorizers.vision.client import VisionClient
 from indexer.vectorizers.vision.dispatch import Gate, NoResourceLeft, Retriable, dispatch
 
@@ -82,10 +81,6 @@ class VisionPool:
     @property
     def gates(self) -> list[Gate]:
         return [client.gate for client in self.clients]
-
-    @property
-    def rate_limiters(self) -> list[RateLimiter | None]:
-        return [client.rate_limiter for client in self.clients]
 
     def refused(self) -> dict[str, str]:
         """Endpoint -> why it is not used (another model version)."""
