@@ -81,7 +81,7 @@ def test_a_429_pauses_its_resource_for_exactly_what_was_asked():
         return answer
 
     policy = RetryPolicy(max_retries=0)
-    result = dispatch([gate], attempt, policy=policy, operation="op", spread=True, clock=clock)
+    result = dispatch([gate], attempt, policy=policy, operation="op", spread=True, sleep=clock.sleep)
     assert result == "done"
     # The refused call went out again 4 ms later (the pause), and not a whole second later.
     assert seen[1] - seen[0] == pytest.approx(0.004, abs=1e-6)
@@ -100,7 +100,7 @@ def test_paced_throttling_is_not_counted_as_a_failure_but_has_a_time_budget():
     with pytest.raises(RuntimeError, match="throttled"):
         dispatch(
             [gate], always_throttled, policy=policy, operation="op", spread=True, throttle_budget=30,
-            clock=clock,
+            sleep=clock.sleep,
         )  # fmt: skip
     assert 30 <= next(calls) <= 33  # about one attempt a second for the 30 s budget, no more
 
@@ -116,7 +116,7 @@ def test_an_unpaced_single_call_counts_429s_and_gives_up_after_its_retries():
 
     with pytest.raises(RuntimeError, match="throttled after 3"):
         dispatch([gate], always_throttled, policy=RetryPolicy(max_retries=2), operation="op", spread=False,
-                 clock=clock)  # fmt: skip
+                 sleep=clock.sleep)  # fmt: skip
     assert next(calls) == 3
 
 
@@ -134,7 +134,7 @@ def test_a_failure_backs_off_that_resource_and_the_call_moves_to_the_next():
     policy = RetryPolicy(max_retries=3, backoff_factor=10, backoff_max=10)
     for _ in range(3):
         assert dispatch([first, second], attempt, policy=policy, operation="op", spread=False,
-                        clock=clock) == "second"  # fmt: skip
+                        sleep=clock.sleep) == "second"  # fmt: skip
     assert used == ["first", "second", "second", "second"]  # the failed one is left alone while backed off
     assert first.paused_for() > 0
 
@@ -157,7 +157,7 @@ def test_refused_resources_are_skipped_and_none_left_is_an_error():
     assert choose([bad, good], spread=True) == (None, math.inf)
     with pytest.raises(NoResourceLeft, match="another model version"):
         dispatch([bad, good], lambda g: "x", policy=RetryPolicy(), operation="op", spread=True,
-                 clock=clock)  # fmt: skip
+                 sleep=clock.sleep)  # fmt: skip
 
 
 def test_the_cut_follows_how_long_the_service_asked_to_wait():
@@ -285,7 +285,7 @@ def test_a_resource_that_is_down_is_left_alone_longer_and_longer_across_calls():
     rotation = itertools.count()
     for _ in range(40):  # bulk work: each call starts from the next resource in turn
         assert dispatch([dead, alive], attempt, policy=policy, operation="op", spread=True, rotation=rotation,
-                        clock=clock) == "alive"  # fmt: skip
+                        sleep=clock.sleep) == "alive"  # fmt: skip
     # Its pause doubles with each failure in a row (0.25, 0.5, 1, ... s), whichever call made it.
     assert used.count("dead") <= 9 and used.count("alive") == 40
     assert dead.paused_for() > 0

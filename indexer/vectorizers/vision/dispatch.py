@@ -188,9 +188,10 @@ def dispatch(
     spread: bool,
     throttle_budget: float = DEFAULT_THROTTLE_BUDGET,
     rotation: itertools.count | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Make ``attempt`` succeed through one of ``gates`` (see the module doc)."""
+    clock = gates[0].clock  # the throttle budget runs on the resources' own clock
     started = clock()
     retries = 0
     while True:
@@ -198,7 +199,7 @@ def dispatch(
         if gate is None:
             if math.isinf(wait):
                 raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
-            time.sleep(wait)
+            sleep(wait)
             continue
         sent_at = gate.now()
         try:
