@@ -35,8 +35,9 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Three workers on two cores: most tests wait on servers and subprocesses, not on the CPU.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3
 
 # The fast tier: no Azurite, no offline models, no servers (about half a minute).
 test-fast: setup
