@@ -21,6 +21,16 @@ from typing import Any
 _INDEXING_PATH = re.compile(r"^/indexes(?:\('(?P<quoted>(?:[^']|'')*)'\)|/(?P<plain>[^/()]+))/docs/search\.index$")
 
 
+async def read_request_body(receive: Callable) -> bytes:
+    """The whole body of an ASGI request, however many messages it comes in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @dataclass(frozen=True)
 class RecordedAction:
     """One indexing action as sent, and what the service answered for it.
@@ -50,12 +60,7 @@ class IndexingRecorder:
             await self.app(scope, receive, send)
             return
         index = match["quoted"].replace("''", "'") if match["quoted"] is not None else match["plain"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_request_body(receive)
         replayed = False
 
         async def replay() -> dict:

@@ -29,6 +29,7 @@ from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from standins.search.service import FaultConfig, SearchDoubleConfig, create_app, serve_in_thread
 from tests.fixtures.search_double import tiny_schema
+from tests.indexing_recorder import read_request_body
 
 TINY = "test-tiny"
 
@@ -184,12 +185,7 @@ class OtherCreatorWinsTheRace:
             await self.app(scope, receive, send)
             return
         self.raced = True
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_request_body(receive)
         first = json.dumps(self.winner).encode() if self.winner is not None else body
         statuses = []
 

@@ -218,18 +218,17 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
     source = BlobSource(blob_container)
     checkpoint_file = checkpoint_path(tmp_path, source, search_index_name)
     failures = JsonlFailureLog(tmp_path / "failures.jsonl")
+
+    def run(client):
+        checkpoint = Checkpoint(checkpoint_file)
+        return index_source(source, vectorizer=client, backend=backend, failures=failures, checkpoint=checkpoint,
+                            options=RunOptions(batch_size=3))  # fmt: skip
+
     # The service is busy for every document, longer than the backend's retries last.
     search_double.set_faults(search_index_name, FaultConfig(document_fault_rate=1.0, document_fault_statuses=(503,)))
 
     with vision_client(vision_server) as client:
-        first = index_source(
-            source,
-            vectorizer=client,
-            backend=backend,
-            failures=failures,
-            checkpoint=Checkpoint(checkpoint_file),
-            options=RunOptions(batch_size=3),
-        )
+        first = run(client)
 
         # Not written, and reported as "try again later": not a bad image, not done.
         assert backend.count() == 0
@@ -239,14 +238,7 @@ def test_documents_the_index_keeps_refusing_are_retriable_failures_and_the_next_
         assert failures.records() == []  # nothing recorded as a permanent failure
 
         search_double.set_faults(search_index_name, None)  # the service recovers
-        second = index_source(
-            source,
-            vectorizer=client,
-            backend=backend,
-            failures=failures,
-            checkpoint=Checkpoint(checkpoint_file),
-            options=RunOptions(batch_size=3),
-        )
+        second = run(client)
 
     assert second.completed and second.indexed == len(blobs) and second.known_failures == 0
     assert backend.count() == len(blobs)
