@@ -1,12 +1,11 @@
 """``POST /api/vectorize``: Azure AI Search's custom Web API interface, for its custom skill
 (``WebApiSkill``, indexing) and its Web API vectorizer (``WebApiVectorizer``, queries).
 
-Each record is read, vectorized, checked against the index's pin and answered on its own
-(``vectorize_record``); with ``blobUrl`` an image gets every field the push path writes. A
-record's own fault is an error on that record; what a retry can fix answers the whole call 503
-with ``Retry-After``, and what no record can get past (a pin mismatch) fails the whole call;
-records still running at ``TIME_BUDGET_SECONDS`` get an error each. (behaviour: README, "The
-vectorize endpoint"; sources and design: docs/design.md#the-vectorize-endpoint)
+Each record is read, vectorized, checked against the pin and answered on its own
+(``vectorize_record``): a record's own fault is an error on that record, what a retry can fix
+a 503 for the whole call, a pin mismatch a failure of the whole call, and records still running
+at ``TIME_BUDGET_SECONDS`` an error each. (behaviour: README, "The vectorize endpoint"; sources
+and design: docs/design.md#the-vectorize-endpoint)
 """
 
 from __future__ import annotations

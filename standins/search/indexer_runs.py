@@ -1,12 +1,11 @@
 """How the Azure AI Search double runs an indexer over a blob container in Azurite, as the
 service documents a blob indexer with a skillset.
 
-A run takes the blobs changed since its high-water mark (and those whose last try failed),
-``batchSize`` at a time; builds each blob's source document (``metadata_storage_path`` and the
-other ``metadata_storage_*`` fields, ``file_data``); applies the field mappings, calls the
-skill and writes with ``mergeOrUpload``; records per-item errors in the live shapes; counts a
-listed blob that is gone as soft-deleted when delete retention is on (Azurite has no soft
-delete); and stops past ``maxFailedItems``. Rules and sources: ``standins/FIDELITY.md``, P3-P14.
+A run takes the blobs changed since its high-water mark (and those that failed last time),
+``batchSize`` at a time, builds each one's source document, applies the field mappings, calls
+the skill, writes with ``mergeOrUpload`` and records per-item errors in the live shapes; a
+listed blob that is gone counts as soft-deleted when delete retention is on (Azurite has no
+soft delete). Rules and sources: ``standins/FIDELITY.md``, P3-P14.
 """
 
 from __future__ import annotations

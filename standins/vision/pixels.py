@@ -5,8 +5,7 @@ own budget, which the stand-in must not pass on as a refusal Azure would not giv
 or any image up to ``PASS_THROUGH_PIXELS``, goes through unchanged; a larger one is decoded
 once here (at most ``max_decode_pixels``, 3 bytes each, per concurrent request), turned
 upright, reduced to ``WORKING_SIDE`` and handed over as a lossless PNG; beyond the budget,
-``StandInLimit`` (a 503). Measured: an 8,000 x 7,000 PNG raised ``serve-vision``'s peak memory
-by about 280 MB for 1.2 s. (FIDELITY.md L1, L2; design: docs/design.md#stand-ins)
+``StandInLimit`` (a 503). (FIDELITY.md L1, L2; design: docs/design.md#stand-ins)
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
 It answers ``retrieval:vectorizeImage`` and ``retrieval:vectorizeText`` with Azure's parameters,
 headers, bodies, status codes, error shapes and input limits (``contract``, ``answers``), so
 ``VisionClient`` and the seed's curl commands work against it unchanged. A real offline model
-answers (``model_lookup``) and reports its own name in ``modelVersion``. It accepts what Azure
-accepts (``pixels``), answers a limit of its own with a 503 that says so, can inject faults,
-latency and a rate limit for tests, and runs inference and URL downloads in worker threads.
-(rules and sources: standins/FIDELITY.md; design: docs/design.md#stand-ins)
+answers and reports its own name in ``modelVersion``; what Azure accepts is accepted
+(``pixels``), a limit of the stand-in's own is a 503 that says so, and tests can inject faults,
+latency and a rate limit. (rules and sources: standins/FIDELITY.md; docs/design.md#stand-ins)
 """
 
 from __future__ import annotations
