@@ -1,29 +1,11 @@
 """The Azure Functions app (Python v2 programming model): thin functions.
 
-Every decision lives in ``indexer.entrypoints`` (``blob_events`` for blob events, ``http`` for
-the HTTP endpoints, ``vectorize`` for Azure AI Search's custom Web API calls); these functions
-only unpack what the host hands them. Settings, clients and the vectorizer are built once per
-worker, on first use (``indexer.services.get_services``). What each function does, and what
-fails how (recorded, deferred, or raised for the host or Event Grid to retry), is the README's
-"The Function app" and "The vectorize endpoint".
-
-- ``index_image``: a blob trigger fed by Event Grid (``source=EventGrid``, the only kind Flex
-  Consumption supports: seconds, not the polling trigger's minutes) on
-  ``%IMAGES_CONTAINER%/{name}`` through the connection ``IMAGES_STORAGE``. It binds to the
-  Storage SDK's ``BlobClient`` (the SDK-type binding of ``azurefunctions-extensions-bindings-
-  blob``), so the host reads nothing and the handler reads the blob once, through the size guard.
-- ``index_deferred``: a queue trigger on ``imgsearch-deferred``: a blob deferred because Vision
-  was throttling, indexed when its message becomes visible, or deferred again.
-- ``remove_image``: an Event Grid trigger (Event Grid or CloudEvents schema); it removes the
-  document of a ``Microsoft.Storage.BlobDeleted`` blob and ignores other events.
-- ``search``, ``page``, ``info``, ``thumbnail``: ``/api/search`` and the search page with what it
-  calls (function key); bad input is a 400 with an Azure-style error body, a service throttling
-  or down a 503 (with ``Retry-After`` when known).
-- ``vectorize``: ``POST /api/vectorize`` (function key), Azure AI Search's custom Web API
-  interface for the index's ``WebApiVectorizer`` and pull mode's ``WebApiSkill``. The search
-  service sends the key in ``httpHeaders`` (``x-functions-key``): with auth level FUNCTION the
-  host asks for it even when App Service authentication has also validated a Microsoft Entra
-  token (azure-functions-host#11394).
+Each function unpacks what the host hands it and calls ``indexer.entrypoints`` (``blob_events``,
+``http``, ``vectorize``); settings and clients are built once per worker
+(``services.get_services``). What each function does and what fails how is the README's "The
+Function app" and "The vectorize endpoint". ``index_image`` uses the Event Grid source, the
+only blob trigger Flex Consumption supports, and binds the SDK's ``BlobClient``, so the host
+reads no bytes and the handler reads the blob once, through the size guard.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Crash-safe file writes and an inter-process lock, for the local index's files.
 
-A process can die at any instant (a killed Functions worker, Ctrl-C during a backfill, power
-loss). A file written in place can then be left half-written, so every write here goes to a
-temporary file in the same directory, is flushed and fsync'ed, and only then renamed over the
-target: ``os.replace`` is atomic on POSIX, so a reader sees the old file or the new one, never
-a mixture. The directory is fsync'ed after the rename so the rename itself survives a power
-loss.
-
-``FileLock`` wraps ``fcntl.flock``: the lock belongs to the open file description, so two
-``FileLock`` objects conflict even inside one process, and the kernel releases it when its
-holder dies, so a crashed writer never leaves the index locked. (POSIX only; the local index
-is a development and test backend for Linux and macOS.)
+``atomic_write`` writes a temporary file in the same directory, fsyncs it and renames it over
+the target, so a reader sees the old content or the new, never a mixture, whatever happens to
+the writer. ``FileLock`` wraps ``fcntl.flock``, which the kernel releases when its holder dies,
+so a crashed writer never leaves the index locked (POSIX only).
+(design: docs/design.md#the-numpy-index-on-disk)
 """
 
 from __future__ import annotations

@@ -1,35 +1,10 @@
-"""Every exception this package raises on purpose, and one classification of them.
+"""Every exception this package raises on purpose, and ``classify``: the one map from an error to
+what every edge needs (the CLI's exit code, the HTTP status and error code, and whether trying
+again later can help), so edges never test exception types themselves.
 
 Each error names what was wrong so that a person can act on it. Service errors build on
-azure-core's ``HttpResponseError`` (Azure SDK convention), so callers that already handle
-Azure SDK errors handle ours too. The hierarchy::
-
-    ImageSearchError
-    ├── ConfigurationError             a setting is missing or invalid (names the variable)
-    ├── InvalidInputError (ValueError) the caller's own input cannot be used
-    │   ├── InputLimitError            breaks a documented Vision limit (size, pixels, words)
-    │   ├── InvalidImageError          not an image the service can decode
-    │   ├── FilterError                a metadata filter that cannot be understood
-    │   ├── InvalidQueryError          k, threshold, select or a query vector
-    │   ├── InvalidDocumentError       a document that breaks the index schema
-    │   ├── FolderNotFoundError        the folder to index is not there
-    │   └── BadRequest                 an HTTP request the search endpoint cannot read
-    ├── ModelVersionMismatchError      vectors of another model version than the index's pin
-    ├── IndexNotFoundError             the index does not exist (yet)
-    ├── DocumentNotFoundError          no document with that key (or its image is gone)
-    ├── CorruptIndexError              the numpy index's files do not match its manifest
-    ├── BulkIndexingAborted            a bulk run stopped: too many transient failures in a row
-    └── ServiceError (+ HttpResponseError)   an Azure-style error answer, or no answer at all
-        ├── VisionServiceError
-        │   ├── VisionAuthenticationError    401/403 from Vision
-        │   ├── VisionRequestError           a 4xx validation error: the input was refused
-        │   └── VisionThrottledError         429 after the retries ran out
-        └── SearchServiceError               Azure AI Search refused or could not be reached
-
-``classify`` maps any exception to what every edge needs to know about it: the CLI's exit
-code, the search endpoint's HTTP status and error code, and whether trying again later can
-help (the pipeline's permanent/transient split and the bulk runs' stop decision). It is the
-only such map; edges never test exception types themselves.
+azure-core's ``HttpResponseError`` (Azure SDK convention), so callers that handle Azure SDK
+errors handle ours too. (the hierarchy and the design: docs/design.md#errors)
 """
 
 from __future__ import annotations
@@ -226,20 +201,11 @@ class SearchServiceError(ServiceError):
 class Classification:
     """What an edge needs to know about an error.
 
-    ``kind`` is one of:
-
-    - ``"input"``: the caller's own input is unusable (including a Vision 4xx about it).
-      Never retried; a bulk run records it against that image and goes on.
-    - ``"configuration"``: a setting is wrong (including a refused credential). Every item
-      would fail alike, so a bulk run stops.
-    - ``"pin"``: vectors and index disagree on the model version. A bulk run stops.
-    - ``"unavailable"``: a service is throttling, failing or unreachable, or the index is not
-      there yet. Trying again later can help.
-    - ``"failed"``: anything else we raised on purpose: a service refused outright, a run
-      was aborted, an index is corrupt.
-    - ``"interrupted"``: Ctrl-C.
-    - ``"bug"``: not ours: the edge lets it keep its traceback.
-    """
+    ``kind``: ``"input"`` (the caller's own input, including a Vision 4xx about it: never retried;
+    a bulk run records it and goes on); ``"configuration"`` (a wrong setting or refused
+    credential), ``"pin"`` (a model version mismatch) and ``"failed"`` (anything else raised on
+    purpose), which stop a bulk run; ``"unavailable"`` (throttled, failing, unreachable, or no
+    index yet: the only retriable kind); ``"interrupted"`` (Ctrl-C); ``"bug"`` (not ours)."""
 
     kind: str
     exit_code: int

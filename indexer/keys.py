@@ -1,29 +1,10 @@
 """Document keys derived from an image's identity, so re-indexing the same image overwrites.
 
-Azure AI Search keys allow only letters, digits, ``-``, ``_`` and ``=`` (at most 1024
-characters, not starting with ``_``). Identities hold other characters, so they are Base64
-encoded, and in exactly the form Azure AI Search's own ``base64Encode`` field-mapping function
-produces with its default parameters (``useHttpServerUtilityUrlTokenEncode: true``, which
-"behaves like HttpServerUtility.UrlTokenEncode": URL-safe alphabet, the ``=`` padding dropped
-and its count appended as one digit; "Field mappings and transformations", search-indexer-
-field-mappings, "base64 encoding options"). ``url_token_encode("00>00?00") == "MDA-MDA_MDA1"``.
-
-Why that form: the two ways into the index must address the same document.
-
-- **Push** (the Function's blob trigger, backfill, reconcile, watch) computes the key here.
-- **Pull** (an Azure AI Search indexer over the container, ``schemas/indexer.json``) can only
-  compute a key with a field mapping, from what the blob indexer knows about a blob *before*
-  any skill runs: ``metadata_storage_path``, "the full URI of the blob, including the storage
-  account", through ``base64Encode``. Native soft-delete detection needs that too ("Document
-  keys ... must be mapped to either be a blob property or blob metadata").
-
-So a blob's identity is its URL (as the Storage SDK gives it: the account's blob endpoint,
-the container, the percent-encoded blob name, no query string), and every key is the
-UrlTokenEncode of an identity. A folder image's identity is its absolute path.
-
-UrlTokenEncode output never starts with ``=``, so a digest form with that prefix marks
-identities too long for the limit (pull mode cannot reproduce it: the indexer refuses such
-keys, see README "Pull mode").
+A key is the ``HttpServerUtility.UrlTokenEncode`` form of the identity (URL-safe Base64, the
+padding replaced by its count): what Azure AI Search's ``base64Encode`` field mapping makes of
+``metadata_storage_path``, so push and pull mode address the same document. A blob's identity
+is its URL, a folder image's its absolute path; an identity too long for the 1024-character
+limit gets a digest form starting with ``=``. (design and sources: docs/design.md#document-keys)
 """
 
 from __future__ import annotations
@@ -39,7 +20,8 @@ DIGEST_PREFIX = "=sha256="
 
 def url_token_encode(text: str) -> str:
     """``HttpServerUtility.UrlTokenEncode`` of the UTF-8 bytes of ``text``: URL-safe Base64
-    without padding, followed by the number of padding characters removed (0, 1 or 2)."""
+    without padding, followed by the number of padding characters removed (0, 1 or 2):
+    ``url_token_encode("00>00?00") == "MDA-MDA_MDA1"``."""
     data = text.encode()  # UTF-8
     if not data:
         return ""

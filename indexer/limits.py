@@ -1,14 +1,11 @@
-"""The Vision API's documented input limits, checked before any call (client) and on
-arrival (local vectorizer server), with errors that name the broken limit.
+"""The Vision API's documented input limits, checked before any call (the Vision client) and by
+the offline vectorizer, with errors that name the broken limit.
 
-Limits (Azure AI Vision multimodal embeddings): image file < 20 MB; width and height each
-> 10 and < 16,000 pixels; text 1 to 70 words inclusive.
-
-How the service counts words is not documented. Read literally for text written with spaces
-between words, the 70-word limit is checked here; for text in scripts written without spaces
-(Chinese, Japanese, Thai, ...) whitespace says nothing about words, so by default the service
-judges (``word_check="auto"``). ``"strict"`` checks every text by whitespace; ``"service"``
-leaves the upper limit to the service always. An empty text is refused in every mode.
+Azure AI Vision multimodal embeddings take an image file < 20 MB with sides > 10 and < 16,000
+pixels, and a text of 1 to 70 words. How the service counts words is undocumented, so the
+70-word limit is checked here for text written with spaces between words and left to the
+service for scripts without them (Chinese, Japanese, Thai, ...) unless ``word_check="strict"``;
+``"service"`` never checks it. An empty text is refused in every mode.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Search the index with text, an example image, or a vector, over any backend.
 
-Each function checks its options first (before any paid Vision call), vectorizes, checks the
-embedding against the index's pin (model version AND dimension count), and only then
-searches. A query vector from another model lives in another space: its scores would look
-plausible and mean nothing, so a mismatch is a ``ModelVersionMismatchError``, never a result.
-
-Scores are cosine similarities. As the Vision docs warn, they rank the results of one query
-but are not comparable across queries, so a ``threshold`` is the application's choice.
-
-Filters are ``indexer.filters.Condition`` objects or strings such as ``"size_bytes>=1000"``
-or ``"tags=cat"`` (see ``indexer.filters.parse_condition``).
+Each function checks its options before any paid Vision call, vectorizes, checks the embedding
+against the index's pin (model version and dimension count), and only then searches: a vector
+of another model would give plausible, meaningless scores. Scores are cosine similarities;
+filters are ``indexer.filters.Condition`` objects or strings such as ``"size_bytes>=1000"``.
+(design: docs/design.md#the-pinned-model-version)
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """A thread-safe token bucket that keeps bulk Vision calls at the pace the tier allows.
 
-Azure AI Vision answers 429 once a resource goes over its tier's rate (S1: 20 calls a
-second; free F0: 20 a minute). Retrying after a 429 works, but every refused call still
-costs a round trip and delays the whole batch, so a backfill paces itself *before* sending.
-
-One bucket is shared by every worker thread of a batch. ``penalize`` lets a worker that got a
-429 hold the whole batch back for the time the service asked for, instead of each thread
-discovering the limit on its own.
-
-An *adaptive* limiter (``adaptive=True``, what bulk work uses) never stands exactly on the
-limit: requests leave the client evenly spaced but reach the service with some jitter (threads,
-the network, the service's own front end), and a limiter that counts strictly refuses the ones
-that arrive early. So it paces at ``headroom`` (95%) of the limit, and adapts like TCP's
-congestion control: a 429 lowers the pace by a fraction (``slow_down``, at most once per
-``cooldown``, since the answers to requests already in flight say the same thing), and each
-success raises it a little (``speed_up``) back towards the ceiling. Azure counts each resource
-in fixed one-second intervals (``standins/FIDELITY.md``, V7a), so 95% of R evenly spaced never
-fills an interval; against a limiter with no burst at all, the pace settles just below where
-the early arrivals stop.
+Pacing before sending costs less than meeting 429s. One limiter per Vision resource is shared
+by every worker thread, and ``penalize`` holds them all back for the wait a 429 asked for. An
+adaptive limiter (``adaptive=True``, what bulk work uses) paces at ``headroom`` (95%) of the
+limit, slows down on a 429 and speeds up a little on each success, like TCP's congestion
+control. (design: docs/design.md#pacing)
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """When to try a call to an Azure service again, and how long to wait first.
 
-One policy for both clients (the Vision REST client and the Azure AI Search backend):
-
-- Retried: 408, 429 and 5xx answers, and calls that got no answer (connection failures,
-  timeouts, a connection dropped mid-answer). Both services' calls are safe to repeat:
-  vectorizing has no side effects, and indexing uploads whole documents by key.
-- Never retried: any other 4xx. Those are validation or authorisation errors; the same
-  request would fail the same way.
-
-The wait is the server's ``Retry-After`` when it gives one (that is the time the service
-itself asked for), else exponential backoff with full jitter (AWS Architecture Blog,
-"Exponential Backoff And Jitter"): uniform in [0, min(cap, base * 2**attempt)], which spreads
-concurrent workers apart instead of having them retry in lock-step.
+One policy for the Vision client and the Azure AI Search backend: 408, 429, 5xx and no answer
+are retried (both services' calls are safe to repeat), any other 4xx never is. The wait is the
+server's ``Retry-After`` when it gives one, else exponential backoff with full jitter (AWS
+Architecture Blog, "Exponential Backoff And Jitter"). (design: docs/design.md#retries)
 """
 
 from __future__ import annotations

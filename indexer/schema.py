@@ -1,18 +1,11 @@
-"""The index definitions in ``schemas/``, one per pinned model version.
+"""The index definitions in ``schemas/``, one per pinned model version, and pull mode's.
 
-Each file is an Azure AI Search index definition (REST shape, without the index name, which
-comes from ``SEARCH_INDEX_NAME``). Its ``description`` records the pin as
-``imgsearch pin: model_version=<name>; dimensions=<n>``, so the pin travels with the index on
-Azure and can be read back from an existing index. The numpy index reads the same file, so
-both backends accept exactly the same fields.
-
-Each file also carries a custom Web API vectorizer (``WebApiVectorizer``, kind
-``customWebApi``) bound to the vector field's profile, whose ``uri`` is the placeholder
-``${SEARCH_VECTORIZER_URI}``: with it, apps send a text query (``VectorizableTextQuery``, REST
-``kind: "text"``) to the search service, which calls this project's ``/api/vectorize`` for the
-vector, pinned like every other. ``load_schema`` returns the definition *without* it (an index
-without a vectorizer URI configured is created as before); ``IndexSchema.with_vectorizer`` puts
-it in, with the URI and the authentication the settings give.
+Each file is an Azure AI Search index definition (REST shape, without the name, which comes
+from ``SEARCH_INDEX_NAME``) whose ``description`` records the pin (``imgsearch pin:
+model_version=<name>; dimensions=<n>``), so the pin travels with the index; the numpy index
+reads the same file. ``load_schema`` leaves its Web API vectorizer out (its ``uri`` is the
+placeholder ``${SEARCH_VECTORIZER_URI}``); ``IndexSchema.with_vectorizer`` puts it in when the
+settings name the vectorize endpoint (README, "Apps send text to the search service").
 """
 
 from __future__ import annotations

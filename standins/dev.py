@@ -1,25 +1,11 @@
 """``imgsearch dev``: the whole Azure path on this machine, in one foreground command.
 
-It starts, each as a process of its own with its log in a file of its own:
-
-- Azurite (Blob Storage) with its own data folder, and the images container in it;
-- the Vision stand-in (``serve-vision``) and the Azure AI Search double
-  (``serve-search-double``, persisted under the data folder), each with a fresh key;
-- ``serve`` (the Function app's HTTP endpoints: ``/api/search`` and ``/api/vectorize``, which
-  the index's Web API vectorizer calls for text queries sent to the search service);
-- push mode (the default): the ``watch`` runner (the Functions host and Event Grid: it indexes
-  what is uploaded and removes what is deleted);
-- pull mode (``--pull`` or ``INGESTION_MODE=pull``): no watcher; ``imgsearch ensure-indexer``
-  creates the double's data source, skillset and indexer (the skill calls ``serve``'s
-  ``/api/vectorize``), which runs every 5 minutes or on ``imgsearch indexer run``; Azurite's
-  blob delete retention is switched on, as ``infra/`` switches on blob soft delete in pull mode.
-
-It waits until each answers, prints the settings a second terminal or an app needs (and
-writes them to ``<data folder>/dev.env`` to ``source``), then shows one line per process.
-The settings are production's: ``VISION_MODEL_VERSION`` stays what it is (2023-04-15 by
-default); the index is pinned to the stand-in's own model name. On Ctrl-C, or when one of the
-processes dies, it stops every process it started, by the ids it started them with, Azurite's
-node process included.
+It starts Azurite, the Vision stand-in, the search double and ``serve``, plus the ``watch``
+runner in push mode or the double's indexer in pull mode (with Azurite's delete retention on,
+as ``infra/`` turns on soft delete), each a process with its own log; waits until each
+answers; writes the settings a second terminal needs to ``dev.env``; and on Ctrl-C, or when
+one process dies, stops every process it started, by the ids it started them with. The
+settings are production's (README, "Offline end to end: imgsearch dev").
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
-"""A stand-in for the Azure Functions host under a burst: N workers run the blob trigger and the
-deferred-indexing queue trigger with the host's retry and poison rules.
+"""A stand-in for the Azure Functions host under a burst: N workers run the blob trigger and
+the deferred-indexing queue trigger with the host's retry and poison rules.
 
-What it models (``functions/host.json`` and the Functions docs; see ``FIDELITY.md``, H1-H4):
-
-- **Event Grid-based blob trigger** (``index_image``): each delivered event goes on the host's
-  own queue; a worker runs the function with the blob's path; if the function raises, the event
-  is tried again, at most ``poisonBlobThreshold`` times in all, and then the blob is *poisoned*
-  (``webjobs-blobtrigger-poison``), where only a reconcile finds it.
-  Event Grid delivers at least once: ``duplicate_rate`` of the events are delivered twice.
-- **Queue trigger** (``index_deferred``) on a real Storage queue (Azurite, azure-storage-queue):
-  a poller takes up to ``batch_size`` visible messages at a time (invisible while they are
-  handled), polling again at once while it finds messages and backing off to
-  ``max_polling_interval`` when the queue is empty; a message whose function succeeds is
-  deleted, one whose function raises is made visible again, and after ``maxDequeueCount``
-  dequeues it is poisoned: the host would move it to ``<queue>-poison``; here it is deleted and
-  recorded in ``stats.poisoned_messages`` (nothing reads the poison queue, and a test counts
-  poisoned messages, which must be none).
-- ``workers`` run at once: instances x ``maxDegreeOfParallelism``, the whole fleet.
-
-The two limits are ``functions/host.json``'s, through ``host_rules`` (shared with ``watch``).
-
-It never imports the product's handlers: the two functions are given as callables.
+Events arrive at least once (``duplicate_rate`` of them twice); a blob whose function raises
+is retried up to ``poisonBlobThreshold`` runs, then poisoned. The queue trigger polls a real
+Storage queue on Azurite; a message poisoned after ``maxDequeueCount`` dequeues is deleted and
+counted in ``stats.poisoned_messages``. Limits come from ``functions/host.json`` through
+``host_rules``; the handlers are given as callables. (FIDELITY.md H1-H4)
 """
 
 from __future__ import annotations

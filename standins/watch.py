@@ -1,20 +1,11 @@
 """``imgsearch watch``: the Functions host and Event Grid, offline.
 
-Polls a container (Azurite, or a real account) and turns what changed since the last poll
-into the very calls the Function app makes:
-
-- a new blob, or a blob whose ETag changed -> ``handlers.index_blob("<container>/<name>")``,
-  what ``index_image`` calls with the blob trigger's path;
-- a blob that disappeared -> ``handlers.handle_blob_event(BlobDeleted, subject, data)`` with
-  the subject and data Event Grid sends, what ``remove_image`` calls.
-
-Like the host, it retries a call that raised (on the next poll) until the host's rules
-(``host_rules``: ``poisonBlobThreshold`` of ``functions/host.json``) give the blob up as
-"poisoned" (logged) until it changes again; a deletion too, which Event Grid would keep
-redelivering for a day. Polling sees only the state at each poll: a blob created and deleted
-between two polls is never seen, which is harmless (nothing to index, nothing to remove). On
-start it indexes what is already there (``index_existing``), where the Function would need a
-backfill.
+It polls a container (Azurite, or a real account) and turns what changed since the last poll
+into the calls the Function app makes: a new or changed blob (by ETag) -> ``handlers.index_blob``,
+as ``index_image``; a vanished one -> ``handle_blob_event`` with Event Grid's ``BlobDeleted``
+subject and data, as ``remove_image``. A call that raised is retried on the next poll until
+``host_rules`` give it up as poisoned; a blob created and deleted between two polls is never
+seen, which is harmless. On start it indexes what is already there (``index_existing``).
 """
 
 from __future__ import annotations

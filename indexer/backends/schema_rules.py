@@ -1,20 +1,11 @@
 """The Azure AI Search rules a document, a filter or a query option must follow.
 
-The local index enforces them so that it is as strict as the service: code that works
-against the numpy fallback must not fail for the first time against Azure. Sources: the
-service's naming rules (index names, field names, document keys) and its EDM data types
-(``Edm.String``, ``Edm.Int32``, ... and ``Collection(...)`` of them).
-
-How the service reports each problem decides how we report it:
-
-- a document with a field the schema does not have, or a value of the wrong type, makes the
-  service refuse the *whole* indexing request (HTTP 400): ``InvalidDocumentError``, and
-  nothing is written;
-- an invalid document key fails *that document only* (its status in the 207 answer): the
-  caller gets ``key_problem(key)`` as the reason in ``WriteResult.failed``;
-- a filter on a field the schema does not have, or that is not filterable: ``FilterError``;
-- ``select`` of an unknown or non-retrievable field, ``k`` or ``threshold`` out of range:
-  ``InvalidQueryError``.
+The local index enforces them too (the service's naming rules and EDM types), so code that
+works against it does not fail for the first time on Azure. Each problem is reported as the
+service reports it: a bad field or value refuses the whole write (``InvalidDocumentError``),
+a bad key fails that document only (``key_problem``, in ``WriteResult.failed``), a bad filter
+is a ``FilterError``, a bad ``select``, ``k`` or ``threshold`` an ``InvalidQueryError``.
+(design: docs/design.md#the-azure-ai-search-backend)
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """The blob-event handlers behind the Azure Functions, callable without the Functions host.
 
-``functions/function_app.py`` only unpacks the trigger's payload and calls one function here;
-the local ``watch`` runner calls the very same functions, so what is tested offline is what
-runs in Azure. What fails how (recorded, deferred, or raised for the host to retry) is the
-README's "The Function app"; ``indexing.pipeline`` makes the split.
-
-Events arrive at least once and in any order, and handlers of one blob may run at the same
-time, so each handler acts on the blob's *current* state and checks it again after acting
-(``indexing.events``). Without ``services`` a handler uses the worker's (``get_services``).
+``functions/function_app.py`` unpacks a trigger's payload and calls one function here, and the
+``watch`` runner calls the same ones, so what is tested offline is what runs in Azure. What
+fails how is the README's "The Function app". Each handler acts on the blob's current state and
+checks it again after acting (design: docs/design.md#concurrent-blob-events-converge); without
+``services`` it uses the worker's (``get_services``).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """The Function app's HTTP endpoints: parse a request, do the work, answer.
 
-- ``search_http``: ``/api/search``, a query by text, image URL, image bytes or an indexed
-  document ("more like this"); JSON with cosine scores;
-- ``info_http``: ``/api/info``, what the search page needs to know about the index (its
-  pin, its size, the fields it can filter on);
-- ``thumbnail_http``: ``/api/thumbnail``, a small JPEG of an indexed image, read through the
-  app's own access to the images (never a public container or a key in the browser);
-- ``page_http``: the search page itself (one self-contained HTML file, no build step, no CDN).
-
-``functions/function_app.py`` and ``imgsearch serve`` (``local_host``) hand them the
-request's parts; errors become Azure-shaped JSON answers with the status
-``errors.classify`` gives, so the CLI and these endpoints agree on what is the caller's
-fault and what is worth retrying.
+``search_http`` (``/api/search``: a query by text, image URL, image bytes or an indexed
+document), ``info_http`` (``/api/info``: the index's pin, size and filterable fields),
+``thumbnail_http`` (``/api/thumbnail``: a small JPEG read through the app's own access to the
+images, never a key in the browser) and ``page_http`` (the search page). The Function app and
+``imgsearch serve`` hand them the request's parts; errors become Azure-shaped JSON answers with
+the status ``errors.classify`` gives, as the CLI's exit codes do.
 """
 
 from __future__ import annotations

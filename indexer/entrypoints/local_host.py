@@ -1,16 +1,9 @@
 """``imgsearch serve``: the Function app's HTTP endpoints on this machine, as ``func start``
-would host them, for users without Azure Functions Core Tools (and for this project's tests,
-which cannot install them).
+would host them, for users (and this project's tests) without Azure Functions Core Tools.
 
-The routes and their handlers are the Function app's own: ``/api/search``
-(``indexer.entrypoints.http``) and ``/api/vectorize`` (``indexer.entrypoints.vectorize``, the
-custom Web API skill and vectorizer endpoint) answer exactly what the deployed ``search`` and
-``vectorize`` functions answer. What differs is only the host: a Starlette app under uvicorn
-instead of the Functions runtime.
-
-Keys work as the Functions host's do: a request carries one in the ``x-functions-key``
-header or the ``code`` query parameter. On loopback no key is needed (as ``func start``
-lets every local caller in); listening on any other address needs ``--key``, so a search
+The routes and handlers are the Function app's own (``http``, ``vectorize``); only the host
+differs: Starlette under uvicorn. Keys work as the Functions host's do (``x-functions-key`` or
+``?code=``); on loopback none is needed, and any other address needs ``--key``, so a search
 endpoint is never opened to a network by accident.
 """
 

@@ -1,42 +1,11 @@
-"""``POST /api/vectorize``: the one endpoint Azure AI Search calls through its custom Web API
-interface, both as a custom skill (``WebApiSkill``, during indexing) and as a Web API vectorizer
-(``WebApiVectorizer``, at query time).
+"""``POST /api/vectorize``: Azure AI Search's custom Web API interface, for its custom skill
+(``WebApiSkill``, indexing) and its Web API vectorizer (``WebApiVectorizer``, queries).
 
-The contract, from the documents this module is written against:
-
-- "Custom Web API skill" (cognitive-search-custom-skill-web-api): the request is
-  ``{"values": [{"recordId", "data": {...}}]}`` with at most ``batchSize`` records (default
-  1000), each ``recordId`` unique; the answer is JSON (checked by its ``Content-Type``) with one
-  object per record sent: ``recordId``, ``data``, and ``errors`` and ``warnings``, arrays of
-  ``{"message"}`` that are "required, but can have a null value". The caller waits ``timeout``
-  (default 30 s, at most 230 s) and "retries twice" on 502, 503 and 429.
-- "Custom Web API vectorizer" (vector-search-vectorizer-custom-web-api): the same payload, one
-  record at a time, the input under ``data.text``, ``data.imageUrl`` or ``data.imageBinary``
-  (``{"data": <base64>}``), the embedding expected under ``data.vector``.
-- A skill's image inputs: a normalized image (``/document/normalized_images/*``: ``data``
-  Base64 JPEG, ``width``, ``height``, ``originalWidth``, ...; "Extract text and information from
-  images", cognitive-search-concept-image-scenarios) or the blob's own bytes (``/document/
-  file_data``: ``{"$type": "file", "data": <base64>}`` or ``{"$type": "file", "url", "sasToken"}``,
-  with the indexer's ``allowSkillsetToReadFileData``; "Document Extraction skill").
-
-Per record (``vectorize_record``): read the one input, vectorize it, check the vector against
-the index's pin, and shape the answer. With ``blobUrl`` (the blob's ``metadata_storage_path``) an
-image record is answered with every field the push path writes for that blob, computed by the
-same code (``indexing.pipeline.prepare``), so both ways into the index write the same document.
-
-Errors, through ``errors.classify`` as everywhere:
-
-- the record's own fault (no input, two inputs, text over 70 words, bytes that are no image,
-  over a Vision limit, Vision's 4xx about it): an error on that record only; the rest of the
-  batch is answered;
-- what trying again later can fix (Vision throttling or down, the index not there yet): the
-  whole call is answered 503 with ``Retry-After``, so the indexer's documented retries redo it;
-- what no record can get past (the vectors' model version is not the index's pin, a refused
-  credential): the whole call is answered with the status ``classify`` gives, the Azure error
-  body naming the problem; it appears in the indexer's execution history;
-- records still running when the time budget (``TIME_BUDGET_SECONDS``, under the caller's
-  default 30 s timeout) runs out are answered with an error each, so the answer always arrives
-  before the caller gives up on the whole batch.
+Each record is read, vectorized, checked against the pin and answered on its own
+(``vectorize_record``): a record's own fault is an error on that record, what a retry can fix
+a 503 for the whole call, a pin mismatch a failure of the whole call, and records still running
+at ``TIME_BUDGET_SECONDS`` an error each. (behaviour: README, "The vectorize endpoint"; sources
+and design: docs/design.md#the-vectorize-endpoint)
 """
 
 from __future__ import annotations

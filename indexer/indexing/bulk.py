@@ -1,33 +1,11 @@
 """Bulk indexing: many images through the one-image pipeline, concurrently, in batches.
 
-The engine of every run over a source (``run.index_source``: ``imgsearch index``,
-``backfill``, ``reconcile``). The per-image work (read, hash, skip if unchanged, check limits,
-vectorize, check the pin) is ``pipeline.prepare``; this module adds:
-
-- bounded concurrency: a thread pool, because a Vision call is network I/O (the offline
-  model serialises itself with a lock, so threads only overlap file reads there), with at
-  most ``2 * concurrency`` items unfinished (and a bounded number finished behind a slow one,
-  ``_Window``) so a listing of millions never fills memory;
-- pacing stays inside the vectorizer (a paced ``VisionClient`` takes a token per attempt);
-- batching: one ``backend.upsert`` per ``batch_size`` documents (the Azure backend splits
-  further at the service's 1000 actions / 16 MB per request);
-- the content-hash skip from one ``keys_with_hashes`` listing, not a lookup per image.
-
-How failures are treated:
-
-- a bad image (corrupt, over a limit, refused by the service with a 4xx) is a permanent
-  failure of that item: recorded, and the run goes on;
-- a transient error on one item after the client's own retries (429, 5xx, a network or file
-  read error) is a failure *for now* (``Outcome.transient``): the item is not indexed, so the
-  next run picks it up, and the run goes on. After ``max_consecutive_failures`` of those in
-  a row (bad images in between neither count nor reset the count; only a success does) the
-  service is evidently down, and the run stops with ``BulkIndexingAborted``;
-- errors of the set-up rather than of an image stop the run at once: a
-  ``ModelVersionMismatchError`` (nothing of the pending batch is written), an authentication
-  error, a non-retriable service error that is not about the image, a configuration error.
-
-``on_outcome`` sees every item exactly once, in the order the items came, and an "indexed"
-outcome only after its batch was written, so a caller may checkpoint on it.
+The engine of every run over a source (``run.index_source``). ``pipeline.prepare`` does each
+image's work; this module adds a bounded thread pool (``_Window``), batched upserts, the
+content-hash skip from one listing, and the failure rules: a bad image is recorded and the run
+goes on, a transient failure leaves the item to the next run, ``max_consecutive_failures`` of
+those in a row stop the run, and set-up errors stop it at once. ``on_outcome`` sees each item
+once, in order, and "indexed" only after its batch was written. (design: docs/design.md#bulk-runs)
 """
 
 from __future__ import annotations

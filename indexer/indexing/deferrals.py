@@ -1,29 +1,11 @@
-"""Throttled blobs wait on a queue instead of failing: a burst of uploads never poisons.
+"""Throttled blobs wait on a queue instead of failing, so a burst of uploads never poisons.
 
-Drop 10,000 images into the container at once and Flex Consumption scales the Function out:
-tens of instances, each handling several blobs at once, nothing pacing them together. The
-fleet asks Vision for far more than its rate R, and a handler still throttled after the
-client's retries used to raise; the host retried the blob ``poisonBlobThreshold`` times and
-then parked it in ``webjobs-blobtrigger-poison``, where only a ``reconcile`` found it again.
-
-Throttling says nothing about the image, so it is not a failure. A handler that is still
-throttled after its retries *defers* the blob: it puts a small message (container, blob name,
-how many times deferred) on the ``imgsearch-deferred`` queue of the images storage account,
-invisible for a delay taken from the service's ``Retry-After`` plus full jitter that grows with
-each deferral (so the herd spreads out instead of coming back all at once), and returns
-normally. A queue-triggered function (``index_deferred``) picks the message up when it becomes
-visible and handles the blob as it is *then*, exactly as the blob trigger does; throttled
-again, it defers again. Nothing counts a deferral as a failed attempt, so no burst, however
-large, ends in a poison queue; the fleet works through it at the rate Vision allows.
-
-At-least-once holds throughout: the message is sent before the handler returns (if sending
-fails, the handler raises and the host retries the blob, as for any transient error); a
-message delivered twice, or a deferral racing a new event for the same blob, only indexes the
-blob's current state twice, which the content-hash skip and the check after each write
-(``indexing.events``) make harmless.
-
-Messages are Base64 text, which is what the Functions queue trigger decodes by default
-(``extensions.queues.messageEncoding`` in ``host.json``).
+A handler still throttled after the client's retries puts a ``Deferral`` message on the
+``imgsearch-deferred`` queue of the images account, invisible for the service's
+``Retry-After`` plus full jitter that grows with each deferral (``deferral_delay``), and
+returns normally; the ``index_deferred`` queue trigger handles the blob when it shows. Messages
+are Base64 text, what the Functions queue trigger decodes by default.
+(design: docs/design.md#throttled-blobs-wait-on-a-queue)
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
 """One blob event, handled so that concurrent handlers of the same blob converge.
 
-Event Grid delivers each event at least once and in no set order, and the Functions host runs
-handlers in parallel, on several instances. Two handlers of one blob can overlap: one reads the
-old bytes and is slow to vectorize them, the blob is overwritten, a second handler indexes the
-new bytes, and then the first writes the old document over it. No event is left to fix that.
-
-So every handler **checks after it acts**. After writing a document it reads the blob's ETag
-again; if the blob changed (or is gone) meanwhile, what it wrote may be stale, and it acts
-again on the blob as it is now: index it again (``force``: the stored document cannot vouch
-for anything, since a stale write may not be visible yet) or remove the document. After
-removing a document it checks that the blob is still gone; if it came back, it indexes it.
-
-Why that converges: take the last write to a document (in time). The handler that made it
-checked the blob afterwards and found it unchanged, so at that moment the index matched the
-blob. Any later change to the blob makes an event whose handler acts after that change, and
-so after that last write, which contradicts "last" unless that handler wrote nothing. A
-handler writes nothing only when the blob is gone (its ``BlobDeleted`` handler removes the
-document, and checks too) or when the stored document already describes this very version
-(same content hash and ``last_modified``), which some earlier write made and whose writer
-checked. Each round of a handler costs one more ``Get Blob Properties``; a redo happens only
-when the blob really changed under it, and ``MAX_ROUNDS`` bounds a blob that keeps changing
-(then a transient error: the host retries later).
+Events arrive at least once, in any order, and handlers of one blob may overlap, so a stale
+write could land over a newer one. Every handler therefore checks after it acts: after a write
+it reads the blob's ETag again and acts again if the blob changed or is gone; after a removal
+it checks that the blob stayed gone. ``MAX_ROUNDS`` bounds a blob that keeps changing.
+(why this converges: docs/design.md#concurrent-blob-events-converge)
 """
 
 from __future__ import annotations

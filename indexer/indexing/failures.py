@@ -1,23 +1,11 @@
 """The record of permanent indexing failures: which image, why, and when.
 
-A permanent failure (corrupt image, over a documented limit, refused by Vision with a 4xx) is
-not retried: retrying cannot help, and a blob trigger that raised would be retried five times
-and then parked in the host's poison queue with no reason attached. So the edge records the
-reason here and returns normally. Fixing the image (uploading it again) indexes it and clears
-the record.
-
-Two implementations of one protocol:
-
-- ``BlobFailureLog`` (the Function app, the ``watch`` runner): one JSON blob per failed
-  document key in a container (``imgsearch-failures``) of the images' own storage account.
-  Function instances scale out, so a shared file is not an option; one blob per key makes
-  record/clear single idempotent requests with no read-modify-write race between instances,
-  and a re-failure simply overwrites. People read it with any storage tool.
-- ``JsonlFailureLog`` (the CLI's ``backfill``/``reconcile``): an append-only JSON Lines file
-  under ``IMGSEARCH_DATA_DIR``. One process writes it; appending a line (flushed and fsynced)
-  never rewrites what is already stored, a torn last line after a crash is skipped on
-  reading, and ``grep``/``jq`` read it directly. The latest line per key wins, so a
-  ``cleared`` line retires an earlier failure without editing the file.
+A permanent failure is recorded instead of raised (retrying cannot help, and a raising blob
+trigger ends in the poison queue with no reason); indexing the image later clears it. Two
+``FailureLog`` implementations: ``BlobFailureLog`` (the Function app, ``watch``), one JSON blob
+per key in ``imgsearch-failures``, safe across scaled-out instances; ``JsonlFailureLog`` (the
+CLI), an append-only JSON Lines file under ``IMGSEARCH_DATA_DIR``.
+(design: docs/design.md#failure-policy)
 """
 
 from __future__ import annotations
@@ -152,7 +140,8 @@ class BlobFailureLog:
 
 
 class JsonlFailureLog:
-    """Append-only JSON Lines; the latest line per key wins (see the module doc)."""
+    """Append-only JSON Lines; the latest line per key wins, so a ``cleared`` line retires a failure
+    and a torn last line is skipped (design: docs/design.md#failure-policy)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)

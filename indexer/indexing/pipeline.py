@@ -1,25 +1,11 @@
 """Indexing one image: read, check, vectorize, check the pin, upsert. Idempotent.
 
-The document key derives from the image's location and the stored ``content_hash`` lets a
-re-run skip unchanged bytes before the (rate-limited, paid) Vision call.
-
-The one-image path (``index_item``, the blob trigger) reads the stored document by key, and on
-Azure AI Search that read can be a few seconds behind the writes (documents become visible "a
-few seconds after" a write is answered). A stale read must never make it skip bytes that are
-not what the index holds: after a blob went A -> B -> A, the read can still show the first A
-while B's write is pending, and a skip would leave B indexed. So it skips only when the
-stored document describes the same *version* of the image: equal content hash and equal
-``last_modified``. A redelivered event for an unchanged blob is still skipped once its
-document is visible; before that it is vectorized again, which costs a call but is correct. Failures are sorted
-into two kinds, because the edges treat them differently:
-
-- permanent (``Outcome.status == "failed"``): the image itself is bad (corrupt, over a limit,
-  refused by the service with a 4xx). Retrying cannot help; the edge records the reason.
-- transient: anything else (429 after retries, 5xx, connection errors) propagates as an
-  exception, so the Functions host or the caller retries.
-
-A ``ModelVersionMismatchError`` also propagates: it is a configuration error, and nothing
-has been written when it is raised.
+The key derives from the image's location, and the stored ``content_hash`` skips unchanged
+bytes before the (rate-limited, paid) Vision call, but only when the stored document describes
+the same version of the image (equal ``last_modified``), since a read may lag behind writes.
+An image that is itself bad is a permanent failure (``Outcome.status == "failed"``), returned
+for the edge to record; transient errors and a ``ModelVersionMismatchError`` (nothing written)
+raise. (design: docs/design.md#reads-that-lag-behind-writes and #failure-policy)
 """
 
 from __future__ import annotations

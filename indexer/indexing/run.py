@@ -1,15 +1,11 @@
 """One bulk run over a source, behind ``imgsearch index``, ``backfill`` and ``reconcile``.
 
-``index_source`` lists a folder or a container, skips what cannot need work (blobs an
-interrupted run already finished; blobs whose failure is recorded for the same ETag, unless
-``force``: retrying cannot help until the blob changes), indexes the rest through
-``bulk.index_items``, keeps the failure record in step, and waits (bounded, ``visibility``)
-until the index shows what it wrote and removed, so a search or the next run's listing sees it.
-
-Two things differ between the commands. ``checkpoint`` (``backfill``) makes the run resumable
-(``indexing.checkpoint``). ``remove_gone`` (``index``, ``reconcile``) removes the documents of
-images that are gone and forgets their failures, but only after a *complete* listing: one that
-failed half-way removes nothing, so an image that still exists never loses its document.
+``index_source`` lists a folder or a container, skips what cannot need work (what an
+interrupted run finished; failures recorded for the same ETag, unless ``force``), indexes the
+rest through ``bulk.index_items``, keeps the failure record in step, and waits until the index
+shows its writes. ``checkpoint`` (``backfill``) makes the run resumable; ``remove_gone``
+(``index``, ``reconcile``) removes documents of vanished images, only after a complete listing.
+(design: docs/design.md#bulk-runs)
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Waiting until an index shows a run's own writes.
 
-Azure AI Search answers an indexing request once the documents are stored, and makes them
-searchable "a few seconds after" (search-howto-reindex, "Responses"). So a listing, a count
-or a search made right after a write may not show it. Nothing offers a consistent read, and
-the one-image path (the blob trigger) must not wait, but a bulk run (``imgsearch index``,
-``backfill``, ``reconcile``) ends with this bounded poll, so that what runs next, a search or
-another run whose content-hash skip and removal rest on a listing, sees what this one wrote.
-
-The NumpyIndex shows every write at once: there the first check passes.
+Azure AI Search makes written documents searchable "a few seconds after" it answers
+(search-howto-reindex, "Responses"), so a bulk run ends with this bounded poll: what runs
+next, a search or another run whose skips and removals rest on a listing, then sees what it
+wrote. The blob trigger never waits; the numpy index shows every write at once.
+(design: docs/design.md#reads-that-lag-behind-writes)
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """Images in an Azure Blob Storage container (Azure or Azurite), through azure-storage-blob.
 
-Each blob becomes a ``BlobItem`` whose identity and ``source`` are the blob's URL (so the
-document key is stable for the blob's location, and is the key an Azure AI Search indexer
-derives from ``metadata_storage_path``: see ``indexer.keys``). Metadata comes
-from the listing or the blob's properties, never from the bytes:
-
-- ``container``, ``blob_path`` (the blob name), ``file_name`` (its last path segment),
-  ``size_bytes``, ``last_modified`` (ISO 8601, UTC, ``Z``);
-- ``content_type`` only when the blob declares an ``image/*`` type. Uploads often carry the
-  default ``application/octet-stream``; leaving it out lets the pipeline use the type it
-  sniffed from the image header instead of indexing a meaningless one;
-- ``tags``: from the blob metadata entry ``tags`` (metadata names are case-insensitive in
-  Azure), a comma-separated list such as ``tags=cat, pet``; items are trimmed, empty ones
-  dropped, duplicates removed in order. Metadata is what every upload tool can set (``az
-  storage blob upload --metadata``, the SDKs, Storage Explorer) and it arrives with the listing,
-  so no extra call per blob. Blob index tags are key/value pairs for the storage service's own
-  queries, a different thing, and are not read.
-
-Reading enforces the size guard twice: before any byte moves, from the size the listing or
-properties reported; and on the download itself, which asks for at most ``max_bytes`` bytes and
-checks the blob's full size in the answer, so a blob that grew since it was listed can never
-fill memory.
+Each blob becomes a ``BlobItem`` whose identity and ``source`` are its URL (the key an Azure
+AI Search indexer derives too). Metadata comes from the listing or the properties, never the
+bytes: ``container``, ``blob_path``, ``file_name``, ``size_bytes``, ``last_modified`` (UTC),
+``content_type`` only when it is ``image/*``, and ``tags`` from the metadata entry ``tags``
+(comma-separated). Reading checks the size before any byte moves and again on the download.
+(design: docs/design.md#the-blob-source)
 """
 
 from __future__ import annotations

@@ -23,17 +23,11 @@ from indexer.sources.base import ImageItem
 class FolderSource:
     """Yields the images under ``root``, recursively, in a stable sorted order.
 
-    A file is an image when its first bytes say so (``limits.sniff_content_type``), whatever
-    its name: ``photo.JPG``, ``scan`` and ``export.jpeg.bak`` alike, as the blob path decides
-    by the bytes too. Other files are not offered; ``skipped`` lists them with the reason
-    (``notes.txt``: not an image; ``IMG_0001.heic``: a format the service does not read).
-
-    Hidden files and hidden folders (names starting with ``.``, e.g. ``.git`` or the
-    ``.imgsearch`` data folder) are left out, and symlinked folders are not followed, so a
-    walk always ends. Folders that cannot be listed are recorded in ``listing_errors``
-    instead of being skipped silently: a caller that removes documents of vanished files
-    must not do so after an incomplete listing.
-    """
+    A file is an image when its first bytes say so, whatever its name (as for blobs); others are
+    listed in ``skipped`` with the reason. Hidden files and folders are left out and symlinked
+    folders are not followed, so a walk always ends. Folders that cannot be listed are recorded in
+    ``listing_errors``: a caller that removes documents of vanished files must not do so after an
+    incomplete listing."""
 
     def __init__(self, root: Path | str, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
         path = Path(root).expanduser()

@@ -1,21 +1,11 @@
 """How the Azure AI Search double runs an indexer over a blob container in Azurite, as the
-service documents a blob indexer with a skillset:
+service documents a blob indexer with a skillset.
 
-1. take the blobs whose ``LastModified`` is after the last run's high-water mark ("change
-   detection occurs automatically", search-how-to-index-azure-blob-changed-deleted), oldest
-   first, ``batchSize`` at a time, and those whose last try failed;
-2. build each blob's source document (``metadata_storage_path`` is its URL, ``_name``,
-   ``_size``, ``_last_modified``, ``_content_type``, ``_content_md5``, the user metadata, and with
-   ``allowSkillsetToReadFileData`` ``file_data``, ``{"$type": "file", "data": <base64>}``); a blob
-   over the tier's extraction limit fails with the service's text;
-3. field mappings (``base64Encode`` as ``UrlTokenEncode``; without a key mapping the path,
-   encoded, is the key), same-name fields, the skill calls, output field mappings (which win);
-4. write with ``mergeOrUpload`` (an assumption) and record per-item errors and warnings in the
-   live shapes (azure-search-power-skills#19: the blob's URL as ``key``);
-5. soft-deleted blobs: Azurite has none, so with the account's delete retention on, a blob an
-   earlier run listed that is gone counts as soft-deleted and its document is deleted;
-6. ``maxFailedItems`` / ``maxFailedItemsPerBatch`` (-1: no limit) exceeded stop the run
-   (``transientFailure``); a failed item is tried again by the next run.
+A run takes the blobs changed since its high-water mark (and those that failed last time),
+``batchSize`` at a time, builds each one's source document, applies the field mappings, calls
+the skill, writes with ``mergeOrUpload`` and records per-item errors in the live shapes; a
+listed blob that is gone counts as soft-deleted when delete retention is on (Azurite has no
+soft delete). Rules and sources: ``standins/FIDELITY.md``, P3-P14.
 """
 
 from __future__ import annotations

@@ -2,16 +2,10 @@
 search double refuses what Azure AI Search refuses and evaluates what it accepts.
 
 The grammar is the part of the service's ("OData expression syntax reference for Azure AI
-Search") that ``indexer.backends.azure_search`` writes: ``field op constant`` (``eq ne gt ge lt
-le``; strings with ``''`` for a quote, integers, decimals, ``true``/``false``, ``null``, unquoted
-``Edm.DateTimeOffset`` literals), ``and``, ``not`` (binding tighter than a comparison, as on the
-service), parentheses, ``collection/any(t: t op constant)`` (only ``eq`` on strings, the
-service's rule), ``search.in(field, 'a,b', ',')``; ``$orderby`` of sortable fields and
-``$select`` of retrievable ones. Valid OData beyond that (``or``, ``all``, ``any()``, a constant
-on the left, a Boolean field alone, other functions, ...) gets the double's "not served" 400.
-
-``compile_filter`` checks the tree against the index's fields (known, filterable, compatible
-types) and returns a predicate over stored documents (``str``, ``int``, aware ``datetime``, ...).
+Search") that ``indexer.backends.azure_search`` writes: typed comparisons, ``and``, ``not``,
+parentheses, ``collection/any(t: t eq constant)``, ``search.in``, sortable ``$orderby`` and
+retrievable ``$select`` fields; valid OData beyond that gets the double's "not served" 400.
+``compile_filter`` checks the tree against the index's fields and returns a predicate.
 """
 
 from __future__ import annotations

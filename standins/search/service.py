@@ -1,13 +1,10 @@
 """An HTTP double of Azure AI Search for the requests imgsearch sends, so the real
 ``azure-search-documents`` client is what tests and local runs drive.
 
-It serves the routes of ``_ROUTES`` with ``api-version=2026-04-01`` (the version
-azure-search-documents 12 speaks), as strict as the service: the service's status codes, errors
-as ``{"error": {"code", "message"}}``, ``api-key`` (admin keys) or ``Authorization: Bearer``
-checked when configured. Anything else (other paths, methods and versions, ``If-Match`` /
-``If-None-Match``, properties and options imgsearch never sends) gets one 400,
-``NotSupportedByStandIn``, "The search double does not serve ...". Every rule, with its source,
-is in ``standins/FIDELITY.md``.
+It serves the routes of ``_ROUTES`` with ``api-version=2026-04-01`` (what azure-search-documents
+12 speaks) as strictly as the service: its status codes, ``{"error": {"code", "message"}}``,
+``api-key`` or ``Authorization: Bearer`` when configured. Anything else gets one 400,
+``NotSupportedByStandIn``. Every rule, with its source: ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Documents of one index in the Azure AI Search double: indexing actions, lookups and queries,
 with the service's validation and per-document results.
 
-Per vector field a matrix of unit-length float32 vectors is rebuilt when reads change, so a
-vector query is one matrix product: the cosine, scored as the service documents it for the
-cosine metric, ``1 / (1 + (1 - cosine))`` (vector-search-ranking). Writes and reads see two
-states, as on the service: indexing requests see ``documents`` as written, while lookups,
-searches and counts read ``visible``, which catches up with each write ``visibility_delay``
-seconds after its answer ("makes new documents available ... a few seconds after the indexing
+A vector query is one matrix product over unit vectors, scored as the service scores cosine,
+``1 / (1 + (1 - cosine))`` (vector-search-ranking). Writes see ``documents`` as written;
+lookups, searches and counts read ``visible``, which catches up ``visibility_delay`` seconds
+after each write ("makes new documents available ... a few seconds after the indexing
 operation completed", search-howto-reindex). Documents are replaced, never changed in place.
 """
 

@@ -1,34 +1,11 @@
 """The error answers Azure AI Vision gives, as the Vision stand-in must reproduce them.
 
-Every error is ``{"error": {"code": ..., "message": ..., "innererror"?: {...}}}`` with the
-outer code also in the ``x-ms-error-code`` header. Confirmed against Microsoft's own
-material (SDK troubleshooting sections, REST reference, issue threads quoting live answers):
-
-- wrong key: 401, code ``"401"``, "Access denied due to invalid subscription key or wrong API
-  endpoint. ..." (azure-ai-vision-imageanalysis README, Troubleshooting);
-- undecodable image: 400, ``InvalidRequest`` / inner ``InvalidImageFormat`` "Input data is
-  not a valid image." (same README);
-- an image of 0 bytes or over 20 MB: 400 ``InvalidRequest`` "The image size is not allowed to
-  be zero or larger than 20971520 bytes." with no inner code, and an image URL that cannot be
-  fetched: 400 ``InvalidRequest`` "Image URL is badly formatted or not accessible." with no
-  inner code (the error list of "Call the Image Analysis 4.0 Analyze API", which says the URL
-  must be "valid and publicly accessible");
-- pixel dimensions out of range: inner code ``InvalidImageSize`` (the live answer the mission
-  brief records; the Computer Vision error-code enum has no ``InvalidImageDimension``);
-- unknown api-version: 404, code ``"404"``, "Resource not found" (azure-docs#120920);
-- retired preview: 410, code ``Gone`` (azure-search-openai-demo#2514).
-
-Our choices where no live answer could be found (kept in Azure's envelope and naming style,
-inner codes taken from the Computer Vision error-code enum): the missing-key wording (APIM's
-standard sentence), the wording of the pixel-size message, ``InvalidParameter`` for text
-outside 1..70 words, ``InvalidModel`` for an unknown model version, 415
-``UnsupportedMediaType`` for a wrong content type (as Computer Vision v3.2 answered),
-``BadArgument`` for a malformed body, the 429 sentence (the Cognitive Services pattern) and
-the 5xx bodies.
-
-A limit of the stand-in itself (its decode budget, its JSON body cap) is never answered as one
-of Azure's permanent 4xx: it is a 503 whose message says it is the stand-in's (``stand_in_limit``).
-Every answer here is listed with its source in ``standins/FIDELITY.md``.
+Every error is ``{"error": {"code", "message", "innererror"?}}`` with the outer code also in the
+``x-ms-error-code`` header. Each answer is confirmed against Microsoft's material (SDK
+troubleshooting sections, the REST reference, issues quoting live answers) or, where no live
+answer was found, is our choice in Azure's envelope and naming style: ``standins/FIDELITY.md``
+(rows V1 to V18 and E1) gives each one's source. A limit of the stand-in itself is never one
+of Azure's permanent 4xx but a 503 that names the stand-in (``stand_in_limit``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """Download the image of a ``{"url": ...}`` request as the service does: only from publicly
-reachable hosts, with the size limit applied while streaming so a huge or endless body never
-fills memory.
+reachable hosts, with the size limit applied while streaming.
 
-Azure fetches the URL from its own network, so a URL on loopback, a private network or a
-link-local address (an Azurite blob, a laptop's web server) works offline and fails on Azure
-("Make sure the image URL is valid and publicly accessible", Image Analysis 4.0 errors). The
-stand-in therefore refuses such hosts, before connecting and on every redirect, unless
-``allow_private`` is set (``serve-vision --allow-private-urls``) for local development.
-Every failure is Azure's one answer, 400 "Image URL is badly formatted or not accessible.";
-the reason goes to the log and to the ``x-standin-detail`` header, never into the body.
+Azure fetches from its own network, so a URL on loopback or a private network works offline
+and fails on Azure ("Make sure the image URL is valid and publicly accessible", Image Analysis
+4.0 errors): such hosts are refused before connecting and on every redirect, unless
+``allow_private``. Every failure is Azure's one 400; the reason goes to the log and the
+``x-standin-detail`` header only.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """Fit an image Azure accepts to what the offline model behind the stand-in can decode.
 
-Azure takes any image under 20 MB with sides from 11 to 15,999 pixels. The offline model
-decodes JPEGs in draft mode (scaled by libjpeg while decoding, so any size is cheap), but
-decodes other formats at full size and refuses them above its own budget (50 megapixels). The
-stand-in must not pass that budget on as a refusal Azure would not give, so before the model
-sees an image:
-
-- a JPEG goes through unchanged (the model drafts it itself);
-- any other image up to ``PASS_THROUGH_PIXELS`` goes through unchanged, so ordinary images get
-  exactly the model's vector;
-- a larger one is decoded once here, in as little memory as its format allows (MPO, a JPEG
-  container, in draft mode; everything else at full size, within ``max_decode_pixels``),
-  turned upright per EXIF, reduced to ``WORKING_SIDE`` pixels on its longer side and handed to
-  the model as a lossless PNG;
-- one that would take more than ``max_decode_pixels`` to decode raises ``StandInLimit``, which
-  the server answers with a 503 that names the stand-in, never with Azure's permanent 400.
-
-Memory is bounded by ``max_decode_pixels`` times the bytes per pixel (3 for RGB), held once per
-concurrent request (the server runs at most ``inference_threads`` of these at once). Measured in
-a ``serve-vision`` process: an 8,000 x 7,000 PNG (168 MB as RGB) raised the peak resident
-memory by about 280 MB for 1.2 s; the same picture as a JPEG by nothing measurable.
+The model drafts JPEGs (any size is cheap) but decodes other formats at full size within its
+own budget, which the stand-in must not pass on as a refusal Azure would not give. So a JPEG,
+or any image up to ``PASS_THROUGH_PIXELS``, goes through unchanged; a larger one is decoded
+once here (at most ``max_decode_pixels``, 3 bytes each, per concurrent request), turned
+upright, reduced to ``WORKING_SIDE`` and handed over as a lossless PNG; beyond the budget,
+``StandInLimit`` (a 503). (FIDELITY.md L1, L2; design: docs/design.md#stand-ins)
 """
 
 from __future__ import annotations

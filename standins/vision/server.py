@@ -1,29 +1,11 @@
 """The local vectorizer server: Azure AI Vision's multimodal-embeddings contract, offline.
 
-It answers ``POST /computervision/retrieval:vectorizeImage`` and ``...:vectorizeText`` with the
-same query parameters, headers, bodies, status codes and error shapes as Azure (see
-``contract.py`` and ``answers.py`` for what was confirmed and what is our choice), and
-enforces the same input limits. So ``VisionClient`` and the seed's curl commands work against
-it unchanged, and a client that passes here fails on Azure only for reasons Azure adds.
-
-Behind the edge sits a real pretrained offline model (``indexer.vectorizers.offline``), looked up through an
-injectable ``model_lookup`` so this module stays a thin edge. The request's ``model-version``
-may name an Azure version (``2023-04-15``, ``2022-04-11``) or a local one; the answer always
-comes from the local model that stands in for it and reports *that model's own name* in
-``modelVersion``: a local vector can never pass for an Azure one.
-
-It accepts everything Azure accepts: images the offline model cannot decode as they are are
-fitted to it first (``pixels``), texts longer than the model reads are cut to what it reads,
-and a limit of the stand-in's own is a 503 that says so, never one of Azure's permanent 4xx.
-As on Azure, ``api-version=2023-02-01-preview`` is answered 410 Gone and image URLs on
-loopback or private networks are refused; both can be switched on for old samples and local
-development (``serve_retired_preview``, ``allow_private_urls``).
-
-For tests and benchmarks the server can also behave like a busy remote service: added
-latency, a request-rate limit answered with 429 + ``Retry-After`` (as Azure does), and
-injected faults (408/429/5xx, dropped connections, answers too slow for the client's timeout).
-
-Model inference and URL downloads run in worker threads, never on the event loop.
+It answers ``retrieval:vectorizeImage`` and ``retrieval:vectorizeText`` with Azure's parameters,
+headers, bodies, status codes, error shapes and input limits (``contract``, ``answers``), so
+``VisionClient`` and the seed's curl commands work against it unchanged. A real offline model
+answers and reports its own name in ``modelVersion``; what Azure accepts is accepted
+(``pixels``), a limit of the stand-in's own is a 503 that says so, and tests can inject faults,
+latency and a rate limit. (rules and sources: standins/FIDELITY.md; docs/design.md#stand-ins)
 """
 
 from __future__ import annotations
@@ -95,57 +77,45 @@ ModelLookup = Callable[[str], Any]  # local model name -> object with vectorize_
 
 @dataclass
 class ServerConfig:
-    """Options of the local vectorizer server (``imgsearch serve-vision`` exposes them as flags).
+    """Options of the local vectorizer server; ``imgsearch serve-vision`` exposes them as flags.
 
-    :ivar keys: accepted ``Ocp-Apim-Subscription-Key`` values. Empty (and no
-        ``bearer_tokens``): every caller is accepted.
-    :ivar bearer_tokens: accepted ``Authorization: Bearer`` tokens (there is no Entra ID
-        offline, so tokens are opaque strings agreed with the caller).
-    :ivar fault_rate: share of requests (0..1) that fail on purpose.
-    :ivar fault_statuses: the HTTP statuses an injected fault answers with (429 and/or 5xx).
-    :ivar fault_retry_after: ``Retry-After`` seconds sent with injected 429 and 503 answers.
-    :ivar drop_connection: also inject connections dropped in the middle of the answer.
-    :ivar slow_seconds: when > 0, also inject answers delayed this long (to trip timeouts).
-    :ivar fault_seed: seed of the fault draw, so a run can be replayed.
-    :ivar fault_first: always fail the first N requests (deterministic retry tests).
-    :ivar rate_limit_per_second: above this request rate answer 429 with ``Retry-After``.
-    :ivar rate_limit_burst: None (default): count as Azure's gateway does, at most
-        ``rate * rate_limit_window`` requests in each fixed interval (``throttle.FixedWindow``);
-        a number: a token bucket of that many requests at once (1: no burst at all, the
-        strictest limiter; ``throttle.TokenBucket``).
-    :ivar rate_limit_window: the interval of the fixed-window count, in seconds. Default: 1 s
-        for rates of 1/s or more (S1: 20 in each second), 60 s below (F0: 20 a minute).
-    :ivar latency_ms: added to every call, to mimic a remote service.
-    :ivar serve_retired_preview: answer ``api-version=2023-02-01-preview`` as the preview once
-        did, for old samples. Off by default: Azure answers it with 410 Gone today.
-    :ivar allow_private_urls: fetch image URLs on loopback, private and link-local hosts
-        (Azurite, a local web server). Off by default: Azure fetches only public URLs.
-    :ivar max_decode_pixels: the most pixels of a non-JPEG image the stand-in decodes at
-        full size; beyond, a 503 that names the stand-in (Azure itself would accept it).
-    :ivar inference_threads: model calls running at once (each one uses the CPU fully).
-    :ivar pad_to: answer vectors of this many dimensions (Azure's 1024), the offline model's
-        vector followed by zeros, for apps that assume Azure's length. Zeros change no dot
-        product and no norm, so every cosine stays the same; ``modelVersion`` still names the
-        offline model, so such vectors never pass for Azure's.
-    """
+    The comment above each option says what it does: who may call, the faults and throttling
+    injected for tests, and how the stand-in meets inputs Azure accepts."""
 
+    # Accepted ``Ocp-Apim-Subscription-Key`` values. Empty (and no bearer tokens): every caller.
     keys: Sequence[str] = ()
+    # Accepted ``Authorization: Bearer`` tokens: opaque strings agreed with the caller (no Entra ID offline).
     bearer_tokens: Sequence[str] = ()
+    # The share of requests (0..1) that fail on purpose, answered with one of ``fault_statuses``
+    # (429 and/or 5xx), with ``fault_retry_after`` seconds of ``Retry-After`` on a 429 or 503.
     fault_rate: float = 0.0
     fault_statuses: Sequence[int] = (429, 500, 503)
     fault_retry_after: float | None = 1.0
+    # Also inject connections dropped mid-answer, and (when > 0) answers delayed this long, to trip timeouts.
     drop_connection: bool = False
     slow_seconds: float = 0.0
+    # The fault draw's seed, so a run can be replayed; ``fault_first`` always fails the first N requests.
     fault_seed: int | None = 0
     fault_first: int = 0
+    # Above ``rate_limit_per_second`` answer 429 with ``Retry-After``. ``rate_limit_burst`` None counts
+    # as Azure's gateway does, at most rate x ``rate_limit_window`` requests in each fixed interval
+    # (default 1 s for 1/s or more, as S1; 60 s below, as F0: ``throttle.FixedWindow``); a number is
+    # a token bucket of that many at once (1: no burst at all, the strictest: ``throttle.TokenBucket``).
     rate_limit_per_second: float | None = None
     rate_limit_burst: int | None = None
     rate_limit_window: float | None = None
+    # Milliseconds added to every call, to mimic a remote service.
     latency_ms: float = 0.0
+    # Answer ``api-version=2023-02-01-preview`` as the preview once did, for old samples (Azure: 410 Gone).
     serve_retired_preview: bool = False
+    # Fetch image URLs on loopback, private and link-local hosts (Azurite); Azure fetches public URLs only.
     allow_private_urls: bool = False
+    # The most pixels of a non-JPEG image decoded at full size; beyond, a 503 naming the stand-in.
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
+    # Model calls running at once (each one uses the CPU fully).
     inference_threads: int = 2
+    # Answer vectors of this many dimensions (Azure's 1024): the offline vector followed by zeros,
+    # which change no cosine; ``modelVersion`` still names the offline model.
     pad_to: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,21 +1,11 @@
 """How the Vision stand-in decides a request is over the tier's rate (answered 429).
 
-Two models, chosen by ``ServerConfig``:
-
-- ``FixedWindow`` (the default): Azure's gateway. Azure AI services count the requests of a
-  resource over short fixed intervals, "typically 1 or 10 seconds", and refuse what goes over
-  the tier's share of one interval (S1: 20 in each second; F0: 20 in each minute). So a
-  resource that was idle may take a whole interval's allowance at once, and no more until the
-  next interval starts; the 429 says to retry after the interval ends. The evidence, and what
-  is assumed (the alignment of the intervals, the minute for F0), is in ``standins/FIDELITY.md``.
-- ``TokenBucket``: ``rate`` requests a second on average, ``burst`` at once. With ``burst=1``
-  it is the strictest limiter there is (no two requests closer than ``1/rate``), which tests
-  that a client's pacing does not stand exactly on the limit.
-
-Both answer ``take()`` with 0 (admitted) or the exact seconds until a request would be
-admitted. The stand-in keeps its own, apart from the client's pacing limiter, so that the
-client's assumptions about the gateway are tested against the stand-in's rather than against
-themselves.
+``FixedWindow`` (the default) is Azure's gateway: a resource's requests are counted over fixed
+intervals (S1: 20 in each second; F0: 20 in each minute), so an idle resource may take a whole
+interval's allowance at once (evidence and assumptions: ``standins/FIDELITY.md``, V7a).
+``TokenBucket`` (``rate`` a second, ``burst`` at once; ``burst=1`` is the strictest limiter)
+tests that a client's pacing does not stand on the limit. Both answer ``take()`` with 0 or the
+exact wait. Kept apart from the client's limiter on purpose (design: docs/design.md#stand-ins).
 """
 
 from __future__ import annotations

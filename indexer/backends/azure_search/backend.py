@@ -1,40 +1,10 @@
 """The Azure AI Search backend: ``IndexBackend`` over ``azure-search-documents``.
 
-What it adds on top of the SDK, and why:
-
-- **The create race.** Two processes may both find no index and both create it (two cold
-  starts, or the provisioning hook racing the Function app). The loser's create is answered
-  400 ``ResourceNameAlreadyInUse`` (detail ``CannotCreateExistingIndex``), as quoted live in
-  azure-sdk-for-net#38026; 409 is taken the same way. Either means "it exists": the winner's
-  definition is read back and its pin verified.
-- **A missing index** is recognised by the status alone: a 404 on an index-level request
-  (definition, search, count, an indexing batch) can only mean the index is gone; its body
-  carries an empty code, so no text is matched. A 404 on a document lookup means that
-  document is absent (the index was there when its pin was read; if it vanished since, the
-  next write says so).
-- **The pin.** The index ``description`` holds ``imgsearch pin: model_version=...;
-  dimensions=...`` (``indexer.schema``) and the vector field holds the dimension count. Every
-  write and query checks the caller's vectors against the pin read from the live index
-  (fetched once, then cached) before anything is sent, so an index never mixes models.
-- **Batching within the service limits**: at most ``max_batch_actions`` (1000) actions and
-  ``max_batch_bytes`` (16 MB) of serialised JSON per indexing request, measured the way the SDK
-  serialises the body.
-- **Per-document results and retries.** The service answers an indexing batch with a status
-  per document (207 when some failed). Documents that failed with a retriable status (409
-  version conflict, 422 index temporarily unavailable, 503 busy, per the service's
-  "Add, Update or Delete Documents" reference, and 429 throttling) are sent again with
-  exponential backoff; whole requests that fail with 408, 429 or 5xx or a connection error are
-  retried too (uploads are idempotent by key, so a retry never duplicates). Other failures are
-  reported in ``WriteResult.failed``; a whole-batch 400 is split in halves until the documents
-  at fault are isolated, so one bad document never sinks a thousand good ones.
-- **Consistency with the numpy index**: the same document, key, filter, ``k``, ``threshold``
-  and ``select`` checks (``schema_rules``), the same ``Hit`` (cosine score, fields), and the same
-  whole-document replace semantics for ``upsert`` (the ``upload`` action).
-- **Scores.** For the cosine metric the service reports ``@search.score = 1 / (1 + (1 -
-  cosine))`` (documented in "Relevance in vector search", vector-search-ranking), so
-  ``cosine = 2 - 1 / score``. The threshold applies to that cosine, client-side: the
-  service-side ``threshold: {kind: vectorSimilarity}`` exists only in preview API versions, and
-  the GA version this SDK speaks (2026-04-01) does not accept it.
+On top of the SDK it settles the create race, tells a missing index by its 404, checks every
+write and query against the pin read from the live index, batches within the service limits
+(1000 actions, 16 MB of JSON), retries per document and isolates bad documents, and returns
+the same cosine scores and ``Hit`` as the numpy index.
+(design, with the sources: docs/design.md#the-azure-ai-search-backend)
 """
 
 from __future__ import annotations
@@ -344,7 +314,8 @@ class AzureSearchBackend:
 
         Every document is checked first (pin, schema, key); a pin or schema problem raises and
         nothing is sent. Invalid keys and unusable vectors fail only their document. The rest
-        go out in batches within the service limits; see the module doc for retries.
+        go out in batches within the service limits, with retries per document
+        (design: docs/design.md#the-azure-ai-search-backend).
         """
         live = self._live_index()
         result = WriteResult()
@@ -484,17 +455,12 @@ class AzureSearchBackend:
 
     def _post_batch(self, pending: list[_Pending]) -> list[dict[str, Any]]:
         """POST one indexing batch; return the per-document results (``key``, ``status``,
-        ``statusCode``, ``errorMessage``) of a 200 or 207 answer, else raise
-        ``HttpResponseError``.
+        ``statusCode``, ``errorMessage``) of a 200 or 207 answer, else raise ``HttpResponseError``.
 
-        The body is built from the actions' JSON text through the client's public
-        ``send_request`` (same pipeline: credential, user agent, logging), rather than through
-        ``index_documents``: wrapping each action in an SDK model costs more than a
-        millisecond per 1024-dimension document, and the text is also exactly what the 16 MB
-        limit is measured on. Vectors are written in float32's shortest form. The client's
-        own retries are off for this call (``retry_total=0``): ours retry per document, and
-        on 429 too, which the SDK does not retry for POST.
-        """
+        The body is the actions' JSON text, sent with the client's ``send_request`` (same pipeline)
+        rather than ``index_documents``: SDK models cost over a millisecond per document, and the text
+        is what the 16 MB limit is measured on. The SDK's retries are off (``retry_total=0``): ours
+        retry per document, and on 429 too. (design: docs/design.md#the-azure-ai-search-backend)"""
         body = '{"value": [' + ", ".join(p.text for p in pending) + "]}"
         request = HttpRequest(
             "POST",
@@ -539,7 +505,7 @@ class AzureSearchBackend:
                 not_found=None,
             )
         except ResourceNotFoundError:
-            return None  # the document is absent (see the module doc on 404s)
+            return None  # a 404 here: this document is absent, not the index
         return {name: document.get(name) for name in selected}
 
     def count(self) -> int:
@@ -727,7 +693,7 @@ class AzureSearchBackend:
         return vector
 
     def _index_gone(self, what: str) -> IndexNotFoundError:
-        """What a 404 on an index-level request means: the index is gone (see the module doc)."""
+        """What a 404 on an index-level request means: the index is gone (its body has an empty code)."""
         self._live = None
         return IndexNotFoundError(
             f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "

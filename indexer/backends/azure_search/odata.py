@@ -1,20 +1,10 @@
 """Render ``indexer.filters.Condition`` lists as Azure AI Search OData ``$filter`` text.
 
-Values never become syntax: every string is written as an OData string literal with each
-single quote doubled (``'Alice''s car'``), numbers, booleans and dates are re-formatted from
-their parsed value by the field's EDM type (so ``"5 or true"`` cannot pass for a number), and
-field names are checked against the index schema (known and filterable) and against the
-OData identifier grammar before they are written. The same checks and value coercions as
-the numpy index (``schema_rules.check_filter_fields``, ``columns.coerce_filter_value``) apply,
-so a filter accepted by one backend is accepted by the other.
-
-Collections of strings (``tags``) follow what the service can express:
-``tags=x`` becomes ``tags/any(t: t eq 'x')`` and ``tags!=x`` becomes
-``not tags/any(t: t eq 'x')`` (no tag equals x). The service allows no range comparison on
-string collections, so ``>``/``<`` on one is refused here with a ``FilterError``.
-
-Dates (``Edm.DateTimeOffset``) are written as unquoted ISO 8601 literals in UTC, e.g.
-``last_modified ge 2024-05-01T00:00:00Z``; a bare date means midnight UTC.
+Values never become syntax: strings are quoted literals, numbers, booleans and dates are
+re-formatted from their parsed value by the field's EDM type, and field names are checked
+against the schema and the OData identifier grammar. The checks and coercions are the numpy
+index's (``schema_rules``), so both backends accept the same filters.
+(design: docs/design.md#filters)
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """Pull mode: an Azure AI Search indexer reads the images container on a schedule and writes
-the same index the Function pushes to, through ``/api/vectorize`` as its custom skill.
+the same index the Function pushes to, with ``/api/vectorize`` as its custom skill.
 
-``AzureSearchPull`` drives the three resources of ``schemas/`` (``indexer.schema.
-load_pull_definitions``) with the SDK's ``SearchIndexerClient``: create or update them, run the
-indexer on demand ("Indexers - Run": answered 202; a run in progress makes it 409, "Another
-indexer invocation is currently in progress", as quoted in
+``AzureSearchPull`` drives the three resources of ``schemas/`` with the SDK's
+``SearchIndexerClient``: create or update them, run the indexer ("Indexers - Run": 202; 409
+while a run is in progress, "Another indexer invocation is currently in progress", quoted in
 Azure-Samples/azure-search-openai-demo#1253), reset it, and read its status ("Indexers - Get
-Status": ``status``, ``lastResult`` with ``itemsProcessed``, ``itemsFailed``, ``errors`` and
-``warnings``, ``executionHistory``).
+Status": ``status``, ``lastResult``, ``executionHistory``).
 """
 
 from __future__ import annotations

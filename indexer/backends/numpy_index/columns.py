@@ -1,25 +1,10 @@
 """Filterable metadata as numpy columns, so a filter costs a few vectorised comparisons
 instead of a Python loop over every document's dict.
 
-A column is built once per (immutable) segment of the local index and field, on first use:
-
-- numbers, booleans and dates become an ``int64``/``float64`` array plus a "present" mask
-  (dates as microseconds since the epoch, UTC, so different time zones compare correctly);
-- strings are dictionary-encoded: the sorted distinct values plus an ``int32`` code per row
-  (-1 for null). Because the dictionary is sorted, codes keep the order of the strings, so
-  ``eq`` and ranges turn into integer comparisons after one binary search;
-- a collection (``Collection(Edm.String)``, e.g. ``tags``) flattens its items into one such
-  column plus the row each item belongs to; a row matches when any of its items does, like
-  OData's ``tags/any(t: t eq 'cat')``, except ``ne``, which means no item equals the value,
-  like ``not tags/any(t: t eq 'cat')`` (what the Azure backend sends; OData allows no ``ne``
-  inside ``any``).
-
-Semantics follow OData: a null value fails every comparison except ``ne``; an empty
-collection matches nothing, and so does a null one (OData's ``tags/any(...)`` is false for
-it). Comparisons are typed by the schema (``schema_rules.coerce_filter_value``):
-``"size_bytes>=1000"`` compares integers and ``"last_modified>=2024-05-01"`` compares
-instants, not text. ``eq``/``ne`` with ``None`` test for null, as ``field eq null`` does in
-OData.
+A ``Column`` is built once per (immutable) segment and field, on first use: numbers, booleans
+and dates as arrays with a "present" mask, strings dictionary-encoded with codes in sorted
+order, a collection flattened with the row of each item. Comparisons follow OData's
+semantics, as the Azure backend renders them. (design: docs/design.md#filters)
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
-"""The numpy fallback index: cosine search over L2-normalised float32 vectors on local disk.
+"""The numpy fallback index: exact cosine search over L2-normalised float32 vectors on disk.
 
-It implements ``indexer.backends.base.IndexBackend`` as strictly as Azure AI Search does
-(same schema file, same key and field rules, see ``schema_rules``), so code developed
-against it does not meet new errors on Azure. Its files and their crash safety are described
-in ``local_store``; this module holds the in-memory view and the operations.
-
-Concurrency: writers, in this process or others, take an exclusive ``flock`` on the index's
-lock file and re-read the newest state under it before changing anything, so two writers
-never lose each other's updates. Every call first compares the manifest's fingerprint (one
-``stat``) with the state in memory and reloads only what changed, so a reader sees another
-process's commit on its next call, and repeated queries reuse the cached matrices.
-
-Scores are exact cosine similarities: one matrix-vector product per segment (usually one),
-``argpartition`` for the top k, and filters evaluated as numpy masks over per-segment columns.
+``NumpyIndex`` implements ``IndexBackend`` as strictly as Azure AI Search (same schema file,
+same ``schema_rules``); its files and their crash safety are ``store``'s, this module holds the
+in-memory view and the operations. Writers take an exclusive ``flock`` and re-read the newest
+state first; every call compares the manifest's bytes with the state in memory and loads only
+new segments. (design: docs/design.md#the-numpy-index-on-disk)
 """
 
 from __future__ import annotations
@@ -170,7 +162,7 @@ def _drop_tail(state: _State, start: int) -> _State:
 class NumpyIndex:
     """A vector index in ``directory/name/``, pinned to one model version.
 
-    ``merge_fanout`` and ``mmap_threshold_bytes`` tune the storage (see ``local_store``);
+    ``merge_fanout`` and ``mmap_threshold_bytes`` tune the storage (see ``store``);
     the defaults suit indexes from a handful of images to millions of vectors.
     """
 

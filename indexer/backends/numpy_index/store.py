@@ -1,27 +1,10 @@
 """The local index's files: a manifest and immutable segments.
 
-Layout of ``<data dir>/<index name>/``::
-
-    manifest.json        the pin, the schema, and the list of live segments (the one file
-                         whose atomic replacement switches the index to a new state)
-    lock                 flock target: writers exclusive, loading readers shared
-    segments/<id>.npy    float32 [rows, dims], L2-normalised vectors (np.load(mmap_mode="r")
-                         maps big ones instead of reading them)
-    segments/<id>.json   {"keys": [...], "fields": [{...}, ...], "deleted": [...]}
-
-Why segments: a write adds one small segment holding only the documents of that call (an
-upsert, a merge) or the keys it deletes, so indexing one blob never rewrites a large index.
-Segments are never modified after they are written. Reading them in order, a later row with
-the same key supersedes an earlier one and a ``deleted`` key removes earlier rows. To keep
-their number small, the newest segments are merged into one when ``fanout`` of them have a
-similar size (each row is rewritten about log_fanout(N) times in all), and everything is
-compacted into one segment when more than half of the stored rows are superseded or deleted.
-
-Crash safety: a write creates new segment files (each written atomically, see
-``indexer.atomic``), fsyncs them, and only then replaces ``manifest.json``. Until
-that rename the old manifest, and so the old state, is what every reader loads; after it,
-the new one. Files no manifest names (left by a crash, or superseded by a merge) are removed
-by the next write.
+A write adds one small segment (its documents, or the keys it deletes), then atomically
+replaces ``manifest.json``, the one file that names the live segments: until that rename
+readers load the old state, after it the new one. The newest segments of similar size are
+merged, everything is compacted when most stored entries are dead, and files no manifest
+names are removed by the next write. (layout and design: docs/design.md#the-numpy-index-on-disk)
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """``imgsearch``: index a folder of images, search it by text or by example image, inspect
 the index, work with a blob container, and run the local stand-ins.
 
-This is an edge: it parses arguments, builds objects through ``indexer.services`` and formats
-output. The logic lives in ``indexer.indexing`` and ``indexer.query``. Expected failures print
-one ``error: ...`` line to stderr, with the exit code ``indexer.errors.classify`` gives: 0 done
-(also when some images were skipped: they are listed), 1 a run or service failure, 2 a
-configuration or argument error, 3 the index is pinned to another model version.
-
-Commands live in modules that register themselves: ``commands`` (index, search, info,
-ensure-index, serve), ``blob`` (backfill, reconcile, upload, failures), ``pull``
-(ensure-indexer, indexer run|status|reset) and the installed plugins of the
-``imgsearch.commands`` entry-point group (``plugins``): the stand-ins' ``standins.cli``
-(serve-vision, serve-search-double, watch, dev).
+An edge: it parses arguments, builds objects through ``indexer.services`` and formats output;
+expected failures print one ``error: ...`` line and exit with the code ``errors.classify``
+gives (README, "CLI reference"). Commands register themselves: ``commands``, ``blob``,
+``pull``, and the installed plugins of the ``imgsearch.commands`` entry-point group
+(``plugins``), such as the stand-ins' ``standins.cli``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """ConSE: Convex combination of Semantic Embeddings (Norouzi et al., ICLR 2014).
 
-An image classifier trained on N classes gives p(y | x). ConSE maps the image into the
-space of a text encoder as the probability-weighted mean of the embeddings s(y) of the
-T most probable labels:
-
-    f(x) = 1/Z * sum_{t=1..T} p(y_t | x) * s(y_t),   Z = sum_{t=1..T} p(y_t | x)
-
-We then L2-normalise f(x) so that cosine similarity against a query's (normalised) text
-embedding ranks images. Pure numpy, no model code: easy to test on its own.
+An image becomes the probability-weighted mean of the text embeddings s(y) of its classifier's
+T most probable labels, f(x) = 1/Z * sum_{t=1..T} p(y_t | x) * s(y_t) with Z the sum of those
+probabilities, L2-normalised so that cosine similarity against a query's text embedding ranks
+images. Pure numpy, no model code: easy to test on its own.
+(design: docs/design.md#the-offline-models)
 """
 
 from __future__ import annotations

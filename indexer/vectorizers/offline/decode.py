@@ -1,17 +1,10 @@
 """Decode image bytes into a small RGB picture with bounded memory.
 
-The Vision API accepts images up to 16,000 x 16,000 pixels; decoded at full size such an
-image takes ~770 MB as RGB. The classifier only needs a few hundred pixels a side, so:
-
-* JPEG is decoded with ``Image.draft()``: libjpeg scales by 1/2, 1/4 or 1/8 *while*
-  decoding (DCT scaling), so a 12,000 x 12,000 JPEG costs about 1,500 x 1,500 pixels.
-* Other formats (PNG, WebP, GIF, BMP, TIFF) have no reduced decode in Pillow: the full
-  raster is materialised. We refuse those above ``max_decode_pixels`` with an
-  ``InputLimitError`` naming the limit, rather than let one request take gigabytes.
-  Azure would accept them; the message says so and suggests JPEG.
-
-Header checks (size in bytes, dimensions, what Pillow calls a decompression bomb) run
-before this, in ``indexer.limits.inspect_image``.
+The classifier needs a few hundred pixels a side, and a full-size 16,000 x 16,000 image takes
+~770 MB. JPEG is decoded with ``Image.draft()`` (libjpeg scales while decoding); other formats
+are decoded at full size, so those above ``max_decode_pixels`` are refused with an
+``InputLimitError`` that says Azure would accept them. Header checks run before, in
+``indexer.limits.inspect_image``. (design: docs/design.md#the-offline-models)
 """
 
 from __future__ import annotations

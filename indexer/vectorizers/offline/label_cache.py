@@ -1,13 +1,10 @@
 """A disk cache for the label embeddings (1000 classes x prompt texts).
 
-Embedding every label takes a few seconds with MiniLM (more with several templates and
-synonyms), on every process start. The result depends only on the text model's weights
-and the label wording, so it is cached under a key derived from both. Writes are atomic
-(temporary file, fsync, rename), so a crash or two processes racing never leave a torn
-file; a file that does not load or has the wrong shape is ignored and rebuilt.
-
-Where: ``IMGSEARCH_MODEL_CACHE`` if set, else ``$XDG_CACHE_HOME/imgsearch`` (by default
-``~/.cache/imgsearch``); resolved at the edge by ``default_cache_dir`` and passed in.
+Embedding every label takes seconds on every process start and depends only on the text
+model's weights and the label wording, so it is cached under a key derived from both; writes
+are atomic, and a file that does not load or has the wrong shape is rebuilt. Where:
+``IMGSEARCH_MODEL_CACHE``, else ``$XDG_CACHE_HOME/imgsearch`` (``~/.cache/imgsearch``), resolved
+at the edge by ``default_cache_dir``. (design: docs/design.md#the-offline-models)
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """The offline vectorizer: real pretrained models joined by ConSE, behind the same
 ``Vectorizer`` protocol as the Azure AI Vision client.
 
-* image -> EfficientNet-Lite ImageNet probabilities -> ConSE mix of the text embeddings
-  of the top-T class labels -> L2-normalised vector;
-* text -> the sentence encoder's embedding, L2-normalised.
-
-Two model versions (see ``indexer.model_versions``): ``local-conse-usem3-v1`` (Universal Sentence
-Encoder multilingual, 512-d, stands in for Azure's multilingual ``2023-04-15``) and
-``local-conse-minilm-v1`` (all-MiniLM-L6-v2, 384-d, stands in for ``2022-04-11``). Asking
-for an Azure version gives its stand-in; the vectors always report the local name, so an
-offline vector can never be pinned into an Azure index.
-
-The defaults of ``top_t``, the label wording and the classifier variant were chosen by
-``bench/conse_tuning.py`` on ``samples/``; the model version names that configuration.
-Other settings exist for that benchmark: their vectors live in a different space and must
-not be written into an index built with the defaults.
+An image goes through EfficientNet-Lite's ImageNet probabilities and a ConSE mix of its top-T
+labels' text embeddings, a text through the sentence encoder, both L2-normalised. Each Azure
+model version has an offline stand-in (``indexer.model_versions``) whose vectors report its own
+name, so they are never pinned into an Azure index. Non-default settings exist for
+``bench/conse_tuning.py`` only (another vector space). (design: docs/design.md#the-offline-models)
 """
 
 from __future__ import annotations

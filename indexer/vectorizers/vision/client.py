@@ -1,31 +1,11 @@
 """``VisionClient``: the Azure AI Vision multimodal-embeddings REST API, on azure-core.
 
-The same client talks to Azure and to the local vectorizer server (``standins.vision``);
-only the endpoint and credential differ. It implements ``indexer.vectorizers.Vectorizer``.
-
-It follows the Azure SDK for Python's shape: an azure-core ``PipelineClient`` whose policies
-do the authentication (``AzureKeyCredentialPolicy`` for a resource key, azure-core's
-``BearerTokenCredentialPolicy`` for Microsoft Entra ID, which caches the token and refreshes
-it before it expires) and the logging (``HttpLoggingPolicy``, which redacts credential
-headers). A 401 answered to a cached token (revoked, or its role assignment changed) is
-retried once with a token fetched anew from the credential (``_FreshTokenOn401Policy``).
-Retries are ours, not the pipeline's, because they share the bulk runs' pace (``RateLimiter``)
-and its 429 pause; ``dispatch`` decides what a failed attempt leads to, the arithmetic is
-``indexer.retry``. ``attempt`` (one HTTP attempt, no waiting) is what ``VisionPool`` builds on.
-
-What it guarantees:
-- inputs are checked against the service's documented limits before anything is sent, so a
-  bad image costs no call (and no money) and the error names the broken limit; where a rule
-  is not documented (how words are counted in text without spaces) the service judges, unless
-  ``word_check="strict"`` (``indexer.limits``);
-- 408/429/5xx answers and calls with no answer are retried with bounded attempts; other 4xx
-  never are;
-- every failure surfaces as a typed error from ``indexer.errors``; keys and tokens never
-  appear in a message or a log record;
-- redirects are never followed (the transport does not, and no redirect policy is in the
-  pipeline), so a key is never sent to another host;
-- the returned ``Embedding`` carries the model version the *service reported*, which is what
-  the index pin is checked against.
+It talks to Azure and to the local Vision stand-in alike (only the endpoint and credential
+differ). An azure-core ``PipelineClient`` does the authentication (a resource key, or Microsoft
+Entra ID with a fresh token after a plain 401) and the logging; retries are ``dispatch``'s, so
+they share the bulk runs' pace. Inputs are checked against the documented limits before
+anything is sent, redirects are never followed, and each ``Embedding`` carries the model
+version the service reported. (design: docs/design.md#the-vision-client)
 """
 
 from __future__ import annotations
@@ -125,29 +105,14 @@ def _credential_policy(credential: Any) -> Any:
 class VisionClient:
     """Client for ``retrieval:vectorizeImage`` and ``retrieval:vectorizeText``.
 
-    :param endpoint: the resource endpoint, e.g. ``https://<name>.cognitiveservices.azure.com``
-        or the local server's base URL.
-    :param credential: ``AzureKeyCredential`` (resource key) or an azure-identity
-        ``TokenCredential`` (Microsoft Entra ID).
-    :keyword api_version: ``2024-02-01`` (GA); ``2023-02-01-preview`` sends ``modelVersion``
-        as the older clients did (pass ``model_version="latest"`` to mimic them exactly).
-    :keyword model_version: ``2023-04-15`` (multilingual) or ``2022-04-11`` (English only).
-    :keyword timeout: seconds for each HTTP attempt (connect and read).
-    :keyword max_retries: retries after the first attempt, for 408/429/5xx and no answer.
-    :keyword backoff_factor: base of the exponential backoff, in seconds.
-    :keyword backoff_max: cap of one backoff delay, in seconds.
-    :keyword rate_limiter: paces every HTTP attempt of every call (retries included) and is
-        paused and slowed down for all callers when the service answers 429; share one across
-        threads. A paced client treats throttling as pacing, not failure (``dispatch``).
-    :keyword throttle_budget: seconds one paced call may keep meeting 429s before it fails.
-    :keyword word_check: where the 70-word limit of a text is checked before sending:
-        ``"auto"`` (default) for text written with spaces between words, leaving text in
-        scripts without spaces (Chinese, Japanese, Thai, ...) to the service, whose rule for
-        them is undocumented; ``"strict"`` for every text (by whitespace); ``"service"`` never
-        (the service judges every text). Empty text is never sent.
-    :keyword transport: an azure-core transport (default: ``RequestsTransport`` with a pool
-        large enough for a bulk run's worker threads).
-    """
+    ``endpoint`` is ``https://<name>.cognitiveservices.azure.com`` or the stand-in's base URL;
+    ``credential`` an ``AzureKeyCredential`` (resource key) or a ``TokenCredential`` (Entra ID).
+    ``api_version`` ``2024-02-01`` is GA (``2023-02-01-preview`` sends ``modelVersion`` as older
+    clients did); ``model_version`` ``2023-04-15`` is multilingual, ``2022-04-11`` English only.
+    A ``rate_limiter`` paces every attempt, retries included, and pauses every caller on a 429
+    (share one across threads); paced, throttling is pacing for up to ``throttle_budget`` seconds.
+    ``word_check``: where a text's word limit is checked (``indexer.limits``). ``timeout`` is per
+    attempt (connect and read); ``transport`` an azure-core transport."""
 
     def __init__(  # noqa: PLR0913 (a constructor takes its options as keywords)
         self,

@@ -1,21 +1,11 @@
 """The Azure AI Vision multimodal-embeddings REST contract, as ``VisionClient`` speaks it.
 
-The Vision stand-in (``standins.vision``) keeps its own copy of the facts, written from the
-same sources, so that a mistake here cannot be mirrored by the stand-in.
-
-Sources checked:
-- The how-to "Do image retrieval using multimodal embeddings (version 4.0)" (the seed): the
-  paths, ``api-version=2024-02-01`` with ``model-version=2023-04-15``, the JSON and binary
-  bodies, ``Ocp-Apim-Subscription-Key`` and the ``{"modelVersion", "vector"}`` answer.
-- Older samples (e.g. the azure-search-openai-demo before 2024) send
-  ``api-version=2023-02-01-preview`` with ``modelVersion=latest`` (camel-case name); the
-  REST reference of that era lists ``model-version`` as optional. Today Azure answers that
-  preview with 410 Gone (``{"error": {"code": "Gone", ...}}``, reported in
-  azure-search-openai-demo#2514).
-- An unknown api-version (e.g. ``2024-02-01-preview``) gets 404
-  ``{"error": {"code": "404", "message": "Resource not found"}}`` (MicrosoftDocs/azure-docs#120920).
-- The REST reference's error model: ``{"error": {"code", "message", "target"?, "details"?,
-  "innererror"?: {"code", "message"}}}`` plus an ``x-ms-error-code`` header.
+The Vision stand-in keeps its own copy, written from the same sources, so a mistake here cannot
+be mirrored there. Sources: the how-to "Do image retrieval using multimodal embeddings (version
+4.0)" (paths, parameters, bodies, key header, answer), the REST reference's error model, and
+live answers to the retired ``2023-02-01-preview`` (410, azure-search-openai-demo#2514) and to
+an unknown api-version (404, MicrosoftDocs/azure-docs#120920).
+(details: docs/design.md#the-vision-client)
 """
 
 from __future__ import annotations

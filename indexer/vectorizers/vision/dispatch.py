@@ -1,28 +1,11 @@
-"""Where a Vision call goes, and what happens when an attempt fails: one loop for one resource
-(``VisionClient``) and for several (``VisionPool``).
+"""Where a Vision call goes and what a failed attempt leads to, for one resource or a pool.
 
-Each resource has a ``Gate``: its own pace (a ``RateLimiter`` in bulk work, none for single
-calls), its own pause (after a 429 or a failure) and, in a pool, whether it is refused (it
-answered with another model version). ``dispatch`` picks a gate, makes one attempt through it,
-and on a retriable answer decides what comes next:
-
-- **429** (throttled): the gate pauses for exactly what the service asked (``retry-after-ms``,
-  else ``Retry-After``, else one second), and its pace slows down (adaptive limiters only).
-  Nothing else waits on top: the refused call goes out again when a gate is free. In bulk
-  work (a paced gate) throttling is not a failure and does not count against
-  ``max_retries``; only ``throttle_budget`` seconds of it for one call, or a wait longer than
-  ``retry_after_max``, make the call fail (transient, so the run reports it and exits 1).
-  A single call (no pace) counts it, so the Functions host can defer the blob instead of a
-  worker sleeping through minutes of throttling.
-- **5xx, 408, no answer**: the gate is backed off on its own (the call's full-jitter
-  exponential backoff or the server's ``Retry-After``, and at least half the backoff of the
-  resource's own failures in a row, so a resource that is down stays out of the way of every
-  call, not just the one that found it down) and the call is tried again, on another resource
-  if one is free; these count against ``max_retries``.
-
-``spread=True`` (bulk work) takes whichever gate is free first, starting from a rotating
-position, so calls spread over the resources each at its own pace; ``spread=False`` (a query,
-one blob event) uses the first gate that is neither paused nor refused.
+Each resource has a ``Gate``: its pace, its pause, whether it is refused. ``dispatch`` makes one
+attempt through a gate; a 429 pauses that gate for what the service asked (in paced bulk work
+it counts against ``throttle_budget``, not ``max_retries``), and a 5xx, 408 or no answer backs
+it off longer with each failure of that resource in a row. ``spread=True`` takes the gate free
+first, ``spread=False`` the first one neither paused nor refused.
+(design: docs/design.md#vision-dispatch-and-the-pool)
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
 """``VisionPool``: several Azure AI Vision resources of one model version, used as one vectorizer.
 
-One resource allows its tier's rate (S1: 20 calls a second); a team can deploy the same model
-version in several regions, each with its own quota, and the physical limit is then the sum of
-their rates. ``VISION_ENDPOINT`` (and ``VISION_KEY``) take comma-separated lists, and
-``indexer.services`` builds one ``VisionClient`` per endpoint, each with its own pace
-(``VISION_REQUESTS_PER_SECOND``) and its own backoff, and puts them in a pool:
-
-- bulk work (``index``, ``backfill``, ``reconcile``; ``spread=True``) sends each call to
-  whichever resource has a free slot first, so the calls spread over all of them, each at its
-  own pace;
-- a single call (a query, one blob event; ``spread=False``) uses the first resource that is
-  neither backed off nor refused;
-- a resource that throttles or fails is paused on its own (``dispatch.Gate``) while the others
-  go on, and the call is tried again where there is room;
-- **the pin holds across resources**: a resource that answers with another model version than
-  the one requested (or than the others answered, e.g. another vector length) is refused for
-  the rest of the pool's life, its answer thrown away, and the call goes to another resource.
-  When every resource is refused the call fails with ``ModelVersionMismatchError``.
-
-Inputs are checked against the documented limits once, before any resource is asked.
+Each resource has its own quota, so resources in several regions add up; ``services`` builds
+one ``VisionClient`` per ``VISION_ENDPOINT`` entry, each with its own pace and backoff. Bulk
+work spreads the calls over every resource, a single call takes the first healthy one, and a
+resource that throttles or fails is paused on its own. The pin holds across the pool: a
+resource that answers another model version (or vector length) than asked or than the others
+answered is refused. (design: docs/design.md#vision-dispatch-and-the-pool)
 """
 
 from __future__ import annotations
