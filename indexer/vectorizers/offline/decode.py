@@ -5,28 +5,25 @@ image takes ~770 MB as RGB. The classifier only needs a few hundred pixels a sid
 
 * JPEG is decoded with ``Image.draft()``: libjpeg scales by 1/2, 1/4 or 1/8 *while*
   decoding (DCT scaling), so a 12,000 x 12,000 JPEG costs about 1,500 x 1,500 pixels.
-* Other formats (PNG, WebP, GIF, BMP, TIFF) have no reduced decode in Pillow: the full
-  raster is materialised. We refuse those above ``max_decode_pixels`` with an
-  ``InputLimitError`` naming the limit, rather than let one request take gigabytes.
-  Azure would accept them; the message says so and suggests JPEG.
+* Other formats (PNG, WebP, GIF, BMP, TIFF, ICO) have no reduced decode in Pillow: the full
+  raster is materialised. ``indexer.pixel_budget`` refuses those above ``max_decode_pixels``
+  from their header, before Pillow opens them, with an ``InputLimitError`` naming the limit
+  (``image_decode_pixels``), rather than let one request take gigabytes.
 
-Header checks (size in bytes, dimensions, what Pillow calls a decompression bomb) run
-before this, in ``indexer.limits.inspect_image``.
+Header checks (size in bytes, dimensions) run before this, in ``indexer.limits.inspect_image``.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 from PIL import Image
 
-from indexer.errors import InputLimitError, InvalidImageError
+from indexer.errors import InvalidImageError
+from indexer.pixel_budget import PIXEL_BUDGET, open_within_budget
 
-# 50 megapixels covers every camera photo and most panoramas (e.g. 16,000 x 3,000) while
-# capping a non-JPEG decode at ~200 MB (RGBA). JPEGs are checked after draft scaling.
-MAX_DECODE_PIXELS = 50_000_000
+# The project's one decode budget (indexer.pixel_budget): every camera photo and most panoramas
+# (e.g. 16,000 x 3,000) at ~200 MB (RGBA). JPEGs are checked after draft scaling.
+MAX_DECODE_PIXELS = PIXEL_BUDGET
 
 
 def decode_image(
@@ -42,27 +39,9 @@ def decode_image(
     ``draft=False`` decodes JPEGs at full size too (then the pixel budget applies to them):
     the reference that bench/bench_model_throughput.py measures draft mode against.
     """
+    image = open_within_budget(data, budget=max_decode_pixels, draft_side=min_side if draft else None)
     try:
-        with warnings.catch_warnings():
-            # Our own pixel budget below replaces Pillow's warning-level bomb check.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data))
-            if draft and image.format == "JPEG":
-                image.draft("RGB", (min_side, min_side))
-            width, height = image.size  # after draft: the size the decoder will produce
-            if width * height > max_decode_pixels:
-                raise InputLimitError(
-                    f"the {image.format or 'image'} image is {width:,}x{height:,} pixels; the offline vectorizer "
-                    f"decodes at most {max_decode_pixels:,} pixels of a non-JPEG image (limit "
-                    f"'image_decode_pixels'); Azure AI Vision accepts it, so send it as JPEG or smaller",
-                    limit="image_decode_pixels",
-                    value=(width, height),
-                )
-            image.load()
-    except InputLimitError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise InputLimitError(f"the image is too large to decode safely: {exc}", limit="image_dimensions") from None
+        image.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable image", never a crash
         raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
 
