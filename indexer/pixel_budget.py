@@ -183,7 +183,7 @@ def _gif(data: bytes) -> ImageHeader:
         if block == 0x2C:
             left, top, frame_width, frame_height = _unpack("<HHHH", data, offset + 1)
             return ImageHeader("GIF", max(width, left + frame_width), max(height, top + frame_height))
-        return ImageHeader("GIF", width, height)
+        raise InvalidImageError("the bytes are not a readable image (the GIF holds no image)")
 
 
 def _bmp(data: bytes) -> ImageHeader:
