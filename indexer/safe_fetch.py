@@ -137,6 +137,8 @@ def fetch_url(
     except UrlNotFetched as exc:
         logger.debug("an image URL was not fetched: %s", exc.reason)
         raise
+    except InputLimitError:  # a ValueError too, but the caller's to hear: the body is too large
+        raise
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         logger.debug("an image URL was not fetched: %s: %s", type(exc).__name__, exc)
         raise UrlNotFetched(f"{type(exc).__name__}: {exc}") from None
