@@ -10,27 +10,20 @@ service for scripts without them (Chinese, Japanese, Thai, ...) unless ``word_ch
 
 from __future__ import annotations
 
-import io
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from indexer.errors import InputLimitError, InvalidImageError
+from indexer.pixel_budget import read_header
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # "< 20 MB": 20 MiB itself is refused
 MIN_SIDE_EXCLUSIVE = 10
 MAX_SIDE_EXCLUSIVE = 16_000
 MIN_WORDS = 1
 MAX_WORDS = 70
-
-# Pillow refuses to even open images over 2 x MAX_IMAGE_PIXELS (about 179 megapixels by
-# default), but the service accepts up to 15,999 x 15,999. Reading a header costs nothing, so
-# raise Pillow's guard to the service's limit; decoding is bounded separately by whoever
-# decodes (the offline model decodes JPEGs in draft mode and caps other formats' pixels).
-Image.MAX_IMAGE_PIXELS = (MAX_SIDE_EXCLUSIVE * MAX_SIDE_EXCLUSIVE) // 2
 
 
 @dataclass(frozen=True)
@@ -56,27 +49,14 @@ def check_image_size(size: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
 
 
 def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo:
-    """Check size and dimensions from the header only (no full decode, so a decompression
-    bomb costs nothing here). Raises ``InvalidImageError`` or ``InputLimitError``."""
+    """Check size and dimensions from the header only: nothing is decoded here, not even by
+    Pillow (which decodes an ICO's embedded image when opening it), so a decompression bomb
+    costs nothing. Whoever decodes applies ``indexer.pixel_budget``. Raises
+    ``InvalidImageError`` or ``InputLimitError``."""
     check_image_size(len(data), max_bytes=max_bytes)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                fmt = image.format or "unknown"
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        if isinstance(exc, Image.DecompressionBombError):
-            raise InputLimitError(f"the image is too large to decode safely: {exc}", limit="image_dimensions") from None
-        if isinstance(exc, UnidentifiedImageError):
-            # Pillow's own text names an in-memory buffer address, which helps nobody.
-            raise InvalidImageError(
-                "the bytes are not a readable image: no format the service reads "
-                "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised"
-            ) from None
-        raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
-    check_dimensions(width, height)
-    return ImageInfo(width=width, height=height, format=fmt)
+    header = read_header(data)
+    check_dimensions(header.width, header.height)
+    return ImageInfo(width=header.width, height=header.height, format=header.format)
 
 
 def check_dimensions(width: int, height: int) -> None:

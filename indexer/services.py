@@ -58,9 +58,10 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     model_version = pinned_model_version(settings)
     if settings.uses_offline_model:
         try:  # torch: only now, only here (the Function app ships without it)
-            from indexer.vectorizers.offline import get_offline_vectorizer
+            from indexer.vectorizers.offline import PrivateUrlsAllowed, get_offline_vectorizer
 
-            return get_offline_vectorizer(model_version)
+            offline = get_offline_vectorizer(model_version)
+            return PrivateUrlsAllowed(offline) if settings.allow_private_urls else offline
         except ImportError as exc:
             raise ConfigurationError(
                 f"VISION_ENDPOINT is not set and the offline model cannot be loaded here ({exc}): install the "

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # written with spaces, "strict" for all, "service" never (the service judges).
     vision_word_check: Literal["auto", "strict", "service"] = Field("auto", validation_alias="VISION_WORD_CHECK")
 
+    # Image URLs that the offline model fetches itself (Azure AI Vision fetches them from its own
+    # network, public hosts only): true lets loopback and private addresses through, for `imgsearch
+    # dev` (its Azurite URLs are on loopback). Off by default (indexer.safe_fetch).
+    allow_private_urls: bool = Field(False, validation_alias="IMGSEARCH_ALLOW_PRIVATE_URLS")
+
     # --- Azure AI Search. Empty endpoint: the local numpy index under IMGSEARCH_DATA_DIR.
     search_endpoint: str = Field("", validation_alias="SEARCH_ENDPOINT")
     search_key: str = Field("", validation_alias="SEARCH_KEY", repr=False)

@@ -85,6 +85,7 @@ def serve_vision_command(
     allow_private_urls: bool = typer.Option(
         False,
         "--allow-private-urls",
+        envvar="IMGSEARCH_ALLOW_PRIVATE_URLS",
         help="Fetch image URLs on loopback and private networks (Azurite, a local web server) for local "
         "development (default: refused, as Azure fetches only publicly reachable URLs).",
     ),

@@ -152,6 +152,8 @@ def start(
             "SEARCH_VECTORIZER_URI": f"http://127.0.0.1:{ports.api}/api/vectorize",
             "INGESTION_MODE": "pull" if pull else "push",
             "IMGSEARCH_DATA_DIR": str(data_dir),
+            # Its own Azurite blobs are on loopback: image URLs there may be searched by.
+            "IMGSEARCH_ALLOW_PRIVATE_URLS": "true",
         }
         env.settings = settings
         service = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"])

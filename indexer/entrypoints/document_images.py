@@ -12,24 +12,20 @@ caller merely names.
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from azure.core.exceptions import ResourceNotFoundError
-from PIL import Image
 
 from indexer.errors import DocumentNotFoundError, InputLimitError, InvalidImageError
 from indexer.keys import blob_url_parts, identity_from_key
+from indexer.pixel_budget import open_within_budget
 from indexer.services import Services
 from indexer.sources.folder import read_file_guarded
 
 THUMBNAIL_SIDES = (64, 1024)  # the sizes a caller may ask for, smallest and largest
 DEFAULT_THUMBNAIL_SIDE = 320
-# A non-JPEG raster is decoded whole to make its thumbnail; beyond this many pixels the
-# thumbnail is refused (a JPEG of any size is scaled while decoding, at a small cost).
-MAX_THUMBNAIL_SOURCE_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -91,24 +87,15 @@ def find_document_image(key: str, services: Services) -> IndexedImage:
 
 
 def thumbnail(image: DocumentImage, side: int) -> bytes:
-    """A JPEG no larger than ``side`` pixels on its longer side."""
+    """A JPEG no larger than ``side`` pixels on its longer side. A JPEG of any size is scaled
+    while decoding; any other image is decoded whole, so within ``indexer.pixel_budget``."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(image.data)) as picture:
-                if picture.format == "JPEG":
-                    picture.draft("RGB", (side, side))  # scaled while decoding: cheap for any size
-                elif picture.width * picture.height > MAX_THUMBNAIL_SOURCE_PIXELS:
-                    raise InputLimitError(
-                        f"the image is {picture.width}x{picture.height} pixels; thumbnails are made of images up "
-                        f"to {MAX_THUMBNAIL_SOURCE_PIXELS:,} pixels (JPEGs of any size)",
-                        limit="thumbnail_pixels",
-                    )
-                picture.thumbnail((side, side))
-                out = io.BytesIO()
-                picture.convert("RGB").save(out, format="JPEG", quality=80)
+        with open_within_budget(image.data, draft_side=side) as picture:
+            picture.thumbnail((side, side))
+            out = io.BytesIO()
+            picture.convert("RGB").save(out, format="JPEG", quality=80)
     except (InputLimitError, InvalidImageError):
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError(f"the image of {image.key!r} cannot be read for a thumbnail ({exc})") from None
     return out.getvalue()

@@ -11,11 +11,11 @@ upright, reduced to ``WORKING_SIDE`` and handed over as a lossless PNG; beyond t
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from indexer.pixel_budget import open_within_budget
 from standins.vision.contract import ImageHeader
 
 PASS_THROUGH_PIXELS = 16_000_000
@@ -40,13 +40,13 @@ def fit_for_model(data: bytes, header: ImageHeader, *, max_decode_pixels: int = 
             f"the {header.format} image is {header.width:,}x{header.height:,} = {pixels:,} pixels, and the stand-in "
             f"decodes at most {max_decode_pixels:,} pixels of a non-JPEG image (serve-vision --max-decode-megapixels)."
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data)) as image:
-            # thumbnail() drafts a JPEG/MPO (libjpeg scales while decoding), decodes, and reduces
-            # in place: the full raster is held once, and only until it is reduced.
-            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC, reducing_gap=3.0)
-            upright = ImageOps.exif_transpose(image)  # on the small copy, before EXIF is dropped
+    # An MPO is drafted (libjpeg scales while decoding); anything else was checked above against
+    # the budget, which open_within_budget holds again from the header before Pillow opens it.
+    with open_within_budget(data, budget=max_decode_pixels, draft_side=WORKING_SIDE) as image:
+        # thumbnail() decodes and reduces in place: the full raster is held once, and only until
+        # it is reduced.
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        upright = ImageOps.exif_transpose(image)  # on the small copy, before EXIF is dropped
     if upright.mode in ("I", "F"):  # 32-bit integer or float samples: scale to 8 bits by the peak
         samples = np.asarray(upright, dtype=np.float32)
         peak = max(float(samples.max()), 1.0)

@@ -32,6 +32,7 @@ from indexer.entrypoints import vectorize
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.services import build_services
 from indexer.settings import Settings
+from indexer.vectorizers.offline import PrivateUrlsAllowed
 from indexer.vectorizers.vision import VisionClient
 
 DOCS_SKILL_EXAMPLE = {  # the skill doc's four records, their inputs renamed to this skill's
@@ -56,7 +57,9 @@ def png(width: int, height: int) -> bytes:
 
 @pytest.fixture
 def endpoint(local_host_factory, local_multilingual, local_index):
-    services = build_services(Settings(), vectorizer=local_multilingual, backend=local_index, storage=False)
+    # Image URLs in these tests are served on loopback: the development setting lets them through.
+    vectorizer = PrivateUrlsAllowed(local_multilingual)
+    services = build_services(Settings(), vectorizer=vectorizer, backend=local_index, storage=False)
     return local_host_factory(services) + "/api/vectorize"
 
 
@@ -277,7 +280,9 @@ def test_records_not_done_within_the_time_budget_get_errors_not_a_timeout(local_
 
 
 def test_a_key_is_needed_where_one_is_configured(local_host_factory, local_multilingual, local_index):
-    services = build_services(Settings(), vectorizer=local_multilingual, backend=local_index, storage=False)
+    # Image URLs in these tests are served on loopback: the development setting lets them through.
+    vectorizer = PrivateUrlsAllowed(local_multilingual)
+    services = build_services(Settings(), vectorizer=vectorizer, backend=local_index, storage=False)
     endpoint = local_host_factory(services, keys=("s3cret",)) + "/api/vectorize"
     payload = {"values": [{"recordId": "0", "data": {"text": "a cat"}}]}
     assert post(endpoint, payload).status_code == 401

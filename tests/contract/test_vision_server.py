@@ -323,28 +323,34 @@ def test_image_urls_on_loopback_or_private_hosts_are_refused_by_default(faulty_v
 
 
 def test_which_hosts_count_as_private():
-    from standins.vision.fetch import UrlRefused, _check_url, private_address
+    # The stand-in fetches through indexer.safe_fetch (its address table: tests/unit/test_safe_fetch.py).
+    from standins.vision.fetch import UrlRefused, fetch_image
 
-    assert private_address("8.8.8.8") is None  # a public literal resolves to itself, offline
-    _check_url("https://8.8.8.8/cat.jpg", allow_private=False)
-    for url in ("http://127.0.0.2/a.jpg", "http://[fd00::1]/a.jpg", "http://100.64.0.1/a.jpg", "ftp://8.8.8.8/a"):
-        with pytest.raises(UrlRefused):
-            _check_url(url, allow_private=False)
-    _check_url("http://127.0.0.2/a.jpg", allow_private=True)
+    for url in ("http://127.0.0.2/a.jpg", "http://[fd00::1]/a.jpg", "http://100.64.0.1/a.jpg", "http://2130706433/a"):
+        with pytest.raises(UrlRefused) as refused:
+            fetch_image(url, allow_private=False)
+        assert "address" in refused.value.reason and "--allow-private-urls" in refused.value.reason
+    with pytest.raises(UrlRefused, match=IMAGE_URL_MESSAGE):
+        fetch_image("ftp://8.8.8.8/a")
 
 
 def test_every_redirect_hop_is_checked(image_url_server, monkeypatch):
+    from indexer import safe_fetch
     from standins.vision import fetch
 
     target = image_url_server("hop-target.png", tiny_png(64))
     first = image_url_server("hop.png", b"", "redirect:" + target.replace("127.0.0.1", "localhost"))
     assert fetch.fetch_image(first, allow_private=True) == tiny_png(64)  # redirects are followed
     # Pretend 127.0.0.1 is a public host: the first hop passes, the redirect to localhost not.
-    real = fetch.private_address
-    monkeypatch.setattr(fetch, "private_address", lambda host: None if host == "127.0.0.1" else real(host))
+    real = safe_fetch.resolve_checked
+
+    def resolve(host: str, port: int, *, allow_private: bool = False) -> str:
+        return real(host, port, allow_private=allow_private or host == "127.0.0.1")
+
+    monkeypatch.setattr(safe_fetch, "resolve_checked", resolve)
     with pytest.raises(fetch.UrlRefused) as refused:
         fetch.fetch_image(first, allow_private=False)
-    assert "localhost" in refused.value.reason and "not publicly reachable" in refused.value.reason
+    assert "loopback address" in refused.value.reason
 
 
 def test_image_url_pointing_at_a_corrupt_file_is_400_invalid_image_format(vision_server, image_url_server):

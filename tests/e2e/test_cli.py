@@ -92,9 +92,13 @@ def test_search_by_example_image_url_ranks_that_image_first(indexed_samples, ima
     example = indexed_samples.folder / "lighthouse.jpg"
     url = image_url_server("cli-lighthouse.jpg", example.read_bytes(), "image/jpeg")
 
-    hits = hits_of(indexed_samples.run("search", "--image", url, "-k", "3", "--json"))
+    allowed = {"IMGSEARCH_ALLOW_PRIVATE_URLS": "true"}  # the test server is on loopback
+    hits = hits_of(indexed_samples.run("search", "--image", url, "-k", "3", "--json", env=allowed))
 
     assert hits[0]["source"] == str(example.resolve())
+    refused = indexed_samples.run("search", "--image", url, "-k", "3", "--json")
+    assert refused.exit_code == 2
+    assert "the image URL could not be fetched" in refused.output
 
 
 def test_search_threshold_and_filter_narrow_the_results(indexed_samples) -> None:

@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 from indexer.model_versions import OFFLINE_MULTILINGUAL
 from tests.fixtures.cli import SETTINGS_VARIABLES
@@ -155,6 +156,20 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
         assert results[0]["fields"]["model_version"] == OFFLINE_MULTILINGUAL  # never Azure's name offline
 
         container = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"]).get_container_client("images")
+        # Its own Azurite blobs are on loopback, which dev lets the fetch of image URLs reach.
+        assert settings["IMGSEARCH_ALLOW_PRIVATE_URLS"] == "true"
+        sas = generate_blob_sas(
+            container.account_name,
+            "images",
+            "bus.jpg",
+            account_key=container.credential.account_key,
+            permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(UTC) + timedelta(minutes=10),
+        )
+        bus_url = f"{container.get_blob_client('bus.jpg').url}?{sas}"
+        by_url = requests.get(search_url, params={"image_url": bus_url, "k": 1}, timeout=60)
+        assert by_url.status_code == 200, by_url.text
+        assert by_url.json()["results"][0]["fields"]["file_name"] == "bus.jpg"
         container.delete_blob("cat.jpg")
 
         def gone():

@@ -144,7 +144,7 @@ def test_the_vectorizer_server_keeps_serving_after_every_bad_image(bad_image_cas
 
 # --------------------------------------------------------------------------- memory, in a process of its own
 
-BOMBS = ("png_bomb_15000", "png_bomb_20000", "jpeg_claiming_15999", "over_20_mb")
+BOMBS = ("png_bomb_15000", "png_bomb_20000", "ico_bomb_12000", "jpeg_claiming_15999", "over_20_mb")
 
 
 def test_bombs_leave_the_server_process_memory_bounded(bad_image_cases, good_images, vision_server_process):

@@ -33,6 +33,7 @@ from indexer.model_versions import (
     OFFLINE_MULTILINGUAL,
     get_model_version,
 )
+from indexer.safe_fetch import NOT_FETCHED, UrlNotFetched
 from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors
 from indexer.vectorizers.offline.decode import decode_image
 from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute
@@ -247,12 +248,17 @@ def test_vectorize_image_url_fetches_over_http(local_english, samples_dir, all_s
     thread.start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        fetched = local_english.vectorize_image_url(f"{base}/zebra.jpg")
+        # The test server is on loopback, which only the development setting lets through.
+        fetched = local_english.vectorize_image_url(f"{base}/zebra.jpg", allow_private=True)
         assert np.allclose(
             fetched.vector, local_english.vectorize_image(all_sample_images["zebra.jpg"]).vector, atol=1e-5
         )
-        with pytest.raises(InvalidImageError, match="404"):
-            local_english.vectorize_image_url(f"{base}/no-such-image.jpg")
+        with pytest.raises(UrlNotFetched, match=f"^{NOT_FETCHED}$") as missing:
+            local_english.vectorize_image_url(f"{base}/no-such-image.jpg", allow_private=True)
+        assert missing.value.reason == "HTTP 404"
+        with pytest.raises(UrlNotFetched, match=f"^{NOT_FETCHED}$") as refused:
+            local_english.vectorize_image_url(f"{base}/zebra.jpg")  # by default, as Azure: public hosts only
+        assert refused.value.reason == "the host resolves to 127.0.0.1 is a loopback address"
     finally:
         server.shutdown()
         server.server_close()

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from indexer.vectorizers.offline.vectorizer import OfflineVectorizer, get_offline_vectorizer
+    from indexer.vectorizers.offline.vectorizer import OfflineVectorizer, PrivateUrlsAllowed, get_offline_vectorizer
 
-__all__ = ["OfflineVectorizer", "get_offline_vectorizer"]
+__all__ = ["OfflineVectorizer", "PrivateUrlsAllowed", "get_offline_vectorizer"]
 
 
 def __getattr__(name: str) -> Any:

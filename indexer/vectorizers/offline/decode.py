@@ -2,24 +2,22 @@
 
 The classifier needs a few hundred pixels a side, and a full-size 16,000 x 16,000 image takes
 ~770 MB. JPEG is decoded with ``Image.draft()`` (libjpeg scales while decoding); other formats
-are decoded at full size, so those above ``max_decode_pixels`` are refused with an
-``InputLimitError`` that says Azure would accept them. Header checks run before, in
-``indexer.limits.inspect_image``. (design: docs/design.md#the-offline-models)
+are decoded at full size, so ``indexer.pixel_budget`` refuses those above ``max_decode_pixels``
+from their header, before Pillow opens them (``InputLimitError`` naming ``image_decode_pixels``).
+(design: docs/design.md#the-offline-models)
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 from PIL import Image
 
-from indexer.errors import InputLimitError, InvalidImageError
+from indexer.errors import InvalidImageError
+from indexer.pixel_budget import PIXEL_BUDGET, open_within_budget
 
-# 50 megapixels covers every camera photo and most panoramas (e.g. 16,000 x 3,000) while
-# capping a non-JPEG decode at ~200 MB (RGBA). JPEGs are checked after draft scaling.
-MAX_DECODE_PIXELS = 50_000_000
+# The project's one decode budget (indexer.pixel_budget): every camera photo and most panoramas
+# (e.g. 16,000 x 3,000) at ~200 MB (RGBA). JPEGs are checked after draft scaling.
+MAX_DECODE_PIXELS = PIXEL_BUDGET
 
 
 def decode_image(
@@ -35,27 +33,9 @@ def decode_image(
     ``draft=False`` decodes JPEGs at full size too (then the pixel budget applies to them):
     the reference that bench/bench_model_throughput.py measures draft mode against.
     """
+    image = open_within_budget(data, budget=max_decode_pixels, draft_side=min_side if draft else None)
     try:
-        with warnings.catch_warnings():
-            # Our own pixel budget below replaces Pillow's warning-level bomb check.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image: Image.Image = Image.open(io.BytesIO(data))
-            if draft and image.format == "JPEG":
-                image.draft("RGB", (min_side, min_side))
-            width, height = image.size  # after draft: the size the decoder will produce
-            if width * height > max_decode_pixels:
-                raise InputLimitError(
-                    f"the {image.format or 'image'} image is {width:,}x{height:,} pixels; the offline vectorizer "
-                    f"decodes at most {max_decode_pixels:,} pixels of a non-JPEG image (limit "
-                    f"'image_decode_pixels'); Azure AI Vision accepts it, so send it as JPEG or smaller",
-                    limit="image_decode_pixels",
-                    value=(width, height),
-                )
-            image.load()
-    except InputLimitError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise InputLimitError(f"the image is too large to decode safely: {exc}", limit="image_dimensions") from None
+        image.load()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable image", never a crash
         raise InvalidImageError(f"the bytes are not a readable image ({type(exc).__name__}: {exc})") from None
 

@@ -20,6 +20,7 @@ from indexer.documents import Embedding
 from indexer.errors import ImageSearchError, InputLimitError
 from indexer.limits import MAX_IMAGE_BYTES, check_text, inspect_image
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL, ModelVersion, offline_model_for
+from indexer.safe_fetch import fetch_url
 from indexer.vectorizers.offline.conse import average_label_embeddings, conse_vectors
 from indexer.vectorizers.offline.decode import MAX_DECODE_PIXELS, decode_image
 from indexer.vectorizers.offline.label_cache import cache_key, default_cache_dir, load_or_compute
@@ -174,10 +175,10 @@ class OfflineVectorizer:
             )
         return embeddings
 
-    def vectorize_image_url(self, url: str) -> Embedding:
-        from indexer.vectorizers.offline.fetch import fetch_image
-
-        return self.vectorize_image(fetch_image(url, max_bytes=self._max_image_bytes))
+    def vectorize_image_url(self, url: str, *, allow_private: bool = False) -> Embedding:
+        """Fetch ``url`` as Azure would (``indexer.safe_fetch``: public hosts only, unless
+        ``allow_private``) and vectorize the image."""
+        return self.vectorize_image(fetch_url(url, allow_private=allow_private, max_bytes=self._max_image_bytes))
 
     def vectorize_text(self, text: str) -> Embedding:
         check_text(text)
@@ -204,6 +205,31 @@ class OfflineVectorizer:
             data, min_side=self.classifier.decode_side, max_decode_pixels=self._max_decode_pixels, draft=self._draft
         )
         return self.classifier.preprocess(picture)
+
+
+class PrivateUrlsAllowed:
+    """An ``OfflineVectorizer`` (shared, models and all) that fetches image URLs on loopback and
+    private networks too: ``IMGSEARCH_ALLOW_PRIVATE_URLS``, for ``imgsearch dev`` and tests whose
+    images are served on loopback. Everything else is the wrapped vectorizer's."""
+
+    def __init__(self, vectorizer: OfflineVectorizer) -> None:
+        self._vectorizer = vectorizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vectorizer, name)
+
+    @property
+    def reported_model_version(self) -> str:
+        return self._vectorizer.reported_model_version
+
+    def vectorize_image(self, image: bytes) -> Embedding:
+        return self._vectorizer.vectorize_image(image)
+
+    def vectorize_image_url(self, url: str) -> Embedding:
+        return self._vectorizer.vectorize_image_url(url, allow_private=True)
+
+    def vectorize_text(self, text: str) -> Embedding:
+        return self._vectorizer.vectorize_text(text)
 
 
 _vectorizers: dict[str, OfflineVectorizer] = {}
