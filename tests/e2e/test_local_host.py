@@ -17,6 +17,8 @@ from indexer.errors import ConfigurationError
 from indexer.services import build_services
 from indexer.settings import Settings
 
+KEY = "a-function-key-of-32-characters!"
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -50,15 +52,15 @@ def test_search_answers_as_the_function_does(serve):
 
 
 def test_with_a_key_a_caller_needs_it_as_a_header_or_code(serve):
-    url = serve(keys=("s3cret",))
+    url = serve(keys=(KEY,))
     query = {"text": "a dog"}
     assert requests.get(f"{url}/api/search", params=query, timeout=60).status_code == 401
     assert (
         requests.get(f"{url}/api/search", params=query, headers={"x-functions-key": "nope"}, timeout=60).status_code
         == 401
     )
-    with_header = requests.get(f"{url}/api/search", params=query, headers={"x-functions-key": "s3cret"}, timeout=60)
-    with_code = requests.get(f"{url}/api/search", params={**query, "code": "s3cret"}, timeout=60)
+    with_header = requests.get(f"{url}/api/search", params=query, headers={"x-functions-key": KEY}, timeout=60)
+    with_code = requests.get(f"{url}/api/search", params={**query, "code": KEY}, timeout=60)
     assert with_header.status_code == with_code.status_code == 200
     assert with_code.json()["results"][0]["source"].endswith("dog.jpg")
 
