@@ -55,10 +55,13 @@ mutation: setup
 # (no local mirror: every platform's files are hashed) for the Python the app runs on, 3.11
 # (infra/app/function.bicep). Pins still allowed are kept; LOCK_OPTIONS=--upgrade moves them all.
 # Needs the network; run it after changing a dependency (a test checks the lock matches).
+# pip-tools lives in a virtualenv of its own: it needs a newer packaging than checkov allows.
+LOCK_TOOLS := $(VENV)/lock-tools
 lock: setup
 	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: make lock needs the Python the Function app runs on, 3.11; run make VENV=... PYTHON=python3.11 lock")'
-	$(BIN)/python -m pip install --quiet 'pip-tools>=7.5,<8'
-	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet $(LOCK_OPTIONS) --extra functions --generate-hashes \
+	test -x $(LOCK_TOOLS)/bin/pip-compile || ($(BIN)/python -m venv $(LOCK_TOOLS) && \
+		$(LOCK_TOOLS)/bin/python -m pip install --quiet 'pip-tools>=7.5,<8')
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet $(LOCK_OPTIONS) --extra functions --generate-hashes \
 		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
 		--output-file functions/requirements.txt pyproject.toml
 
