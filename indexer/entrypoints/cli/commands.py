@@ -354,15 +354,18 @@ def serve_command(
     allowed_hosts: list[str] = typer.Option(
         [],
         "--allow-host",
+        envvar="IMGSEARCH_SERVE_ALLOWED_HOSTS",
+        show_envvar=True,
         metavar="NAME",
         help="A name callers may reach this server by (the Host header) beside 127.0.0.1, localhost, [::1] "
-        "and --host; repeatable. Other names are refused (DNS rebinding).",
+        "and --host; repeatable (the variable: separated by spaces). Other names are refused (DNS rebinding).",
     ),
 ) -> None:
     """Host the Function app's HTTP endpoints locally.
 
     The same handlers and routes as the deployed app (/api/search), as `func start` would
-    host them; no function key is needed on loopback."""
+    host them; no function key is needed on loopback. A request naming another host (Host) or
+    sent by another site's page (Origin) is refused, as is a body over the host's 100 MB."""
     from indexer.entrypoints import local_host
     from indexer.index_setup import describe_backend, describe_vectorizer
     from indexer.services import build_services
