@@ -15,6 +15,10 @@ from urllib.parse import urlsplit
 # A URL of any scheme inside free text (a refused ftp:// URL is echoed too): up to the first
 # space, quote or angle bracket that ends it. Square brackets stay in: [::1] is a host.
 _URL_IN_TEXT = re.compile(r"""[a-z][a-z0-9+.-]*://[^\s'"<>]+""", re.IGNORECASE)
+# A query string after a path with no scheme and host, as an HTTP library words its errors:
+# "Max retries exceeded with url: /photos/cat.jpg?sv=...&sig=...". "?name=" right after a
+# path character; a "?key=..." standing alone in a sentence (usage advice) stays.
+_QUERY_AFTER_PATH = re.compile(r"""(?<=[\w/.%~-])\?[\w.~%+-]+=[^\s'"<>]*""")
 _TRAILING = ".,;:!?)]}"
 CUT = "?…"  # marks where a query string was cut, so a reader knows one was there
 
@@ -34,10 +38,19 @@ def without_query(url: str) -> str:
 
 
 def redact_urls(text: str) -> str:
-    """``text`` with every URL in it cut by ``without_query``."""
-    if "://" not in text:
-        return text
-    return _URL_IN_TEXT.sub(_cut, text)
+    """``text`` with every URL in it cut by ``without_query``, and every query string that
+    follows a bare path."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(_cut, text)
+    if "?" in text:
+        text = _QUERY_AFTER_PATH.sub(_cut_query, text)
+    return text
+
+
+def _cut_query(match: re.Match[str]) -> str:
+    query = match.group(0)
+    stripped = query.rstrip(_TRAILING)
+    return CUT + query[len(stripped) :]
 
 
 def _cut(match: re.Match[str]) -> str:

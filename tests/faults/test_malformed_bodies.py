@@ -209,6 +209,13 @@ def test_the_redaction_keeps_what_a_url_means_and_cuts_what_may_be_a_secret():
     text = f"cannot download {BLOB}?{SAS}: 404 (then 'ftp://h/x?sig=abc')."
     assert redact_urls(text) == f"cannot download {BLOB}?…: 404 (then 'ftp://h/x?…')."
     assert redact_urls("no URL here, k=5") == "no URL here, k=5"
+    # An HTTP library's own words name the path and query without scheme or host.
+    library = f"HTTPConnectionPool(host='h', port=9): Max retries exceeded with url: /photos/cat.jpg?{SAS} (Caused by"
+    assert (
+        redact_urls(library)
+        == "HTTPConnectionPool(host='h', port=9): Max retries exceeded with url: /photos/cat.jpg?… (Caused by"
+    )
+    assert redact_urls("give the document key: ?key=...") == "give the document key: ?key=..."  # advice stays
 
 
 def test_a_sas_token_in_a_records_url_never_reaches_its_error(indexed_samples, stored):
@@ -250,9 +257,17 @@ def test_a_sas_token_never_reaches_the_search_answer_or_the_function_log(indexed
 def test_over_http_a_failed_fetch_names_the_url_without_its_query(services, local_host_factory, image_url_server):
     url = local_host_factory(services)
     missing = image_url_server("present.jpg", b"not an image").rsplit("/", 1)[0] + "/absent.jpg"
-    batch = {"values": [{"recordId": "1", "data": {"imageUrl": f"{missing}?{SAS}"}}]}
+    closed = "http://127.0.0.1:9/photos/cat.jpg"  # nothing listens: the error is the HTTP library's
+    batch = {
+        "values": [
+            {"recordId": "1", "data": {"imageUrl": f"{missing}?{SAS}"}},
+            {"recordId": "2", "data": {"imageUrl": f"{closed}?{SAS}"}},
+            {"recordId": "3", "data": {"file_data": {"$type": "file", "url": closed, "sasToken": SAS}}},
+        ]
+    }
     answer = requests.post(f"{url}/api/vectorize", json=batch, timeout=60)
     assert answer.status_code == 200
-    assert answer.json()["values"][0]["errors"] and "S3CRET" not in answer.text and "sig=" not in answer.text
+    assert all(value["errors"] for value in answer.json()["values"])
+    assert "S3CRET" not in answer.text and "sig=" not in answer.text
     searched = requests.post(f"{url}/api/search", json={"image_url": f"{missing}?{SAS}"}, timeout=60)
     assert searched.status_code in (400, 503) and "S3CRET" not in searched.text
