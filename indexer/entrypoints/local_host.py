@@ -1,31 +1,24 @@
 """``imgsearch serve``: the Function app's HTTP endpoints on this machine, as ``func start``
-would host them, for users without Azure Functions Core Tools (and for this project's tests,
-which cannot install them).
+would host them, for users (and this project's tests) without Azure Functions Core Tools.
 
-The routes and their handlers are the Function app's own: ``/api/search``
-(``indexer.entrypoints.http``) and ``/api/vectorize`` (``indexer.entrypoints.vectorize``, the
-custom Web API skill and vectorizer endpoint) answer exactly what the deployed ``search`` and
-``vectorize`` functions answer. What differs is only the host: a Starlette app under uvicorn
-instead of the Functions runtime.
+The routes and handlers are the Function app's own (``http``, ``vectorize``); only the host
+differs: Starlette under uvicorn. Keys work as the Functions host's do (``x-functions-key`` or
+``?code=``); on loopback none is needed, and any other address needs ``--key``, so a search
+endpoint is never opened to a network by accident.
 
-Keys work as the Functions host's do: a request carries one in the ``x-functions-key``
-header or the ``code`` query parameter. On loopback no key is needed (as ``func start``
-lets every local caller in); listening on any other address needs a key, so a search
-endpoint is never opened to a network by accident. A key shorter than ``MIN_KEY_LENGTH`` is
-refused at start: an empty one would let every caller in.
+A key (``--key``, ``--key-file`` or ``IMGSEARCH_SERVE_KEY``) shorter than ``MIN_KEY_LENGTH`` is
+refused at start: an empty one would let every caller in. What a browser on another site could
+send is refused before any handler runs (DNS rebinding makes a page's name resolve to 127.0.0.1):
 
-What a browser on another site could send is refused before any handler runs (DNS
-rebinding: a page whose name resolves to 127.0.0.1 reaches this server as its own origin):
-
-- a ``Host`` that is not a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port),
-  the address listened on, or a name given with ``--allow-host``: 400, as Starlette's
+- a ``Host`` that is no loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port), the
+  address listened on, or a name given with ``--allow-host``: 400, as Starlette's
   ``TrustedHostMiddleware`` and Django answer (421 Misdirected Request is for a connection
   reused for another authority, which a browser retries on a new connection: pointless here);
 - an ``Origin`` that is not this server's own (``http://`` + its ``Host``): 403. Browsers send
   it on every cross-site ``fetch`` and form post, so a page elsewhere cannot make this server
-  fetch a URL or search for it, even where it cannot read the answer;
+  fetch a URL or search, even where it cannot read the answer;
 - a body over ``MAX_BODY_BYTES``, the Functions host's default ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``
-  (104,857,600 bytes: "Azure Functions app settings reference"): 413, read no further.
+  (104,857,600 bytes, "App settings reference for Azure Functions"): 413, read no further.
 """
 
 from __future__ import annotations
