@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 DEMO_DATA ?= .imgsearch/demo
 DEMO_QUERY ?= a cat
 
-.PHONY: setup demo lint test test-fast mutation bench clean
+.PHONY: setup demo lint test test-fast mutation bench lock clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,21 @@ mutation: setup
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/python tests/mutation_report.py
+
+# The deployed Function app's lock (functions/requirements.txt): exact versions and hashes of what
+# pyproject.toml asks for, the package's dependencies and its [functions] extra, resolved on PyPI
+# (no local mirror: every platform's files are hashed) for the Python the app runs on, 3.11
+# (infra/app/function.bicep). Pins still allowed are kept; LOCK_OPTIONS=--upgrade moves them all.
+# Needs the network; run it after changing a dependency (a test checks the lock matches).
+# pip-tools lives in a virtualenv of its own: it needs a newer packaging than checkov allows.
+LOCK_TOOLS := $(VENV)/lock-tools
+lock: setup
+	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: make lock needs the Python the Function app runs on, 3.11; run make VENV=... PYTHON=python3.11 lock")'
+	test -x $(LOCK_TOOLS)/bin/pip-compile || ($(BIN)/python -m venv $(LOCK_TOOLS) && \
+		$(LOCK_TOOLS)/bin/python -m pip install --quiet 'pip-tools>=7.5,<8')
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet $(LOCK_OPTIONS) --extra functions --generate-hashes \
+		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		--output-file functions/requirements.txt pyproject.toml
 
 bench: setup
 	$(BIN)/python bench/run_all.py

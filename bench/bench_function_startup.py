@@ -57,7 +57,7 @@ NOTABLE = (
 )
 _RESULT_MARK = "@@RESULT "
 
-# Settings of a deployed Function (names as in functions/local.settings.json), pointing at
+# Settings of a deployed Function (names as in functions/local.settings.example.json), pointing at
 # endpoints that do not exist: nothing may be contacted while the services are built.
 DUMMY_SETTINGS = {
     "VISION_ENDPOINT": "https://bench-dummy.cognitiveservices.azure.com",

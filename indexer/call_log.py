@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from indexer.redact import without_query
 
 log = logging.getLogger("indexer.calls")
 
@@ -32,22 +33,17 @@ class CallLogPolicy(SansIOHTTPPolicy):
             log.debug(
                 "%s %s -> %d%s",
                 request.http_request.method,
-                _without_query(request.http_request.url),
+                without_query(request.http_request.url),
                 response.http_response.status_code,
                 took,
             )
 
     def on_exception(self, request: Any) -> None:
-        log.debug("%s %s -> no answer", request.http_request.method, _without_query(request.http_request.url))
+        log.debug("%s %s -> no answer", request.http_request.method, without_query(request.http_request.url))
 
 
 def log_response(response: Any) -> None:
     """The same line from an Azure SDK client's ``raw_response_hook`` (Search, Blob Storage)."""
     if log.isEnabledFor(logging.DEBUG):
         request = response.http_request
-        log.debug("%s %s -> %d", request.method, _without_query(request.url), response.http_response.status_code)
-
-
-def _without_query(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+        log.debug("%s %s -> %d", request.method, without_query(request.url), response.http_response.status_code)

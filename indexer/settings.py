@@ -1,7 +1,7 @@
 """One settings object, read from the environment once at the edge and passed down.
 
 The environment variable names are shared with the Bicep app settings
-(``infra/``) and ``functions/local.settings.json``; keep the three in step. The README's
+(``infra/``) and ``functions/local.settings.example.json``; keep the three in step. The README's
 "Configuration" table documents each one.
 """
 

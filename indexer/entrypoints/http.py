@@ -26,8 +26,10 @@ from indexer.entrypoints.document_images import (
     read_document_image,
     thumbnail,
 )
+from indexer.entrypoints.json_body import load_json, unicode_problem
 from indexer.errors import BadRequest, InputLimitError, ServiceError, classify, describe
 from indexer.filters import Condition, parse_conditions
+from indexer.redact import redact_urls
 from indexer.services import Services, get_services
 
 log = logging.getLogger(__name__)
@@ -97,16 +99,19 @@ def parse_search_request(
     """
     method = (method or "GET").upper()
     options: dict[str, Any] = {k.lower(): v for k, v in (params or {}).items()}
+    invalid = unicode_problem(options, "the query string")
+    if invalid:
+        raise BadRequest(invalid)
     image: bytes | None = None
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if method == "POST" and body:
         if mime == "application/json" or (not mime and body.lstrip()[:1] == b"{"):
-            try:
-                payload = json.loads(body)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise BadRequest(f"the body is not valid JSON: {exc}") from None
+            payload = load_json(body)
             if not isinstance(payload, dict):
                 raise BadRequest('the JSON body must be an object like {"text": "a cat"}')
+            invalid = unicode_problem(payload)
+            if invalid:
+                raise BadRequest(invalid)
             options.update({str(k).lower(): v for k, v in payload.items()})
         elif mime.startswith("image/") or mime in ("application/octet-stream", ""):
             image = bytes(body)
@@ -203,7 +208,10 @@ class HttpAnswer:
     def payload(self) -> bytes:
         if self.content is not None:
             return self.content
-        return json.dumps(self.body, ensure_ascii=False).encode("utf-8")
+        try:
+            return json.dumps(self.body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed back (a recordId): \u escapes are still JSON
+            return json.dumps(self.body).encode("ascii")
 
 
 def search_http(
@@ -244,13 +252,14 @@ def error_answer(exc: BaseException, what: str, *, retry_after_default: float | 
         message = f"{exc} (limit: {exc.limit})"
     elif isinstance(exc, ServiceError):
         message = exc.error_message
+    message = redact_urls(message)  # a caller's image URL may carry a SAS token
     if kind.retriable:
         message = f"try again later: {message}"
         retry_after = getattr(exc, "retry_after", None) or retry_after_default
         if retry_after:
             headers["Retry-After"] = str(max(1, round(retry_after)))
     if kind.http_status >= 500:
-        log.error("%s cannot run: %s", what, describe(exc))
+        log.error("%s cannot run: %s", what, redact_urls(describe(exc)))
     return HttpAnswer(kind.http_status, error_body(kind.code, message), headers)
 
 

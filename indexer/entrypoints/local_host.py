@@ -5,6 +5,20 @@ The routes and handlers are the Function app's own (``http``, ``vectorize``); on
 differs: Starlette under uvicorn. Keys work as the Functions host's do (``x-functions-key`` or
 ``?code=``); on loopback none is needed, and any other address needs ``--key``, so a search
 endpoint is never opened to a network by accident.
+
+A key (``--key``, ``--key-file`` or ``IMGSEARCH_SERVE_KEY``) shorter than ``MIN_KEY_LENGTH`` is
+refused at start: an empty one would let every caller in. What a browser on another site could
+send is refused before any handler runs (DNS rebinding makes a page's name resolve to 127.0.0.1):
+
+- a ``Host`` that is no loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port), the
+  address listened on, or a name given with ``--allow-host``: 400, as Starlette's
+  ``TrustedHostMiddleware`` and Django answer (421 Misdirected Request is for a connection
+  reused for another authority, which a browser retries on a new connection: pointless here);
+- an ``Origin`` that is not this server's own (``http://`` + its ``Host``): 403. Browsers send
+  it on every cross-site ``fetch`` and form post, so a page elsewhere cannot make this server
+  fetch a URL or search, even where it cannot read the answer;
+- a body over ``MAX_BODY_BYTES``, the Functions host's default ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``
+  (104,857,600 bytes, "App settings reference for Azure Functions"): 413, read no further.
 """
 
 from __future__ import annotations
@@ -13,7 +27,7 @@ import hmac
 import ipaddress
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from indexer.entrypoints import http, vectorize
@@ -23,6 +37,9 @@ from indexer.services import Services
 log = logging.getLogger(__name__)
 
 KEY_HEADER = "x-functions-key"
+MIN_KEY_LENGTH = 16
+MAX_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default request body limit
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 def is_loopback(host: str) -> bool:
@@ -51,16 +68,83 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
+def host_name(host_header: str) -> str:
+    """The name in a ``Host`` header (or a name the user allowed), without port or brackets,
+    lower case: ``[::1]:7071`` is ``::1``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:  # name:port (more colons: a bare IPv6 address)
+        return host.partition(":")[0]
+    return host
+
+
+def listened_names(host: str) -> list[str]:
+    """The address listened on, as a name callers may use, unless it is a wildcard (0.0.0.0,
+    ::), which names no one: those who reach it by another name allow it with --allow-host."""
+    name = host_name(host)
+    try:
+        return [] if ipaddress.ip_address(name).is_unspecified else [name]
+    except ValueError:
+        return [name]
+
+
+def foreign_request(headers: Mapping[str, str], hosts: frozenset[str]) -> tuple[int, str, str] | None:
+    """``(status, code, message)`` refusing a request a browser on another site could have sent
+    (see the module doc), or None."""
+    host = headers.get("host", "")
+    if host_name(host) not in hosts:
+        return (
+            400,
+            "InvalidHostHeader",
+            f"the Host header {host[:100]!r} is not a name this server answers to: use 127.0.0.1, localhost or "
+            f"[::1], or start imgsearch serve with --allow-host <name>",
+        )
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() not in (f"http://{host.lower()}", f"https://{host.lower()}"):
+        return (
+            403,
+            "ForeignOrigin",
+            f"a request from the page at {origin[:100]!r} is refused: only this server's own pages may call it",
+        )
+    return None
+
+
+async def read_capped_body(request: Any, max_bytes: int) -> bytes | None:
+    """The request's body, or None as soon as it is over ``max_bytes`` (by its declared
+    ``Content-Length`` or by what arrived): the rest is never read into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    services: Services,
+    *,
+    keys: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Any:
     """The ASGI app with the Function app's HTTP routes over ``services``: the search page at
     ``/`` (and ``/api/page``, its route in the Function app), ``/api/search``, ``/api/info``,
-    ``/api/thumbnail`` and ``/api/vectorize`` (Azure AI Search's custom skill and vectorizer)."""
+    ``/api/thumbnail`` and ``/api/vectorize`` (Azure AI Search's custom skill and vectorizer).
+    ``allowed_hosts``: names beside the loopback ones a ``Host`` header may carry."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
 
+    check_keys(keys)
     accepted = [k.encode() for k in keys]
+    hosts = frozenset([*LOOPBACK_NAMES, *(host_name(name) for name in allowed_hosts if name.strip())])
 
     def authorised(request: Request) -> bool:
         if not accepted:
@@ -68,11 +152,25 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
         given = (request.headers.get(KEY_HEADER) or request.query_params.get("code") or "").encode()
         return any(hmac.compare_digest(given, key) for key in accepted)
 
+    def refusal(status: int, code: str, message: str) -> Response:
+        answer = http.HttpAnswer(status, http.error_body(code, message))
+        return Response(answer.payload(), status_code=status, media_type=answer.media_type)
+
     def endpoint(handle: Any) -> Any:
         async def serve(request: Request) -> Response:
+            refused = foreign_request(request.headers, hosts)
+            if refused is not None:
+                return refusal(*refused)
             if not authorised(request):
                 return Response(status_code=401)  # what the Functions host answers without a valid key
-            body = await request.body()
+            body = await read_capped_body(request, max_body_bytes)
+            if body is None:
+                return refusal(
+                    413,
+                    "RequestEntityTooLarge",
+                    f"the request body is over {max_body_bytes:,} bytes, the most this endpoint accepts "
+                    f"(the Functions host's limit)",
+                )
             params = {k: v for k, v in request.query_params.items() if k != "code"}
             # The handlers block (a Vision call, a search, a blob read): keep them off the loop.
             import anyio.to_thread
@@ -119,16 +217,37 @@ def create_app(services: Services, *, keys: Sequence[str] = ()) -> Any:
     )
 
 
+def check_keys(keys: Sequence[str]) -> None:
+    """Refuse a key that any caller could guess: an empty one lets every caller in."""
+    for key in keys:
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigurationError(
+                f"a function key of {len(key)} characters is too short: use at least {MIN_KEY_LENGTH} random "
+                f"characters, e.g. from python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if key != key.strip():
+            raise ConfigurationError("a function key starts or ends with white space; remove it")
+
+
 def check_exposure(host: str, keys: Sequence[str]) -> None:
-    """Refuse to open the endpoints to a network without a key."""
+    """Refuse a guessable key, and to open the endpoints to a network without a key."""
+    check_keys(keys)
     if not keys and not is_loopback(host):
         raise ConfigurationError(
-            f"serving on {host} opens the search and vectorize endpoints to the network: give --key (callers "
-            f"send it as {KEY_HEADER} or ?code=), or listen on 127.0.0.1"
+            f"serving on {host} opens the search and vectorize endpoints to the network: give a key with "
+            f"--key-file or IMGSEARCH_SERVE_KEY (callers send it as {KEY_HEADER} or ?code=), or listen on 127.0.0.1"
         )
 
 
-def run(services: Services, host: str, port: int, *, keys: Sequence[str] = (), log_level: str = "warning") -> None:
+def run(
+    services: Services,
+    host: str,
+    port: int,
+    *,
+    keys: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    log_level: str = "warning",
+) -> None:
     """Serve until interrupted (the ``imgsearch serve`` command)."""
     check_exposure(host, keys)
     try:
@@ -138,7 +257,13 @@ def run(services: Services, host: str, port: int, *, keys: Sequence[str] = (), l
             f"`imgsearch serve` needs the [local] extra ({exc.name} is not installed): pip install 'indexer[local]'"
         ) from None
     sock = bind(host, port)
-    server = uvicorn.Server(uvicorn.Config(create_app(services, keys=keys), log_level=log_level, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(services, keys=keys, allowed_hosts=[*allowed_hosts, *listened_names(host)]),
+            log_level=log_level,
+            lifespan="off",
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -10,7 +10,6 @@ and design: docs/design.md#the-vectorize-endpoint)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from typing import Any
 from indexer.base64_image import decode_base64_image
 from indexer.documents import Embedding, IndexPin
 from indexer.entrypoints.http import HttpAnswer, error_answer
+from indexer.entrypoints.json_body import load_json, unicode_problem
 from indexer.errors import (
     BadRequest,
     InputLimitError,
@@ -31,6 +31,7 @@ from indexer.errors import (
 )
 from indexer.indexing.pipeline import prepare
 from indexer.keys import blob_url_parts
+from indexer.redact import redact_urls
 from indexer.services import Services, get_services
 from indexer.sources.base import ImageItem
 from indexer.sources.blob import iso_utc, parse_tags
@@ -77,10 +78,7 @@ def parse_request(body: bytes | None, content_type: str | None) -> list[tuple[st
         raise BadRequest(
             f"unsupported Content-Type {content_type!r}: send application/json", code="UnsupportedMediaType", status=415
         )
-    try:
-        payload = json.loads(body or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    payload = load_json(body)
     values = payload.get("values") if isinstance(payload, dict) else None
     if not isinstance(values, list):
         raise BadRequest('the body must be {"values": [{"recordId": "...", "data": {...}}, ...]}')
@@ -142,8 +140,13 @@ def _iso(value: Any) -> str | None:
 def _blob_fields(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The blob's URL and the fields the push path reads from the blob's properties
     (``indexer.sources.blob``), from what the indexer passed as skill inputs."""
-    url = str(data.get("blobUrl") or "")
-    container, name = blob_url_parts(url)
+    url = data.get("blobUrl")
+    if not isinstance(url, str):
+        raise RecordError("the input 'blobUrl' must be a string: the blob's URL (metadata_storage_path)")
+    try:
+        container, name = blob_url_parts(url)
+    except ValueError:  # urlsplit: "Invalid IPv6 URL"
+        container, name = "", ""
     if not name:
         raise RecordError(f"the input 'blobUrl' names no blob: {url!r}")
     fields: dict[str, Any] = {"container": container, "blob_path": name, "file_name": name.rsplit("/", 1)[-1]}
@@ -218,11 +221,21 @@ def _image_document(
 
 
 def _record_error(exc: BaseException) -> str:
+    """The message a record's error carries; it lands in the indexer's execution history, so a
+    URL in it loses its query string (a SAS token, ``sasToken`` appended to ``file_data.url``)."""
     if isinstance(exc, InputLimitError):
-        return f"{exc} (limit: {exc.limit})"
-    if isinstance(exc, ServiceError):
-        return f"({exc.code}) {exc.error_message}"
-    return str(exc)
+        message = f"{exc} (limit: {exc.limit})"
+    elif isinstance(exc, ServiceError):
+        message = f"({exc.code}) {exc.error_message}"
+    else:
+        message = str(exc)
+    return redact_urls(message)
+
+
+def _invalid_unicode(record_id: str, data: Any) -> str | None:
+    """Why a record's id or data cannot be read as text (a lone surrogate), or None. Such a
+    record is answered with this error and never vectorized; the rest of the batch goes on."""
+    return unicode_problem(record_id, "the recordId") or unicode_problem(data, "the record's data")
 
 
 def vectorize_records(
@@ -241,9 +254,13 @@ def vectorize_records(
     results: dict[str, _Result] = {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vectorize")
     try:
-        futures: dict[Future[_Result], str] = {
-            pool.submit(vectorize_record, data, services, pin): record_id for record_id, data in records
-        }
+        futures: dict[Future[_Result], str] = {}
+        for record_id, data in records:
+            invalid = _invalid_unicode(record_id, data)
+            if invalid:
+                results[record_id] = _Result(errors=[invalid])
+            else:
+                futures[pool.submit(vectorize_record, data, services, pin)] = record_id
         pending = set(futures)
         while pending:
             remaining = budget_seconds - (clock() - started)

@@ -3,7 +3,7 @@
 // connection string appears in its settings. The app settings below are read by
 // indexer.settings.Settings (VISION_*, SEARCH_*, IMAGES_*, AZURE_CLIENT_ID) and by the Functions
 // host (AzureWebJobsStorage__*, APPLICATIONINSIGHTS_*); keep their names in step with
-// indexer/settings.py and functions/local.settings.json.
+// indexer/settings.py and functions/local.settings.example.json.
 
 param planName string
 param name string

@@ -283,9 +283,9 @@ def test_a_key_is_needed_where_one_is_configured(local_host_factory, local_multi
     # Image URLs in these tests are served on loopback: the development setting lets them through.
     vectorizer = PrivateUrlsAllowed(local_multilingual)
     services = build_services(Settings(), vectorizer=vectorizer, backend=local_index, storage=False)
-    endpoint = local_host_factory(services, keys=("s3cret",)) + "/api/vectorize"
+    endpoint = local_host_factory(services, keys=("s3cret-s3cret-s3cret",)) + "/api/vectorize"
     payload = {"values": [{"recordId": "0", "data": {"text": "a cat"}}]}
     assert post(endpoint, payload).status_code == 401
     assert post(endpoint, payload, headers={"x-functions-key": "nope"}).status_code == 401
-    assert post(endpoint, payload, headers={"x-functions-key": "s3cret"}).status_code == 200
-    assert requests.post(endpoint + "?code=s3cret", json=payload, timeout=60).status_code == 200
+    assert post(endpoint, payload, headers={"x-functions-key": "s3cret-s3cret-s3cret"}).status_code == 200
+    assert requests.post(endpoint + "?code=s3cret-s3cret-s3cret", json=payload, timeout=60).status_code == 200

@@ -178,7 +178,7 @@ def test_host_json_sets_bundle_retries_and_concurrency():
 
 
 def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
-    values = json.loads((REPO_ROOT / "functions" / "local.settings.json").read_text())["Values"]
+    values = json.loads((REPO_ROOT / "functions" / "local.settings.example.json").read_text())["Values"]
     for name in (
         "IMAGES_STORAGE",
         "IMAGES_CONTAINER",
@@ -202,7 +202,7 @@ def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
 def test_local_settings_point_at_what_imgsearch_dev_starts_with_productions_model_version():
     from standins.dev import DevPorts
 
-    values = json.loads((REPO_ROOT / "functions" / "local.settings.json").read_text())["Values"]
+    values = json.loads((REPO_ROOT / "functions" / "local.settings.example.json").read_text())["Values"]
     ports = DevPorts()
     assert values["VISION_ENDPOINT"] == f"http://127.0.0.1:{ports.vision}"
     assert values["SEARCH_ENDPOINT"] == f"http://127.0.0.1:{ports.search}"
@@ -211,14 +211,79 @@ def test_local_settings_point_at_what_imgsearch_dev_starts_with_productions_mode
     Settings(**{k: v for k, v in values.items() if v != ""})  # every value parses
 
 
+def locked_requirements() -> dict[str, tuple[str, list[str]]]:
+    """``{name: (version, hashes)}`` of functions/requirements.txt, the deployed build's lock."""
+    from packaging.utils import canonicalize_name
+
+    text = (REPO_ROOT / "functions" / "requirements.txt").read_text()
+    locked: dict[str, tuple[str, list[str]]] = {}
+    for entry in text.replace("\\\n", " ").splitlines():
+        entry = entry.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        requirement, *options = entry.split()
+        name, separator, version = requirement.partition("==")
+        assert separator, f"{requirement} is not pinned to one version (==)"
+        locked[canonicalize_name(name)] = (version, [o.removeprefix("--hash=") for o in options])
+    return locked
+
+
+def test_requirements_are_a_lock_of_pyprojects_dependencies():
+    """Every runtime dependency of the package and of its [functions] extra is in the lock, at a
+    version its specifier allows, with hashes; nothing the tests or the local tools need is."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    locked = locked_requirements()
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["functions"]]:
+        requirement = Requirement(spec)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is a dependency but not in functions/requirements.txt: run make lock"
+        version, hashes = locked[name]
+        assert requirement.specifier.contains(version), f"{name}=={version} breaks {spec}: run make lock"
+    for name, (version, hashes) in locked.items():
+        assert hashes and all(h.startswith("sha256:") for h in hashes), f"{name}=={version} has no hashes"
+
+    def names(specs: list[str]) -> set[str]:
+        return {canonicalize_name(Requirement(spec).name) for spec in specs}
+
+    extras = project["optional-dependencies"]
+    deployed = names(project["dependencies"]) | names(extras["functions"])
+    elsewhere_only = names([s for s in extras["dev"] + extras["local"] if not s.startswith("indexer[")]) - deployed
+    assert not elsewhere_only & set(locked), "test-only or local-only packages are in the deployed lock"
+
+
+def test_the_lock_is_compiled_for_the_python_the_function_app_runs_on():
+    import re
+
+    header = (REPO_ROOT / "functions" / "requirements.txt").read_text()
+    bicep = (REPO_ROOT / "infra" / "app" / "function.bicep").read_text()
+    runtime = re.search(r"name: 'python'\s+version: '([0-9.]+)'", bicep)
+    assert runtime is not None
+    assert f"by pip-compile with Python {runtime.group(1)}\n" in header
+
+
 def test_requirements_stay_lean():
-    lines = [
-        line.split(">")[0].split("=")[0].strip().lower()
-        for line in (REPO_ROOT / "functions" / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert "azure-functions" in lines and "azure-storage-blob" in lines
-    assert not {"torch", "fastapi", "uvicorn", "starlette"} & set(lines)
+    locked = locked_requirements()
+    assert "azure-functions" in locked and "azure-storage-blob" in locked
+    assert not {"torch", "fastapi", "uvicorn", "starlette"} & set(locked)
+
+
+def test_the_real_local_settings_are_never_committed():
+    """functions/local.settings.json holds a developer's keys: git ignores it; the example is
+    what is committed (and what func start's settings are copied from)."""
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "functions/local.settings.json"], cwd=REPO_ROOT, capture_output=True
+    )
+    assert ignored.returncode == 0, "functions/local.settings.json is not ignored by git"
+    tracked = subprocess.run(
+        ["git", "ls-files", "functions/local.settings.json"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert tracked.stdout == ""
+    assert (REPO_ROOT / "functions" / "local.settings.example.json").is_file()
 
 
 HEAVY = ("torch", "fastapi", "uvicorn", "starlette")

@@ -320,6 +320,20 @@ def _warn_about_an_unauthenticated_vectorizer(settings: Any) -> None:
     )
 
 
+def read_key_file(path: Path) -> list[str]:
+    """The keys in ``path``, one a line; blank lines and ``#`` comments are skipped."""
+    from indexer.errors import ConfigurationError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the key file {path}: {exc}") from None
+    keys = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not keys:
+        raise ConfigurationError(f"the key file {path} holds no key (one a line)")
+    return keys
+
+
 def serve_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
@@ -327,20 +341,38 @@ def serve_command(
     keys: list[str] = typer.Option(
         [],
         "--key",
+        envvar="IMGSEARCH_SERVE_KEY",
+        show_envvar=True,
         metavar="KEY",
-        help="Function key callers must send (x-functions-key header or ?code=); repeatable. Needed off loopback.",
+        help="Function key callers must send (x-functions-key header or ?code=), 16 characters or more; "
+        "repeatable. Needed off loopback. Prefer the environment variable or --key-file: a command line "
+        "is visible to every user of the machine (ps).",
+    ),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", metavar="FILE", help="Read the function keys from FILE, one a line (# comments)."
+    ),
+    allowed_hosts: list[str] = typer.Option(
+        [],
+        "--allow-host",
+        envvar="IMGSEARCH_SERVE_ALLOWED_HOSTS",
+        show_envvar=True,
+        metavar="NAME",
+        help="A name callers may reach this server by (the Host header) beside 127.0.0.1, localhost, [::1] "
+        "and --host; repeatable (the variable: separated by spaces). Other names are refused (DNS rebinding).",
     ),
 ) -> None:
     """Host the Function app's HTTP endpoints locally.
 
     The same handlers and routes as the deployed app (/api/search), as `func start` would
-    host them; no function key is needed on loopback."""
+    host them; no function key is needed on loopback. A request naming another host (Host) or
+    sent by another site's page (Origin) is refused, as is a body over the host's 100 MB."""
     from indexer.entrypoints import local_host
     from indexer.index_setup import describe_backend, describe_vectorizer
     from indexer.services import build_services
 
     with handle_errors():
         settings = state(ctx).settings
+        keys = [*keys, *(read_key_file(key_file) if key_file is not None else [])]
         local_host.check_exposure(host, keys)
         services = build_services(settings, storage=False)
         local_host.bind(host, port).close()  # a busy port fails here, before the server starts
@@ -351,7 +383,7 @@ def serve_command(
             err=True,
         )
         try:
-            local_host.run(services, host, port, keys=keys)
+            local_host.run(services, host, port, keys=keys, allowed_hosts=allowed_hosts)
         except KeyboardInterrupt:
             pass
 
