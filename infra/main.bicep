@@ -119,9 +119,12 @@ param visionModelVersion string = '2023-04-15'
 @description('Vision REST API version used by the Function.')
 param visionApiVersion string = '2024-02-01'
 
-@description('Azure AI Search pricing tier.')
+// No 'free': the search service always gets a system-assigned identity (pull mode's data source
+// and the vectorizer's token need it), and a managed identity needs the Basic tier or higher
+// ("Configure a search service to connect using a managed identity", Prerequisites:
+// learn.microsoft.com/azure/search/search-howto-managed-identities-data-sources).
+@description('Azure AI Search pricing tier (basic or higher: the service has a managed identity).')
 @allowed([
-  'free'
   'basic'
   'standard'
   'standard2'

@@ -6,8 +6,9 @@ param name string
 param location string = resourceGroup().location
 param tags object = {}
 
+// Basic or higher: the system-assigned identity below needs it (search-howto-managed-identities-
+// data-sources, Prerequisites), so the free tier cannot deploy this service.
 @allowed([
-  'free'
   'basic'
   'standard'
   'standard2'

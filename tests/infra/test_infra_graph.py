@@ -476,7 +476,10 @@ def test_search_accepts_only_role_based_access_and_takes_its_sku_from_a_paramete
     assert service.get("properties", "authOptions") is None, "authOptions cannot be set with local auth disabled"
     assert str(service.get("sku", "name")) == "sku"
     allowed = set(search.params["sku"].allowed)
-    assert {"free", "basic", "standard"} <= allowed
+    assert {"basic", "standard"} <= allowed
+    # The service always has a system-assigned identity, which the free tier cannot have.
+    assert service.get("identity", "type") == "SystemAssigned"
+    assert "free" not in allowed
     assert set(bicep("main.bicep").params["searchSku"].allowed) == allowed
     [module] = modules_of("app/search.bicep")
     assert str(module.params["sku"]) == "searchSku"
