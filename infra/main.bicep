@@ -255,6 +255,12 @@ var visionAdditionalRegions = [for i in range(0, visionCount - 1): visionAdditio
 // pace follows the tier (VISION_REQUESTS_PER_SECOND).
 var visionRequestsPerSecond = visionSku == 'F0' ? '0.33' : '20'
 
+// A subscription may hold one free (F0) account per Cognitive Services kind, so a second F0 Vision
+// account fails with CanNotCreateMultipleFreeAccounts ("Azure subscription limits and quotas",
+// Azure AI services limits; MicrosoftDocs/azure-docs#83566). Refused here, before anything is
+// created, with the fix; fail() stops the deployment (Bicep flow-control functions).
+var visionSkuChecked = visionSku == 'F0' && visionCount > 1 ? fail('visionSku F0 allows one Vision account per subscription, but visionCount is ${visionCount}: set visionCount to 1, or visionSku to S1') : visionSku
+
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: names.resourceGroup
   location: location
@@ -344,7 +350,7 @@ module vision 'app/vision.bicep' = {
     location: visionLocation
     additionalLocations: visionAdditionalRegions
     tags: tags
-    sku: visionSku
+    sku: visionSkuChecked
     publicNetworkAccess: publicNetworkAccess
   }
 }

@@ -456,6 +456,32 @@ def test_n_vision_accounts_of_one_model_version_in_the_multimodal_embeddings_reg
     assert "join(concat([firstEndpoint], others), ',')" in str(vision.outputs["endpoints"].value)
 
 
+def _guarded_value(expression: str, **values: object) -> tuple[str, object]:
+    """Evaluate a Bicep guard `<condition> ? fail('<message>') : <name>` for the given parameter
+    values: ("fail", message) or ("value", the named parameter's value)."""
+    match = re.fullmatch(r"(.+?)\s*\?\s*fail\('(.+)'\)\s*:\s*(\w+)", expression.strip(), flags=re.S)
+    assert match, f"not a fail() guard: {expression}"
+    condition, message, name = match.groups()
+    python = condition.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"[\w\s'=<>!-]+", python.replace("(", "").replace(")", "")), python
+    if eval(python, {}, dict(values)):  # noqa: S307 - a comparison of two parameters, checked above
+        rendered = re.sub(r"\$\{(\w+)\}", lambda m: str(values[m.group(1)]), message)
+        return "fail", rendered
+    return "value", values[name]
+
+
+def test_a_free_vision_tier_with_more_than_one_account_is_refused_before_deploying():
+    # One free account per Cognitive Services kind and subscription (CanNotCreateMultipleFreeAccounts).
+    main = bicep("main.bicep")
+    [module] = modules_of("app/vision.bicep")
+    guard = str(main.variables[str(module.params["sku"])])
+    assert _guarded_value(guard, visionSku="F0", visionCount=1) == ("value", "F0")
+    assert _guarded_value(guard, visionSku="S1", visionCount=8) == ("value", "S1")
+    outcome, message = _guarded_value(guard, visionSku="F0", visionCount=2)
+    assert outcome == "fail"
+    assert "visionCount is 2" in message and "visionCount to 1" in message and "visionSku to S1" in message
+
+
 def test_the_vision_model_version_choices_are_the_azure_models_with_a_schema_each():
     param = bicep("main.bicep").params["visionModelVersion"]
     azure_models = {m.name for m in MODEL_VERSIONS.values() if m.provider == "azure"}
