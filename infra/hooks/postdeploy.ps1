@@ -1,3 +1,4 @@
+#Requires -Version 7.0
 # azd postdeploy hook (Windows): subscribe the Function to the blob events of the images container.
 #   BlobCreated -> index_image, the blob trigger with source EventGrid (blobs extension webhook)
 #   BlobDeleted -> remove_image, an Event Grid trigger (eventgrid extension webhook)

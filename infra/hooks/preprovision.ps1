@@ -1,3 +1,4 @@
+#Requires -Version 7.0
 # azd preprovision hook (Windows): check the prerequisites of a first deployment before anything is
 # created, and say how to fix what is missing. Same checks as preprovision.sh, which explains
 # each: Python 3.11+, the Azure CLI signed in to azd's subscription, a role that can create role

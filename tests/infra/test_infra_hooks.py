@@ -933,6 +933,16 @@ def test_the_powershell_twin_does_what_the_sh_hook_does(name):
         assert {"ATTEMPTS", "RETRY_SECONDS"} <= {k for k, _ in sh_defaults}, sh_defaults
 
 
+@pytest.mark.parametrize("script", sorted(HOOKS.glob("*.ps1")), ids=lambda p: p.name)
+def test_every_powershell_hook_refuses_windows_powershell_5(script):
+    # azd falls back to Windows PowerShell 5.1 when pwsh is missing; the hooks use PowerShell 7
+    # (three-argument Join-Path, -SkipHttpErrorCheck), so they say so before running a line.
+    first = script.read_text(encoding="utf-8").splitlines()[0]
+    assert re.fullmatch(r"#Requires -Version 7\.0", first), f"{script.name} starts with {first!r}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("### Prerequisites", 1)[1].split("\n#", 1)[0]
+    assert "PowerShell 7" in readme
+
+
 def test_the_shared_helpers_have_twins():
     sh = (HOOKS / "lib.sh").read_text(encoding="utf-8")
     ps = (HOOKS / "lib.ps1").read_text(encoding="utf-8")
