@@ -255,12 +255,6 @@ var visionAdditionalRegions = [for i in range(0, visionCount - 1): visionAdditio
 // pace follows the tier (VISION_REQUESTS_PER_SECOND).
 var visionRequestsPerSecond = visionSku == 'F0' ? '0.33' : '20'
 
-// A subscription may hold one free (F0) account per Cognitive Services kind, so a second F0 Vision
-// account fails with CanNotCreateMultipleFreeAccounts ("Azure subscription limits and quotas",
-// Azure AI services limits; MicrosoftDocs/azure-docs#83566). Refused here, before anything is
-// created, with the fix; fail() stops the deployment (Bicep flow-control functions).
-var visionSkuChecked = visionSku == 'F0' && visionCount > 1 ? fail('visionSku F0 allows one Vision account per subscription, but visionCount is ${visionCount}: set visionCount to 1, or visionSku to S1') : visionSku
-
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: names.resourceGroup
   location: location
@@ -287,7 +281,8 @@ module hostStorage 'app/storage.bicep' = {
     name: names.hostStorage
     location: location
     tags: tags
-    // Host state and a deployment package that azd uploads again on every deploy.
+    // Host state and a deployment package that azd uploads again on every deploy. No soft delete
+    // and no resource logs: the host's lease and receipt traffic would fill the workspace.
     skuName: 'Standard_LRS'
     publicNetworkAccess: publicNetworkAccess
     containerNames: [
@@ -307,9 +302,13 @@ module imagesStorage 'app/storage.bicep' = {
     tags: tags
     skuName: imagesStorageSku
     publicNetworkAccess: publicNetworkAccess
-    // Native blob soft delete lets a pull-mode indexer see deletions ("Change and delete detection
-    // using indexers for Azure Storage"); retention well above the indexer's 5-minute schedule.
-    blobSoftDeleteDays: ingestionMode == 'pull' ? 14 : 0
+    // The photos are the team's only copy: a deleted blob or container can be restored for 14
+    // days, in both modes. In pull mode native blob soft delete is also how the indexer sees
+    // deletions ("Change and delete detection using indexers for Azure Storage"; versioning stays
+    // off, which that policy requires), and 14 days is well above its 5-minute schedule.
+    blobSoftDeleteDays: 14
+    containerSoftDeleteDays: 14
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
     containerNames: [
       imagesContainerName
       failuresContainerName
@@ -339,6 +338,7 @@ module search 'app/search.bicep' = {
     sku: searchSku
     replicaCount: searchReplicaCount
     publicNetworkAccess: publicNetworkAccess
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -350,8 +350,9 @@ module vision 'app/vision.bicep' = {
     location: visionLocation
     additionalLocations: visionAdditionalRegions
     tags: tags
-    sku: visionSkuChecked
+    sku: visionSku
     publicNetworkAccess: publicNetworkAccess
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -363,6 +364,7 @@ module eventGrid 'app/eventgrid.bicep' = {
     location: location
     tags: tags
     storageAccountName: imagesStorage.outputs.name
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 

@@ -29,6 +29,9 @@ param replicaCount int = 1
 ])
 param publicNetworkAccess string = 'Enabled'
 
+@description('Log Analytics workspace that receives the service\'s operation logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 resource search 'Microsoft.Search/searchServices@2023-11-01' = {
   // checkov:skip=CKV_AZURE_208: three replicas (the index update SLA) triple the cost of the largest fixed charge here; searchReplicaCount sets them when the SLA is worth it
   // checkov:skip=CKV_AZURE_209: two replicas (the query SLA) double it; same parameter
@@ -51,6 +54,28 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
     publicNetworkAccess: toLower(publicNetworkAccess)
     // Role-based access only; authOptions must stay unset when local auth is disabled.
     disableLocalAuth: true
+  }
+}
+
+// Indexing, queries and indexer runs, with their status ("Supported logs for
+// Microsoft.Search/searchServices": the one category, OperationLogs).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'search-to-log-analytics'
+  scope: search
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'OperationLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 
