@@ -10,6 +10,15 @@ $HookName = 'preprovision'
 
 Import-AzdEnvIfMissing 'AZURE_SUBSCRIPTION_ID'
 
+# The deployment's own choices first: they need no tool and no sign-in. One free (F0) account per
+# Cognitive Services kind and subscription (CanNotCreateMultipleFreeAccounts; preprovision.sh).
+$visionSku = if ($env:AZURE_VISION_SKU) { $env:AZURE_VISION_SKU } else { 'S1' }
+$visionCount = if ($env:AZURE_VISION_COUNT) { $env:AZURE_VISION_COUNT } else { '1' }
+if ($visionCount -notmatch '^[0-9]+$') { Stop-Hook "AZURE_VISION_COUNT is '$visionCount', not a number from 1 to 8" }
+if ($visionSku -eq 'F0' -and [int]$visionCount -gt 1) {
+    Stop-Hook "AZURE_VISION_SKU=F0 with AZURE_VISION_COUNT=$($visionCount): a subscription may hold one free Vision account, so the second fails with CanNotCreateMultipleFreeAccounts. Run 'azd env set AZURE_VISION_COUNT 1' to keep the free tier, or 'azd env set AZURE_VISION_SKU S1' for several accounts"
+}
+
 $python = Find-Python
 if (-not $python) {
     Stop-Hook "no Python 3.11 or newer on PATH. The postprovision hook installs imgsearch with it to create the search index; $PythonHint"

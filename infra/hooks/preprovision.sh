@@ -8,6 +8,9 @@
 # - the deploying principal visibly holds none of the roles that can create role assignments
 #   (Owner, User Access Administrator, Role Based Access Control Administrator) on the
 #   subscription. IMGSEARCH_SKIP_ROLE_CHECK=1 skips this one, for a custom role that can.
+# - AZURE_VISION_SKU=F0 with AZURE_VISION_COUNT above 1: a subscription holds one free account per
+#   Cognitive Services kind, and the second fails with CanNotCreateMultipleFreeAccounts
+#   (MicrosoftDocs/azure-docs#83566, "Azure subscription limits and quotas").
 # Warns, without stopping, when:
 # - the role assignments cannot be listed (a check that could not run proves nothing);
 # - the subscription has no Computer Vision account yet. A subscription that never created one
@@ -20,6 +23,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 load_azd_env_if_missing AZURE_SUBSCRIPTION_ID
+
+# The deployment's own choices first: they need no tool and no sign-in.
+vision_sku=${AZURE_VISION_SKU:-S1}
+vision_count=${AZURE_VISION_COUNT:-1}
+case "$vision_count" in '' | *[!0-9]*) die "AZURE_VISION_COUNT is '$vision_count', not a number from 1 to 8" ;; esac
+if [ "$vision_sku" = F0 ] && [ "$vision_count" -gt 1 ]; then
+    die "AZURE_VISION_SKU=F0 with AZURE_VISION_COUNT=$vision_count: a subscription may hold one free Vision account, so the second fails with CanNotCreateMultipleFreeAccounts. Run 'azd env set AZURE_VISION_COUNT 1' to keep the free tier, or 'azd env set AZURE_VISION_SKU S1' for several accounts"
+fi
 
 py=$(find_python) || die "no Python 3.11 or newer on PATH. The postprovision hook installs imgsearch with it to create the search index; $PYTHON_HINT"
 say "Python: $(command -v "$py") ($("$py" --version 2>&1))"

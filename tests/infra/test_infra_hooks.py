@@ -810,6 +810,30 @@ def test_preprovision_warns_when_it_cannot_list_the_roles(tree, az):
     assert "Insufficient privileges" in result.stderr
 
 
+@pytest.mark.parametrize("count", ["2", "8"])
+def test_preprovision_refuses_a_free_vision_tier_for_more_than_one_account(tree, az, count):
+    # One free account per Cognitive Services kind and subscription: the second F0 account would
+    # fail mid-deployment with CanNotCreateMultipleFreeAccounts.
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, AZURE_VISION_SKU="F0", AZURE_VISION_COUNT=count))
+    assert result.returncode != 0
+    assert f"AZURE_VISION_SKU=F0 with AZURE_VISION_COUNT={count}" in result.stderr
+    assert "azd env set AZURE_VISION_COUNT 1" in result.stderr and "azd env set AZURE_VISION_SKU S1" in result.stderr
+    assert calls(az) == [], "a configuration error is reported before any az call"
+
+
+@pytest.mark.parametrize("sku, count", [("F0", "1"), ("S1", "8"), ("", "")])
+def test_preprovision_accepts_a_free_vision_tier_with_one_account_and_s1_with_many(tree, az, sku, count):
+    env = _preprovision_env(az, AZURE_VISION_SKU=sku, AZURE_VISION_COUNT=count)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_preprovision_reads_the_vision_choices_azd_passes_to_the_template():
+    parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["visionSku"]["value"] == "${AZURE_VISION_SKU=S1}"
+    assert parameters["visionCount"]["value"] == "${AZURE_VISION_COUNT=1}"
+
+
 def test_preprovision_checks_the_az_account_when_azd_has_no_principal_yet(tree, az):
     env = _preprovision_env(az)
     del env["AZURE_PRINCIPAL_ID"]
@@ -872,7 +896,14 @@ def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
     outputs = set(bicep_graph.load(ROOT / "infra" / "main.bicep").outputs)
     used = _read_vars(script.read_text(encoding="utf-8"))
     assert used, f"{script.name} reads no deployment output"
-    assert used <= outputs | AZD_BUILTINS, used - outputs - AZD_BUILTINS
+    known = outputs | AZD_BUILTINS | _template_inputs()
+    assert used <= known, used - known
+
+
+def _template_inputs() -> set[str]:
+    """The azd environment names main.parameters.json hands to the template (its ${NAME} inputs)."""
+    text = (ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8")
+    return set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
 
 
 TWIN_FACTS = [
@@ -907,6 +938,7 @@ TWIN_FACTS = [
     r"--include-groups",
     r"ComputerVision",
     r"ResourceKindRequireAcceptTerms",
+    r"CanNotCreateMultipleFreeAccounts",
     r"is_private",
     r"--editable",
     r"AuthorizationFailed",
