@@ -179,7 +179,8 @@ param functionMaximumInstanceCount int = 100
 param functionInstanceMemoryMB int = 2048
 
 // The photos are the one copy the team keeps in Azure: geo-redundant by default. Standard_LRS or
-// Standard_ZRS for a region without a paired region (GRS needs one).
+// Standard_ZRS for a region without a paired region (GRS needs one; the pre-provision hook checks
+// and names the fix; azd: AZURE_IMAGES_STORAGE_SKU).
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'

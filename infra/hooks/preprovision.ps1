@@ -54,6 +54,37 @@ try {
         }
     }
 
+    # The region: Flex Consumption, and a pair for geo-redundant photos (preprovision.sh explains).
+    $location = "$env:AZURE_LOCATION".ToLowerInvariant()
+    if (-not $location) {
+        Write-HookWarning 'AZURE_LOCATION is not set, so the region checks were skipped'
+    } else {
+        $flex = az functionapp list-flexconsumption-locations --subscription $sub `
+            --query '[].name' --output tsv 2> $errors.FullName
+        if ($LASTEXITCODE -ne 0) {
+            Write-HookWarning "could not list the Flex Consumption regions ($(Get-LastLine (Get-Content $errors.FullName))); if provisioning fails creating the plan, choose a region from 'az functionapp list-flexconsumption-locations'"
+        } else {
+            $flex = @($flex | ForEach-Object { "$_".Trim().ToLowerInvariant() } | Where-Object { $_ })
+            if ($location -in $flex) {
+                Write-HookMessage "region: $location offers the Flex Consumption plan"
+            } else {
+                Stop-Hook "region $location does not offer the Flex Consumption plan the Function runs on. Choose one that does ($($flex -join ' ')): 'azd env set AZURE_LOCATION <region>' (or a new environment, 'azd env new'), then rerun"
+            }
+        }
+        $storageSku = if ($env:AZURE_IMAGES_STORAGE_SKU) { $env:AZURE_IMAGES_STORAGE_SKU } else { 'Standard_GRS' }
+        if ($storageSku -match 'GRS$|GZRS$') {
+            $pair = az account list-locations --subscription $sub `
+                --query "[?name=='$location'].metadata.pairedRegion[].name" --output tsv 2> $errors.FullName
+            if ($LASTEXITCODE -ne 0) {
+                Write-HookWarning "could not look up the paired region of $location ($(Get-LastLine (Get-Content $errors.FullName))); $storageSku needs one, else set AZURE_IMAGES_STORAGE_SKU to Standard_ZRS or Standard_LRS"
+            } elseif (@($pair | Where-Object { "$_".Trim() }).Count -gt 0) {
+                Write-HookMessage "storage: $storageSku replicates the photos from $location to its pair $(@($pair)[0])"
+            } else {
+                Stop-Hook "region $location has no paired region, so the images account's geo-redundant $storageSku cannot deploy. Run 'azd env set AZURE_IMAGES_STORAGE_SKU Standard_ZRS' (copies in three zones of the region; Standard_LRS where the region has no zones), or choose a region with a pair"
+            }
+        }
+    }
+
     $count = az cognitiveservices account list --subscription $sub `
         --query "length([?kind=='ComputerVision'])" --output tsv 2> $errors.FullName
     if ($LASTEXITCODE -ne 0) {

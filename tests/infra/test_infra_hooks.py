@@ -500,6 +500,19 @@ elif args[:3] == ["role", "assignment", "list"]:
         fail(os.environ["FAKE_ROLES_ERROR"])
     roles = [r for r in os.environ.get("FAKE_ROLES", "Owner").split(",") if r]
     answer([{"roleDefinitionName": r, "principalName": option("--assignee")} for r in roles])
+elif args[:2] == ["functionapp", "list-flexconsumption-locations"]:
+    if os.environ.get("FAKE_FLEX_ERROR"):
+        fail(os.environ["FAKE_FLEX_ERROR"])
+    regions = os.environ.get("FAKE_FLEX_LOCATIONS", "eastus,northeurope,westus2,israelcentral").split(",")
+    answer([{"name": r} for r in regions])
+elif args[:2] == ["account", "list-locations"]:
+    # metadata.pairedRegion as az shows it: a list, empty for a region without a pair
+    pairs = dict(p.split("=") for p in os.environ.get("FAKE_PAIRS", "eastus=westus,northeurope=westeurope").split(","))
+    regions = ["eastus", "westus", "northeurope", "westeurope", "westus2", "israelcentral"]
+    answer([
+        {"name": r, "metadata": {"pairedRegion": [{"name": pairs[r], "id": "/x/" + pairs[r]}] if r in pairs else []}}
+        for r in regions
+    ])
 elif args[:3] == ["cognitiveservices", "account", "list"]:
     kinds = [k for k in os.environ.get("FAKE_ACCOUNT_KINDS", "ComputerVision").split(",") if k]
     answer([{"name": f"acct{i}", "kind": k} for i, k in enumerate(kinds)])
@@ -763,7 +776,12 @@ def test_postdeploy_needs_azds_subscription(tree, az):
 
 
 def _preprovision_env(log: Path, **extra: str) -> dict[str, str]:
-    return {**_az_env(log), "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555", **extra}
+    return {
+        **_az_env(log),
+        "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "AZURE_LOCATION": "eastus",
+        **extra,
+    }
 
 
 def test_preprovision_passes_when_every_prerequisite_holds(tree, az):
@@ -832,6 +850,52 @@ def test_preprovision_reads_the_vision_choices_azd_passes_to_the_template():
     parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     assert parameters["visionSku"]["value"] == "${AZURE_VISION_SKU=S1}"
     assert parameters["visionCount"]["value"] == "${AZURE_VISION_COUNT=1}"
+
+
+def test_preprovision_stops_in_a_region_without_flex_consumption_and_names_the_ones_with_it(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, AZURE_LOCATION="westeurope"))
+    assert result.returncode != 0
+    assert "region westeurope does not offer the Flex Consumption plan" in result.stderr
+    assert "eastus northeurope westus2" in result.stderr and "azd env set AZURE_LOCATION" in result.stderr
+    assert_every_az_call_is_pinned(az)
+
+
+def test_preprovision_compares_regions_as_azure_spells_them_in_any_case(tree, az):
+    env = _preprovision_env(az, AZURE_LOCATION="EastUS", FAKE_FLEX_LOCATIONS="EastUS,westus2")
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "region: eastus offers the Flex Consumption plan" in result.stdout
+    assert "to its pair westus" in result.stdout
+
+
+@pytest.mark.parametrize("sku", ["", "Standard_GRS", "Standard_RAGZRS"])
+def test_preprovision_stops_when_geo_redundant_photos_have_no_paired_region(tree, az, sku):
+    env = _preprovision_env(az, AZURE_LOCATION="israelcentral", AZURE_IMAGES_STORAGE_SKU=sku)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode != 0
+    assert "region israelcentral has no paired region" in result.stderr
+    assert "azd env set AZURE_IMAGES_STORAGE_SKU Standard_ZRS" in result.stderr and "Standard_LRS" in result.stderr
+    [lookup] = [c for c in calls(az) if c[:2] == ["account", "list-locations"]]
+    assert _option(lookup, "--query") == "[?name=='israelcentral'].metadata.pairedRegion[].name"
+
+
+@pytest.mark.parametrize("sku", ["Standard_ZRS", "Standard_LRS"])
+def test_preprovision_accepts_a_region_without_a_pair_for_zone_or_locally_redundant_photos(tree, az, sku):
+    env = _preprovision_env(az, AZURE_LOCATION="israelcentral", AZURE_IMAGES_STORAGE_SKU=sku)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls(az) if c[:2] == ["account", "list-locations"]]
+
+
+def test_preprovision_warns_when_it_cannot_read_the_flex_consumption_regions(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_FLEX_ERROR="The command failed: 503"))
+    assert result.returncode == 0, result.stderr
+    assert "warning: could not list the Flex Consumption regions (ERROR: The command failed: 503)" in result.stderr
+
+
+def test_preprovision_reads_the_storage_choice_azd_passes_to_the_template():
+    parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["imagesStorageSku"]["value"] == "${AZURE_IMAGES_STORAGE_SKU=Standard_GRS}"
 
 
 def test_preprovision_checks_the_az_account_when_azd_has_no_principal_yet(tree, az):
@@ -939,6 +1003,9 @@ TWIN_FACTS = [
     r"ComputerVision",
     r"ResourceKindRequireAcceptTerms",
     r"CanNotCreateMultipleFreeAccounts",
+    r"list-flexconsumption-locations",
+    r"metadata\.pairedRegion\[\]\.name",
+    r"AZURE_IMAGES_STORAGE_SKU Standard_ZRS",
     r"is_private",
     r"--editable",
     r"AuthorizationFailed",
