@@ -340,3 +340,35 @@ def test_after_the_deployment_the_index_vectorizer_sends_a_key_of_vectorize_alon
     # the function key the stand-in az created for vectorize, not the host's default key
     assert parameters["httpHeaders"] == {"x-functions-key": "vectorize-created-secret"}
     assert "vectorize-created-secret" not in deployed.stdout + deployed.stderr
+
+
+def test_after_a_pull_mode_deployment_the_indexer_exists_with_the_key_of_vectorize(
+    search_double, search_index_name, azurite, blob_container, tmp_path
+):
+    # The double reads Azurite with a connection string (it does not serve a managed identity's
+    # ResourceId=...; connection), which the hook keeps only for stand-ins (IMGSEARCH_HOOK_KEEP_KEYS).
+    vectorize = "http://127.0.0.1:9/api/vectorize"  # nothing answers: the skill's calls fail fast
+    deployed = run_deploy_hook(
+        search_double,
+        search_index_name,
+        tmp_path,
+        AZURE_INGESTION_MODE="pull",
+        AZURE_SEARCH_VECTORIZER_URI=vectorize,
+        AZURE_IMAGES_CONTAINER=blob_container.container_name,
+        IMAGES_STORAGE=azurite.connection_string,
+    )
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+    assert "pull mode is set up" in deployed.stdout
+    from indexer.schema import pull_indexer_name
+
+    # What the double stores (it serves GET only for what imgsearch itself reads back).
+    service = search_double.service
+    indexer = service.indexers[pull_indexer_name(search_index_name)]
+    assert indexer.target_index == search_index_name
+    assert service.data_sources[indexer.data_source].container == blob_container.container_name
+    skill = service.skillsets[indexer.skillset or ""].document["skills"][0]
+    assert skill["uri"] == vectorize
+    assert skill["httpHeaders"] == {"x-functions-key": "vectorize-created-secret"}
+    assert _web_api_parameters(search_double, search_index_name)["httpHeaders"] == {
+        "x-functions-key": "vectorize-created-secret"
+    }
