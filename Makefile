@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 DEMO_DATA ?= .imgsearch/demo
 DEMO_QUERY ?= a cat
 
-.PHONY: setup demo lint test test-fast mutation bench lock clean
+.PHONY: setup demo lint test test-fast test-live mutation bench lock clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ test: lint
 # The fast tier: no Azurite, no offline models, no servers (about half a minute).
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit
+
+# The live tier: tests/live against the deployment `azd env get-values` shows (after `azd up`);
+# each test is skipped, saying how to get one, when there is none. `make test` never runs them.
+test-live: setup
+	$(BIN)/python -m pytest -m live tests/live
 
 # Mutation testing of the core modules with the fast tier (not part of `make test`; a few
 # minutes). The score per module is printed at the end; see [tool.mutmut] in pyproject.toml.

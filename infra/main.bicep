@@ -119,9 +119,12 @@ param visionModelVersion string = '2023-04-15'
 @description('Vision REST API version used by the Function.')
 param visionApiVersion string = '2024-02-01'
 
-@description('Azure AI Search pricing tier.')
+// No 'free': the search service always gets a system-assigned identity (pull mode's data source
+// and the vectorizer's token need it), and a managed identity needs the Basic tier or higher
+// ("Configure a search service to connect using a managed identity", Prerequisites:
+// learn.microsoft.com/azure/search/search-howto-managed-identities-data-sources).
+@description('Azure AI Search pricing tier (basic or higher: the service has a managed identity).')
 @allowed([
-  'free'
   'basic'
   'standard'
   'standard2'
@@ -176,7 +179,8 @@ param functionMaximumInstanceCount int = 100
 param functionInstanceMemoryMB int = 2048
 
 // The photos are the one copy the team keeps in Azure: geo-redundant by default. Standard_LRS or
-// Standard_ZRS for a region without a paired region (GRS needs one).
+// Standard_ZRS for a region without a paired region (GRS needs one; the pre-provision hook checks
+// and names the fix; azd: AZURE_IMAGES_STORAGE_SKU).
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -278,7 +282,8 @@ module hostStorage 'app/storage.bicep' = {
     name: names.hostStorage
     location: location
     tags: tags
-    // Host state and a deployment package that azd uploads again on every deploy.
+    // Host state and a deployment package that azd uploads again on every deploy. No soft delete
+    // and no resource logs: the host's lease and receipt traffic would fill the workspace.
     skuName: 'Standard_LRS'
     publicNetworkAccess: publicNetworkAccess
     containerNames: [
@@ -298,9 +303,13 @@ module imagesStorage 'app/storage.bicep' = {
     tags: tags
     skuName: imagesStorageSku
     publicNetworkAccess: publicNetworkAccess
-    // Native blob soft delete lets a pull-mode indexer see deletions ("Change and delete detection
-    // using indexers for Azure Storage"); retention well above the indexer's 5-minute schedule.
-    blobSoftDeleteDays: ingestionMode == 'pull' ? 14 : 0
+    // The photos are the team's only copy: a deleted blob or container can be restored for 14
+    // days, in both modes. In pull mode native blob soft delete is also how the indexer sees
+    // deletions ("Change and delete detection using indexers for Azure Storage"; versioning stays
+    // off, which that policy requires), and 14 days is well above its 5-minute schedule.
+    blobSoftDeleteDays: 14
+    containerSoftDeleteDays: 14
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
     containerNames: [
       imagesContainerName
       failuresContainerName
@@ -330,6 +339,7 @@ module search 'app/search.bicep' = {
     sku: searchSku
     replicaCount: searchReplicaCount
     publicNetworkAccess: publicNetworkAccess
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -343,6 +353,7 @@ module vision 'app/vision.bicep' = {
     tags: tags
     sku: visionSku
     publicNetworkAccess: publicNetworkAccess
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -354,6 +365,7 @@ module eventGrid 'app/eventgrid.bicep' = {
     location: location
     tags: tags
     storageAccountName: imagesStorage.outputs.name
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 

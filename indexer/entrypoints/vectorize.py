@@ -43,7 +43,7 @@ TIME_BUDGET_SECONDS = 25.0  # answer within the caller's default 30 s timeout, w
 # The inputs a record may carry, one of them: WebApiVectorizer's three, and a skill's image forms.
 INPUTS = ("text", "imageUrl", "imageBinary", "image", "file_data")
 # What a skill may pass beside the image to get the document's fields (schemas/skillset.json).
-BLOB_INPUTS = ("blobUrl", "tags", "lastModified", "contentType")
+BLOB_INPUTS = ("blobUrl", "tags", "lastModified", "contentType", "sizeBytes")
 
 
 class RecordError(InvalidInputError):
@@ -189,7 +189,10 @@ def vectorize_record(data: Any, services: Services, pin: IndexPin) -> _Result:
         if isinstance(image, str):
             embedding = vectorizer.vectorize_image_url(image)
         else:
-            return _image_document(image, data, services, pin, result)
+            result = _image_document(image, data, services, pin, result)
+            if name == "image" and data.get("blobUrl") and result.data is not None:
+                _describe_the_original(result.data, value, data)
+            return result
     pin.check(embedding, action=f"vectorize the record's {name}")
     result.data = _vector_data(embedding)
     return result
@@ -215,6 +218,21 @@ def _image_document(
         document_fields = {k: v for k, v in document_fields.items() if k != "source"}
     result.data = {**_vector_data(document.embedding), **document_fields}
     return result
+
+
+def _describe_the_original(fields: dict[str, Any], image: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """A normalized image (pull mode's skill input) is the service's JPEG re-encoding of the blob,
+    at most 2000 x 2000: the document describes the blob as the push path does, with its original
+    size (``originalWidth``/``originalHeight``), its byte count (``sizeBytes``, the blob's
+    ``metadata_storage_size``) and its declared image type. ``content_hash`` stays the hash of the
+    bytes vectorized, which are not the blob's."""
+    for field_name, key in (("width", "originalWidth"), ("height", "originalHeight"), ("size_bytes", "sizeBytes")):
+        original = image.get(key) if key != "sizeBytes" else data.get(key)
+        if isinstance(original, int) and not isinstance(original, bool) and original > 0:
+            fields[field_name] = original
+    declared = data.get("contentType")
+    if isinstance(declared, str) and declared.lower().startswith("image/"):
+        fields["content_type"] = declared
 
 
 # --------------------------------------------------------------------------- the batch

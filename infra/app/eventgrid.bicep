@@ -13,6 +13,9 @@ param location string = resourceGroup().location
 param tags object = {}
 param storageAccountName string
 
+@description('Log Analytics workspace that receives the topic\'s delivery failures and metrics.')
+param logAnalyticsWorkspaceId string
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -28,6 +31,28 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   properties: {
     source: storage.id
     topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+// Events Event Grid could not deliver to the Function, with the reason (the one category of
+// system topics, DeliveryFailures: "Supported logs for Microsoft.EventGrid/systemTopics").
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'events-to-log-analytics'
+  scope: topic
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'DeliveryFailures'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 

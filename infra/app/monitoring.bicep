@@ -38,4 +38,6 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 // Names only: the connection string is read where it is used (function.bicep), never passed
 // through an output.
 output logAnalyticsName string = logAnalytics.name
+// Where the diagnostic settings of Storage, Search, Vision and Event Grid send their logs.
+output logAnalyticsId string = logAnalytics.id
 output appInsightsName string = appInsights.name

@@ -6,8 +6,9 @@ param name string
 param location string = resourceGroup().location
 param tags object = {}
 
+// Basic or higher: the system-assigned identity below needs it (search-howto-managed-identities-
+// data-sources, Prerequisites), so the free tier cannot deploy this service.
 @allowed([
-  'free'
   'basic'
   'standard'
   'standard2'
@@ -27,6 +28,9 @@ param replicaCount int = 1
   'Disabled'
 ])
 param publicNetworkAccess string = 'Enabled'
+
+@description('Log Analytics workspace that receives the service\'s operation logs and metrics.')
+param logAnalyticsWorkspaceId string
 
 resource search 'Microsoft.Search/searchServices@2023-11-01' = {
   // checkov:skip=CKV_AZURE_208: three replicas (the index update SLA) triple the cost of the largest fixed charge here; searchReplicaCount sets them when the SLA is worth it
@@ -50,6 +54,28 @@ resource search 'Microsoft.Search/searchServices@2023-11-01' = {
     publicNetworkAccess: toLower(publicNetworkAccess)
     // Role-based access only; authOptions must stay unset when local auth is disabled.
     disableLocalAuth: true
+  }
+}
+
+// Indexing, queries and indexer runs, with their status ("Supported logs for
+// Microsoft.Search/searchServices": the one category, OperationLogs).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'search-to-log-analytics'
+  scope: search
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'OperationLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 

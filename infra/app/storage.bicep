@@ -36,6 +36,14 @@ param containerNames array = []
 @description('Days deleted blobs are kept (native blob soft delete); 0: off.')
 param blobSoftDeleteDays int = 0
 
+@minValue(0)
+@maxValue(365)
+@description('Days deleted containers are kept (container soft delete); 0: off.')
+param containerSoftDeleteDays int = 0
+
+@description('Log Analytics workspace that receives the blob service\'s resource logs and metrics; empty: none.')
+param logAnalyticsWorkspaceId string = ''
+
 // checkov: the three skips inside the resource are decided by the caller, per account.
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_206: replication is a parameter; main.bicep gives the images account geo-redundant Standard_GRS (the photos) and the host account Standard_LRS (host state and a package azd uploads again), and tests/test_infra_graph.py holds it to that
@@ -77,7 +85,43 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
     } : {
       enabled: false
     }
+    containerDeleteRetentionPolicy: containerSoftDeleteDays > 0 ? {
+      enabled: true
+      days: containerSoftDeleteDays
+    } : {
+      enabled: false
+    }
     isVersioningEnabled: false
+  }
+}
+
+// Who read, wrote or deleted which blob ("Monitoring Azure Blob Storage data reference": the
+// StorageRead, StorageWrite and StorageDelete categories of blobServices).
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'blob-to-log-analytics'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'Transaction'
+        enabled: true
+      }
+    ]
   }
 }
 

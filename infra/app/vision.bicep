@@ -55,6 +55,9 @@ param sku string = 'S1'
 ])
 param publicNetworkAccess string = 'Enabled'
 
+@description('Log Analytics workspace that receives every account\'s audit and request logs and metrics.')
+param logAnalyticsWorkspaceId string
+
 resource vision 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   // checkov:skip=CKV_AZURE_134: public network access is Disabled in private network mode (vnetEnabled); the default public mode accepts Entra tokens only (local auth off) and serves the backfill from a laptop
   name: name
@@ -94,6 +97,52 @@ resource additional 'Microsoft.CognitiveServices/accounts@2024-10-01' = [
       customSubDomainName: '${name}-${i + 2}'
       disableLocalAuth: true
       publicNetworkAccess: publicNetworkAccess
+    }
+  }
+]
+
+// Every Vision call with its status and latency (RequestResponse) and the account's key and
+// management events (Audit): the Cognitive Services categories ("Enable diagnostic logging for
+// Azure AI services").
+var visionLogs = [
+  {
+    category: 'Audit'
+    enabled: true
+  }
+  {
+    category: 'RequestResponse'
+    enabled: true
+  }
+]
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'vision-to-log-analytics'
+  scope: vision
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: visionLogs
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource additionalDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
+  for (region, i) in additionalLocations: {
+    name: 'vision-to-log-analytics'
+    scope: additional[i]
+    properties: {
+      workspaceId: logAnalyticsWorkspaceId
+      logs: visionLogs
+      metrics: [
+        {
+          category: 'AllMetrics'
+          enabled: true
+        }
+      ]
     }
   }
 ]

@@ -1,3 +1,4 @@
+#Requires -Version 7.0
 # Helpers shared by the azd hooks (PowerShell 7). Dot-sourced by the hook scripts, never run
 # alone. Each hook sets $HookName before dot-sourcing this file. lib.sh is the sh twin; keep the
 # two in step (the sh twin runs in the tests, this one cannot run on the test machines).

@@ -1,3 +1,4 @@
+#Requires -Version 7.0
 # azd postprovision hook (Windows): create the search index from schemas/ (pinned to the Vision
 # model version) or verify that the existing index carries the same pin, with the indexer's own
 # code: `imgsearch ensure-index`, run as the deploying principal. Same steps as postprovision.sh,

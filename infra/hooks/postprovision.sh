@@ -51,8 +51,8 @@ export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
 export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
 export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
 # The index's Web API vectorizer points at the Function's /api/vectorize (apps send text to the
-# search service; pull mode's skill calls it too). Its function key is added after the deployment
-# (README, "The vectorize endpoint"); until then the search service's calls are answered 401.
+# search service; pull mode's skill calls it too). Its function key exists only once the code is
+# deployed: the postdeploy hook adds it, so the service's calls are answered 401 until then.
 if [ -n "${AZURE_SEARCH_VECTORIZER_URI:-}" ]; then
     export SEARCH_VECTORIZER_URI="$AZURE_SEARCH_VECTORIZER_URI"
 fi

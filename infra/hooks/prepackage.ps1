@@ -1,3 +1,4 @@
+#Requires -Version 7.0
 # azd prepackage hook of service `api` (Windows): make functions/ a self-contained deployment
 # package. function_app.py imports the `indexer` package, and indexer reads the index definitions
 # from schemas/ next to it; both live at the repository root, outside the service directory that

@@ -2,16 +2,18 @@
 service documents a blob indexer with a skillset.
 
 A run takes the blobs changed since its high-water mark (and those that failed last time),
-``batchSize`` at a time, builds each one's source document, applies the field mappings, calls
-the skill, writes with ``mergeOrUpload`` and records per-item errors in the live shapes; a
-listed blob that is gone counts as soft-deleted when delete retention is on (Azurite has no
-soft delete). Rules and sources: ``standins/FIDELITY.md``, P3-P14.
+``batchSize`` at a time, builds each one's source document (with ``imageAction:
+generateNormalizedImages``, one JPEG of at most 2000 x 2000 per image blob), applies the field
+mappings, calls the skill, writes with ``mergeOrUpload`` and records per-item errors in the live
+shapes; a listed blob that is gone counts as soft-deleted when delete retention is on (Azurite
+has no soft delete). Rules and sources: ``standins/FIDELITY.md``, P3-P15.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +21,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from standins.search.pull_definitions import DataSource, Indexer, Skillset, WebApiSkill
+from standins.search.pull_definitions import (
+    NORMALIZED_IMAGES,
+    DataSource,
+    Indexer,
+    Skillset,
+    WebApiSkill,
+)
 from standins.search.web_api import CallRecord, WebApiCallError, call_web_api
 
 MAX_DOCUMENT_EXTRACTION_BYTES = 16 * 1024 * 1024  # the basic tier's "Maximum blob size" (search-limits)
 HISTORY = 50  # execution results kept, newest first
 _ERROR_LINK = "https://go.microsoft.com/fwlink/?linkid=2049388"
 _WARNING_LINK = "https://go.microsoft.com/fwlink/?linkid=2099692"
+# normalizedImageMaxWidth / normalizedImageMaxHeight default to 2000 pixels ("Extract text and
+# information from images", "Configure indexers for image processing").
+NORMALIZED_IMAGE_MAX_PIXELS = 2000
 
 
 def utc_now() -> str:
@@ -189,7 +200,8 @@ def _run(ctx: RunContext, result: dict[str, Any]) -> None:
             or (modified == mark and (props.name, props.etag) not in state.at_mark)
         )
 
-    pending = sorted((p for p in listing if changed(p)), key=lambda p: (p.last_modified, p.name))
+    indexed = [p for p in listing if not indexer.extensions or p.name.lower().endswith(indexer.extensions)]
+    pending = sorted((p for p in indexed if changed(p)), key=lambda p: (p.last_modified, p.name))
     failed_total = 0
     for start in range(0, len(pending), indexer.batch_size):
         batch = pending[start : start + indexer.batch_size]
@@ -267,9 +279,12 @@ def _process_batch(
             result["errors"].append(_error(url, "Extraction.DocumentCracking", message, 400))
             continue
         source = _source_document(props, url)
-        if ctx.indexer.read_file_data:
+        if ctx.indexer.read_file_data or ctx.indexer.normalize_images:
             data = container.download_blob(props.name).readall()
-            source["file_data"] = {"$type": "file", "data": base64.b64encode(data).decode("ascii")}
+            if ctx.indexer.read_file_data:
+                source["file_data"] = {"$type": "file", "data": base64.b64encode(data).decode("ascii")}
+            if ctx.indexer.normalize_images:
+                source["normalized_images"] = normalized_images(data)
         document = _mapped(ctx, source)
         explicit = {m.source.lower() for m in ctx.indexer.field_mappings}
         names = {name.lower(): name for name in ctx.index_fields}
@@ -277,7 +292,10 @@ def _process_batch(
             target = names.get(name.lower())
             if target and target not in document and name.lower() not in explicit:
                 document[target] = value
-        items.append(_Item(props.name, url, document, {f"/document/{k}": v for k, v in source.items()}))
+        enriched = {f"/document/{k}": v for k, v in source.items()}
+        for n, image in enumerate(source.get("normalized_images") or []):
+            enriched[f"{NORMALIZED_IMAGES}/{n}"] = image
+        items.append(_Item(props.name, url, document, enriched))
     if ctx.skillset is not None:
         _run_skill(ctx, ctx.skillset.skill, [i for i in items if not i.failed], result)
     writes: list[tuple[str, dict[str, Any]]] = []
@@ -303,6 +321,35 @@ def _process_batch(
             )
     result["itemsFailed"] += len(failed)
     return failed
+
+
+def normalized_images(data: bytes) -> list[dict[str, Any]]:
+    """What ``imageAction: generateNormalizedImages`` makes of a blob: for an image, one JPEG,
+    upright and no larger than the default 2000 x 2000, with its size and the original's; for a
+    blob that is no image, none."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            original = opened.size
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return []
+    image.thumbnail((NORMALIZED_IMAGE_MAX_PIXELS, NORMALIZED_IMAGE_MAX_PIXELS))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return [
+        {
+            "data": base64.b64encode(out.getvalue()).decode("ascii"),
+            "width": image.width,
+            "height": image.height,
+            "originalWidth": original[0],
+            "originalHeight": original[1],
+            "rotationFromOriginal": 0,
+            "contentOffset": 0,
+            "pageNumber": 1,
+        }
+    ]
 
 
 def _source_document(props: Any, url: str) -> dict[str, Any]:
@@ -339,6 +386,8 @@ def _run_skill(ctx: RunContext, skill: WebApiSkill, items: list[_Item], result: 
         item.failed = True
         result["errors"].append(_error(item.url, name, message, 400, details))
 
+    # One call per document in the /document context; an input whose node is missing (no
+    # normalized image: a blob that is no image) is left out of the record (an assumption).
     def call(chunk: list[_Item]) -> None:
         records = [
             (str(i), {n: item.enriched[s] for n, s in skill.inputs if item.enriched.get(s) is not None})

@@ -31,7 +31,16 @@ BLOB_CONFIGURATION: dict[str, tuple[Any, ...]] = {
     "allowSkillsetToReadFileData": (True, False),
     "failOnUnsupportedContentType": (False,),
     "failOnUnprocessableDocument": (False,),
+    # "Extract text and information from images": the image path a skillset documents.
+    "imageAction": ("none", "generateNormalizedImages"),
 }
+# "indexedFileNameExtensions": a comma-separated list of extensions, each with its dot
+# ("Index data from Azure Blob Storage", "Indexing by file type").
+_EXTENSIONS = re.compile(r"^\.[A-Za-z0-9]+(\s*,\s*\.[A-Za-z0-9]+)*$")
+# The enrichment node of the images imageAction makes; pull mode's skill reads the first by its
+# index ("Skill context and input annotation language", "Array item index").
+NORMALIZED_IMAGES = "/document/normalized_images"
+FIRST_NORMALIZED_IMAGE = NORMALIZED_IMAGES + "/0"
 
 
 def _name(body: Any, url_name: str | None, kind: str) -> tuple[dict[str, Any], str]:
@@ -160,8 +169,10 @@ def _web_api_skill(raw: Any) -> tuple[WebApiSkill, dict[str, Any]]:
         source = entry.get("source") if isinstance(entry, dict) else None
         if not isinstance(entry, dict) or not entry.get("name") or not isinstance(source, str):
             raise invalid_request("skills", f"Each input of {where} needs a name and a source.")
-        if not re.fullmatch(r"/document/\w+", source):
-            raise not_served(f"the input source '{source}' of {where} (only /document/<name>)")
+        if source != FIRST_NORMALIZED_IMAGE and not re.fullmatch(r"/document/\w+", source):
+            raise not_served(
+                f"the input source '{source}' of {where} (only /document/<name> and {FIRST_NORMALIZED_IMAGE})"
+            )
         inputs.append((entry["name"], source))
     for entry in raw.get("outputs") or []:
         if not isinstance(entry, dict) or not entry.get("name"):
@@ -217,6 +228,8 @@ class Indexer:
     field_mappings: list[FieldMapping]
     output_field_mappings: list[FieldMapping]
     etag: str = ""
+    normalize_images: bool = False  # imageAction generateNormalizedImages
+    extensions: tuple[str, ...] = ()  # indexedFileNameExtensions, lower case; empty: every blob
 
 
 def parse_indexer(
@@ -250,8 +263,14 @@ def parse_indexer(
         parameters, {"batchSize", "maxFailedItems", "maxFailedItemsPerBatch", "configuration"}, {}, "indexer parameters"
     )
     configuration = parameters.get("configuration") or {}
+    extensions = configuration.get("indexedFileNameExtensions")
     for key, value in configuration.items():
-        if value not in BLOB_CONFIGURATION.get(key, ()):
+        if key == "indexedFileNameExtensions":
+            if not isinstance(value, str) or not _EXTENSIONS.match(value):
+                raise invalid_request(
+                    key, f"indexedFileNameExtensions must list extensions like '.jpg,.png', not {value!r}."
+                )
+        elif value not in BLOB_CONFIGURATION.get(key, ()):
             raise not_served(f"the indexer configuration {key}={value!r}")
     mappings = [_field_mapping(m, fields, output=False) for m in body.get("fieldMappings") or []]
     outputs = [_field_mapping(m, fields, output=True) for m in body.get("outputFieldMappings") or []]
@@ -287,6 +306,8 @@ def parse_indexer(
             parameters.get("maxFailedItemsPerBatch"), "maxFailedItemsPerBatch", low=-1, default=0
         ),
         read_file_data=bool(configuration.get("allowSkillsetToReadFileData")),
+        normalize_images=configuration.get("imageAction") == "generateNormalizedImages",
+        extensions=tuple(e.strip().lower() for e in extensions.split(",")) if extensions else (),
         field_mappings=mappings,
         output_field_mappings=outputs,
     )

@@ -404,6 +404,61 @@ def test_a_run_indexes_changed_blobs_through_the_skill_with_the_documented_paylo
     assert pull.status(ix)["lastResult"]["itemsProcessed"] == 3
 
 
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_normalized_images_reach_the_skill_as_the_image_path_documents(
+    pull, blob_container, azurite, web_api, search_double
+):
+    # imageAction generateNormalizedImages: an image blob becomes one JPEG no larger than
+    # 2000 x 2000 with its original size; indexedFileNameExtensions leaves other files out; the
+    # skill reads the first normalized image by its index.
+    web_api.answer = lambda payload: (200, vectors_for(payload["values"], [1.0, 0.0, 0.0, 0.0]))
+    blob_container.upload_blob("wide.png", _png(3000, 1500))
+    blob_container.upload_blob("broken.png", b"\x89PNG not really")
+    blob_container.upload_blob("notes.txt", b"text")
+    ds = pull.data_source(blob_container.container_name, azurite.connection_string)
+    skill = {
+        "inputs": [
+            {"name": "image", "source": "/document/normalized_images/0"},
+            {"name": "path", "source": "/document/metadata_storage_path"},
+        ]
+    }
+    configuration = {"imageAction": "generateNormalizedImages", "indexedFileNameExtensions": ".png, .jpg"}
+    pull.indexer(ds, pull.skillset(web_api.url, **skill), parameters={"configuration": configuration})
+    search_double.service.wait_for_runs()
+
+    records = {
+        r["data"]["path"].rsplit("/", 1)[-1]: r["data"] for call in web_api.requests for r in call["payload"]["values"]
+    }
+    assert set(records) == {"wide.png", "broken.png"}, "notes.txt is not an indexed extension"
+    image = records["wide.png"]["image"]
+    assert (image["width"], image["height"], image["originalWidth"], image["originalHeight"]) == (
+        2000,
+        1000,
+        3000,
+        1500,
+    )
+    assert base64.b64decode(image["data"])[:2] == b"\xff\xd8"  # a JPEG
+    assert "image" not in records["broken.png"], "no normalized image: the input is left out"
+
+    for not_served in ({"source": "/document/normalized_images/*"}, {"source": "/document/normalized_images/1"}):
+        bad = {"inputs": [{"name": "image", **not_served}]}
+        with pytest.raises(HttpResponseError) as raised:
+            pull.skillset(web_api.url, **bad)
+        assert raised.value.error.code == "NotSupportedByStandIn"
+    with pytest.raises(HttpResponseError) as raised:
+        pull.indexer(ds, None, parameters={"configuration": {"indexedFileNameExtensions": "png"}})
+    assert raised.value.status_code == 400 and "indexedFileNameExtensions" in raised.value.message
+
+
 def test_a_second_run_while_one_runs_is_409_as_live(pull, blob_container, azurite, web_api, search_double):
     gate = threading.Event()
 

@@ -154,6 +154,27 @@ def test_a_normalized_image_and_file_data_as_the_service_sends_them(endpoint, sa
     assert document["content_hash"].startswith("sha256:")
 
 
+def test_a_blobs_normalized_image_is_indexed_as_the_blob_itself(endpoint, samples_dir, local_index):
+    # Pull mode sends the service's JPEG re-encoding of the blob (at most 2000 x 2000); the
+    # document still describes the blob as push would: its original size, byte count and type.
+    cat = (samples_dir / "cat.jpg").read_bytes()
+    normalized = {"data": b64(cat), "width": 500, "height": 300, "originalWidth": 5000, "originalHeight": 3000}
+    blob = {
+        "blobUrl": "https://acct.blob.core.windows.net/images/cat.png",
+        "contentType": "image/png",
+        "sizeBytes": 7_654_321,
+        "lastModified": "2025-05-01T10:00:00Z",
+    }
+    answer = post(endpoint, {"values": [{"recordId": "n", "data": {"image": normalized, **blob}}]})
+    record = by_id(answer)["n"]
+    assert record["errors"] is None, record
+    document = record["data"]
+    assert (document["width"], document["height"], document["size_bytes"]) == (5000, 3000, 7_654_321)
+    assert document["content_type"] == "image/png"
+    assert document["content_hash"].startswith("sha256:")  # of the bytes vectorized
+    assert set(document) == {"vector", *local_index.schema.metadata_fields}
+
+
 def test_bad_records_get_their_own_errors_and_the_rest_is_answered(endpoint, samples_dir):
     cat = (samples_dir / "cat.jpg").read_bytes()
     records = {

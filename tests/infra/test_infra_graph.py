@@ -244,6 +244,10 @@ PUBLISHED_API_VERSIONS: dict[str, set[str]] = {
     },
     # specification/applicationinsights/resource-manager/Microsoft.Insights/stable/2020-02-02/components_API.json
     "Microsoft.Insights/components": {"2015-05-01", "2020-02-02"},
+    # specification/monitor/resource-manager/Microsoft.Insights/preview/2021-05-01-preview/
+    #   diagnosticsSettings_API.json: diagnostic settings have preview versions only, and this is
+    #   the latest (also what Azure Service Operator's insights/v1api20210501preview generates from)
+    "Microsoft.Insights/diagnosticSettings": {"2017-05-01-preview", "2021-05-01-preview"},
     # specification/eventgrid/resource-manager/Microsoft.EventGrid/stable/2022-06-15/EventGrid.json
     "Microsoft.EventGrid/systemTopics": {"2021-12-01", "2022-06-15", "2025-02-15"},
     # specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/
@@ -476,7 +480,10 @@ def test_search_accepts_only_role_based_access_and_takes_its_sku_from_a_paramete
     assert service.get("properties", "authOptions") is None, "authOptions cannot be set with local auth disabled"
     assert str(service.get("sku", "name")) == "sku"
     allowed = set(search.params["sku"].allowed)
-    assert {"free", "basic", "standard"} <= allowed
+    assert {"basic", "standard"} <= allowed
+    # The service always has a system-assigned identity, which the free tier cannot have.
+    assert service.get("identity", "type") == "SystemAssigned"
+    assert "free" not in allowed
     assert set(bicep("main.bicep").params["searchSku"].allowed) == allowed
     [module] = modules_of("app/search.bicep")
     assert str(module.params["sku"]) == "searchSku"
@@ -1501,18 +1508,68 @@ def test_the_function_knows_its_vectorize_url_and_turns_its_push_functions_off_i
     assert not [n for n in settings if n.startswith("AzureWebJobs.") and n.split(".")[1] in ("search", "vectorize")]
 
 
-def test_pull_mode_turns_on_blob_soft_delete_and_gives_the_search_service_an_identity():
+@pytest.mark.parametrize("mode", ["push", "pull"])
+def test_the_photos_can_be_restored_in_both_modes_and_pull_mode_sees_deletions(mode):
+    # The images are the team's only copy: blob and container soft delete, whatever the mode.
+    # Pull mode's native soft-delete detection needs blob soft delete with versioning off.
     [images] = [m for m in modules_of("app/storage.bicep") if m.symbol == "imagesStorage"]
-    assert str(images.params["blobSoftDeleteDays"]) == "ingestionMode == 'pull' ? 14 : 0"
+    scope = {"ingestionMode": mode}
+    blob_days = evaluate(images.params["blobSoftDeleteDays"], scope)
+    container_days = evaluate(images.params["containerSoftDeleteDays"], scope)
+    assert blob_days >= 7 and container_days >= 7, (blob_days, container_days)
     [host] = [m for m in modules_of("app/storage.bicep") if m.symbol == "hostStorage"]
-    assert "blobSoftDeleteDays" not in host.params
+    assert "blobSoftDeleteDays" not in host.params and "containerSoftDeleteDays" not in host.params
     storage = bicep("app/storage.bicep")
     [service] = storage.resources_of_type("Microsoft.Storage/storageAccounts/blobServices")
-    policy = str(service.get("properties", "deleteRetentionPolicy"))
-    assert "blobSoftDeleteDays > 0" in policy and "enabled: true" in policy
+    policies = (
+        ("deleteRetentionPolicy", "blobSoftDeleteDays"),
+        ("containerDeleteRetentionPolicy", "containerSoftDeleteDays"),
+    )
+    for policy, days in policies:
+        text = str(service.get("properties", policy))
+        assert text.startswith(f"{days} > 0 ?") and "enabled: true" in text and f"days: {days}" in text, policy
     # Native soft delete detection is not supported with blob versioning.
     assert service.get("properties", "isVersioningEnabled") is False
+
+
+def test_pull_mode_gives_the_search_service_an_identity():
     search = bicep("app/search.bicep")
     [service] = search.resources_of_type("Microsoft.Search/searchServices")
     assert service.get("identity", "type") == "SystemAssigned"
     assert str(search.outputs["principalId"].value) == "search.identity.principalId"
+
+
+# Each service's resource-log categories (Azure Monitor, "Supported logs for <type>").
+DIAGNOSTIC_LOGS = {
+    "app/storage.bicep": ("blobService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    "app/search.bicep": ("search", {"OperationLogs"}),
+    "app/vision.bicep": ("vision", {"Audit", "RequestResponse"}),
+    "app/eventgrid.bicep": ("topic", {"DeliveryFailures"}),
+}
+
+
+@pytest.mark.parametrize("path", sorted(DIAGNOSTIC_LOGS))
+def test_storage_search_vision_and_event_grid_send_their_logs_to_log_analytics(path):
+    parsed = bicep(path)
+    scope, categories = DIAGNOSTIC_LOGS[path]
+    settings = parsed.resources_of_type("Microsoft.Insights/diagnosticSettings")
+    [setting] = [d for d in settings if str(d.get("scope")) == scope]
+    assert str(setting.get("properties", "workspaceId")) == "logAnalyticsWorkspaceId"
+    logs = setting.get("properties", "logs")
+    if isinstance(logs, Expr):  # a variable shared by every account of the file
+        logs = parsed.variables[str(logs)]
+    assert {entry["category"] for entry in logs if entry["enabled"] is True} == categories
+    # main.bicep hands every module the workspace the Function's Application Insights uses
+    for module in modules_of(path):
+        if module.symbol == "hostStorage":
+            continue  # the host's lease traffic stays out of the workspace
+        assert str(module.params["logAnalyticsWorkspaceId"]) == "monitoring.outputs.logAnalyticsId", module.symbol
+    assert str(bicep("app/monitoring.bicep").outputs["logAnalyticsId"].value) == "logAnalytics.id"
+
+
+def test_every_additional_vision_account_logs_like_the_first():
+    vision = bicep("app/vision.bicep")
+    [extra] = [d for d in vision.resources_of_type("Microsoft.Insights/diagnosticSettings") if d.loop]
+    assert extra.loop == "for (region, i) in additionalLocations"
+    assert str(extra.get("scope")) == "additional[i]"
+    assert str(extra.get("properties", "logs")) == "visionLogs"

@@ -31,6 +31,7 @@ from indexer.settings import Settings
 from tests.infra import bicep_graph
 
 ROOT = Path(__file__).resolve().parents[2]
+STORAGE_ACCOUNT_ID = "/subscriptions/x/resourceGroups/rg-dev/providers/Microsoft.Storage/storageAccounts/stimgabc"
 HOOKS = ROOT / "infra" / "hooks"
 SH_HOOKS = sorted(p for p in HOOKS.glob("*.sh") if p.name != "lib.sh")
 
@@ -490,6 +491,23 @@ elif args[:3] == ["functionapp", "keys", "list"]:
     ready = count("keys") >= int(os.environ.get("FAKE_KEYS_AFTER", "0"))
     keys = {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"} if ready else {}
     answer({"masterKey": "master-secret-key", "functionKeys": {"default": "fn-secret-key"}, "systemKeys": keys})
+elif args[:4] == ["functionapp", "function", "keys", "list"]:
+    if option("--function-name") != "vectorize":
+        fail("unexpected function " + str(option("--function-name")), 2)
+    error = os.environ.get("FAKE_FUNCTION_KEYS_ERROR")
+    if error and count("function-keys-error") < int(os.environ.get("FAKE_FUNCTION_KEYS_ERROR_TIMES", "99")):
+        fail(error)
+    stored = os.environ["FAKE_LOG"] + ".vectorize-key"
+    keys = {"default": "vectorize-default-secret"}  # the function's own default key
+    if os.environ.get("FAKE_VECTORIZE_KEY"):
+        keys["azure_search"] = os.environ["FAKE_VECTORIZE_KEY"]
+    elif os.path.exists(stored):
+        keys["azure_search"] = open(stored).read()
+    answer(keys)
+elif args[:4] == ["functionapp", "function", "keys", "set"]:
+    value = option("--key-value") or "vectorize-created-secret"
+    open(os.environ["FAKE_LOG"] + ".vectorize-key", "w").write(value)
+    answer({"name": option("--key-name"), "value": value})
 elif args[:2] == ["functionapp", "show"]:
     answer({"defaultHostName": os.environ.get("FAKE_HOSTNAME", "")})
 elif args[:3] == ["deployment", "group", "create"]:
@@ -500,6 +518,19 @@ elif args[:3] == ["role", "assignment", "list"]:
         fail(os.environ["FAKE_ROLES_ERROR"])
     roles = [r for r in os.environ.get("FAKE_ROLES", "Owner").split(",") if r]
     answer([{"roleDefinitionName": r, "principalName": option("--assignee")} for r in roles])
+elif args[:2] == ["functionapp", "list-flexconsumption-locations"]:
+    if os.environ.get("FAKE_FLEX_ERROR"):
+        fail(os.environ["FAKE_FLEX_ERROR"])
+    regions = os.environ.get("FAKE_FLEX_LOCATIONS", "eastus,northeurope,westus2,israelcentral").split(",")
+    answer([{"name": r} for r in regions])
+elif args[:2] == ["account", "list-locations"]:
+    # metadata.pairedRegion as az shows it: a list, empty for a region without a pair
+    pairs = dict(p.split("=") for p in os.environ.get("FAKE_PAIRS", "eastus=westus,northeurope=westeurope").split(","))
+    regions = ["eastus", "westus", "northeurope", "westeurope", "westus2", "israelcentral"]
+    answer([
+        {"name": r, "metadata": {"pairedRegion": [{"name": pairs[r], "id": "/x/" + pairs[r]}] if r in pairs else []}}
+        for r in regions
+    ])
 elif args[:3] == ["cognitiveservices", "account", "list"]:
     kinds = [k for k in os.environ.get("FAKE_ACCOUNT_KINDS", "ComputerVision").split(",") if k]
     answer([{"name": f"acct{i}", "kind": k} for i, k in enumerate(kinds)])
@@ -513,13 +544,31 @@ with open(os.environ["FAKE_LOG"] + ".curl", "a") as f:
     f.write(sys.argv[-1] + "\\n")
 """
 
-SECRETS = ("blobs-secret-key", "eg-secret-key", "master-secret-key", "fn-secret-key")
+SECRETS = (
+    "blobs-secret-key",
+    "eg-secret-key",
+    "master-secret-key",
+    "fn-secret-key",
+    "vectorize-default-secret",
+    "vectorize-created-secret",
+    "vectorize-kept-secret",
+)
+
+
+# `imgsearch` for the postdeploy hook: its own log (the az log holds az calls only), and the
+# settings the hook hands over, the vectorizer key among them.
+FAKE_DEPLOY_IMGSEARCH = FAKE_IMGSEARCH.replace('os.environ["FAKE_LOG"]', 'os.environ["FAKE_IMGSEARCH_LOG"]').replace(
+    '"AZURE_TOKEN_CREDENTIALS"]',
+    '"AZURE_TOKEN_CREDENTIALS", "SEARCH_VECTORIZER_URI", "SEARCH_VECTORIZER_KEY", "IMAGES_STORAGE_RESOURCE_ID", '
+    '"IMAGES_CONTAINER", "IMAGES_STORAGE"]',
+)
 
 
 @pytest.fixture
 def az(tree, sleep):
     make_program(tree / "bin", "az", FAKE_AZ)
     make_program(tree / "bin", "curl", FAKE_CURL)
+    make_program(tree / "bin", "imgsearch", FAKE_DEPLOY_IMGSEARCH)
     return tree / "az.log"
 
 
@@ -564,8 +613,24 @@ DEPLOY_OUTPUTS = {
 }
 
 
+VECTORIZE_URI = f"https://{HOSTNAME}/api/vectorize"
+
+
 def _deploy_env(log: Path, **extra: str) -> dict[str, str]:
-    return {**DEPLOY_OUTPUTS, **_az_env(log), **extra}
+    return {
+        **DEPLOY_OUTPUTS,
+        **OUTPUTS,
+        "AZURE_SEARCH_VECTORIZER_URI": VECTORIZE_URI,
+        "AZURE_STORAGE_ACCOUNT_ID": STORAGE_ACCOUNT_ID,
+        **_az_env(log),
+        "FAKE_IMGSEARCH_LOG": str(log.parent / "imgsearch.log"),
+        "IMGSEARCH_CLI": str(log.parent / "bin" / "imgsearch"),
+        **extra,
+    }
+
+
+def _imgsearch_runs(log: Path) -> list[list]:
+    return calls(log.parent / "imgsearch.log")
 
 
 def _deployments(log: Path) -> list[list[str]]:
@@ -606,12 +671,82 @@ def test_postdeploy_deploys_the_event_subscriptions_template_with_the_deployment
     assert "dead-lettered to container imgsearch-deadletter" in result.stdout
 
 
-def test_postdeploy_subscribes_nothing_in_pull_mode(tree, az):
+def test_postdeploy_in_pull_mode_subscribes_nothing_and_creates_the_indexer(tree, az):
     # INGESTION_MODE=pull: the indexer reads the container and the push functions are disabled.
     result = run_hook(tree, "postdeploy.sh", _deploy_env(az, AZURE_INGESTION_MODE="pull"))
     assert result.returncode == 0, result.stderr
     assert _deployments(az) == []
-    assert "pull mode" in result.stdout and "imgsearch ensure-indexer" in result.stdout
+    [(args, seen)] = _imgsearch_runs(az)
+    assert args == ["ensure-indexer"]
+    assert seen["IMAGES_STORAGE_RESOURCE_ID"] == _deploy_env(az)["AZURE_STORAGE_ACCOUNT_ID"]
+    assert seen["IMAGES_CONTAINER"] == "images"
+    assert seen["SEARCH_VECTORIZER_KEY"] == "vectorize-created-secret"
+    assert "pull mode is set up" in result.stdout
+    assert_every_az_call_is_pinned(az)
+
+
+@pytest.mark.parametrize("mode, command", [("push", "ensure-index"), ("pull", "ensure-indexer")])
+def test_postdeploy_gives_the_search_service_a_key_of_vectorize_alone(tree, az, mode, command):
+    # The key is created once as a function key of vectorize (never the host's default key, which
+    # opens every function), and handed over in the environment, never on a command line.
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, AZURE_INGESTION_MODE=mode))
+    assert result.returncode == 0, result.stderr
+    [(args, seen)] = _imgsearch_runs(az)
+    assert args == [command]
+    assert seen["SEARCH_VECTORIZER_KEY"] == "vectorize-created-secret"
+    assert seen["SEARCH_VECTORIZER_URI"] == VECTORIZE_URI
+    assert (seen["SEARCH_ENDPOINT"], seen["SEARCH_INDEX_NAME"]) == (OUTPUTS["AZURE_SEARCH_ENDPOINT"], "images")
+    assert seen["AZURE_TOKEN_CREDENTIALS"] == "AzureDeveloperCliCredential"
+    [created] = [c for c in calls(az) if c[:4] == ["functionapp", "function", "keys", "set"]]
+    assert _option(created, "--function-name") == "vectorize" and _option(created, "--key-name") == "azure_search"
+    assert "--key-value" not in created, "the key is generated by the host, never passed on a command line"
+    assert_no_secret_anywhere(result, az)
+    assert "fn-secret-key" not in json.dumps(_imgsearch_runs(az))
+
+    # The next deployment reads the same key back and creates none.
+    again = run_hook(tree, "postdeploy.sh", _deploy_env(az, AZURE_INGESTION_MODE=mode))
+    assert again.returncode == 0, again.stderr
+    assert len([c for c in calls(az) if c[:4] == ["functionapp", "function", "keys", "set"]]) == 1
+    assert _imgsearch_runs(az)[-1][1]["SEARCH_VECTORIZER_KEY"] == "vectorize-created-secret"
+
+
+def test_postdeploy_uses_a_key_of_vectorize_that_exists(tree, az):
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_VECTORIZE_KEY="vectorize-kept-secret"))
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls(az) if c[:4] == ["functionapp", "function", "keys", "set"]]
+    assert _imgsearch_runs(az)[0][1]["SEARCH_VECTORIZER_KEY"] == "vectorize-kept-secret"
+    assert_no_secret_anywhere(result, az)
+
+
+def test_postdeploy_waits_while_the_host_cannot_list_the_keys_of_vectorize_yet(tree, az):
+    env = _deploy_env(
+        az,
+        AZURE_INGESTION_MODE="pull",
+        FAKE_FUNCTION_KEYS_ERROR="(NotFound) Error retrieving function keys: host has not indexed vectorize",
+        FAKE_FUNCTION_KEYS_ERROR_TIMES="2",
+    )
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "waiting for the Function host to list the keys of vectorize" in result.stdout
+    assert slept(az) == [15, 15]
+    assert _imgsearch_runs(az)[0][1]["SEARCH_VECTORIZER_KEY"] == "vectorize-created-secret"
+
+
+def test_postdeploy_leaves_no_local_key_or_connection_string_for_the_search_service(tree, az):
+    env = _deploy_env(az, AZURE_INGESTION_MODE="pull", SEARCH_KEY="local", IMAGES_STORAGE="UseDevelopmentStorage=true")
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    seen = _imgsearch_runs(az)[0][1]
+    assert seen["SEARCH_KEY"] is None and seen["IMAGES_STORAGE"] is None
+
+
+@pytest.mark.parametrize("code, retried", [(1, True), (3, False)])
+def test_postdeploy_retries_a_passing_search_failure_and_stops_on_a_lasting_one(tree, az, code, retried):
+    result = run_hook(tree, "postdeploy.sh", _deploy_env(az, FAKE_EXIT_CODES=f"{code},0"))
+    assert (result.returncode == 0) is retried, result.stderr
+    assert len(_imgsearch_runs(az)) == (2 if retried else 1)
+    if not retried:
+        assert "Waiting cannot fix this" in result.stderr
 
 
 def test_postprovision_points_the_index_vectorizer_at_the_function(tree, imgsearch):
@@ -700,7 +835,8 @@ def test_postdeploy_wakes_the_host_and_waits_for_its_extension_keys(tree, az):
     assert "has registered 0 of its 2 extension keys" in result.stdout
     assert len(_deployments(az)) == 1
     woken = Path(str(az) + ".curl").read_text().split()
-    assert len(woken) == 3 and set(woken) == {f"https://{HOSTNAME}/"}
+    # three while waiting for the extension keys, one before reading the key of vectorize
+    assert len(woken) == 4 and set(woken) == {f"https://{HOSTNAME}/"}
     assert slept(az) == [15, 15]
 
 
@@ -763,7 +899,12 @@ def test_postdeploy_needs_azds_subscription(tree, az):
 
 
 def _preprovision_env(log: Path, **extra: str) -> dict[str, str]:
-    return {**_az_env(log), "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555", **extra}
+    return {
+        **_az_env(log),
+        "AZURE_PRINCIPAL_ID": "11111111-2222-3333-4444-555555555555",
+        "AZURE_LOCATION": "eastus",
+        **extra,
+    }
 
 
 def test_preprovision_passes_when_every_prerequisite_holds(tree, az):
@@ -808,6 +949,76 @@ def test_preprovision_warns_when_it_cannot_list_the_roles(tree, az):
     assert result.returncode == 0, result.stderr
     assert "warning: could not list the role assignments" in result.stderr
     assert "Insufficient privileges" in result.stderr
+
+
+@pytest.mark.parametrize("count", ["2", "8"])
+def test_preprovision_refuses_a_free_vision_tier_for_more_than_one_account(tree, az, count):
+    # One free account per Cognitive Services kind and subscription: the second F0 account would
+    # fail mid-deployment with CanNotCreateMultipleFreeAccounts.
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, AZURE_VISION_SKU="F0", AZURE_VISION_COUNT=count))
+    assert result.returncode != 0
+    assert f"AZURE_VISION_SKU=F0 with AZURE_VISION_COUNT={count}" in result.stderr
+    assert "azd env set AZURE_VISION_COUNT 1" in result.stderr and "azd env set AZURE_VISION_SKU S1" in result.stderr
+    assert calls(az) == [], "a configuration error is reported before any az call"
+
+
+@pytest.mark.parametrize("sku, count", [("F0", "1"), ("S1", "8"), ("", "")])
+def test_preprovision_accepts_a_free_vision_tier_with_one_account_and_s1_with_many(tree, az, sku, count):
+    env = _preprovision_env(az, AZURE_VISION_SKU=sku, AZURE_VISION_COUNT=count)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_preprovision_reads_the_vision_choices_azd_passes_to_the_template():
+    parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["visionSku"]["value"] == "${AZURE_VISION_SKU=S1}"
+    assert parameters["visionCount"]["value"] == "${AZURE_VISION_COUNT=1}"
+
+
+def test_preprovision_stops_in_a_region_without_flex_consumption_and_names_the_ones_with_it(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, AZURE_LOCATION="westeurope"))
+    assert result.returncode != 0
+    assert "region westeurope does not offer the Flex Consumption plan" in result.stderr
+    assert "eastus northeurope westus2" in result.stderr and "azd env set AZURE_LOCATION" in result.stderr
+    assert_every_az_call_is_pinned(az)
+
+
+def test_preprovision_compares_regions_as_azure_spells_them_in_any_case(tree, az):
+    env = _preprovision_env(az, AZURE_LOCATION="EastUS", FAKE_FLEX_LOCATIONS="EastUS,westus2")
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert "region: eastus offers the Flex Consumption plan" in result.stdout
+    assert "to its pair westus" in result.stdout
+
+
+@pytest.mark.parametrize("sku", ["", "Standard_GRS", "Standard_RAGZRS"])
+def test_preprovision_stops_when_geo_redundant_photos_have_no_paired_region(tree, az, sku):
+    env = _preprovision_env(az, AZURE_LOCATION="israelcentral", AZURE_IMAGES_STORAGE_SKU=sku)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode != 0
+    assert "region israelcentral has no paired region" in result.stderr
+    assert "azd env set AZURE_IMAGES_STORAGE_SKU Standard_ZRS" in result.stderr and "Standard_LRS" in result.stderr
+    [lookup] = [c for c in calls(az) if c[:2] == ["account", "list-locations"]]
+    assert _option(lookup, "--query") == "[?name=='israelcentral'].metadata.pairedRegion[].name"
+
+
+@pytest.mark.parametrize("sku", ["Standard_ZRS", "Standard_LRS"])
+def test_preprovision_accepts_a_region_without_a_pair_for_zone_or_locally_redundant_photos(tree, az, sku):
+    env = _preprovision_env(az, AZURE_LOCATION="israelcentral", AZURE_IMAGES_STORAGE_SKU=sku)
+    result = run_hook(tree, "preprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls(az) if c[:2] == ["account", "list-locations"]]
+
+
+def test_preprovision_warns_when_it_cannot_read_the_flex_consumption_regions(tree, az):
+    result = run_hook(tree, "preprovision.sh", _preprovision_env(az, FAKE_FLEX_ERROR="The command failed: 503"))
+    assert result.returncode == 0, result.stderr
+    assert "warning: could not list the Flex Consumption regions (ERROR: The command failed: 503)" in result.stderr
+
+
+def test_preprovision_reads_the_storage_choice_azd_passes_to_the_template():
+    parameters = json.loads((ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["imagesStorageSku"]["value"] == "${AZURE_IMAGES_STORAGE_SKU=Standard_GRS}"
 
 
 def test_preprovision_checks_the_az_account_when_azd_has_no_principal_yet(tree, az):
@@ -872,7 +1083,14 @@ def test_every_azure_value_a_hook_reads_is_a_main_output_or_set_by_azd(script):
     outputs = set(bicep_graph.load(ROOT / "infra" / "main.bicep").outputs)
     used = _read_vars(script.read_text(encoding="utf-8"))
     assert used, f"{script.name} reads no deployment output"
-    assert used <= outputs | AZD_BUILTINS, used - outputs - AZD_BUILTINS
+    known = outputs | AZD_BUILTINS | _template_inputs()
+    assert used <= known, used - known
+
+
+def _template_inputs() -> set[str]:
+    """The azd environment names main.parameters.json hands to the template (its ${NAME} inputs)."""
+    text = (ROOT / "infra" / "main.parameters.json").read_text(encoding="utf-8")
+    return set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
 
 
 TWIN_FACTS = [
@@ -907,6 +1125,18 @@ TWIN_FACTS = [
     r"--include-groups",
     r"ComputerVision",
     r"ResourceKindRequireAcceptTerms",
+    r"CanNotCreateMultipleFreeAccounts",
+    r"list-flexconsumption-locations",
+    r"function keys list",
+    r"function keys set",
+    r"--function-name vectorize",
+    r"--key-name azure_search",
+    r"SEARCH_VECTORIZER_KEY",
+    r"IMAGES_STORAGE_RESOURCE_ID",
+    r"ensure-indexer",
+    r"IMGSEARCH_HOOK_SEARCH_ATTEMPTS",
+    r"metadata\.pairedRegion\[\]\.name",
+    r"AZURE_IMAGES_STORAGE_SKU Standard_ZRS",
     r"is_private",
     r"--editable",
     r"AuthorizationFailed",
@@ -926,11 +1156,21 @@ def test_the_powershell_twin_does_what_the_sh_hook_does(name):
     for fact in TWIN_FACTS:
         assert bool(re.search(fact, sh)) == bool(re.search(fact, ps)), f"{name}: only one twin mentions {fact}"
     assert _read_vars(sh) == _read_vars(ps)
-    sh_defaults = re.findall(r"IMGSEARCH_HOOK_(ATTEMPTS|RETRY_SECONDS|WAIT_SECONDS):-(\d+)", sh)
+    sh_defaults = re.findall(r"IMGSEARCH_HOOK_(ATTEMPTS|RETRY_SECONDS|WAIT_SECONDS|SEARCH_ATTEMPTS):-(\d+)", sh)
     ps_defaults = re.findall(r"IMGSEARCH_HOOK_(\w+)\) \{ \[int\]\$env:IMGSEARCH_HOOK_\w+ \} else \{ (\d+) \}", ps)
     assert sorted(sh_defaults) == sorted(ps_defaults)
     if name in ("postprovision", "postdeploy"):
         assert {"ATTEMPTS", "RETRY_SECONDS"} <= {k for k, _ in sh_defaults}, sh_defaults
+
+
+@pytest.mark.parametrize("script", sorted(HOOKS.glob("*.ps1")), ids=lambda p: p.name)
+def test_every_powershell_hook_refuses_windows_powershell_5(script):
+    # azd falls back to Windows PowerShell 5.1 when pwsh is missing; the hooks use PowerShell 7
+    # (three-argument Join-Path, -SkipHttpErrorCheck), so they say so before running a line.
+    first = script.read_text(encoding="utf-8").splitlines()[0]
+    assert re.fullmatch(r"#Requires -Version 7\.0", first), f"{script.name} starts with {first!r}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("### Prerequisites", 1)[1].split("\n#", 1)[0]
+    assert "PowerShell 7" in readme
 
 
 def test_the_shared_helpers_have_twins():

@@ -25,6 +25,7 @@ from indexer.schema import VECTOR_FIELD, parse_pin
 from tests.infra import bicep_graph
 
 ROOT = Path(__file__).resolve().parents[2]
+STORAGE_ACCOUNT_ID = "/subscriptions/x/resourceGroups/rg-dev/providers/Microsoft.Storage/storageAccounts/stimgabc"
 HOOK = ROOT / "infra" / "hooks" / "postprovision.sh"
 CLI = Path(sys.executable).with_name("imgsearch")
 
@@ -271,3 +272,103 @@ def test_a_switch_azd_has_not_provisioned_yet_leaves_the_deployed_index_alone(
     with SearchIndexClient(search_double.endpoint, search_double.credential) as client:
         with pytest.raises(ResourceNotFoundError):
             client.get_index(f"{search_index_name}-typo")
+
+
+# ---- after the deployment: the search service gets a key to /api/vectorize ----
+
+DEPLOY_HOOK = ROOT / "infra" / "hooks" / "postdeploy.sh"
+SUBSCRIPTION = "0b1c2d3e-aaaa-4bbb-8ccc-123456789abc"
+
+
+def _stand_in_programs(tmp_path: Path) -> Path:
+    """The Azure CLI stand-in of the hook tests (it answers for the function keys of vectorize
+    and creates one when asked) and a recording curl, on a PATH directory."""
+    from tests.infra.test_infra_hooks import FAKE_AZ, FAKE_CURL, make_program
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    make_program(bin_dir, "az", FAKE_AZ)
+    make_program(bin_dir, "curl", FAKE_CURL)
+    return bin_dir
+
+
+def run_deploy_hook(search_double, index_name: str, tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
+    bin_dir = _stand_in_programs(tmp_path)
+    env = hook_env(search_double, index_name, "2023-04-15", tmp_path)
+    env.update(
+        {
+            "PATH": f"{bin_dir}:{env.get('PATH', '/usr/bin:/bin')}",
+            "FAKE_LOG": str(tmp_path / "az.log"),
+            "AZURE_SUBSCRIPTION_ID": SUBSCRIPTION,
+            "FAKE_AZ_SUBSCRIPTIONS": SUBSCRIPTION,
+            "AZURE_RESOURCE_GROUP": "rg-dev",
+            "AZURE_FUNCTION_NAME": "func-abc",
+            "AZURE_FUNCTION_HOSTNAME": "func-abc.azurewebsites.net",
+            "AZURE_EVENTGRID_SYSTEM_TOPIC_NAME": "evgt-img-abc",
+            "AZURE_STORAGE_ACCOUNT_NAME": "stimgabc",
+            "AZURE_IMAGES_CONTAINER": "images",
+            "AZURE_EVENTGRID_DEADLETTER_CONTAINER": "imgsearch-deadletter",
+            "AZURE_SEARCH_VECTORIZER_URI": "https://func-abc.azurewebsites.net/api/vectorize",
+            "AZURE_STORAGE_ACCOUNT_ID": STORAGE_ACCOUNT_ID,
+            **overrides,
+        }
+    )
+    return subprocess.run(["sh", str(DEPLOY_HOOK)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+
+
+def _web_api_parameters(search_double, index_name: str) -> dict[str, Any]:
+    index = index_definition(search_double, index_name).as_dict()
+    [vectorizer] = index["vectorSearch"]["vectorizers"]
+    return vectorizer["customWebApiParameters"]
+
+
+def test_after_the_deployment_the_index_vectorizer_sends_a_key_of_vectorize_alone(
+    search_double, search_index_name, tmp_path
+):
+    provisioned = run_hook(search_double, search_index_name, "2023-04-15", tmp_path)
+    assert provisioned.returncode == 0, provisioned.stderr
+    deployed = run_deploy_hook(search_double, search_index_name, tmp_path)
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+    created = [
+        json.loads(line)
+        for line in (tmp_path / "az.log").read_text().splitlines()
+        if json.loads(line)[:4] == ["functionapp", "function", "keys", "set"]
+    ]
+    assert len(created) == 1
+    parameters = _web_api_parameters(search_double, search_index_name)
+    assert parameters["uri"] == "https://func-abc.azurewebsites.net/api/vectorize"
+    # the function key the stand-in az created for vectorize, not the host's default key
+    assert parameters["httpHeaders"] == {"x-functions-key": "vectorize-created-secret"}
+    assert "vectorize-created-secret" not in deployed.stdout + deployed.stderr
+
+
+def test_after_a_pull_mode_deployment_the_indexer_exists_with_the_key_of_vectorize(
+    search_double, search_index_name, azurite, blob_container, tmp_path
+):
+    # The double reads Azurite with a connection string (it does not serve a managed identity's
+    # ResourceId=...; connection), which the hook keeps only for stand-ins (IMGSEARCH_HOOK_KEEP_KEYS).
+    vectorize = "http://127.0.0.1:9/api/vectorize"  # nothing answers: the skill's calls fail fast
+    deployed = run_deploy_hook(
+        search_double,
+        search_index_name,
+        tmp_path,
+        AZURE_INGESTION_MODE="pull",
+        AZURE_SEARCH_VECTORIZER_URI=vectorize,
+        AZURE_IMAGES_CONTAINER=blob_container.container_name,
+        IMAGES_STORAGE=azurite.connection_string,
+    )
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+    assert "pull mode is set up" in deployed.stdout
+    from indexer.schema import pull_indexer_name
+
+    # What the double stores (it serves GET only for what imgsearch itself reads back).
+    service = search_double.service
+    indexer = service.indexers[pull_indexer_name(search_index_name)]
+    assert indexer.target_index == search_index_name
+    assert service.data_sources[indexer.data_source].container == blob_container.container_name
+    skill = service.skillsets[indexer.skillset or ""].document["skills"][0]
+    assert skill["uri"] == vectorize
+    assert skill["httpHeaders"] == {"x-functions-key": "vectorize-created-secret"}
+    assert _web_api_parameters(search_double, search_index_name)["httpHeaders"] == {
+        "x-functions-key": "vectorize-created-secret"
+    }

@@ -80,7 +80,13 @@ def test_the_pull_definitions_read_the_container_as_the_search_service_and_call_
     assert "authResourceId" not in skill  # none configured
     entra = pull_definitions(pull_settings(SEARCH_VECTORIZER_AUTH_RESOURCE_ID="api://app"))
     assert entra.skillset["skills"][0]["authResourceId"] == "api://app"
-    assert {i["source"] for i in skill["inputs"]} >= {"/document/file_data", "/document/metadata_storage_path"}
+    # The documented image path: the indexer's normalized image of the blob (an image blob has one).
+    assert skill["context"] == "/document"
+    assert {i["name"]: i["source"] for i in skill["inputs"]}["image"] == "/document/normalized_images/0"
+    assert {i["source"] for i in skill["inputs"]} >= {
+        "/document/metadata_storage_path",
+        "/document/metadata_storage_size",
+    }
     indexer = definitions.indexer
     assert indexer["name"] == pull_indexer_name("photos") == "photos-indexer"
     assert (indexer["dataSourceName"], indexer["skillsetName"], indexer["targetIndexName"]) == (
@@ -88,7 +94,18 @@ def test_the_pull_definitions_read_the_container_as_the_search_service_and_call_
         definitions.skillset["name"],
         "photos",
     )
-    assert indexer["parameters"]["configuration"]["allowSkillsetToReadFileData"] is True
+    configuration = indexer["parameters"]["configuration"]
+    assert configuration["imageAction"] == "generateNormalizedImages"
+    assert "allowSkillsetToReadFileData" not in configuration  # the normalized image is the input
+    assert configuration["indexedFileNameExtensions"].split(",") == [
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+    ]
     assert indexer["parameters"]["maxFailedItems"] == -1 and indexer["schedule"]["interval"] == "PT5M"
     # The key: base64Encode of metadata_storage_path, as UrlTokenEncode (indexer.keys).
     [key_mapping] = indexer["fieldMappings"]
@@ -117,6 +134,25 @@ def test_the_indexer_writes_every_field_the_push_path_writes(model_version):
     [skill] = definitions.skillset["skills"]
     produced = {f"/document/{o['targetName']}" for o in skill["outputs"]}
     assert {m["sourceFieldName"] for m in definitions.indexer["outputFieldMappings"]} <= produced
+
+
+def test_the_skills_tags_output_has_its_own_node_and_an_explicit_mapping():
+    # Blob metadata `tags` (a string) reaches /document/tags; the skill's parsed tags (a string
+    # collection) must not be written onto that node, so they get their own and their own mapping.
+    definitions = load_pull_definitions(
+        {
+            "SEARCH_INDEX_NAME": "i",
+            "IMAGES_STORAGE_CONNECTION": "c",
+            "IMAGES_CONTAINER": "images",
+            "SEARCH_VECTORIZER_URI": "u",
+        },
+        vectorize=VectorizerEndpoint("u"),
+    )
+    [skill] = definitions.skillset["skills"]
+    [tags_output] = [o for o in skill["outputs"] if o["name"] == "tags"]
+    assert tags_output["targetName"] not in ("tags", *(i["source"].rsplit("/", 1)[-1] for i in skill["inputs"]))
+    [mapping] = [m for m in definitions.indexer["outputFieldMappings"] if m["targetFieldName"] == "tags"]
+    assert mapping["sourceFieldName"] == f"/document/{tags_output['targetName']}"
 
 
 @pytest.mark.parametrize(
