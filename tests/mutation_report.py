@@ -2,8 +2,11 @@
 
 The score of a module is the share of its mutants that a test killed (including timeouts,
 which mean the mutant broke the code). Mutants no test reaches count as survivors: a line
-no test runs is a line whose bugs no test would notice. Exits 1 when a module is under the
-goal, so the target is usable as a gate.
+no test runs is a line whose bugs no test would notice. Each module has its own goal
+(``GOALS``): the small pure modules 90%, the orchestration modules 85%, since more of their
+mutants change nothing a test can see (a thread's name, a cancel made twice). Exits 1 when a
+module is under its goal, has no goal, or has a goal but no mutants, so the target is usable
+as a gate.
 """
 
 from __future__ import annotations
@@ -14,7 +17,22 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-GOAL = 0.90
+# Each module mutmut mutates (pyproject.toml [tool.mutmut] only_mutate) and its goal.
+GOALS = {
+    "indexer/documents.py": 0.90,
+    "indexer/keys.py": 0.90,
+    "indexer/filters.py": 0.90,
+    "indexer/limits.py": 0.90,
+    "indexer/ratelimit.py": 0.90,
+    "indexer/backends/schema_rules.py": 0.90,
+    "indexer/backends/azure_search/odata.py": 0.90,
+    # where a silent bug loses data or breaks a contract: events converge, a bulk run writes
+    # and reports every item, a Vision call goes to a free resource, the skill answers every record
+    "indexer/indexing/events.py": 0.85,
+    "indexer/indexing/bulk.py": 0.85,
+    "indexer/vectorizers/vision/dispatch.py": 0.85,
+    "indexer/entrypoints/vectorize.py": 0.85,
+}
 KILLED = {"killed", "timeout"}
 LINE = re.compile(r"^\s*(?P<name>[\w.]+)__mutmut_\d+: (?P<status>.+?)\s*$")
 
@@ -38,16 +56,22 @@ def main() -> int:
         print("no mutants found: run `mutmut run` first (make mutation)", file=sys.stderr)
         return 1
     below = []
-    print(f"{'module':<45} {'mutants':>7} {'killed':>7} {'survived':>8} {'no test':>7} {'score':>6}")
+    header = f"{'module':<45} {'mutants':>7} {'killed':>7} {'survived':>8} {'no test':>7} {'score':>6} {'goal':>5}"
+    print(header)
     for module in sorted(counts):
         c = counts[module]
         total = sum(c.values())
         killed = sum(c[s] for s in KILLED)
         score = killed / total
-        print(f"{module:<45} {total:>7} {killed:>7} {c['survived']:>8} {c['no tests']:>7} {score:>6.0%}")
-        if score < GOAL:
+        goal = GOALS.get(module)
+        shown = "none" if goal is None else f"{goal:.0%}"
+        print(f"{module:<45} {total:>7} {killed:>7} {c['survived']:>8} {c['no tests']:>7} {score:>6.1%} {shown:>5}")
+        if goal is None or score < goal:
             below.append(module)
-    print(f"\ngoal: at least {GOAL:.0%} per module; " + (f"below it: {', '.join(below)}" if below else "all met"))
+    # A module with a goal but no mutants is no longer mutated (only_mutate lost it).
+    below += [f"{module} (no mutants)" for module in sorted(set(GOALS) - set(counts))]
+    verdict = f"not met by: {', '.join(below)}" if below else "all met"
+    print(f"\ngoals: each module's own (GOALS in {Path(__file__).name}); {verdict}")
     print("inspect a survivor with: .venv/bin/mutmut show <mutant name>  (names: .venv/bin/mutmut results)")
     return 1 if below else 0
 
