@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from indexer.entrypoints.cli.common import fail, handle_errors, state
+from indexer.entrypoints.cli.common import fail, handle_errors, runnable_command, state
 from indexer.errors import EXIT_FAILED, EXIT_USAGE
 
 
@@ -292,15 +292,22 @@ def dev_command(
             say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
             for name, value in env.settings.items():
                 say(f"  export {name}={shlex.quote(value)}")
-            say(
-                "\ntry:  imgsearch upload samples/cat.jpg\n"
-                + ("      imgsearch indexer run        # or wait for its 5-minute schedule\n" if pull else "")
-                + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
-                f'      imgsearch search --in-service "a cat"   # the text sent to the search service\n'
-                f"Ctrl-C stops everything."
-            )
+            say(try_lines(runnable_command(), api_port, pull))
             code = supervise(env, say)
         raise typer.Exit(code)
+
+
+def try_lines(imgsearch: str, api_port: int, pull: bool) -> str:
+    """What dev suggests trying next, each line a command that works as copied (``imgsearch``
+    as this shell runs it: ``runnable_command``)."""
+    return (
+        f"\ntry:  {imgsearch} upload samples/cat.jpg\n"
+        + (f"      {imgsearch} indexer run   # or wait for its 5-minute schedule\n" if pull else "")
+        + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+        f"      http://127.0.0.1:{api_port}/ in a browser: the search page\n"
+        f'      {imgsearch} search --in-service "a cat"   # the text sent to the search service\n'
+        f"Ctrl-C stops everything."
+    )
 
 
 def register(app: typer.Typer) -> None:

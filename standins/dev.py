@@ -196,7 +196,7 @@ def start(
             env.children.append(child)
             _wait_for(url, child, startup_timeout)
             say(f"{name:<13} ready   {url}   log {child.log_path}")
-        api = f"http://127.0.0.1:{ports.api}/api/search"
+        api = f"http://127.0.0.1:{ports.api}/"  # the search page: a URL that works in a browser
         if not pull:
             # The index first (asking the stand-in which model version it answers with), then the
             # processes that use it.

@@ -344,10 +344,10 @@ def serve_command(
         local_host.check_exposure(host, keys)
         services = build_services(settings, storage=False)
         local_host.bind(host, port).close()  # a busy port fails here, before the server starts
-        shown = f"[{host}]" if ":" in host else host
         typer.echo(
-            f"serving the Function app's HTTP endpoints on http://{shown}:{port}/api/search "
-            f"({describe_backend(settings)}; vectorizer: {describe_vectorizer(settings)}); Ctrl-C stops",
+            f"serving the search page on {local_host.page_url(host, port)} and the Function app's HTTP endpoints "
+            f"(/api/search, /api/vectorize, /api/info) ({describe_backend(settings)}; vectorizer: "
+            f"{describe_vectorizer(settings)}); Ctrl-C stops",
             err=True,
         )
         try:
