@@ -72,7 +72,14 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
         if isinstance(exc, Image.DecompressionBombError):
             raise InputLimitError(f"the image is too large to decode safely: {exc}", limit="image_dimensions") from None
         if isinstance(exc, UnidentifiedImageError):
-            # Pillow's own text names an in-memory buffer address, which helps nobody.
+            # Pillow's own text names an in-memory buffer address, which helps nobody; a format
+            # we know by its signature is named, as `index` and `upload` name it.
+            name = unsupported_format(data[:SNIFF_BYTES])
+            if name:
+                raise InvalidImageError(
+                    f"the image is {name}, not a format Azure AI Vision reads "
+                    "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+                ) from None
             raise InvalidImageError(
                 "the bytes are not a readable image: no format the service reads "
                 "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised"
@@ -178,11 +185,20 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
-def unreadable_format(head: bytes) -> str:
-    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+def unsupported_format(head: bytes) -> str | None:
+    """The name of a common image format the service does not read (HEIC, AVIF, PDF...) when
+    ``head`` (the first ``SNIFF_BYTES`` bytes) starts one; None otherwise."""
     for signature, offset, name in _UNSUPPORTED:
         if head[offset : offset + len(signature)] == signature:
-            return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+            return name
+    return None
+
+
+def unreadable_format(head: bytes) -> str:
+    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+    name = unsupported_format(head)
+    if name:
+        return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
     if not head:
         return "the file is empty"
     return (

@@ -80,7 +80,7 @@ from indexer.backends.schema_rules import (
     validate_fields,
 )
 from indexer.documents import Document, Embedding, Hit, IndexPin
-from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
+from indexer.errors import CREATE_INDEX_REMEDY, ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
 from indexer.filters import Condition
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
 from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema, parse_pin
@@ -283,8 +283,8 @@ class AzureSearchBackend:
             existing = self._get_index_or_none()
             if existing is None:
                 raise IndexNotFoundError(
-                    f"the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; create it "
-                    f"with `imgsearch index` (ensure_index) or the provisioning hook"
+                    f"the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
+                    f"{CREATE_INDEX_REMEDY}, or run the provisioning hook"
                 )
             self._live = self._read_live(existing.as_dict())
         return self._live
@@ -440,7 +440,7 @@ class AzureSearchBackend:
                     self._live = None
                     raise IndexNotFoundError(
                         f"the Azure AI Search index {self.index_name!r} no longer exists at "
-                        f"{self.endpoint}; create it with `imgsearch index`"
+                        f"{self.endpoint}; {CREATE_INDEX_REMEDY}"
                     ) from None
                 if status in (400, 413) and len(pending) > 1:
                     # One bad document fails the whole request: halve until it is isolated.
@@ -731,7 +731,7 @@ class AzureSearchBackend:
         self._live = None
         return IndexNotFoundError(
             f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
-            f"create it with `imgsearch index`"
+            f"{CREATE_INDEX_REMEDY}"
         )
 
 

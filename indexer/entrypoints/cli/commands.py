@@ -94,11 +94,14 @@ def index_command(
         )
         _exit_if_undone(len(summary.transient_failures), "index")
         return
+    # Files named like images that are none (a HEIC, a renamed text file) count as images
+    # skipped, so the counts add up: images = indexed + unchanged + skipped.
     skipped = len(summary.failed) + len(lookalikes)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
     other_note = f"; {len(others)} other files are not images (--json lists them)" if others else ""
+    images = summary.listed + len(lookalikes)
     typer.echo(
-        f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+        f"{images} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
         f"{skipped} skipped, {summary.removed} removed{removal_note}{other_note}"
     )
     if skipped:
