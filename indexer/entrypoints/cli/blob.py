@@ -11,7 +11,6 @@ container of the same storage account.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,9 @@ def _print_failures(failed: list, limit: int = 20) -> None:
 
 
 def _progress(desc: str):
-    from tqdm import tqdm
+    from indexer.entrypoints.cli.progress import ProgressBar
 
-    return tqdm(unit="blob", desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
+    return ProgressBar(desc, unit="blob")
 
 
 def backfill_command(
@@ -96,7 +95,11 @@ def backfill_command(
                     checkpoint_path(settings.data_dir, source, settings.search_index_name), restart=restart
                 ),
                 options=RunOptions(
-                    concurrency=options["concurrency"], batch_size=batch_size, force=force, progress=bar
+                    concurrency=options["concurrency"],
+                    batch_size=batch_size,
+                    force=force,
+                    progress=bar,
+                    on_outcome=bar.outcome,
                 ),
             )
     if as_json:
@@ -172,7 +175,7 @@ def reconcile_command(
                 backend=backend,
                 failures=options["failures"],
                 remove_gone=True,
-                options=RunOptions(concurrency=options["concurrency"], progress=bar),
+                options=RunOptions(concurrency=options["concurrency"], progress=bar, on_outcome=bar.outcome),
             )
     if as_json:
         typer.echo(json.dumps({"container": source.container_name, "prefix": prefix, **summary.to_dict()}, indent=2))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ def index_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
-    from tqdm import tqdm
-
+    from indexer.entrypoints.cli.progress import ProgressBar
     from indexer.index_setup import ensure_index
     from indexer.indexing.bulk import RunOptions
     from indexer.indexing.pipeline import Outcome
@@ -51,11 +49,12 @@ def index_command(
         cleanup.callback(close_quietly, vectorizer)
         pin = ensure_index(settings, backend, vectorizer=vectorizer)
 
-        with tqdm(unit="image", desc="indexing", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+        with ProgressBar("indexing") as bar:
 
             def report(outcome: Outcome) -> None:
+                bar.outcome(outcome)
                 if outcome.status == "failed":
-                    bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
+                    bar.write(f"skipped {outcome.source}: {outcome.reason}")
 
             summary = index_source(
                 source,
