@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, " + sys.version.split()[0] + " is $(PYTHON); run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	# -qq: setuptools warns on every editable install of a flat layout ("Editable installation...
+	# folders ... may take precedence"), which is how this checkout is meant to be used; errors still show.
+	$(BIN)/python -m pip install -qq -e ".[local,dev]"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
