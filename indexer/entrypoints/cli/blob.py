@@ -205,7 +205,7 @@ def upload_command(
         [], "--tag", metavar="TAG", help="A tag stored in the blob's metadata (the index's tags field); repeatable."
     ),
 ) -> None:
-    """Upload images to the container, as an app or az storage would.
+    """Upload images to the container (created if missing), as an app or az storage would.
 
     Each image becomes a blob named after its path under the folder given (or its file name),
     with the content type its bytes show. Files that are not images are skipped and listed.
@@ -218,7 +218,7 @@ def upload_command(
 
     with handle_errors():
         settings = state(ctx).settings
-        client = blob_source(settings, container=container).container_client
+        client = blob_source(settings, container=container, create=True).container_client
         metadata = {"tags": ",".join(tags)} if tags else None
         uploaded, refused = 0, 0
         for path in paths:
