@@ -118,9 +118,16 @@ def _prepare_one(
                 item.source,
                 "failed",
                 transient=True,
-                reason=f"{type(exc).__name__}: {describe(exc)} (not indexed; the next run retries it)",
+                reason=f"{_with_type(exc)} (not indexed; the next run retries it)",
             )
         )
+
+
+def _with_type(exc: Exception) -> str:
+    """``describe(exc)`` led by the error's type, once (an Azure SDK error's text has it already)."""
+    text = describe(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class _Run:

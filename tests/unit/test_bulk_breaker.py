@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from PIL import Image
 
 from indexer.backends.numpy_index import NumpyIndex
@@ -35,6 +36,8 @@ class ScriptedVectorizer:
         kind = self.script[image]
         if kind == "down":
             raise VisionServiceError("service unavailable", code="ServiceUnavailable", status_code=503)
+        if kind == "unreachable":
+            raise ServiceRequestError("Connection refused")
         if kind == "bad":
             raise VisionRequestError("not a valid image", code="InvalidImageFormat", status_code=400)
         return Embedding(np.ones(DIMS, dtype=np.float32), "test-tiny")
@@ -70,3 +73,11 @@ def test_a_success_resets_the_count(tmp_path):
 def test_bad_images_alone_never_stop_a_run(tmp_path):
     summary = run(tmp_path, ["bad"] * 6 + ["ok"], limit=3)
     assert summary.indexed == 1 and len(summary.failed) == 6 and not summary.transient_failures
+
+
+def test_the_stop_names_the_last_error_once_with_its_type(tmp_path):
+    with pytest.raises(BulkIndexingAborted) as caught:
+        run(tmp_path, ["unreachable"] * 3, limit=3)
+    message = str(caught.value)
+    assert "ServiceRequestError: Connection refused" in message
+    assert "ServiceRequestError: ServiceRequestError" not in message

@@ -19,6 +19,11 @@ and on a retriable answer decides what comes next:
   resource's own failures in a row, so a resource that is down stays out of the way of every
   call, not just the one that found it down) and the call is tried again, on another resource
   if one is free; these count against ``max_retries``.
+- **no answer for ``policy.down_after`` seconds** (connections refused or timing out, with no answer
+  in between, 30 s by default): the resource is down, not busy. Once every resource is, a call
+  fails at once instead of retrying through growing pauses, so a bulk run stops within about a
+  minute (its limit of failures in a row) instead of minutes later; any answer, even a 5xx,
+  ends the silence, and a success on a later call shows the resource is back.
 
 ``spread=True`` (bulk work) takes whichever gate is free first, starting from a rotating
 position, so calls spread over the resources each at its own pace; ``spread=False`` (a query,
@@ -61,6 +66,7 @@ class Retriable(Exception):
         retry_after: float | None = None,
         throttled: bool = False,
         refused: bool = False,
+        unanswered: bool = False,
         reason: str = "",
     ) -> None:
         super().__init__(reason)
@@ -68,6 +74,7 @@ class Retriable(Exception):
         self.retry_after = retry_after
         self.throttled = throttled
         self.refused = refused
+        self.unanswered = unanswered  # no answer at all: refused connection, timeout, reset
         self.reason = reason
 
 
@@ -81,6 +88,8 @@ class Gate:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _paused_until: float = field(default=float("-inf"), repr=False)
     _failures: int = field(default=0, repr=False)  # failures in a row (5xx, 408, no answer)
+    _silent_since: float | None = field(default=None, repr=False)  # first of the unanswered attempts in a row
+    _last_unanswered: Retriable | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -140,7 +149,27 @@ class Gate:
         self.pause(pause)
         return pause
 
+    def unanswered(self, retry: Retriable) -> None:
+        """An attempt got no answer at all; the silence runs from the first of them in a row."""
+        with self._lock:
+            if self._silent_since is None:
+                self._silent_since = self.clock()
+            self._last_unanswered = retry
+
+    def answered(self) -> None:
+        """An attempt got an answer (even a 5xx or a 429): the resource is reachable."""
+        with self._lock:
+            self._silent_since, self._last_unanswered = None, None
+
+    def down(self, after: float) -> Retriable | None:
+        """The last unanswered attempt, when nothing has answered for ``after`` seconds."""
+        with self._lock:
+            if self._silent_since is None or self.clock() - self._silent_since < after:
+                return None
+            return self._last_unanswered
+
     def succeeded(self) -> None:
+        self.answered()
         with self._lock:
             self._failures = 0
         if self.limiter is not None:
@@ -199,6 +228,9 @@ def dispatch(
         if gate is None:
             if math.isinf(wait):
                 raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
+            down = _all_down(gates, policy.down_after)
+            if down is not None:
+                raise down.final(max(1, retries)) from None  # no resource answers: do not wait for one
             sleep(wait)
             continue
         sent_at = gate.now()
@@ -207,6 +239,12 @@ def dispatch(
         except Retriable as retry:
             if retry.refused:
                 continue  # the gate is refused now; another resource takes the call
+            if retry.unanswered:
+                gate.unanswered(retry)
+                if _all_down(gates, policy.down_after) is not None:
+                    raise retry.final(retries + 1) from None
+            else:
+                gate.answered()
             if retry.throttled:
                 pause = gate.throttled(retry.retry_after, sent_at=sent_at)
                 if retry.retry_after is not None and retry.retry_after > policy.retry_after_max:
@@ -232,6 +270,16 @@ def dispatch(
                 delay,
                 " (server's Retry-After)" if retry.retry_after is not None else "",
             )
+
+
+def _all_down(gates: Sequence[Gate], after: float) -> Retriable | None:
+    """The last unanswered attempt of one of them, when no usable gate has answered for ``after``
+    seconds; None while any of them may still answer."""
+    usable = [g for g in gates if not g.refused]
+    downs = [g.down(after) for g in usable]
+    if not usable or any(d is None for d in downs):
+        return None
+    return downs[-1]
 
 
 def _succeeded(gate: Gate, result: T) -> T:
