@@ -424,7 +424,9 @@ class AzureSearchBackend:
                 self._fail_all(
                     pending,
                     result,
-                    f"cannot reach the search service after {self.max_retries} retries ({exc})",
+                    f"the search service at {self.endpoint} does not answer after {self.max_retries} retries "
+                    f"({_short_reason(exc)}); check SEARCH_ENDPOINT (the local double: `imgsearch "
+                    f"serve-search-double` or `imgsearch dev` starts it)",
                     retriable=True,
                 )
                 return
@@ -733,6 +735,13 @@ class AzureSearchBackend:
             f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
             f"{CREATE_INDEX_REMEDY}"
         )
+
+
+def _short_reason(exc: Exception) -> str:
+    """The type and the last part of a connection error (urllib3's text runs to 300 characters:
+    "HTTPConnection(...): Failed to establish a new connection: [Errno 111] Connection refused")."""
+    text = str(getattr(exc, "message", None) or exc)
+    return f"{type(exc).__name__}: {text.rsplit(': ', 1)[-1][:160]}"
 
 
 def _vectorizers_brought_up_to_date(current: dict[str, Any], schema: IndexSchema) -> dict[str, Any] | None:
