@@ -8,6 +8,13 @@ STAMP := $(VENV)/.installed
 # The offline models carry their weights; nothing may reach for a model hub at run time.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# PyPI's Linux torch wheels are CUDA builds (about 25 nvidia-* wheels, several GB) for models that
+# run on the CPU. PyTorch's CPU index serves the same release as 2.13.0+cpu, which pip prefers to
+# PyPI's 2.13.0; on macOS and Windows PyPI's wheels are CPU builds already. Where that index cannot
+# be reached (an offline mirror), pip's own configured index is used instead.
+UNAME_S ?= $(shell uname -s)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX_OPTION := $(if $(filter Linux,$(UNAME_S)),--extra-index-url $(TORCH_CPU_INDEX))
 DEMO_DATA ?= .imgsearch/demo
 DEMO_QUERY ?= a cat
 
@@ -15,11 +22,21 @@ DEMO_QUERY ?= a cat
 
 setup: $(STAMP)
 
+# The install runs with -qq: setuptools warns on every editable install of a flat layout
+# ("Editable installation ... folders may take precedence"), which is how this checkout is meant
+# to be used; errors still show. A --extra-index-url given here replaces pip's configured ones.
+
 $(STAMP): pyproject.toml package.json package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, " + sys.version.split()[0] + " is $(PYTHON); run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	@torch_index="$(TORCH_INDEX_OPTION)"; \
+	if [ -n "$$torch_index" ] && ! $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/torch/", timeout=15)' "$(TORCH_CPU_INDEX)" 2>/dev/null; then \
+		echo "note: PyTorch's CPU index $(TORCH_CPU_INDEX) cannot be reached; torch comes from pip's configured index"; \
+		torch_index=""; \
+	fi; \
+	echo "$(BIN)/python -m pip install -qq $$torch_index -e \".[local,dev]\""; \
+	$(BIN)/python -m pip install -qq $$torch_index -e ".[local,dev]"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 

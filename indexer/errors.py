@@ -108,6 +108,13 @@ class ModelVersionMismatchError(ImageSearchError):
         self.actual = actual
 
 
+# How a person creates a missing index: named in every "does not exist" message.
+CREATE_INDEX_REMEDY = (
+    "create it with `imgsearch ensure-index` (an empty index, for a container: then `imgsearch backfill` "
+    "or `upload`) or `imgsearch index PATH` (a folder)"
+)
+
+
 class IndexNotFoundError(ImageSearchError):
     """The index does not exist yet; run ``imgsearch ensure-index`` or the provisioning hook."""
 
@@ -231,7 +238,9 @@ def classify(exc: BaseException) -> Classification:
     if isinstance(exc, ConfigurationError):
         return Classification("configuration", EXIT_USAGE, 500, code)
     if isinstance(exc, IndexNotFoundError):
-        return Classification("unavailable", EXIT_FAILED, 503, code)
+        # A set-up step not taken, for a person (exit 2, as a missing container); a service
+        # caller sees 503 and a bulk run retries (another process may be creating it).
+        return Classification("unavailable", EXIT_USAGE, 503, code)
     if isinstance(exc, DocumentNotFoundError):
         return Classification("failed", EXIT_FAILED, 404, code)
     if isinstance(exc, VisionAuthenticationError):

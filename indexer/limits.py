@@ -54,6 +54,11 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
     costs nothing. Whoever decodes applies ``indexer.pixel_budget``. Raises
     ``InvalidImageError`` or ``InputLimitError``."""
     check_image_size(len(data), max_bytes=max_bytes)
+    name = unsupported_format(data[:SNIFF_BYTES])
+    if name:  # named, as `index` and `upload` name it
+        raise InvalidImageError(
+            f"the image is {name}, not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+        )
     header = read_header(data)
     check_dimensions(header.width, header.height)
     return ImageInfo(width=header.width, height=header.height, format=header.format)
@@ -155,11 +160,20 @@ def sniff_content_type(head: bytes) -> str | None:
     return None
 
 
-def unreadable_format(head: bytes) -> str:
-    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+def unsupported_format(head: bytes) -> str | None:
+    """The name of a common image format the service does not read (HEIC, AVIF, PDF...) when
+    ``head`` (the first ``SNIFF_BYTES`` bytes) starts one; None otherwise."""
     for signature, offset, name in _UNSUPPORTED:
         if head[offset : offset + len(signature)] == signature:
-            return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+            return name
+    return None
+
+
+def unreadable_format(head: bytes) -> str:
+    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+    name = unsupported_format(head)
+    if name:
+        return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
     if not head:
         return "the file is empty"
     return (

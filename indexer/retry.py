@@ -69,6 +69,10 @@ class RetryPolicy:
     # hint attached, so a backfill or the Functions host can reschedule instead of a worker
     # blocking for minutes.
     retry_after_max: float = 60.0
+    # A resource that has given no answer at all (refused connections, timeouts) for this long
+    # is down, not busy: calls stop retrying through it, so a bulk run ends within about a
+    # minute instead of sleeping through every retry of every image (vision.dispatch).
+    down_after: float = 30.0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:

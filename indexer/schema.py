@@ -62,6 +62,11 @@ class VectorizerEndpoint:
         return parameters
 
 
+# Filterable for the indexer's own bookkeeping (a document by key, by source, by content);
+# still accepted in a filter, but no one searching images filters on them.
+_BOOKKEEPING_FIELDS = frozenset({KEY_FIELD, "source", "content_hash"})
+
+
 @dataclass(frozen=True)
 class IndexSchema:
     pin: IndexPin
@@ -74,6 +79,13 @@ class IndexSchema:
     @property
     def fields(self) -> dict[str, dict[str, Any]]:
         return {f["name"]: f for f in self.definition["fields"]}
+
+    @property
+    def filter_fields(self) -> list[str]:
+        """The fields a person filters on, in schema order: the filterable ones less the
+        indexer's bookkeeping (the key, ``source``, ``content_hash``). The one list that the
+        page (``/api/info``), the unknown-field error and the README name."""
+        return [name for name, f in self.fields.items() if f.get("filterable") and name not in _BOOKKEEPING_FIELDS]
 
     @property
     def metadata_fields(self) -> dict[str, str]:

@@ -51,6 +51,19 @@ def build_credential(key: str, settings: Settings) -> Any:
     return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
 
 
+def check_entra_over_https(endpoints: list[str], endpoint_setting: str, key_setting: str) -> None:
+    """Without a key the client authenticates with Microsoft Entra ID, whose tokens the Azure SDK
+    sends over https only; against a plain-http endpoint (a local stand-in) it would fail later
+    with "Bearer token authentication is not permitted for non-TLS". Say what to set instead."""
+    plain = [e for e in endpoints if e.strip().lower().startswith("http://")]
+    if plain:
+        raise ConfigurationError(
+            f"{endpoint_setting}={plain[0]} is plain http and {key_setting} is empty: Microsoft Entra ID tokens "
+            f"are sent over https only; set {key_setting} (a local stand-in started without --key accepts any "
+            f"value, e.g. {key_setting}=local)"
+        )
+
+
 def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     """The Vision REST client for ``VISION_ENDPOINT`` (several endpoints: a ``VisionPool``), or the
     offline model standing in for ``VISION_MODEL_VERSION``. ``paced`` (bulk work) gives each client
@@ -70,6 +83,8 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     from indexer.vectorizers.vision.client import VisionClient
 
     endpoints, keys = settings.vision_endpoints, settings.vision_keys  # (settings checks they pair up)
+    if not keys:
+        check_entra_over_https(endpoints, "VISION_ENDPOINT", "VISION_KEY")
     # One key per resource, or one Microsoft Entra ID credential (and token cache) for all.
     credentials = [build_credential(key, settings) for key in keys] or [build_credential("", settings)] * len(endpoints)
     clients = []
@@ -120,6 +135,8 @@ def build_backend(settings: Settings) -> IndexBackend:
             raise ConfigurationError(f"SEARCH_INDEX_NAME / IMGSEARCH_DATA_DIR: {exc}") from None
     from indexer.backends.azure_search import AzureSearchBackend
 
+    if not settings.search_key:
+        check_entra_over_https([settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
     endpoint, credential = settings.search_endpoint, build_credential(settings.search_key, settings)
     try:
         return AzureSearchBackend(endpoint, settings.search_index_name, credential, **SDK_CLIENT_OPTIONS)
@@ -133,6 +150,8 @@ def build_pull(settings: Settings) -> AzureSearchPull:
 
     if settings.uses_numpy_index:
         raise ConfigurationError("pull mode runs in Azure AI Search: set SEARCH_ENDPOINT")
+    if not settings.search_key:
+        check_entra_over_https([settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
     credential = build_credential(settings.search_key, settings)
     try:
         return AzureSearchPull(settings.search_endpoint, credential, **SDK_CLIENT_OPTIONS)
@@ -193,9 +212,15 @@ def deferral_queue(settings: Settings, *, credential: Any = None) -> DeferralQue
 
 
 def blob_source(
-    settings: Settings, *, container: str | None = None, prefix: str = "", service: BlobServiceClient | None = None
+    settings: Settings,
+    *,
+    container: str | None = None,
+    prefix: str = "",
+    service: BlobServiceClient | None = None,
+    create: bool = False,
 ) -> BlobSource:
-    """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``), which must exist."""
+    """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``), which must exist, or
+    with ``create`` is created (``upload``: putting the first image in makes its container)."""
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
     from indexer.sources.blob import BlobSource
@@ -211,7 +236,14 @@ def blob_source(
             code="ServiceUnreachable",
             status_code=None,
         ) from None
-    if not exists:
+    if not exists and create:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            client.create_container()
+        except ResourceExistsError:
+            pass  # created meanwhile by another process
+    elif not exists:
         raise ConfigurationError(
             f"the container {client.container_name!r} does not exist at {client.url.rsplit('/', 1)[0]}; "
             f"check IMAGES_CONTAINER (or --container) and IMAGES_STORAGE"

@@ -7,6 +7,10 @@ The environment variable names are shared with the Bicep app settings
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.errors import ConfigurationError
 from indexer.model_versions import DEFAULT_MODEL_VERSION
+
+log = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):
@@ -125,12 +131,81 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the environment; ``overrides`` (field names) win, for tests and CLI flags.
 
     A value that is not valid raises ``ConfigurationError`` naming its environment variable and
-    the problem, with the value itself unless it is a secret (a key or connection string).
+    the problem, with the value itself unless it is a secret (a key or connection string). A
+    variable that looks like a misspelled setting is named in a warning (once per process):
+    otherwise it is silently ignored and the default (say, the offline model) is used instead.
     """
+    warn_misspelled_settings(os.environ)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ConfigurationError(f"invalid setting: {'; '.join(map(_problem, exc.errors()))}") from None
+
+
+# Variables read by others, or by this project outside ``Settings``, that resemble a setting:
+# never reported as a misspelling. azure-identity reads AZURE_*; the Functions host reads the
+# properties of an identity-based connection (IMAGES_STORAGE__credential, ...).
+_READ_ELSEWHERE = frozenset(
+    name.upper()
+    for name in (
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_USERNAME",
+        "AZURE_PASSWORD",
+        "IMAGES_STORAGE__credential",
+        "IMAGES_STORAGE__clientId",
+        "IMAGES_STORAGE__serviceUri",
+        "IMAGES_STORAGE__tableServiceUri",
+        "IMAGES_STORAGE__accountName",
+        "IMGSEARCH_MODEL_CACHE",
+        "VISION_SERVER_KEYS",
+        "VISION_SERVER_TOKENS",
+        "SEARCH_DOUBLE_KEYS",
+    )
+)
+_SIMILARITY = 0.85  # VISON_ENDPOINT ~ VISION_ENDPOINT is 0.97; AZURE_TENANT_ID ~ AZURE_CLIENT_ID 0.8
+_warned: set[str] = set()
+
+
+def setting_names() -> list[str]:
+    """Every environment variable ``Settings`` reads, as spelled in the README."""
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        names.extend([str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [str(alias)])
+    return names
+
+
+def misspelled_settings(names: Iterable[str]) -> dict[str, str]:
+    """The names among ``names`` that are not a setting but closely resemble one, each with the
+    setting it most likely means (``VISON_ENDPOINT`` -> ``VISION_ENDPOINT``).
+
+    Compared in upper case (settings are not case-sensitive); names read by other libraries
+    or hosts (``AZURE_TENANT_ID``, ``IMAGES_STORAGE__credential``) are never reported.
+    """
+    known = {name.upper(): name for name in setting_names()}
+    found: dict[str, str] = {}
+    for name in names:
+        upper = name.upper()
+        if upper in known or upper in _READ_ELSEWHERE:
+            continue
+        match = difflib.get_close_matches(upper, known, n=1, cutoff=_SIMILARITY)
+        if match:
+            found[name] = known[match[0]]
+    return found
+
+
+def warn_misspelled_settings(environ: Mapping[str, str]) -> None:
+    """Log a warning for each variable in ``environ`` that looks like a misspelled setting,
+    once per process (settings are read once per command, but tests and hosts read them often)."""
+    for name, meant in sorted(misspelled_settings(environ).items()):
+        if name not in _warned:
+            _warned.add(name)
+            log.warning("%s is not a setting and is ignored; did you mean %s?", name, meant)
 
 
 def _problem(error: Any) -> str:

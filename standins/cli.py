@@ -1,7 +1,7 @@
 """The stand-ins' commands, added to ``imgsearch`` only where the stand-ins are installed
 (declared in the ``imgsearch.commands`` entry-point group): ``serve-vision`` (the Vision
-stand-in), ``serve-search-double`` (the Azure AI Search double), ``watch`` (the Functions host
-and Event Grid) and ``dev`` (all of the local Azure path at once)."""
+stand-in), ``serve-search-double`` (the Azure AI Search double), ``serve-azurite`` (Blob Storage),
+``watch`` (the Functions host and Event Grid) and ``dev`` (all of the local Azure path at once)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ from pathlib import Path
 
 import typer
 
-from indexer.entrypoints.cli.common import fail, handle_errors, state
+from indexer.entrypoints.cli.common import fail, handle_errors, runnable_command, state
 from indexer.errors import EXIT_FAILED, EXIT_USAGE
+
+# What a stand-in without keys says: it accepts any key, but a client with no key at all tries
+# Microsoft Entra ID, whose tokens are never sent over plain http.
+_ANY_KEY = "none (any key is accepted; set {setting} to any value, e.g. {setting}=local)"
 
 
 def _keys_from(keys: list[str], env_name: str) -> list[str]:
@@ -141,7 +145,7 @@ def serve_vision_command(
         )
         typer.echo(
             f"local Vision stand-in on http://{host}:{port}; set VISION_ENDPOINT to that URL; "
-            f"auth: {auth or 'none (every caller is accepted)'}",
+            f"auth: {auth or _ANY_KEY.format(setting='VISION_KEY')}",
             err=True,
         )
         from indexer.entrypoints.local_host import bind
@@ -151,6 +155,7 @@ def serve_vision_command(
 
 
 def serve_search_double_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
     port: int = typer.Option(8090, "--port", min=0, max=65535, help="Port to listen on."),
     keys: list[str] = typer.Option(
@@ -161,7 +166,15 @@ def serve_search_double_command(
         "With no key every caller is accepted.",
     ),
     persist_dir: Path | None = typer.Option(
-        None, "--persist-dir", help="Keep the indexes in this folder across restarts (default: in memory)."
+        None,
+        "--persist-dir",
+        metavar="PATH",
+        show_default=False,
+        help="Keep the indexes in this folder across restarts (default: search-double under IMGSEARCH_DATA_DIR, "
+        ".imgsearch/search-double).",
+    ),
+    in_memory: bool = typer.Option(
+        False, "--in-memory", help="Keep the indexes in memory only: a restart forgets them."
     ),
     visibility_delay: float = typer.Option(
         0.0,
@@ -175,6 +188,10 @@ def serve_search_double_command(
 
     The requests imgsearch sends, for local end-to-end runs; anything else is answered 400."""
     with handle_errors():
+        if in_memory and persist_dir:
+            raise fail("--in-memory and --persist-dir exclude each other", EXIT_USAGE)
+        if not in_memory and persist_dir is None:
+            persist_dir = state(ctx).settings.data_dir / "search-double"
         try:
             from standins.search.service import SearchDoubleConfig, run_server
         except ModuleNotFoundError as exc:
@@ -184,14 +201,73 @@ def serve_search_double_command(
             data_dir=persist_dir,
             visibility_delay_seconds=visibility_delay,
         )
-        auth = f"{len(config.admin_keys)} admin key(s)" if config.admin_keys else "none (every caller is accepted)"
+        auth = f"{len(config.admin_keys)} admin key(s)" if config.admin_keys else _ANY_KEY.format(setting="SEARCH_KEY")
+        kept = f"indexes kept in {persist_dir}" if persist_dir else "indexes in memory only (--in-memory)"
         typer.echo(
-            f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}", err=True
+            f"Azure AI Search stand-in on http://{host}:{port}; set SEARCH_ENDPOINT to that URL; auth: {auth}; {kept}",
+            err=True,
         )
         from indexer.entrypoints.local_host import bind
 
         bind(host, port).close()
         run_server(config, host, port)
+
+
+def serve_azurite_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
+    port: int = typer.Option(10000, "--port", min=0, max=65535, help="Blob service port (Azurite's default)."),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        metavar="PATH",
+        show_default=False,
+        help="Azurite's blobs (default: azurite under IMGSEARCH_DATA_DIR, .imgsearch/azurite).",
+    ),
+) -> None:
+    """Serve Blob Storage: Azurite's blob service, with the images container.
+
+    Azurite (installed by `make setup` from npm) in a process of its own, with the containers
+    IMAGES_CONTAINER and imgsearch-failures created. Prints the IMAGES_STORAGE to set;
+    Ctrl-C stops it."""
+    from standins.azurite import start_azurite_blob
+    from standins.dev import stopped_by_kill_and_hangup
+
+    with handle_errors():
+        settings = state(ctx).settings
+        folder = (data_dir or settings.data_dir / "azurite").resolve()  # Azurite runs in that folder
+        from indexer.entrypoints.local_host import bind
+
+        bind(host, port).close()  # a busy port is a configuration error (exit 2), named
+        with stopped_by_kill_and_hangup(), start_azurite_blob(data_dir=folder, host=host, port=port) as azurite:
+            try:
+                created = _create_containers(
+                    azurite.connection_string, [settings.images_container, "imgsearch-failures"]
+                )
+                default = (
+                    " (or IMAGES_STORAGE=UseDevelopmentStorage=true)" if (host, port) == ("127.0.0.1", 10000) else ""
+                )
+                typer.echo(
+                    f"Azurite blob service on {azurite.blob_endpoint}, blobs in {folder}, containers: {created}; "
+                    f"set{default}:\n  export IMAGES_STORAGE={shlex.quote(azurite.connection_string)}\n"
+                    f"log {azurite.log_path}; Ctrl-C stops",
+                    err=True,
+                )
+                azurite.process.wait()
+                raise fail(f"Azurite exited with {azurite.process.returncode}; see {azurite.log_path}")
+            except KeyboardInterrupt:
+                typer.echo("stopped", err=True)
+
+
+def _create_containers(connection_string: str, names: list[str]) -> str:
+    """Create each container that is missing; their names, comma-separated."""
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(connection_string)
+    for name in names:
+        if not service.get_container_client(name).exists():
+            service.create_container(name)
+    return ", ".join(names)
 
 
 def watch_command(
@@ -293,20 +369,28 @@ def dev_command(
             say(f"\nsettings for another terminal or an app (or: source {env.env_file()}):")
             for name, value in env.settings.items():
                 say(f"  export {name}={shlex.quote(value)}")
-            say(
-                "\ntry:  imgsearch upload samples/cat.jpg\n"
-                + ("      imgsearch indexer run        # or wait for its 5-minute schedule\n" if pull else "")
-                + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
-                f'      imgsearch search --in-service "a cat"   # the text sent to the search service\n'
-                f"Ctrl-C stops everything."
-            )
+            say(try_lines(runnable_command(), api_port, pull))
             code = supervise(env, say)
         raise typer.Exit(code)
 
 
+def try_lines(imgsearch: str, api_port: int, pull: bool) -> str:
+    """What dev suggests trying next, each line a command that works as copied (``imgsearch``
+    as this shell runs it: ``runnable_command``)."""
+    return (
+        f"\ntry:  {imgsearch} upload samples/cat.jpg\n"
+        + (f"      {imgsearch} indexer run   # or wait for its 5-minute schedule\n" if pull else "")
+        + f'      curl "http://127.0.0.1:{api_port}/api/search?text=a+cat&k=3"\n'
+        f"      http://127.0.0.1:{api_port}/ in a browser: the search page\n"
+        f'      {imgsearch} search --in-service "a cat"   # the text sent to the search service\n'
+        f"Ctrl-C stops everything."
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``serve-vision``, ``serve-search-double``, ``watch`` and ``dev`` to the ``imgsearch`` app."""
+    """Add the stand-ins' commands (see the module doc) to the ``imgsearch`` app."""
     app.command("serve-vision")(serve_vision_command)
     app.command("serve-search-double")(serve_search_double_command)
+    app.command("serve-azurite")(serve_azurite_command)
     app.command("watch")(watch_command)
     app.command("dev")(dev_command)

@@ -28,6 +28,7 @@ from typing import Any
 
 from indexer.errors import ConfigurationError
 from standins.azurite import AzuriteBlob, start_azurite_blob
+from standins.dev_lock import DataDirLock
 
 
 @dataclass
@@ -71,12 +72,15 @@ class DevEnvironment:
     settings: dict[str, str]
     azurite: AzuriteBlob | None = None
     children: list[Child] = field(default_factory=list)
+    lock: DataDirLock | None = None
 
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()
         if self.azurite is not None:
             self.azurite.stop()
+        if self.lock is not None:
+            self.lock.release()  # last: the folder is free only once nothing uses it
 
     def env_file(self) -> Path:
         return self.data_dir / "dev.env"
@@ -130,13 +134,16 @@ def start(
     if any part fails."""
     from azure.storage.blob import BlobServiceClient, RetentionPolicy
 
-    _check_free(ports)
     data_dir = data_dir.resolve()
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    vision_key, search_key = secrets.token_hex(16), secrets.token_hex(16)
-    env = DevEnvironment(data_dir, ports, settings={})
+    lock = DataDirLock(data_dir)
+    described = ", ".join(f"{name} port {port}" for name, port in vars(ports).items())
+    lock.acquire(described)  # before the ports: a second dev on this folder is named as such
+    env = DevEnvironment(data_dir, ports, settings={}, lock=lock)
     try:
+        _check_free(ports)
+        logs = data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        vision_key, search_key = secrets.token_hex(16), secrets.token_hex(16)
         env.azurite = start_azurite_blob(data_dir=data_dir / "azurite", port=ports.blob)
         say(f"azurite       ready   {env.azurite.blob_endpoint}   log {env.azurite.log_path}")
         settings = {
@@ -184,7 +191,7 @@ def start(
             env.children.append(child)
             _wait_for(url, child, startup_timeout)
             say(f"{name:<13} ready   {url}   log {child.log_path}")
-        api = f"http://127.0.0.1:{ports.api}/api/search"
+        api = f"http://127.0.0.1:{ports.api}/"  # the search page: a URL that works in a browser
         if not pull:
             # The index first (asking the stand-in which model version it answers with), then the
             # processes that use it.

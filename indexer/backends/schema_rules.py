@@ -218,7 +218,7 @@ def check_filter_fields(schema: IndexSchema, conditions: Iterable[Condition]) ->
             raise FilterError(f"a filter must be a Condition, not {type(condition).__name__}: {condition!r}")
         definition = fields.get(condition.field)
         if definition is None:
-            known = ", ".join(sorted(n for n, f in fields.items() if f.get("filterable")))
+            known = ", ".join(schema.filter_fields)
             raise FilterError(f"cannot filter on unknown field {condition.field!r}; filterable fields: {known}")
         if not definition.get("filterable"):
             raise FilterError(f"field {condition.field!r} is not filterable")

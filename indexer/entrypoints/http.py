@@ -270,13 +270,7 @@ def info_http(services: Services | None = None) -> HttpAnswer:
         services = services or get_services()
         pin = services.backend.get_pin()
         schema = services.backend.schema
-        # The keys and the content hash are filterable for the indexer's own bookkeeping; no
-        # one searching images filters on them, so the page does not offer them.
-        filterable = [
-            {"name": f["name"], "type": f["type"]}
-            for f in schema.definition["fields"]
-            if f.get("filterable") and f["name"] not in ("id", "content_hash", "source")
-        ]
+        filterable = [{"name": name, "type": schema.fields[name]["type"]} for name in schema.filter_fields]
         body = {
             "model_version": pin.model_version,
             "dimensions": pin.dimensions,

@@ -229,6 +229,13 @@ def check_keys(keys: Sequence[str]) -> None:
             raise ConfigurationError("a function key starts or ends with white space; remove it")
 
 
+def page_url(host: str, port: int) -> str:
+    """The search page's address, the one to open in a browser (``/api/search`` answers 400
+    without a query). A wildcard host is shown as loopback, the address a browser here can open."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
+
+
 def check_exposure(host: str, keys: Sequence[str]) -> None:
     """Refuse a guessable key, and to open the endpoints to a network without a key."""
     check_keys(keys)

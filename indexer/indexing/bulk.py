@@ -11,6 +11,7 @@ once, in order, and "indexed" only after its batch was written. (design: docs/de
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_DELETE_BATCH = 1000  # Azure AI Search: at most 1000 actions per indexing request
 MAX_WAITING_OUTCOMES = 1000  # outcomes held back behind a batch not yet written
 MAX_HELD_PER_WORKER = 8  # finished items that may wait behind a slow oldest one, per worker
+MIN_FAILURES_FOR_TIME_LIMIT = 3  # one slow failure alone is no outage
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class RunOptions:
     ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item (and given
     a ``total`` when ``list_first``). ``on_outcome`` sees each item's final outcome, in the
     order the items came. ``force`` re-vectorizes unchanged bytes. ``max_consecutive_failures``
-    transient failures in a row stop the run (None: never). Only a run over a source uses
+    transient failures in a row stop the run (None: never), and so do a few that have gone on
+    for ``max_failing_seconds`` without a success (with the first failure's own retries, an
+    outage stops the run within about a minute however few images are in flight; ``clock``
+    measures it). Only a run over a source uses
     ``list_first`` (list the whole source before indexing, so the bar knows its total: cheap
     for a folder) and ``visibility_timeout`` (how long it waits at the end for the index to
     show its writes).
@@ -53,6 +58,8 @@ class RunOptions:
     progress: Any = None
     on_outcome: Callable[[Outcome], None] | None = None
     max_consecutive_failures: int | None = 25
+    max_failing_seconds: float = 45.0
+    clock: Callable[[], float] = time.monotonic
     list_first: bool = False
     visibility_timeout: float = DEFAULT_TIMEOUT_SECONDS
 
@@ -96,9 +103,16 @@ def _prepare_one(
                 item.source,
                 "failed",
                 transient=True,
-                reason=f"{type(exc).__name__}: {describe(exc)} (not indexed; the next run retries it)",
+                reason=f"{_with_type(exc)} (not indexed; the next run retries it)",
             )
         )
+
+
+def _with_type(exc: Exception) -> str:
+    """``describe(exc)`` led by the error's type, once (an Azure SDK error's text has it already)."""
+    text = describe(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class _Run:
@@ -114,6 +128,9 @@ class _Run:
         self.documents: list[Document] = []
         self.waiting: list[Outcome] = []  # outcomes held back until the pending batch is written
         self.consecutive_failures = 0
+        self.failing_since = 0.0
+        self.max_failing_seconds = options.max_failing_seconds
+        self.clock = options.clock
 
     def take(self, prepared: Prepared) -> None:
         outcome = prepared.outcome
@@ -164,11 +181,20 @@ class _Run:
         if not outcome.transient:
             return
         self.consecutive_failures += 1
+        if self.consecutive_failures == 1:
+            self.failing_since = self.clock()
         limit = self.max_consecutive_failures
-        if limit is not None and self.consecutive_failures >= limit:
+        if limit is None:
+            return
+        # Few images at a time, each failing only after its client's retries, take long to make
+        # the count: a streak that has lasted max_failing_seconds with no success stops too.
+        lasted = self.clock() - self.failing_since
+        long_streak = self.consecutive_failures >= MIN_FAILURES_FOR_TIME_LIMIT and lasted >= self.max_failing_seconds
+        if self.consecutive_failures >= limit or long_streak:
             raise BulkIndexingAborted(
-                f"stopped after {self.consecutive_failures} images in a row failed with transient errors; "
-                f"the service looks unavailable. Last: {outcome.source}: {outcome.reason}"
+                f"stopped after {self.consecutive_failures} images in a row failed with transient errors "
+                f"({lasted:.0f} s without a success); the service looks unavailable. Last: {outcome.source}: "
+                f"{outcome.reason}"
             )
 
     def _emit(self, outcome: Outcome) -> None:

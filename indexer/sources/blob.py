@@ -18,7 +18,7 @@ from typing import Any
 
 from azure.storage.blob import BlobProperties, ContainerClient
 
-from indexer.errors import InputLimitError
+from indexer.errors import InputLimitError, ServiceError
 from indexer.filters import Condition
 from indexer.keys import blob_identity, blob_url_parts, identity_from_key
 from indexer.limits import MAX_IMAGE_BYTES
@@ -167,7 +167,23 @@ class BlobSource:
             )
 
     def download(self, name: str, *, known_size: int | None = None) -> bytes:
-        """The blob's bytes, refusing blobs of ``max_bytes`` or more (see the module doc)."""
+        """The blob's bytes, refusing blobs of ``max_bytes`` or more (see the module doc). No
+        answer from the account (after the SDK's retries) is a ``ServiceError`` naming it and
+        its setting, so a bulk run that stops on an outage says which service is down."""
+        from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+        try:
+            return self._download(name, known_size=known_size)
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise ServiceError(
+                f"Blob Storage at {self._container.url.rsplit('/', 1)[0]} does not answer ({type(exc).__name__}); "
+                f"check IMAGES_STORAGE (Azurite: is it running? `imgsearch serve-azurite` or `imgsearch dev` "
+                f"starts it)",
+                code="ServiceUnreachable",
+                status_code=None,
+            ) from None
+
+    def _download(self, name: str, *, known_size: int | None) -> bytes:
         if known_size is not None:
             self.check_size(name, known_size)
         blob = self._container.get_blob_client(name)

@@ -416,6 +416,20 @@ def test_a_batch_the_service_refuses_whole_is_split_until_it_goes_through():
         backend.close()
 
 
+def test_a_search_service_that_has_gone_is_named_with_its_setting():
+    with serve_in_thread(app=create_app(SearchDoubleConfig())) as endpoint:
+        backend = AzureSearchBackend(
+            endpoint, "gone", AzureKeyCredential("unused"), max_retries=1, retry_backoff_seconds=0.001, retry_total=0
+        )
+        backend.ensure_index(tiny_schema())
+    result = backend.upsert(tiny_documents(2))  # the service stopped: connections are refused
+    backend.close()
+    assert result.retriable == set(result.failed) == {"doc00000", "doc00001"}
+    reason = result.failed["doc00000"]
+    assert f"the search service at {endpoint} does not answer" in reason and "SEARCH_ENDPOINT" in reason
+    assert "serve-search-double" in reason and "HTTPConnection(" not in reason
+
+
 def test_upsert_replaces_whole_documents(azure_search_backend, search_double):
     backend = azure_search_backend
     vector = np.linspace(-1, 1, 512, dtype=np.float32)

@@ -222,7 +222,8 @@ def test_bad_files_are_reported_and_skipped_and_nothing_indexed_is_lost(run_cli,
     assert result.exit_code == 0, result.output
     for name in ("corrupt.jpg", "readme.png", "dog.jpg"):
         assert any(line.startswith("skipped ") and name in line for line in result.stderr.splitlines()), name
-    assert "5 images" in result.stdout and "3 unchanged, 3 skipped, 0 removed" in result.stdout  # readme.png is none
+    # readme.png is named like an image: one of the 6 images, and one of the 3 skipped
+    assert "6 images" in result.stdout and "3 unchanged, 3 skipped, 0 removed" in result.stdout
     assert "the run completed" in result.stderr
     assert index.count() == 4 and index.get(dog_key) == dog_before
 
@@ -253,6 +254,14 @@ def test_indexing_a_missing_folder_is_a_clear_error(run_cli, tmp_path) -> None:
     result = run_cli("index", tmp_path / "nowhere")
 
     assert result.exit_code == 2 and "nowhere" in result.stderr and "does not exist" in result.stderr
+
+
+def test_searching_before_any_index_is_a_set_up_error_naming_the_commands(run_cli) -> None:
+    result = run_cli("search", "a cat")
+
+    assert result.exit_code == 2 and "does not exist" in result.stderr  # 2: a set-up step not taken
+    assert "`imgsearch ensure-index`" in result.stderr and "`imgsearch index PATH`" in result.stderr
+    assert "ensure_index" not in result.stderr  # a command to type, not a Python function
 
 
 # --- the pin -------------------------------------------------------------------------------

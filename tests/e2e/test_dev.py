@@ -135,6 +135,20 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
         assert len(started) >= 5  # azurite (node), vision, search, watch, serve
         assert all(settings["VISION_KEY"] not in Path(f"/proc/{pid}/cmdline").read_text() for pid in started)
 
+        # A second dev on other ports and the same folder is refused, naming the first; the first's
+        # dev.env stays as it was.
+        env_file = tmp_path / "dev" / "dev.env"
+        before = env_file.read_text()
+        other = [str(p) for p in free_ports(4)]
+        second = subprocess.run(
+            [*IMGSEARCH, "dev", "--data-dir", str(tmp_path / "dev"), "--blob-port", other[0], "--vision-port",
+             other[1], "--search-port", other[2], "--api-port", other[3]],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert second.returncode == 2 and f"another `imgsearch dev` runs on {tmp_path / 'dev'}" in second.stderr
+        assert f"pid {dev.pid}" in second.stderr and "--data-dir" in second.stderr
+        assert env_file.read_text() == before and dev.poll() is None
+
         user_env = {**env, **settings}
         uploaded = subprocess.run(
             [*IMGSEARCH, "upload", "samples/cat.jpg", "samples/bus.jpg"],

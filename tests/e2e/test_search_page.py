@@ -154,6 +154,7 @@ def test_filters_and_the_threshold_narrow_the_results(page, samples_page):
     page.fill("#filters input[data-field='file_name']", "zebra.jpg")
     search_for(page, "a cat")
     assert result_names(page) == ["zebra.jpg"]
+    assert page.inner_text("#status").startswith("1 result for “a cat”.")
 
     page.fill("#filters input[data-field='file_name']", "")
     page.check("#use-threshold")

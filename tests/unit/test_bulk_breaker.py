@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from azure.core.exceptions import ServiceRequestError
 from PIL import Image
 
 from indexer.backends.numpy_index import NumpyIndex
@@ -35,6 +36,8 @@ class ScriptedVectorizer:
         kind = self.script[image]
         if kind == "down":
             raise VisionServiceError("service unavailable", code="ServiceUnavailable", status_code=503)
+        if kind == "unreachable":
+            raise ServiceRequestError("Connection refused")
         if kind == "bad":
             raise VisionRequestError("not a valid image", code="InvalidImageFormat", status_code=400)
         return Embedding(np.ones(DIMS, dtype=np.float32), "test-tiny")
@@ -70,3 +73,42 @@ def test_a_success_resets_the_count(tmp_path):
 def test_bad_images_alone_never_stop_a_run(tmp_path):
     summary = run(tmp_path, ["bad"] * 6 + ["ok"], limit=3)
     assert summary.indexed == 1 and len(summary.failed) == 6 and not summary.transient_failures
+
+
+def test_the_stop_names_the_last_error_once_with_its_type(tmp_path):
+    with pytest.raises(BulkIndexingAborted) as caught:
+        run(tmp_path, ["unreachable"] * 3, limit=3)
+    message = str(caught.value)
+    assert "ServiceRequestError: Connection refused" in message
+    assert "ServiceRequestError: ServiceRequestError" not in message
+
+
+class SlowClock:
+    """A clock each failing image moves on by ``step`` seconds (its client's retries)."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_streak_that_lasts_a_minute_stops_the_run_before_the_count(tmp_path):
+    clock = SlowClock(step=25.0)
+    index = NumpyIndex(tmp_path, "images")
+    index.ensure_index(tiny_schema(DIMS))
+    images = [png(i) for i in range(10)]
+    vectorizer = ScriptedVectorizer(dict.fromkeys(images, "down"))
+    original = vectorizer.vectorize_image
+
+    def slow(image: bytes) -> Embedding:
+        clock.now += clock.step  # each image fails after 25 s of retries
+        return original(image)
+
+    vectorizer.vectorize_image = slow  # type: ignore[method-assign]
+    items = [ImageItem(f"/p/{i}.png", f"/p/{i}.png", lambda d=data: d) for i, data in enumerate(images)]
+    options = RunOptions(concurrency=1, max_consecutive_failures=25, clock=clock)
+    with pytest.raises(BulkIndexingAborted, match=r"s without a success\)") as caught:
+        index_items(items, vectorizer=vectorizer, backend=index, options=options)
+    count = int(str(caught.value).split("after ", 1)[1].split(" ", 1)[0])
+    assert 3 <= count < 10  # a minute of failures, long before 25 of them

@@ -46,14 +46,14 @@ def test_without_the_stand_ins_installed_the_cli_works_without_their_commands():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     names = done.stdout.split()
     assert "index" in names and "search" in names and "serve" in names
-    assert not {"serve-vision", "serve-search-double", "watch", "dev"} & set(names)
+    assert not {"serve-vision", "serve-search-double", "serve-azurite", "watch", "dev"} & set(names)
 
 
 def test_the_stand_ins_commands_are_registered_by_their_entry_point():
     from indexer.entrypoints.cli.imgsearch import app
 
     names = set(typer.main.get_command(app).commands)
-    assert {"serve-vision", "serve-search-double", "watch", "dev"} <= names
+    assert {"serve-vision", "serve-search-double", "serve-azurite", "watch", "dev"} <= names
     declared = entry_points(group=COMMANDS_GROUP)
     assert [(p.name, p.value) for p in declared] == [("standins", "standins.cli:register")]
 

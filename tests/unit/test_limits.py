@@ -197,6 +197,18 @@ def test_bytes_in_no_known_format_are_an_invalid_image_with_a_helpful_message(da
     assert caught.value.__context__ is None  # no library's text (a buffer address) is chained
 
 
+@pytest.mark.parametrize(
+    ("head", "name"),
+    [(b"\x00\x00\x00\x18ftypheic", "HEIC"), (b"\x00\x00\x00\x1cftypavif", "AVIF"), (b"%PDF-1.7", "PDF")],
+)
+def test_a_known_format_the_service_does_not_read_is_named(head, name):
+    with pytest.raises(InvalidImageError) as caught:
+        inspect_image(head + bytes(64))
+    assert str(caught.value) == (
+        f"the image is {name}, not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+    )
+
+
 def test_a_known_format_with_a_broken_header_names_the_problem():
     with pytest.raises(InvalidImageError) as caught:
         inspect_image(b"BM" + bytes(60))  # a BMP header of an unsupported type

@@ -299,3 +299,50 @@ def test_a_success_ends_a_resources_run_of_failures():
     gate.succeeded()
     assert gate.failed(0.0, policy) == 0.5
     assert gate.failed(7.0, policy) == 7.0  # the server's Retry-After, when longer, wins
+
+
+def unanswered() -> Retriable:
+    return Retriable(lambda attempts: RuntimeError(f"no answer after {attempts}"), unanswered=True, reason="refused")
+
+
+def test_a_resource_silent_for_down_after_fails_calls_at_once_instead_of_retrying():
+    clock = ManualClock(100.0)
+    gate = Gate("down", limiter(clock), clock=clock)
+    attempts = itertools.count()
+
+    def refused(g: Gate):
+        next(attempts)
+        raise unanswered()
+
+    policy = RetryPolicy(max_retries=50, backoff_factor=10, backoff_max=30, down_after=30, rng=NoJitter())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="no answer"):
+        dispatch([gate], refused, policy=policy, operation="op", spread=True, sleep=clock.sleep)
+    assert clock.now - 100.0 < 60  # not 50 retries' worth of backoff
+    tried = next(attempts)
+    # Once it has been silent that long, a new call fails without another attempt or wait.
+    started = clock.now
+    with pytest.raises(RuntimeError, match="no answer after 1"):
+        dispatch([gate], refused, policy=policy, operation="op", spread=True, sleep=clock.sleep)
+    assert next(attempts) <= tried + 1 and clock.now - started < 1
+
+
+def test_an_answer_ends_the_silence_and_another_resource_keeps_calls_going():
+    clock = ManualClock(100.0)
+    gate = Gate("a", clock=clock)
+    gate.unanswered(unanswered())
+    clock.sleep(40)
+    assert gate.down(30) is not None
+    gate.answered()  # a 5xx is an answer: busy, not down
+    assert gate.down(30) is None
+
+    dead, alive = Gate("dead", clock=clock), Gate("alive", clock=clock)
+    dead.unanswered(unanswered())
+    clock.sleep(40)
+
+    def attempt(g: Gate):
+        if g is dead:
+            raise unanswered()
+        return g.name
+
+    policy = RetryPolicy(max_retries=5)
+    assert dispatch([dead, alive], attempt, policy=policy, operation="op", spread=False, sleep=clock.sleep) == "alive"

@@ -559,13 +559,26 @@ def test_a_filter_must_be_a_condition():
     assert str(caught.value) == "a filter must be a Condition, not str: 'width=5'"
 
 
-def test_a_filter_on_an_unknown_field_lists_the_filterable_ones():
+def test_a_filter_on_an_unknown_field_lists_the_fields_a_person_filters_on():
     with pytest.raises(FilterError) as caught:
         check_filter_fields(SCHEMA, [Condition("colour", "eq", "red")])
     assert str(caught.value) == (
         "cannot filter on unknown field 'colour'; filterable fields: "
-        "flag, id, ratio, size_bytes, sizes, source, tags, taken, width"
+        "width, size_bytes, ratio, flag, taken, tags, sizes"  # the key and source are bookkeeping
     )
+    assert check_filter_fields(SCHEMA, [Condition("source", "eq", "a.jpg")])  # still accepted
+
+
+def test_the_readme_names_the_shipped_schemas_filter_fields():
+    from pathlib import Path
+
+    from indexer.model_versions import DEFAULT_MODEL_VERSION
+    from indexer.schema import load_schema
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    paragraph = readme[readme.index("filterable fields: ") :].split(". ", 1)[0]
+    named = [part.strip(" `\n") for part in paragraph.removeprefix("filterable fields: ").split(",")]
+    assert named == load_schema(DEFAULT_MODEL_VERSION).filter_fields
 
 
 @pytest.mark.parametrize("name", ["secret", "note", "image_vector"])

@@ -50,7 +50,7 @@ from indexer.backends.schema_rules import (
     validate_fields,
 )
 from indexer.documents import Document, Embedding, Hit, IndexPin
-from indexer.errors import ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
+from indexer.errors import CREATE_INDEX_REMEDY, ConfigurationError, IndexNotFoundError, ModelVersionMismatchError
 from indexer.filters import Condition
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
 from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema, parse_pin
@@ -253,8 +253,8 @@ class AzureSearchBackend:
             existing = self._get_index_or_none()
             if existing is None:
                 raise IndexNotFoundError(
-                    f"the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; create it "
-                    f"with `imgsearch index` (ensure_index) or the provisioning hook"
+                    f"the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
+                    f"{CREATE_INDEX_REMEDY}, or run the provisioning hook"
                 )
             self._live = self._read_live(existing.as_dict())
         return self._live
@@ -395,7 +395,9 @@ class AzureSearchBackend:
                 self._fail_all(
                     pending,
                     result,
-                    f"cannot reach the search service after {self.max_retries} retries ({exc})",
+                    f"the search service at {self.endpoint} does not answer after {self.max_retries} retries "
+                    f"({_short_reason(exc)}); check SEARCH_ENDPOINT (the local double: `imgsearch "
+                    f"serve-search-double` or `imgsearch dev` starts it)",
                     retriable=True,
                 )
                 return
@@ -411,7 +413,7 @@ class AzureSearchBackend:
                     self._live = None
                     raise IndexNotFoundError(
                         f"the Azure AI Search index {self.index_name!r} no longer exists at "
-                        f"{self.endpoint}; create it with `imgsearch index`"
+                        f"{self.endpoint}; {CREATE_INDEX_REMEDY}"
                     ) from None
                 if status in (400, 413) and len(pending) > 1:
                     # One bad document fails the whole request: halve until it is isolated.
@@ -697,8 +699,15 @@ class AzureSearchBackend:
         self._live = None
         return IndexNotFoundError(
             f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
-            f"create it with `imgsearch index`"
+            f"{CREATE_INDEX_REMEDY}"
         )
+
+
+def _short_reason(exc: Exception) -> str:
+    """The type and the last part of a connection error (urllib3's text runs to 300 characters:
+    "HTTPConnection(...): Failed to establish a new connection: [Errno 111] Connection refused")."""
+    text = str(getattr(exc, "message", None) or exc)
+    return f"{type(exc).__name__}: {text.rsplit(': ', 1)[-1][:160]}"
 
 
 def _vectorizers_brought_up_to_date(current: dict[str, Any], schema: IndexSchema) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ from indexer.backends.schema_rules import (
     validate_fields,
 )
 from indexer.documents import Document, Embedding, Hit, IndexPin
-from indexer.errors import ConfigurationError, IndexNotFoundError
+from indexer.errors import CREATE_INDEX_REMEDY, ConfigurationError, IndexNotFoundError
 from indexer.filters import Condition
 from indexer.schema import KEY_FIELD, IndexSchema
 
@@ -235,8 +235,7 @@ class NumpyIndex:
 
     def _not_found(self) -> IndexNotFoundError:
         return IndexNotFoundError(
-            f"the local index {self.name!r} does not exist under {self.root.parent}; create it first "
-            f"(ensure_index, or `imgsearch index`)"
+            f"the local index {self.name!r} does not exist under {self.root.parent}; {CREATE_INDEX_REMEDY}"
         )
 
     @contextmanager

@@ -11,7 +11,6 @@ container of the same storage account.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,9 @@ def _print_failures(failed: list, limit: int = 20) -> None:
 
 
 def _progress(desc: str):
-    from tqdm import tqdm
+    from indexer.entrypoints.cli.progress import ProgressBar
 
-    return tqdm(unit="blob", desc=desc, file=sys.stderr, disable=None, dynamic_ncols=True)
+    return ProgressBar(desc, unit="blob")
 
 
 def backfill_command(
@@ -96,7 +95,11 @@ def backfill_command(
                     checkpoint_path(settings.data_dir, source, settings.search_index_name), restart=restart
                 ),
                 options=RunOptions(
-                    concurrency=options["concurrency"], batch_size=batch_size, force=force, progress=bar
+                    concurrency=options["concurrency"],
+                    batch_size=batch_size,
+                    force=force,
+                    progress=bar,
+                    on_outcome=bar.outcome,
                 ),
             )
     if as_json:
@@ -172,7 +175,7 @@ def reconcile_command(
                 backend=backend,
                 failures=options["failures"],
                 remove_gone=True,
-                options=RunOptions(concurrency=options["concurrency"], progress=bar),
+                options=RunOptions(concurrency=options["concurrency"], progress=bar, on_outcome=bar.outcome),
             )
     if as_json:
         typer.echo(json.dumps({"container": source.container_name, "prefix": prefix, **summary.to_dict()}, indent=2))
@@ -202,7 +205,7 @@ def upload_command(
         [], "--tag", metavar="TAG", help="A tag stored in the blob's metadata (the index's tags field); repeatable."
     ),
 ) -> None:
-    """Upload images to the container, as an app or az storage would.
+    """Upload images to the container (created if missing), as an app or az storage would.
 
     Each image becomes a blob named after its path under the folder given (or its file name),
     with the content type its bytes show. Files that are not images are skipped and listed.
@@ -215,7 +218,7 @@ def upload_command(
 
     with handle_errors():
         settings = state(ctx).settings
-        client = blob_source(settings, container=container).container_client
+        client = blob_source(settings, container=container, create=True).container_client
         metadata = {"tags": ",".join(tags)} if tags else None
         uploaded, refused = 0, 0
         for path in paths:

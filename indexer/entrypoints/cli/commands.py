@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ def index_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Index a local folder. A re-run skips unchanged files and removes documents of deleted ones."""
-    from tqdm import tqdm
-
+    from indexer.entrypoints.cli.progress import ProgressBar
     from indexer.index_setup import ensure_index
     from indexer.indexing.bulk import RunOptions
     from indexer.indexing.pipeline import Outcome
@@ -51,11 +49,12 @@ def index_command(
         cleanup.callback(close_quietly, vectorizer)
         pin = ensure_index(settings, backend, vectorizer=vectorizer)
 
-        with tqdm(unit="image", desc="indexing", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+        with ProgressBar("indexing") as bar:
 
             def report(outcome: Outcome) -> None:
+                bar.outcome(outcome)
                 if outcome.status == "failed":
-                    bar.write(f"skipped {outcome.source}: {outcome.reason}", file=sys.stderr)
+                    bar.write(f"skipped {outcome.source}: {outcome.reason}")
 
             summary = index_source(
                 source,
@@ -94,11 +93,14 @@ def index_command(
         )
         _exit_if_undone(len(summary.transient_failures), "index")
         return
+    # Files named like images that are none (a HEIC, a renamed text file) count as images
+    # skipped, so the counts add up: images = indexed + unchanged + skipped.
     skipped = len(summary.failed) + len(lookalikes)
     removal_note = f" (removal of deleted files skipped: {summary.removal_skipped})" if summary.removal_skipped else ""
     other_note = f"; {len(others)} other files are not images (--json lists them)" if others else ""
+    images = summary.listed + len(lookalikes)
     typer.echo(
-        f"{summary.listed} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
+        f"{images} images in {source.root}: {summary.indexed} indexed, {summary.unchanged} unchanged, "
         f"{skipped} skipped, {summary.removed} removed{removal_note}{other_note}"
     )
     if skipped:
@@ -376,10 +378,10 @@ def serve_command(
         local_host.check_exposure(host, keys)
         services = build_services(settings, storage=False)
         local_host.bind(host, port).close()  # a busy port fails here, before the server starts
-        shown = f"[{host}]" if ":" in host else host
         typer.echo(
-            f"serving the Function app's HTTP endpoints on http://{shown}:{port}/api/search "
-            f"({describe_backend(settings)}; vectorizer: {describe_vectorizer(settings)}); Ctrl-C stops",
+            f"serving the search page on {local_host.page_url(host, port)} and the Function app's HTTP endpoints "
+            f"(/api/search, /api/vectorize, /api/info) ({describe_backend(settings)}; vectorizer: "
+            f"{describe_vectorizer(settings)}); Ctrl-C stops",
             err=True,
         )
         try:

@@ -8,6 +8,9 @@ Kept apart from ``indexer.entrypoints.cli`` so that command modules registered i
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +88,25 @@ def configure_logging(verbosity: int) -> None:
     target.addHandler(handler)
     target.setLevel(logging.DEBUG)
     package.setLevel(logging.DEBUG)
+
+
+def runnable_command(cwd: str | None = None) -> str:
+    """``imgsearch`` as this shell can run it, for commands printed to be copied.
+
+    ``make setup`` puts the console script in ``.venv/bin``, which is not on ``PATH`` unless the
+    virtualenv is activated; a printed bare ``imgsearch`` would then fail. So: ``imgsearch``
+    when ``PATH`` finds this very script, else its path (relative when under ``cwd``), else
+    ``python -m indexer`` with this interpreter.
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "imgsearch")
+    if not os.path.isfile(script):
+        return f"{shlex.quote(sys.executable)} -m indexer"
+    found = shutil.which("imgsearch")
+    if found and os.path.realpath(found) == os.path.realpath(script):
+        return "imgsearch"
+    relative = os.path.relpath(script, cwd or os.getcwd())
+    # A path with a slash is run as a path by the shell (.venv/bin/imgsearch).
+    return shlex.quote(script if relative.startswith("..") else relative)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:

@@ -275,12 +275,13 @@ class VisionClient:
                 return VisionServiceError(
                     f"{operation} failed: no answer from {self.endpoint} after {attempts} attempt(s) "
                     f"({reason}). Check VISION_ENDPOINT and the network (for the local stand-in, that it "
-                    f"runs: `imgsearch dev` starts it), or raise VISION_TIMEOUT_SECONDS (now {self.timeout:g}).",
+                    f"runs: `imgsearch serve-vision` or `imgsearch dev` starts it), or raise VISION_TIMEOUT_SECONDS "
+                    f"(now {self.timeout:g}).",
                     code="ServiceUnreachable",
                     status_code=None,
                 )
 
-            raise Retriable(unreachable, reason=type(exc).__name__) from None
+            raise Retriable(unreachable, unanswered=True, reason=type(exc).__name__) from None
         if response.status_code < 300:
             return _embedding_from(response, operation=operation)
         if not is_retriable_status(response.status_code):

@@ -3,9 +3,10 @@
 Each resource has a ``Gate``: its pace, its pause, whether it is refused. ``dispatch`` makes one
 attempt through a gate; a 429 pauses that gate for what the service asked (in paced bulk work
 it counts against ``throttle_budget``, not ``max_retries``), and a 5xx, 408 or no answer backs
-it off longer with each failure of that resource in a row. ``spread=True`` takes the gate free
-first, ``spread=False`` the first one neither paused nor refused.
-(design: docs/design.md#vision-dispatch-and-the-pool)
+it off longer with each failure of that resource in a row. A resource with no answer at all for
+``policy.down_after`` seconds is down: once every resource is, a call fails at once, so a bulk
+run stops within about a minute. ``spread=True`` takes the gate free first, ``spread=False``
+the first one neither paused nor refused. (design: docs/design.md#vision-dispatch-and-the-pool)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Retriable(Exception):
         retry_after: float | None = None,
         throttled: bool = False,
         refused: bool = False,
+        unanswered: bool = False,
         reason: str = "",
     ) -> None:
         super().__init__(reason)
@@ -51,6 +53,7 @@ class Retriable(Exception):
         self.retry_after = retry_after
         self.throttled = throttled
         self.refused = refused
+        self.unanswered = unanswered  # no answer at all: refused connection, timeout, reset
         self.reason = reason
 
 
@@ -64,6 +67,8 @@ class Gate:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _paused_until: float = field(default=float("-inf"), repr=False)
     _failures: int = field(default=0, repr=False)  # failures in a row (5xx, 408, no answer)
+    _silent_since: float | None = field(default=None, repr=False)  # first of the unanswered attempts in a row
+    _last_unanswered: Retriable | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -123,7 +128,27 @@ class Gate:
         self.pause(pause)
         return pause
 
+    def unanswered(self, retry: Retriable) -> None:
+        """An attempt got no answer at all; the silence runs from the first of them in a row."""
+        with self._lock:
+            if self._silent_since is None:
+                self._silent_since = self.clock()
+            self._last_unanswered = retry
+
+    def answered(self) -> None:
+        """An attempt got an answer (even a 5xx or a 429): the resource is reachable."""
+        with self._lock:
+            self._silent_since, self._last_unanswered = None, None
+
+    def down(self, after: float) -> Retriable | None:
+        """The last unanswered attempt, when nothing has answered for ``after`` seconds."""
+        with self._lock:
+            if self._silent_since is None or self.clock() - self._silent_since < after:
+                return None
+            return self._last_unanswered
+
     def succeeded(self) -> None:
+        self.answered()
         with self._lock:
             self._failures = 0
         if self.limiter is not None:
@@ -182,6 +207,9 @@ def dispatch(
         if gate is None:
             if math.isinf(wait):
                 raise NoResourceLeft([f"{g.name}: {g.refused}" for g in gates if g.refused])
+            down = _all_down(gates, policy.down_after)
+            if down is not None:
+                raise down.final(max(1, retries)) from None  # no resource answers: do not wait for one
             sleep(wait)
             continue
         sent_at = gate.now()
@@ -190,6 +218,12 @@ def dispatch(
         except Retriable as retry:
             if retry.refused:
                 continue  # the gate is refused now; another resource takes the call
+            if retry.unanswered:
+                gate.unanswered(retry)
+                if _all_down(gates, policy.down_after) is not None:
+                    raise retry.final(retries + 1) from None
+            else:
+                gate.answered()
             if retry.throttled:
                 pause = gate.throttled(retry.retry_after, sent_at=sent_at)
                 if retry.retry_after is not None and retry.retry_after > policy.retry_after_max:
@@ -215,6 +249,16 @@ def dispatch(
                 delay,
                 " (server's Retry-After)" if retry.retry_after is not None else "",
             )
+
+
+def _all_down(gates: Sequence[Gate], after: float) -> Retriable | None:
+    """The last unanswered attempt of one of them, when no usable gate has answered for ``after``
+    seconds; None while any of them may still answer."""
+    usable = [g for g in gates if not g.refused]
+    downs = [g.down(after) for g in usable]
+    if not usable or any(d is None for d in downs):
+        return None
+    return downs[-1]
 
 
 def _succeeded(gate: Gate, result: T) -> T:
