@@ -516,3 +516,59 @@ def test_the_time_budget_is_counted_from_the_start_of_the_call(services):
     assert value["errors"][0]["message"].startswith(
         f"not vectorized within this endpoint's time budget of {TIME_BUDGET_SECONDS:g} s"
     )
+
+
+# --------------------------------------------------------------------------- pull mode's normalized image
+
+
+def normalized(**extra) -> dict:
+    """A normalized image as the indexer sends it: the service's re-encoding of the blob."""
+    return {"data": b64(CAT), "width": 32, "height": 24, **extra}
+
+
+def test_a_normalized_image_of_a_blob_describes_the_original_blob(services):
+    record = {"image": normalized(originalWidth=4032, originalHeight=3024), "blobUrl": BLOB_URL}
+    record |= {"sizeBytes": 2_500_000, "contentType": "image/heic"}
+    data = one(services, record)["data"]
+    assert (data["width"], data["height"], data["size_bytes"]) == (4032, 3024, 2_500_000)
+    assert data["content_type"] == "image/heic"  # the blob's declared type, not the JPEG sent
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "4032", 4032.0, None])
+def test_an_original_size_that_is_no_positive_whole_number_leaves_the_vectorized_images(services, bad):
+    record = {"image": normalized(originalWidth=bad, originalHeight=bad), "blobUrl": BLOB_URL, "sizeBytes": bad}
+    data = one(services, record)["data"]
+    assert (data["width"], data["height"]) == (32, 24)
+    assert data["size_bytes"] == len(CAT)
+
+
+@pytest.mark.parametrize("declared", ["application/octet-stream", "", 7, None])
+def test_a_declared_type_that_is_no_image_type_leaves_the_sniffed_one(services, declared):
+    record = {"image": normalized(), "blobUrl": BLOB_URL, "contentType": declared}
+    assert one(services, record)["data"]["content_type"] == "image/png"
+
+
+def test_an_image_that_is_no_blobs_keeps_its_own_description(services):
+    data = one(services, {"image": normalized(originalWidth=4032, originalHeight=3024)})["data"]
+    assert (data["width"], data["height"]) == (32, 24)  # no blob: the image sent is the original
+
+
+# --------------------------------------------------------------------------- text that is no text
+
+
+@pytest.mark.parametrize(
+    ("record_id", "data", "where"),
+    [
+        ("r\ud800", {"text": "a cat"}, "the recordId"),
+        ("r", {"text": "a \udfff cat"}, "the record's data"),
+        ("r", {"\udc00": "a cat"}, "the record's data"),
+    ],
+)
+def test_a_lone_surrogate_fails_its_record_only_naming_where(services, vectorizer, record_id, data, where):
+    answer = vectorize_records([(record_id, data), ("ok", {"text": "a dog"})], services)
+    assert answer.status == 200
+    bad, good = answer.body["values"]
+    assert not bad["data"] and where in bad["errors"][0]["message"]
+    assert "not valid Unicode" in bad["errors"][0]["message"]
+    assert good["errors"] is None and good["data"]["vector"] == vector_of("a dog")
+    assert vectorizer.calls == [("text", "a dog")]  # the bad record never reached Vision
