@@ -1,0 +1,445 @@
+"""Prove a deployment end to end (``imgsearch verify``): the whole path a user's photo takes,
+against whatever the settings point at (an azd environment, or ``imgsearch dev``'s dev.env).
+
+Stages, each timed: ``upload`` a probe image under a unique name (``imgsearch-verify/...``);
+in pull mode ``indexer`` (run the indexer, wait for the probe's document); ``searchable`` (the
+Function's ``/api/search`` finds it by text); ``vectorizer`` (the search service finds it by
+text through the index's Web API vectorizer, a ``kind: text`` vector query); ``delete`` (the
+blob goes; in pull mode the indexer runs again); ``gone`` (the document leaves the index).
+Whatever happens, the probe's blob and document are removed at the end.
+
+A stage that fails names the service to blame: the error a service gave names it, and when a
+stage fails or times out without that, every service the stage depends on is asked whether it
+answers at all, so an outage behind the Function (Vision down, say) is named as such.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from indexer.errors import (
+    EXIT_FAILED,
+    ConfigurationError,
+    ImageSearchError,
+    ServiceError,
+    classify,
+    describe,
+)
+from indexer.filters import Condition
+from indexer.index_setup import indexer_name
+from indexer.keys import blob_identity, document_key
+from indexer.redact import redact_urls
+from indexer.services import blob_service_client, build_backend, build_pull, close_quietly
+from indexer.settings import Settings
+
+PROBE_PREFIX = "imgsearch-verify/"
+DEFAULT_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "cat.jpg"
+DEFAULT_QUERY = "a cat"
+# Push mode shows an upload in seconds; an indexer run reads the whole container, so it gets
+# the same ten minutes as `imgsearch indexer run`.
+DEFAULT_STAGE_TIMEOUT = 60.0
+DEFAULT_INDEXER_TIMEOUT = 600.0
+# The longest one HTTP call may take inside a stage (the stage's time left caps it too).
+CALL_TIMEOUT = 30.0
+PROBE_TIMEOUT = 5.0
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif"}
+
+
+@dataclass
+class VerifyOptions:
+    """What to upload and how long each stage may take."""
+
+    sample: Path = DEFAULT_SAMPLE
+    query: str = DEFAULT_QUERY
+    stage_timeout: float = DEFAULT_STAGE_TIMEOUT
+    indexer_timeout: float = DEFAULT_INDEXER_TIMEOUT
+    poll_interval: float = 1.0
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.name, "seconds": round(self.seconds, 2), "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Failure:
+    """Why a stage failed: the stage, the service to blame, one line about it, the exit code."""
+
+    stage: str
+    service: str
+    message: str
+    exit_code: int
+
+    def __str__(self) -> str:
+        return f"stage '{self.stage}': {self.service} {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    mode: str
+    container: str
+    probe: str
+    stages: list[StageResult] = field(default_factory=list)
+    failure: Failure | None = None
+    cleanup: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.failure is None else self.failure.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        failure = None
+        if self.failure is not None:
+            failure = {**vars(self.failure), "summary": str(self.failure)}
+        return {
+            "ok": self.ok,
+            "mode": self.mode,
+            "container": self.container,
+            "probe": self.probe,
+            "stages": [s.to_dict() for s in self.stages],
+            "failure": failure,
+            "cleanup": self.cleanup,
+        }
+
+
+class StageFailed(ImageSearchError):
+    """A stage saw the wrong outcome or none in time; ``service`` names who gave it (or None to
+    let the diagnosis find who), ``cause`` the error behind it, if any."""
+
+    def __init__(self, message: str, *, service: str | None = None, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.service = service
+        self.cause = cause
+
+
+# --------------------------------------------------------------------------- the services
+
+
+def function_url(settings: Settings) -> str:
+    """The Function app's base URL: ``IMGSEARCH_FUNCTION_URL``, else the app of
+    ``SEARCH_VECTORIZER_URI`` (its ``/api/vectorize``)."""
+    url = settings.function_url.strip().rstrip("/")
+    if not url:
+        vectorizer = settings.search_vectorizer_uri.strip().rstrip("/")
+        if vectorizer.lower().endswith("/api/vectorize"):
+            url = vectorizer[: -len("/api/vectorize")]
+    if not url:
+        raise ConfigurationError(
+            "no Function app to verify: set IMGSEARCH_FUNCTION_URL to its URL (e.g. "
+            "https://<app>.azurewebsites.net, or http://127.0.0.1:7071 for `imgsearch serve`)"
+        )
+    if not url.lower().startswith(("https://", "http://")):
+        raise ConfigurationError(f"IMGSEARCH_FUNCTION_URL must be an http(s) URL, got {url!r}")
+    return url
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service a stage depends on: its name as a person knows it, and a URL to ask whether
+    it answers at all (None: nothing to ask, e.g. the offline model in-process)."""
+
+    label: str
+    url: str | None
+
+
+def _services(settings: Settings, storage_url: str) -> dict[str, Service]:
+    vision = settings.vision_endpoints if not settings.uses_offline_model else []
+    function = function_url(settings)
+    vectorizer = settings.search_vectorizer_uri or f"{function}/api/vectorize"
+    return {
+        "storage": Service(f"Blob Storage ({storage_url})", storage_url),
+        "function": Service(f"the Function (IMGSEARCH_FUNCTION_URL {function})", function),
+        "vision": Service(f"Vision (VISION_ENDPOINT {', '.join(vision)})", vision[0] if vision else None),
+        "search": Service(f"Azure AI Search (SEARCH_ENDPOINT {settings.search_endpoint})", settings.search_endpoint),
+        "vectorizer": Service(f"the index's vectorizer (SEARCH_VECTORIZER_URI {vectorizer})", vectorizer),
+    }
+
+
+# What each stage depends on, the one it talks to first.
+STAGE_SERVICES = {
+    "upload": ("storage",),
+    "indexer": ("search", "vectorizer", "vision", "storage"),
+    "searchable": ("function", "vision", "search"),
+    "vectorizer": ("search", "vectorizer", "vision"),
+    "delete": ("storage", "search"),
+    "gone": ("search", "function", "storage"),
+}
+
+
+def unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """How ``url`` fails to answer ("refused the connection", ...), or None when it gives any
+    HTTP answer at all (a 401 or a 404 still means it is up)."""
+    try:
+        requests.get(url, timeout=timeout, allow_redirects=False).close()
+        return None
+    except requests.exceptions.ConnectionError as exc:
+        text = str(exc).lower()
+        if "refused" in text:
+            return "refused the connection"
+        if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+            return f"has a host name that does not resolve ({urlsplit(url).hostname})"
+        return "could not be reached"
+    except requests.exceptions.Timeout:
+        return f"did not answer within {timeout:g} s"
+    except requests.exceptions.RequestException as exc:
+        return f"could not be asked ({type(exc).__name__})"
+
+
+def diagnose(stage: str, services: dict[str, Service], error: BaseException) -> Failure:
+    """The service to blame for ``error`` in ``stage`` and what to say about it."""
+    seen = redact_urls(_what_was_seen(error))
+    named = getattr(error, "service", None)
+    cause = getattr(error, "cause", None) or error
+    exit_code = classify(cause).exit_code if classify(cause).kind != "bug" else EXIT_FAILED
+    if named is not None:
+        return Failure(stage, services[named].label, seen, exit_code)
+    for key in STAGE_SERVICES[stage]:
+        service = services[key]
+        if service.url is None:
+            continue
+        down = unreachable(service.url)
+        if down is not None:
+            return Failure(stage, service.label, f"{down} ({seen})", max(exit_code, EXIT_FAILED))
+    first = services[STAGE_SERVICES[stage][0]]
+    return Failure(stage, first.label, seen, max(exit_code, EXIT_FAILED))
+
+
+def _what_was_seen(error: BaseException) -> str:
+    if isinstance(error, StageFailed):
+        return str(error)
+    status = getattr(error, "status_code", None)
+    return (f"answered HTTP {status}: " if status else "failed: ") + describe(error)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def verify(
+    settings: Settings,
+    options: VerifyOptions | None = None,
+    *,
+    on_stage: Callable[[StageResult], None] = lambda stage: None,
+) -> VerifyReport:
+    """Run every stage against ``settings`` (see the module doc); never raises for a stage
+    that fails: the report says which and why. Raises ``ConfigurationError`` before anything
+    is created when the settings cannot name every service."""
+    options = options or VerifyOptions()
+    if settings.uses_numpy_index:
+        raise ConfigurationError("verify proves a deployment: set SEARCH_ENDPOINT to its Azure AI Search service")
+    if not options.sample.is_file():
+        raise ConfigurationError(f"the probe image {options.sample} does not exist; give one with --image")
+    run = _Run(settings, options, on_stage)
+    try:
+        run.all_stages()
+    finally:
+        run.clean_up()
+    return run.report
+
+
+class _Run:
+    """One verification: its clients, its probe, its stages, and what it must clean up."""
+
+    def __init__(self, settings: Settings, options: VerifyOptions, on_stage: Callable[[StageResult], None]) -> None:
+        self.settings, self.options, self.on_stage = settings, options, on_stage
+        self.pull_mode = settings.ingestion_mode == "pull"
+        self.function = function_url(settings)
+        blob_service = blob_service_client(settings)
+        self.container = blob_service.get_container_client(settings.images_container)
+        self.blob_name = f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}{options.sample.suffix.lower()}"
+        self.blob = self.container.get_blob_client(self.blob_name)
+        self.key = document_key(blob_identity(self.blob.url))
+        self.backend = build_backend(settings)
+        self.pull = build_pull(settings) if self.pull_mode else None
+        self.services = _services(settings, blob_service.url.rstrip("/"))
+        self.http = requests.Session()
+        self.uploaded = False
+        mode = "pull" if self.pull_mode else "push"
+        self.report = VerifyReport(mode, settings.images_container, self.blob_name)
+
+    def all_stages(self) -> None:
+        stages: list[tuple[str, Callable[[], str]]] = [("upload", self.upload)]
+        if self.pull_mode:
+            stages.append(("indexer", self.run_indexer_until_indexed))
+        stages += [("searchable", self.searchable), ("vectorizer", self.found_by_vectorizer)]
+        stages += [("delete", self.delete), ("gone", self.gone)]
+        for name, stage in stages:
+            if not self.stage(name, stage):
+                return
+
+    def stage(self, name: str, work: Callable[[], str]) -> bool:
+        started = time.monotonic()
+        try:
+            detail = work()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, a bug with its type
+            failure = diagnose(name, self.services, exc)
+            self.report.failure = failure
+            result = StageResult(name, time.monotonic() - started, False, f"{failure.service} {failure.message}")
+        else:
+            result = StageResult(name, time.monotonic() - started, True, detail)
+        self.report.stages.append(result)
+        self.on_stage(result)
+        return result.ok
+
+    # --- the stages
+
+    def upload(self) -> str:
+        from azure.storage.blob import ContentSettings
+
+        data = self.options.sample.read_bytes()
+        content_type = CONTENT_TYPES.get(self.options.sample.suffix.lower(), "application/octet-stream")
+        self.uploaded = True  # before the call: an upload cut off may still have landed
+        try:
+            self.blob.upload_blob(data, overwrite=False, content_settings=ContentSettings(content_type=content_type))
+        except Exception as exc:  # noqa: BLE001 - reported with the service that gave it
+            raise StageFailed(_what_was_seen(exc), service="storage", cause=exc) from exc
+        return f"{self.options.sample.name} ({len(data)} bytes) -> {self.container.container_name}/{self.blob_name}"
+
+    def run_indexer_until_indexed(self) -> str:
+        assert self.pull is not None
+        name = indexer_name(self.settings)
+        try:
+            run = self.pull.run(name, wait=True, timeout=self.options.indexer_timeout)
+        except ServiceError as exc:
+            raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+        mine = [e for e in run.errors if self.blob_name in e.item]
+        if mine or run.status == "error":
+            why = mine[0].message if mine else (run.error_message or run.run_status)
+            raise StageFailed(f"indexer {name} did not index the probe: {why}")
+        self._until(lambda: self.backend.get(self.key) is not None, self.options.stage_timeout, "in the index")
+        return f"indexer {name} ran ({run.run_status}, {run.processed} processed) and indexed the probe"
+
+    def searchable(self) -> str:
+        url = f"{self.function}/api/search"
+        params = {"text": self.options.query, "k": "1", "filter": f"blob_path={self.blob_name}"}
+        headers = {"x-functions-key": self.settings.function_key} if self.settings.function_key else {}
+        deadline = time.monotonic() + self.options.stage_timeout
+        last = "no answer yet"
+        while True:
+            timeout = max(1.0, min(CALL_TIMEOUT, deadline - time.monotonic()))
+            try:
+                answer = self.http.get(url, params=params, headers=headers, timeout=timeout)
+            except requests.RequestException as exc:
+                last = f"GET /api/search failed: {type(exc).__name__}"
+            else:
+                if answer.status_code == 200 and any(r.get("key") == self.key for r in answer.json()["results"]):
+                    return f"GET /api/search?text={self.options.query!r} finds the probe"
+                if answer.status_code in (401, 403):
+                    raise StageFailed(
+                        f"refused the key (HTTP {answer.status_code}): set IMGSEARCH_FUNCTION_KEY to a function key "
+                        f"of search",
+                        service="function",
+                    )
+                last = _answer_text(answer)
+            if time.monotonic() + self.options.poll_interval > deadline:
+                raise StageFailed(f"the probe was not found within {self.options.stage_timeout:g} s (last: {last})")
+            time.sleep(self.options.poll_interval)
+
+    def found_by_vectorizer(self) -> str:
+        condition = [Condition("blob_path", "eq", self.blob_name)]
+        try:
+            hits = self.backend.search_by_text(self.options.query, k=1, filters=condition)  # type: ignore[attr-defined]
+        except ServiceError as exc:
+            raise _vectorizer_failure(exc) from exc
+        if not any(hit.key == self.key for hit in hits):
+            raise StageFailed("a text query through the index's vectorizer did not find the probe", service="search")
+        return f"a kind: text vector query for {self.options.query!r} finds the probe"
+
+    def delete(self) -> str:
+        try:
+            self.blob.delete_blob()
+        except Exception as exc:  # noqa: BLE001 - reported with the service that gave it
+            raise StageFailed(_what_was_seen(exc), service="storage", cause=exc) from exc
+        self.uploaded = False
+        if self.pull is None:
+            return "the probe's blob is deleted"
+        name = indexer_name(self.settings)
+        try:
+            run = self.pull.run(name, wait=True, timeout=self.options.indexer_timeout)
+        except ServiceError as exc:
+            raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+        return f"the probe's blob is deleted; indexer {name} ran ({run.run_status})"
+
+    def gone(self) -> str:
+        self._until(lambda: self.backend.get(self.key) is None, self.options.stage_timeout, "gone from the index")
+        return "the probe's document has left the index"
+
+    def _until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if done():
+                    return
+            except ServiceError as exc:
+                raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+            if time.monotonic() + self.options.poll_interval > deadline:
+                raise StageFailed(f"the probe's document was not {what} within {timeout:g} s")
+            time.sleep(self.options.poll_interval)
+
+    # --- cleaning up
+
+    def clean_up(self) -> None:
+        """Remove the probe's blob and document if a stage left them, then close the clients."""
+        with _noted(self.report.cleanup, f"delete blob {self.blob_name}"):
+            if self.uploaded and self.blob.exists():
+                self.blob.delete_blob()
+                self.report.cleanup.append(f"deleted the blob {self.blob_name}")
+        with _noted(self.report.cleanup, "delete the probe's document"):
+            if self.report.failure is not None and self.backend.get(self.key) is not None:
+                self.backend.delete([self.key])
+                self.report.cleanup.append("deleted the probe's document from the index")
+        self.http.close()
+        close_quietly(self.backend, self.pull, self.container)
+
+
+@contextmanager
+def _noted(notes: list[str], what: str) -> Iterator[None]:
+    """Clean-up is best effort: a step that fails is noted, the next still runs."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - noted in the report, never raised over the stage's failure
+        notes.append(f"could not {what}: {redact_urls(describe(exc))}")
+
+
+def _answer_text(answer: requests.Response) -> str:
+    try:
+        error = answer.json().get("error") or {}
+        message = error.get("message") or answer.text[:200]
+    except ValueError:
+        message = answer.text[:200]
+    return f"GET /api/search answered HTTP {answer.status_code}: {message}"
+
+
+def _vectorizer_failure(exc: ServiceError) -> StageFailed:
+    """A failure of the service-side text query, named: the search service says so when it
+    could not use the vectorizer (it reports the endpoint's status, 401 for a refused key)."""
+    text = describe(exc)
+    if "vectoriz" not in text.lower():
+        return StageFailed(_what_was_seen(exc), service="search", cause=exc)
+    if "'401'" in text or "'403'" in text:
+        problem = ConfigurationError(
+            f"refused the search service's key: {text}; give the search service the function key of vectorize "
+            f"(SEARCH_VECTORIZER_KEY, then `imgsearch ensure-index`; after `azd up`: azd hooks run postdeploy)"
+        )
+        return StageFailed(str(problem), service="vectorizer", cause=problem)
+    return StageFailed(f"could not be used by the search service: {text}", cause=exc)
