@@ -204,7 +204,7 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
         dev.send_signal(signal.SIGSTOP)
         vision = next(pid for pid in started if b"serve-vision" in Path(f"/proc/{pid}/cmdline").read_bytes())
         os.kill(vision, signal.SIGKILL)
-        failed = verify(user_env, "--timeout", "10")
+        failed = verify(user_env, "--timeout", "5")
         assert failed.returncode == 1, failed.stdout + failed.stderr
         named = (
             f"error: stage 'searchable': Vision (VISION_ENDPOINT {settings['VISION_ENDPOINT']}) refused the connection"
