@@ -125,10 +125,15 @@ class StageFailed(ImageSearchError):
     """A stage saw the wrong outcome or none in time; ``service`` names who gave it (or None to
     let the diagnosis find who), ``cause`` the error behind it, if any."""
 
-    def __init__(self, message: str, *, service: str | None = None, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, message: str, *, service: str | None = None, cause: BaseException | None = None, behind: bool = False
+    ) -> None:
         super().__init__(message)
         self.service = service
         self.cause = cause
+        # The service failed behind another one (Vision behind the Function): whether it answers
+        # this machine at all is worth saying too.
+        self.behind = behind
 
 
 # --------------------------------------------------------------------------- the services
@@ -210,17 +215,14 @@ def diagnose(stage: str, services: dict[str, Service], error: BaseException) -> 
     named = getattr(error, "service", None)
     cause = getattr(error, "cause", None) or error
     exit_code = classify(cause).exit_code if classify(cause).kind != "bug" else EXIT_FAILED
-    if named is not None:
+    if named is not None and not getattr(error, "behind", False):
         return Failure(stage, services[named].label, seen, exit_code)
-    for key in STAGE_SERVICES[stage]:
+    for key in [named] if named is not None else STAGE_SERVICES[stage]:
         service = services[key]
-        if service.url is None:
-            continue
-        down = unreachable(service.url)
+        down = unreachable(service.url) if service.url is not None else None
         if down is not None:
-            return Failure(stage, service.label, f"{down} ({seen})", max(exit_code, EXIT_FAILED))
-    first = services[STAGE_SERVICES[stage][0]]
-    return Failure(stage, first.label, seen, max(exit_code, EXIT_FAILED))
+            return Failure(stage, service.label, f"{down} ({seen})", exit_code)
+    return Failure(stage, services[named or STAGE_SERVICES[stage][0]].label, seen, exit_code)
 
 
 def _what_was_seen(error: BaseException) -> str:
@@ -352,8 +354,17 @@ class _Run:
                     )
                 last = _answer_text(answer)
             if time.monotonic() + self.options.poll_interval > deadline:
+                if self._about_vision(last):
+                    raise StageFailed(f"failed behind the Function: {last}", service="vision", behind=True)
                 raise StageFailed(f"the probe was not found within {self.options.stage_timeout:g} s (last: {last})")
             time.sleep(self.options.poll_interval)
+
+    def _about_vision(self, answer: str) -> bool:
+        """Whether the Function's error answer is about Vision (its endpoint, call or settings)."""
+        if self.settings.uses_offline_model or "answered HTTP" not in answer:
+            return False
+        marks = ["retrieval:vectorize", "VISION_", "Vision", *self.settings.vision_endpoints]
+        return any(mark in answer for mark in marks)
 
     def found_by_vectorizer(self) -> str:
         condition = [Condition("blob_path", "eq", self.blob_name)]

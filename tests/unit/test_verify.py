@@ -68,3 +68,19 @@ def test_a_search_error_that_is_not_about_the_vectorizer_blames_the_search_servi
     )
     assert failure.service == "Azure AI Search (SEARCH_ENDPOINT https://srch.search.windows.net)"
     assert failure.message.startswith("answered HTTP 503")
+
+
+def test_a_vision_error_the_function_answered_is_blamed_on_vision_whether_or_not_this_machine_reaches_it():
+    down = f"http://127.0.0.1:{closed_port()}"
+    settings = load_settings(
+        vision_endpoint=down, search_endpoint="https://srch.search.windows.net", search_vectorizer_uri=VECTORIZE
+    )
+    services = _services(settings, "https://st.blob.core.windows.net")
+    answer = "GET /api/search answered HTTP 500: retrieval:vectorizeText was refused: the key is wrong"
+    behind = StageFailed(f"failed behind the Function: {answer}", service="vision", behind=True)
+    failure = diagnose("searchable", services, behind)
+    assert failure.service == f"Vision (VISION_ENDPOINT {down})"
+    assert failure.message == f"refused the connection (failed behind the Function: {answer})"
+    # Vision answers this machine (here: nothing to ask); the Function's words are the reason
+    services["vision"] = Service(services["vision"].label, None)
+    assert diagnose("searchable", services, behind).message == f"failed behind the Function: {answer}"
