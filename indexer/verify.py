@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from azure.core.exceptions import AzureError
 
 from indexer.errors import (
     EXIT_FAILED,
@@ -215,7 +216,7 @@ def diagnose(stage: str, services: dict[str, Service], error: BaseException) -> 
     named = getattr(error, "service", None)
     cause = getattr(error, "cause", None) or error
     exit_code = classify(cause).exit_code if classify(cause).kind != "bug" else EXIT_FAILED
-    if named is not None and not getattr(error, "behind", False):
+    if named is not None and not getattr(error, "behind", False) and not _no_answer(cause):
         return Failure(stage, services[named].label, seen, exit_code)
     for key in [named] if named is not None else STAGE_SERVICES[stage]:
         service = services[key]
@@ -223,6 +224,13 @@ def diagnose(stage: str, services: dict[str, Service], error: BaseException) -> 
         if down is not None:
             return Failure(stage, service.label, f"{down} ({seen})", exit_code)
     return Failure(stage, services[named or STAGE_SERVICES[stage][0]].label, seen, exit_code)
+
+
+def _no_answer(error: BaseException) -> bool:
+    """Whether ``error`` is a call that got no answer at all (refused, timed out, no such host)."""
+    return isinstance(error, (AzureError, OSError, requests.RequestException)) and (
+        getattr(error, "status_code", None) is None
+    )
 
 
 def _what_was_seen(error: BaseException) -> str:
@@ -245,16 +253,22 @@ def verify(
     that fails: the report says which and why. Raises ``ConfigurationError`` before anything
     is created when the settings cannot name every service."""
     options = options or VerifyOptions()
-    if settings.uses_numpy_index:
-        raise ConfigurationError("verify proves a deployment: set SEARCH_ENDPOINT to its Azure AI Search service")
-    if not options.sample.is_file():
-        raise ConfigurationError(f"the probe image {options.sample} does not exist; give one with --image")
+    check_settings(settings, options)
     run = _Run(settings, options, on_stage)
     try:
         run.all_stages()
     finally:
         run.clean_up()
     return run.report
+
+
+def check_settings(settings: Settings, options: VerifyOptions) -> None:
+    """Raise ``ConfigurationError`` naming what is missing for a verification, before it starts."""
+    if settings.uses_numpy_index:
+        raise ConfigurationError("verify proves a deployment: set SEARCH_ENDPOINT to its Azure AI Search service")
+    function_url(settings)
+    if not options.sample.is_file():
+        raise ConfigurationError(f"the probe image {options.sample} does not exist; give one with --image")
 
 
 class _Run:
@@ -273,7 +287,8 @@ class _Run:
         self.pull = build_pull(settings) if self.pull_mode else None
         self.services = _services(settings, blob_service.url.rstrip("/"))
         self.http = requests.Session()
-        self.uploaded = False
+        self.uploaded = False  # the probe's blob may exist
+        self.indexable = False  # the probe's document may exist
         mode = "pull" if self.pull_mode else "push"
         self.report = VerifyReport(mode, settings.images_container, self.blob_name)
 
@@ -315,6 +330,7 @@ class _Run:
             self.blob.upload_blob(data, overwrite=False, content_settings=ContentSettings(content_type=content_type))
         except Exception as exc:  # noqa: BLE001 - reported with the service that gave it
             raise StageFailed(_what_was_seen(exc), service="storage", cause=exc) from exc
+        self.indexable = True
         return f"{self.options.sample.name} ({len(data)} bytes) -> {self.container.container_name}/{self.blob_name}"
 
     def run_indexer_until_indexed(self) -> str:
@@ -416,7 +432,7 @@ class _Run:
                 self.blob.delete_blob()
                 self.report.cleanup.append(f"deleted the blob {self.blob_name}")
         with _noted(self.report.cleanup, "delete the probe's document"):
-            if self.report.failure is not None and self.backend.get(self.key) is not None:
+            if self.indexable and self.report.failure is not None and self.backend.get(self.key) is not None:
                 self.backend.delete([self.key])
                 self.report.cleanup.append("deleted the probe's document from the index")
         self.http.close()

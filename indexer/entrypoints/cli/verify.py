@@ -31,7 +31,7 @@ def verify_command(
     indexer run), delete it and see it leave the index. The probe is removed whatever happens;
     a failure names the stage and the service (exit 1, or 2 for a setting or a refused key).
     Default probe: samples/cat.jpg."""
-    from indexer.verify import VerifyOptions, verify
+    from indexer.verify import VerifyOptions, check_settings, verify
 
     def show(stage) -> None:  # stage: indexer.verify.StageResult
         if not as_json:
@@ -46,6 +46,7 @@ def verify_command(
             stage_timeout=timeout or defaults.stage_timeout,
             indexer_timeout=indexer_timeout or defaults.indexer_timeout,
         )
+        check_settings(settings, options)  # before the first line says what is verified
         if not as_json:
             typer.echo(
                 f"verifying {settings.ingestion_mode} mode: {settings.search_endpoint}, index "
