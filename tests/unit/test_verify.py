@@ -9,7 +9,8 @@ import pytest
 
 from indexer.errors import EXIT_FAILED, EXIT_USAGE, ConfigurationError, SearchServiceError
 from indexer.settings import load_settings
-from indexer.verify import Service, StageFailed, _services, _vectorizer_failure, diagnose, function_url
+from indexer.verify.diagnosis import Service, StageFailed, diagnose, function_url, services_for
+from indexer.verify.run import _vectorizer_failure
 
 VECTORIZE = "https://func-abc.azurewebsites.net/api/vectorize"
 
@@ -34,7 +35,7 @@ def test_a_stage_that_times_out_blames_the_first_service_it_needs_that_does_not_
     settings = load_settings(
         vision_endpoint=down, search_endpoint="http://127.0.0.1:1", search_vectorizer_uri=VECTORIZE
     )
-    services = _services(settings, "http://127.0.0.1:10000/devstoreaccount1")
+    services = services_for(settings, "http://127.0.0.1:10000/devstoreaccount1")
     # the Function answers (any HTTP answer counts); Vision behind it refuses
     services["function"] = Service(services["function"].label, None)
     failure = diagnose("searchable", services, StageFailed("the probe was not found within 10 s"))
@@ -53,7 +54,7 @@ def test_a_401_from_the_vectorizer_is_named_as_such_and_is_a_setting_to_fix():
         status_code=400,
     )
     failure = diagnose(
-        "vectorizer", _services(settings, "https://st.blob.core.windows.net"), _vectorizer_failure(refused)
+        "vectorizer", services_for(settings, "https://st.blob.core.windows.net"), _vectorizer_failure(refused)
     )
     assert failure.service == f"the index's vectorizer (SEARCH_VECTORIZER_URI {VECTORIZE})"
     assert "refused the search service's key" in failure.message and "SEARCH_VECTORIZER_KEY" in failure.message
@@ -64,7 +65,7 @@ def test_a_search_error_that_is_not_about_the_vectorizer_blames_the_search_servi
     settings = load_settings(search_endpoint="https://srch.search.windows.net", search_vectorizer_uri=VECTORIZE)
     throttled = SearchServiceError("too many requests", code="Throttled", status_code=503)
     failure = diagnose(
-        "vectorizer", _services(settings, "https://st.blob.core.windows.net"), _vectorizer_failure(throttled)
+        "vectorizer", services_for(settings, "https://st.blob.core.windows.net"), _vectorizer_failure(throttled)
     )
     assert failure.service == "Azure AI Search (SEARCH_ENDPOINT https://srch.search.windows.net)"
     assert failure.message.startswith("answered HTTP 503")
@@ -75,7 +76,7 @@ def test_a_vision_error_the_function_answered_is_blamed_on_vision_whether_or_not
     settings = load_settings(
         vision_endpoint=down, search_endpoint="https://srch.search.windows.net", search_vectorizer_uri=VECTORIZE
     )
-    services = _services(settings, "https://st.blob.core.windows.net")
+    services = services_for(settings, "https://st.blob.core.windows.net")
     answer = "GET /api/search answered HTTP 500: retrieval:vectorizeText was refused: the key is wrong"
     behind = StageFailed(f"failed behind the Function: {answer}", service="vision", behind=True)
     failure = diagnose("searchable", services, behind)

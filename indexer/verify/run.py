@@ -1,16 +1,5 @@
-"""Prove a deployment end to end (``imgsearch verify``): the whole path a user's photo takes,
-against whatever the settings point at (an azd environment, or ``imgsearch dev``'s dev.env).
-
-Stages, each timed: ``upload`` a probe image under a unique name (``imgsearch-verify/...``);
-in pull mode ``indexer`` (run the indexer, wait for the probe's document); ``searchable`` (the
-Function's ``/api/search`` finds it by text); ``vectorizer`` (the search service finds it by
-text through the index's Web API vectorizer, a ``kind: text`` vector query); ``delete`` (the
-blob goes; in pull mode the indexer runs again); ``gone`` (the document leaves the index).
-Whatever happens, the probe's blob and document are removed at the end.
-
-A stage that fails names the service to blame: the error a service gave names it, and when a
-stage fails or times out without that, every service the stage depends on is asked whether it
-answers at all, so an outage behind the Function (Vision down, say) is named as such.
+"""The stages of ``imgsearch verify`` (see ``indexer.verify``), their clients, the probe, and its
+clean-up whatever happens; ``indexer.verify.diagnosis`` names the service a failure is blamed on.
 """
 
 from __future__ import annotations
@@ -22,28 +11,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from azure.core.exceptions import AzureError
 
-from indexer.errors import (
-    EXIT_FAILED,
-    ConfigurationError,
-    ImageSearchError,
-    ServiceError,
-    classify,
-    describe,
-)
+from indexer.errors import ConfigurationError, ServiceError, describe
 from indexer.filters import Condition
 from indexer.index_setup import indexer_name
 from indexer.keys import blob_identity, document_key
 from indexer.redact import redact_urls
 from indexer.services import blob_service_client, build_backend, build_pull, close_quietly
 from indexer.settings import Settings
+from indexer.verify.diagnosis import (
+    Failure,
+    StageFailed,
+    diagnose,
+    function_url,
+    services_for,
+    what_was_seen,
+)
 
 PROBE_PREFIX = "imgsearch-verify/"
-DEFAULT_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "cat.jpg"
+DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "cat.jpg"
 DEFAULT_QUERY = "a cat"
 # Push mode shows an upload in seconds; an indexer run reads the whole container, so it gets
 # the same ten minutes as `imgsearch indexer run`.
@@ -51,7 +39,6 @@ DEFAULT_STAGE_TIMEOUT = 60.0
 DEFAULT_INDEXER_TIMEOUT = 600.0
 # The longest one HTTP call may take inside a stage (the stage's time left caps it too).
 CALL_TIMEOUT = 30.0
-PROBE_TIMEOUT = 5.0
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif"}
 
 
@@ -75,19 +62,6 @@ class StageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.name, "seconds": round(self.seconds, 2), "ok": self.ok, "detail": self.detail}
-
-
-@dataclass
-class Failure:
-    """Why a stage failed: the stage, the service to blame, one line about it, the exit code."""
-
-    stage: str
-    service: str
-    message: str
-    exit_code: int
-
-    def __str__(self) -> str:
-        return f"stage '{self.stage}': {self.service} {self.message}"
 
 
 @dataclass
@@ -120,124 +94,6 @@ class VerifyReport:
             "failure": failure,
             "cleanup": self.cleanup,
         }
-
-
-class StageFailed(ImageSearchError):
-    """A stage saw the wrong outcome or none in time; ``service`` names who gave it (or None to
-    let the diagnosis find who), ``cause`` the error behind it, if any."""
-
-    def __init__(
-        self, message: str, *, service: str | None = None, cause: BaseException | None = None, behind: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.service = service
-        self.cause = cause
-        # The service failed behind another one (Vision behind the Function): whether it answers
-        # this machine at all is worth saying too.
-        self.behind = behind
-
-
-# --------------------------------------------------------------------------- the services
-
-
-def function_url(settings: Settings) -> str:
-    """The Function app's base URL: ``IMGSEARCH_FUNCTION_URL``, else the app of
-    ``SEARCH_VECTORIZER_URI`` (its ``/api/vectorize``)."""
-    url = settings.function_url.strip().rstrip("/")
-    if not url:
-        vectorizer = settings.search_vectorizer_uri.strip().rstrip("/")
-        if vectorizer.lower().endswith("/api/vectorize"):
-            url = vectorizer[: -len("/api/vectorize")]
-    if not url:
-        raise ConfigurationError(
-            "no Function app to verify: set IMGSEARCH_FUNCTION_URL to its URL (e.g. "
-            "https://<app>.azurewebsites.net, or http://127.0.0.1:7071 for `imgsearch serve`)"
-        )
-    if not url.lower().startswith(("https://", "http://")):
-        raise ConfigurationError(f"IMGSEARCH_FUNCTION_URL must be an http(s) URL, got {url!r}")
-    return url
-
-
-@dataclass(frozen=True)
-class Service:
-    """A service a stage depends on: its name as a person knows it, and a URL to ask whether
-    it answers at all (None: nothing to ask, e.g. the offline model in-process)."""
-
-    label: str
-    url: str | None
-
-
-def _services(settings: Settings, storage_url: str) -> dict[str, Service]:
-    vision = settings.vision_endpoints if not settings.uses_offline_model else []
-    function = function_url(settings)
-    vectorizer = settings.search_vectorizer_uri or f"{function}/api/vectorize"
-    return {
-        "storage": Service(f"Blob Storage ({storage_url})", storage_url),
-        "function": Service(f"the Function (IMGSEARCH_FUNCTION_URL {function})", function),
-        "vision": Service(f"Vision (VISION_ENDPOINT {', '.join(vision)})", vision[0] if vision else None),
-        "search": Service(f"Azure AI Search (SEARCH_ENDPOINT {settings.search_endpoint})", settings.search_endpoint),
-        "vectorizer": Service(f"the index's vectorizer (SEARCH_VECTORIZER_URI {vectorizer})", vectorizer),
-    }
-
-
-# What each stage depends on, the one it talks to first.
-STAGE_SERVICES = {
-    "upload": ("storage",),
-    "indexer": ("search", "vectorizer", "vision", "storage"),
-    "searchable": ("function", "vision", "search"),
-    "vectorizer": ("search", "vectorizer", "vision"),
-    "delete": ("storage", "search"),
-    "gone": ("search", "function", "storage"),
-}
-
-
-def unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """How ``url`` fails to answer ("refused the connection", ...), or None when it gives any
-    HTTP answer at all (a 401 or a 404 still means it is up)."""
-    try:
-        requests.get(url, timeout=timeout, allow_redirects=False).close()
-        return None
-    except requests.exceptions.ConnectionError as exc:
-        text = str(exc).lower()
-        if "refused" in text:
-            return "refused the connection"
-        if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            return f"has a host name that does not resolve ({urlsplit(url).hostname})"
-        return "could not be reached"
-    except requests.exceptions.Timeout:
-        return f"did not answer within {timeout:g} s"
-    except requests.exceptions.RequestException as exc:
-        return f"could not be asked ({type(exc).__name__})"
-
-
-def diagnose(stage: str, services: dict[str, Service], error: BaseException) -> Failure:
-    """The service to blame for ``error`` in ``stage`` and what to say about it."""
-    seen = redact_urls(_what_was_seen(error))
-    named = getattr(error, "service", None)
-    cause = getattr(error, "cause", None) or error
-    exit_code = classify(cause).exit_code if classify(cause).kind != "bug" else EXIT_FAILED
-    if named is not None and not getattr(error, "behind", False) and not _no_answer(cause):
-        return Failure(stage, services[named].label, seen, exit_code)
-    for key in [named] if named is not None else STAGE_SERVICES[stage]:
-        service = services[key]
-        down = unreachable(service.url) if service.url is not None else None
-        if down is not None:
-            return Failure(stage, service.label, f"{down} ({seen})", exit_code)
-    return Failure(stage, services[named or STAGE_SERVICES[stage][0]].label, seen, exit_code)
-
-
-def _no_answer(error: BaseException) -> bool:
-    """Whether ``error`` is a call that got no answer at all (refused, timed out, no such host)."""
-    return isinstance(error, (AzureError, OSError, requests.RequestException)) and (
-        getattr(error, "status_code", None) is None
-    )
-
-
-def _what_was_seen(error: BaseException) -> str:
-    if isinstance(error, StageFailed):
-        return str(error)
-    status = getattr(error, "status_code", None)
-    return (f"answered HTTP {status}: " if status else "failed: ") + describe(error)
 
 
 # --------------------------------------------------------------------------- the run
@@ -285,7 +141,7 @@ class _Run:
         self.key = document_key(blob_identity(self.blob.url))
         self.backend = build_backend(settings)
         self.pull = build_pull(settings) if self.pull_mode else None
-        self.services = _services(settings, blob_service.url.rstrip("/"))
+        self.services = services_for(settings, blob_service.url.rstrip("/"))
         self.http = requests.Session()
         self.uploaded = False  # the probe's blob may exist
         self.indexable = False  # the probe's document may exist
@@ -329,7 +185,7 @@ class _Run:
         try:
             self.blob.upload_blob(data, overwrite=False, content_settings=ContentSettings(content_type=content_type))
         except Exception as exc:  # noqa: BLE001 - reported with the service that gave it
-            raise StageFailed(_what_was_seen(exc), service="storage", cause=exc) from exc
+            raise StageFailed(what_was_seen(exc), service="storage", cause=exc) from exc
         self.indexable = True
         return f"{self.options.sample.name} ({len(data)} bytes) -> {self.container.container_name}/{self.blob_name}"
 
@@ -339,7 +195,7 @@ class _Run:
         try:
             run = self.pull.run(name, wait=True, timeout=self.options.indexer_timeout)
         except ServiceError as exc:
-            raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+            raise StageFailed(what_was_seen(exc), service="search", cause=exc) from exc
         mine = [e for e in run.errors if self.blob_name in e.item]
         if mine or run.status == "error":
             why = mine[0].message if mine else (run.error_message or run.run_status)
@@ -396,7 +252,7 @@ class _Run:
         try:
             self.blob.delete_blob()
         except Exception as exc:  # noqa: BLE001 - reported with the service that gave it
-            raise StageFailed(_what_was_seen(exc), service="storage", cause=exc) from exc
+            raise StageFailed(what_was_seen(exc), service="storage", cause=exc) from exc
         self.uploaded = False
         if self.pull is None:
             return "the probe's blob is deleted"
@@ -404,7 +260,7 @@ class _Run:
         try:
             run = self.pull.run(name, wait=True, timeout=self.options.indexer_timeout)
         except ServiceError as exc:
-            raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+            raise StageFailed(what_was_seen(exc), service="search", cause=exc) from exc
         return f"the probe's blob is deleted; indexer {name} ran ({run.run_status})"
 
     def gone(self) -> str:
@@ -418,7 +274,7 @@ class _Run:
                 if done():
                     return
             except ServiceError as exc:
-                raise StageFailed(_what_was_seen(exc), service="search", cause=exc) from exc
+                raise StageFailed(what_was_seen(exc), service="search", cause=exc) from exc
             if time.monotonic() + self.options.poll_interval > deadline:
                 raise StageFailed(f"the probe's document was not {what} within {timeout:g} s")
             time.sleep(self.options.poll_interval)
@@ -462,7 +318,7 @@ def _vectorizer_failure(exc: ServiceError) -> StageFailed:
     could not use the vectorizer (it reports the endpoint's status, 401 for a refused key)."""
     text = describe(exc)
     if "vectoriz" not in text.lower():
-        return StageFailed(_what_was_seen(exc), service="search", cause=exc)
+        return StageFailed(what_was_seen(exc), service="search", cause=exc)
     if "'401'" in text or "'403'" in text:
         problem = ConfigurationError(
             f"refused the search service's key: {text}; give the search service the function key of vectorize "
