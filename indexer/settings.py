@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # authentication. The function key (x-functions-key) goes with it or alone.
     search_vectorizer_auth_resource_id: str = Field("", validation_alias="SEARCH_VECTORIZER_AUTH_RESOURCE_ID")
     search_vectorizer_key: str = Field("", validation_alias="SEARCH_VECTORIZER_KEY", repr=False)
+    # The Function app's HTTP endpoints, for `imgsearch verify` (its /api/search): the base URL
+    # (https://<app>.azurewebsites.net; default: the app of SEARCH_VECTORIZER_URI) and a function
+    # key of `search` (empty: none sent, as `imgsearch serve` on loopback needs none).
+    function_url: str = Field("", validation_alias="IMGSEARCH_FUNCTION_URL")
+    function_key: str = Field("", validation_alias="IMGSEARCH_FUNCTION_KEY", repr=False)
     # How images reach the index: "push" (the Function's blob trigger, seconds) or "pull" (an
     # Azure AI Search indexer on a schedule, minutes; schemas/indexer.json).
     ingestion_mode: Literal["push", "pull"] = Field("push", validation_alias="INGESTION_MODE")

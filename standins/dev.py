@@ -157,6 +157,9 @@ def start(
             "SEARCH_INDEX_NAME": "images",
             # The index's Web API vectorizer (and pull mode's skill) call serve's endpoint.
             "SEARCH_VECTORIZER_URI": f"http://127.0.0.1:{ports.api}/api/vectorize",
+            # The Function's HTTP endpoints (`imgsearch verify` queries its /api/search); serve
+            # needs no key on loopback.
+            "IMGSEARCH_FUNCTION_URL": f"http://127.0.0.1:{ports.api}",
             "INGESTION_MODE": "pull" if pull else "push",
             "IMGSEARCH_DATA_DIR": str(data_dir),
             # Its own Azurite blobs are on loopback: image URLs there may be searched by.

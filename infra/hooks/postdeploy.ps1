@@ -5,7 +5,9 @@
 # keys (counting them, never reading them) and deploy infra/app/eventsubscriptions.bicep, which
 # reads them inside Azure Resource Manager; in both modes read (or create) the function key
 # azure_search of vectorize alone and hand it to `imgsearch ensure-index` (push) or
-# `imgsearch ensure-indexer` (pull) in SEARCH_VECTORIZER_KEY, never on a command line. This twin
+# `imgsearch ensure-indexer` (pull) in SEARCH_VECTORIZER_KEY, never on a command line; then, unless
+# IMGSEARCH_VERIFY_AFTER_DEPLOY is false, run `imgsearch verify` with the default key of the
+# search function in IMGSEARCH_FUNCTION_KEY, retrying while new roles apply. This twin
 # is kept in step with the sh hook by reading; no test machine runs PowerShell.
 $HookName = 'postdeploy'
 . (Join-Path $PSScriptRoot 'lib.ps1')
@@ -178,12 +180,47 @@ try {
         Write-HookMessage "imgsearch $command failed (exit $status): $last; retrying in $($delay)s"
         Start-Sleep -Seconds $delay
     }
+
+    if ($mode -eq 'pull') {
+        Write-HookMessage "pull mode is set up: the indexer of '$($env:AZURE_SEARCH_INDEX_NAME)' reads $($env:AZURE_IMAGES_CONTAINER) every 5 minutes and calls vectorize with its key"
+    } else {
+        Write-HookMessage "the index '$($env:AZURE_SEARCH_INDEX_NAME)' vectorizes text queries through vectorize, with its key"
+    }
+
+    # The end-to-end proof (see postdeploy.sh, verify_deployment).
+    $verifySetting = if ($env:IMGSEARCH_VERIFY_AFTER_DEPLOY) { $env:IMGSEARCH_VERIFY_AFTER_DEPLOY.ToLowerInvariant() } else { 'true' }
+    if ($verifySetting -in 'false', '0', 'no', 'off') {
+        Write-HookMessage "IMGSEARCH_VERIFY_AFTER_DEPLOY=$($env:IMGSEARCH_VERIFY_AFTER_DEPLOY): not verifying the deployment (run 'imgsearch verify' later)"
+    } else {
+        Assert-Variable 'AZURE_STORAGE_BLOB_ENDPOINT' $hint
+        $searchKey = az functionapp function keys list --subscription $sub --resource-group $rg `
+            --name $app --function-name search --query default --output tsv 2> $errors.FullName
+        if ($LASTEXITCODE -ne 0) { Stop-Hook "could not read the function key of search on $($app): $(Get-LastLine (Get-Content $errors.FullName))" }
+        if (-not "$searchKey".Trim()) { Stop-Hook "the search function of $app has no default key; check that it was deployed, then run 'azd hooks run postdeploy'" }
+        $env:IMGSEARCH_FUNCTION_URL = "https://$hostName"
+        $env:IMGSEARCH_FUNCTION_KEY = "$searchKey".Trim()
+        $env:IMAGES_STORAGE__blobServiceUri = $env:AZURE_STORAGE_BLOB_ENDPOINT
+        $env:IMAGES_CONTAINER = $env:AZURE_IMAGES_CONTAINER
+        $env:INGESTION_MODE = $mode
+        $verifyAttempts = if ($env:IMGSEARCH_HOOK_VERIFY_ATTEMPTS) { [int]$env:IMGSEARCH_HOOK_VERIFY_ATTEMPTS } else { 4 }
+        $verifyDelay = if ($env:IMGSEARCH_HOOK_VERIFY_RETRY_SECONDS) { [int]$env:IMGSEARCH_HOOK_VERIFY_RETRY_SECONDS } else { 60 }
+        $verifyTimeout = if ($env:IMGSEARCH_HOOK_VERIFY_TIMEOUT) { $env:IMGSEARCH_HOOK_VERIFY_TIMEOUT } else { '120' }
+        for ($try = 1; ; $try++) {
+            Write-HookMessage "imgsearch verify: a probe image through the whole $mode path (attempt $try)"
+            & $cli verify --timeout $verifyTimeout 2> $errors.FullName
+            $status = $LASTEXITCODE
+            $lines = Get-Content $errors.FullName
+            if ($lines) { $lines | ForEach-Object { [Console]::Error.WriteLine($_) } }
+            if ($status -eq 0) { break }
+            $last = Get-LastLine $lines
+            if ($status -in 3, 130) { Stop-Hook "imgsearch verify failed (exit $status): $last" }
+            if ($try -ge $verifyAttempts) {
+                Stop-Hook "the deployment is in place but imgsearch verify still fails after $try tries (exit $status): $last. Fix what it names and run 'azd hooks run postdeploy' (IMGSEARCH_VERIFY_AFTER_DEPLOY=false skips this check)"
+            }
+            Write-HookMessage "imgsearch verify failed (exit $status): $last; new roles can take minutes to apply, retrying in $($verifyDelay)s"
+            Start-Sleep -Seconds $verifyDelay
+        }
+    }
 } finally {
     Remove-Item $errors.FullName -ErrorAction SilentlyContinue
-}
-
-if ($mode -eq 'pull') {
-    Write-HookMessage "pull mode is set up: the indexer of '$($env:AZURE_SEARCH_INDEX_NAME)' reads $($env:AZURE_IMAGES_CONTAINER) every 5 minutes and calls vectorize with its key"
-} else {
-    Write-HookMessage "the index '$($env:AZURE_SEARCH_INDEX_NAME)' vectorizes text queries through vectorize, with its key"
 }

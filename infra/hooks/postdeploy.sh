@@ -16,6 +16,12 @@
 #    ensure-indexer` (pull: the data source, skillset and indexer too) in SEARCH_VECTORIZER_KEY,
 #    an environment variable: never on a command line (where `ps` would show it), in a file, or
 #    printed. The search service keeps it in the vectorizer's and skill's httpHeaders.
+# 3. Both modes, unless IMGSEARCH_VERIFY_AFTER_DEPLOY=false: `imgsearch verify` proves the
+#    deployment end to end (a probe image uploaded, found through /api/search and through the
+#    search service's vectorizer, deleted, gone from the index; removed whatever happens). It
+#    calls /api/search with a function key of `search` alone (its `default` key), handed over in
+#    IMGSEARCH_FUNCTION_KEY like the vectorize key. New role assignments (your data role on the
+#    images container) can take minutes to apply, so a failure is retried a few times.
 #
 # Every az call passes --subscription "$AZURE_SUBSCRIPTION_ID" (azd's subscription), after one
 # check that az is signed in and can use it (check_az_login in lib.sh).
@@ -225,8 +231,50 @@ else
 fi
 read_vectorize_key
 configure_search_service
+# The end-to-end proof, with the settings configure_search_service exported, plus the Function's
+# URL and a function key of `search` (read, never created: the host makes `default` for every
+# function) and the images account through Entra ID.
+verify_deployment() {
+    case "$(lower "${IMGSEARCH_VERIFY_AFTER_DEPLOY:-true}")" in
+        false | 0 | no | off)
+            say "IMGSEARCH_VERIFY_AFTER_DEPLOY=${IMGSEARCH_VERIFY_AFTER_DEPLOY}: not verifying the deployment (run 'imgsearch verify' later)"
+            return 0 ;;
+    esac
+    require_var AZURE_STORAGE_BLOB_ENDPOINT "$hint"
+    search_key=$(az functionapp function keys list --subscription "$sub" --resource-group "$rg" \
+        --name "$app" --function-name search --query default --output tsv 2>"$errors") ||
+        die "could not read the function key of search on $app: $(last_line "$errors")"
+    [ -n "$search_key" ] || die "the search function of $app has no default key; check that it was deployed, then run 'azd hooks run postdeploy'"
+    export IMGSEARCH_FUNCTION_URL="https://$host"
+    export IMGSEARCH_FUNCTION_KEY="$search_key"
+    export IMAGES_STORAGE__blobServiceUri="$AZURE_STORAGE_BLOB_ENDPOINT"
+    export IMAGES_CONTAINER="$AZURE_IMAGES_CONTAINER"
+    export INGESTION_MODE="$mode"
+    verify_attempts=${IMGSEARCH_HOOK_VERIFY_ATTEMPTS:-4}
+    verify_delay=${IMGSEARCH_HOOK_VERIFY_RETRY_SECONDS:-60}
+    try=1
+    while :; do
+        say "imgsearch verify: a probe image through the whole $mode path (attempt $try)"
+        status=0
+        "$cli" verify --timeout "${IMGSEARCH_HOOK_VERIFY_TIMEOUT:-120}" 2>"$errors" || status=$?
+        cat "$errors" >&2
+        [ "$status" -eq 0 ] && return 0
+        last=$(last_line "$errors")
+        case "$status" in
+            3 | 130) die "imgsearch verify failed (exit $status): ${last:-no message}" ;;
+        esac
+        if [ "$try" -ge "$verify_attempts" ]; then
+            die "the deployment is in place but imgsearch verify still fails after $try tries (exit $status): ${last:-no message}. Fix what it names and run 'azd hooks run postdeploy' (IMGSEARCH_VERIFY_AFTER_DEPLOY=false skips this check)"
+        fi
+        say "imgsearch verify failed (exit $status): ${last:-no message}; new roles can take minutes to apply, retrying in ${verify_delay}s"
+        sleep "$verify_delay"
+        try=$((try + 1))
+    done
+}
+
 if [ "$mode" = pull ]; then
     say "pull mode is set up: the indexer of '$AZURE_SEARCH_INDEX_NAME' reads $AZURE_IMAGES_CONTAINER every 5 minutes and calls vectorize with its key"
 else
     say "the index '$AZURE_SEARCH_INDEX_NAME' vectorizes text queries through vectorize, with its key"
 fi
+verify_deployment

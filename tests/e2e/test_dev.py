@@ -1,6 +1,7 @@
 """``imgsearch dev`` as a new user runs it: one foreground command, production's model version
-(2023-04-15), an upload with the CLI, a search over HTTP at the Function's route, a delete that
-the index follows, and Ctrl-C that leaves no process behind."""
+(2023-04-15), ``imgsearch verify`` proving it (and naming Vision once its stand-in is stopped), an
+upload with the CLI, a search over HTTP at the Function's route, a delete that the index follows,
+and Ctrl-C that leaves no process behind."""
 
 from __future__ import annotations
 
@@ -111,9 +112,11 @@ def start_dev(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen, dict[str, 
 
 
 def stop_dev(dev: subprocess.Popen, sig: int) -> tuple[set[int], str]:
-    """Send ``sig`` to dev; return the processes it had started and what it printed."""
+    """Send ``sig`` to dev (and SIGCONT, should a test have paused it); return the processes it
+    had started and what it printed."""
     started = descendants(dev.pid) if dev.poll() is None else set()
     dev.send_signal(sig)
+    dev.send_signal(signal.SIGCONT)
     output, _ = dev.communicate(timeout=120)
     return started, output
 
@@ -124,6 +127,16 @@ def assert_stopped_everything(dev: subprocess.Popen, started: set[int], output: 
     time.sleep(1)
     left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
     assert not left, f"processes left running: {left}"
+
+
+def verify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """``imgsearch verify`` against the settings of ``env``, as a user runs it."""
+    return subprocess.run([*IMGSEARCH, "verify", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def probe_blobs(settings: dict[str, str]) -> list[str]:
+    container = BlobServiceClient.from_connection_string(settings["IMAGES_STORAGE"]).get_container_client("images")
+    return [blob.name for blob in container.list_blobs(name_starts_with="imgsearch-verify/")]
 
 
 @pytest.mark.slow
@@ -150,6 +163,13 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
         assert env_file.read_text() == before and dev.poll() is None
 
         user_env = {**env, **settings}
+        # dev.env is all `imgsearch verify` needs to prove the whole push path
+        proved = verify(user_env)
+        assert proved.returncode == 0, proved.stdout + proved.stderr
+        stages = [line.split()[1] for line in proved.stdout.splitlines() if line.startswith("ok ")]
+        assert stages == ["upload", "searchable", "vectorizer", "delete", "gone"]
+        assert probe_blobs(settings) == []
+
         uploaded = subprocess.run(
             [*IMGSEARCH, "upload", "samples/cat.jpg", "samples/bus.jpg"],
             cwd=REPO,
@@ -191,6 +211,21 @@ def test_dev_runs_the_azure_path_with_productions_settings_and_stops_everything(
             return [r["fields"]["file_name"] for r in answer["results"]] == ["bus.jpg"]
 
         wait_for(gone, 120, "the deleted blob to leave the index")
+
+        # With the Vision stand-in stopped, verify fails at the first stage that needs it, names
+        # Vision, and leaves no probe behind. dev is paused meanwhile: it would stop everything
+        # on seeing one of its processes end (stop_dev resumes it).
+        dev.send_signal(signal.SIGSTOP)
+        vision = next(pid for pid in started if b"serve-vision" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(vision, signal.SIGKILL)
+        failed = verify(user_env, "--timeout", "5")
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        named = (
+            f"error: stage 'searchable': Vision (VISION_ENDPOINT {settings['VISION_ENDPOINT']}) refused the connection"
+        )
+        assert named in failed.stderr
+        assert "cleanup: deleted the blob imgsearch-verify/" in failed.stdout
+        assert probe_blobs(settings) == []
     finally:
         stopped, output = stop_dev(dev, signal.SIGINT)  # what Ctrl-C sends
     assert_stopped_everything(dev, stopped, output)
@@ -210,6 +245,19 @@ def test_dev_runs_pull_mode_end_to_end_offline(tmp_path):
         assert settings["INGESTION_MODE"] == "pull"
         assert settings["SEARCH_VECTORIZER_URI"] == f"http://127.0.0.1:{api}/api/vectorize"
         user_env = {**env, **settings}
+        proved = verify(user_env, "--json")
+        assert proved.returncode == 0, proved.stdout + proved.stderr
+        report = json.loads(proved.stdout)
+        assert report["ok"] and report["mode"] == "pull" and report["probe"].startswith("imgsearch-verify/")
+        assert [stage["stage"] for stage in report["stages"]] == [
+            "upload",
+            "indexer",
+            "searchable",
+            "vectorizer",
+            "delete",
+            "gone",
+        ]
+        assert probe_blobs(settings) == []
 
         def cli(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(

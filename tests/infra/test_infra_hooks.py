@@ -491,6 +491,8 @@ elif args[:3] == ["functionapp", "keys", "list"]:
     ready = count("keys") >= int(os.environ.get("FAKE_KEYS_AFTER", "0"))
     keys = {"blobs_extension": "blobs-secret-key", "eventgrid_extension": "eg-secret-key"} if ready else {}
     answer({"masterKey": "master-secret-key", "functionKeys": {"default": "fn-secret-key"}, "systemKeys": keys})
+elif args[:4] == ["functionapp", "function", "keys", "list"] and option("--function-name") == "search":
+    answer({"default": "search-default-secret"})  # the host makes a default key for every function
 elif args[:4] == ["functionapp", "function", "keys", "list"]:
     if option("--function-name") != "vectorize":
         fail("unexpected function " + str(option("--function-name")), 2)
@@ -552,6 +554,7 @@ SECRETS = (
     "vectorize-default-secret",
     "vectorize-created-secret",
     "vectorize-kept-secret",
+    "search-default-secret",
 )
 
 
@@ -560,7 +563,8 @@ SECRETS = (
 FAKE_DEPLOY_IMGSEARCH = FAKE_IMGSEARCH.replace('os.environ["FAKE_LOG"]', 'os.environ["FAKE_IMGSEARCH_LOG"]').replace(
     '"AZURE_TOKEN_CREDENTIALS"]',
     '"AZURE_TOKEN_CREDENTIALS", "SEARCH_VECTORIZER_URI", "SEARCH_VECTORIZER_KEY", "IMAGES_STORAGE_RESOURCE_ID", '
-    '"IMAGES_CONTAINER", "IMAGES_STORAGE"]',
+    '"IMAGES_CONTAINER", "IMAGES_STORAGE", "IMGSEARCH_FUNCTION_URL", "IMGSEARCH_FUNCTION_KEY", '
+    '"IMAGES_STORAGE__blobServiceUri", "INGESTION_MODE"]',
 )
 
 
@@ -625,6 +629,8 @@ def _deploy_env(log: Path, **extra: str) -> dict[str, str]:
         **_az_env(log),
         "FAKE_IMGSEARCH_LOG": str(log.parent / "imgsearch.log"),
         "IMGSEARCH_CLI": str(log.parent / "bin" / "imgsearch"),
+        # Each test of the hook's other steps counts one imgsearch run; the verify step has its own.
+        "IMGSEARCH_VERIFY_AFTER_DEPLOY": "false",
         **extra,
     }
 
@@ -747,6 +753,47 @@ def test_postdeploy_retries_a_passing_search_failure_and_stops_on_a_lasting_one(
     assert len(_imgsearch_runs(az)) == (2 if retried else 1)
     if not retried:
         assert "Waiting cannot fix this" in result.stderr
+
+
+BLOB_ENDPOINT = "https://stimgabc.blob.core.windows.net/"
+
+
+@pytest.mark.parametrize("mode, command", [("push", "ensure-index"), ("pull", "ensure-indexer")])
+def test_postdeploy_ends_by_verifying_the_deployment_unless_turned_off(tree, az, mode, command):
+    env = _deploy_env(az, AZURE_INGESTION_MODE=mode, AZURE_STORAGE_BLOB_ENDPOINT=BLOB_ENDPOINT)
+    del env["IMGSEARCH_VERIFY_AFTER_DEPLOY"]  # on unless turned off
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode == 0, result.stderr
+    [(first, _), (args, seen)] = _imgsearch_runs(az)
+    assert first == [command] and args[0] == "verify"
+    # the whole path of this deployment: its Function, with a key of search alone, its images
+    # account through Entra ID, its search service, in its mode
+    assert seen["IMGSEARCH_FUNCTION_URL"] == f"https://{HOSTNAME}"
+    assert seen["IMGSEARCH_FUNCTION_KEY"] == "search-default-secret"
+    assert seen["IMAGES_STORAGE__blobServiceUri"] == BLOB_ENDPOINT and seen["IMAGES_STORAGE"] is None
+    assert (seen["IMAGES_CONTAINER"], seen["INGESTION_MODE"]) == ("images", mode)
+    assert seen["SEARCH_ENDPOINT"] == OUTPUTS["AZURE_SEARCH_ENDPOINT"]
+    assert_no_secret_anywhere(result, az)
+    assert not [c for c in calls(az) if "search" in c and c[:4] == ["functionapp", "function", "keys", "set"]]
+
+    off = _deploy_env(az, AZURE_INGESTION_MODE=mode, IMGSEARCH_VERIFY_AFTER_DEPLOY="False")
+    again = run_hook(tree, "postdeploy.sh", off)
+    assert again.returncode == 0, again.stderr
+    assert [args for args, _ in _imgsearch_runs(az)][2:] == [[command]]  # no verify
+    assert "not verifying the deployment" in again.stdout
+
+
+def test_postdeploy_retries_a_failed_verification_then_fails_naming_it(tree, az):
+    env = _deploy_env(
+        az, AZURE_STORAGE_BLOB_ENDPOINT=BLOB_ENDPOINT, FAKE_EXIT_CODES="0,2,1,1", IMGSEARCH_HOOK_VERIFY_ATTEMPTS="3"
+    )
+    del env["IMGSEARCH_VERIFY_AFTER_DEPLOY"]
+    result = run_hook(tree, "postdeploy.sh", env)
+    assert result.returncode == 1
+    assert [args[0] for args, _ in _imgsearch_runs(az)] == ["ensure-index", "verify", "verify", "verify"]
+    assert slept(az)[-2:] == [60, 60]  # new roles take minutes to apply
+    assert "imgsearch verify still fails after 3 tries" in result.stderr
+    assert "IMGSEARCH_VERIFY_AFTER_DEPLOY=false" in result.stderr
 
 
 def test_postprovision_points_the_index_vectorizer_at_the_function(tree, imgsearch):
@@ -1156,7 +1203,10 @@ def test_the_powershell_twin_does_what_the_sh_hook_does(name):
     for fact in TWIN_FACTS:
         assert bool(re.search(fact, sh)) == bool(re.search(fact, ps)), f"{name}: only one twin mentions {fact}"
     assert _read_vars(sh) == _read_vars(ps)
-    sh_defaults = re.findall(r"IMGSEARCH_HOOK_(ATTEMPTS|RETRY_SECONDS|WAIT_SECONDS|SEARCH_ATTEMPTS):-(\d+)", sh)
+    sh_defaults = re.findall(
+        r"IMGSEARCH_HOOK_(VERIFY_ATTEMPTS|VERIFY_RETRY_SECONDS|ATTEMPTS|RETRY_SECONDS|WAIT_SECONDS|SEARCH_ATTEMPTS):-(\d+)",
+        sh,
+    )
     ps_defaults = re.findall(r"IMGSEARCH_HOOK_(\w+)\) \{ \[int\]\$env:IMGSEARCH_HOOK_\w+ \} else \{ (\d+) \}", ps)
     assert sorted(sh_defaults) == sorted(ps_defaults)
     if name in ("postprovision", "postdeploy"):

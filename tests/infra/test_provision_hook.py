@@ -310,6 +310,9 @@ def run_deploy_hook(search_double, index_name: str, tmp_path: Path, **overrides:
             "AZURE_EVENTGRID_DEADLETTER_CONTAINER": "imgsearch-deadletter",
             "AZURE_SEARCH_VECTORIZER_URI": "https://func-abc.azurewebsites.net/api/vectorize",
             "AZURE_STORAGE_ACCOUNT_ID": STORAGE_ACCOUNT_ID,
+            # No Function app runs here for `imgsearch verify` to prove (tests/e2e/test_dev.py
+            # proves dev; test_infra_hooks.py that the hook calls verify).
+            "IMGSEARCH_VERIFY_AFTER_DEPLOY": "false",
             **overrides,
         }
     )
