@@ -534,13 +534,13 @@ def test_verbose_logging_shows_debug_messages_but_never_a_key(
 
 def test_files_that_are_no_images_are_counted_and_those_named_like_images_listed(run_cli, small_folder) -> None:
     (small_folder / "notes.txt").write_text("shopping list")
-    (small_folder / "vacation.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    (small_folder / "layers.psd").write_bytes(b"8BPS\x00\x01" + bytes(20))
 
     result = run_cli("index", small_folder)
     as_json = json.loads(run_cli("index", small_folder, "--json").stdout)
 
     assert result.exit_code == 0
-    assert "vacation.heic: HEIC is not a format Azure AI Vision reads" in result.stderr
+    assert "layers.psd: Photoshop (PSD) is not a format read here" in result.stderr
     assert "notes.txt" not in result.stderr  # counted, not listed: a folder of photos has many such files
     assert "1 skipped" in result.stdout and "1 other files are not images" in result.stdout
-    assert sorted(entry["path"] for entry in as_json["not_images"]) == ["notes.txt", "vacation.heic"]
+    assert sorted(entry["path"] for entry in as_json["not_images"]) == ["layers.psd", "notes.txt"]
