@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from indexer.documents import Document, Embedding, IndexPin
 from indexer.errors import InputLimitError, InvalidImageError
+from indexer.indexing.pipeline import content_hash, prepare
 from indexer.limits import inspect_image
 from indexer.pixel_budget import read_header
 from indexer.renditions import RENDITION_LONG_SIDE, for_vision, rendition_size, upright_rgb
+from indexer.sources.base import ImageItem
 from tests.fixtures.bad_images import png_bomb
 
 ORIENTATION = 0x0112
@@ -142,3 +146,45 @@ def test_what_stays_an_error_is_undecodable_over_budget_or_tiny():
     with pytest.raises(InputLimitError) as caught:
         for_vision(encoded(Image.new("RGB", (10, 10)), "PNG"))
     assert caught.value.limit == "image_min_dimensions"
+
+
+class RecordingVectorizer:
+    """Records the bytes each image call would send to Vision."""
+
+    model_version = "2023-04-15"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def vectorize_image(self, image: bytes) -> Embedding:
+        self.sent.append(image)
+        return Embedding(np.ones(4, dtype=np.float32), self.model_version)
+
+
+def prepared(data: bytes) -> tuple[Document, bytes]:
+    vectorizer = RecordingVectorizer()
+    item = ImageItem(identity="/photos/x", source="/photos/x", read=lambda: data, fields={})
+    result = prepare(item, vectorizer, IndexPin("2023-04-15", 4))  # type: ignore[arg-type]
+    assert result.document is not None, result.outcome
+    [sent] = vectorizer.sent
+    return result.document, sent
+
+
+def test_indexing_sends_an_image_vision_reads_byte_for_byte():
+    data = encoded(gradient(300, 200), "JPEG")
+
+    document, sent = prepared(data)
+
+    assert sent == data
+    assert document.fields["content_hash"] == content_hash(data)
+
+
+def test_indexing_a_heic_sends_a_rendition_and_describes_the_original():
+    data = encoded(gradient(300, 200), "HEIF")
+
+    document, sent = prepared(data)
+
+    assert sent != data and inspect_image(sent).format == "JPEG"
+    fields = document.fields
+    assert fields["content_hash"] == content_hash(data) and fields["size_bytes"] == len(data)
+    assert (fields["content_type"], fields["width"], fields["height"]) == ("image/heif", 300, 200)
