@@ -105,7 +105,9 @@ def render(data: bytes, header: ImageHeader, *, budget: int, long_side: int) -> 
     # The displayed size, from the header (a JPEG's draft is scaled), turned as the EXIF says.
     turned = (upright.width > upright.height) != (header.width > header.height)
     width, height = (header.height, header.width) if turned else (header.width, header.height)
-    reduced = upright.resize(rendition_size(*upright.size, long_side=long_side), Image.Resampling.LANCZOS)
+    # reducing_gap: first a cheap reduction by a whole factor, then Lanczos over at most 2x.
+    size = rendition_size(*upright.size, long_side=long_side)
+    reduced = upright.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0) if size != upright.size else upright
     out = io.BytesIO()
     reduced.save(out, "JPEG", quality=RENDITION_QUALITY)
     return out.getvalue(), width, height
@@ -129,16 +131,19 @@ def rendition_size(width: int, height: int, *, long_side: int = RENDITION_LONG_S
 
 
 def upright_rgb(image: Image.Image) -> Image.Image:
-    """``image`` (its first frame) turned as its EXIF orientation says, in RGB: transparency
-    over white, 16- and 32-bit grey scaled to 8 bits (a plain conversion clips them to white)."""
-    image = ImageOps.exif_transpose(image)
+    """``image`` (its first frame), decoded, turned as its EXIF orientation says, in RGB:
+    transparency over white, 16- and 32-bit grey scaled to 8 bits (a plain conversion clips
+    them to white). ``image`` itself is decoded and turned, and returned as it is when it is
+    already RGB: a copy of a 12 MP raster is 36 MB more at the peak."""
+    image.load()
+    ImageOps.exif_transpose(image, in_place=True)
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _displayed_size(data: bytes, header: ImageHeader, budget: int) -> tuple[int, int]:
