@@ -8,7 +8,8 @@ ICO's embedded image inside ``Image.open``, so a 560 KB icon holding a 12,000 x 
 550 MB before any size check could run. For an ICO the size is the largest of its directory's
 entries and of the PNG or BMP headers they point at. For HEIC/HEIF and AVIF (ISOBMFF
 containers) it is the largest ``ispe`` (image spatial extent) property the container declares,
-an upper bound of the picture decoded: a grid's tiles and thumbnails are smaller than the grid.
+an upper bound of the picture decoded: a grid's tiles and thumbnails are smaller than the grid,
+and a coded size may be padded past the picture shown (which is then cropped, ``clap``).
 
 ``open_within_budget`` is the one way this project opens an image to decode it: it refuses an
 image over the budget with ``InputLimitError`` (limit ``image_decode_pixels``) and only then

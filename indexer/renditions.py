@@ -102,9 +102,12 @@ def render(data: bytes, header: ImageHeader, *, budget: int, long_side: int) -> 
         except (OSError, ValueError, SyntaxError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
             raise InvalidImageError(f"the {header.format} image cannot be decoded ({problem})") from None
-    # The displayed size, from the header (a JPEG's draft is scaled), turned as the EXIF says.
-    turned = (upright.width > upright.height) != (header.width > header.height)
-    width, height = (header.height, header.width) if turned else (header.width, header.height)
+    # The displayed size: the decoded image's, but a JPEG's draft is scaled, so its header's,
+    # turned as the EXIF says. (A HEIC's header is no such measure: its coded size is padded.)
+    width, height = upright.size
+    if header.format in ("JPEG", "MPO"):
+        turned = (upright.width > upright.height) != (header.width > header.height)
+        width, height = (header.height, header.width) if turned else (header.width, header.height)
     # reducing_gap: first a cheap reduction by a whole factor, then Lanczos over at most 2x.
     size = rendition_size(*upright.size, long_side=long_side)
     reduced = upright.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0) if size != upright.size else upright
