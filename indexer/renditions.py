@@ -108,6 +108,8 @@ def render(data: bytes, header: ImageHeader, *, budget: int, long_side: int) -> 
     if header.format in ("JPEG", "MPO"):
         turned = (upright.width > upright.height) != (header.width > header.height)
         width, height = (header.height, header.width) if turned else (header.width, header.height)
+    if min(upright.size) <= MIN_SIDE_EXCLUSIVE:  # a header may claim more than is shown (a HEIC's)
+        check_dimensions(*upright.size)
     # reducing_gap: first a cheap reduction by a whole factor, then Lanczos over at most 2x.
     size = rendition_size(*upright.size, long_side=long_side)
     reduced = upright.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0) if size != upright.size else upright

@@ -188,3 +188,12 @@ def test_indexing_a_heic_sends_a_rendition_and_describes_the_original():
     fields = document.fields
     assert fields["content_hash"] == content_hash(data) and fields["size_bytes"] == len(data)
     assert (fields["content_type"], fields["width"], fields["height"]) == ("image/heif", 300, 200)
+
+
+def test_a_heic_too_small_for_vision_is_refused_by_its_shown_size_not_its_coded_size():
+    data = encoded(gradient(40, 8), "HEIF")  # coded padded to 64 x 64, shown 40 x 8
+
+    with pytest.raises(InputLimitError) as caught:
+        for_vision(data)
+
+    assert caught.value.limit == "image_min_dimensions" and "40x8" in str(caught.value)
