@@ -17,9 +17,13 @@ from typing import Literal
 from PIL import Image
 
 from indexer.errors import InputLimitError, InvalidImageError
-from indexer.pixel_budget import read_header
+from indexer.pixel_budget import container_format, read_header
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # "< 20 MB": 20 MiB itself is refused
+# The largest original read (a file, a blob, an example image): larger images than Vision takes
+# are sent as renditions (``indexer.renditions``), so the bound is memory's, not the service's:
+# with the decode budget's raster, 64 MiB of bytes per invocation fits the Function's instance.
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
 MIN_SIDE_EXCLUSIVE = 10
 MAX_SIDE_EXCLUSIVE = 16_000
 MIN_WORDS = 1
@@ -42,7 +46,7 @@ def check_image_size(size: int, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
         raise InvalidImageError("the image is empty (0 bytes)")
     if size >= max_bytes:
         raise InputLimitError(
-            f"the image is {size:,} bytes; the limit is under {max_bytes:,} bytes (20 MB)",
+            f"the image is {size:,} bytes; the limit is under {max_bytes:,} bytes",
             limit="image_bytes",
             value=size,
         )
@@ -56,9 +60,7 @@ def inspect_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES) -> ImageInfo
     check_image_size(len(data), max_bytes=max_bytes)
     name = unsupported_format(data[:SNIFF_BYTES])
     if name:  # named, as `index` and `upload` name it
-        raise InvalidImageError(
-            f"the image is {name}, not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
-        )
+        raise InvalidImageError(f"the image is {name}, not a format read here ({READ_FORMATS})")
     header = read_header(data)
     check_dimensions(header.width, header.height)
     return ImageInfo(width=header.width, height=header.height, format=header.format)
@@ -123,7 +125,8 @@ def check_text(text: str, *, word_check: WordCheck = "auto") -> str:
 # --- what the bytes are -------------------------------------------------------------------
 
 # The formats the service reads, by their signatures (the first bytes of the file), with the
-# content type each is indexed under. MPO is a JPEG stream, so it sniffs as JPEG here.
+# content type each is indexed under. MPO is a JPEG stream, so it sniffs as JPEG here. HEIC/HEIF
+# and AVIF, which are sent as renditions, are named by their ``ftyp`` box (``container_format``).
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -137,21 +140,21 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 )
 # Common image formats the service does not read, named so a skipped file says why.
 _UNSUPPORTED: tuple[tuple[bytes, int, str], ...] = (
-    (b"ftypheic", 4, "HEIC"),
-    (b"ftypheix", 4, "HEIC"),
-    (b"ftypmif1", 4, "HEIF"),
-    (b"ftypavif", 4, "AVIF"),
     (b"\x00\x00\x00\x0cjP  ", 0, "JPEG 2000"),
     (b"8BPS", 0, "Photoshop (PSD)"),
     (b"%PDF", 0, "PDF"),
     (b"<svg", 0, "SVG"),
 )
-SNIFF_BYTES = 16
+SNIFF_BYTES = 64  # an ISOBMFF file lists its compatible brands after the first 16 bytes
+_CONTAINER_TYPES = {"HEIF": "image/heif", "AVIF": "image/avif"}
 
 
 def sniff_content_type(head: bytes) -> str | None:
-    """The content type of an image in a format the service reads, from its first
-    ``SNIFF_BYTES`` bytes; None for anything else."""
+    """The content type of an image in a format read here (the service's, HEIC/HEIF, AVIF),
+    from its first ``SNIFF_BYTES`` bytes; None for anything else."""
+    container = container_format(head)
+    if container is not None:
+        return _CONTAINER_TYPES[container]
     for signature, offset, content_type in _SIGNATURES:
         if head[offset : offset + len(signature)] == signature:
             if content_type == "image/webp" and not head.startswith(b"RIFF"):
@@ -161,8 +164,8 @@ def sniff_content_type(head: bytes) -> str | None:
 
 
 def unsupported_format(head: bytes) -> str | None:
-    """The name of a common image format the service does not read (HEIC, AVIF, PDF...) when
-    ``head`` (the first ``SNIFF_BYTES`` bytes) starts one; None otherwise."""
+    """The name of a common format not read here (PSD, PDF, ...) when ``head`` (the first
+    ``SNIFF_BYTES`` bytes) starts one; None otherwise."""
     for signature, offset, name in _UNSUPPORTED:
         if head[offset : offset + len(signature)] == signature:
             return name
@@ -170,13 +173,13 @@ def unsupported_format(head: bytes) -> str | None:
 
 
 def unreadable_format(head: bytes) -> str:
-    """Why bytes that ``sniff_content_type`` refuses are no image for the service, in words."""
+    """Why bytes that ``sniff_content_type`` refuses are no image read here, in words."""
     name = unsupported_format(head)
     if name:
-        return f"{name} is not a format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)"
+        return f"{name} is not a format read here ({READ_FORMATS})"
     if not head:
         return "the file is empty"
-    return (
-        "not a readable image: no format Azure AI Vision reads (JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) "
-        "was recognised"
-    )
+    return f"not a readable image: no format read here ({READ_FORMATS}) was recognised"
+
+
+READ_FORMATS = "JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO, HEIC/HEIF, AVIF"

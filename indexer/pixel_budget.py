@@ -2,10 +2,14 @@
 pixel is decoded.
 
 ``read_header`` reads the format and size of every format Azure AI Vision reads (JPEG, PNG,
-GIF, BMP, WEBP, ICO, TIFF, MPO) from the bytes themselves, without Pillow: Pillow decodes an
+GIF, BMP, WEBP, ICO, TIFF, MPO), and of HEIC/HEIF and AVIF (which this project turns into
+renditions Vision reads, ``indexer.renditions``), from the bytes themselves, without Pillow: Pillow decodes an
 ICO's embedded image inside ``Image.open``, so a 560 KB icon holding a 12,000 x 12,000 PNG cost
 550 MB before any size check could run. For an ICO the size is the largest of its directory's
-entries and of the PNG or BMP headers they point at.
+entries and of the PNG or BMP headers they point at. For HEIC/HEIF and AVIF (ISOBMFF
+containers) it is the largest ``ispe`` (image spatial extent) property the container declares,
+an upper bound of the picture decoded: a grid's tiles and thumbnails are smaller than the grid,
+and a coded size may be padded past the picture shown (which is then cropped, ``clap``).
 
 ``open_within_budget`` is the one way this project opens an image to decode it: it refuses an
 image over the budget with ``InputLimitError`` (limit ``image_decode_pixels``) and only then
@@ -26,11 +30,16 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, JpegImagePlugin
 
 from indexer.errors import InputLimitError, InvalidImageError
+
+# HEIC/HEIF, the iPhone's format, registered once, here, where images are opened (AVIF is Pillow's).
+pillow_heif.register_heif_opener()
 
 PIXEL_BUDGET = 50_000_000
 
@@ -102,9 +111,10 @@ def _unpack(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:
 
 
 def known_format(data: bytes) -> str | None:
-    """The format the first bytes of ``data`` announce, if it is one the service reads."""
+    """The format the first bytes of ``data`` announce, if it is one the service reads
+    (Azure AI Vision: HEIC and AVIF are not among them, see ``container_format``)."""
     for signature, name, _reader in _READERS:
-        if data.startswith(signature) and (signature != b"RIFF" or data[8:12] == b"WEBP"):
+        if signature and data.startswith(signature) and (signature != b"RIFF" or data[8:12] == b"WEBP"):
             return name
     return None
 
@@ -113,9 +123,9 @@ def read_header(data: bytes) -> ImageHeader:
     """The format and size the header of ``data`` claims, without decoding any pixel.
     Raises ``InvalidImageError`` naming the problem for bytes in no format the service reads
     or with a header cut short or broken."""
-    name = known_format(data)
+    name = known_format(data) or container_format(data)
     for signature, reader_name, reader in _READERS:
-        if reader_name == name and data.startswith(signature):
+        if reader_name == name and (data.startswith(signature) or not signature):
             try:
                 header = reader(data)
             except _Truncated:
@@ -126,8 +136,8 @@ def read_header(data: bytes) -> ImageHeader:
                 raise InvalidImageError(f"the bytes are not a readable image ({problem})")
             return header
     raise InvalidImageError(
-        "the bytes are not a readable image: no format the service reads "
-        "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO) was recognised"
+        "the bytes are not a readable image: no format read here "
+        "(JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO, HEIC/HEIF, AVIF) was recognised"
     )
 
 
@@ -257,6 +267,60 @@ def _tiff(data: bytes) -> ImageHeader:
     return ImageHeader("TIFF", size[256], size[257])
 
 
+# ISOBMFF brands (``ftyp``) of still images: AVIF's, then HEIF's (HEVC-coded or generic).
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
+
+
+def container_format(data: bytes) -> str | None:
+    """``"AVIF"`` or ``"HEIF"`` (Pillow's names) when ``data`` is such an ISOBMFF image, else None.
+    An AVIF brand anywhere in ``ftyp`` wins: AVIF files list ``mif1`` too."""
+    if data[4:8] != b"ftyp":
+        return None
+    (size,) = struct.unpack_from(">I", data, 0) if len(data) >= 4 else (0,)
+    brands = {data[8:12]} | {data[at : at + 4] for at in range(16, min(size, len(data), 256), 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+# Boxes that hold the item properties: meta (a full box: 4 bytes of version and flags) > iprp > ipco.
+_CONTAINER_BOXES = {b"meta": 4, b"iprp": 0, b"ipco": 0}
+
+
+def _isobmff(data: bytes) -> ImageHeader:
+    fmt = container_format(data) or "HEIF"
+    extents = list(_spatial_extents(data, 0, len(data), depth=0))
+    if not extents:
+        raise InvalidImageError(f"the bytes are not a readable image (the {fmt} file declares no image size)")
+    width, height = max(extents, key=lambda size: size[0] * size[1])
+    return ImageHeader(fmt, width, height)
+
+
+def _spatial_extents(data: bytes, start: int, end: int, *, depth: int) -> Iterator[tuple[int, int]]:
+    """Each ``ispe`` (width, height) in the boxes between ``start`` and ``end``."""
+    offset = start
+    while offset + 8 <= end:
+        (size,) = _unpack(">I", data, offset)
+        kind = data[offset + 4 : offset + 8]
+        header = 8
+        if size == 1:  # a 64-bit size follows the type
+            (size,) = _unpack(">Q", data, offset + 8)
+            header = 16
+        elif size == 0:  # the box runs to the end
+            size = end - offset
+        if size < header or offset + size > end:
+            raise _Truncated
+        if kind == b"ispe":
+            width, height = _unpack(">II", data, offset + header + 4)  # after version and flags
+            yield width, height
+        elif kind in _CONTAINER_BOXES and depth < 4:
+            yield from _spatial_extents(data, offset + header + _CONTAINER_BOXES[kind], offset + size, depth=depth + 1)
+        offset += size
+
+
 _READERS = (
     (b"\xff\xd8\xff", "JPEG", _jpeg),
     (b"\x89PNG\r\n\x1a\n", "PNG", _png),
@@ -269,4 +333,7 @@ _READERS = (
     (b"MM\x00*", "TIFF", _tiff),
     (b"II+\x00", "TIFF", _tiff),
     (b"MM\x00+", "TIFF", _tiff),
+    # Not formats the service reads: ``container_format`` names them from the ``ftyp`` box.
+    (b"", "AVIF", _isobmff),
+    (b"", "HEIF", _isobmff),
 )

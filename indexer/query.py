@@ -21,7 +21,8 @@ from indexer.backends.schema_rules import check_filter_fields, check_k, check_th
 from indexer.documents import Embedding, Hit, IndexPin
 from indexer.errors import ConfigurationError, FilterError, InvalidQueryError, ModelVersionMismatchError
 from indexer.filters import Condition, parse_condition
-from indexer.limits import check_image_size, check_text
+from indexer.limits import MAX_SOURCE_BYTES, check_image_size, check_text
+from indexer.renditions import for_vision
 from indexer.vectorizers import Vectorizer
 
 FilterSpec = Condition | str
@@ -135,11 +136,11 @@ def search_image(
     pin = _pin_checking_fields(backend, conditions)
     _check_known_version(vectorizer, pin)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        embedding = vectorizer.vectorize_image(bytes(image))
+        embedding = vectorizer.vectorize_image(for_vision(bytes(image)).data)
     elif isinstance(image, str) and image.strip().lower().startswith(("http://", "https://")):
         embedding = vectorizer.vectorize_image_url(image.strip())
     elif isinstance(image, (str, os.PathLike)):
-        embedding = vectorizer.vectorize_image(_read_image_file(Path(image)))
+        embedding = vectorizer.vectorize_image(for_vision(_read_image_file(Path(image))).data)
     else:
         raise InvalidQueryError(
             f"the example image must be bytes, an http(s) URL or a file path, not {type(image).__name__}"
@@ -199,5 +200,5 @@ def _conditions(filters: Iterable[FilterSpec] | FilterSpec | None) -> list[Condi
 def _read_image_file(path: Path) -> bytes:
     if not path.is_file():
         raise InvalidQueryError(f"the example image {str(path)!r} is neither an http(s) URL nor an existing file")
-    check_image_size(path.stat().st_size)  # refuse a huge file before reading it into memory
+    check_image_size(path.stat().st_size, max_bytes=MAX_SOURCE_BYTES)  # before reading it into memory
     return path.read_bytes()

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.errors import ConfigurationError
+from indexer.limits import MAX_SOURCE_BYTES
 from indexer.model_versions import DEFAULT_MODEL_VERSION
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
     # its resource id (the data source's "ResourceId=...;" connection string).
     images_storage_resource_id: str = Field("", validation_alias="IMAGES_STORAGE_RESOURCE_ID")
     images_container: str = Field("images", validation_alias="IMAGES_CONTAINER")
-    max_image_bytes: int = Field(20 * 1024 * 1024, validation_alias="MAX_IMAGE_BYTES", gt=0)
+    max_image_bytes: int = Field(MAX_SOURCE_BYTES, validation_alias="MAX_IMAGE_BYTES", gt=0)
 
     # --- Identity: the client id of a user-assigned managed identity (read by azure-identity too).
     azure_client_id: str = Field("", validation_alias="AZURE_CLIENT_ID")

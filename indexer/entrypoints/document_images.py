@@ -21,6 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from indexer.errors import DocumentNotFoundError, InputLimitError, InvalidImageError
 from indexer.keys import blob_url_parts, identity_from_key
 from indexer.pixel_budget import open_within_budget
+from indexer.renditions import upright_rgb
 from indexer.services import Services
 from indexer.sources.folder import read_file_guarded
 
@@ -87,13 +88,16 @@ def find_document_image(key: str, services: Services) -> IndexedImage:
 
 
 def thumbnail(image: DocumentImage, side: int) -> bytes:
-    """A JPEG no larger than ``side`` pixels on its longer side. A JPEG of any size is scaled
-    while decoding; any other image is decoded whole, so within ``indexer.pixel_budget``."""
+    """A JPEG no larger than ``side`` pixels on its longer side, the right way up (EXIF
+    orientation), which a browser shows whatever the original is (HEIC and AVIF included;
+    16-bit grey scaled, not clipped to white). A JPEG of any size is scaled while decoding;
+    any other image is decoded whole, so within ``indexer.pixel_budget``."""
     try:
         with open_within_budget(image.data, draft_side=side) as picture:
-            picture.thumbnail((side, side))
-            out = io.BytesIO()
-            picture.convert("RGB").save(out, format="JPEG", quality=80)
+            upright = upright_rgb(picture)
+        upright.thumbnail((side, side))
+        out = io.BytesIO()
+        upright.save(out, format="JPEG", quality=80)
     except (InputLimitError, InvalidImageError):
         raise
     except (OSError, ValueError, SyntaxError) as exc:

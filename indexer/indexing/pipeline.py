@@ -19,7 +19,7 @@ from typing import Any, Literal
 from indexer.backends.base import IndexBackend
 from indexer.documents import Document, IndexPin
 from indexer.errors import ServiceError, classify
-from indexer.limits import inspect_image
+from indexer.renditions import for_vision
 from indexer.sources.base import ImageItem
 from indexer.vectorizers import Vectorizer
 
@@ -68,8 +68,10 @@ def prepare(
         digest = content_hash(data)
         if stored_hash == digest and not force:
             return Prepared(Outcome(item.key, item.source, "unchanged"))
-        info = inspect_image(data)
-        embedding = vectorizer.vectorize_image(data)
+        # What Vision reads: the bytes themselves, or a rendition of an image it would refuse.
+        # The document describes the original all the same (key, hash, type, size).
+        info = for_vision(data)
+        embedding = vectorizer.vectorize_image(info.data)
     except Exception as exc:
         if classify(exc).kind != "input":
             raise

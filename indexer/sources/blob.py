@@ -21,7 +21,7 @@ from azure.storage.blob import BlobProperties, ContainerClient
 from indexer.errors import InputLimitError, ServiceError
 from indexer.filters import Condition
 from indexer.keys import blob_identity, blob_url_parts, identity_from_key
-from indexer.limits import MAX_IMAGE_BYTES
+from indexer.limits import MAX_SOURCE_BYTES
 from indexer.sources.base import ImageItem
 
 TAGS_METADATA_KEY = "tags"
@@ -76,7 +76,7 @@ class BlobSource:
     listing_errors: list[str] = []
 
     def __init__(
-        self, container_client: ContainerClient, *, prefix: str = "", max_bytes: int = MAX_IMAGE_BYTES
+        self, container_client: ContainerClient, *, prefix: str = "", max_bytes: int = MAX_SOURCE_BYTES
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
@@ -161,7 +161,7 @@ class BlobSource:
         if size >= self.max_bytes:
             raise InputLimitError(
                 f"blob {self.container_name}/{name} is {size:,} bytes; images must be under "
-                f"{self.max_bytes:,} bytes (the service limit is 20 MB)",
+                f"{self.max_bytes:,} bytes (setting MAX_IMAGE_BYTES)",
                 limit="image_bytes",
                 value=size,
             )

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from indexer.errors import FolderNotFoundError, InputLimitError, InvalidImageError
 from indexer.filters import Condition
-from indexer.limits import MAX_IMAGE_BYTES, SNIFF_BYTES, check_image_size, sniff_content_type, unreadable_format
+from indexer.limits import MAX_SOURCE_BYTES, SNIFF_BYTES, check_image_size, sniff_content_type, unreadable_format
 from indexer.sources.base import ImageItem
 
 
@@ -29,7 +29,7 @@ class FolderSource:
     ``listing_errors``: a caller that removes documents of vanished files must not do so after an
     incomplete listing."""
 
-    def __init__(self, root: Path | str, *, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    def __init__(self, root: Path | str, *, max_bytes: int = MAX_SOURCE_BYTES) -> None:
         path = Path(root).expanduser()
         if not path.exists():
             raise FolderNotFoundError(f"the folder {str(path)!r} does not exist")
@@ -113,7 +113,7 @@ class FolderSource:
         )
 
 
-def read_file_guarded(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+def read_file_guarded(path: Path, *, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
     """The file's bytes, refusing files of ``max_bytes`` or more before reading them.
 
     The size comes from ``stat`` first, so a huge file is never loaded; the read itself is
@@ -124,8 +124,7 @@ def read_file_guarded(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
         data = handle.read(max_bytes)
     if len(data) >= max_bytes:
         raise InputLimitError(
-            f"{path} grew to {max_bytes:,} bytes or more while being read; the limit is "
-            f"under {max_bytes:,} bytes (20 MB)",
+            f"{path} grew to {max_bytes:,} bytes or more while being read; the limit is under {max_bytes:,} bytes",
             limit="image_bytes",
             value=len(data),
         )

@@ -355,3 +355,24 @@ def test_a_killed_backfill_process_resumes_where_it_stopped(
     calls = image_calls(vision_server) - calls_before
     assert total <= calls <= total + 10 + 2 * 2
     assert uploaded_documents(search_double, search_index_name) == total  # no document uploaded twice
+
+
+def test_upload_of_a_folder_goes_on_past_a_file_it_cannot_read(run_cli, azurite, blob_container, tmp_path):
+    """A file too large to read is skipped, listed and counted; the files after it are uploaded."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, data in {"a.jpg": tiny_jpeg(1), "b-huge.jpg": tiny_jpeg(2, size=400), "c.jpg": tiny_jpeg(3)}.items():
+        (folder / name).write_bytes(data)
+    limit = (folder / "b-huge.jpg").stat().st_size - 1
+    env = {
+        "IMAGES_STORAGE": azurite.connection_string,
+        "IMAGES_CONTAINER": blob_container.container_name,
+        "MAX_IMAGE_BYTES": str(limit),
+    }
+
+    result = run_cli("upload", folder, env=env, data_dir=tmp_path / "data")
+
+    assert result.exit_code == 0, result.output
+    assert sorted(blob.name for blob in blob_container.list_blobs()) == ["a.jpg", "c.jpg"]
+    assert f"skipped {folder.resolve() / 'b-huge.jpg'}: " in result.stderr and f"{limit:,}" in result.stderr
+    assert "2 image(s) uploaded" in result.stderr and "1 file(s) that could not be read skipped" in result.stderr

@@ -21,6 +21,7 @@ from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.schema import load_schema
 from indexer.sources.folder import FolderSource
 from tests.fixtures.cli import clean_env
+from tests.fixtures.real_photos import REAL_PHOTO_SUBJECTS
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -543,13 +544,45 @@ def test_verbose_logging_shows_debug_messages_but_never_a_key(
 
 def test_files_that_are_no_images_are_counted_and_those_named_like_images_listed(run_cli, small_folder) -> None:
     (small_folder / "notes.txt").write_text("shopping list")
-    (small_folder / "vacation.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+    (small_folder / "layers.psd").write_bytes(b"8BPS\x00\x01" + bytes(20))
 
     result = run_cli("index", small_folder)
     as_json = json.loads(run_cli("index", small_folder, "--json").stdout)
 
     assert result.exit_code == 0
-    assert "vacation.heic: HEIC is not a format Azure AI Vision reads" in result.stderr
+    assert "layers.psd: Photoshop (PSD) is not a format read here" in result.stderr
     assert "notes.txt" not in result.stderr  # counted, not listed: a folder of photos has many such files
     assert "1 skipped" in result.stdout and "1 other files are not images" in result.stdout
-    assert sorted(entry["path"] for entry in as_json["not_images"]) == ["notes.txt", "vacation.heic"]
+    assert sorted(entry["path"] for entry in as_json["not_images"]) == ["layers.psd", "notes.txt"]
+
+
+def test_a_folder_of_real_photos_is_indexed_in_full_with_productions_configuration(
+    run_cli, real_photos, tmp_path, vision_server
+) -> None:
+    """HEIC, AVIF, a scan over 20 MB and an 18,000 px panorama, which the Vision stand-in
+    refuses as Azure does, are sent as renditions; the others as they are. Each document
+    describes the original as displayed, and a text query finds the HEIC photo by its content."""
+    folder, expected = real_photos
+    env = {"VISION_ENDPOINT": vision_server.url, "VISION_KEY": vision_server.key, "VISION_MODEL_VERSION": "2023-04-15"}
+
+    result = run_cli("index", folder, "--json", env=env)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["indexed"] == len(expected) and not summary["failed"], summary
+    index = local_index(tmp_path / "imgsearch-data")
+    documents = {doc["file_name"]: doc for doc in map(index.get, index.keys_with_hashes())}
+    described = {name: {f: doc[f] for f in ("content_type", "width", "height")} for name, doc in documents.items()}
+    assert described == expected
+    [(name, subject)] = REAL_PHOTO_SUBJECTS.items()
+    hits = json.loads(run_cli("search", subject, "-k", "1", "--json", env=env).stdout)
+    assert Path(hits[0]["fields"]["blob_path"]).name == name
+    # The stand-in itself still refuses the HEIC, as Azure does: the product made it acceptable.
+    refused = requests.post(
+        f"{vision_server.url}/computervision/retrieval:vectorizeImage",
+        params={"api-version": "2024-02-01", "model-version": "2023-04-15"},
+        headers={"Ocp-Apim-Subscription-Key": vision_server.key, "Content-Type": "application/octet-stream"},
+        data=(folder / name).read_bytes(),
+        timeout=30,
+    )
+    assert refused.status_code == 400, refused.text

@@ -208,6 +208,10 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
     for case, data in bad_image_cases.values():
         blob_container.upload_blob(case.file_name, data, content_settings=claimed_type(case.file_name))
         calls = image_requests(vision_server)
+        if case.rendered:  # Vision refuses it as it is; the product sends a rendition it reads
+            assert handlers.index_blob(f"{container}/{case.file_name}", function_services).status == "indexed"
+            assert image_requests(vision_server) - calls == 1
+            continue
         if case.azure_accepts:  # the stand-in's limit is transient: the host retries, nothing is recorded
             with pytest.raises(ServiceError) as raised:
                 handlers.index_blob(f"{container}/{case.file_name}", function_services)
@@ -224,7 +228,7 @@ def test_index_blob_records_each_bad_blob_with_its_reason_and_loses_nothing(
 
     # Nothing indexed before is lost or changed, and it is still found.
     backend = function_services.backend
-    assert {k: backend.get(k) for k in backend.keys_with_hashes()} == before
+    assert {k: backend.get(k) for k in before} == before
     # The type sniffed from the bytes wins over the blob's claim (image/jpeg for a PNG).
     assert backend.get(blob_key(blob_container, "png-named.jpg"))["content_type"] == "image/png"
     answer = search_http(
@@ -261,15 +265,20 @@ def test_imgsearch_index_skips_each_bad_file_with_its_reason_and_loses_nothing(
         for line in result.stderr.splitlines()
         if line.startswith("skipped ")
     }
+    rendered = [case for case, _ in bad_image_cases.values() if case.rendered]
     for case, _ in bad_image_cases.values():
         line = skipped.get(str(folder.resolve() / case.file_name))
+        if case.rendered:  # too large for Vision as it is: indexed from a rendition
+            assert line is None, line
+            continue
         assert line is not None, (case.file_name, result.stderr)
         assert names_the_problem(case, line), line
-    assert f"{len(good_images)} unchanged, {len(BAD_IMAGES)} skipped, 0 removed" in result.stdout
+    bad = len(BAD_IMAGES) - len(rendered)
+    assert f"{len(rendered)} indexed, {len(good_images)} unchanged, {bad} skipped, 0 removed" in result.stdout
 
     # Nothing lost: the good images are all there and each still finds itself first.
     info = json.loads(run_cli("info", "--json").stdout)
-    assert info["documents"] == len(good_images)
+    assert info["documents"] == len(good_images) + len(rendered)
     for name in good_images:
         hits = json.loads(run_cli("search", "--image", folder / name, "-k", "1", "--json").stdout)
         assert Path(hits[0]["fields"]["blob_path"]).name == name
@@ -282,7 +291,7 @@ def test_imgsearch_search_with_a_bad_example_image_is_a_clear_argument_error(
     folder.mkdir()
     (folder / "good.jpg").write_bytes(good_images["good-0.jpg"])
     assert run_cli("index", folder).exit_code == 0
-    for name in ("empty", "not_an_image", "png_bomb_20000", "over_20_mb"):
+    for name in ("empty", "not_an_image", "png_bomb_20000", "under_10_px"):
         case, data = bad_image_cases[name]
         query = tmp_path / case.file_name
         query.write_bytes(data)

@@ -48,6 +48,7 @@ def tree(tmp_path: Path) -> Path:
     write(root / "scan", image_bytes("BMP"))  # no extension: the bytes decide
     write(root / "renamed.png", b"just text, whatever the name says")
     write(root / "IMG_0001.heic", HEIC_HEAD)
+    write(root / "layers.psd", b"8BPS\x00\x01" + bytes(20))
     write(root / ".hidden.png", png_bytes())
     write(root / ".cache" / "e.png")  # inside a hidden folder
     write(root / "sub" / ".git" / "f.jpg")
@@ -58,9 +59,17 @@ def test_lists_image_files_recursively_in_sorted_order_and_skips_hidden_ones(tre
     source = FolderSource(tree)
     items = list(source.list_items())
 
-    assert [item.fields["blob_path"] for item in items] == ["A.JPG", "b.png", "scan", "sub/d.TIFF", "sub/deeper/c.webp"]
+    assert [item.fields["blob_path"] for item in items] == [
+        "A.JPG",
+        "IMG_0001.heic",
+        "b.png",
+        "scan",
+        "sub/d.TIFF",
+        "sub/deeper/c.webp",
+    ]
     assert [item.fields["content_type"] for item in items] == [
         "image/jpeg",
+        "image/heif",  # sent to Vision as a rendition (indexer.renditions)
         "image/png",
         "image/bmp",
         "image/tiff",
@@ -73,8 +82,8 @@ def test_files_that_are_not_images_are_skipped_with_the_reason(tree: Path) -> No
     list(source.list_items())
 
     reasons = dict(source.skipped)
-    assert sorted(reasons) == ["IMG_0001.heic", "renamed.png", "sub/notes.txt"]
-    assert reasons["IMG_0001.heic"].startswith("HEIC is not a format Azure AI Vision reads")
+    assert sorted(reasons) == ["layers.psd", "renamed.png", "sub/notes.txt"]
+    assert reasons["layers.psd"].startswith("Photoshop (PSD) is not a format read here")
     assert reasons["renamed.png"].startswith("not a readable image") and "JPEG, PNG" in reasons["renamed.png"]
 
 

@@ -8,22 +8,34 @@ image bytes as the UTF-8 description of the picture.
 
 from __future__ import annotations
 
+import io
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, PngImagePlugin
 
 from indexer.backends.numpy_index import NumpyIndex
 from indexer.backends.schema_rules import InvalidQueryError
 from indexer.documents import Document, Embedding
 from indexer.errors import IndexNotFoundError, InputLimitError, ModelVersionMismatchError
 from indexer.filters import Condition, FilterError
+from indexer.limits import MAX_SOURCE_BYTES
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
 from indexer.query import search_image, search_text, search_vector
 
 MODEL = OFFLINE_MULTILINGUAL
 DIMS = 512
+
+
+def picture(words: str) -> bytes:
+    """A small PNG that carries ``words`` (what the fake vectorizer sees in it)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("words", words)
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
 
 
 def word_vector(word: str, dims: int) -> np.ndarray:
@@ -48,7 +60,8 @@ class WordVectorizer:
 
     def vectorize_image(self, image: bytes) -> Embedding:
         self.calls.append(("image", image))
-        return self.embed(image.decode())
+        with Image.open(io.BytesIO(image)) as picture:
+            return self.embed(picture.text["words"])
 
     def vectorize_image_url(self, url: str) -> Embedding:
         self.calls.append(("url", url))
@@ -108,16 +121,16 @@ def test_search_text_ranks_the_matching_image_first(index, vectorizer):
 
 
 def test_search_image_with_bytes(index, vectorizer):
-    assert keys(search_image(b"green tree", vectorizer=vectorizer, backend=index, k=1)) == ["green-tree"]
-    assert vectorizer.calls == [("image", b"green tree")]
+    assert keys(search_image(picture("green tree"), vectorizer=vectorizer, backend=index, k=1)) == ["green-tree"]
+    assert vectorizer.calls == [("image", picture("green tree"))]  # byte for byte
 
 
 @pytest.mark.parametrize("as_path", [str, Path])
 def test_search_image_with_a_file_path(index, vectorizer, tmp_path, as_path):
     example = tmp_path / "example.jpg"
-    example.write_bytes(b"red apple")
+    example.write_bytes(picture("red apple"))
     assert keys(search_image(as_path(example), vectorizer=vectorizer, backend=index, k=1)) == ["red-apple"]
-    assert vectorizer.calls == [("image", b"red apple")]
+    assert vectorizer.calls == [("image", picture("red apple"))]
 
 
 def test_search_image_with_a_url_lets_the_service_fetch_it(index, vectorizer):
@@ -137,7 +150,7 @@ def test_search_image_with_neither_a_url_nor_a_file(index, vectorizer, tmp_path)
 def test_search_image_refuses_a_huge_file_before_reading_it(index, vectorizer, tmp_path):
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as file:
-        file.truncate(20 * 1024 * 1024)  # sparse: costs no disk space
+        file.truncate(MAX_SOURCE_BYTES)  # sparse: costs no disk space
     with pytest.raises(InputLimitError):
         search_image(huge, vectorizer=vectorizer, backend=index)
     assert vectorizer.calls == []
@@ -177,7 +190,7 @@ def test_a_vectorizer_with_another_pin_cannot_query(index, other, tmp_path):
     with pytest.raises(ModelVersionMismatchError):
         search_text("red car", vectorizer=other, backend=backend)
     with pytest.raises(ModelVersionMismatchError):
-        search_image(b"red car", vectorizer=other, backend=backend)
+        search_image(picture("red car"), vectorizer=other, backend=backend)
     assert "search" not in backend.calls and "get_pin" in backend.calls
 
 
@@ -224,7 +237,7 @@ def test_a_filter_on_an_unknown_field_names_it(index, vectorizer):
 def test_k_and_threshold_are_checked_before_any_vectorizing(index, vectorizer, k, threshold):
     for search in (
         lambda: search_text("car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
-        lambda: search_image(b"car", vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
+        lambda: search_image(picture("car"), vectorizer=vectorizer, backend=index, k=k, threshold=threshold),
         lambda: search_vector(vectorizer.embed("car"), backend=index, k=k, threshold=threshold),
     ):
         with pytest.raises(InvalidQueryError, match="k must|threshold"):
@@ -249,7 +262,7 @@ def test_a_missing_index_fails_before_any_vectorizing(tmp_path, vectorizer):
     with pytest.raises(IndexNotFoundError):
         search_text("red car", vectorizer=vectorizer, backend=missing)
     with pytest.raises(IndexNotFoundError):
-        search_image(b"red car", vectorizer=vectorizer, backend=missing)
+        search_image(picture("red car"), vectorizer=vectorizer, backend=missing)
     assert vectorizer.calls == []
 
 
@@ -268,7 +281,7 @@ def test_a_vectorizer_that_knows_its_version_is_refused_before_it_is_called(inde
     ):
         search_text("red car", vectorizer=other, backend=index)
     with pytest.raises(ModelVersionMismatchError, match=OFFLINE_ENGLISH):
-        search_image(b"red car", vectorizer=other, backend=index)
+        search_image(picture("red car"), vectorizer=other, backend=index)
     assert other.calls == []  # no model loaded, no paid call made
     same = KnownVersionVectorizer(MODEL, DIMS)
     assert keys(search_text("red car", vectorizer=same, backend=index, k=1)) == ["red-car"]

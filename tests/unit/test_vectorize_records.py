@@ -33,6 +33,7 @@ from indexer.entrypoints.vectorize import (
 from indexer.errors import BadRequest, IndexNotFoundError, VisionRequestError, VisionServiceError
 from indexer.limits import check_text
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
+from indexer.pixel_budget import pillow_heif  # noqa: F401 (registers the HEIF writer)
 from indexer.services import build_services
 from indexer.settings import Settings
 
@@ -248,6 +249,25 @@ def test_image_bytes_are_answered_with_the_documents_fields_of_the_image(service
     assert data["content_hash"] == "sha256:" + hashlib.sha256(CAT).hexdigest()
     assert "source" not in data and "container" not in data  # no blob: only what the image says
     assert vectorizer.calls == [("image", CAT)]
+
+
+def test_a_heic_record_is_vectorized_from_a_rendition_and_described_as_the_original(services, vectorizer):
+    out = io.BytesIO()
+    Image.new("RGB", (48, 36), (30, 90, 200)).save(out, "HEIF")
+    heic = out.getvalue()
+
+    data = one(services, {"imageBinary": {"data": b64(heic)}})["data"]
+
+    [(kind, sent)] = vectorizer.calls
+    assert kind == "image" and sent != heic and sent.startswith(b"\xff\xd8\xff")  # a JPEG Vision reads
+    assert data["vector"] == vector_of(sent)
+    assert (data["content_type"], data["width"], data["height"], data["size_bytes"]) == (
+        "image/heif",
+        48,
+        36,
+        len(heic),
+    )
+    assert data["content_hash"] == "sha256:" + hashlib.sha256(heic).hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -212,7 +212,7 @@ def upload_command(
     The Function app (or `imgsearch watch` offline) then indexes them."""
     from azure.storage.blob import ContentSettings
 
-    from indexer.errors import InvalidImageError
+    from indexer.errors import InputLimitError, InvalidImageError
     from indexer.services import blob_source
     from indexer.sources.folder import FolderSource
 
@@ -220,9 +220,9 @@ def upload_command(
         settings = state(ctx).settings
         client = blob_source(settings, container=container, create=True).container_client
         metadata = {"tags": ",".join(tags)} if tags else None
-        uploaded, refused = 0, 0
+        uploaded, refused, unreadable = 0, 0, 0
         for path in paths:
-            folder = FolderSource(path) if path.is_dir() else FolderSource(path.parent)
+            folder = FolderSource(path if path.is_dir() else path.parent, max_bytes=settings.max_image_bytes)
             try:
                 items = list(folder.list_items()) if path.is_dir() else [folder.get_item(path.name)]
             except InvalidImageError as exc:  # a file named on the command line that is no image
@@ -233,16 +233,26 @@ def upload_command(
                 typer.echo(f"skipped {folder.root / problem}: {reason}", err=True)
             for item in items:
                 name = prefix + str(item.fields["blob_path"])
+                try:
+                    data = item.read()
+                except (InputLimitError, OSError) as exc:  # too large to read, or gone: the others go on
+                    typer.echo(f"skipped {item.source}: {getattr(exc, 'strerror', None) or exc}", err=True)
+                    if path.is_dir():
+                        unreadable += 1
+                    else:
+                        refused += 1
+                    continue
                 client.upload_blob(
                     name,
-                    item.read(),
+                    data,
                     overwrite=True,
                     metadata=metadata,
                     content_settings=ContentSettings(content_type=item.fields["content_type"]),
                 )
                 typer.echo(f"uploaded {item.source} -> {client.container_name}/{name}")
                 uploaded += 1
-    typer.echo(f"{uploaded} image(s) uploaded to {client.container_name}", err=True)
+    skipped = f", {unreadable} file(s) that could not be read skipped (listed above)" if unreadable else ""
+    typer.echo(f"{uploaded} image(s) uploaded to {client.container_name}{skipped}", err=True)
     if refused:
         raise fail(f"{refused} of the files named are not images; the others were uploaded", EXIT_USAGE)
 

@@ -113,8 +113,8 @@ def index_command(
     _exit_if_undone(len(summary.transient_failures), "index")
 
 
-# Names a person takes for images: such a file that is no image the service reads is worth a
-# line of its own (a renamed text file, an iPhone's HEIC); a README or a .json is not.
+# Names a person takes for images: such a file that is no image read here is worth a
+# line of its own (a renamed text file, a Photoshop file); a README or a .json is not.
 IMAGE_LIKE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .png .gif .bmp .webp .ico .tif .tiff .mpo .heic .heif .avif .jp2 .jxl .psd .svg .raw .cr2 "
     ".nef .dng .arw .tga .ppm .pcx .qoi .dds".split()
