@@ -1,22 +1,19 @@
-"""The composition root: the one place that turns ``Settings`` into clients, so a setting means
-the same everywhere. Heavy parts (torch, HTTP clients, azure-identity) are imported inside the
-builders: importing this module stays cheap for the Function's cold start. Setting up the index
-(pin, schema, pull-mode resources) is ``indexer.index_setup``.
-
-Blob Storage follows the Functions connection ``IMAGES_STORAGE`` (a connection string, or
-``IMAGES_STORAGE__blobServiceUri`` with Microsoft Entra ID), so the blob trigger and these
-clients read the same account.
+"""The composition root: the one place that turns ``Settings`` into clients. Heavy parts are
+imported inside the builders, so importing this module stays cheap for the Function's cold start.
+Blob Storage follows the Functions connection ``IMAGES_STORAGE``, as the blob trigger does;
+setting up the index is ``indexer.index_setup``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from indexer.call_log import log_response
 from indexer.errors import ConfigurationError, ServiceError
-from indexer.settings import Settings, load_settings, pinned_model_version
+from indexer.settings import Settings, load_settings, pinned_model_version, require_key_over_plain_http
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.storage.blob import BlobServiceClient
@@ -40,8 +37,7 @@ SDK_CLIENT_OPTIONS: dict[str, Any] = {
 
 
 def build_credential(key: str, settings: Settings) -> Any:
-    """A key credential when a key is configured, else Microsoft Entra ID
-    (``DefaultAzureCredential``, with the managed identity ``AZURE_CLIENT_ID`` names)."""
+    """A key credential for a key, else Microsoft Entra ID (managed identity ``AZURE_CLIENT_ID``)."""
     if key:
         from azure.core.credentials import AzureKeyCredential
 
@@ -51,23 +47,9 @@ def build_credential(key: str, settings: Settings) -> Any:
     return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id or None)
 
 
-def check_entra_over_https(endpoints: list[str], endpoint_setting: str, key_setting: str) -> None:
-    """Without a key the client authenticates with Microsoft Entra ID, whose tokens the Azure SDK
-    sends over https only; against a plain-http endpoint (a local stand-in) it would fail later
-    with "Bearer token authentication is not permitted for non-TLS". Say what to set instead."""
-    plain = [e for e in endpoints if e.strip().lower().startswith("http://")]
-    if plain:
-        raise ConfigurationError(
-            f"{endpoint_setting}={plain[0]} is plain http and {key_setting} is empty: Microsoft Entra ID tokens "
-            f"are sent over https only; set {key_setting} (a local stand-in started without --key accepts any "
-            f"value, e.g. {key_setting}=local)"
-        )
-
-
 def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
-    """The Vision REST client for ``VISION_ENDPOINT`` (several endpoints: a ``VisionPool``), or the
-    offline model standing in for ``VISION_MODEL_VERSION``. ``paced`` (bulk work) gives each client
-    the ``VISION_REQUESTS_PER_SECOND`` limiter, which then paces its retries too."""
+    """The Vision client for ``VISION_ENDPOINT`` (several: a ``VisionPool``), or the offline model
+    of ``VISION_MODEL_VERSION``; ``paced`` (bulk work) paces each at ``VISION_REQUESTS_PER_SECOND``."""
     model_version = pinned_model_version(settings)
     if settings.uses_offline_model:
         try:  # torch: only now, only here (the Function app ships without it)
@@ -83,8 +65,7 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
     from indexer.vectorizers.vision.client import VisionClient
 
     endpoints, keys = settings.vision_endpoints, settings.vision_keys  # (settings checks they pair up)
-    if not keys:
-        check_entra_over_https(endpoints, "VISION_ENDPOINT", "VISION_KEY")
+    require_key_over_plain_http(keys, endpoints, "VISION_ENDPOINT", "VISION_KEY")
     # One key per resource, or one Microsoft Entra ID credential (and token cache) for all.
     credentials = [build_credential(key, settings) for key in keys] or [build_credential("", settings)] * len(endpoints)
     clients = []
@@ -113,8 +94,7 @@ def build_vectorizer(settings: Settings, *, paced: bool = False) -> Vectorizer:
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The adaptive pace of bulk Vision calls for one resource (``VISION_REQUESTS_PER_SECOND``);
-    None for the offline model, which has no quota to respect."""
+    """One resource's adaptive pace for bulk Vision calls; None for the offline model (no quota)."""
     if settings.uses_offline_model:
         return None
     from indexer.ratelimit import RateLimiter
@@ -135,8 +115,7 @@ def build_backend(settings: Settings) -> IndexBackend:
             raise ConfigurationError(f"SEARCH_INDEX_NAME / IMGSEARCH_DATA_DIR: {exc}") from None
     from indexer.backends.azure_search import AzureSearchBackend
 
-    if not settings.search_key:
-        check_entra_over_https([settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
+    require_key_over_plain_http(settings.search_key, [settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
     endpoint, credential = settings.search_endpoint, build_credential(settings.search_key, settings)
     try:
         return AzureSearchBackend(endpoint, settings.search_index_name, credential, **SDK_CLIENT_OPTIONS)
@@ -150,8 +129,7 @@ def build_pull(settings: Settings) -> AzureSearchPull:
 
     if settings.uses_numpy_index:
         raise ConfigurationError("pull mode runs in Azure AI Search: set SEARCH_ENDPOINT")
-    if not settings.search_key:
-        check_entra_over_https([settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
+    require_key_over_plain_http(settings.search_key, [settings.search_endpoint], "SEARCH_ENDPOINT", "SEARCH_KEY")
     credential = build_credential(settings.search_key, settings)
     try:
         return AzureSearchPull(settings.search_endpoint, credential, **SDK_CLIENT_OPTIONS)
@@ -160,8 +138,7 @@ def build_pull(settings: Settings) -> AzureSearchPull:
 
 
 def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobServiceClient:
-    """A ``BlobServiceClient`` for the images account. ``credential`` overrides the default
-    Entra ID credential when ``IMAGES_STORAGE__blobServiceUri`` is used."""
+    """The images account's ``BlobServiceClient`` (``credential`` overrides Entra ID's default)."""
     from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
     retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=2)
@@ -187,9 +164,7 @@ def blob_service_client(settings: Settings, *, credential: Any = None) -> BlobSe
 
 
 def deferral_queue(settings: Settings, *, credential: Any = None) -> DeferralQueue | None:
-    """The ``imgsearch-deferred`` queue of the images account (``indexing.deferrals``), or None
-    when no queue service is configured: a connection string naming a ``BlobEndpoint`` but no
-    ``QueueEndpoint`` (Azurite's blob service alone), or no storage at all. Builds no connection."""
+    """The ``imgsearch-deferred`` queue of the images account, or None without a queue service."""
     from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
     from indexer.indexing.deferrals import DEFERRED_QUEUE, StorageQueueDeferrals
@@ -207,7 +182,7 @@ def deferral_queue(settings: Settings, *, credential: Any = None) -> DeferralQue
     uri = settings.storage_queue_service_uri or settings.storage_blob_service_uri.replace(".blob.", ".queue.", 1)
     if not uri or uri == settings.storage_blob_service_uri:
         return None
-    credential = credential or build_credential("", settings)
+    credential = credential or build_credential("", settings)  # the blob client's, to share its tokens
     return StorageQueueDeferrals(QueueClient(uri, DEFERRED_QUEUE, credential=credential, **options))
 
 
@@ -219,8 +194,7 @@ def blob_source(
     service: BlobServiceClient | None = None,
     create: bool = False,
 ) -> BlobSource:
-    """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``), which must exist, or
-    with ``create`` is created (``upload``: putting the first image in makes its container)."""
+    """The ``BlobSource`` of ``container`` (default ``IMAGES_CONTAINER``); it must exist, or ``create``."""
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
     from indexer.sources.blob import BlobSource
@@ -239,10 +213,8 @@ def blob_source(
     if not exists and create:
         from azure.core.exceptions import ResourceExistsError
 
-        try:
+        with contextlib.suppress(ResourceExistsError):  # created meanwhile by another process
             client.create_container()
-        except ResourceExistsError:
-            pass  # created meanwhile by another process
     elif not exists:
         raise ConfigurationError(
             f"the container {client.container_name!r} does not exist at {client.url.rsplit('/', 1)[0]}; "
@@ -253,8 +225,7 @@ def blob_source(
 
 @dataclass
 class Services:
-    """What every handler needs, built from ``Settings`` once per worker. ``blob_service`` and
-    ``failures`` are None without a storage account (``imgsearch serve``'s search needs none)."""
+    """What every handler needs; ``blob_service`` and ``failures`` are None without storage."""
 
     settings: Settings
     vectorizer: Vectorizer
@@ -287,8 +258,7 @@ def build_services(
     deferrals: DeferralQueue | None = None,
     storage: bool = True,
 ) -> Services:
-    """Build what is not given from ``settings``. Builds no network connection. With
-    ``storage=False`` a missing storage account is allowed (``blob_service`` stays None)."""
+    """Build what is not given, with no connection; ``storage=False`` allows no storage account."""
     from indexer.indexing.failures import FAILURES_CONTAINER, BlobFailureLog
 
     if blob_service is None and (storage or settings.storage_connection_string or settings.storage_blob_service_uri):
@@ -311,8 +281,7 @@ _worker_services_lock = threading.Lock()
 
 
 def get_services() -> Services:
-    """The Function worker's ``Services``: built from the environment on first use and shared by
-    every invocation (building them costs far more than one image; the clients keep their pools)."""
+    """The Function worker's ``Services``, built once and shared (the clients keep their pools)."""
     global _worker_services
     with _worker_services_lock:
         if _worker_services is None:

@@ -244,3 +244,16 @@ def pinned_model_version(settings: Settings) -> str:
         raise ConfigurationError(
             f"VISION_MODEL_VERSION={settings.vision_model_version!r} is not usable: {exc}"
         ) from None
+
+
+def require_key_over_plain_http(key: Any, endpoints: list[str], endpoint_setting: str, key_setting: str) -> None:
+    """Without a key the client authenticates with Microsoft Entra ID, whose tokens the Azure SDK
+    sends over https only; against a plain-http endpoint (a local stand-in) it would fail later
+    with "Bearer token authentication is not permitted for non-TLS". Say what to set instead."""
+    plain = [e for e in endpoints if e.strip().lower().startswith("http://")]
+    if plain and not key:
+        raise ConfigurationError(
+            f"{endpoint_setting}={plain[0]} is plain http and {key_setting} is empty: Microsoft Entra ID tokens "
+            f"are sent over https only; set {key_setting} (a local stand-in started without --key accepts any "
+            f"value, e.g. {key_setting}=local)"
+        )

@@ -1,12 +1,7 @@
-"""Index definitions for the Azure AI Search double: what imgsearch's schemas (``schemas/*.json``)
-hold and its updates send, validated as the service validates them (index and field names, one
-``Edm.String`` key, vector fields and their profiles, HNSW ranges, the custom Web API vectorizer,
-updates that only add fields) and written back with the service's defaults filled in.
-
-Anything else a definition can hold (other field types, analyzers, scoring profiles, semantic
-configurations, other algorithms, metrics or vectorizers, compression, ...) gets the double's
-"not served" 400 unless it is empty, as the double writes it back. Each rule, with its source,
-is a row of ``standins/FIDELITY.md``.
+"""Index definitions for the Azure AI Search double: what ``schemas/*.json`` hold and their
+updates send, validated as the service validates them and written back with its defaults.
+Anything else a definition can hold gets the "not served" 400 unless it is empty. Each rule,
+with its source, is a row of ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations

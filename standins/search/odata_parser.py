@@ -1,10 +1,6 @@
 """The OData imgsearch writes in ``$filter``, ``$orderby`` and ``$select``, parsed for real so the
-search double refuses what Azure AI Search refuses and evaluates what it accepts.
-
-The grammar is the part of the service's ("OData expression syntax reference for Azure AI
-Search") that ``indexer.backends.azure_search`` writes: typed comparisons, ``and``, ``not``,
-parentheses, ``collection/any(t: t eq constant)``, ``search.in``, sortable ``$orderby`` and
-retrievable ``$select`` fields; valid OData beyond that gets the double's "not served" 400.
+search double refuses what Azure AI Search refuses and evaluates what it accepts. Valid OData
+beyond what ``indexer.backends.azure_search`` writes gets the "not served" 400;
 ``compile_filter`` checks the tree against the index's fields and returns a predicate.
 """
 

@@ -1,12 +1,7 @@
-"""The data source, skillset and indexer of the Azure AI Search double: what imgsearch's pull mode
-sends (``schemas/datasource.json``, ``skillset.json``, ``indexer.json``), validated as the
-service validates it ("Data Sources - Create", "Skillsets - Create", "Indexers - Create", "Custom
-Web API skill", "Field mappings and transformations", "Schedule an indexer") and written back
-in the service's shape.
-
-What pull mode never sends (other data source types and policies, other skills, contexts and
-mapping functions, other blob configuration, projections, caches, encryption keys, ...) gets the
-double's "not served" 400. Each rule, with its source, is a row of ``standins/FIDELITY.md``.
+"""The data source, skillset and indexer of the Azure AI Search double: what pull mode sends
+(``schemas/datasource.json``, ``skillset.json``, ``indexer.json``), validated as the service
+validates it and written back in its shape; anything else gets the "not served" 400. Each
+rule, with its source, is a row of ``standins/FIDELITY.md``.
 """
 
 from __future__ import annotations

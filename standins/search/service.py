@@ -1,9 +1,6 @@
 """An HTTP double of Azure AI Search for the requests imgsearch sends, so the real
-``azure-search-documents`` client is what tests and local runs drive.
-
-It serves the routes of ``_ROUTES`` with ``api-version=2026-04-01`` (what azure-search-documents
-12 speaks) as strictly as the service: its status codes, ``{"error": {"code", "message"}}``,
-``api-key`` or ``Authorization: Bearer`` when configured. Anything else gets one 400,
+``azure-search-documents`` client is what tests and local runs drive: the routes of ``_ROUTES``
+with ``api-version=2026-04-01``, as strictly as the service; anything else gets one 400,
 ``NotSupportedByStandIn``. Every rule, with its source: ``standins/FIDELITY.md``.
 """
 

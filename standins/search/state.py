@@ -1,10 +1,6 @@
-"""The state behind the Azure AI Search double's HTTP layer: its configuration, indexes, the
-pull-mode resources and their runs, the request log, injected faults, and persistence in a
-data directory (each write rewrites the file it changed, atomically).
-
-Faults are test controls, not Azure rules (``FaultConfig``): per-document failures (503, 429,
-...) in indexing batches and whole-request failures, at a rate, from a seeded generator,
-optionally capped so that a client that retries always gets through.
+"""The state behind the Azure AI Search double's HTTP layer: configuration, indexes, pull-mode
+resources and their runs, the request log, injected faults (test controls, not Azure rules),
+and persistence in a data directory (each write rewrites its file atomically).
 """
 
 from __future__ import annotations
@@ -42,15 +38,9 @@ DOCUMENT_OPERATIONS = frozenset({"index", "search", "lookup", "count"})
 
 @dataclass(frozen=True)
 class FaultConfig:
-    """Injected failures for one index (or every index, as the config default).
-
-    ``document_fault_rate``: probability that one document of an indexing batch fails with a
-    status drawn from ``document_fault_statuses`` (it is then not applied);
-    ``max_faults_per_document``: a key fails at most this many times. ``request_fault_rate``:
-    probability that a whole request of one of ``operations`` fails with
-    ``request_fault_status``, at most ``max_request_faults`` times, with a ``Retry-After`` of
-    ``retry_after_seconds`` if given.
-    """
+    """Injected failures for one index (or every index, as the config default): a share of the
+    documents of a batch (``document_*``, each key at most ``max_faults_per_document`` times) or of
+    whole requests of ``operations`` (``request_*``), from a seeded generator."""
 
     document_fault_rate: float = 0.0
     document_fault_statuses: tuple[int, ...] = (503,)

@@ -1,11 +1,7 @@
 """Documents of one index in the Azure AI Search double: indexing actions, lookups and queries,
-with the service's validation and per-document results.
-
-A vector query is one matrix product over unit vectors, scored as the service scores cosine,
-``1 / (1 + (1 - cosine))`` (vector-search-ranking). Writes see ``documents`` as written;
-lookups, searches and counts read ``visible``, which catches up ``visibility_delay`` seconds
-after each write ("makes new documents available ... a few seconds after the indexing
-operation completed", search-howto-reindex). Documents are replaced, never changed in place.
+with the service's validation and per-document results. Cosine scores are
+``1 / (1 + (1 - cosine))``; reads see writes ``visibility_delay`` seconds late, as the service's
+do (FIDELITY.md, Q14 and X13).
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """How the Azure AI Search double calls a custom Web API, as the service does for a
-``customWebApi`` vectorizer at query time and a ``WebApiSkill`` during indexing ("Custom Web
-API skill" and "Custom Web API vectorizer", their JSON payload structures): ``{"values":
-[{"recordId", "data"}]}`` with the configured method, headers and timeout; the answer a success
-status and JSON with, per record sent, ``recordId``, ``data``, ``errors`` and ``warnings``
-(answers for records not sent are discarded); 429, 502 and 503 are retried twice ("retries
-twice for certain standard HTTP status codes"). With ``authResourceId`` a fixed stand-in bearer
-token goes where the service sends its managed identity's (an assumption, in FIDELITY.md).
-Written from those documents, it shares nothing with the endpoint it calls.
+``customWebApi`` vectorizer and a ``WebApiSkill``: the documented payload, method, headers,
+timeout and retries (rows W1-W7 of ``standins/FIDELITY.md``). Written from those documents, it
+shares nothing with the endpoint it calls.
 """
 
 from __future__ import annotations
