@@ -1,28 +1,8 @@
 """How many pixels one image may take once decoded here, decided from its header before any
-pixel is decoded.
-
-``read_header`` reads the format and size of every format Azure AI Vision reads (JPEG, PNG,
-GIF, BMP, WEBP, ICO, TIFF, MPO), and of HEIC/HEIF and AVIF (which this project turns into
-renditions Vision reads, ``indexer.renditions``), from the bytes themselves, without Pillow: Pillow decodes an
-ICO's embedded image inside ``Image.open``, so a 560 KB icon holding a 12,000 x 12,000 PNG cost
-550 MB before any size check could run. For an ICO the size is the largest of its directory's
-entries and of the PNG or BMP headers they point at. For HEIC/HEIF and AVIF (ISOBMFF
-containers) it is the largest ``ispe`` (image spatial extent) property the container declares,
-an upper bound of the picture decoded: a grid's tiles and thumbnails are smaller than the grid,
-and a coded size may be padded past the picture shown (which is then cropped, ``clap``).
-
-``open_within_budget`` is the one way this project opens an image to decode it: it refuses an
-image over the budget with ``InputLimitError`` (limit ``image_decode_pixels``) and only then
-lets Pillow open it. Every decode (the offline model, thumbnails, the Vision stand-in, photo
-renditions) goes through it.
-
-The budget, ``PIXEL_BUDGET``, comes from the deployed Function: a Flex Consumption instance
-has 2,048 MB (``functionInstanceMemoryMB``); about half of that is the Python worker, its
-libraries and the requests in flight, which leaves ~1,024 MB for decoded rasters. The Python
-worker runs at most ``min(32, CPUs + 4)`` = 5 synchronous invocations at once on the instance's
-one vCPU, each decode holds RGBA (4 bytes a pixel): 1,024 MB / 5 / 4 B ~= 53 million pixels,
-rounded down to 50 megapixels (7,071 x 7,071; every camera photo). A larger image is still
-taken where nothing decodes it (it is sent to Azure as is).
+pixel is decoded. ``read_header`` reads every format Vision reads, and HEIC/HEIF and AVIF,
+without Pillow (which decodes an ICO's embedded image inside ``Image.open``);
+``open_within_budget`` is the one way this project opens an image to decode it, and refuses an
+image over ``PIXEL_BUDGET`` (50 MP) first. (design: docs/design.md#the-pixel-budget)
 """
 
 from __future__ import annotations

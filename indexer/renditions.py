@@ -1,19 +1,7 @@
-"""What is sent to Azure AI Vision for an image: the image itself when Vision reads it as it
-is, else a rendition Vision reads. The one normalisation step of every path that vectorizes
-image bytes (indexing, ``/api/vectorize``, a query by image).
-
-An image Vision accepts (its formats, under 20 MB, sides over 10 and under 16,000 px) is sent
-byte for byte, so its vector, and every vector already indexed, stays what it was. Any other
-image this project decodes (HEIC/HEIF, AVIF, an image of 20 MB or more, a side of 16,000 px or
-more) is decoded within the pixel budget (``indexer.pixel_budget``), turned upright by its EXIF
-orientation, converted to RGB (alpha over white, 16-bit grey scaled to 8 bits), reduced to
-``RENDITION_LONG_SIDE`` pixels on its long side and encoded as JPEG (quality 90). Measured
-with the offline model (``bench/rendition_side.py``, 8 samples enlarged to 4,032 px), the
-rendition's vector against the original's: cosine 0.9906 at 256 px (worst 0.951), 0.9995 at
-512, 0.9998 at 1,024, 0.9997 at 2,048 (~285 KB). The drift stops at 512 px for a model that
-looks at 224 px; 2,048 keeps four times that margin for Azure's model, whose input size is not
-documented, at 1.4% of the 20 MB limit. What stays an error: bytes that cannot be decoded, an image
-over the decode budget, and a side of 10 px or less.
+"""What is sent to Azure AI Vision for an image: the image itself, byte for byte, when Vision
+reads it as it is; else a rendition Vision reads (decoded within the pixel budget, upright,
+RGB, ``RENDITION_LONG_SIDE`` on its long side, JPEG). The one normalisation step of every path
+that vectorizes image bytes. (design: docs/design.md#renditions)
 """
 
 from __future__ import annotations

@@ -1,25 +1,9 @@
-"""Fetch the image at a caller's URL without letting the caller reach what this server can.
-
-Azure AI Vision fetches ``{"url": ...}`` images from its own network, from publicly reachable
-hosts only. Offline, this process fetches them (the offline vectorizer behind ``imgsearch
-serve``, and the Vision stand-in), from inside the network a caller cannot see, so every URL
-is held to Azure's rule:
-
-- ``http`` or ``https`` only;
-- the host is resolved once, every address it resolves to is checked, and the connection goes
-  to the checked address (a second lookup could answer differently: DNS rebinding). Loopback,
-  private, link-local, multicast, unspecified, reserved and otherwise non-global addresses are
-  refused, as are IPv6 addresses embedding one (IPv4-mapped, NAT64 ``64:ff9b::/96``, 6to4
-  ``2002::/16``); numeric host forms (``2130706433``, ``0x7f000001``, ``127.1``) resolve to
-  the address they mean and are refused with it;
-- redirects are followed up to ``MAX_REDIRECTS`` hops, each one checked again as above;
-- one deadline covers the whole fetch, every hop and every read (DNS lookups aside, which the
-  system resolver bounds), and the body is capped while streaming;
-- every failure gets the same text, ``NOT_FETCHED``, so the answer never tells a caller what
-  (if anything) listens at an address; the reason is logged at DEBUG, without the URL.
-
-``allow_private`` (``IMGSEARCH_ALLOW_PRIVATE_URLS``, which ``imgsearch dev`` sets for its own
-Azurite URLs on loopback) lets private addresses through; nothing else changes.
+"""Fetch the image at a caller's URL without letting the caller reach what this server can, as
+Azure's own fetcher refuses: http(s) only, one lookup whose checked address is the one
+connected to, no loopback/private/link-local/... address in any form, each redirect hop checked
+again, one deadline and a byte cap, and one text (``NOT_FETCHED``) for every failure.
+``allow_private`` (``IMGSEARCH_ALLOW_PRIVATE_URLS``) lets private addresses through for
+development. (design: docs/design.md#fetching-a-callers-url)
 """
 
 from __future__ import annotations

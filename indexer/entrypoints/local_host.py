@@ -1,24 +1,8 @@
 """``imgsearch serve``: the Function app's HTTP endpoints on this machine, as ``func start``
-would host them, for users (and this project's tests) without Azure Functions Core Tools.
-
-The routes and handlers are the Function app's own (``http``, ``vectorize``); only the host
-differs: Starlette under uvicorn. Keys work as the Functions host's do (``x-functions-key`` or
-``?code=``); on loopback none is needed, and any other address needs ``--key``, so a search
-endpoint is never opened to a network by accident.
-
-A key (``--key``, ``--key-file`` or ``IMGSEARCH_SERVE_KEY``) shorter than ``MIN_KEY_LENGTH`` is
-refused at start: an empty one would let every caller in. What a browser on another site could
-send is refused before any handler runs (DNS rebinding makes a page's name resolve to 127.0.0.1):
-
-- a ``Host`` that is no loopback name (``127.0.0.1``, ``localhost``, ``[::1]``, any port), the
-  address listened on, or a name given with ``--allow-host``: 400, as Starlette's
-  ``TrustedHostMiddleware`` and Django answer (421 Misdirected Request is for a connection
-  reused for another authority, which a browser retries on a new connection: pointless here);
-- an ``Origin`` that is not this server's own (``http://`` + its ``Host``): 403. Browsers send
-  it on every cross-site ``fetch`` and form post, so a page elsewhere cannot make this server
-  fetch a URL or search, even where it cannot read the answer;
-- a body over ``MAX_BODY_BYTES``, the Functions host's default ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``
-  (104,857,600 bytes, "App settings reference for Azure Functions"): 413, read no further.
+would host them (Starlette under uvicorn), with the host's function keys. Short keys are
+refused at start; a foreign ``Host`` (400), a foreign ``Origin`` (403) and a body over the
+Functions host's limit (413) are refused before any handler runs.
+(design: docs/design.md#imgsearch-serve)
 """
 
 from __future__ import annotations

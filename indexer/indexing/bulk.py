@@ -38,19 +38,10 @@ MIN_FAILURES_FOR_TIME_LIMIT = 3  # one slow failure alone is no outage
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a bulk run goes; the same for ``index_items`` and a run over a source.
-
-    ``progress`` is anything with ``update(n)`` (a tqdm bar), advanced once per item (and given
-    a ``total`` when ``list_first``). ``on_outcome`` sees each item's final outcome, in the
-    order the items came. ``force`` re-vectorizes unchanged bytes. ``max_consecutive_failures``
-    transient failures in a row stop the run (None: never), and so do a few that have gone on
-    for ``max_failing_seconds`` without a success (with the first failure's own retries, an
-    outage stops the run within about a minute however few images are in flight; ``clock``
-    measures it). Only a run over a source uses
-    ``list_first`` (list the whole source before indexing, so the bar knows its total: cheap
-    for a folder) and ``visibility_timeout`` (how long it waits at the end for the index to
-    show its writes).
-    """
+    """How a bulk run goes (``index_items`` and a run over a source). ``max_consecutive_failures``
+    transient failures in a row, or a few lasting ``max_failing_seconds`` with no success, stop
+    the run; ``list_first`` and ``visibility_timeout`` apply to a run over a source only.
+    (design: docs/design.md#bulk-runs)"""
 
     concurrency: int = 8
     batch_size: int = 100

@@ -1,13 +1,7 @@
-"""Prove a deployment end to end (``imgsearch verify``): the whole path a user's photo takes,
-against whatever the settings point at (an azd environment, or ``imgsearch dev``'s dev.env).
-
-Stages, each timed: ``upload`` a probe image under a unique name (``imgsearch-verify/...``);
-in pull mode ``indexer`` (run the indexer, wait for the probe's document); ``searchable`` (the
-Function's ``/api/search`` finds it by text); ``vectorizer`` (the search service finds it by
-text through the index's Web API vectorizer, a ``kind: text`` vector query); ``delete`` (the
-blob goes; in pull mode the indexer runs again); ``gone`` (the document leaves the index).
-Whatever happens, the probe's blob and document are removed at the end (``run``). A stage that
-fails names the service to blame (``diagnosis``).
+"""Prove a deployment end to end (``imgsearch verify``): upload a probe image, find it through
+the Function and through the search service's vectorizer (after an indexer run in pull mode),
+delete it and see it leave the index. Each stage is timed, the probe is removed whatever
+happens, and a failed stage names the service to blame. (design: docs/design.md#imgsearch-verify)
 """
 
 from __future__ import annotations
