@@ -279,12 +279,8 @@ def _process_batch(
             result["errors"].append(_error(url, "Extraction.DocumentCracking", message, 400))
             continue
         source = _source_document(props, url)
-        if ctx.indexer.read_file_data or ctx.indexer.normalize_images:
-            data = container.download_blob(props.name).readall()
-            if ctx.indexer.read_file_data:
-                source["file_data"] = {"$type": "file", "data": base64.b64encode(data).decode("ascii")}
-            if ctx.indexer.normalize_images:
-                source["normalized_images"] = normalized_images(data)
+        if ctx.indexer.normalize_images:
+            source["normalized_images"] = normalized_images(container.download_blob(props.name).readall())
         document = _mapped(ctx, source)
         explicit = {m.source.lower() for m in ctx.indexer.field_mappings}
         names = {name.lower(): name for name in ctx.index_fields}

@@ -23,7 +23,6 @@ DEFAULT_BLOB_BATCH_SIZE = 10  # the blob indexer's default batch size ("Indexers
 BLOB_CONFIGURATION: dict[str, tuple[Any, ...]] = {
     "dataToExtract": ("contentAndMetadata",),
     "parsingMode": ("default",),
-    "allowSkillsetToReadFileData": (True, False),
     "failOnUnsupportedContentType": (False,),
     "failOnUnprocessableDocument": (False,),
     # "Extract text and information from images": the image path a skillset documents.
@@ -219,7 +218,6 @@ class Indexer:
     batch_size: int
     max_failed_items: int
     max_failed_items_per_batch: int
-    read_file_data: bool
     field_mappings: list[FieldMapping]
     output_field_mappings: list[FieldMapping]
     etag: str = ""
@@ -300,7 +298,6 @@ def parse_indexer(
         max_failed_items_per_batch=_whole(
             parameters.get("maxFailedItemsPerBatch"), "maxFailedItemsPerBatch", low=-1, default=0
         ),
-        read_file_data=bool(configuration.get("allowSkillsetToReadFileData")),
         normalize_images=configuration.get("imageAction") == "generateNormalizedImages",
         extensions=tuple(e.strip().lower() for e in extensions.split(",")) if extensions else (),
         field_mappings=mappings,

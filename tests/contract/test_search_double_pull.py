@@ -240,7 +240,7 @@ class Pull:
                     "uri": uri,
                     "batchSize": 2,
                     "inputs": [
-                        {"name": "file_data", "source": "/document/file_data"},
+                        {"name": "image", "source": "/document/normalized_images/0"},
                         {"name": "path", "source": "/document/metadata_storage_path"},
                     ],
                     "outputs": [{"name": "vector", "targetName": "v"}],
@@ -259,7 +259,7 @@ class Pull:
             "dataSourceName": data_source,
             "skillsetName": skillset,
             "targetIndexName": self.index,
-            "parameters": {"configuration": {"allowSkillsetToReadFileData": True}, **extra.pop("parameters", {})},
+            "parameters": {"configuration": {"imageAction": "generateNormalizedImages"}, **extra.pop("parameters", {})},
             "fieldMappings": [
                 {
                     "sourceFieldName": "metadata_storage_path",
@@ -350,6 +350,7 @@ def test_definitions_are_checked_as_documented(pull, blob_container, azurite, we
     )
     for not_served in (
         {"parameters": {"configuration": {"parsingMode": "json"}}},
+        {"parameters": {"configuration": {"allowSkillsetToReadFileData": True}}},  # pull mode reads images
         {
             "fieldMappings": [
                 {
@@ -367,8 +368,9 @@ def test_a_run_indexes_changed_blobs_through_the_skill_with_the_documented_paylo
     pull, blob_container, azurite, web_api, search_double
 ):
     web_api.answer = lambda payload: (200, vectors_for(payload["values"], [1.0, 0.0, 0.0, 0.0]))
-    for name in ("a.jpg", "b c.jpg", "d.jpg"):
-        blob_container.upload_blob(name, f"bytes of {name}".encode())
+    photos = {name: _png(40 + n, 30) for n, name in enumerate(("a.jpg", "b c.jpg", "d.jpg"))}
+    for name, data in photos.items():
+        blob_container.upload_blob(name, data)
     ds = pull.data_source(blob_container.container_name, azurite.connection_string)
     ix = pull.indexer(ds, pull.skillset(web_api.url))  # a new indexer runs at once ("202" not needed)
     search_double.service.wait_for_runs()
@@ -377,18 +379,19 @@ def test_a_run_indexes_changed_blobs_through_the_skill_with_the_documented_paylo
     assert status["lastResult"]["status"] == "success" and status["lastResult"]["itemsProcessed"] == 3
     assert status["status"] == "running" and status["limits"]["maxRunTime"] == "PT2H"
     # batchSize 2: two calls, sent in parallel (degreeOfParallelism), so either may arrive first;
-    # each record's data holds the named inputs, file_data as the docs show it.
+    # each record's data holds the named inputs, the normalized image as the docs show it.
     batches = sorted((r["payload"]["values"] for r in web_api.requests), key=len, reverse=True)
     assert [[r["recordId"] for r in batch] for batch in batches] == [["0", "1"], ["0"]]
     first = batches[0]
     record = first[0]["data"]
-    assert record["file_data"] == {"$type": "file", "data": base64.b64encode(b"bytes of a.jpg").decode()}
+    assert (record["image"]["originalWidth"], record["image"]["originalHeight"]) == (40, 30)
+    assert base64.b64decode(record["image"]["data"])[:3] == b"\xff\xd8\xff"  # the service's JPEG
     assert record["path"] == blob_container.get_blob_client("a.jpg").url
     search = SearchClient(search_double.endpoint, pull.index, search_double.credential)
     documents = {d["id"]: d for d in search.search(search_text="*", top=10)}
     path = blob_container.get_blob_client("b c.jpg").url
     assert documents[url_token(path)]["source"] == path  # base64Encode behaves like UrlTokenEncode
-    assert documents[url_token(path)]["size"] == len(b"bytes of b c.jpg")
+    assert documents[url_token(path)]["size"] == len(photos["b c.jpg"])
 
     # Change detection by LastModified: a new run sees only the changed blob.
     blob_container.upload_blob("d.jpg", b"new bytes", overwrite=True)
