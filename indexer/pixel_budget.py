@@ -7,19 +7,16 @@ image over ``PIXEL_BUDGET`` (50 MP) first. (design: docs/design.md#the-pixel-bud
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pillow_heif
 from PIL import Image, JpegImagePlugin
 
 from indexer.errors import InputLimitError, InvalidImageError
-
-# HEIC/HEIF, the iPhone's format, registered once, here, where images are opened (AVIF is Pillow's).
-pillow_heif.register_heif_opener()
 
 PIXEL_BUDGET = 50_000_000
 
@@ -54,6 +51,15 @@ def check_pixel_budget(header: ImageHeader, *, budget: int = PIXEL_BUDGET) -> No
         )
 
 
+@functools.cache
+def _register_heif_opener() -> None:
+    """HEIC/HEIF (the iPhone's format) opens through pillow-heif (AVIF is Pillow's own),
+    registered on the first such image, so the Function's start-up never imports it."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
 def open_within_budget(data: bytes, *, budget: int = PIXEL_BUDGET, draft_side: int | None = None) -> Image.Image:
     """Pillow's image of ``data``, not yet decoded, once its header shows it fits ``budget``.
 
@@ -62,6 +68,8 @@ def open_within_budget(data: bytes, *, budget: int = PIXEL_BUDGET, draft_side: i
     for the scaled size, so a JPEG of any size costs little. Raises ``InvalidImageError`` or
     ``InputLimitError``."""
     header = read_header(data)
+    if header.format == "HEIF":
+        _register_heif_opener()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget replaces it
         try:

@@ -286,7 +286,7 @@ def test_the_real_local_settings_are_never_committed():
     assert (REPO_ROOT / "functions" / "local.settings.example.json").is_file()
 
 
-HEAVY = ("torch", "fastapi", "uvicorn", "starlette")
+HEAVY = ("torch", "fastapi", "uvicorn", "starlette", "pillow_heif")
 
 
 def heavy_modules(modules: list[str]) -> list[str]:

@@ -138,3 +138,24 @@ def test_a_jpeg_of_any_size_is_held_to_the_budget_at_its_drafted_size():
         assert max(image.size) <= 15_000 // 8 + 1  # libjpeg scales by up to 1/8 while decoding
     with pytest.raises(InputLimitError):
         open_within_budget(huge)  # decoded at full size: 225 million pixels
+
+
+def test_a_heic_opens_in_a_fresh_process_that_never_imported_pillow_heif_itself(tmp_path):
+    # The HEIF opener is registered on the first HEIC, not at import (the Function's start-up
+    # path imports this module); a process of its own shows the product registers it.
+    import subprocess
+    import sys
+
+    import pillow_heif
+
+    heic = tmp_path / "photo.heic"
+    pillow_heif.from_pillow(Image.new("RGB", (48, 32), (10, 200, 30))).save(heic)
+    script = (
+        "import sys; from indexer.pixel_budget import open_within_budget;"
+        "assert 'pillow_heif' not in sys.modules;"
+        "print(*open_within_budget(open(sys.argv[1], 'rb').read()).convert('RGB').size)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(heic)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    width, height = map(int, done.stdout.split())
+    assert width >= 48 and height >= 32  # a HEIC's coded size may be padded past the picture

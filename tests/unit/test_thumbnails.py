@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
 from indexer.entrypoints.document_images import DocumentImage, thumbnail
-from indexer.pixel_budget import pillow_heif  # noqa: F401 (registers the HEIF writer)
+
+pillow_heif.register_heif_opener()  # these tests write HEIC files
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

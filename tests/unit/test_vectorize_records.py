@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -33,9 +34,10 @@ from indexer.entrypoints.vectorize import (
 from indexer.errors import BadRequest, IndexNotFoundError, VisionRequestError, VisionServiceError
 from indexer.limits import check_text
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
-from indexer.pixel_budget import pillow_heif  # noqa: F401 (registers the HEIF writer)
 from indexer.services import build_services
 from indexer.settings import Settings
+
+pillow_heif.register_heif_opener()  # these tests write HEIC files
 
 DIMS = 512  # the local multilingual schema's, as local_index is made from
 BLOB_URL = "https://acct.blob.core.windows.net/images/pets/cat%201.jpg"
