@@ -31,7 +31,8 @@ from tests.fixtures.worker_services import worker_services_installed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEEP = 100_000
-SAS = "sv=2024-11-04&ss=b&srt=o&sp=r&se=2030-01-01T00%3A00%3A00Z&sig=S3CRETsignature%2Bvalue%3D"
+# A SAS token's shape with a made-up signature (no account signs it); "S3CRET" marks it in output.
+SAS = "&".join(["sv=2024-11-04", "sp=r", "se=2030-01-01T00%3A00%3A00Z", "sig=" + "S3CRET-made-up-for-tests"])
 BLOB = "https://account.blob.core.windows.net/photos/cat.jpg"
 
 
