@@ -322,14 +322,17 @@ def _process_batch(
 def normalized_images(data: bytes) -> list[dict[str, Any]]:
     """What ``imageAction: generateNormalizedImages`` makes of a blob: for an image, one JPEG,
     upright and no larger than the default 2000 x 2000, with its size and the original's; for a
-    blob that is no image, none."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    blob that is no image, or one over the pixel budget every decode here keeps to, none."""
+    from PIL import ImageOps
+
+    from indexer.errors import InputLimitError, InvalidImageError
+    from indexer.pixel_budget import open_within_budget
 
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with open_within_budget(data) as opened:
             original = opened.size
             image = ImageOps.exif_transpose(opened).convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (InvalidImageError, InputLimitError, OSError, ValueError):
         return []
     image.thumbnail((NORMALIZED_IMAGE_MAX_PIXELS, NORMALIZED_IMAGE_MAX_PIXELS))
     out = io.BytesIO()
