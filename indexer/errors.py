@@ -108,6 +108,14 @@ class ModelVersionMismatchError(ImageSearchError):
         self.actual = actual
 
 
+class VectorCompressionMismatchError(ModelVersionMismatchError):
+    """The index's vector field is compressed otherwise than ``SEARCH_VECTOR_COMPRESSION``
+    asks. Like the pin, the compression is fixed when the field is created, so it is
+    reported (and exits) as a pin mismatch does; nothing is changed."""
+
+    error_code = "VectorCompressionMismatch"
+
+
 # How a person creates a missing index: named in every "does not exist" message.
 CREATE_INDEX_REMEDY = (
     "create it with `imgsearch ensure-index` (an empty index, for a container: then `imgsearch backfill` "

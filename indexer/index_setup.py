@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from indexer.documents import IndexPin
-from indexer.errors import ConfigurationError, ImageSearchError, ModelVersionMismatchError
+from indexer.errors import (
+    ConfigurationError,
+    ImageSearchError,
+    ModelVersionMismatchError,
+    VectorCompressionMismatchError,
+)
 from indexer.model_versions import ModelVersion, answers_for, get_model_version
 from indexer.schema import (
     IndexSchema,
@@ -22,6 +27,7 @@ from indexer.schema import (
 )
 from indexer.services import build_vectorizer, close_quietly
 from indexer.settings import Settings, pinned_model_version
+from indexer.vector_compression import COMPRESSIONS, check_compression
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from indexer.backends.azure_search.pull import AzureSearchPull
@@ -51,10 +57,16 @@ def vectorizer_endpoint(settings: Settings) -> VectorizerEndpoint | None:
     )
 
 
-def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
-    """The schema of the index these settings must use, with its Web API vectorizer pointed at
+def wanted_schema(
+    settings: Settings, vectorizer: Vectorizer | None = None, *, compression: str | None = None
+) -> IndexSchema:
+    """The schema of the index these settings must use: compressed as ``compression`` (by
+    default, as ``SEARCH_VECTOR_COMPRESSION`` says), with its Web API vectorizer pointed at
     ``SEARCH_VECTORIZER_URI`` when that is set (``pinned_schema`` has the rest)."""
-    return pinned_schema(settings, vectorizer).with_vectorizer(vectorizer_endpoint(settings))
+    pinned = pinned_schema(settings, vectorizer)
+    return pinned.with_compression(compression or settings.vector_compression).with_vectorizer(
+        vectorizer_endpoint(settings)
+    )
 
 
 def pinned_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
@@ -115,6 +127,8 @@ def ensure_index(
     schema = wanted_schema(settings, vectorizer)
     try:
         return backend.ensure_index(schema)
+    except VectorCompressionMismatchError as exc:
+        return _ensure_other_compression(settings, backend, schema, exc, repin=repin)
     except ModelVersionMismatchError as exc:
         try:
             existing = backend.get_pin()
@@ -127,6 +141,45 @@ def ensure_index(
             return backend.ensure_index(schema)
         existing.check_pin(schema.pin, where=f"the {describe_backend(settings)}", remedy=_remedy(settings, documents))
         raise  # the same pin: the index is inconsistent in some other way, which the backend's error names
+
+
+def _ensure_other_compression(
+    settings: Settings, backend: IndexBackend, schema: IndexSchema, exc: VectorCompressionMismatchError, *, repin: bool
+) -> IndexPin:
+    """An index whose vectors are compressed otherwise than these settings' compression: kept
+    as it is when ``SEARCH_VECTOR_COMPRESSION`` is unset (the default is for new indexes),
+    re-created when ``repin`` and it is empty, else reported with the way out."""
+    have, where = str(exc.actual), describe_backend(settings)
+    if settings.search_vector_compression is None and have in COMPRESSIONS:
+        log.info("the %s stores its vectors %s; SEARCH_VECTOR_COMPRESSION is unset, so it stays so", where, have)
+        return backend.ensure_index(schema_like(schema, settings, have))
+    documents = backend.count()
+    if repin and documents == 0:
+        log.warning("re-creating the empty %s with %s compression instead of %s", where, schema.compression, have)
+        backend.delete_index()
+        return backend.ensure_index(schema)
+    if documents == 0:
+        way_out = "It holds no documents: `imgsearch ensure-index --repin` re-creates it as asked."
+    else:
+        way_out = (
+            f"It holds {documents} documents, so it is never re-created: set SEARCH_VECTOR_COMPRESSION={have} to use "
+            f"it as it is, or create a new index (--index-name / SEARCH_INDEX_NAME), backfill it and switch to it "
+            f'(README, "Changing the compression safely").'
+        )
+    check_compression(
+        have,
+        schema.compression,
+        where=f"the {where}",
+        remedy=f"SEARCH_VECTOR_COMPRESSION={settings.search_vector_compression} asks for the latter; nothing was "
+        f"changed. {way_out}",
+    )
+    raise exc  # pragma: no cover - check_compression raised: have differs from the schema's
+
+
+def schema_like(schema: IndexSchema, settings: Settings, compression: str) -> IndexSchema:
+    """``schema`` compressed as ``compression`` instead (pin and vectorizer unchanged)."""
+    pinned = load_schema(schema.pin.model_version).with_dimensions(schema.pin.dimensions)
+    return pinned.with_compression(compression).with_vectorizer(vectorizer_endpoint(settings))
 
 
 def _remedy(settings: Settings, documents: int) -> str:

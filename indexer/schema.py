@@ -22,6 +22,7 @@ from typing import Any
 from indexer.documents import IndexPin
 from indexer.errors import ConfigurationError
 from indexer.model_versions import get_model_version
+from indexer.vector_compression import compression_definition, compression_of
 
 
 def _schemas_dir() -> Path:
@@ -108,6 +109,36 @@ class IndexSchema:
         return IndexSchema(
             pin=pin,
             definition={**self.definition, "description": description, "fields": fields},
+            vectorizer_template=self.vectorizer_template,
+            vectorizer_bindings=self.vectorizer_bindings,
+        )
+
+    @property
+    def compression(self) -> str:
+        """How the vector field is compressed: ``none``, ``scalar`` or ``binary``."""
+        return compression_of(self.definition, VECTOR_FIELD)
+
+    def with_compression(self, compression: str) -> IndexSchema:
+        """This schema with the vector field's profile compressed as ``compression`` asks
+        (``vector_compression.compression_definition``). A compressed field is not ``stored``:
+        nothing retrieves the vectors, and the originals kept for rescoring are enough. An
+        uncompressed one stays as the schema file has it, so existing indexes still match."""
+        if compression == self.compression:
+            return self
+        entry = compression_definition(compression)
+        if entry is None or self.compression != "none":
+            raise ValueError(f"with_compression takes an uncompressed schema, not one with {self.compression}")
+        definition = copy.deepcopy(self.definition)
+        vector_search = definition.setdefault("vectorSearch", {})
+        vector_search["compressions"] = [entry]
+        vector = next(f for f in definition["fields"] if f["name"] == VECTOR_FIELD)
+        vector["stored"] = False
+        for profile in vector_search.get("profiles") or []:
+            if profile.get("name") == vector.get("vectorSearchProfile"):
+                profile["compression"] = entry["name"]
+        return IndexSchema(
+            pin=self.pin,
+            definition=definition,
             vectorizer_template=self.vectorizer_template,
             vectorizer_bindings=self.vectorizer_bindings,
         )

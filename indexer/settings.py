@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.errors import ConfigurationError
 from indexer.limits import MAX_SOURCE_BYTES
 from indexer.model_versions import DEFAULT_MODEL_VERSION
+from indexer.vector_compression import DEFAULT_COMPRESSION, Compression
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     search_endpoint: str = Field("", validation_alias="SEARCH_ENDPOINT")
     search_key: str = Field("", validation_alias="SEARCH_KEY", repr=False)
     search_index_name: str = Field("images", validation_alias="SEARCH_INDEX_NAME")
+    # How the index's vector field is compressed (indexer/vector_compression.py). Unset: new
+    # indexes get DEFAULT_COMPRESSION and an existing index keeps its own; set: it must match.
+    search_vector_compression: Compression | None = Field(None, validation_alias="SEARCH_VECTOR_COMPRESSION")
 
     # --- Azure AI Search calling this project back (the Function's /api/vectorize, or `imgsearch
     # serve`'s): the index's Web API vectorizer (apps send text straight to the search service)
@@ -95,6 +99,19 @@ class Settings(BaseSettings):
 
     # --- Local state: the numpy index, backfill checkpoints, failure records.
     data_dir: Path = Field(Path(".imgsearch"), validation_alias="IMGSEARCH_DATA_DIR")
+
+    @field_validator("search_vector_compression", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        """An empty value (an app setting left blank) is unset; case does not matter."""
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @property
+    def vector_compression(self) -> Compression:
+        """The compression a new index gets: ``SEARCH_VECTOR_COMPRESSION`` or the default."""
+        return self.search_vector_compression or DEFAULT_COMPRESSION
 
     @property
     def uses_offline_model(self) -> bool:

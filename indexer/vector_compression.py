@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+from indexer.errors import VectorCompressionMismatchError
+
 Compression = Literal["none", "scalar", "binary"]
 COMPRESSIONS: tuple[str, ...] = get_args(Compression)
 # The kind new indexes get when SEARCH_VECTOR_COMPRESSION is unset; bench/RESULTS.md,
@@ -51,11 +53,30 @@ def compression_of(definition: dict[str, Any], vector_field: str) -> str:
     fields = {f.get("name"): f for f in definition.get("fields") or []}
     profile_name = (fields.get(vector_field) or {}).get("vectorSearchProfile")
     vector_search = definition.get("vectorSearch") or {}
-    profile = next((p for p in vector_search.get("profiles") or [] if p.get("name") == profile_name), {})
-    compression_name = profile.get("compression")
+    profiles = [p for p in vector_search.get("profiles") or [] if p.get("name") == profile_name]
+    compression_name = profiles[0].get("compression") if profiles else None
     if not compression_name:
         return "none"
-    entry = next((c for c in vector_search.get("compressions") or [] if c.get("name") == compression_name), {})
-    kind = entry.get("kind")
+    entries = [c for c in vector_search.get("compressions") or [] if c.get("name") == compression_name]
+    kind = str(entries[0].get("kind")) if entries else f"unknown ({compression_name})"
     ours = {rest_kind: ours for ours, (_, rest_kind) in _REST_KINDS.items()}
-    return ours.get(kind, str(kind))
+    return ours.get(kind, kind)
+
+
+def describe_compression(compression: str) -> str:
+    """How a field with ``compression`` holds its vectors, for people."""
+    known = {"none": "uncompressed (float32)", "scalar": "with scalar (int8) quantization"}
+    known["binary"] = "with binary quantization"
+    return known.get(compression, f"with a compression of kind {compression!r}")
+
+
+def check_compression(have: str, wanted: str, *, where: str, remedy: str) -> None:
+    """Raise ``VectorCompressionMismatchError`` unless the index's compression ``have`` is the
+    ``wanted`` one. ``where`` names the index; ``remedy`` says what to do instead."""
+    if have != wanted:
+        raise VectorCompressionMismatchError(
+            f"{where} stores its vectors {describe_compression(have)}, not {describe_compression(wanted)}, and a "
+            f"vector field's compression is fixed when the index is created; {remedy}",
+            expected=wanted,
+            actual=have,
+        )

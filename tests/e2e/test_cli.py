@@ -372,6 +372,49 @@ def test_ensure_index_repins_an_empty_index_and_never_one_with_documents(run_cli
     assert local_index(tmp_path / "imgsearch-data").count() == 4
 
 
+def test_the_compression_asked_for_is_checked_like_the_pin_and_an_unset_one_keeps_the_index_as_it_is(
+    run_cli, small_folder, tmp_path
+) -> None:
+    created = run_cli("ensure-index", env={"SEARCH_VECTOR_COMPRESSION": "binary"})
+    assert created.exit_code == 0 and "with binary quantization" in created.stdout
+
+    other = run_cli("ensure-index", env={"SEARCH_VECTOR_COMPRESSION": "scalar"})
+    assert other.exit_code == 3 and "Traceback" not in other.output
+    assert "stores its vectors with binary quantization, not with scalar (int8) quantization" in other.stderr
+    assert "SEARCH_VECTOR_COMPRESSION=scalar asks for the latter; nothing was changed" in other.stderr
+    assert "--repin" in other.stderr
+    assert local_index(tmp_path / "imgsearch-data").schema.compression == "binary"
+
+    unset = run_cli("index", small_folder)  # the default is for new indexes: this one stays binary
+    assert unset.exit_code == 0, unset.output
+    info = json.loads(run_cli("info", "--json").stdout)
+    assert info["vector_compression"] == "binary" and info["documents"] == 4
+
+    with_documents = run_cli("ensure-index", "--repin", env={"SEARCH_VECTOR_COMPRESSION": "none"})
+    assert with_documents.exit_code == 3 and "never re-created" in with_documents.stderr
+    assert "set SEARCH_VECTOR_COMPRESSION=binary to use it as it is" in with_documents.stderr
+    index = local_index(tmp_path / "imgsearch-data")
+    assert index.count() == 4 and index.schema.compression == "binary"
+
+
+def test_ensure_index_repin_re_creates_an_empty_index_with_the_compression_asked_for(run_cli, tmp_path) -> None:
+    assert run_cli("ensure-index", env={"SEARCH_VECTOR_COMPRESSION": "none"}).exit_code == 0
+
+    recreated = run_cli("ensure-index", "--repin", env={"SEARCH_VECTOR_COMPRESSION": "scalar"})
+
+    assert recreated.exit_code == 0, recreated.output
+    assert "with scalar (int8) quantization" in recreated.stdout
+    assert local_index(tmp_path / "imgsearch-data").schema.compression == "scalar"
+
+
+def test_a_compression_outside_the_three_exits_2_naming_the_setting(run_cli, tmp_path) -> None:
+    result = run_cli("ensure-index", env={"SEARCH_VECTOR_COMPRESSION": "zip"})
+
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "SEARCH_VECTOR_COMPRESSION='zip'" in result.stderr and "'none', 'scalar' or 'binary'" in result.stderr
+    assert not (tmp_path / "imgsearch-data" / "images").exists()
+
+
 def test_index_and_search_through_the_vision_rest_api(run_cli, small_folder, tmp_path, vision_server) -> None:
     env = {
         "VISION_ENDPOINT": vision_server.url,

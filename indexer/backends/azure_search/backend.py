@@ -54,6 +54,7 @@ from indexer.errors import CREATE_INDEX_REMEDY, ConfigurationError, IndexNotFoun
 from indexer.filters import Condition
 from indexer.retry import RetryPolicy, is_retriable_status, retry_after_from_headers
 from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema, parse_pin
+from indexer.vector_compression import check_compression, compression_of
 
 MAX_BATCH_ACTIONS = 1000
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -186,6 +187,12 @@ class AzureSearchBackend:
             raise IndexNotFoundError(f"the index {self.index_name!r} disappeared while it was being created")
         current = existing.as_dict()
         live = self._read_live(current, expected=schema.pin)
+        check_compression(
+            compression_of(current, VECTOR_FIELD),
+            schema.compression,
+            where=f"the Azure AI Search index {self.index_name!r} at {self.endpoint}",
+            remedy=_NEW_INDEX_ADVICE,
+        )
         added = self._added_fields(current, schema)
         vector_search = _vectorizers_brought_up_to_date(current, schema)
         if added or vector_search is not None:
@@ -266,10 +273,7 @@ class AzureSearchBackend:
         fields = {f["name"]: f for f in definition.get("fields") or []}
         vector = fields.get(VECTOR_FIELD) or {}
         where = f"the Azure AI Search index {self.index_name!r} at {self.endpoint}"
-        advice = (
-            "create a new index for this model version (set SEARCH_INDEX_NAME to a new name), backfill it "
-            "with `imgsearch backfill`, then switch your apps to it"
-        )
+        advice = _NEW_INDEX_ADVICE
         if pin is None:
             raise ModelVersionMismatchError(
                 f"{where} has no 'imgsearch pin' in its description, so it was not created by this tool and its "
@@ -701,6 +705,12 @@ class AzureSearchBackend:
             f"cannot {what}: the Azure AI Search index {self.index_name!r} does not exist at {self.endpoint}; "
             f"{CREATE_INDEX_REMEDY}"
         )
+
+
+_NEW_INDEX_ADVICE = (
+    "create a new index with these settings (set SEARCH_INDEX_NAME to a new name), backfill it with "
+    "`imgsearch backfill`, then switch your apps to it"
+)
 
 
 def _short_reason(exc: Exception) -> str:

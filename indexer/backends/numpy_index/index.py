@@ -42,7 +42,8 @@ from indexer.backends.schema_rules import (
 from indexer.documents import Document, Embedding, Hit, IndexPin
 from indexer.errors import CREATE_INDEX_REMEDY, ConfigurationError, IndexNotFoundError
 from indexer.filters import Condition
-from indexer.schema import KEY_FIELD, IndexSchema
+from indexer.schema import KEY_FIELD, VECTOR_FIELD, IndexSchema
+from indexer.vector_compression import check_compression, compression_of
 
 DEFAULT_MERGE_FANOUT = 8
 DEFAULT_MMAP_THRESHOLD = 32 * 1024 * 1024  # vector files this big are mapped, not read
@@ -273,11 +274,10 @@ class NumpyIndex:
                 return schema.pin
             manifest = store.parse_manifest(self.root, raw)
             pin = IndexPin(**manifest["pin"])
-            pin.check_pin(
-                schema.pin,
-                where=f"the local index {self.name!r} at {self.root}",
-                remedy="use another index name for the new version (SEARCH_INDEX_NAME) and backfill it",
-            )
+            where, remedy = f"the local index {self.name!r} at {self.root}", _NEW_INDEX_ADVICE
+            pin.check_pin(schema.pin, where=where, remedy=remedy)
+            have = compression_of(manifest["schema"], VECTOR_FIELD)
+            check_compression(have, schema.compression, where=where, remedy=remedy)
             if manifest["schema"] != schema.definition:
                 _check_schema_evolution(self.name, IndexSchema(pin=pin, definition=manifest["schema"]), schema)
                 manifest = {**manifest, "schema": schema.definition, "generation": manifest["generation"] + 1}
@@ -559,6 +559,9 @@ def _normalized_rows(vectors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
     else:
         matrix[usable] /= norms[usable, None].astype(np.float32)
     return matrix, usable
+
+
+_NEW_INDEX_ADVICE = "use another index name for these settings (SEARCH_INDEX_NAME) and backfill it"
 
 
 def _check_schema_evolution(name: str, stored: IndexSchema, new: IndexSchema) -> None:

@@ -234,6 +234,7 @@ def info_command(
     from indexer.index_setup import configured_model, describe_backend, describe_vectorizer
     from indexer.model_versions import answers_for
     from indexer.services import build_backend, close_quietly
+    from indexer.vector_compression import describe_compression
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
@@ -243,8 +244,9 @@ def info_command(
         try:
             pin = backend.get_pin()
             count: int | None = backend.count()
+            compression = backend.schema.compression
         except IndexNotFoundError:
-            pin, count = None, None
+            pin, count, compression = None, None, settings.vector_compression
         info = {
             "index_name": settings.search_index_name,
             "backend": "azure" if not settings.uses_numpy_index else "numpy",
@@ -253,6 +255,7 @@ def info_command(
             "model_version": pin.model_version if pin else configured.name,
             "dimensions": pin.dimensions if pin else configured.dimensions,
             "configured_model_version": configured.name,
+            "vector_compression": compression,
             "documents": count,
             "vision_endpoint": settings.vision_endpoint or None,
             "vectorizer": describe_vectorizer(settings),
@@ -268,6 +271,7 @@ def info_command(
         )
     else:
         typer.echo(f"model version:  {pin.model_version} (pinned, {pin.dimensions} dimensions)")
+        typer.echo(f"vectors:        {describe_compression(compression)}")
         typer.echo(f"documents:      {count}")
         if not answers_for(pin.model_version, configured.name):
             typer.echo(
@@ -283,25 +287,31 @@ def ensure_index_command(
     repin: bool = typer.Option(
         False,
         "--repin",
-        help="If the index is pinned to another model version and holds no documents, delete it and create it "
-        "again with the pin these settings give. An index that holds documents is never re-pinned.",
+        help="If the index is pinned to another model version (or compressed otherwise) and holds no documents, "
+        "delete it and create it again as these settings say. An index that holds documents is never re-pinned.",
     ),
 ) -> None:
-    """Create the pinned index, or verify its pin.
+    """Create the pinned index, or verify its pin and compression.
 
-    The index is created from schemas/ for the configured model version.
+    The index is created from schemas/ for the configured model version, its vectors
+    compressed as SEARCH_VECTOR_COMPRESSION says (default: scalar).
 
     With VISION_ENDPOINT set, the vectorizer is asked once which model version it answers
     with: that version is the pin (the local stand-in answers with its offline model's name)."""
     from indexer.index_setup import describe_backend, ensure_index
     from indexer.services import build_backend, close_quietly
+    from indexer.vector_compression import describe_compression
 
     with handle_errors(), ExitStack() as cleanup:
         settings = state(ctx).settings
         backend = build_backend(settings)
         cleanup.callback(close_quietly, backend)
         pin = ensure_index(settings, backend, repin=repin)
-    typer.echo(f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions)")
+        vectors = describe_compression(backend.schema.compression)
+    typer.echo(
+        f"{describe_backend(settings)} is ready, pinned to {pin.model_version} ({pin.dimensions} dimensions), "
+        f"vectors {vectors}"
+    )
     _warn_about_an_unauthenticated_vectorizer(settings)
 
 
