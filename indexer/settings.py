@@ -208,13 +208,15 @@ def misspelled_settings(names: Iterable[str]) -> dict[str, str]:
     setting it most likely means (``VISON_ENDPOINT`` -> ``VISION_ENDPOINT``).
 
     Compared in upper case (settings are not case-sensitive); names read by other libraries
-    or hosts (``AZURE_TENANT_ID``, ``IMAGES_STORAGE__credential``) are never reported.
+    or hosts (``AZURE_TENANT_ID``, ``IMAGES_STORAGE__credential``) and azd's outputs
+    (``AZURE_SEARCH_INDEX_NAME``) are never reported.
     """
     known = {name.upper(): name for name in setting_names()}
     found: dict[str, str] = {}
     for name in names:
         upper = name.upper()
-        if upper in known or upper in _READ_ELSEWHERE:
+        # AZURE_<setting> is the deployment's output of that setting in the azd environment.
+        if upper in known or upper in _READ_ELSEWHERE or upper.removeprefix("AZURE_") in known:
             continue
         match = difflib.get_close_matches(upper, known, n=1, cutoff=_SIMILARITY)
         if match:

@@ -150,6 +150,20 @@ param searchReplicaCount int = 1
 @description('Name of the search index (lower-case letters, digits, - and _).')
 param searchIndexName string = 'images'
 
+// How the index's vector field is compressed (indexer/vector_compression.py): int8 'scalar' or
+// 'binary' quantization, rescored with the original vectors, or 'none'. Empty: the index keeps the
+// compression it was created with, and a new index gets the project's default (scalar). Like the
+// pinned model version it is fixed when the index is created: change searchIndexName with it
+// (README, "Changing the compression safely").
+@description('Vector compression of the search index: none, scalar or binary; empty keeps what the index has (new: scalar).')
+@allowed([
+  ''
+  'none'
+  'scalar'
+  'binary'
+])
+param searchVectorCompression string = ''
+
 @description('Object id of the person (or CI service principal) deploying; gets data roles to run the backfill and create the index. Empty: no roles.')
 param principalId string = ''
 
@@ -424,6 +438,7 @@ module functionApp 'app/function.bicep' = {
     imagesContainerName: imagesContainerName
     searchEndpoint: search.outputs.endpoint
     searchIndexName: searchIndexName
+    searchVectorCompression: searchVectorCompression
     visionEndpoint: vision.outputs.endpoints
     visionModelVersion: visionModelVersion
     visionApiVersion: visionApiVersion
@@ -458,6 +473,7 @@ output AZURE_EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output AZURE_SEARCH_SERVICE_NAME string = search.outputs.name
 output AZURE_SEARCH_ENDPOINT string = search.outputs.endpoint
 output AZURE_SEARCH_INDEX_NAME string = searchIndexName
+output AZURE_SEARCH_VECTOR_COMPRESSION string = searchVectorCompression
 output AZURE_VISION_ACCOUNT_NAME string = vision.outputs.name
 output AZURE_VISION_ENDPOINT string = vision.outputs.endpoints
 output AZURE_VISION_LOCATION string = visionLocation

@@ -25,6 +25,8 @@ param imagesContainerName string
 
 param searchEndpoint string
 param searchIndexName string
+// none, scalar or binary; empty: the index keeps its own (indexer/vector_compression.py).
+param searchVectorCompression string
 
 param visionEndpoint string
 param visionModelVersion string
@@ -177,6 +179,7 @@ var appSettings = {
 
   SEARCH_ENDPOINT: searchEndpoint
   SEARCH_INDEX_NAME: searchIndexName
+  SEARCH_VECTOR_COMPRESSION: searchVectorCompression
   // This app's /api/vectorize: the index's Web API vectorizer and the pull-mode skill call it.
   SEARCH_VECTORIZER_URI: 'https://${site.properties.defaultHostName}/api/vectorize'
   INGESTION_MODE: ingestionMode

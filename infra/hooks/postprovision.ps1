@@ -31,6 +31,8 @@ if ($env:VISION_MODEL_VERSION -and $env:VISION_MODEL_VERSION -ne $env:AZURE_VISI
 $env:SEARCH_ENDPOINT = $env:AZURE_SEARCH_ENDPOINT
 $env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
 $env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
+# Empty: the index keeps its compression, and a new one gets the default (indexer/vector_compression.py).
+$env:SEARCH_VECTOR_COMPRESSION = "$env:AZURE_SEARCH_VECTOR_COMPRESSION"
 $env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
 $env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
 # The index's Web API vectorizer points at the Function's /api/vectorize (see postprovision.sh).

@@ -48,6 +48,8 @@ fi
 export SEARCH_ENDPOINT="$AZURE_SEARCH_ENDPOINT"
 export SEARCH_INDEX_NAME="$AZURE_SEARCH_INDEX_NAME"
 export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
+# Empty: the index keeps its compression, and a new one gets the default (indexer/vector_compression.py).
+export SEARCH_VECTOR_COMPRESSION="${AZURE_SEARCH_VECTOR_COMPRESSION:-}"
 export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
 export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
 # The index's Web API vectorizer points at the Function's /api/vectorize (apps send text to the

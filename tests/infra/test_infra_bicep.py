@@ -209,8 +209,9 @@ def test_the_pinned_model_and_index_follow_the_azd_values_the_deployment_outputs
     for param, output in [
         ("searchIndexName", "AZURE_SEARCH_INDEX_NAME"),
         ("visionModelVersion", "AZURE_VISION_MODEL_VERSION"),
+        ("searchVectorCompression", "AZURE_SEARCH_VECTOR_COMPRESSION"),
     ]:
-        assert parameters[param]["value"].startswith("${" + output + "=")
+        assert parameters[param]["value"].startswith("${" + output)
         assert str(main.outputs[output].value) == param
     assert parameters["vnetEnabled"]["value"] == "${VNET_ENABLED=false}"
 

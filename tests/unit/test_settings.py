@@ -59,6 +59,12 @@ def test_settings_and_variables_read_by_others_are_not_misspellings():
     assert misspelled_settings(["search_key", "Images_Storage__BlobServiceUri"]) == {}
 
 
+def test_the_azd_outputs_of_settings_are_not_misspellings():
+    # `eval "$(azd env get-values)"` (README, "Use it") and the azd hooks put these in the environment.
+    outputs = ["AZURE_SEARCH_INDEX_NAME", "AZURE_VISION_MODEL_VERSION", "AZURE_SEARCH_VECTOR_COMPRESSION"]
+    assert misspelled_settings(outputs) == {}
+
+
 def test_near_misses_of_each_shape_are_reported():
     found = misspelled_settings(["SEARCH_KEYS", "IMGSEARCH_DATADIR", "VISION_ENDPIONT", "IMAGES_CONTAINERS"])
     assert found == {
