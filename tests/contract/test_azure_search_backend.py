@@ -23,6 +23,7 @@ from indexer.errors import (
     InvalidDocumentError,
     InvalidQueryError,
     ModelVersionMismatchError,
+    VectorCompressionMismatchError,
 )
 from indexer.filters import Condition, FilterError, parse_conditions
 from indexer.model_versions import OFFLINE_ENGLISH, OFFLINE_MULTILINGUAL
@@ -138,6 +139,33 @@ def test_a_conflicting_pin_raises_and_changes_nothing(azure_backend_factory, sea
         backend.ensure_index(load_schema(OFFLINE_MULTILINGUAL))
     assert search_double.service.indexes[search_index_name].definition.document == definition_before
     assert backend.get_pin().model_version == OFFLINE_ENGLISH
+
+
+@pytest.mark.parametrize(("compression", "kind"), [("scalar", "scalarQuantization"), ("binary", "binaryQuantization")])
+def test_a_compressed_index_is_created_as_asked_and_another_compression_changes_nothing(
+    azure_backend_factory, search_double, search_index_name, compression, kind
+):
+    schema = load_schema("2023-04-15").with_compression(compression)
+    azure_backend_factory().ensure_index(schema)
+
+    index = SearchIndexClient(search_double.endpoint, search_double.credential).get_index(search_index_name)
+    vector = next(f for f in index.fields if f.name == "image_vector")
+    profile = next(p for p in index.vector_search.profiles if p.name == vector.vector_search_profile_name)
+    (entry,) = index.vector_search.compressions
+    assert entry.kind == kind and profile.compression_name == entry.compression_name
+    assert (
+        entry.rescoring_options.enable_rescoring
+        and entry.rescoring_options.rescore_storage_method == "preserveOriginals"
+    )
+    assert vector.stored is False
+    backend = azure_backend_factory()
+    assert backend.ensure_index(schema) == schema.pin and backend.schema.compression == compression
+
+    definition_before = copy.deepcopy(search_double.service.indexes[search_index_name].definition.document)
+    for other in ("none", "binary" if compression == "scalar" else "scalar"):
+        with pytest.raises(VectorCompressionMismatchError, match=f"stores its vectors with {compression}"):
+            azure_backend_factory().ensure_index(load_schema("2023-04-15").with_compression(other))
+    assert search_double.service.indexes[search_index_name].definition.document == definition_before
 
 
 def test_ensure_index_adds_new_schema_fields_but_refuses_retyping(

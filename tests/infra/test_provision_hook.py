@@ -89,6 +89,29 @@ def test_the_hook_creates_the_pinned_index_and_refuses_another_pin(search_double
     assert parse_pin(index_definition(search_double, search_index_name).description).model_version == "2023-04-15"
 
 
+def test_the_hook_compresses_a_new_index_as_azd_says_and_refuses_another_compression(
+    search_double, search_index_name, tmp_path
+):
+    shell = {"SEARCH_VECTOR_COMPRESSION": "none"}  # the azd value wins over the shell's
+    created = run_hook(
+        search_double, search_index_name, "2023-04-15", tmp_path, AZURE_SEARCH_VECTOR_COMPRESSION="binary", **shell
+    )
+    assert created.returncode == 0, created.stderr + created.stdout
+    index = index_definition(search_double, search_index_name)
+    assert [c.kind for c in index.vector_search.compressions] == ["binaryQuantization"]
+
+    unset = run_hook(search_double, search_index_name, "2023-04-15", tmp_path, **shell)
+    assert unset.returncode == 0, unset.stderr + unset.stdout  # empty: the index keeps its own
+
+    conflict = run_hook(
+        search_double, search_index_name, "2023-04-15", tmp_path, AZURE_SEARCH_VECTOR_COMPRESSION="scalar"
+    )
+    assert conflict.returncode != 0 and "Waiting cannot fix this" in conflict.stderr
+    assert "with binary quantization, not with scalar (int8) quantization" in conflict.stderr
+    again = index_definition(search_double, search_index_name)
+    assert [c.kind for c in again.vector_search.compressions] == ["binaryQuantization"]
+
+
 # ---- a fresh clone: no virtual environment, no imgsearch on PATH ----
 
 
