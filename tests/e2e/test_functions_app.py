@@ -188,6 +188,7 @@ def test_local_settings_name_every_setting_the_app_reads_and_hold_no_secrets():
         "SEARCH_ENDPOINT",
         "SEARCH_KEY",
         "SEARCH_INDEX_NAME",
+        "SEARCH_VECTOR_COMPRESSION",
         "MAX_IMAGE_BYTES",
         "AZURE_CLIENT_ID",
         "VISION_REQUESTS_PER_SECOND",
