@@ -16,10 +16,6 @@ class Source:
     date: str  # ISO date of the page's own last update, as read (ms.date for learn.microsoft.com)
     note: str = ""  # how the figure was read, when not plainly from the page
 
-    def cite(self) -> str:
-        note = f"; {self.note}" if self.note else ""
-        return f"{self.title}, {self.url} ({self.date}{note})"
-
 
 @dataclass(frozen=True)
 class Figure:

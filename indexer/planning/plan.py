@@ -270,8 +270,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "tiers": [
             {
                 "tier": tier.name,
+                "vector_quota_gb_per_partition": tier.vector_quota_per_partition.value,
+                "storage_gb_per_partition": tier.storage_per_partition.value,
                 "partitions": fit.partitions if fit else None,
                 "holds_images": fit.images if fit else None,
+                "monthly": round(_unit_cost(fit) * search.replicas, 2) if fit else None,
             }
             for tier, fit in zip(TIERS, plan.per_tier, strict=True)
         ],

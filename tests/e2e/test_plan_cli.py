@@ -4,8 +4,13 @@ JSON of a plan, a plan past one search service, and the argument errors (exit 2)
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def plan_json(run_cli, *args, env=None) -> dict:
@@ -74,3 +79,31 @@ def test_bad_arguments_exit_2_naming_the_problem(run_cli, args, named) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and named in result.stderr
     assert "Traceback" not in result.output
+
+
+def readme_plans() -> list[tuple[str, list[str]]]:
+    """The ``imgsearch plan`` commands of the README's "What it costs", each with the lines of
+    output it shows ("..." marks lines left out)."""
+    section = README.read_text(encoding="utf-8").split("### What it costs", 1)[1].split("\n### ", 1)[0]
+    examples: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", section, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                examples.append((line[2:], []))
+            elif line.strip() not in ("", "..."):
+                examples[-1][1].append(line)
+    return examples
+
+
+def test_the_readme_shows_three_plans():
+    assert [shlex.split(command)[3] for command, _ in readme_plans()] == ["10000", "1000000", "100000000"]
+
+
+@pytest.mark.parametrize(("command", "shown"), readme_plans(), ids=lambda value: str(value)[:40])
+def test_the_readmes_plans_print_what_the_readme_shows(run_cli, command, shown) -> None:
+    program, *args = shlex.split(command)
+    result = run_cli(*args)
+
+    assert program == "imgsearch" and result.exit_code == 0, result.output
+    printed = result.stdout.splitlines()
+    assert [line for line in shown if line not in printed] == []
