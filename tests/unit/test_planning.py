@@ -24,6 +24,7 @@ from indexer.planning.plan import (
 )
 from indexer.planning.service_limits import BYTES_PER_GB, BYTES_PER_TB, TIERS, tier_named
 from indexer.planning.sizing import DIMENSIONS, HNSW_M, footprint, keeps_stored_copy
+from indexer.schema import load_schema
 from indexer.vector_compression import COMPRESSIONS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "2023-04-15.json"
@@ -42,7 +43,13 @@ def test_the_sizing_constants_are_the_schemas():
     vector = next(f for f in schema["fields"] if f["name"] == "image_vector")
     hnsw = schema["vectorSearch"]["algorithms"][0]["hnswParameters"]
     assert (vector["dimensions"], hnsw["m"]) == (DIMENSIONS, HNSW_M)
-    assert vector["stored"] is keeps_stored_copy("none")
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_the_retrievable_copy_is_kept_exactly_when_the_index_made_with_that_compression_stores_it(compression):
+    definition = load_schema("2023-04-15").with_compression(compression).definition
+    vector = next(f for f in definition["fields"] if f["name"] == "image_vector")
+    assert vector["stored"] is keeps_stored_copy(compression)
 
 
 @pytest.mark.parametrize(
