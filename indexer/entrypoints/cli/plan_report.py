@@ -76,7 +76,10 @@ def _search(plan: Plan) -> list[str]:
             lines.append(f"  {tier.name:<6} {sizes} {'-':>10} {'not all':>15}")
             continue
         monthly = fit.partitions * search.replicas * prices.SEARCH_UNIT_MONTHLY[tier.name].value
-        chosen = "  <- plan" if plan.fits_one_service and tier is search.fit.tier else ""
+        chosen = ""
+        if plan.fits_one_service and tier is search.fit.tier:
+            same = fit.partitions == search.fit.partitions
+            chosen = "  <- plan" if same else f"  <- plan: {search.fit.partitions} partitions"
         lines.append(
             f"  {tier.name:<6} {sizes} {fit.partitions:>10} {fit.images:>15,} {f'${monthly:,.2f}':>12}{chosen}"
         )
