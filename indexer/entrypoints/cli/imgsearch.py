@@ -4,7 +4,7 @@ the index, work with a blob container, and run the local stand-ins.
 An edge: it parses arguments, builds objects through ``indexer.services`` and formats output;
 expected failures print one ``error: ...`` line and exit with the code ``errors.classify``
 gives (README, "CLI reference"). Commands register themselves: ``commands``, ``blob``,
-``pull``, ``verify``, and the installed plugins of the ``imgsearch.commands`` entry-point group
+``pull``, ``verify``, ``plan``, and the installed plugins of the ``imgsearch.commands`` entry-point group
 (``plugins``), such as the stand-ins' ``standins.cli``.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from indexer.entrypoints.cli import blob, commands, pull, verify
+from indexer.entrypoints.cli import blob, commands, plan, pull, verify
 from indexer.entrypoints.cli.common import CliState, configure_logging
 from indexer.entrypoints.cli.plugins import register_plugins
 
@@ -85,4 +85,5 @@ commands.register(app)
 blob.register(app)
 pull.register(app)
 verify.register(app)
+plan.register(app)
 register_plugins(app)

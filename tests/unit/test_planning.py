@@ -1,0 +1,243 @@
+"""``indexer.planning``: the bytes per image, the tier and partitions that hold N images, the
+Vision backfill, the cost, and that more images never plan a smaller service."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.errors import InvalidInputError
+from indexer.planning import prices
+from indexer.planning.plan import (
+    fewest_partitions,
+    holds,
+    largest_service,
+    partition_counts,
+    plan_capacity,
+    plan_to_dict,
+)
+from indexer.planning.service_limits import BYTES_PER_GB, BYTES_PER_TB, TIERS, tier_named
+from indexer.planning.sizing import DIMENSIONS, HNSW_M, footprint, keeps_stored_copy
+from indexer.schema import load_schema
+from indexer.vector_compression import COMPRESSIONS
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "2023-04-15.json"
+TIER_RANK = {tier.name: rank for rank, tier in enumerate(TIERS)}
+
+
+def plan(images: int, compression: str = "scalar", **options):
+    return plan_capacity(images, compression=compression, requests_per_second=20, **options)
+
+
+# --- bytes per image ------------------------------------------------------------------------
+
+
+def test_the_sizing_constants_are_the_schemas():
+    schema = json.loads(SCHEMA.read_text())
+    vector = next(f for f in schema["fields"] if f["name"] == "image_vector")
+    hnsw = schema["vectorSearch"]["algorithms"][0]["hnswParameters"]
+    assert (vector["dimensions"], hnsw["m"]) == (DIMENSIONS, HNSW_M)
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_the_retrievable_copy_is_kept_exactly_when_the_index_made_with_that_compression_stores_it(compression):
+    definition = load_schema("2023-04-15").with_compression(compression).definition
+    vector = next(f for f in definition["fields"] if f["name"] == "image_vector")
+    assert vector["stored"] is keeps_stored_copy(compression)
+
+
+@pytest.mark.parametrize(
+    ("compression", "vector", "originals", "stored"),
+    [("none", 4096, 0, 4096), ("scalar", 1024, 4096, 0), ("binary", 128, 4096, 0)],
+)
+def test_the_footprint_holds_the_quantized_vector_the_graph_and_what_is_kept_on_disk(
+    compression, vector, originals, stored
+):
+    image = footprint(compression)
+
+    assert (image.quantized_vector, image.graph, image.originals, image.stored_copy) == (vector, 80, originals, stored)
+    assert image.vector_index == pytest.approx((vector + 80) * 1.10)
+    assert image.storage == pytest.approx((vector + 80 + originals + stored + 2048) * 1.10)
+
+
+def test_compression_shrinks_the_vector_index_more_than_the_storage():
+    none, scalar, binary = (footprint(c) for c in ("none", "scalar", "binary"))
+    assert none.vector_index > scalar.vector_index > binary.vector_index
+    assert none.storage > scalar.storage > binary.storage
+    # the originals kept for rescoring stay on disk: storage falls far less than memory
+    assert binary.storage / none.storage > 0.5 > binary.vector_index / none.vector_index
+
+
+# --- what a tier holds ----------------------------------------------------------------------
+
+
+def test_one_s1_partition_runs_out_of_vector_quota_uncompressed_and_of_storage_compressed():
+    s1 = tier_named("S1")
+    uncompressed, scalar = holds(s1, 1, footprint("none")), holds(s1, 1, footprint("scalar"))
+
+    assert uncompressed.binding == "vector index quota"
+    assert uncompressed.images == math.floor(35 * BYTES_PER_GB / footprint("none").vector_index)
+    assert scalar.binding == "storage"
+    assert scalar.images == math.floor(160 * BYTES_PER_GB / footprint("scalar").storage)
+
+
+def test_s3_with_every_partition_is_held_back_by_its_largest_single_index():
+    fit = holds(tier_named("S3"), 12, footprint("binary"))
+    assert fit.binding == "largest index"
+    assert fit.images == math.floor(2.34 * BYTES_PER_TB / footprint("binary").storage)
+
+
+def test_partition_counts_follow_the_tier_and_the_36_search_units():
+    basic, s1 = tier_named("Basic"), tier_named("S1")
+    assert partition_counts(basic, 2) == [1, 2, 3]
+    assert partition_counts(basic, 4) == []  # Basic has at most 3 replicas
+    assert partition_counts(s1, 3) == [1, 2, 3, 4, 6, 12]
+    assert partition_counts(s1, 4) == [1, 2, 3, 4, 6]  # 12 x 4 = 48 > 36
+    assert partition_counts(s1, 12) == [1, 2, 3]
+
+
+def test_the_partitions_are_rounded_up_to_a_count_the_tier_allows():
+    s1, image = tier_named("S1"), footprint("scalar")
+    five = holds(s1, 5, image).images
+    assert fewest_partitions(s1, 2, image, five).partitions == 6  # 5 partitions do not exist
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def test_small_libraries_get_one_basic_partition_with_the_sla_replicas():
+    chosen = plan(10_000)
+    assert (chosen.search.fit.tier.name, chosen.search.fit.partitions, chosen.search.replicas) == ("Basic", 1, 2)
+    assert chosen.search.monthly == pytest.approx(2 * prices.SEARCH_UNIT_MONTHLY["Basic"].value)
+
+
+def test_the_first_tier_that_holds_the_images_is_chosen_at_its_fewest_partitions():
+    chosen = plan(100_000_000, "scalar")
+    assert (chosen.search.fit.tier.name, chosen.search.fit.partitions) == ("S1", 6)
+    assert chosen.per_tier[0] is None  # Basic's three partitions hold too few
+    assert chosen.search.fit.images >= 100_000_000
+
+
+def test_replicas_override_the_default_and_price_every_search_unit():
+    chosen = plan(1_000_000, replicas=3)
+    assert chosen.search.search_units == 3
+    assert chosen.search.monthly == pytest.approx(3 * prices.SEARCH_UNIT_MONTHLY["Basic"].value)
+    assert plan(1_000_000, replicas=4).search.fit.tier.name == "S1"  # Basic has at most 3 replicas
+
+
+def test_past_one_service_the_plan_splits_over_services_of_the_largest_kind():
+    largest = largest_service(2, footprint("scalar"))
+    beyond = plan(largest.images + 1, "scalar")
+
+    assert (largest.tier.name, largest.partitions) == ("L2", 12)
+    assert not beyond.fits_one_service and beyond.search.services == 2
+    assert plan(largest.images, "scalar").fits_one_service
+    assert plan_to_dict(beyond)["search"]["fits_one_service"] is False
+
+
+def test_the_backfill_runs_at_resources_times_rate_times_the_measured_efficiency():
+    one, three = plan(1_000_000), plan(1_000_000, vision_resources=3)
+    assert one.backfill_seconds == pytest.approx(1_000_000 / (20 * 0.93))
+    assert three.backfill_seconds == pytest.approx(one.backfill_seconds / 3)
+
+
+@pytest.mark.parametrize("days", [0.5, 1, 7, 30])
+def test_backfill_days_plan_the_fewest_resources_that_finish_in_time(days):
+    chosen = plan(100_000_000, backfill_days=days)
+    resources = chosen.vision.resources
+    assert chosen.backfill_seconds <= days * 86_400
+    assert resources == 1 or plan(100_000_000, vision_resources=resources - 1).backfill_seconds > days * 86_400
+
+
+def test_the_monthly_cost_adds_new_images_and_queries_and_the_backfill_is_once():
+    chosen = plan(1_000_000, new_images_per_month=20_000, queries_per_month=50_000)
+    assert chosen.backfill_cost == pytest.approx(1_000 * prices.VISION_IMAGE_PER_1000.value)
+    assert chosen.monthly == pytest.approx(
+        chosen.search.monthly + 20 * prices.VISION_IMAGE_PER_1000.value + 50 * prices.VISION_TEXT_PER_1000.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (dict(images=0), "--images"),
+        (dict(images=-3), "--images"),
+        (dict(compression="zip"), "'zip'"),
+        (dict(vision_resources=2, backfill_days=3), "not both"),
+        (dict(replicas=0), "--replicas"),
+        (dict(replicas=13), "--replicas"),
+        (dict(vision_resources=0), "--vision-resources"),
+        (dict(backfill_days=0), "--backfill-days"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message_naming_them(arguments, named):
+    arguments = {"images": 1_000, "compression": "scalar", **arguments}
+    with pytest.raises(InvalidInputError, match=re.escape(named)):
+        plan_capacity(requests_per_second=20, **arguments)
+
+
+# --- more images never plan a smaller service ---------------------------------------------
+
+
+def size(chosen) -> tuple[int, int, int]:
+    """The order a plan grows in: services, then tier, then partitions."""
+    return (chosen.search.services, TIER_RANK[chosen.search.fit.tier.name], chosen.search.fit.partitions)
+
+
+def sweep(compression: str, replicas: int) -> list[int]:
+    """Image counts from 1 to past one service, with every capacity boundary and its neighbours."""
+    image = footprint(compression)
+    edges = {holds(tier, partitions, image).images for tier in TIERS for partitions in partition_counts(tier, replicas)}
+    edges.add(largest_service(replicas, image).images)
+    geometric = {round(10 ** (k / 8)) for k in range(0, 8 * 10 + 1)}
+    return sorted({n for e in edges for n in (e - 1, e, e + 1) if n > 0} | geometric)
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3, 4, 12])
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_more_images_never_plan_fewer_partitions_a_cheaper_tier_or_a_lower_cost(compression, replicas):
+    plans = [plan(n, compression, replicas=replicas) for n in sweep(compression, replicas)]
+    for smaller, larger in zip(plans, plans[1:], strict=False):
+        assert size(larger) >= size(smaller), (smaller.images, larger.images)
+        assert larger.search.monthly >= smaller.search.monthly - 1e-9, (smaller.images, larger.images)
+        assert larger.search.fit.images * larger.search.services >= larger.images
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=10**11),
+    st.integers(min_value=1, max_value=10**11),
+    st.sampled_from(COMPRESSIONS),
+)
+def test_the_plan_grows_with_the_images_for_any_two_counts(a, b, compression):
+    smaller, larger = plan(min(a, b), compression), plan(max(a, b), compression)
+    assert size(larger) >= size(smaller)
+    assert larger.search.monthly >= smaller.search.monthly - 1e-9
+
+
+# --- figures and sources --------------------------------------------------------------------
+
+
+def test_every_figure_has_a_page_and_a_date_or_is_marked_an_assumption():
+    figures = plan(1_000).figures
+    assumptions = {f.name for f in figures if f.is_assumption}
+    assert assumptions == {
+        "metadata fields with their filter and search structures, per image",
+        "Vision S1 multimodal text embeddings, per 1,000 queries (taken as the image price)",
+    }
+    for figure in figures:
+        if figure.source is not None:
+            assert figure.source.url and re.fullmatch(r"\d{4}-\d{2}-\d{2}", figure.source.date), figure.name
+    assert all(entry.get("assumption") or entry["url"] for entry in plan_to_dict(plan(1_000))["sources"])
+
+
+def test_every_tier_has_a_price_and_the_tiers_are_listed_cheapest_first():
+    monthly = [prices.SEARCH_UNIT_MONTHLY[tier.name].value for tier in TIERS]
+    assert monthly == sorted(monthly)
+    assert [tier.name for tier in TIERS] == ["Basic", "S1", "S2", "S3", "L1", "L2"]
