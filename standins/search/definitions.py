@@ -433,7 +433,7 @@ def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
 def _indexed_as(definition: IndexDefinition, profile_name: str) -> tuple[Any, ...] | None:
     """What the compression of a vector profile fixes when vectors are indexed (None: no compression)."""
     vector_search = definition.document.get("vectorSearch") or {}
-    profile = next((p for p in vector_search.get("profiles", []) if p["name"] == profile_name), {})
+    profile: dict[str, Any] = next((p for p in vector_search.get("profiles", []) if p["name"] == profile_name), {})
     entry = next((c for c in vector_search.get("compressions", []) if c["name"] == profile.get("compression")), None)
     if entry is None:
         return None
