@@ -44,6 +44,17 @@ _IMMUTABLE = ("type", "dimensions", "vectorSearchProfile", *(a for a in _ATTRIBU
 PROHIBITED_HEADERS = frozenset(
     h.lower() for h in ("Accept", "Accept-Charset", "Accept-Encoding", "Content-Length", "Content-Type", "Cookie")
 ) | {"host", "te", "upgrade", "via"}
+# vectorSearch.compressions (REST "VectorSearchCompression", "RescoringOptions"): the kinds, the
+# rescoring defaults the service writes back, and the storage methods.
+SCALAR, BINARY = "scalarQuantization", "binaryQuantization"
+RESCORING_DEFAULTS = {"enableRescoring": True, "defaultOversampling": None, "rescoreStorageMethod": "preserveOriginals"}
+STORAGE_METHODS = ("preserveOriginals", "discardOriginals")
+# Properties a compression kind does not have in the api-version served: 2024-07-01's compression-level
+# rescoring (replaced by rescoringOptions) and, on binary, the scalar parameters.
+_NOT_ON_KIND = {
+    SCALAR: ("rerankWithOriginalVectors", "defaultOversampling"),
+    BINARY: ("rerankWithOriginalVectors", "defaultOversampling", "scalarQuantizationParameters"),
+}
 _DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -267,7 +278,7 @@ def _vector_search(section: Any) -> tuple[dict[str, Any] | None, dict[str, str |
         return None, {}, {}
     if not isinstance(section, dict):
         raise invalid_definition("vectorSearch must be a JSON object.")
-    refuse_unserved(section, {"algorithms", "profiles", "vectorizers"}, {}, "vectorSearch")
+    refuse_unserved(section, {"algorithms", "profiles", "vectorizers", "compressions"}, {}, "vectorSearch")
     algorithms = []
     for raw in section.get("algorithms") or []:
         if not isinstance(raw, dict) or not raw.get("name"):
@@ -313,25 +324,83 @@ def _vector_search(section: Any) -> tuple[dict[str, Any] | None, dict[str, str |
             }
         )
     names = {a["name"] for a in algorithms}
+    compressions: dict[str, dict[str, Any]] = {}
+    for raw in section.get("compressions") or []:
+        _compression(raw, compressions)
     profiles: dict[str, str | None] = {}
     written_profiles = []
     for raw in section.get("profiles") or []:
         if not isinstance(raw, dict) or not raw.get("name"):
             raise invalid_definition("Each vector search profile needs a name.")
-        refuse_unserved(raw, {"name", "algorithm", "vectorizer"}, {}, "vector search profile")
-        for part, defined in (("algorithm", names), ("vectorizer", vectorizers)):
+        refuse_unserved(raw, {"name", "algorithm", "vectorizer", "compression"}, {}, "vector search profile")
+        for part, defined in (("algorithm", names), ("vectorizer", vectorizers), ("compression", compressions)):
             if (part == "algorithm" or raw.get(part) is not None) and raw.get(part) not in defined:
                 raise invalid_definition(
                     f"The vector search profile '{raw['name']}' refers to the {part} '{raw.get(part)}', which is not "
                     f"defined.",
                 )
         profiles[raw["name"]] = raw.get("vectorizer")
-        written_profiles.append({**{k: raw.get(k) for k in ("name", "algorithm", "vectorizer")}, "compression": None})
-    return (
-        {"algorithms": algorithms, "profiles": written_profiles, "vectorizers": written, "compressions": []},
-        profiles,
-        vectorizers,
+        written_profiles.append({k: raw.get(k) for k in ("name", "algorithm", "vectorizer", "compression")})
+    vector_search = {"algorithms": algorithms, "profiles": written_profiles, "vectorizers": written}
+    return {**vector_search, "compressions": list(compressions.values())}, profiles, vectorizers
+
+
+def _compression(raw: Any, defined: dict[str, Any]) -> None:
+    """Check one ``vectorSearch.compressions`` entry as REST "VectorSearchCompression" and add it to
+    ``defined`` with the service's defaults. Nothing is quantized: queries stay exact (FIDELITY.md)."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if not isinstance(name, str) or not name or name in defined:
+        raise invalid_definition("Each vector compression needs a name of its own.")
+    kind = raw.get("kind")
+    if kind not in _NOT_ON_KIND:
+        raise invalid_definition(
+            f"The kind of the compression '{name}' is {kind!r}; it must be '{SCALAR}' or '{BINARY}'."
+        )
+    absent = next((p for p in _NOT_ON_KIND[kind] if raw.get(p) is not None), None)
+    if absent:  # the live answer to a property a type does not have (azure-search-openai-demo#839)
+        raise SearchServiceError(
+            400,
+            "",
+            f"The request is invalid. Details: The property '{absent}' does not exist on type "
+            f"'Microsoft.Azure.Search.V2026_04_01.{kind[0].upper()}{kind[1:]}Compression'. Make sure to only use "
+            f"property names that are defined by the type.",
+        )
+    where = f"compression '{name}'"
+    served = {"name", "kind", "rescoringOptions", "truncationDimension", "scalarQuantizationParameters"}
+    refuse_unserved(raw, served, {}, where)
+    if raw.get("truncationDimension") is not None:
+        raise not_served(f"truncationDimension (the {where})")
+    parameters = raw.get("scalarQuantizationParameters") or {}
+    options = raw.get("rescoringOptions") or {}
+    refuse_unserved(parameters, {"quantizedDataType"}, {}, where)
+    refuse_unserved(options, set(RESCORING_DEFAULTS), {}, where)
+    options = {k: default if options.get(k) is None else options[k] for k, default in RESCORING_DEFAULTS.items()}
+    data_type = parameters.get("quantizedDataType") or "int8"
+    enabled, oversampling, storage = options.values()
+    bad_oversampling = oversampling is not None and (
+        isinstance(oversampling, bool) or not isinstance(oversampling, int | float) or not oversampling >= 1
     )
+    problems = {
+        f"quantizedDataType is {data_type!r}; the only one is 'int8'": data_type != "int8",
+        "rescoringOptions.enableRescoring must be true or false": not isinstance(enabled, bool),
+        f"rescoringOptions.defaultOversampling is {oversampling!r}; it must be a number, at least 1": bad_oversampling,
+        "rescoringOptions.defaultOversampling can only be set when enableRescoring is true": (
+            oversampling is not None and enabled is False
+        ),
+        f"rescoringOptions.rescoreStorageMethod is {storage!r}; it must be {' or '.join(STORAGE_METHODS)}": (
+            storage not in STORAGE_METHODS
+        ),
+        # "Rescoring of scalar quantized vectors requires retention of the original full-precision vectors."
+        "rescoring scalar-quantized vectors needs the originals: enableRescoring requires preserveOriginals": (
+            kind == SCALAR and enabled is True and storage == "discardOriginals"
+        ),
+    }
+    problem = next((problem for problem, found in problems.items() if found), None)
+    if problem:
+        raise invalid_definition(f"The {where} is invalid: {problem}.")
+    defined[name] = {"name": name, "kind": kind, "rescoringOptions": options, "truncationDimension": None}
+    if kind == SCALAR:
+        defined[name]["scalarQuantizationParameters"] = {"quantizedDataType": data_type}
 
 
 def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
@@ -350,3 +419,23 @@ def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
             f"Existing field(s) {', '.join(repr(n) for n in changed)} cannot be changed or deleted. To change an "
             f"existing field's type or attributes, create a new index and re-index the documents.",
         )
+    # The compression a vector field was indexed with stays ("Create a new vector field having the new
+    # vector profile"; rescoreStorageMethod "is immutable"); the query-time rescoring options may change.
+    profiles = {f["name"]: f["vectorSearchProfile"] for f in old.document["fields"] if f["type"] == VECTOR_TYPE}
+    moved = [name for name, profile in profiles.items() if _indexed_as(old, profile) != _indexed_as(new, profile)]
+    if moved:
+        raise invalid_definition(
+            f"The compression of the existing vector field '{moved[0]}' cannot be changed: its vectors were indexed "
+            f"with it. Add a new vector field with a new vector profile, or create a new index.",
+        )
+
+
+def _indexed_as(definition: IndexDefinition, profile_name: str) -> tuple[Any, ...] | None:
+    """What the compression of a vector profile fixes when vectors are indexed (None: no compression)."""
+    vector_search = definition.document.get("vectorSearch") or {}
+    profile: dict[str, Any] = next((p for p in vector_search.get("profiles", []) if p["name"] == profile_name), {})
+    entry = next((c for c in vector_search.get("compressions", []) if c["name"] == profile.get("compression")), None)
+    if entry is None:
+        return None
+    fixed = ("name", "kind", "scalarQuantizationParameters", "truncationDimension")
+    return (*(entry.get(k) for k in fixed), entry["rescoringOptions"]["rescoreStorageMethod"])
