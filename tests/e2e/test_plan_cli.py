@@ -104,6 +104,6 @@ def test_the_readmes_plans_print_what_the_readme_shows(run_cli, command, shown) 
     program, *args = shlex.split(command)
     result = run_cli(*args)
 
-    assert program == "imgsearch" and result.exit_code == 0, result.output
+    assert program == ".venv/bin/imgsearch" and result.exit_code == 0, result.output
     printed = result.stdout.splitlines()
     assert [line for line in shown if line not in printed] == []
