@@ -413,12 +413,9 @@ def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
         if f["name"] not in new_fields or any(new_fields[f["name"]][a] != f[a] for a in _IMMUTABLE)
     ]
     if changed:
-        raise SearchServiceError(
-            400,
-            "CannotChangeExistingField",
-            f"Existing field(s) {', '.join(repr(n) for n in changed)} cannot be changed or deleted. To change an "
-            f"existing field's type or attributes, create a new index and re-index the documents.",
-        )
+        message = f"Existing field '{changed[0]}' cannot be changed."
+        detail = {"code": "CannotChangeExistingField", "message": message}
+        raise SearchServiceError(400, "OperationNotAllowed", message, details=[detail])
     # The compression a vector field was indexed with stays ("Create a new vector field having the new
     # vector profile"; rescoreStorageMethod "is immutable"); the query-time rescoring options may change.
     profiles = {f["name"]: f["vectorSearchProfile"] for f in old.document["fields"] if f["type"] == VECTOR_TYPE}

@@ -157,7 +157,9 @@ def test_an_update_may_add_fields_but_not_change_existing_ones(search_double, se
     next(f for f in retyped["fields"] if f["name"] == "width")["type"] = "Edm.Int64"
     with pytest.raises(HttpResponseError) as raised:
         client.create_or_update_index(SearchIndex(retyped))
-    assert raised.value.status_code == 400 and "width" in raised.value.message
+    assert raised.value.status_code == 400 and raised.value.error.code == "OperationNotAllowed"
+    assert raised.value.error.message == "Existing field 'width' cannot be changed."  # as live answers say it
+    assert [d.code for d in raised.value.error.details] == ["CannotChangeExistingField"]
 
     dropped = json.loads(json.dumps(added))
     dropped["fields"] = [f for f in dropped["fields"] if f["name"] != "tags"]
