@@ -32,6 +32,11 @@ GOALS = {
     "indexer/indexing/bulk.py": 0.85,
     "indexer/vectorizers/vision/dispatch.py": 0.85,
     "indexer/entrypoints/vectorize.py": 0.85,
+    # what a deployment is sized by and what index ensure-index creates: a silent bug here plans
+    # too small a service or compresses an index otherwise than asked
+    "indexer/vector_compression.py": 0.90,
+    "indexer/planning/sizing.py": 0.90,
+    "indexer/planning/plan.py": 0.85,
 }
 KILLED = {"killed", "timeout"}
 LINE = re.compile(r"^\s*(?P<name>[\w.]+)__mutmut_\d+: (?P<status>.+?)\s*$")
