@@ -25,7 +25,8 @@ Two corpora:
 
 It prints the recommended default by the rule in ``recommend``. The first run computes about
 ``--images`` + ``--queries`` model vectors at 30-40 images/s on one core (about 25 minutes for
-the default 50,000); ``--quick`` is a smoke run (1,000 pictures, 50 queries).
+the default 50,000, run_all timeout: 4800 s, for a busy machine); ``--quick`` is a smoke run
+(1,000 pictures, 50 queries).
 
 Run: ``python bench/bench_compression_recall.py [--images N] [--queries N] [--cache-dir DIR]``.
 """
