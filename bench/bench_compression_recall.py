@@ -23,10 +23,10 @@ Two corpora:
 * random unit vectors of 1,024 dimensions (``--images`` of them, ``--queries`` queries): the
   worst case, with no structure for the quantization to keep.
 
-It prints the recommended default by the rule in ``recommend``. The first run computes about
-``--images`` + ``--queries`` model vectors at 30-40 images/s on one core (about 25 minutes for
-the default 50,000, run_all timeout: 4800 s, for a busy machine); ``--quick`` is a smoke run
-(1,000 pictures, 50 queries).
+It prints the recommended default by the rule in ``recommend``. The first run computes
+``--images`` + ``--queries`` model vectors at about 30 pictures/s on torch's default one thread:
+28 minutes for the default 51,000 on an idle machine, 34 on a busy one (run_all timeout: 4800 s).
+Later runs take about a minute. ``--quick`` is a smoke run (1,000 pictures, 50 queries).
 
 Run: ``python bench/bench_compression_recall.py [--images N] [--queries N] [--cache-dir DIR]``.
 """
@@ -70,6 +70,8 @@ QUERY_CHUNK = 200  # queries scored at once: a (200, N) float32 block and its ar
 # The recommendation rule (see ``recommend``).
 TARGET_RECALL = 0.99
 MAX_OVERSAMPLING = 4
+# recall (or shortfall) per row label, per query set
+Rows = dict[str, dict[str, float]]
 
 
 # --------------------------------------------------------------------------- pictures
@@ -253,9 +255,6 @@ def cosine_shortfall(queries: np.ndarray, corpus: np.ndarray, found: np.ndarray,
     exact = np.einsum("qd,qkd->qk", queries, corpus[truth]).mean(axis=1)
     got = np.einsum("qd,qkd->qk", queries, corpus[found]).mean(axis=1)
     return float(np.mean(exact - got))
-
-
-Rows = dict[str, dict[str, float]]
 
 
 def measure(corpus: np.ndarray, query_sets: dict[str, np.ndarray]) -> tuple[Rows, Rows]:
