@@ -112,6 +112,13 @@ def test_run_all_stops_a_script_past_its_timeout(tmp_path: Path):
     assert "interrupted: stopping my stand-ins" in result.stdout
 
 
+def test_run_all_gives_a_script_the_longer_timeout_its_docstring_declares(tmp_path: Path):
+    (tmp_path / "bench_slow_first_run.py").write_text('"""run_all timeout: 30 s"""\nimport time\ntime.sleep(2)\n')
+    result = run_script(str(BENCH / "run_all.py"), "--bench-dir", str(tmp_path), "--timeout", "1", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"bench_slow_first_run\.py\s+\S+ s\s+ok", result.stdout)
+
+
 def test_indexing_tally_counts_every_accepted_upload_per_key():
     """Bench 1 finds duplicated documents with this counter; it must see a key written twice."""
     sys.path.insert(0, str(BENCH))
