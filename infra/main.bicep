@@ -152,10 +152,10 @@ param searchIndexName string = 'images'
 
 // How the index's vector field is compressed (indexer/vector_compression.py): int8 'scalar' or
 // 'binary' quantization, rescored with the original vectors, or 'none'. Empty: the index keeps the
-// compression it was created with, and a new index gets the project's default (scalar). Like the
+// compression it was created with, and a new index gets the project's default (none). Like the
 // pinned model version it is fixed when the index is created: change searchIndexName with it
 // (README, "Changing the compression safely").
-@description('Vector compression of the search index: none, scalar or binary; empty keeps what the index has (new: scalar).')
+@description('Vector compression of the search index: none, scalar or binary; empty keeps what the index has (new: none).')
 @allowed([
   ''
   'none'

@@ -294,7 +294,7 @@ def ensure_index_command(
     """Create the pinned index, or verify its pin and compression.
 
     The index is created from schemas/ for the configured model version, its vectors
-    compressed as SEARCH_VECTOR_COMPRESSION says (default: scalar).
+    compressed as SEARCH_VECTOR_COMPRESSION says (default: none).
 
     With VISION_ENDPOINT set, the vectorizer is asked once which model version it answers
     with: that version is the pin (the local stand-in answers with its offline model's name)."""
