@@ -217,7 +217,11 @@ def test_an_update_cannot_change_the_compression_an_existing_field_was_indexed_w
         }
     )
     updated = client.create_or_update_index(SearchIndex(retuned))
-    assert [c.rescoring_options.default_oversampling for c in updated.vector_search.compressions] == [3.0, 4.0]
+    binary_oversampling = compression_definition("binary")["rescoringOptions"]["defaultOversampling"]
+    assert [c.rescoring_options.default_oversampling for c in updated.vector_search.compressions] == [
+        3.0,
+        binary_oversampling,
+    ]
 
 
 @pytest.fixture

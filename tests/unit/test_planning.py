@@ -201,7 +201,7 @@ def sweep(compression: str, replicas: int) -> list[int]:
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4, 12])
 @pytest.mark.parametrize("compression", COMPRESSIONS)
-def test_more_images_never_plan_fewer_partitions_a_cheaper_tier_or_a_lower_cost(compression, replicas):
+def test_more_images_never_plan_a_smaller_service_nor_a_lower_cost(compression, replicas):
     plans = [plan(n, compression, replicas=replicas) for n in sweep(compression, replicas)]
     for smaller, larger in zip(plans, plans[1:], strict=False):
         assert size(larger) >= size(smaller), (smaller.images, larger.images)
