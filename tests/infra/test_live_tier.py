@@ -24,15 +24,15 @@ def _live_tests() -> list[str]:
     ]
 
 
+def _pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """pytest over tests/live in a subprocess, as ``make test`` or ``make test-live`` runs it."""
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, str(LIVE)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+
+
 def _live_ids() -> list[str]:
     """The node ids pytest collects in tests/live with ``-m live`` (a parametrized test, each case)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "live", "--collect-only", "-q", str(LIVE)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    result = _pytest("-m", "live", "--collect-only", "-q")
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
@@ -49,14 +49,7 @@ def test_without_a_deployment_every_live_test_is_skipped_saying_how_to_get_one(t
     # No azd on PATH and no AZURE_* values: what a machine without a deployment has.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + "/usr/bin:/bin"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "live", "-rs", "-q", str(LIVE)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=env,
-    )
+    result = _pytest("-m", "live", "-rs", "-q", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     tests = _live_ids()
     assert len(tests) >= len(_live_tests()) >= 5
@@ -67,13 +60,7 @@ def test_without_a_deployment_every_live_test_is_skipped_saying_how_to_get_one(t
 
 
 def test_make_test_collects_no_live_test():
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", str(LIVE)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    result = _pytest("--collect-only", "-q")
     assert f"{len(_live_ids())} deselected" in result.stdout, result.stdout[-2000:]
 
 
