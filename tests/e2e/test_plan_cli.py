@@ -62,6 +62,16 @@ def test_past_one_service_the_plan_says_where_it_ends_and_what_else_to_do(run_cl
     assert "No single service holds 5,000,000,000 images" in result.stdout
     assert "2 services of L2 x 12 partitions" in result.stdout
     assert "binary compression (--compression binary)" in result.stdout
+    assert "scalar compression (--compression scalar)" not in result.stdout  # already scalar
+
+
+def test_past_one_service_uncompressed_the_plan_names_both_smaller_kinds(run_cli) -> None:
+    result = run_cli("plan", "--images", "1000000000", "--compression", "none")
+
+    assert result.exit_code == 0, result.output
+    assert "one service holds at most 841,490,457 images" in result.stdout
+    assert "scalar compression (--compression scalar): one service holds up to 3,183,029,122 images" in result.stdout
+    assert "binary compression (--compression binary): one service holds up to 7,553,320,090 images" in result.stdout
 
 
 @pytest.mark.parametrize(

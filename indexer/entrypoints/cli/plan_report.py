@@ -18,6 +18,7 @@ from indexer.planning.service_limits import (
     VISION_S1_RATE,
 )
 from indexer.planning.sizing import DELETED_DOCUMENTS_RATIO, HNSW_M, footprint
+from indexer.vector_compression import COMPRESSIONS
 
 
 def format_plan(plan: Plan) -> str:
@@ -121,9 +122,14 @@ def _beyond_one_service(plan: Plan) -> list[str]:
         f"{search.fit.partitions} partitions (the cost above); this project queries one index, so each "
         "service is its own deployment and an app queries each and merges the results",
     ]
-    if plan.compression != "binary":
-        binary = largest_service(search.replicas, footprint("binary"))
-        lines.append(f"  - binary compression (--compression binary): one service holds up to {binary.images:,} images")
+    # Each smaller kind, with what it costs in recall (bench/RESULTS.md, benchmark 10).
+    recall = {"scalar": "near-ties swapped in the top 10", "binary": "much of the exact top 10 lost"}
+    for kind in COMPRESSIONS[COMPRESSIONS.index(plan.compression) + 1 :]:
+        most = largest_service(search.replicas, footprint(kind)).images
+        lines.append(
+            f"  - {kind} compression (--compression {kind}): one service holds up to {most:,} images, at a cost "
+            f"in recall ({recall[kind]}; bench/RESULTS.md, benchmark 10)"
+        )
     lines.append(
         "  - rescoreStorageMethod discardOriginals (binary only, a preview API) would drop the originals kept "
         "for rescoring; this project keeps them"
