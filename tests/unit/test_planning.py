@@ -241,3 +241,125 @@ def test_every_tier_has_a_price_and_the_tiers_are_listed_cheapest_first():
     monthly = [prices.SEARCH_UNIT_MONTHLY[tier.name].value for tier in TIERS]
     assert monthly == sorted(monthly)
     assert [tier.name for tier in TIERS] == ["Basic", "S1", "S2", "S3", "L1", "L2"]
+
+
+# --- the JSON (imgsearch plan --json) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("images", "compression", "options"),
+    [
+        (100_000_000, "scalar", {"backfill_days": 7, "new_images_per_month": 5_000, "queries_per_month": 9_000}),
+        (10_000_000_000, "none", {"replicas": 3, "vision_resources": 4}),
+    ],
+)
+def test_the_json_says_what_the_plan_holds_key_by_key(images, compression, options):
+    chosen = plan(images, compression, **options)
+    data = json.loads(json.dumps(plan_to_dict(chosen)))  # JSON-ready: survives a round trip
+    search, vision, image = chosen.search, chosen.vision, chosen.footprint
+
+    assert (data["images"], data["compression"]) == (images, compression)
+    assert data["bytes_per_image"] == {
+        "quantized_vector": image.quantized_vector,
+        "hnsw_graph": image.graph,
+        "originals_for_rescoring": image.originals,
+        "stored_copy": image.stored_copy,
+        "fields": image.fields,
+        "deleted_documents_ratio": 0.1,
+        "vector_index": round(image.vector_index),
+        "storage": round(image.storage),
+    }
+    assert data["bytes_per_image"]["quantized_vector"] == DIMENSIONS * {"none": 4, "scalar": 1}[compression]
+    assert data["search"] == {
+        "tier": search.fit.tier.name,
+        "sku": search.fit.tier.sku,
+        "partitions": search.fit.partitions,
+        "replicas": search.replicas,
+        "services": search.services,
+        "search_units": search.fit.partitions * search.replicas * search.services,
+        "holds_images": search.fit.images * search.services,
+        "binding_limit": search.fit.binding,
+        "fits_one_service": search.services == 1,
+        "one_service_holds_at_most": chosen.largest_service.images,
+    }
+    assert data["search"]["holds_images"] >= images
+    assert [row["tier"] for row in data["tiers"]] == [tier.name for tier in TIERS]
+    for row, tier, fit in zip(data["tiers"], TIERS, chosen.per_tier, strict=True):
+        assert row["vector_quota_gb_per_partition"] == tier.vector_quota_per_partition.value
+        assert row["storage_gb_per_partition"] == tier.storage_per_partition.value
+        if fit is None:
+            assert (row["partitions"], row["holds_images"], row["monthly"]) == (None, None, None)
+        else:
+            monthly = fit.partitions * prices.SEARCH_UNIT_MONTHLY[tier.name].value * search.replicas
+            assert (row["partitions"], row["holds_images"]) == (fit.partitions, fit.images)
+            assert row["monthly"] == pytest.approx(monthly, abs=0.005)
+    assert data["vision"] == {
+        "resources": vision.resources,
+        "requests_per_second_per_resource": 20,
+        "efficiency": 0.93,
+        "images_per_second": pytest.approx(vision.resources * 20 * 0.93, abs=0.0005),
+        "backfill_seconds": round(images / (vision.resources * 20 * 0.93)),
+        "backfill_days_target": options.get("backfill_days"),
+    }
+    per_1000 = prices.VISION_IMAGE_PER_1000.value
+    new_images = options.get("new_images_per_month", 0) / 1000 * per_1000
+    queries = options.get("queries_per_month", 0) / 1000 * prices.VISION_TEXT_PER_1000.value
+    assert data["cost"] == {
+        "currency": "USD",
+        "region": prices.REGION,
+        "search_monthly": pytest.approx(search.search_units * prices.SEARCH_UNIT_MONTHLY[search.fit.tier.name].value),
+        "new_images_monthly": pytest.approx(new_images, abs=0.005),
+        "queries_monthly": pytest.approx(queries, abs=0.005),
+        "monthly": pytest.approx(search.monthly + new_images + queries, abs=0.01),
+        "backfill_one_time": pytest.approx(images / 1000 * per_1000, abs=0.005),
+        "not_included": [
+            "Function app (Flex Consumption)",
+            "storage accounts (images, host)",
+            "Log Analytics and Application Insights",
+            "Event Grid",
+            "private endpoints and DNS zones",
+            "data transfer and taxes",
+        ],
+    }
+    assert data["sources"] == [figure.to_dict() for figure in chosen.figures] and data["sources"]
+
+
+# --- arguments a plan refuses, and its edges --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"compression": "zip"}, "unknown compression 'zip': use one of none, scalar, binary"),
+        ({"vision_resources": 2, "backfill_days": 3}, "give --vision-resources or --backfill-days, not both"),
+        ({"vision_resources": 0}, "--vision-resources"),
+        ({"new_images_per_month": -1}, "--new-images-per-month and --queries-per-month cannot be negative"),
+        ({"queries_per_month": -1}, "--new-images-per-month and --queries-per-month cannot be negative"),
+    ],
+)
+def test_each_argument_a_plan_cannot_use_is_named(options, message):
+    arguments = {"compression": "scalar", **options}
+    with pytest.raises(InvalidInputError) as caught:
+        plan_capacity(1_000, requests_per_second=20, **arguments)
+    assert message in str(caught.value)
+
+
+def test_one_vision_resource_and_no_monthly_traffic_are_the_defaults():
+    chosen = plan(1_000, vision_resources=1)
+    assert chosen.vision.resources == 1 and chosen.vision.backfill_days_target is None
+    assert (chosen.new_images_per_month, chosen.queries_per_month) == (0, 0)
+    assert chosen.monthly == chosen.search.monthly
+
+
+def test_a_backfill_that_one_resource_finishes_early_still_plans_one():
+    chosen = plan(10, backfill_days=30)
+    assert chosen.vision.resources == 1 and chosen.vision.backfill_days_target == 30
+
+
+def test_exactly_as_many_images_as_a_partition_count_holds_fit_in_it():
+    one = holds(tier_named("Basic"), 1, footprint("none"))
+    assert plan(one.images, "none").search.fit.partitions == 1
+    assert (
+        plan(one.images + 1, "none").search.fit.partitions > 1
+        or plan(one.images + 1, "none").search.fit.tier.name != "Basic"
+    )
