@@ -30,14 +30,8 @@ MIN_RECALL = 0.9  # mean share of the exhaustive top 10 the compressed index ret
 
 
 def compressed_definition(name: str, compression: str, model_version: str) -> dict[str, Any]:
-    """The project's index definition with ``compression`` as ``ensure-index`` makes it."""
-    definition = copy.deepcopy(load_schema(model_version).named(name))
-    entry = compression_definition(compression)
-    assert entry is not None
-    definition["vectorSearch"]["compressions"] = [entry]
-    next(p for p in definition["vectorSearch"]["profiles"] if p["name"] == PROFILE)["compression"] = entry["name"]
-    next(f for f in definition["fields"] if f["name"] == VECTOR_FIELD).update(stored=False, retrievable=False)
-    return definition
+    """The project's index definition with ``compression``, exactly as ``ensure-index`` makes it."""
+    return copy.deepcopy(load_schema(model_version).with_compression(compression).named(name))
 
 
 class LiveIndexes:
