@@ -44,17 +44,14 @@ _IMMUTABLE = ("type", "dimensions", "vectorSearchProfile", *(a for a in _ATTRIBU
 PROHIBITED_HEADERS = frozenset(
     h.lower() for h in ("Accept", "Accept-Charset", "Accept-Encoding", "Content-Length", "Content-Type", "Cookie")
 ) | {"host", "te", "upgrade", "via"}
-# vectorSearch.compressions (REST "VectorSearchCompression", "RescoringOptions"): the kinds, the
-# rescoring defaults the service writes back, and the storage methods.
+# vectorSearch.compressions as ensure-index sends them (indexer/vector_compression.py): each
+# kind's properties, and rescoring from the preserved originals; anything else is not served.
 SCALAR, BINARY = "scalarQuantization", "binaryQuantization"
-RESCORING_DEFAULTS = {"enableRescoring": True, "defaultOversampling": None, "rescoreStorageMethod": "preserveOriginals"}
-STORAGE_METHODS = ("preserveOriginals", "discardOriginals")
-# Properties a compression kind does not have in the api-version served: 2024-07-01's compression-level
-# rescoring (replaced by rescoringOptions) and, on binary, the scalar parameters.
-_NOT_ON_KIND = {
-    SCALAR: ("rerankWithOriginalVectors", "defaultOversampling"),
-    BINARY: ("rerankWithOriginalVectors", "defaultOversampling", "scalarQuantizationParameters"),
+SERVED_COMPRESSIONS = {
+    SCALAR: {"name", "kind", "scalarQuantizationParameters", "rescoringOptions"},
+    BINARY: {"name", "kind", "rescoringOptions"},
 }
+SERVED_RESCORING = {"enableRescoring": True, "rescoreStorageMethod": "preserveOriginals"}
 _DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -347,60 +344,32 @@ def _vector_search(section: Any) -> tuple[dict[str, Any] | None, dict[str, str |
 
 def _compression(raw: Any, defined: dict[str, Any]) -> None:
     """Check one ``vectorSearch.compressions`` entry as REST "VectorSearchCompression" and add it to
-    ``defined`` with the service's defaults. Nothing is quantized: queries stay exact (FIDELITY.md)."""
+    ``defined`` as the service writes it back. Nothing is quantized: queries stay exact (FIDELITY.md)."""
     name = raw.get("name") if isinstance(raw, dict) else None
     if not isinstance(name, str) or not name or name in defined:
         raise invalid_definition("Each vector compression needs a name of its own.")
     kind = raw.get("kind")
-    if kind not in _NOT_ON_KIND:
-        raise invalid_definition(
-            f"The kind of the compression '{name}' is {kind!r}; it must be '{SCALAR}' or '{BINARY}'."
-        )
-    absent = next((p for p in _NOT_ON_KIND[kind] if raw.get(p) is not None), None)
-    if absent:  # the live answer to a property a type does not have (azure-search-openai-demo#839)
-        raise SearchServiceError(
-            400,
-            "",
-            f"The request is invalid. Details: The property '{absent}' does not exist on type "
-            f"'Microsoft.Azure.Search.V2026_04_01.{kind[0].upper()}{kind[1:]}Compression'. Make sure to only use "
-            f"property names that are defined by the type.",
-        )
+    if kind not in SERVED_COMPRESSIONS:
+        kinds = f"'{SCALAR}' or '{BINARY}'"
+        raise invalid_definition(f"The kind of the compression '{name}' is {kind!r}; it must be {kinds}.")
     where = f"compression '{name}'"
-    served = {"name", "kind", "rescoringOptions", "truncationDimension", "scalarQuantizationParameters"}
-    refuse_unserved(raw, served, {}, where)
-    if raw.get("truncationDimension") is not None:
-        raise not_served(f"truncationDimension (the {where})")
-    parameters = raw.get("scalarQuantizationParameters") or {}
+    refuse_unserved(raw, SERVED_COMPRESSIONS[kind], {}, where)
     options = raw.get("rescoringOptions") or {}
-    refuse_unserved(parameters, {"quantizedDataType"}, {}, where)
-    refuse_unserved(options, set(RESCORING_DEFAULTS), {}, where)
-    options = {k: default if options.get(k) is None else options[k] for k, default in RESCORING_DEFAULTS.items()}
-    data_type = parameters.get("quantizedDataType") or "int8"
-    enabled, oversampling, storage = options.values()
-    bad_oversampling = oversampling is not None and (
-        isinstance(oversampling, bool) or not isinstance(oversampling, int | float) or not oversampling >= 1
-    )
+    refuse_unserved(options, {"defaultOversampling", *SERVED_RESCORING}, {}, where)
+    oversampling = options.get("defaultOversampling")
+    if oversampling is None or any(options.get(k) != v for k, v in SERVED_RESCORING.items()):
+        raise not_served(f"a compression other than rescored from the preserved originals (the {where})")
+    data_type = (raw.get("scalarQuantizationParameters") or {}).get("quantizedDataType")
     problems = {
-        f"quantizedDataType is {data_type!r}; the only one is 'int8'": data_type != "int8",
-        "rescoringOptions.enableRescoring must be true or false": not isinstance(enabled, bool),
-        f"rescoringOptions.defaultOversampling is {oversampling!r}; it must be a number, at least 1": bad_oversampling,
-        "rescoringOptions.defaultOversampling can only be set when enableRescoring is true": (
-            oversampling is not None and enabled is False
-        ),
-        f"rescoringOptions.rescoreStorageMethod is {storage!r}; it must be {' or '.join(STORAGE_METHODS)}": (
-            storage not in STORAGE_METHODS
-        ),
-        # "Rescoring of scalar quantized vectors requires retention of the original full-precision vectors."
-        "rescoring scalar-quantized vectors needs the originals: enableRescoring requires preserveOriginals": (
-            kind == SCALAR and enabled is True and storage == "discardOriginals"
+        f"quantizedDataType is {data_type!r}; the only one is 'int8'": kind == SCALAR and data_type != "int8",
+        f"rescoringOptions.defaultOversampling is {oversampling!r}; it must be a number, at least 1": (
+            isinstance(oversampling, bool) or not isinstance(oversampling, int | float) or not oversampling >= 1
         ),
     }
     problem = next((problem for problem, found in problems.items() if found), None)
     if problem:
         raise invalid_definition(f"The {where} is invalid: {problem}.")
-    defined[name] = {"name": name, "kind": kind, "rescoringOptions": options, "truncationDimension": None}
-    if kind == SCALAR:
-        defined[name]["scalarQuantizationParameters"] = {"quantizedDataType": data_type}
+    defined[name] = {**raw, "rescoringOptions": {**SERVED_RESCORING, **options}, "truncationDimension": None}
 
 
 def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
@@ -416,23 +385,13 @@ def check_update(old: IndexDefinition, new: IndexDefinition) -> None:
         message = f"Existing field '{changed[0]}' cannot be changed."
         detail = {"code": "CannotChangeExistingField", "message": message}
         raise SearchServiceError(400, "OperationNotAllowed", message, details=[detail])
-    # The compression a vector field was indexed with stays ("Create a new vector field having the new
-    # vector profile"; rescoreStorageMethod "is immutable"); the query-time rescoring options may change.
-    profiles = {f["name"]: f["vectorSearchProfile"] for f in old.document["fields"] if f["type"] == VECTOR_TYPE}
-    moved = [name for name, profile in profiles.items() if _indexed_as(old, profile) != _indexed_as(new, profile)]
-    if moved:
-        raise invalid_definition(
-            f"The compression of the existing vector field '{moved[0]}' cannot be changed: its vectors were indexed "
-            f"with it. Add a new vector field with a new vector profile, or create a new index.",
-        )
 
+    # An update from imgsearch sends the compressions back as it read them (ensure-index refuses
+    # another compression before anything is sent).
+    def compressed(definition: IndexDefinition) -> tuple[Any, dict[str, Any]]:
+        section = definition.document.get("vectorSearch") or {}
+        return section.get("compressions"), {p["name"]: p["compression"] for p in section.get("profiles") or []}
 
-def _indexed_as(definition: IndexDefinition, profile_name: str) -> tuple[Any, ...] | None:
-    """What the compression of a vector profile fixes when vectors are indexed (None: no compression)."""
-    vector_search = definition.document.get("vectorSearch") or {}
-    profile: dict[str, Any] = next((p for p in vector_search.get("profiles", []) if p["name"] == profile_name), {})
-    entry = next((c for c in vector_search.get("compressions", []) if c["name"] == profile.get("compression")), None)
-    if entry is None:
-        return None
-    fixed = ("name", "kind", "scalarQuantizationParameters", "truncationDimension")
-    return (*(entry.get(k) for k in fixed), entry["rescoringOptions"]["rescoreStorageMethod"])
+    (before, profiles_before), (after, profiles_after) = compressed(old), compressed(new)
+    if before != after or any(profiles_after.get(n, c) != c for n, c in profiles_before.items()):
+        raise not_served("an update that changes vectorSearch.compressions or a profile's compression")
