@@ -154,3 +154,15 @@ function Initialize-PythonEnvironment([string]$Venv, [string]$Root) {
     if ($LASTEXITCODE -ne 0) { Stop-Hook "imgsearch is installed in $Venv but not usable (it needs azure-identity 1.24 or newer); see the messages above" }
     Write-HookMessage "imgsearch is installed in $Venv"
 }
+
+# The deployment outputs, under the names indexer.settings.Settings reads (see lib.sh's
+# export_deployment_settings): an empty AZURE_SEARCH_VECTOR_COMPRESSION leaves the index's own.
+function Set-DeploymentSettings {
+    $env:SEARCH_ENDPOINT = $env:AZURE_SEARCH_ENDPOINT
+    $env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
+    $env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
+    $env:SEARCH_VECTOR_COMPRESSION = "$env:AZURE_SEARCH_VECTOR_COMPRESSION"
+    $env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
+    $env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
+    $env:AZURE_TOKEN_CREDENTIALS = if ($env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS) { $env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS } else { 'AzureDeveloperCliCredential' }
+}

@@ -138,3 +138,18 @@ ensure_python_env() {
         die "imgsearch is installed in $_venv but not usable (it needs azure-identity 1.24 or newer); see the messages above"
     say "imgsearch is installed in $_venv"
 }
+
+# The deployment outputs, under the names indexer.settings.Settings reads, for the imgsearch
+# commands a hook runs. An empty AZURE_SEARCH_VECTOR_COMPRESSION leaves the index's own
+# compression (and a new index the default: indexer/vector_compression.py). DefaultAzureCredential
+# uses azd's sign-in and nothing else; only a deployment without azd names another credential,
+# on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
+export_deployment_settings() {
+    export SEARCH_ENDPOINT="$AZURE_SEARCH_ENDPOINT"
+    export SEARCH_INDEX_NAME="$AZURE_SEARCH_INDEX_NAME"
+    export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
+    export SEARCH_VECTOR_COMPRESSION="${AZURE_SEARCH_VECTOR_COMPRESSION:-}"
+    export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
+    export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
+    export AZURE_TOKEN_CREDENTIALS="${IMGSEARCH_HOOK_TOKEN_CREDENTIALS:-AzureDeveloperCliCredential}"
+}

@@ -139,15 +139,9 @@ try {
 
     # The index's vectorizer (and in pull mode the data source, skillset and indexer), with the
     # key, through the indexer's own code; the settings as in the postprovision hook.
-    $env:SEARCH_ENDPOINT = $env:AZURE_SEARCH_ENDPOINT
-    $env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
-    $env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
-    $env:SEARCH_VECTOR_COMPRESSION = "$env:AZURE_SEARCH_VECTOR_COMPRESSION"
-    $env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
-    $env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
+    Set-DeploymentSettings
     $env:SEARCH_VECTORIZER_URI = $env:AZURE_SEARCH_VECTORIZER_URI
     $env:SEARCH_VECTORIZER_KEY = "$vectorizeKey".Trim()
-    $env:AZURE_TOKEN_CREDENTIALS = if ($env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS) { $env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS } else { 'AzureDeveloperCliCredential' }
     if ($env:IMGSEARCH_HOOK_KEEP_KEYS -ne '1') {
         Remove-Item Env:SEARCH_KEY, Env:VISION_KEY, Env:IMAGES_STORAGE -ErrorAction SilentlyContinue
     }

@@ -177,15 +177,9 @@ read_vectorize_key() {
 # through the indexer's own code. The settings are the deployment outputs under the names
 # indexer.settings.Settings reads, as in the postprovision hook.
 configure_search_service() {
-    export SEARCH_ENDPOINT="$AZURE_SEARCH_ENDPOINT"
-    export SEARCH_INDEX_NAME="$AZURE_SEARCH_INDEX_NAME"
-    export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
-    export SEARCH_VECTOR_COMPRESSION="${AZURE_SEARCH_VECTOR_COMPRESSION:-}"
-    export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
-    export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
+    export_deployment_settings
     export SEARCH_VECTORIZER_URI="$AZURE_SEARCH_VECTORIZER_URI"
     export SEARCH_VECTORIZER_KEY="$vectorize_key"
-    export AZURE_TOKEN_CREDENTIALS="${IMGSEARCH_HOOK_TOKEN_CREDENTIALS:-AzureDeveloperCliCredential}"
     # Keys and connection strings left in the shell would be sent (or, for IMAGES_STORAGE, stored in
     # the data source) in place of Entra ID; IMGSEARCH_HOOK_KEEP_KEYS=1 keeps them, for stand-ins only.
     if [ "${IMGSEARCH_HOOK_KEEP_KEYS:-0}" != 1 ]; then

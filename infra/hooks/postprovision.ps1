@@ -27,19 +27,9 @@ if ($env:VISION_MODEL_VERSION -and $env:VISION_MODEL_VERSION -ne $env:AZURE_VISI
     Write-HookWarning "VISION_MODEL_VERSION is '$($env:VISION_MODEL_VERSION)' here, but the deployment uses '$($env:AZURE_VISION_MODEL_VERSION)'. To switch: azd env set AZURE_VISION_MODEL_VERSION <version> (with a new AZURE_SEARCH_INDEX_NAME), then azd provision"
 }
 
-# The deployment outputs, under the names indexer.settings.Settings reads.
-$env:SEARCH_ENDPOINT = $env:AZURE_SEARCH_ENDPOINT
-$env:SEARCH_INDEX_NAME = $env:AZURE_SEARCH_INDEX_NAME
-$env:VISION_MODEL_VERSION = $env:AZURE_VISION_MODEL_VERSION
-# Empty: the index keeps its compression, and a new one gets the default (indexer/vector_compression.py).
-$env:SEARCH_VECTOR_COMPRESSION = "$env:AZURE_SEARCH_VECTOR_COMPRESSION"
-$env:VISION_ENDPOINT = $env:AZURE_VISION_ENDPOINT
-$env:VISION_API_VERSION = if ($env:AZURE_VISION_API_VERSION) { $env:AZURE_VISION_API_VERSION } else { '2024-02-01' }
+Set-DeploymentSettings
 # The index's Web API vectorizer points at the Function's /api/vectorize (see postprovision.sh).
 if ($env:AZURE_SEARCH_VECTORIZER_URI) { $env:SEARCH_VECTORIZER_URI = $env:AZURE_SEARCH_VECTORIZER_URI }
-# DefaultAzureCredential uses azd's sign-in, and nothing else. Only a deployment without azd
-# names another credential, on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
-$env:AZURE_TOKEN_CREDENTIALS = if ($env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS) { $env:IMGSEARCH_HOOK_TOKEN_CREDENTIALS } else { 'AzureDeveloperCliCredential' }
 # Both services refuse API keys; a key left in the shell must not be sent instead of the token.
 # IMGSEARCH_HOOK_KEEP_KEYS=1 keeps them, for key-based stand-ins only.
 if ($env:IMGSEARCH_HOOK_KEEP_KEYS -ne '1') {

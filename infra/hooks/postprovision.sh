@@ -44,23 +44,13 @@ if [ -n "${VISION_MODEL_VERSION:-}" ] && [ "$VISION_MODEL_VERSION" != "$AZURE_VI
     warn "VISION_MODEL_VERSION is '$VISION_MODEL_VERSION' here, but the deployment uses '$AZURE_VISION_MODEL_VERSION'. To switch: azd env set AZURE_VISION_MODEL_VERSION <version> (with a new AZURE_SEARCH_INDEX_NAME), then azd provision"
 fi
 
-# The deployment outputs, under the names indexer.settings.Settings reads.
-export SEARCH_ENDPOINT="$AZURE_SEARCH_ENDPOINT"
-export SEARCH_INDEX_NAME="$AZURE_SEARCH_INDEX_NAME"
-export VISION_MODEL_VERSION="$AZURE_VISION_MODEL_VERSION"
-# Empty: the index keeps its compression, and a new one gets the default (indexer/vector_compression.py).
-export SEARCH_VECTOR_COMPRESSION="${AZURE_SEARCH_VECTOR_COMPRESSION:-}"
-export VISION_ENDPOINT="$AZURE_VISION_ENDPOINT"
-export VISION_API_VERSION="${AZURE_VISION_API_VERSION:-2024-02-01}"
+export_deployment_settings
 # The index's Web API vectorizer points at the Function's /api/vectorize (apps send text to the
 # search service; pull mode's skill calls it too). Its function key exists only once the code is
 # deployed: the postdeploy hook adds it, so the service's calls are answered 401 until then.
 if [ -n "${AZURE_SEARCH_VECTORIZER_URI:-}" ]; then
     export SEARCH_VECTORIZER_URI="$AZURE_SEARCH_VECTORIZER_URI"
 fi
-# DefaultAzureCredential uses azd's sign-in, and nothing else. Only a deployment without azd
-# names another credential, on purpose: IMGSEARCH_HOOK_TOKEN_CREDENTIALS=AzureCliCredential.
-export AZURE_TOKEN_CREDENTIALS="${IMGSEARCH_HOOK_TOKEN_CREDENTIALS:-AzureDeveloperCliCredential}"
 # Both services refuse API keys (disableLocalAuth); a key left in the shell must not be sent in
 # place of the Entra token. IMGSEARCH_HOOK_KEEP_KEYS=1 keeps them, for key-based stand-ins only.
 if [ "${IMGSEARCH_HOOK_KEEP_KEYS:-0}" != 1 ]; then

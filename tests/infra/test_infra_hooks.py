@@ -253,7 +253,9 @@ def test_postprovision_keeps_keys_only_when_asked_for_a_key_based_stand_in(tree,
 def test_postprovision_maps_to_the_names_the_settings_object_reads():
     # the names the hook exports must be the ones indexer.settings reads
     script = (HOOKS / "postprovision.sh").read_text(encoding="utf-8")
-    exported = set(re.findall(r"^export (\w+)=", script, re.M))
+    assert re.search(r"^export_deployment_settings$", script, re.M)  # lib.sh's exports, called here
+    script += (HOOKS / "lib.sh").read_text(encoding="utf-8")
+    exported = set(re.findall(r"^\s*export (\w+)=", script, re.M))
     aliases = {
         Settings.model_fields[f].validation_alias
         for f in (
@@ -262,6 +264,7 @@ def test_postprovision_maps_to_the_names_the_settings_object_reads():
             "vision_model_version",
             "vision_endpoint",
             "vision_api_version",
+            "search_vector_compression",
         )
     }
     assert aliases <= exported
@@ -1116,7 +1119,8 @@ def _read_vars(script: str) -> set[str]:
     sh = re.findall(r"\$\{?(AZURE_[A-Z_]+)", script)
     quoted = re.findall(r"'(AZURE_[A-Z_]+)'", script)
     pwsh = re.findall(r"\$env:(AZURE_[A-Z_]+)", script)
-    return (set(sh) | set(quoted) | set(pwsh)) - WRITTEN_FOR_AZURE_IDENTITY
+    required = re.findall(r"require_var (AZURE_[A-Z_]+)", script)  # sh's twin of the quoted list
+    return (set(sh) | set(quoted) | set(pwsh) | set(required)) - WRITTEN_FOR_AZURE_IDENTITY
 
 
 # Set by the hooks for azure-identity, not read from the deployment.
@@ -1235,6 +1239,8 @@ def test_the_shared_helpers_have_twins():
         r"sys.version_info < \(3, 11\)",
         "azd env get-values",
         "--editable",
+        "AZURE_SEARCH_VECTOR_COMPRESSION",
+        "AzureDeveloperCliCredential",
     ):
         assert re.search(fact, sh) and re.search(fact, ps), fact
 
