@@ -57,16 +57,12 @@ def vectorizer_endpoint(settings: Settings) -> VectorizerEndpoint | None:
     )
 
 
-def wanted_schema(
-    settings: Settings, vectorizer: Vectorizer | None = None, *, compression: str | None = None
-) -> IndexSchema:
-    """The schema of the index these settings must use: compressed as ``compression`` (by
-    default, as ``SEARCH_VECTOR_COMPRESSION`` says), with its Web API vectorizer pointed at
-    ``SEARCH_VECTORIZER_URI`` when that is set (``pinned_schema`` has the rest)."""
+def wanted_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
+    """The schema of the index these settings must use: compressed as ``SEARCH_VECTOR_COMPRESSION``
+    says, with its Web API vectorizer pointed at ``SEARCH_VECTORIZER_URI`` when that is set
+    (``pinned_schema`` has the rest)."""
     pinned = pinned_schema(settings, vectorizer)
-    return pinned.with_compression(compression or settings.vector_compression).with_vectorizer(
-        vectorizer_endpoint(settings)
-    )
+    return pinned.with_compression(settings.vector_compression).with_vectorizer(vectorizer_endpoint(settings))
 
 
 def pinned_schema(settings: Settings, vectorizer: Vectorizer | None = None) -> IndexSchema:
@@ -152,7 +148,7 @@ def _ensure_other_compression(
     have, where = str(exc.actual), describe_backend(settings)
     if settings.search_vector_compression is None and have in COMPRESSIONS:
         log.info("the %s stores its vectors %s; SEARCH_VECTOR_COMPRESSION is unset, so it stays so", where, have)
-        return backend.ensure_index(schema_like(schema, settings, have))
+        return backend.ensure_index(_compressed_as(schema, settings, have))
     documents = backend.count()
     if repin and documents == 0:
         log.warning("re-creating the empty %s with %s compression instead of %s", where, schema.compression, have)
@@ -176,7 +172,7 @@ def _ensure_other_compression(
     raise exc  # pragma: no cover - check_compression raised: have differs from the schema's
 
 
-def schema_like(schema: IndexSchema, settings: Settings, compression: str) -> IndexSchema:
+def _compressed_as(schema: IndexSchema, settings: Settings, compression: str) -> IndexSchema:
     """``schema`` compressed as ``compression`` instead (pin and vectorizer unchanged)."""
     pinned = load_schema(schema.pin.model_version).with_dimensions(schema.pin.dimensions)
     return pinned.with_compression(compression).with_vectorizer(vectorizer_endpoint(settings))

@@ -25,6 +25,11 @@ DEFAULT_COMPRESSION: Compression = "none"
 DEFAULT_OVERSAMPLING: dict[str, float] = {"scalar": 4.0, "binary": 10.0}
 # Bits the vector index holds per dimension (the quantized copy; originals are on disk).
 BITS_PER_DIMENSION: dict[str, int] = {"none": 32, "scalar": 8, "binary": 1}
+_DESCRIPTIONS = {
+    "none": "uncompressed (float32)",
+    "scalar": "with scalar (int8) quantization",
+    "binary": "with binary quantization",
+}
 # Each kind's name and REST ``kind`` in ``vectorSearch.compressions``.
 _REST_KINDS = {"scalar": ("image-scalar", "scalarQuantization"), "binary": ("image-binary", "binaryQuantization")}
 
@@ -67,9 +72,7 @@ def compression_of(definition: dict[str, Any], vector_field: str) -> str:
 
 def describe_compression(compression: str) -> str:
     """How a field with ``compression`` holds its vectors, for people."""
-    known = {"none": "uncompressed (float32)", "scalar": "with scalar (int8) quantization"}
-    known["binary"] = "with binary quantization"
-    return known.get(compression, f"with a compression of kind {compression!r}")
+    return _DESCRIPTIONS.get(compression, f"with a compression of kind {compression!r}")
 
 
 def check_compression(have: str, wanted: str, *, where: str, remedy: str) -> None:
