@@ -91,6 +91,25 @@ def test_bad_arguments_exit_2_naming_the_problem(run_cli, args, named) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("written", "images"),
+    [("1e8", 100_000_000), ("100M", 100_000_000), ("100,000,000", 100_000_000), ("2.5k", 2_500), ("3B", 3 * 10**9)],
+)
+def test_the_image_count_may_be_written_as_people_write_it(run_cli, written, images) -> None:
+    result = run_cli("plan", "--images", written, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["images"] == images
+
+
+@pytest.mark.parametrize("written", ["abc", "1.5", "10 million"])
+def test_an_image_count_that_is_not_one_is_a_usage_error_naming_it(run_cli, written) -> None:
+    result = run_cli("plan", "--images", written)
+
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{written!r} is not" in result.output
+
+
 def readme_plans() -> list[tuple[str, list[str]]]:
     """The ``imgsearch plan`` commands of the README's "What it costs", each with the lines of
     output it shows ("..." marks lines left out)."""

@@ -6,16 +6,38 @@ arithmetic is ``indexer.planning``; this parses the options and prints the plan,
 from __future__ import annotations
 
 import json
+import re
 
 import typer
 
 from indexer.entrypoints.cli.common import handle_errors, state
 from indexer.vector_compression import COMPRESSIONS, DEFAULT_COMPRESSION
 
+_COUNT = re.compile(r"(?P<number>-?\d+(?:\.\d+)?(?:e\d+)?)(?P<suffix>[kmb]?)", re.IGNORECASE)
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
+
+
+def image_count(text: str) -> int:
+    """A count as people write one: ``100000000``, ``100_000_000``, ``100,000,000``, ``1e8`` or
+    ``100M`` (k, M, B: thousand, million, billion)."""
+    match = _COUNT.fullmatch(text.strip().replace(",", "").replace("_", ""))
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a number of images (e.g. 100000000, 100M or 1e8)")
+    value = float(match["number"]) * _SUFFIXES[match["suffix"].lower()]
+    if value != int(value):
+        raise typer.BadParameter(f"{text!r} is not a whole number of images")
+    return int(value)
+
 
 def plan_command(
     ctx: typer.Context,
-    images: int = typer.Option(..., "--images", metavar="N", help="How many images the index will hold."),
+    images: int = typer.Option(
+        ...,
+        "--images",
+        metavar="N",
+        parser=image_count,
+        help="How many images the index will hold: 100000000, 100M or 1e8.",
+    ),
     compression: str | None = typer.Option(
         None,
         "--compression",
